@@ -1,0 +1,823 @@
+#include "engine.h"
+
+#include <errno.h>
+#include <lzma.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include "decode.h"
+#include "log.h"
+#include "ring.h"
+#include "target.h"
+
+#define CHUNK (4u << 20)       /* decoder to writer unit; 4 MiB direct writes */
+#define NCHUNKS 3              /* chunks in the pool: 12 MiB */
+#define RING_SIZE (4u << 20)   /* compressed bytes between reader and decoder */
+#define FLUSH_EVERY (64ull << 20) /* the verifier trails the writer by at most this */
+#define MAX_IMAGE (1ull << 40) /* 1 TiB: bounds the per-block hash table (16 MiB) */
+
+struct chunk {
+	uint8_t *buf;
+	size_t len;
+	uint64_t off;
+};
+
+struct flash {
+	const struct nf_flash_opts *o;
+	struct nf_flash_result *res;
+	struct nf_source *src;
+	struct nf_target tgt;
+	struct nf_decoder *dec;
+	struct nf_input input;
+	struct nf_ring ring;
+	uint64_t known_size;          /* 0: unknown until the end */
+	uint64_t min_size;            /* a lower bound (zstd's first frame) */
+
+	pthread_mutex_t lock;         /* everything below up to the atomics */
+	pthread_cond_t cond;
+	struct chunk chunks[NCHUNKS];
+	unsigned full[NCHUNKS], full_first, full_n;
+	unsigned free_[NCHUNKS], free_first, free_n;
+	int decode_done, writer_done, verifier_done;
+	int err;
+	XXH128_hash_t *hashes;        /* one per NF_BLOCK of the image */
+	size_t nhashes, hcap;
+	uint64_t flushed;             /* written and flushed: the verifier may read below */
+	uint64_t image_size;          /* final, once writer_done */
+
+	atomic_int cancel;
+	atomic_uint_fast64_t src_read, written, skipped, verified;
+	atomic_int finalizing;
+
+	uint8_t *head;                /* the image's first block, written last */
+	size_t head_len;
+	EVP_MD_CTX *sha;
+	double t_read, t_decode, t_write, t_verify;
+	double t_decode_wait;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Records the first failure, with its stage and one-line detail, and stops
+ * every stage. Later failures (usually consequences) are dropped. */
+static void __attribute__((format(printf, 4, 5)))
+flash_fail(struct flash *f, int err, const char *stage, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&f->lock);
+	if (!f->err) {
+		f->err = err;
+		f->res->stage = stage;
+		va_start(ap, fmt);
+		vsnprintf(f->res->detail, sizeof(f->res->detail), fmt, ap);
+		va_end(ap);
+	}
+	atomic_store(&f->cancel, 1);
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	nf_ring_fail(&f->ring, -ECANCELED);
+}
+
+static int failed(struct flash *f)
+{
+	return atomic_load(&f->cancel);
+}
+
+/* ---- reader ------------------------------------------------------------- */
+
+static int ring_sink(void *ctx, const void *buf, size_t len)
+{
+	struct flash *f = ctx;
+	int r = nf_ring_write(&f->ring, buf, len);
+
+	if (r == 0)
+		atomic_fetch_add(&f->src_read, len);
+	return r;
+}
+
+static void *reader_main(void *arg)
+{
+	struct flash *f = arg;
+	double t0 = now_s();
+	int r = nf_source_stream(f->src, 0, ring_sink, f);
+
+	f->t_read = now_s() - t0;
+	if (r < 0 && r != -ECANCELED && !failed(f))
+		flash_fail(f, r, "source", "reading '%s' failed at offset %llu: %s%s",
+			   f->o->source, (unsigned long long)atomic_load(&f->src_read),
+			   nf_source_detail(f->src),
+			   nf_source_is_nfs(f->src) && f->o->src.retry_seconds
+				   ? " (server did not come back in time)" : "");
+	nf_ring_finish(&f->ring, r < 0 ? r : 0);
+	return NULL;
+}
+
+/* ---- decoder ------------------------------------------------------------ */
+
+static ssize_t input_peek(void *ctx, const uint8_t **p)
+{
+	struct flash *f = ctx;
+	double t0 = now_s();
+	ssize_t n = nf_ring_peek(&f->ring, p);
+
+	f->t_decode_wait += now_s() - t0;
+	return n;
+}
+
+static void input_consume(void *ctx, size_t n)
+{
+	struct flash *f = ctx;
+
+	nf_ring_consume(&f->ring, n);
+}
+
+/* Takes a free chunk, waiting for the writer. Returns its index or -1 on failure. */
+static int take_free(struct flash *f)
+{
+	int i = -1;
+
+	pthread_mutex_lock(&f->lock);
+	while (f->free_n == 0 && !f->err)
+		pthread_cond_wait(&f->cond, &f->lock);
+	if (!f->err) {
+		i = (int)f->free_[f->free_first];
+		f->free_first = (f->free_first + 1) % NCHUNKS;
+		f->free_n--;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return i;
+}
+
+static void put_full(struct flash *f, int i, int last)
+{
+	pthread_mutex_lock(&f->lock);
+	if (i >= 0) {
+		f->full[(f->full_first + f->full_n) % NCHUNKS] = (unsigned)i;
+		f->full_n++;
+	}
+	if (last)
+		f->decode_done = 1;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+}
+
+static void decode_failed(struct flash *f, ssize_t n, uint64_t image_off)
+{
+	if (n != -EBADMSG && n != -ENOMEM) {
+		/* The input failed: the reader has said why. */
+		flash_fail(f, (int)n, "source", "reading '%s' failed", f->o->source);
+		return;
+	}
+	flash_fail(f, (int)n, "decode", "%s: %s at compressed offset %llu (image offset %llu)",
+		   f->o->source, nf_decoder_detail(f->dec),
+		   (unsigned long long)nf_decoder_in_offset(f->dec), (unsigned long long)image_off);
+}
+
+static void *decoder_main(void *arg)
+{
+	struct flash *f = arg;
+	double t0 = now_s(), wait = 0;
+	uint64_t off = 0;
+
+	for (;;) {
+		double w0 = now_s();
+		int i = take_free(f);
+		struct chunk *c;
+		ssize_t n = 1;
+
+		wait += now_s() - w0;
+		if (i < 0)
+			break;
+		c = &f->chunks[i];
+		c->off = off;
+		c->len = 0;
+		while (c->len < CHUNK && (n = nf_decoder_read(f->dec, c->buf + c->len, CHUNK - c->len)) > 0)
+			c->len += (size_t)n;
+		if (n < 0) {
+			decode_failed(f, n, off + c->len);
+			break;
+		}
+		off += c->len;
+		put_full(f, c->len ? i : -1, n == 0);
+		if (c->len == 0) {
+			/* Give the unused chunk back. */
+			pthread_mutex_lock(&f->lock);
+			f->free_[(f->free_first + f->free_n) % NCHUNKS] = (unsigned)i;
+			f->free_n++;
+			pthread_mutex_unlock(&f->lock);
+		}
+		if (n == 0)
+			break;
+	}
+	f->t_decode = now_s() - t0 - wait - f->t_decode_wait;
+	return NULL;
+}
+
+/* ---- writer ------------------------------------------------------------- */
+
+static int is_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static int store_hash(struct flash *f, size_t index, XXH128_hash_t h)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&f->lock);
+	if (index >= f->hcap) {
+		size_t cap = f->hcap ? f->hcap * 2 : 1024;
+		XXH128_hash_t *p;
+
+		while (cap <= index)
+			cap *= 2;
+		p = realloc(f->hashes, cap * sizeof(*p));
+		if (p) {
+			f->hashes = p;
+			f->hcap = cap;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	if (r == 0) {
+		f->hashes[index] = h;
+		if (index >= f->nhashes)
+			f->nhashes = index + 1;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+/* Writes [from, to) of chunk c: runs of data blocks as one write each, runs
+ * of zero blocks as one zero operation each (when zero-skip is on). */
+static int write_runs(struct flash *f, const struct chunk *c, size_t from, size_t to)
+{
+	size_t i = from;
+
+	while (i < to) {
+		size_t blen = to - i < NF_BLOCK ? to - i : NF_BLOCK;
+		int zero = f->o->zero_skip && is_zero(c->buf + i, blen);
+		size_t j = i + blen;
+		int r;
+
+		while (j < to) {
+			size_t l = to - j < NF_BLOCK ? to - j : NF_BLOCK;
+
+			if ((f->o->zero_skip && is_zero(c->buf + j, l)) != zero)
+				break;
+			j += l;
+		}
+		if (zero) {
+			r = nf_target_zero(&f->tgt, c->off + i, j - i, c->buf + i);
+			if (r == 0 && f->tgt.zero != NF_ZERO_WRITE)
+				atomic_fetch_add(&f->skipped, j - i);
+		} else {
+			r = nf_target_write(&f->tgt, c->buf + i, j - i, c->off + i);
+		}
+		if (r < 0) {
+			flash_fail(f, r, "write", "cannot write to '%s' at offset %llu: %s",
+				   f->tgt.path, (unsigned long long)(c->off + i), strerror(-r));
+			return r;
+		}
+		i = j;
+	}
+	return 0;
+}
+
+/* Before the first byte of the image lands, make the card unbootable: if the
+ * flash does not finish, the Pi netboots into the flasher again. */
+static int wipe_head(struct flash *f, const uint8_t *zeros)
+{
+	uint64_t len = NF_BLOCK;
+	int r;
+
+	if (f->tgt.size < len)
+		len = f->tgt.size & ~511ull;
+	r = len ? nf_target_zero(&f->tgt, 0, len, zeros) : 0;
+	if (r < 0)
+		flash_fail(f, r, "write", "cannot write to '%s': %s", f->tgt.path, strerror(-r));
+	return r;
+}
+
+static int process_chunk(struct flash *f, struct chunk *c)
+{
+	uint64_t end = c->off + c->len;
+	size_t from = 0;
+
+	if (end > f->tgt.size || end > MAX_IMAGE) {
+		flash_fail(f, -ENOSPC, "target", "the image does not fit: '%s' has %llu bytes and the image is larger",
+			   f->tgt.path, (unsigned long long)(end > f->tgt.size ? f->tgt.size : MAX_IMAGE));
+		return -ENOSPC;
+	}
+	EVP_DigestUpdate(f->sha, c->buf, c->len);
+	for (size_t i = 0; i < c->len; i += NF_BLOCK) {
+		size_t blen = c->len - i < NF_BLOCK ? c->len - i : NF_BLOCK;
+
+		if (store_hash(f, (size_t)((c->off + i) / NF_BLOCK), XXH3_128bits(c->buf + i, blen)) < 0) {
+			flash_fail(f, -ENOMEM, "write", "out of memory for block hashes");
+			return -ENOMEM;
+		}
+	}
+	if (c->off == 0) {
+		/* CHUNK is a multiple of NF_BLOCK: the first block is in the first chunk. */
+		f->head_len = c->len < NF_BLOCK ? c->len : NF_BLOCK;
+		memcpy(f->head, c->buf, f->head_len);
+		if (wipe_head(f, f->head + NF_BLOCK) < 0)
+			return -EIO;
+		from = f->head_len;
+	}
+	return write_runs(f, c, from, c->len);
+}
+
+static int flush_to(struct flash *f, uint64_t *last_flush, uint64_t end)
+{
+	int r = nf_target_flush(&f->tgt, *last_flush, end - *last_flush);
+
+	if (r < 0) {
+		flash_fail(f, r, "write", "cannot flush '%s': %s", f->tgt.path, strerror(-r));
+		return r;
+	}
+	pthread_mutex_lock(&f->lock);
+	f->flushed = end;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	*last_flush = end;
+	return 0;
+}
+
+/* Pops the next full chunk. Returns its index, -1 at the end, -2 on failure. */
+static int take_full(struct flash *f, double *wait)
+{
+	double t0 = now_s();
+	int i;
+
+	pthread_mutex_lock(&f->lock);
+	while (f->full_n == 0 && !f->decode_done && !f->err)
+		pthread_cond_wait(&f->cond, &f->lock);
+	if (f->err) {
+		i = -2;
+	} else if (f->full_n == 0) {
+		i = -1;
+	} else {
+		i = (int)f->full[f->full_first];
+		f->full_first = (f->full_first + 1) % NCHUNKS;
+		f->full_n--;
+	}
+	pthread_mutex_unlock(&f->lock);
+	*wait += now_s() - t0;
+	return i;
+}
+
+static void *writer_main(void *arg)
+{
+	struct flash *f = arg;
+	double t0 = now_s(), wait = 0;
+	uint64_t end = 0, last_flush = 0;
+	int i, r = 0;
+
+	while ((i = take_full(f, &wait)) >= 0) {
+		struct chunk *c = &f->chunks[i];
+
+		r = process_chunk(f, c);
+		end = c->off + c->len;
+		atomic_store(&f->written, end);
+		pthread_mutex_lock(&f->lock);
+		f->free_[(f->free_first + f->free_n) % NCHUNKS] = (unsigned)i;
+		f->free_n++;
+		pthread_cond_broadcast(&f->cond);
+		pthread_mutex_unlock(&f->lock);
+		if (r < 0)
+			break;
+		if (end - last_flush >= FLUSH_EVERY && flush_to(f, &last_flush, end) < 0)
+			break;
+	}
+	if (i == -1 && end == 0)
+		flash_fail(f, -EBADMSG, "decode", "'%s' holds an empty image", f->o->source);
+	if (i == -1 && end > 0) {
+		r = nf_target_finish(&f->tgt, end);
+		if (r < 0)
+			flash_fail(f, r, "write", "cannot extend '%s': %s", f->tgt.path, strerror(-r));
+		else if (flush_to(f, &last_flush, end) == 0) {
+			pthread_mutex_lock(&f->lock);
+			f->image_size = end;
+			f->writer_done = 1;
+			pthread_cond_broadcast(&f->cond);
+			pthread_mutex_unlock(&f->lock);
+		}
+	}
+	f->t_write = now_s() - t0 - wait;
+	return NULL;
+}
+
+/* ---- verifier ----------------------------------------------------------- */
+
+/* Reads back one block at off and compares it with the writer's hash.
+ * Returns 0, or a negative errno after flash_fail(). */
+static int verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
+{
+	size_t rlen = (len + f->tgt.align - 1) / f->tgt.align * f->tgt.align;
+	ssize_t n = nf_target_read(&f->tgt, buf, rlen, off);
+	XXH128_hash_t want, got;
+
+	if (n < 0) {
+		flash_fail(f, (int)n, "verify", "cannot read back '%s' at offset %llu: %s",
+			   f->tgt.path, (unsigned long long)off, strerror((int)-n));
+		return (int)n;
+	}
+	pthread_mutex_lock(&f->lock);
+	want = f->hashes[off / NF_BLOCK];
+	pthread_mutex_unlock(&f->lock);
+	got = XXH3_128bits(buf, len);
+	if ((size_t)n < len || !XXH128_isEqual(want, got)) {
+		f->res->have_bad_offset = 1;
+		f->res->bad_offset = off;
+		flash_fail(f, -EIO, "verify", "verification failed: '%s' does not hold the image at offset %llu "
+			   "(the 1 MiB block from there reads back different)", f->tgt.path, (unsigned long long)off);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void *verifier_main(void *arg)
+{
+	struct flash *f = arg;
+	uint8_t *buf = aligned_alloc(4096, NF_BLOCK + 4096);
+	uint64_t pos = NF_BLOCK; /* the head is verified when it is written, last */
+	double busy = 0;
+
+	if (!buf) {
+		flash_fail(f, -ENOMEM, "verify", "out of memory");
+		return NULL;
+	}
+	for (;;) {
+		uint64_t limit;
+		int done;
+
+		pthread_mutex_lock(&f->lock);
+		while (!f->err && f->flushed <= pos && !f->writer_done)
+			pthread_cond_wait(&f->cond, &f->lock);
+		limit = f->flushed;
+		done = f->writer_done;
+		pthread_mutex_unlock(&f->lock);
+		if (failed(f))
+			break;
+		double t0 = now_s();
+		for (; pos < limit; pos += NF_BLOCK) {
+			size_t len = limit - pos < NF_BLOCK ? (size_t)(limit - pos) : NF_BLOCK;
+
+			if (failed(f) || verify_block(f, buf, pos, len) < 0)
+				break;
+			atomic_store(&f->verified, pos + len);
+		}
+		busy += now_s() - t0;
+		if (failed(f) || (done && pos >= limit))
+			break;
+	}
+	f->t_verify = busy;
+	pthread_mutex_lock(&f->lock);
+	f->verifier_done = 1;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	free(buf);
+	return NULL;
+}
+
+/* ---- before anything is written: format and size -------------------------- */
+
+/* Reads the xz index from the end of the source: the exact decoded size and
+ * the block count, before the target is touched. A damaged or truncated
+ * file fails here. Returns 0 or -EBADMSG / the source's error. */
+static int xz_probe(struct flash *f, uint64_t *size, uint64_t *blocks)
+{
+	lzma_stream s = LZMA_STREAM_INIT;
+	lzma_index *idx = NULL;
+	uint8_t *buf = malloc(64 << 10);
+	uint64_t pos = 0, total = nf_source_size(f->src);
+	lzma_ret ret;
+	int r = -EBADMSG;
+
+	if (!buf)
+		return -ENOMEM;
+	if (lzma_file_info_decoder(&s, &idx, 64ull << 20, total) != LZMA_OK)
+		goto out;
+	for (;;) {
+		if (s.avail_in == 0) {
+			ssize_t n = nf_source_pread(f->src, buf, 64 << 10, pos);
+
+			if (n < 0) {
+				r = (int)n;
+				goto out;
+			}
+			s.next_in = buf;
+			s.avail_in = (size_t)n;
+			pos += (uint64_t)n;
+		}
+		ret = lzma_code(&s, LZMA_RUN);
+		if (ret == LZMA_SEEK_NEEDED) {
+			pos = s.seek_pos;
+			s.avail_in = 0;
+			continue;
+		}
+		if (ret == LZMA_STREAM_END)
+			break;
+		if (ret != LZMA_OK)
+			goto out;
+	}
+	*size = lzma_index_uncompressed_size(idx);
+	*blocks = lzma_index_block_count(idx);
+	r = 0;
+out:
+	lzma_index_end(idx, NULL);
+	lzma_end(&s);
+	free(buf);
+	return r;
+}
+
+static int probe(struct flash *f, enum nf_format *fmt)
+{
+	uint8_t head[NF_FORMAT_PROBE_LEN];
+	ssize_t n = nf_source_pread(f->src, head, sizeof(head), 0);
+	const char *other = NULL;
+	uint64_t size = 0, blocks = 0;
+
+	if (n < 0) {
+		flash_fail(f, (int)n, "source", "cannot read '%s': %s", f->o->source, nf_source_detail(f->src));
+		return (int)n;
+	}
+	if (n == 0) {
+		flash_fail(f, -EBADMSG, "source", "'%s' is empty", f->o->source);
+		return -EBADMSG;
+	}
+	*fmt = nf_format_detect(head, (size_t)n, &other);
+	if (*fmt == NF_FMT_UNKNOWN) {
+		flash_fail(f, -EBADMSG, "source", "'%s' is %s data, which netflash cannot decode (use raw, gzip, xz or zstd)",
+			   f->o->source, other);
+		return -EBADMSG;
+	}
+	if (f->o->format != NF_FMT_UNKNOWN && f->o->format != *fmt) {
+		flash_fail(f, -EBADMSG, "source", "'%s' is %s data, not %s as --format says",
+			   f->o->source, nf_format_name(*fmt), nf_format_name(f->o->format));
+		return -EBADMSG;
+	}
+	if (*fmt == NF_FMT_RAW) {
+		size = nf_source_size(f->src);
+	} else if (*fmt == NF_FMT_XZ) {
+		int r = xz_probe(f, &size, &blocks);
+
+		if (r < 0) {
+			flash_fail(f, r, "decode", "'%s': %s", f->o->source, r == -EBADMSG
+				   ? "xz index is corrupt or the file is truncated" : nf_source_detail(f->src));
+			return r;
+		}
+		f->res->xz_threads = blocks > 1 ? (f->o->threads ? f->o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN)) : 1;
+	} else if (*fmt == NF_FMT_ZSTD) {
+		unsigned long long fs = ZSTD_getFrameContentSize(head, (size_t)n);
+
+		/* Only a lower bound: more frames may follow. */
+		if (fs != ZSTD_CONTENTSIZE_UNKNOWN && fs != ZSTD_CONTENTSIZE_ERROR)
+			f->min_size = fs;
+	}
+	if (size && f->o->expect_size && size != f->o->expect_size) {
+		flash_fail(f, -EBADMSG, "source", "'%s' decodes to %llu bytes, expected %llu",
+			   f->o->source, (unsigned long long)size, (unsigned long long)f->o->expect_size);
+		return -EBADMSG;
+	}
+	f->known_size = size ? size : f->o->expect_size;
+	return 0;
+}
+
+/* With the target open: refuse an image known to be larger, before writing. */
+static int check_size(struct flash *f)
+{
+	uint64_t need = f->known_size > f->min_size ? f->known_size : f->min_size;
+
+	if (need > f->tgt.size) {
+		flash_fail(f, -ENOSPC, "target", "the image does not fit: '%s' has %llu bytes, the image %s%llu",
+			   f->tgt.path, (unsigned long long)f->tgt.size, f->known_size ? "" : "at least ",
+			   (unsigned long long)need);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* ---- the end: digest, then the first MiB ---------------------------------- */
+
+static int finalize(struct flash *f)
+{
+	struct nf_flash_result *res = f->res;
+	unsigned int mdlen = 0;
+	uint8_t *buf = NULL;
+	int r;
+
+	EVP_DigestFinal_ex(f->sha, res->sha256, &mdlen);
+	res->image_bytes = f->image_size;
+	if (f->o->have_expect_sha256 && memcmp(res->sha256, f->o->expect_sha256, 32) != 0) {
+		flash_fail(f, -EBADMSG, "verify", "'%s' is not the expected image: its SHA-256 differs from --expect-sha256",
+			   f->o->source);
+		return -EBADMSG;
+	}
+	if (f->o->expect_size && f->image_size != f->o->expect_size) {
+		flash_fail(f, -EBADMSG, "verify", "'%s' decoded to %llu bytes, expected %llu", f->o->source,
+			   (unsigned long long)f->image_size, (unsigned long long)f->o->expect_size);
+		return -EBADMSG;
+	}
+	atomic_store(&f->finalizing, 1);
+	r = nf_target_write(&f->tgt, f->head, f->head_len, 0);
+	if (r == 0)
+		r = nf_target_flush(&f->tgt, 0, f->head_len);
+	if (r < 0) {
+		flash_fail(f, r, "write", "cannot write the first MiB of '%s': %s", f->tgt.path, strerror(-r));
+		return r;
+	}
+	buf = aligned_alloc(4096, NF_BLOCK + 4096);
+	if (!buf) {
+		flash_fail(f, -ENOMEM, "verify", "out of memory");
+		return -ENOMEM;
+	}
+	double t0 = now_s();
+	r = verify_block(f, buf, 0, f->head_len);
+	f->t_verify += now_s() - t0;
+	free(buf);
+	if (r == 0)
+		atomic_store(&f->verified, f->image_size);
+	return r;
+}
+
+/* ---- setup, monitor ------------------------------------------------------- */
+
+static int setup(struct flash *f)
+{
+	struct nf_decoder_opts dopts = {
+		.format = f->res->format,
+		.threads = f->o->threads ? f->o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN),
+		.memlimit_threading = f->o->xz_memlimit ? f->o->xz_memlimit : NF_XZ_MEMLIMIT_DEFAULT,
+	};
+	if (nf_ring_init(&f->ring, RING_SIZE) < 0)
+		return -ENOMEM;
+	for (unsigned i = 0; i < NCHUNKS; i++) {
+		f->chunks[i].buf = aligned_alloc(4096, CHUNK);
+		if (!f->chunks[i].buf)
+			return -ENOMEM;
+		f->free_[i] = i;
+	}
+	f->free_n = NCHUNKS;
+	/* head + a zero block after it for wiping */
+	f->head = aligned_alloc(4096, 2 * NF_BLOCK);
+	f->sha = EVP_MD_CTX_new();
+	if (!f->head || !f->sha || !EVP_DigestInit_ex(f->sha, EVP_sha256(), NULL))
+		return -ENOMEM;
+	memset(f->head + NF_BLOCK, 0, NF_BLOCK);
+	f->input.peek = input_peek;
+	f->input.consume = input_consume;
+	f->input.ctx = f;
+	return nf_decoder_new(&f->dec, &dopts, &f->input);
+}
+
+static void report(struct flash *f, double t0)
+{
+	struct nf_progress p = {
+		.written = atomic_load(&f->written),
+		.total = f->known_size,
+		.skipped = atomic_load(&f->skipped),
+		.verified = atomic_load(&f->verified),
+		.src_read = atomic_load(&f->src_read),
+		.src_total = nf_source_size(f->src),
+		.elapsed = now_s() - t0,
+		.reconnects = nf_source_reconnects(f->src),
+		.reconnecting = nf_source_reconnecting(f->src),
+	};
+	int wdone, vdone;
+
+	pthread_mutex_lock(&f->lock);
+	wdone = f->writer_done;
+	vdone = f->verifier_done;
+	pthread_mutex_unlock(&f->lock);
+	p.stage = atomic_load(&f->finalizing) ? "finalize" : vdone || wdone ? "verify" : "write";
+	if (f->o->progress)
+		f->o->progress(&p, f->o->progress_ctx);
+}
+
+/* Runs the four stages and reports progress until they have all stopped. */
+static void run_pipeline(struct flash *f, double t0)
+{
+	void *(*mains[4])(void *) = { reader_main, decoder_main, writer_main, verifier_main };
+	pthread_t th[4];
+	int started = 0;
+	unsigned ms = f->o->progress_ms ? f->o->progress_ms : 250;
+
+	for (; started < 4; started++) {
+		if (pthread_create(&th[started], NULL, mains[started], f) != 0) {
+			flash_fail(f, -EAGAIN, "setup", "cannot start a thread");
+			break;
+		}
+	}
+	for (;;) {
+		struct timespec ts;
+		int over;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+		ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_mutex_lock(&f->lock);
+		over = f->err || f->verifier_done;
+		if (!over)
+			pthread_cond_timedwait(&f->cond, &f->lock, &ts);
+		over = f->err || f->verifier_done;
+		pthread_mutex_unlock(&f->lock);
+		if (f->o->interrupt && atomic_load(f->o->interrupt) && !failed(f))
+			flash_fail(f, -EINTR, "interrupted", "interrupted; the first MiB of '%s' was not written, so it will not boot",
+				   f->tgt.path);
+		if (over)
+			break;
+		report(f, t0);
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+}
+
+static void teardown(struct flash *f)
+{
+	nf_decoder_free(f->dec);
+	nf_ring_destroy(&f->ring);
+	for (unsigned i = 0; i < NCHUNKS; i++)
+		free(f->chunks[i].buf);
+	free(f->head);
+	free(f->hashes);
+	EVP_MD_CTX_free(f->sha);
+	nf_target_close(&f->tgt);
+	nf_source_close(f->src);
+	pthread_mutex_destroy(&f->lock);
+	pthread_cond_destroy(&f->cond);
+}
+
+int nf_flash(const struct nf_flash_opts *o, struct nf_flash_result *res)
+{
+	struct flash f = { .o = o, .res = res };
+	struct nf_source_opts sopts = o->src;
+	double t0 = now_s();
+	char detail[256];
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	res->format = NF_FMT_UNKNOWN;
+	pthread_mutex_init(&f.lock, NULL);
+	pthread_cond_init(&f.cond, NULL);
+	nf_target_init(&f.tgt);
+	sopts.cancel = &f.cancel;
+	r = nf_source_open(&f.src, o->source, &sopts, detail, sizeof(detail));
+	if (r < 0) {
+		flash_fail(&f, r, "source", "cannot open '%s': %s", o->source, detail);
+		goto out;
+	}
+	/* The target is not even opened (or created) until the source proved
+	 * to be an image we can decode. */
+	r = probe(&f, &res->format);
+	if (r < 0)
+		goto out;
+	r = nf_target_open(&f.tgt, o->target, o->allow_partition, detail, sizeof(detail));
+	if (r < 0) {
+		flash_fail(&f, r, "target", "%s", detail);
+		goto out;
+	}
+	r = check_size(&f);
+	if (r < 0)
+		goto out;
+	r = setup(&f);
+	if (r < 0) {
+		flash_fail(&f, r, "setup", "cannot set up the pipeline: %s", strerror(-r));
+		goto out;
+	}
+	run_pipeline(&f, t0);
+	if (!f.err)
+		finalize(&f);
+	report(&f, t0);
+out:
+	r = f.err;
+	res->source_bytes = atomic_load(&f.src_read);
+	res->skipped_bytes = atomic_load(&f.skipped);
+	res->written_bytes = atomic_load(&f.written) - res->skipped_bytes;
+	res->reconnects = f.src ? nf_source_reconnects(f.src) : 0;
+	res->t_read = f.t_read;
+	res->t_decode = f.t_decode;
+	res->t_write = f.t_write;
+	res->t_verify = f.t_verify;
+	res->t_total = now_s() - t0;
+	teardown(&f);
+	return r;
+}

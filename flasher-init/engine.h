@@ -1,0 +1,84 @@
+/* The flash engine: streams an image from a source (file or NFS) through the
+ * decoder onto a target (card or file) as a pipeline of threads, verifies
+ * what landed by reading it back, and writes the first MiB last.
+ *
+ *   reader --ring--> decoder --chunks--> writer --flushed range--> verifier
+ *
+ * The writer hashes the decoded stream (SHA-256, checked against the
+ * catalog's digest) and each 1 MiB block (XXH3-128, compared with the
+ * readback, which names the first bad block). All-zero blocks are not
+ * written where the target can be made to read zeros cheaply. The first MiB
+ * (partition table, boot sector) is wiped before the first write and written
+ * only after everything else is written and verified, so a failed or
+ * interrupted flash leaves a card that does not boot. */
+#ifndef NETFLASH_ENGINE_H
+#define NETFLASH_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "source.h"
+
+#define NF_BLOCK (1u << 20) /* hash, zero-skip and head granularity */
+
+struct nf_progress {
+	const char *stage;     /* "write", "verify", "finalize" */
+	uint64_t written;      /* image bytes handled by the writer */
+	uint64_t total;        /* image size if known, else 0 */
+	uint64_t skipped;      /* zero bytes not written */
+	uint64_t verified;     /* bytes read back and compared */
+	uint64_t src_read;     /* source (compressed) bytes read */
+	uint64_t src_total;
+	double elapsed;
+	unsigned reconnects;
+	int reconnecting;      /* the NFS server is gone; retrying */
+};
+
+typedef void (*nf_progress_fn)(const struct nf_progress *p, void *ctx);
+
+struct nf_flash_opts {
+	const char *source;
+	const char *target;
+	enum nf_format format;     /* NF_FMT_UNKNOWN: detect */
+	int zero_skip;
+	int allow_partition;
+	int have_expect_sha256;
+	uint8_t expect_sha256[32];
+	uint64_t expect_size;      /* 0: unknown */
+	unsigned threads;          /* xz decoder threads; 0: one per CPU */
+	uint64_t xz_memlimit;      /* memlimit_threading; 0: default */
+	struct nf_source_opts src;
+	atomic_int *interrupt;     /* set non-zero to abort (Ctrl-C) */
+	nf_progress_fn progress;
+	void *progress_ctx;
+	unsigned progress_ms;      /* 0: 250 */
+};
+
+struct nf_flash_result {
+	enum nf_format format;
+	uint64_t image_bytes;      /* decoded image size */
+	uint64_t source_bytes;
+	uint64_t written_bytes;    /* bytes written as data */
+	uint64_t skipped_bytes;    /* zero bytes made zero without writing */
+	uint8_t sha256[32];        /* of the decoded image */
+	unsigned xz_threads;
+	unsigned reconnects;
+	double t_total, t_read, t_decode, t_write, t_verify;
+	int have_bad_offset;
+	uint64_t bad_offset;       /* first offset that failed verification */
+	const char *stage;         /* where it failed: "source", "decode", "target", "write", "verify" */
+	char detail[512];          /* one line: what failed and why */
+};
+
+/* Runs one flash. Returns 0 when the image was written and verified in full,
+ * else a negative errno with res->detail naming the object and the reason:
+ * -EBADMSG (corrupt/truncated/trailing data), -ENOSPC (image larger than
+ * target), -EBUSY (mounted, root disk), -EIO (verification or device
+ * failure), -EINTR (interrupted), the source's errors, ... */
+int nf_flash(const struct nf_flash_opts *o, struct nf_flash_result *res);
+
+/* Default xz memlimit_threading: keeps the engine's peak RSS under 64 MiB. */
+#define NF_XZ_MEMLIMIT_DEFAULT (36ull << 20)
+
+#endif

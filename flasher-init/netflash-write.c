@@ -1,0 +1,331 @@
+/* netflash-write: flash a (compressed) image from a file or an NFS URL onto
+ * a card or file, verify it by reading it back, first MiB last. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "json.h"
+#include "log.h"
+#include "parse.h"
+
+#ifndef NETFLASH_VERSION
+#define NETFLASH_VERSION "0.1.0"
+#endif
+
+enum progress_mode { PROGRESS_AUTO, PROGRESS_BAR, PROGRESS_JSON, PROGRESS_NONE };
+
+struct cli {
+	struct nf_flash_opts fo;
+	enum progress_mode progress;
+	int quiet;
+	int bar_drawn;
+};
+
+static atomic_int interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&interrupted, 1);
+}
+
+static void usage(FILE *out)
+{
+	fputs(
+"Usage: netflash-write [OPTIONS] SOURCE TARGET\n"
+"\n"
+"Write a disk image onto a card (or a file) and verify it by reading it back.\n"
+"\n"
+"SOURCE is a local file or nfs://SERVER/EXPORT/PATH/IMAGE[?version=3&nfsport=N&mountport=M]\n"
+"(read with libnfs; no mount, no kernel NFS client). Its format is detected\n"
+"from its first bytes: raw, gzip (also multi-member), xz (multi-block xz is\n"
+"decoded on all CPUs) or zstd. TARGET is a block device (the whole card) or a\n"
+"regular file, created if missing and grown as needed.\n"
+"\n"
+"The first MiB of TARGET (partition table, boot sector) is wiped before the\n"
+"first write and written only after the rest is written and verified: a flash\n"
+"that fails or is interrupted leaves a card that does not boot.\n"
+"\n"
+"Options:\n"
+"  -f, --format=FMT        require this format (raw, gzip, xz, zstd)\n"
+"      --expect-sha256=HEX the decoded image must have this SHA-256\n"
+"      --expect-size=SIZE  the decoded image must have this size (bytes, or K/M/G)\n"
+"      --no-zero-skip      write all-zero blocks too (default: zero them cheaply)\n"
+"      --force             allow writing to a partition instead of a whole disk\n"
+"  -j, --threads=N         xz decoder threads (default: one per CPU)\n"
+"      --xz-memlimit=SIZE  memory the threaded xz decoder may use (default 36M);\n"
+"                          fewer threads run when blocks need more\n"
+"      --nfs-depth=N       NFS reads in flight (default 2, max 16)\n"
+"      --retry-seconds=N   keep reconnecting to a lost NFS server this long (default 60)\n"
+"      --timeout=N         seconds before one NFS call counts as failed (default 10)\n"
+"      --progress=MODE     bar, json (one JSON object a line on stdout), none;\n"
+"                          default: bar when stderr is a terminal, else none\n"
+"  -q, --quiet             no summary line\n"
+"  -h, --help              show this help\n"
+"  -V, --version           show the version\n"
+"\n"
+"Refused, before anything is written: a mounted target, the disk holding the\n"
+"running root filesystem, a read-only target, a partition (without --force),\n"
+"an image known to be larger than the target, unknown formats.\n"
+"\n"
+"Exit status: 0 written and verified; 1 flash failed (the first MiB was not\n"
+"written); 2 usage error.\n", out);
+}
+
+static double mb_s(uint64_t bytes, double s)
+{
+	return s > 0 ? (double)bytes / 1e6 / s : 0;
+}
+
+static void human(uint64_t b, char *out, size_t cap)
+{
+	if (b >= (1ull << 30))
+		snprintf(out, cap, "%.2f GiB", (double)b / (1ull << 30));
+	else if (b >= (1ull << 20))
+		snprintf(out, cap, "%.1f MiB", (double)b / (1ull << 20));
+	else
+		snprintf(out, cap, "%llu B", (unsigned long long)b);
+}
+
+static void progress_bar(const struct nf_progress *p, struct cli *c)
+{
+	uint64_t done = strcmp(p->stage, "write") == 0 ? p->written : p->verified;
+	uint64_t total = p->total;
+	double frac = total ? (double)done / (double)total : 0;
+	double rate = mb_s(done, p->elapsed);
+	char d[32], t[32], eta[32] = "--:--", bar[31];
+	int fill = (int)(frac * 30);
+
+	if (strcmp(p->stage, "write") != 0)
+		rate = 0;
+	if (total && rate > 0 && done < total) {
+		unsigned s = (unsigned)((double)(total - done) / 1e6 / rate);
+
+		snprintf(eta, sizeof(eta), "%u:%02u", s / 60, s % 60);
+	}
+	memset(bar, '#', (size_t)(fill > 30 ? 30 : fill));
+	memset(bar + (fill > 30 ? 30 : fill), '.', (size_t)(30 - (fill > 30 ? 30 : fill)));
+	bar[30] = '\0';
+	human(done, d, sizeof(d));
+	if (total)
+		human(total, t, sizeof(t));
+	else
+		snprintf(t, sizeof(t), "?");
+	fprintf(stderr, "\r%-8s [%s] %s / %s  %.1f MB/s  ETA %s%s\033[K",
+		p->reconnecting ? "retry" : p->stage, total ? bar : "..............................",
+		d, t, rate, eta, p->reconnecting ? "  (NFS server lost, reconnecting)" : "");
+	c->bar_drawn = 1;
+}
+
+static void progress_json(const struct nf_progress *p)
+{
+	printf("{\"event\":\"progress\",\"stage\":\"%s\",\"written\":%llu,\"total\":%llu,"
+	       "\"skipped\":%llu,\"verified\":%llu,\"source_read\":%llu,\"source_total\":%llu,"
+	       "\"elapsed\":%.3f,\"reconnects\":%u,\"reconnecting\":%s}\n",
+	       p->stage, (unsigned long long)p->written, (unsigned long long)p->total,
+	       (unsigned long long)p->skipped, (unsigned long long)p->verified,
+	       (unsigned long long)p->src_read, (unsigned long long)p->src_total, p->elapsed,
+	       p->reconnects, p->reconnecting ? "true" : "false");
+	fflush(stdout);
+}
+
+static void on_progress(const struct nf_progress *p, void *ctx)
+{
+	struct cli *c = ctx;
+
+	if (c->progress == PROGRESS_BAR)
+		progress_bar(p, c);
+	else if (c->progress == PROGRESS_JSON)
+		progress_json(p);
+}
+
+static void summary(const struct cli *c, const struct nf_flash_result *r, int err)
+{
+	char sha[65], img[32], wr[32], sk[32], msg[1100];
+
+	nf_format_hex(r->sha256, 32, sha);
+	if (c->progress == PROGRESS_JSON) {
+		if (err)
+			printf("{\"event\":\"error\",\"stage\":\"%s\",\"errno\":%d,\"bad_offset\":%lld,"
+			       "\"message\":%s}\n", r->stage ? r->stage : "", -err,
+			       r->have_bad_offset ? (long long)r->bad_offset : -1LL,
+			       nf_json_str(msg, sizeof(msg), r->detail));
+		else
+			printf("{\"event\":\"done\",\"format\":\"%s\",\"image_bytes\":%llu,\"written\":%llu,"
+			       "\"skipped\":%llu,\"sha256\":\"%s\",\"seconds\":%.3f,\"t_read\":%.3f,"
+			       "\"t_decode\":%.3f,\"t_write\":%.3f,\"t_verify\":%.3f,\"xz_threads\":%u,"
+			       "\"reconnects\":%u}\n",
+			       nf_format_name(r->format), (unsigned long long)r->image_bytes,
+			       (unsigned long long)r->written_bytes, (unsigned long long)r->skipped_bytes, sha,
+			       r->t_total, r->t_read, r->t_decode, r->t_write, r->t_verify, r->xz_threads,
+			       r->reconnects);
+		fflush(stdout);
+	}
+	if (err || c->quiet)
+		return;
+	human(r->image_bytes, img, sizeof(img));
+	human(r->written_bytes, wr, sizeof(wr));
+	human(r->skipped_bytes, sk, sizeof(sk));
+	nf_info("wrote and verified %s %s image on '%s' in %.1f s (%.1f MB/s): %s written, %s zero "
+		"skipped; busy read %.1f s, decode %.1f s, write %.1f s, verify %.1f s; "
+		"%u NFS reconnect(s); sha256 %s",
+		img, nf_format_name(r->format), c->fo.target, r->t_total, mb_s(r->image_bytes, r->t_total),
+		wr, sk, r->t_read, r->t_decode, r->t_write, r->t_verify, r->reconnects, sha);
+}
+
+static int bad_option(const char *opt, const char *val, const char *why)
+{
+	char q[128];
+
+	nf_err("invalid %s %s: %s (see --help)", opt, nf_quote(q, sizeof(q), val), why);
+	return 2;
+}
+
+enum {
+	OPT_SHA = 256, OPT_SIZE, OPT_NOZERO, OPT_FORCE, OPT_XZMEM, OPT_DEPTH, OPT_RETRY,
+	OPT_TIMEOUT, OPT_PROGRESS,
+};
+
+static int parse_args(int argc, char **argv, struct cli *c)
+{
+	static const struct option longopts[] = {
+		{ "format", required_argument, NULL, 'f' },
+		{ "expect-sha256", required_argument, NULL, OPT_SHA },
+		{ "expect-size", required_argument, NULL, OPT_SIZE },
+		{ "no-zero-skip", no_argument, NULL, OPT_NOZERO },
+		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "threads", required_argument, NULL, 'j' },
+		{ "xz-memlimit", required_argument, NULL, OPT_XZMEM },
+		{ "nfs-depth", required_argument, NULL, OPT_DEPTH },
+		{ "retry-seconds", required_argument, NULL, OPT_RETRY },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "progress", required_argument, NULL, OPT_PROGRESS },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	struct nf_flash_opts *o = &c->fo;
+	uint64_t v;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "f:j:qhV", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			o->format = nf_format_parse(optarg);
+			if (o->format == NF_FMT_UNKNOWN)
+				return bad_option("--format", optarg, "expected raw, gzip, xz or zstd");
+			break;
+		case OPT_SHA:
+			if (nf_parse_hex(optarg, o->expect_sha256, 32) < 0)
+				return bad_option("--expect-sha256", optarg, "expected 64 hex digits");
+			o->have_expect_sha256 = 1;
+			break;
+		case OPT_SIZE:
+			if (nf_parse_size(optarg, 1ull << 50, &o->expect_size) < 0 || o->expect_size == 0)
+				return bad_option("--expect-size", optarg, "expected a positive size like 4294967296 or 4G");
+			break;
+		case OPT_NOZERO:
+			o->zero_skip = 0;
+			break;
+		case OPT_FORCE:
+			o->allow_partition = 1;
+			break;
+		case 'j':
+			if (nf_parse_u64(optarg, 1, 256, &v) < 0)
+				return bad_option("--threads", optarg, "expected 1..256");
+			o->threads = (unsigned)v;
+			break;
+		case OPT_XZMEM:
+			if (nf_parse_size(optarg, 1ull << 40, &o->xz_memlimit) < 0 || o->xz_memlimit < (1u << 20))
+				return bad_option("--xz-memlimit", optarg, "expected a size of at least 1M");
+			break;
+		case OPT_DEPTH:
+			if (nf_parse_u64(optarg, 1, 16, &v) < 0)
+				return bad_option("--nfs-depth", optarg, "expected 1..16");
+			o->src.nfs_depth = (unsigned)v;
+			break;
+		case OPT_RETRY:
+			if (nf_parse_u64(optarg, 0, 86400, &v) < 0)
+				return bad_option("--retry-seconds", optarg, "expected 0..86400");
+			o->src.retry_seconds = (unsigned)v;
+			break;
+		case OPT_TIMEOUT:
+			if (nf_parse_u64(optarg, 1, 3600, &v) < 0)
+				return bad_option("--timeout", optarg, "expected 1..3600");
+			o->src.timeout_seconds = (unsigned)v;
+			break;
+		case OPT_PROGRESS:
+			if (strcmp(optarg, "bar") == 0)
+				c->progress = PROGRESS_BAR;
+			else if (strcmp(optarg, "json") == 0)
+				c->progress = PROGRESS_JSON;
+			else if (strcmp(optarg, "none") == 0)
+				c->progress = PROGRESS_NONE;
+			else
+				return bad_option("--progress", optarg, "expected bar, json or none");
+			break;
+		case 'q':
+			c->quiet = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("netflash-write %s\n", NETFLASH_VERSION);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 2) {
+		nf_err("expected SOURCE and TARGET (see --help)");
+		return 2;
+	}
+	o->source = argv[optind];
+	o->target = argv[optind + 1];
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c = { .fo = {
+		.format = NF_FMT_UNKNOWN,
+		.zero_skip = 1,
+		.src = { .retry_seconds = 60 },
+		.interrupt = &interrupted,
+	} };
+	struct nf_flash_result res;
+	struct sigaction sa = { .sa_handler = on_signal };
+	int r;
+
+	nf_log_setup("netflash-write", NF_LOG_INFO);
+	r = parse_args(argc, argv, &c);
+	if (r)
+		return r;
+	if (c.progress == PROGRESS_AUTO)
+		c.progress = isatty(STDERR_FILENO) ? PROGRESS_BAR : PROGRESS_NONE;
+	c.fo.progress = on_progress;
+	c.fo.progress_ctx = &c;
+	c.fo.progress_ms = c.progress == PROGRESS_JSON ? 500 : 200;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = nf_flash(&c.fo, &res);
+	if (c.bar_drawn)
+		fputc('\n', stderr);
+	summary(&c, &res, r);
+	if (r < 0) {
+		nf_err("%s", res.detail);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,67 @@
+/* The card (or a file standing in for one): opening it safely and the
+ * primitive writes the flash engine needs. */
+#ifndef NETFLASH_TARGET_H
+#define NETFLASH_TARGET_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum nf_zero_method {
+	NF_ZERO_WRITE,   /* no cheaper way: zeros are written like data */
+	NF_ZERO_PUNCH,   /* regular file: punch a hole */
+	NF_ZERO_ZEROOUT, /* block device: BLKZEROOUT (write-zeroes or discard) */
+};
+
+struct nf_target {
+	int wfd;        /* writes; O_DIRECT when direct_w */
+	int bfd;        /* buffered writes of unaligned tails */
+	int rfd;        /* readback; O_DIRECT when direct_r */
+	int is_blk, direct_w, direct_r;
+	uint64_t size;  /* device size; UINT64_MAX for a regular file (it grows) */
+	uint64_t initial_size; /* regular file: size before we started */
+	unsigned align; /* alignment O_DIRECT needs for offsets, lengths, buffers */
+	enum nf_zero_method zero;
+	char path[PATH_MAX];
+};
+
+/* Initialises t to the closed state (so nf_target_close() is safe). */
+void nf_target_init(struct nf_target *t);
+
+/* Opens path for flashing after the safety checks: a block device must not
+ * be mounted, used as swap, held by another device (dm, md), hold the running
+ * root filesystem or be read-only, and must be a whole disk unless
+ * allow_partition. A missing path under /dev is an error; elsewhere a regular
+ * file is created. Returns 0, or a negative errno with a one-line reason in
+ * detail: -EBUSY (mounted, root, in use), -EROFS, -ENODEV, -EINVAL
+ * (partition, unsupported file type). */
+int nf_target_open(struct nf_target *t, const char *path, int allow_partition,
+		   char *detail, size_t cap);
+
+/* Writes len bytes at off in full (EINTR, short writes). buf must be aligned
+ * to t->align when the write is direct; unaligned lengths or offsets go
+ * through the buffered descriptor. Returns 0 or a negative errno. */
+int nf_target_write(struct nf_target *t, const void *buf, size_t len, uint64_t off);
+
+/* Makes [off, off+len) read back as zeros, the cheapest way the target
+ * allows (see enum nf_zero_method). zeros must point at len zero bytes
+ * (aligned) for the write fallback. Returns 0 or a negative errno. */
+int nf_target_zero(struct nf_target *t, uint64_t off, size_t len, const void *zeros);
+
+/* Flushes written data to stable storage and drops cached pages of
+ * [off, off+len) so that readback comes from the device. Returns 0 or -errno. */
+int nf_target_flush(struct nf_target *t, uint64_t off, uint64_t len);
+
+/* Reads up to len bytes at off for verification (buf aligned to t->align).
+ * Returns the count read (short at the end of the target) or -errno. */
+ssize_t nf_target_read(struct nf_target *t, void *buf, size_t len, uint64_t off);
+
+/* Regular file: extends it to size if it is shorter (a zero tail that was
+ * skipped). Block device: no-op. Returns 0 or -errno. */
+int nf_target_finish(struct nf_target *t, uint64_t size);
+
+/* Closes all descriptors; safe on an initialised, unopened target. */
+void nf_target_close(struct nf_target *t);
+
+#endif

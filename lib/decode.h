@@ -1,0 +1,52 @@
+/* The decoder stage: pulls compressed bytes from an input and produces the
+ * image's bytes. Strict: a stream that ends early, corrupt data and any
+ * bytes after the end of the compressed data are errors (-EBADMSG). */
+#ifndef NETFLASH_DECODE_H
+#define NETFLASH_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "format.h"
+
+/* Where a decoder pulls compressed bytes from (a ring, a memory buffer). */
+struct nf_input {
+	/* Points *p at available bytes; returns their count, 0 at the end of
+	 * the input, or a negative errno (passed through by the decoder). */
+	ssize_t (*peek)(void *ctx, const uint8_t **p);
+	/* Marks n of the peeked bytes as used. */
+	void (*consume)(void *ctx, size_t n);
+	void *ctx;
+};
+
+struct nf_decoder_opts {
+	enum nf_format format;
+	unsigned threads;            /* xz: decoder threads (1 = single-threaded) */
+	uint64_t memlimit_threading; /* xz: fewer threads beyond this many bytes */
+	uint64_t memlimit;           /* xz, zstd: hard cap; beyond it the image is refused */
+};
+
+struct nf_decoder;
+
+/* Creates a decoder reading from in (borrowed, must outlive the decoder).
+ * Returns 0 or -ENOMEM / -EINVAL (unsupported format). */
+int nf_decoder_new(struct nf_decoder **out, const struct nf_decoder_opts *opts,
+		   const struct nf_input *in);
+
+/* Fills buf with up to len decoded bytes; short counts happen only at the end.
+ * Returns bytes produced, 0 once the stream ended cleanly, -EBADMSG for
+ * corrupt, truncated or trailing data, -ENOMEM when the stream needs more
+ * memory than allowed, or the input's own negative errno. */
+ssize_t nf_decoder_read(struct nf_decoder *d, void *buf, size_t len);
+
+/* Compressed bytes consumed so far (the offset to name in an error). */
+uint64_t nf_decoder_in_offset(const struct nf_decoder *d);
+
+/* A static description of the last error, e.g. "xz: compressed data is corrupt". */
+const char *nf_decoder_detail(const struct nf_decoder *d);
+
+/* Frees the decoder; accepts NULL. */
+void nf_decoder_free(struct nf_decoder *d);
+
+#endif

@@ -1,0 +1,83 @@
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The log target is the one global the style allows. */
+static const char *log_prog = "netflash";
+static enum nf_log_level log_max = NF_LOG_INFO;
+
+void nf_log_setup(const char *prog, enum nf_log_level max)
+{
+	log_prog = prog;
+	log_max = max;
+}
+
+void nf_log(enum nf_log_level level, const char *fmt, ...)
+{
+	static const char *const prefix[] = { "error: ", "warning: ", "", "debug: " };
+	char line[1024];
+	va_list ap;
+
+	if (level > log_max)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* One write per line so concurrent writers do not interleave. */
+	fprintf(stderr, "%s: %s%s\n", log_prog, prefix[level], line);
+}
+
+const char *nf_quote(char *out, size_t cap, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	if (cap < 8) {
+		if (cap)
+			out[0] = '\0';
+		return out;
+	}
+	out[o++] = '\'';
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		size_t need = (c < 0x20 || c >= 0x7f || c == '\'' || c == '\\') ? 4 : 1;
+
+		if (need > cap - o - 5) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (need == 1) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o++] = '\'';
+	out[o] = '\0';
+	return out;
+}
+
+const char *nf_strerror(int neg_errno)
+{
+	switch (-neg_errno) {
+	case EBADMSG:
+		return "corrupt or truncated data";
+	case EPROTO:
+		return "protocol error";
+	case ENOSPC:
+		return "image larger than target";
+	case ETIMEDOUT:
+		return "timed out";
+	case EMSGSIZE:
+		return "too long";
+	default:
+		return strerror(-neg_errno);
+	}
+}

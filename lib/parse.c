@@ -1,0 +1,137 @@
+#include "parse.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+int nf_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!s || !*s)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+	}
+	for (; *s; s++) {
+		if (__builtin_mul_overflow(v, 10, &v) ||
+		    __builtin_add_overflow(v, (uint64_t)(*s - '0'), &v))
+			return -ERANGE;
+	}
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int nf_parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+	static const struct { const char *suffix; unsigned shift; } units[] = {
+		{ "", 0 }, { "K", 10 }, { "KiB", 10 }, { "M", 20 }, { "MiB", 20 },
+		{ "G", 30 }, { "GiB", 30 }, { "T", 40 }, { "TiB", 40 },
+	};
+	char digits[32];
+	size_t n = strspn(s, "0123456789");
+	uint64_t v;
+	int r;
+
+	if (n == 0 || n >= sizeof(digits))
+		return n == 0 ? -EINVAL : -ERANGE;
+	memcpy(digits, s, n);
+	digits[n] = '\0';
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(s + n, units[i].suffix) != 0)
+			continue;
+		r = nf_parse_u64(digits, 0, UINT64_MAX >> units[i].shift, &v);
+		if (r < 0)
+			return r;
+		v <<= units[i].shift;
+		if (v > max)
+			return -ERANGE;
+		*out = v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int nf_parse_hex(const char *s, uint8_t *out, size_t len)
+{
+	if (strlen(s) != 2 * len)
+		return -EMSGSIZE;
+	for (size_t i = 0; i < len; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+void nf_format_hex(const uint8_t *in, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+int nf_parse_mac(const char *s, uint8_t mac[6])
+{
+	char sep = 0;
+	size_t len = strlen(s), ndig = 0, group = 0;
+	uint8_t nib[12];
+
+	/* Accepted shapes: 6 groups of 2 (':' or '-'), 3 groups of 4 ('.'), or 12 digits. */
+	if (len != 17 && len != 14 && len != 12)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		int v = hexval(s[i]);
+
+		if (v >= 0) {
+			if (ndig == 12)
+				return -EINVAL;
+			nib[ndig++] = (uint8_t)v;
+			group++;
+			continue;
+		}
+		if (s[i] != ':' && s[i] != '-' && s[i] != '.')
+			return -EINVAL;
+		if (sep && s[i] != sep)
+			return -EINVAL;
+		sep = s[i];
+		if (group != (sep == '.' ? 4u : 2u))
+			return -EINVAL;
+		group = 0;
+	}
+	if (ndig != 12)
+		return -EINVAL;
+	if (sep && group != (sep == '.' ? 4u : 2u))
+		return -EINVAL;
+	if ((len == 17 && (sep == '.' || !sep)) || (len == 14 && sep != '.') || (len == 12 && sep))
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)(nib[2 * i] << 4 | nib[2 * i + 1]);
+	return 0;
+}
+
+void nf_format_mac(const uint8_t mac[6], char out[18])
+{
+	snprintf(out, 18, "%02x-%02x-%02x-%02x-%02x-%02x",
+		 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+}

@@ -1,0 +1,30 @@
+/* The project's parsers for untrusted text: numbers, sizes, hex digests, MACs. */
+#ifndef NETFLASH_PARSE_H
+#define NETFLASH_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses decimal digits only (no sign, no spaces, no trailing junk) into
+ * *out within [min, max]. Returns 0, -EINVAL (empty, junk) or -ERANGE. */
+int nf_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Parses a byte size: digits with an optional binary suffix K, M, G, T
+ * (KiB.. TiB; "KiB" spellings accepted). Returns 0, -EINVAL or -ERANGE. */
+int nf_parse_size(const char *s, uint64_t max, uint64_t *out);
+
+/* Parses exactly 2*len hex digits (either case) into out[len].
+ * Returns 0, -EINVAL (bad digit) or -EMSGSIZE (wrong length). */
+int nf_parse_hex(const char *s, uint8_t *out, size_t len);
+
+/* Formats len bytes as lower-case hex into out (capacity >= 2*len+1). */
+void nf_format_hex(const uint8_t *in, size_t len, char *out);
+
+/* Parses a MAC address in any common spelling (aa:bb:.., aa-bb-.., aabb.ccdd.eeff,
+ * aabbccddeeff; either case) into 6 bytes. Returns 0 or -EINVAL. */
+int nf_parse_mac(const char *s, uint8_t mac[6]);
+
+/* Prints the canonical TFTP directory form "b8-27-eb-d3-85-78" (18 bytes with NUL). */
+void nf_format_mac(const uint8_t mac[6], char out[18]);
+
+#endif
