@@ -1,0 +1,107 @@
+# shellcheck shell=bash
+# Shared helpers for integration tests. Source it first thing in a test:
+# it makes a private work dir, and its EXIT trap ends every process and
+# detaches every loop device the test registered, also when the test fails.
+set -euo pipefail
+
+: "${NETFLASH_BUILD:?NETFLASH_BUILD must point at the build directory}"
+NETFLASH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+NFW="$NETFLASH_BUILD/flasher-init/netflash-write"
+T=$(mktemp -d "${TMPDIR:-/tmp}/netflash-test.XXXXXX")
+_LOOPS=() _PIDS=() _MOUNTS=()
+FAILS=0
+
+# shellcheck source=fixtures/ganesha.sh
+source "$NETFLASH_SRC/tests/fixtures/ganesha.sh"
+
+_cleanup() {
+	local rc=$?
+	set +e
+	for m in "${_MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
+	ganesha_stop
+	for p in "${_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	for l in "${_LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
+	if [ $rc -eq 0 ] && [ "$FAILS" -eq 0 ]; then rm -rf "$T"; else echo "kept work dir $T" >&2; fi
+	exit $rc
+}
+trap _cleanup EXIT
+
+# loop_attach VAR FILE [losetup options]: attaches FILE, stores the device in
+# VAR and registers it for detach (not in a $(...) subshell, which would lose
+# the registration).
+loop_attach() {
+	local -n _dev=$1
+	local f=$2
+	shift 2
+	_dev=$(losetup --find --show "$@" "$f")
+	_LOOPS+=("$_dev")
+}
+
+# loop_partitions DEV IMAGE: makes sure DEVpN exist for IMAGE's MBR
+# partitions; kernels built without partition-table parsers do not create
+# them, so add them with BLKPG (addpart) from the table partx reads.
+loop_partitions() {
+	local dev=$1 img=$2 n start sectors
+	sleep 0.2
+	while read -r n start sectors; do
+		[ -b "${dev}p$n" ] || addpart "$dev" "$n" "$start" "$sectors"
+	done < <(partx -g -o NR,START,SECTORS "$img")
+}
+register_mount() { _MOUNTS+=("$1"); }
+register_pid() { _PIDS+=("$1"); }
+
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+finish() { [ "$FAILS" -eq 0 ] || { echo "$FAILS check(s) failed" >&2; exit 1; }; }
+
+# Small realistic images are cached per build so tests do not rebuild them.
+# test_image SIZE_MIB -> prints the path of IMG with .xz .mt.xz .gz .zst beside it
+test_image() {
+	local dir="$NETFLASH_BUILD/test-images" img
+	img="$dir/pios-$1M.img"
+	mkdir -p "$dir"
+	if [ ! -f "$img.zst" ]; then
+		(
+			exec 9>"$dir/.lock"
+			flock 9
+			[ -f "$img.zst" ] || "$NETFLASH_SRC/images/build-test-image.sh" --size "$1" --compress "$img"
+		)
+	fi
+	echo "$img"
+}
+
+# first_mib FILE -> sha256 of its first MiB
+first_mib() { dd if="$1" bs=1048576 count=1 iflag=fullblock status=none | sha256sum | cut -d' ' -f1; }
+
+# pattern_file PATH SIZE_BYTES: a target pre-filled with 0xA5 bytes, so tests
+# can tell "never written" from "written".
+pattern_file() { head -c "$2" /dev/zero | tr '\0' '\245' >"$1"; }
+
+# expect_fail NAME REGEX CMD...: CMD must exit 1 with REGEX in its stderr
+expect_fail() {
+	local name=$1 re=$2; shift 2
+	local rc=0
+	"$@" >"$T/out.log" 2>"$T/err.log" || rc=$?
+	if [ $rc -ne 1 ]; then
+		fail "$name: exit $rc, expected 1; stderr: $(tail -c 400 "$T/err.log")"
+		return 1
+	fi
+	if ! grep -Eq "$re" "$T/err.log"; then
+		fail "$name: error text does not match /$re/: $(tail -c 400 "$T/err.log")"
+		return 1
+	fi
+	if [ "$(grep -c 'error:' "$T/err.log")" -ne 1 ]; then
+		fail "$name: expected exactly one error line: $(cat "$T/err.log")"
+		return 1
+	fi
+	return 0
+}
+
+# head_not_written NAME TARGET IMAGE: the target's first MiB is not the image's
+head_not_written() {
+	if [ "$(first_mib "$2")" = "$(first_mib "$3")" ]; then
+		fail "$1: the first MiB of the target was written"
+		return 1
+	fi
+	return 0
+}
