@@ -719,6 +719,7 @@ static void run_pipeline(struct flash *f, double t0)
 	pthread_t th[4];
 	int started = 0;
 	unsigned ms = f->o->progress_ms ? f->o->progress_ms : 250;
+	double last = now_s();
 
 	for (; started < 4; started++) {
 		if (pthread_create(&th[started], NULL, mains[started], f) != 0) {
@@ -745,7 +746,11 @@ static void run_pipeline(struct flash *f, double t0)
 				   f->tgt.path);
 		if (over)
 			break;
-		report(f, t0);
+		/* The condition variable also wakes us on every queue operation. */
+		if (now_s() - last >= ms / 1000.0) {
+			report(f, t0);
+			last = now_s();
+		}
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);

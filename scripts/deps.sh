@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages netflash builds and tests with. Idempotent:
+# apt runs only when something is missing. Run as root.
+set -euo pipefail
+
+pkgs=(
+	# build
+	build-essential cmake pkg-config clang libclang-rt-14-dev
+	libnfs-dev zlib1g-dev liblzma-dev libzstd-dev libxxhash-dev libssl-dev
+	libgpiod-dev libsqlite3-dev
+	# test servers and tools
+	nfs-ganesha nfs-ganesha-vfs libnfs-utils dnsmasq-base
+	mtools dosfstools e2fsprogs fdisk util-linux mount
+	xz-utils gzip zstd bzip2 pigz bmap-tools procps
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages: ${missing[*]}; run as root to install them" >&2
+	exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+# On a systemd host, installing nfs-ganesha would start a system NFS server on
+# every interface; the tests start their own on 127.0.0.1 only.
+if [ -d /run/systemd/system ]; then
+	systemctl mask nfs-ganesha.service >/dev/null 2>&1 || true
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds with CMake, runs every
+# test (unit, integration against real ganesha and loop devices), then
+# rebuilds with clang + ASan/UBSan + libFuzzer and runs the suite again with
+# a bounded fuzz run. Needs root (loop devices, ganesha's open-by-handle).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+	echo "test: needs root (loop devices, the NFS server); try: sudo $0" >&2
+	exit 1
+fi
+scripts/deps.sh
+jobs=$(nproc)
+werror=OFF
+[ "${CI:-}" = true ] && werror=ON
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETFLASH_WERROR=$werror >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j2)
+
+CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNETFLASH_FUZZ=ON \
+	-DNETFLASH_WERROR=$werror -DNETFLASH_FUZZ_SECONDS="${NETFLASH_FUZZ_SECONDS:-60}" >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j2)
+echo "test: all passed"

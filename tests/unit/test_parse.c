@@ -1,0 +1,136 @@
+/* Edge-case tables for the project's parsers. */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "check.h"
+#include "format.h"
+#include "json.h"
+#include "log.h"
+#include "parse.h"
+
+static void test_u64(void)
+{
+	static const struct { const char *s; uint64_t min, max; int ret; uint64_t v; } t[] = {
+		{ "0", 0, 10, 0, 0 },
+		{ "10", 0, 10, 0, 10 },
+		{ "11", 0, 10, -ERANGE, 0 },
+		{ "0", 1, 10, -ERANGE, 0 },
+		{ "", 0, 10, -EINVAL, 0 },
+		{ "1x", 0, 10, -EINVAL, 0 },
+		{ " 1", 0, 10, -EINVAL, 0 },
+		{ "-1", 0, 10, -EINVAL, 0 },
+		{ "+1", 0, 10, -EINVAL, 0 },
+		{ "18446744073709551615", 0, UINT64_MAX, 0, UINT64_MAX },
+		{ "18446744073709551616", 0, UINT64_MAX, -ERANGE, 0 },
+		{ "99999999999999999999999", 0, UINT64_MAX, -ERANGE, 0 },
+		{ "007", 0, 10, 0, 7 },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		uint64_t v = 12345;
+		int r = nf_parse_u64(t[i].s, t[i].min, t[i].max, &v);
+
+		CHECK(r == t[i].ret, "u64 '%s': got %d want %d", t[i].s, r, t[i].ret);
+		CHECK(r < 0 || v == t[i].v, "u64 '%s': value %llu", t[i].s, (unsigned long long)v);
+	}
+}
+
+static void test_size(void)
+{
+	static const struct { const char *s; int ret; uint64_t v; } t[] = {
+		{ "4096", 0, 4096 }, { "4K", 0, 4096 }, { "4KiB", 0, 4096 }, { "36M", 0, 36ull << 20 },
+		{ "2G", 0, 2ull << 30 }, { "1T", 0, 1ull << 40 }, { "1P", -EINVAL, 0 }, { "M", -EINVAL, 0 },
+		{ "1.5G", -EINVAL, 0 }, { "", -EINVAL, 0 }, { "16777216T", -ERANGE, 0 },
+		{ "2T", -ERANGE, 0 } /* above the max passed below */,
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		uint64_t v = 0;
+		int r = nf_parse_size(t[i].s, 1ull << 40, &v);
+
+		CHECK(r == t[i].ret, "size '%s': got %d want %d", t[i].s, r, t[i].ret);
+		CHECK(r < 0 || v == t[i].v, "size '%s': value %llu", t[i].s, (unsigned long long)v);
+	}
+}
+
+static void test_hex(void)
+{
+	uint8_t b[4];
+	char out[9];
+
+	CHECK(nf_parse_hex("deadBEEF", b, 4) == 0 && b[0] == 0xde && b[3] == 0xef, "hex ok");
+	CHECK(nf_parse_hex("deadbee", b, 4) == -EMSGSIZE, "odd length");
+	CHECK(nf_parse_hex("deadbeef0", b, 4) == -EMSGSIZE, "too long");
+	CHECK(nf_parse_hex("deadbeeg", b, 4) == -EINVAL, "bad digit");
+	CHECK(nf_parse_hex("", b, 4) == -EMSGSIZE, "empty");
+	nf_format_hex(b, 4, out);
+	CHECK(strcmp(out, "deadbeef") == 0, "format hex %s", out);
+}
+
+static void test_mac(void)
+{
+	static const struct { const char *s; int ok; } t[] = {
+		{ "b8:27:eb:d3:85:78", 1 }, { "B8-27-EB-D3-85-78", 1 }, { "b827.ebd3.8578", 1 },
+		{ "b827ebd38578", 1 }, { "b8:27:eb:d3:85", 0 }, { "b8:27:eb:d3:85:78:00", 0 },
+		{ "b8:27-eb:d3:85:78", 0 }, { "b8:27:eb:d3:85:7g", 0 }, { "b8:27:eb:d3:857:8", 0 },
+		{ "../../etc/passwd", 0 }, { "", 0 }, { "b8:27:eb:d3:85:78\n", 0 }, { "b827.ebd38.578", 0 },
+		{ "b8:27:eb:d3:85:7", 0 },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		uint8_t mac[6];
+		char out[18];
+		int r = nf_parse_mac(t[i].s, mac);
+
+		CHECK((r == 0) == t[i].ok, "mac '%s': got %d", t[i].s, r);
+		if (r == 0) {
+			nf_format_mac(mac, out);
+			CHECK(strcmp(out, "b8-27-eb-d3-85-78") == 0, "mac canonical %s", out);
+		}
+	}
+}
+
+static void test_format(void)
+{
+	static const struct { const char *bytes; size_t len; enum nf_format f; const char *other; } t[] = {
+		{ "\x1f\x8b\x08\x00", 4, NF_FMT_GZIP, NULL },
+		{ "\xfd" "7zXZ\0\0", 7, NF_FMT_XZ, NULL },
+		{ "\x28\xb5\x2f\xfd\x00", 5, NF_FMT_ZSTD, NULL },
+		{ "BZh91AY", 7, NF_FMT_UNKNOWN, "bzip2" },
+		{ "PK\x03\x04", 4, NF_FMT_UNKNOWN, "zip" },
+		{ "\x04\x22\x4d\x18", 4, NF_FMT_UNKNOWN, "lz4" },
+		{ "\xfa\xb8\x00\x10", 4, NF_FMT_RAW, NULL },  /* an MBR boot code */
+		{ "\x1f\x8b", 2, NF_FMT_RAW, NULL },          /* too short to be gzip */
+		{ "\xfd" "7zX", 4, NF_FMT_RAW, NULL },
+		{ "", 0, NF_FMT_RAW, NULL },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const char *other = "x";
+		enum nf_format f = nf_format_detect((const uint8_t *)t[i].bytes, t[i].len, &other);
+
+		CHECK(f == t[i].f, "detect #%zu: got %d", i, f);
+		CHECK((other == NULL && t[i].other == NULL) || (other && t[i].other && strcmp(other, t[i].other) == 0),
+		      "detect #%zu: other %s", i, other ? other : "(null)");
+	}
+	CHECK(nf_format_parse("zst") == NF_FMT_ZSTD && nf_format_parse("gz") == NF_FMT_GZIP &&
+	      nf_format_parse("bz2") == NF_FMT_UNKNOWN, "format names");
+}
+
+static void test_quote(void)
+{
+	char out[64];
+
+	CHECK(strcmp(nf_quote(out, sizeof(out), "a'b\n\x01"), "'a\\x27b\\x0a\\x01'") == 0, "quote %s", out);
+	nf_quote(out, 16, "0123456789abcdefghijkl");
+	CHECK(strlen(out) < 16 && strstr(out, "...") != NULL, "quote cut %s", out);
+	CHECK(strcmp(nf_json_str(out, sizeof(out), "a\"b\\\n\xff"), "\"a\\\"b\\\\\\u000a\\u00ff\"") == 0, "json %s", out);
+}
+
+int main(void)
+{
+	test_u64();
+	test_size();
+	test_hex();
+	test_mac();
+	test_format();
+	test_quote();
+	return CHECK_DONE();
+}
