@@ -346,10 +346,14 @@ static int process_chunk(struct flash *f, struct chunk *c)
 
 static int flush_to(struct flash *f, uint64_t *last_flush, uint64_t end)
 {
-	int r = nf_target_flush(&f->tgt, *last_flush, end - *last_flush);
+	/* Zero blocks past a regular file's end were skipped as future holes:
+	 * extend the file first, or the verifier would read past its end. */
+	int r = nf_target_extend(&f->tgt, end);
 
+	if (r == 0)
+		r = nf_target_flush(&f->tgt, *last_flush, end - *last_flush);
 	if (r < 0) {
-		flash_fail(f, r, "write", "cannot flush '%s': %s", f->tgt.path, strerror(-r));
+		flash_fail(f, r, "write", "cannot flush or extend '%s': %s", f->tgt.path, strerror(-r));
 		return r;
 	}
 	pthread_mutex_lock(&f->lock);
@@ -409,10 +413,7 @@ static void *writer_main(void *arg)
 	if (i == -1 && end == 0)
 		flash_fail(f, -EBADMSG, "decode", "'%s' holds an empty image", f->o->source);
 	if (i == -1 && end > 0) {
-		r = nf_target_finish(&f->tgt, end);
-		if (r < 0)
-			flash_fail(f, r, "write", "cannot extend '%s': %s", f->tgt.path, strerror(-r));
-		else if (flush_to(f, &last_flush, end) == 0) {
+		if (flush_to(f, &last_flush, end) == 0) {
 			pthread_mutex_lock(&f->lock);
 			f->image_size = end;
 			f->writer_done = 1;
@@ -442,8 +443,15 @@ static int verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
 	pthread_mutex_lock(&f->lock);
 	want = f->hashes[off / NF_BLOCK];
 	pthread_mutex_unlock(&f->lock);
+	if ((size_t)n < len) {
+		f->res->have_bad_offset = 1;
+		f->res->bad_offset = off + (uint64_t)n;
+		flash_fail(f, -EIO, "verify", "verification failed: '%s' ends at offset %llu, inside the image",
+			   f->tgt.path, (unsigned long long)(off + (uint64_t)n));
+		return -EIO;
+	}
 	got = XXH3_128bits(buf, len);
-	if ((size_t)n < len || !XXH128_isEqual(want, got)) {
+	if (!XXH128_isEqual(want, got)) {
 		f->res->have_bad_offset = 1;
 		f->res->bad_offset = off;
 		flash_fail(f, -EIO, "verify", "verification failed: '%s' does not hold the image at offset %llu "

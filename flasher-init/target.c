@@ -345,7 +345,7 @@ int nf_target_zero(struct nf_target *t, uint64_t off, size_t len, const void *ze
 {
 	if (t->zero == NF_ZERO_PUNCH) {
 		/* Past the file's old end there is nothing to clear: the file is
-		 * extended with holes (nf_target_finish) or written past. */
+		 * extended with holes (nf_target_extend) or written past. */
 		if (off >= t->initial_size)
 			return 0;
 		uint64_t n = len < t->initial_size - off ? len : t->initial_size - off;
@@ -399,7 +399,7 @@ ssize_t nf_target_read(struct nf_target *t, void *buf, size_t len, uint64_t off)
 	return (ssize_t)done;
 }
 
-int nf_target_finish(struct nf_target *t, uint64_t size)
+int nf_target_extend(struct nf_target *t, uint64_t size)
 {
 	struct stat st;
 

@@ -57,9 +57,9 @@ int nf_target_flush(struct nf_target *t, uint64_t off, uint64_t len);
  * Returns the count read (short at the end of the target) or -errno. */
 ssize_t nf_target_read(struct nf_target *t, void *buf, size_t len, uint64_t off);
 
-/* Regular file: extends it to size if it is shorter (a zero tail that was
- * skipped). Block device: no-op. Returns 0 or -errno. */
-int nf_target_finish(struct nf_target *t, uint64_t size);
+/* Regular file: extends it to size if it is shorter, so zero blocks skipped
+ * past its end read back as holes. Block device: no-op. Returns 0 or -errno. */
+int nf_target_extend(struct nf_target *t, uint64_t size);
 
 /* Closes all descriptors; safe on an initialised, unopened target. */
 void nf_target_close(struct nf_target *t);

@@ -48,6 +48,16 @@ check "zero-skip over stale data (file, holes)" "$(ganesha_url "$base.zst")" "$T
 pattern_file "$T/card" $((40 * 1048576))
 check "no-zero-skip over stale data (file)" "$(ganesha_url "$base.zst")" "$T/card" "$img" --no-zero-skip
 
+# Regression: a long zero run past a new file's end spans several flushes;
+# the verifier must not read past the file's end before the data after it.
+head -c $((4 * 1048576)) /dev/urandom >"$T/gap.img"
+truncate -s $((300 * 1048576)) "$T/gap.img"
+head -c 1048576 /dev/urandom >>"$T/gap.img"
+xz -T1 -0 -c "$T/gap.img" >"$T/gap.img.xz"
+rm -f "$T/card"
+check "zero run across flushes past the file's end" "$T/gap.img.xz" "$T/card" "$T/gap.img"
+rm -f "$T/gap.img" "$T/gap.img.xz" "$T/card"
+
 # Loop device as the card, BLKZEROOUT for zero blocks, with the expected digest.
 sha=$(sha256sum "$img" | cut -d' ' -f1)
 pattern_file "$T/loop.img" $((32 * 1048576))
