@@ -11,7 +11,7 @@ pkgs=(
 	# test servers and tools
 	nfs-ganesha nfs-ganesha-vfs libnfs-utils dnsmasq-base
 	mtools dosfstools e2fsprogs fdisk util-linux mount
-	xz-utils gzip zstd bzip2 pigz bmap-tools procps
+	xz-utils gzip zstd bzip2 pigz bmap-tools procps bc time
 )
 
 missing=()
