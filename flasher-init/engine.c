@@ -20,7 +20,7 @@
 
 #define CHUNK (4u << 20)       /* decoder to writer unit; 4 MiB direct writes */
 #define NCHUNKS 3              /* chunks in the pool: 12 MiB */
-#define RING_SIZE (4u << 20)   /* compressed bytes between reader and decoder */
+#define RING_SIZE (2u << 20)   /* compressed bytes between reader and decoder */
 #define FLUSH_EVERY (64ull << 20) /* the verifier trails the writer by at most this */
 #define MAX_IMAGE (1ull << 40) /* 1 TiB: bounds the per-block hash table (16 MiB) */
 
@@ -59,6 +59,7 @@ struct flash {
 
 	uint8_t *head;                /* the image's first block, written last */
 	size_t head_len;
+	uint8_t *zeros;               /* NF_BLOCK zero bytes, for wiping the head */
 	EVP_MD_CTX *sha;
 	double t_read, t_decode, t_write, t_verify;
 	double t_decode_wait;
@@ -337,7 +338,7 @@ static int process_chunk(struct flash *f, struct chunk *c)
 		/* CHUNK is a multiple of NF_BLOCK: the first block is in the first chunk. */
 		f->head_len = c->len < NF_BLOCK ? c->len : NF_BLOCK;
 		memcpy(f->head, c->buf, f->head_len);
-		if (wipe_head(f, f->head + NF_BLOCK) < 0)
+		if (wipe_head(f, f->zeros) < 0)
 			return -EIO;
 		from = f->head_len;
 	}
@@ -684,12 +685,13 @@ static int setup(struct flash *f)
 		f->free_[i] = i;
 	}
 	f->free_n = NCHUNKS;
-	/* head + a zero block after it for wiping */
-	f->head = aligned_alloc(4096, 2 * NF_BLOCK);
+	f->head = aligned_alloc(4096, NF_BLOCK);
+	/* A fresh calloc of this size is untouched zero pages: no resident
+	 * memory unless the write fallback actually reads them. */
+	f->zeros = calloc(1, NF_BLOCK);
 	f->sha = EVP_MD_CTX_new();
-	if (!f->head || !f->sha || !EVP_DigestInit_ex(f->sha, EVP_sha256(), NULL))
+	if (!f->head || !f->zeros || !f->sha || !EVP_DigestInit_ex(f->sha, EVP_sha256(), NULL))
 		return -ENOMEM;
-	memset(f->head + NF_BLOCK, 0, NF_BLOCK);
 	f->input.peek = input_peek;
 	f->input.consume = input_consume;
 	f->input.ctx = f;
@@ -771,6 +773,7 @@ static void teardown(struct flash *f)
 	for (unsigned i = 0; i < NCHUNKS; i++)
 		free(f->chunks[i].buf);
 	free(f->head);
+	free(f->zeros);
 	free(f->hashes);
 	EVP_MD_CTX_free(f->sha);
 	nf_target_close(&f->tgt);

@@ -79,6 +79,6 @@ struct nf_flash_result {
 int nf_flash(const struct nf_flash_opts *o, struct nf_flash_result *res);
 
 /* Default xz memlimit_threading: keeps the engine's peak RSS under 64 MiB. */
-#define NF_XZ_MEMLIMIT_DEFAULT (36ull << 20)
+#define NF_XZ_MEMLIMIT_DEFAULT (40ull << 20)
 
 #endif

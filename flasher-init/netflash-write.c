@@ -59,7 +59,7 @@ static void usage(FILE *out)
 "      --no-zero-skip      write all-zero blocks too (default: zero them cheaply)\n"
 "      --force             allow writing to a partition instead of a whole disk\n"
 "  -j, --threads=N         xz decoder threads (default: one per CPU)\n"
-"      --xz-memlimit=SIZE  memory the threaded xz decoder may use (default 36M);\n"
+"      --xz-memlimit=SIZE  memory the threaded xz decoder may use (default 40M);\n"
 "                          fewer threads run when blocks need more\n"
 "      --nfs-depth=N       NFS reads in flight (default 2, max 16)\n"
 "      --retry-seconds=N   keep reconnecting to a lost NFS server this long (default 60)\n"
