@@ -1,7 +1,6 @@
 #include "engine.h"
 
 #include <errno.h>
-#include <lzma.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -17,6 +16,7 @@
 #include "log.h"
 #include "ring.h"
 #include "target.h"
+#include "xzinfo.h"
 
 #define CHUNK (4u << 20)       /* decoder to writer unit; 4 MiB direct writes */
 #define NCHUNKS 3              /* chunks in the pool: 12 MiB */
@@ -87,6 +87,12 @@ flash_fail(struct flash *f, int err, const char *stage, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(f->res->detail, sizeof(f->res->detail), fmt, ap);
 		va_end(ap);
+		/* Names in it come from the user or the server: keep it one
+		 * printable line whatever they hold. */
+		for (char *c = f->res->detail; *c; c++) {
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				*c = '?';
+		}
 	}
 	atomic_store(&f->cancel, 1);
 	pthread_cond_broadcast(&f->cond);
@@ -508,53 +514,9 @@ static void *verifier_main(void *arg)
 
 /* ---- before anything is written: format and size -------------------------- */
 
-/* Reads the xz index from the end of the source: the exact decoded size and
- * the block count, before the target is touched. A damaged or truncated
- * file fails here. Returns 0 or -EBADMSG / the source's error. */
-static int xz_probe(struct flash *f, uint64_t *size, uint64_t *blocks)
+static ssize_t source_pread(void *ctx, void *buf, size_t len, uint64_t off)
 {
-	lzma_stream s = LZMA_STREAM_INIT;
-	lzma_index *idx = NULL;
-	uint8_t *buf = malloc(64 << 10);
-	uint64_t pos = 0, total = nf_source_size(f->src);
-	lzma_ret ret;
-	int r = -EBADMSG;
-
-	if (!buf)
-		return -ENOMEM;
-	if (lzma_file_info_decoder(&s, &idx, 64ull << 20, total) != LZMA_OK)
-		goto out;
-	for (;;) {
-		if (s.avail_in == 0) {
-			ssize_t n = nf_source_pread(f->src, buf, 64 << 10, pos);
-
-			if (n < 0) {
-				r = (int)n;
-				goto out;
-			}
-			s.next_in = buf;
-			s.avail_in = (size_t)n;
-			pos += (uint64_t)n;
-		}
-		ret = lzma_code(&s, LZMA_RUN);
-		if (ret == LZMA_SEEK_NEEDED) {
-			pos = s.seek_pos;
-			s.avail_in = 0;
-			continue;
-		}
-		if (ret == LZMA_STREAM_END)
-			break;
-		if (ret != LZMA_OK)
-			goto out;
-	}
-	*size = lzma_index_uncompressed_size(idx);
-	*blocks = lzma_index_block_count(idx);
-	r = 0;
-out:
-	lzma_index_end(idx, NULL);
-	lzma_end(&s);
-	free(buf);
-	return r;
+	return nf_source_pread(ctx, buf, len, off);
 }
 
 static int probe(struct flash *f, enum nf_format *fmt)
@@ -586,7 +548,9 @@ static int probe(struct flash *f, enum nf_format *fmt)
 	if (*fmt == NF_FMT_RAW) {
 		size = nf_source_size(f->src);
 	} else if (*fmt == NF_FMT_XZ) {
-		int r = xz_probe(f, &size, &blocks);
+		/* The index gives the exact size before the target is touched;
+		 * a damaged or truncated file fails here. */
+		int r = nf_xz_info(source_pread, f->src, nf_source_size(f->src), &size, &blocks);
 
 		if (r < 0) {
 			flash_fail(f, r, "decode", "'%s': %s", f->o->source, r == -EBADMSG

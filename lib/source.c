@@ -18,7 +18,9 @@
 
 #define FILE_READ_SIZE (1u << 20)
 #define NFS_MAX_DEPTH 16
-#define NFS_MAX_READ (1u << 20)
+/* libnfs holds a reply buffer per read in flight and we copy each into a
+ * slot: 512 KiB reads keep both small (RSS budget) and are plenty for a LAN. */
+#define NFS_MAX_READ (512u << 10)
 #define DETAIL_CAP 256
 
 struct slot {

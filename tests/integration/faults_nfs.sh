@@ -60,4 +60,14 @@ port=$("$NETFLASH_BUILD/tests/freeport")
 expect_fail "no server" "cannot open 'nfs://.*': mount: " \
 	"$NFW" "nfs://127.0.0.1/export/x.img?version=3&nfsport=$port&mountport=$port" "$T/card2" && pass "no server"
 [ ! -e "$T/card2" ] && pass "target not created when the source fails" || fail "target created on source failure"
+
+# Malformed URLs and hostile names: one printable error line each.
+args="version=3&nfsport=$GANESHA_NFS_PORT&mountport=$GANESHA_MNT_PORT"
+expect_fail "URL without a path" "cannot open 'nfs://127.0.0.1\?.*': " "$NFW" "nfs://127.0.0.1?$args" "$T/card2" &&
+	pass "URL without a path"
+expect_fail "URL is the export dir" "cannot open 'nfs://.*': .*(directory|Is a dir|no file)" "$NFW" "nfs://127.0.0.1/export/?$args" "$T/card2" &&
+	pass "URL naming a directory"
+expect_fail "empty URL" "cannot open 'nfs://': " "$NFW" "nfs://" "$T/card2" && pass "empty URL"
+expect_fail "control characters in a name" "cannot open 'nfs://127.0.0.1/export/a\?b.img" "$NFW" \
+	"nfs://127.0.0.1/export/a"$'\n'"b.img?$args" "$T/card2" && pass "control characters escaped in the error line"
 finish

@@ -1,0 +1,168 @@
+#include "manifest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "parse.h"
+
+int nf_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > NF_NAME_MAX || name[0] == '.' || name[0] == '-')
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char copy[PATH_MAX];
+	int fd, r = 0;
+
+	if (strlen(path) >= sizeof(copy))
+		return -ENAMETOOLONG;
+	strcpy(copy, path);
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int nf_manifest_write(const char *path, const struct nf_manifest *m)
+{
+	char tmp[PATH_MAX], sha[65], body[NF_MANIFEST_MAX];
+	int fd, n, r = 0;
+
+	nf_format_hex(m->sha256, 32, sha);
+	n = snprintf(body, sizeof(body),
+		     "# netflash image manifest\n"
+		     "name=%s\nfile=%s\nformat=%s\ncompressed_size=%llu\nimage_size=%llu\n"
+		     "sha256=%s\nxz_blocks=%llu\nblocks=%llu\nzero_blocks=%llu\nbmap=%d\n",
+		     m->name, m->file, nf_format_name(m->format),
+		     (unsigned long long)m->compressed_size, (unsigned long long)m->image_size, sha,
+		     (unsigned long long)m->xz_blocks, (unsigned long long)m->blocks,
+		     (unsigned long long)m->zero_blocks, m->has_bmap ? 1 : 0);
+	if (n < 0 || (size_t)n >= sizeof(body))
+		return -EMSGSIZE;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, body, (size_t)n) != n || fsync(fd) < 0)
+		r = errno ? -errno : -EIO;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		return r;
+	}
+	return fsync_dir_of(path);
+}
+
+static int set_field(struct nf_manifest *m, const char *key, const char *val, unsigned *seen)
+{
+	static const char *const keys[] = {
+		"name", "file", "format", "compressed_size", "image_size", "sha256",
+		"xz_blocks", "blocks", "zero_blocks", "bmap",
+	};
+	uint64_t v = 0;
+	size_t k;
+
+	for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		if (strcmp(key, keys[k]) == 0)
+			break;
+	}
+	if (k == sizeof(keys) / sizeof(keys[0]) || (*seen & (1u << k)))
+		return -EBADMSG; /* unknown or repeated key */
+	*seen |= 1u << k;
+	switch (k) {
+	case 0:
+		if (nf_name_valid(val) < 0)
+			return -EBADMSG;
+		strcpy(m->name, val);
+		return 0;
+	case 1:
+		if (strlen(val) >= sizeof(m->file) || val[0] == '.' || strchr(val, '/'))
+			return -EBADMSG;
+		strcpy(m->file, val);
+		return 0;
+	case 2:
+		m->format = nf_format_parse(val);
+		return m->format == NF_FMT_UNKNOWN ? -EBADMSG : 0;
+	case 5:
+		return nf_parse_hex(val, m->sha256, 32) < 0 ? -EBADMSG : 0;
+	default:
+		if (nf_parse_u64(val, 0, UINT64_MAX, &v) < 0)
+			return -EBADMSG;
+		if (k == 3)
+			m->compressed_size = v;
+		else if (k == 4)
+			m->image_size = v;
+		else if (k == 6)
+			m->xz_blocks = v;
+		else if (k == 7)
+			m->blocks = v;
+		else if (k == 8)
+			m->zero_blocks = v;
+		else if (v > 1)
+			return -EBADMSG;
+		else
+			m->has_bmap = (int)v;
+		return 0;
+	}
+}
+
+int nf_manifest_read(const char *path, struct nf_manifest *m)
+{
+	char body[NF_MANIFEST_MAX + 1], *line, *save = NULL;
+	unsigned seen = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, body, sizeof(body));
+	close(fd);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n > NF_MANIFEST_MAX || memchr(body, '\0', (size_t)n))
+		return -EBADMSG;
+	body[n] = '\0';
+	memset(m, 0, sizeof(*m));
+	for (line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq;
+
+		if (line[0] == '#')
+			continue;
+		eq = strchr(line, '=');
+		if (!eq)
+			return -EBADMSG;
+		*eq = '\0';
+		if (set_field(m, line, eq + 1, &seen) < 0)
+			return -EBADMSG;
+	}
+	if (seen != (1u << 10) - 1)
+		return -EBADMSG;
+	if (m->zero_blocks > m->blocks)
+		return -EBADMSG;
+	return 0;
+}

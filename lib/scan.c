@@ -1,0 +1,185 @@
+#include "scan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "decode.h"
+#include "xzinfo.h"
+
+#define SCAN_BUF (1u << 20)
+#define SCAN_BLOCK (1u << 20)
+
+struct file_input {
+	int fd;
+	uint8_t *buf;
+	size_t len, pos;
+	uint64_t off;
+};
+
+static ssize_t file_peek(void *ctx, const uint8_t **p)
+{
+	struct file_input *in = ctx;
+
+	if (in->pos == in->len) {
+		ssize_t n;
+
+		do
+			n = pread(in->fd, in->buf, SCAN_BUF, (off_t)in->off);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return -errno;
+		in->off += (uint64_t)n;
+		in->len = (size_t)n;
+		in->pos = 0;
+		if (n == 0)
+			return 0;
+	}
+	*p = in->buf + in->pos;
+	return (ssize_t)(in->len - in->pos);
+}
+
+static void file_consume(void *ctx, size_t n)
+{
+	struct file_input *in = ctx;
+
+	in->pos += n;
+}
+
+static ssize_t fd_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n = pread(*(int *)ctx, buf, len, (off_t)off);
+
+	return n < 0 ? -errno : n;
+}
+
+static int is_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+static int detect(int fd, struct nf_scan *res)
+{
+	uint8_t head[NF_FORMAT_PROBE_LEN];
+	const char *other = NULL;
+	ssize_t n = pread(fd, head, sizeof(head), 0);
+
+	if (n < 0)
+		return -errno;
+	if (n == 0) {
+		snprintf(res->detail, sizeof(res->detail), "the file is empty");
+		return -EBADMSG;
+	}
+	res->format = nf_format_detect(head, (size_t)n, &other);
+	if (res->format == NF_FMT_UNKNOWN) {
+		snprintf(res->detail, sizeof(res->detail), "it is %s data, which netflash cannot decode", other);
+		return -EBADMSG;
+	}
+	if (res->format == NF_FMT_XZ &&
+	    nf_xz_info(fd_pread, &fd, res->file_size, &res->image_size, &res->xz_blocks) < 0) {
+		snprintf(res->detail, sizeof(res->detail), "xz index is corrupt or the file is truncated");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static int decode_all(struct nf_scan *res, struct nf_decoder *d, EVP_MD_CTX *sha, uint8_t *block,
+		      const struct file_input *in, nf_scan_progress_fn progress, void *ctx)
+{
+	uint64_t total = 0;
+
+	for (;;) {
+		size_t got = 0;
+		ssize_t n = 1;
+
+		while (got < SCAN_BLOCK && (n = nf_decoder_read(d, block + got, SCAN_BLOCK - got)) > 0)
+			got += (size_t)n;
+		if (n < 0) {
+			snprintf(res->detail, sizeof(res->detail), "%s at compressed offset %llu (image offset %llu)",
+				 nf_decoder_detail(d), (unsigned long long)nf_decoder_in_offset(d),
+				 (unsigned long long)(total + got));
+			return (int)n;
+		}
+		if (got) {
+			EVP_DigestUpdate(sha, block, got);
+			res->blocks++;
+			res->zero_blocks += is_zero(block, got);
+			total += got;
+		}
+		if (progress && (res->blocks % 64 == 0 || n == 0))
+			progress(in->off, res->file_size, total, ctx);
+		if (n == 0)
+			break;
+	}
+	if (total == 0) {
+		snprintf(res->detail, sizeof(res->detail), "it decodes to an empty image");
+		return -EBADMSG;
+	}
+	if (res->format == NF_FMT_XZ && total != res->image_size) {
+		snprintf(res->detail, sizeof(res->detail), "decoded %llu bytes but the xz index says %llu",
+			 (unsigned long long)total, (unsigned long long)res->image_size);
+		return -EBADMSG;
+	}
+	res->image_size = total;
+	return 0;
+}
+
+int nf_scan_file(const char *path, unsigned threads, nf_scan_progress_fn progress, void *ctx,
+		 struct nf_scan *res)
+{
+	struct file_input in = { .fd = -1 };
+	struct nf_input input = { file_peek, file_consume, &in };
+	struct nf_decoder *d = NULL;
+	EVP_MD_CTX *sha = NULL;
+	uint8_t *block = NULL;
+	struct stat st;
+	unsigned int mdlen;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	in.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (in.fd < 0) {
+		r = -errno;
+		snprintf(res->detail, sizeof(res->detail), "%s", strerror(errno));
+		return r;
+	}
+	posix_fadvise(in.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (fstat(in.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		snprintf(res->detail, sizeof(res->detail), "not a regular file");
+		goto out;
+	}
+	res->file_size = (uint64_t)st.st_size;
+	r = detect(in.fd, res);
+	if (r < 0)
+		goto out;
+	struct nf_decoder_opts o = {
+		.format = res->format,
+		.threads = threads ? threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN),
+		.memlimit_threading = 40ull << 20,
+	};
+	in.buf = malloc(SCAN_BUF);
+	block = malloc(SCAN_BLOCK);
+	sha = EVP_MD_CTX_new();
+	if (!in.buf || !block || !sha || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL) ||
+	    nf_decoder_new(&d, &o, &input) < 0) {
+		r = -ENOMEM;
+		snprintf(res->detail, sizeof(res->detail), "out of memory");
+		goto out;
+	}
+	r = decode_all(res, d, sha, block, &in, progress, ctx);
+	if (r == 0)
+		EVP_DigestFinal_ex(sha, res->sha256, &mdlen);
+out:
+	nf_decoder_free(d);
+	EVP_MD_CTX_free(sha);
+	free(block);
+	free(in.buf);
+	close(in.fd);
+	return r;
+}
