@@ -2,13 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fileutil.h"
 #include "parse.h"
 
 int nf_name_valid(const char *name)
@@ -27,27 +27,10 @@ int nf_name_valid(const char *name)
 	return 0;
 }
 
-static int fsync_dir_of(const char *path)
-{
-	char copy[PATH_MAX];
-	int fd, r = 0;
-
-	if (strlen(path) >= sizeof(copy))
-		return -ENAMETOOLONG;
-	strcpy(copy, path);
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	return r;
-}
-
 int nf_manifest_write(const char *path, const struct nf_manifest *m)
 {
-	char tmp[PATH_MAX], sha[65], body[NF_MANIFEST_MAX];
-	int fd, n, r = 0;
+	char sha[65], body[NF_MANIFEST_MAX];
+	int n;
 
 	nf_format_hex(m->sha256, 32, sha);
 	n = snprintf(body, sizeof(body),
@@ -60,22 +43,7 @@ int nf_manifest_write(const char *path, const struct nf_manifest *m)
 		     (unsigned long long)m->zero_blocks, m->has_bmap ? 1 : 0);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		return -EMSGSIZE;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, body, (size_t)n) != n || fsync(fd) < 0)
-		r = errno ? -errno : -EIO;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlink(tmp);
-		return r;
-	}
-	return fsync_dir_of(path);
+	return nf_write_file_atomic(path, body, (size_t)n, 0644);
 }
 
 static int set_field(struct nf_manifest *m, const char *key, const char *val, unsigned *seen)
@@ -135,18 +103,14 @@ int nf_manifest_read(const char *path, struct nf_manifest *m)
 {
 	char body[NF_MANIFEST_MAX + 1], *line, *save = NULL;
 	unsigned seen = 0;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = nf_read_file(path, body, NF_MANIFEST_MAX);
 
-	if (fd < 0)
-		return -errno;
-	n = read(fd, body, sizeof(body));
-	close(fd);
-	if (n < 0)
-		return -errno;
-	if ((size_t)n > NF_MANIFEST_MAX || memchr(body, '\0', (size_t)n))
+	if (n == -EFBIG)
 		return -EBADMSG;
-	body[n] = '\0';
+	if (n < 0)
+		return (int)n;
+	if (memchr(body, '\0', (size_t)n))
+		return -EBADMSG;
 	memset(m, 0, sizeof(*m));
 	for (line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *eq;

@@ -183,3 +183,67 @@ out:
 	close(in.fd);
 	return r;
 }
+
+int nf_image_range(const char *path, uint64_t off, uint64_t len, nf_range_sink_fn sink, void *ctx,
+		   char *detail, size_t cap)
+{
+	struct file_input in = { .fd = -1 };
+	struct nf_input input = { file_peek, file_consume, &in };
+	struct nf_decoder *d = NULL;
+	struct nf_scan res = { 0 };
+	uint8_t *block = NULL;
+	uint64_t pos = 0, end = off + len;
+	struct stat st;
+	int r;
+
+	in.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (in.fd < 0) {
+		snprintf(detail, cap, "%s", strerror(errno));
+		return -errno;
+	}
+	res.file_size = fstat(in.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	r = detect(in.fd, &res);
+	if (r < 0) {
+		snprintf(detail, cap, "%s", res.detail);
+		goto out;
+	}
+	struct nf_decoder_opts o = { .format = res.format, .threads = 1 };
+	in.buf = malloc(SCAN_BUF);
+	block = malloc(SCAN_BLOCK);
+	if (!in.buf || !block || nf_decoder_new(&d, &o, &input) < 0) {
+		r = -ENOMEM;
+		snprintf(detail, cap, "out of memory");
+		goto out;
+	}
+	while (pos < end) {
+		ssize_t n = nf_decoder_read(d, block, SCAN_BLOCK);
+
+		if (n < 0) {
+			r = (int)n;
+			snprintf(detail, cap, "%s at compressed offset %llu", nf_decoder_detail(d),
+				 (unsigned long long)nf_decoder_in_offset(d));
+			goto out;
+		}
+		if (n == 0) {
+			r = -ENODATA;
+			snprintf(detail, cap, "the image ends at %llu, before %llu", (unsigned long long)pos,
+				 (unsigned long long)end);
+			goto out;
+		}
+		/* The overlap of [pos, pos+n) with [off, end). */
+		uint64_t a = pos > off ? pos : off, b = pos + (uint64_t)n < end ? pos + (uint64_t)n : end;
+
+		if (a < b && (r = sink(ctx, block + (a - pos), (size_t)(b - a))) < 0) {
+			snprintf(detail, cap, "%s", strerror(-r));
+			goto out;
+		}
+		pos += (uint64_t)n;
+	}
+	r = 0;
+out:
+	nf_decoder_free(d);
+	free(block);
+	free(in.buf);
+	close(in.fd);
+	return r;
+}

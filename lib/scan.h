@@ -4,6 +4,7 @@
 #ifndef NETFLASH_SCAN_H
 #define NETFLASH_SCAN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "format.h"
@@ -27,5 +28,14 @@ typedef void (*nf_scan_progress_fn)(uint64_t in_done, uint64_t in_total, uint64_
  * -ENOENT, -ENOMEM ... */
 int nf_scan_file(const char *path, unsigned threads, nf_scan_progress_fn progress, void *ctx,
 		 struct nf_scan *res);
+
+/* Receives decoded bytes; returns 0 or a negative errno to stop. */
+typedef int (*nf_range_sink_fn)(void *ctx, const void *buf, size_t len);
+
+/* Decodes image file path and hands bytes [off, off+len) of the decoded
+ * image to sink, stopping right after them. Returns 0, -ENODATA if the
+ * image ends before off+len, or a negative errno with detail set. */
+int nf_image_range(const char *path, uint64_t off, uint64_t len, nf_range_sink_fn sink, void *ctx,
+		   char *detail, size_t cap);
 
 #endif

@@ -1,0 +1,20 @@
+/* File helpers: atomic replacement, bounded reads, random tokens. */
+#ifndef NETFLASH_FILEUTIL_H
+#define NETFLASH_FILEUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Replaces path with len bytes of data atomically: a temp file beside it,
+ * fsync, rename, fsync of the directory. Returns 0 or -errno. */
+int nf_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* Reads a whole file of at most max bytes into buf (capacity max + 1) and
+ * NUL-terminates it. Returns its length, -EFBIG if longer, or -errno. */
+ssize_t nf_read_file(const char *path, char *buf, size_t max);
+
+/* Fills out with 2*nbytes lower-case hex characters of kernel randomness
+ * (getrandom) and a NUL. Returns 0 or -errno. */
+int nf_random_hex(char *out, size_t nbytes);
+
+#endif

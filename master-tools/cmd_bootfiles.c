@@ -1,0 +1,336 @@
+/* netflash boot-files import: Pi firmware, kernels and device trees that the
+ * per-MAC TFTP dirs are made from, plus the config that boots our initramfs. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fileutil.h"
+#include "log.h"
+#include "manifest.h"
+#include "master.h"
+#include "scan.h"
+
+extern char **environ;
+
+#define CONFIG_MAX 65536
+#define MAX_BOOT_PART (2ull << 30)
+
+static const char bootfiles_usage[] =
+"Usage: netflash [--root DIR] boot-files import (--from-boot DIR | --from-image NAME) [--initramfs FILE]\n"
+"\n"
+"Collect what a Pi netboots from into ROOT/boot, from a Raspberry Pi OS /boot\n"
+"(or /boot/firmware) directory, or straight from the FAT boot partition of a\n"
+"catalog image (read with mtools; nothing is mounted). Then:\n"
+"  config.txt   gets 'initramfs netflash.cpio.gz followkernel' under [all]\n"
+"  cmdline.txt  becomes the template for each worker's own: console settings\n"
+"               kept, root=/init=/quiet/splash dropped, ip=dhcp added\n"
+"The originals are kept as .config.txt.orig and .cmdline.txt.orig. Models:\n"
+"Pi 3 needs bootcode.bin, start.elf, fixup.dat; Pi 4 start4.elf, fixup4.dat;\n"
+"Pi 5 boots kernel_2712.img from its EEPROM. Missing files are named.\n"
+"\n"
+"  --initramfs FILE   the flasher's initramfs to install as netflash.cpio.gz\n"
+"                     (default: keep the one already in ROOT/boot)\n"
+"Workers enrolled earlier keep their files; re-enroll to give them new ones.\n";
+
+static int run(char *const argv[])
+{
+	pid_t pid;
+	int status;
+
+	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0)
+		return -errno;
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static int sink_fd(void *ctx, const void *buf, size_t len)
+{
+	int fd = *(int *)ctx;
+
+	return write(fd, buf, len) == (ssize_t)len ? 0 : -EIO;
+}
+
+static int sink_mem(void *ctx, const void *buf, size_t len)
+{
+	memcpy(ctx, buf, len);
+	return 0;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Finds the first FAT partition in an MBR. Returns 0 or -EBADMSG. */
+static int find_fat(const uint8_t mbr[512], uint64_t image_size, uint64_t *off, uint64_t *len)
+{
+	if (mbr[510] != 0x55 || mbr[511] != 0xaa)
+		return -EBADMSG;
+	for (int i = 0; i < 4; i++) {
+		const uint8_t *e = mbr + 446 + 16 * i;
+		uint8_t type = e[4];
+		uint64_t start = (uint64_t)le32(e + 8) * 512, size = (uint64_t)le32(e + 12) * 512;
+
+		if (type != 0x0b && type != 0x0c && type != 0x0e && type != 0x06 && type != 0x04 && type != 0x01)
+			continue;
+		if (size == 0 || size > MAX_BOOT_PART || start > image_size || size > image_size - start)
+			return -EBADMSG;
+		*off = start;
+		*len = size;
+		return 0;
+	}
+	return -EBADMSG;
+}
+
+static int extract_from_image(struct master *m, const char *name, const char *dest, const char *work)
+{
+	char mpath[PATH_MAX], img[PATH_MAX], rel[200], part[PATH_MAX], detail[300];
+	struct nf_manifest man;
+	uint8_t mbr[512];
+	uint64_t off, len;
+	int fd, r;
+
+	snprintf(rel, sizeof(rel), "images/%s.manifest", name);
+	master_path(m, mpath, sizeof(mpath), rel);
+	if (nf_name_valid(name) < 0 || nf_manifest_read(mpath, &man) < 0) {
+		nf_err("no image '%s' in the catalog (see netflash image ls)", name);
+		return 1;
+	}
+	snprintf(rel, sizeof(rel), "images/%s", man.file);
+	master_path(m, img, sizeof(img), rel);
+	if ((r = nf_image_range(img, 0, 512, sink_mem, mbr, detail, sizeof(detail))) < 0) {
+		nf_err("cannot read the partition table of '%s': %s", name, detail);
+		return 1;
+	}
+	if (find_fat(mbr, man.image_size, &off, &len) < 0) {
+		nf_err("image '%s' has no MBR with a FAT boot partition", name);
+		return 1;
+	}
+	snprintf(part, sizeof(part), "%s/boot.part", work);
+	fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		nf_err("cannot create %s: %s", part, strerror(errno));
+		return 1;
+	}
+	r = nf_image_range(img, off, len, sink_fd, &fd, detail, sizeof(detail));
+	close(fd);
+	if (r < 0) {
+		nf_err("cannot read the boot partition of '%s': %s", name, detail);
+		return 1;
+	}
+	char *const argv[] = { "mcopy", "-s", "-p", "-n", "-Q", "-i", part, "::/*", (char *)dest, NULL };
+	setenv("MTOOLS_SKIP_CHECK", "1", 1);
+	r = run(argv);
+	unlink(part);
+	if (r < 0) {
+		nf_err("mcopy could not read the FAT boot partition of '%s' (is mtools installed?)", name);
+		return 1;
+	}
+	return 0;
+}
+
+static int copy_tree(const char *src, const char *dest)
+{
+	char arg[PATH_MAX + 4];
+
+	/* cp -rL: a /boot may hold symlinks (firmware -> boot/firmware); the
+	 * tree we keep must hold regular files only. */
+	snprintf(arg, sizeof(arg), "%s/.", src);
+	char *const argv[] = { "cp", "-rL", "--no-preserve=ownership,mode", arg, (char *)dest, NULL };
+	return run(argv);
+}
+
+/* Drops the root-filesystem arguments of a Pi OS cmdline.txt and adds ip=dhcp. */
+static void cmdline_template(const char *orig, char *out, size_t cap)
+{
+	static const char *const drop[] = {
+		"root=", "rootfstype=", "rootwait", "init=", "quiet", "splash", "plymouth.", "fsck.",
+		"resize", "netflash.", "ip=", "cfg80211.",
+	};
+	char copy[CONFIG_MAX], *tok, *save = NULL;
+	size_t o = 0;
+
+	snprintf(copy, sizeof(copy), "%s", orig);
+	out[0] = '\0';
+	for (tok = strtok_r(copy, " \t\r\n", &save); tok; tok = strtok_r(NULL, " \t\r\n", &save)) {
+		int keep = 1;
+
+		for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+			keep &= strncmp(tok, drop[i], strlen(drop[i])) != 0;
+		if (keep && o + strlen(tok) + 2 < cap)
+			o += (size_t)snprintf(out + o, cap - o, "%s ", tok);
+	}
+	snprintf(out + o, cap - o, "ip=dhcp\n");
+}
+
+static int rewrite_configs(const char *dir)
+{
+	char path[PATH_MAX], orig[CONFIG_MAX + 1], buf[CONFIG_MAX + 512];
+	ssize_t n;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/config.txt", dir);
+	n = nf_read_file(path, orig, CONFIG_MAX);
+	if (n < 0)
+		snprintf(orig, sizeof(orig), "arm_64bit=1\nenable_uart=1\n");
+	snprintf(buf, sizeof(buf), "%s%s\n[all]\n# netflash: boot the flasher's initramfs with the kernel\n"
+		 "initramfs netflash.cpio.gz followkernel\n", orig,
+		 orig[0] && orig[strlen(orig) - 1] != '\n' ? "\n" : "");
+	if ((r = nf_write_file_atomic(path, buf, strlen(buf), 0644)) < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/.config.txt.orig", dir);
+	nf_write_file_atomic(path, orig, strlen(orig), 0644);
+
+	snprintf(path, sizeof(path), "%s/cmdline.txt", dir);
+	n = nf_read_file(path, orig, CONFIG_MAX);
+	if (n < 0)
+		snprintf(orig, sizeof(orig), "console=serial0,115200 console=tty1");
+	cmdline_template(orig, buf, sizeof(buf));
+	if ((r = nf_write_file_atomic(path, buf, strlen(buf), 0644)) < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/.cmdline.txt.orig", dir);
+	return nf_write_file_atomic(path, orig, strlen(orig), 0644);
+}
+
+static int has(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return access(path, R_OK) == 0;
+}
+
+/* Names which models can boot; fails when none can. */
+static int report_models(const char *dir)
+{
+	int pi3 = has(dir, "bootcode.bin") && has(dir, "start.elf") && has(dir, "fixup.dat");
+	int pi4 = has(dir, "start4.elf") && has(dir, "fixup4.dat");
+	int pi5 = has(dir, "kernel_2712.img");
+	int kernel = has(dir, "kernel8.img") || has(dir, "kernel7.img") || has(dir, "kernel7l.img") ||
+		     has(dir, "kernel.img");
+
+	printf("boot files for: Pi 3 %s, Pi 4 %s, Pi 5 %s\n",
+	       pi3 && kernel ? "yes" : "no (needs bootcode.bin, start.elf, fixup.dat, kernel8.img)",
+	       pi4 && kernel ? "yes" : "no (needs start4.elf, fixup4.dat, kernel8.img)",
+	       pi5 ? "yes" : "no (needs kernel_2712.img)");
+	if (!((pi3 || pi4) && kernel) && !pi5) {
+		nf_err("no Raspberry Pi firmware and kernel found: missing%s%s%s%s",
+		       has(dir, "bootcode.bin") ? "" : " bootcode.bin", has(dir, "start.elf") || has(dir, "start4.elf") ? "" : " start.elf/start4.elf",
+		       has(dir, "fixup.dat") || has(dir, "fixup4.dat") ? "" : " fixup.dat/fixup4.dat",
+		       kernel || pi5 ? "" : " kernel8.img");
+		return 1;
+	}
+	return 0;
+}
+
+static int install_initramfs(const char *newdir, const char *olddir, const char *file)
+{
+	char dst[PATH_MAX + 32], src[PATH_MAX + 32];
+
+	snprintf(dst, sizeof(dst), "%s/netflash.cpio.gz", newdir);
+	if (file)
+		snprintf(src, sizeof(src), "%s", file);
+	else
+		snprintf(src, sizeof(src), "%s/netflash.cpio.gz", olddir);
+	if (access(src, R_OK) != 0) {
+		if (file) {
+			nf_err("cannot read --initramfs '%s': %s", file, strerror(errno));
+			return 1;
+		}
+		nf_warn("no netflash.cpio.gz yet: workers will not find the flasher until one is installed "
+			"(boot-files import --initramfs FILE), ignoring");
+		return 0;
+	}
+	char *const argv[] = { "cp", "--no-preserve=ownership,mode", src, dst, NULL };
+	return run(argv) < 0;
+}
+
+static int import(struct master *m, const char *from_boot, const char *from_image, const char *initramfs)
+{
+	char boot[PATH_MAX], work[1200], newdir[1300], olddir[1300];
+	int rc = 1;
+
+	master_path(m, boot, sizeof(boot), "boot");
+	master_path(m, work, sizeof(work), ".bootfiles-XXXXXX");
+	if (!mkdtemp(work)) {
+		nf_err("cannot create a work dir under %s: %s", m->root, strerror(errno));
+		return 1;
+	}
+	snprintf(newdir, sizeof(newdir), "%s/new", work);
+	snprintf(olddir, sizeof(olddir), "%s/old", work);
+	mkdir(newdir, 0755);
+	chmod(newdir, 0755);
+	if (from_boot) {
+		if (copy_tree(from_boot, newdir) < 0) {
+			nf_err("cannot copy boot files from '%s'", from_boot);
+			goto out;
+		}
+	} else if (extract_from_image(m, from_image, newdir, work)) {
+		goto out;
+	}
+	if (report_models(newdir) || rewrite_configs(newdir) < 0 || install_initramfs(newdir, boot, initramfs))
+		goto out;
+	/* Swap the new tree in with one rename; enrolled dirs hold hard links
+	 * and keep the files they were made with. */
+	if (renameat2(AT_FDCWD, newdir, AT_FDCWD, boot, RENAME_EXCHANGE) < 0 && rename(newdir, boot) < 0) {
+		nf_err("cannot install the boot files in %s: %s", boot, strerror(errno));
+		goto out;
+	}
+	chmod(boot, 0755);
+	printf("imported boot files into %s from %s '%s'\n", boot, from_boot ? "directory" : "image",
+	       from_boot ? from_boot : from_image);
+	rc = 0;
+out:
+	{
+		char *const argv[] = { "rm", "-rf", "--one-file-system", work, NULL };
+		run(argv);
+	}
+	return rc;
+}
+
+int cmd_boot_files(struct master *m, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from-boot", required_argument, NULL, 'b' }, { "from-image", required_argument, NULL, 'i' },
+		{ "initramfs", required_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	const char *from_boot = NULL, *from_image = NULL, *initramfs = NULL;
+	int opt, r;
+
+	if (argc < 2 || strcmp(argv[1], "import") != 0) {
+		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+			fputs(bootfiles_usage, stdout);
+			return 0;
+		}
+		fputs(bootfiles_usage, stderr);
+		return 2;
+	}
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'b': from_boot = optarg; break;
+		case 'i': from_image = optarg; break;
+		case 'r': initramfs = optarg; break;
+		case 'h': fputs(bootfiles_usage, stdout); return 0;
+		default: fputs(bootfiles_usage, stderr); return 2;
+		}
+	}
+	if (optind != argc || !from_boot == !from_image) {
+		nf_err("boot-files import needs exactly one of --from-boot DIR or --from-image NAME");
+		return 2;
+	}
+	if (master_require_init(m) || master_lock(m) < 0)
+		return 1;
+	r = import(m, from_boot, from_image, initramfs);
+	master_unlock(m);
+	return r;
+}

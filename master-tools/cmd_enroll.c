@@ -1,0 +1,304 @@
+/* netflash enroll | release | ls: which workers netboot into the flasher. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "fileutil.h"
+#include "log.h"
+#include "manifest.h"
+#include "master.h"
+#include "parse.h"
+#include "store.h"
+#include "tftpdir.h"
+
+#define CMDLINE_MAX 4096
+
+static const char enroll_usage[] =
+"Usage: netflash [--root DIR] enroll MAC --image NAME [--hostname H] [--ssh-key FILE] [--force]\n"
+"\n"
+"Make the worker with this MAC netboot into the flasher and write image NAME.\n"
+"MAC may be spelled b8:27:eb:d3:85:78, B8-27-EB-D3-85-78, b827.ebd3.8578 or\n"
+"b827ebd38578; its TFTP dir is ROOT/tftp/b8-27-eb-d3-85-78 (lower case,\n"
+"dashes), holding the imported boot files (hard links, never symlinks) and\n"
+"its own cmdline.txt with netflash.server=IP:PORT and a fresh random\n"
+"netflash.token= that only this enrollment's reports may carry.\n"
+"\n"
+"  -i, --image NAME     catalog image to write (see netflash image ls)\n"
+"  -H, --hostname H     hostname to provision (RFC 1123 label)\n"
+"  -k, --ssh-key FILE   an SSH public key to authorise (one line)\n"
+"  -f, --force          replace an existing enrollment (new token)\n";
+
+static const char release_usage[] =
+"Usage: netflash [--root DIR] release MAC\n"
+"\n"
+"Remove the worker's TFTP dir so its next boot comes from its card. Only a\n"
+"real directory that netflash made is removed; symlinks are never followed.\n";
+
+static int bad_mac(const char *s)
+{
+	char q[128];
+
+	nf_err("invalid MAC %s: expected six hex bytes like b8:27:eb:d3:85:78", nf_quote(q, sizeof(q), s));
+	return 2;
+}
+
+static int hostname_valid(const char *h)
+{
+	size_t n = strlen(h);
+
+	if (n == 0 || n > NF_HOSTNAME_MAX || h[0] == '-' || h[n - 1] == '-')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static int read_ssh_key(const char *file, char *out, size_t cap)
+{
+	char q[PATH_MAX + 8];
+	ssize_t n = nf_read_file(file, out, cap - 1);
+	char *nl;
+
+	if (n < 0) {
+		nf_err("cannot read ssh key %s: %s", nf_quote(q, sizeof(q), file),
+		       n == -EFBIG ? "too long" : nf_strerror((int)n));
+		return 1;
+	}
+	nl = strchr(out, '\n');
+	if (nl && nl[strspn(nl, "\n")] != '\0') {
+		nf_err("ssh key %s must hold exactly one key line", nf_quote(q, sizeof(q), file));
+		return 1;
+	}
+	if (nl)
+		*nl = '\0';
+	if (strncmp(out, "ssh-", 4) != 0 && strncmp(out, "ecdsa-", 6) != 0 && strncmp(out, "sk-", 3) != 0) {
+		nf_err("ssh key %s does not look like an OpenSSH public key", nf_quote(q, sizeof(q), file));
+		return 1;
+	}
+	return 0;
+}
+
+/* The template from boot-files import plus this worker's server and token. */
+static int build_cmdline(struct master *m, const char *token, char *out, size_t cap)
+{
+	char path[PATH_MAX], tmpl[CMDLINE_MAX + 1];
+	ssize_t n;
+	int w;
+
+	master_path(m, path, sizeof(path), "boot/cmdline.txt");
+	n = nf_read_file(path, tmpl, CMDLINE_MAX);
+	if (n < 0) {
+		nf_err("no boot files yet (%s: %s); run 'netflash boot-files import' first", path, nf_strerror((int)n));
+		return 1;
+	}
+	while (n > 0 && (tmpl[n - 1] == '\n' || tmpl[n - 1] == ' '))
+		tmpl[--n] = '\0';
+	w = snprintf(out, cap, "%s netflash.server=%s:%u netflash.token=%s\n", tmpl, m->conf.server_ip,
+		     m->conf.port, token);
+	return w < 0 || (size_t)w >= cap;
+}
+
+static int open_store(struct master *m, struct store **st)
+{
+	char path[PATH_MAX];
+	int r;
+
+	master_path(m, path, sizeof(path), "state/netflash.db");
+	r = store_open(st, path);
+	if (r < 0)
+		nf_err("cannot open the state database %s: %s", path, nf_strerror(r));
+	return r;
+}
+
+static int do_enroll(struct master *m, struct enrollment *e, int force)
+{
+	char tftp[PATH_MAX], boot[PATH_MAX], mpath[PATH_MAX], rel[128], cmdline[CMDLINE_MAX + 256], detail[512];
+	struct nf_manifest man;
+	struct enrollment old;
+	struct store *st = NULL;
+	int r, rc = 1;
+
+	snprintf(rel, sizeof(rel), "images/%s.manifest", e->image);
+	master_path(m, mpath, sizeof(mpath), rel);
+	if ((r = nf_manifest_read(mpath, &man)) < 0) {
+		nf_err(r == -ENOENT ? "no image '%s' in the catalog (see netflash image ls)"
+				    : "the manifest of image '%s' is damaged", e->image);
+		return 1;
+	}
+	if (open_store(m, &st) < 0)
+		return 1;
+	r = store_get(st, e->mac, &old);
+	if (r == 0 && strcmp(old.state, "enrolled") == 0 && !force) {
+		nf_err("%s is already enrolled (image '%s'); use --force to replace the enrollment", e->mac, old.image);
+		goto out;
+	}
+	if (nf_random_hex(e->token, NF_TOKEN_HEX / 2) < 0 || build_cmdline(m, e->token, cmdline, sizeof(cmdline)))
+		goto out;
+	master_path(m, tftp, sizeof(tftp), "tftp");
+	master_path(m, boot, sizeof(boot), "boot");
+	detail[0] = '\0';
+	r = tftpdir_create(tftp, e->mac, boot, cmdline, force, detail, sizeof(detail));
+	if (r == -EEXIST)
+		snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
+			 " (left from an earlier run? 'netflash release %s' or enroll --force)", e->mac);
+	if (r < 0) {
+		nf_err("cannot enroll %s: %s", e->mac, detail);
+		goto out;
+	}
+	snprintf(e->state, sizeof(e->state), "enrolled");
+	if (store_put(st, e) < 0 || store_event(st, e->mac, "enroll", e->image) < 0) {
+		nf_err("enrolled %s on disk but could not record it in the state database", e->mac);
+		goto out;
+	}
+	printf("enrolled %s: image '%s', TFTP dir %s/%s, reports to %s:%u\n", e->mac, e->image, tftp, e->mac,
+	       m->conf.server_ip, m->conf.port);
+	rc = 0;
+out:
+	store_close(st);
+	return rc;
+}
+
+int cmd_enroll(struct master *m, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "image", required_argument, NULL, 'i' }, { "hostname", required_argument, NULL, 'H' },
+		{ "ssh-key", required_argument, NULL, 'k' }, { "force", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	static struct enrollment e; /* large (ssh key); one per process */
+	const char *image = NULL, *host = NULL, *key = NULL;
+	uint8_t mac[6];
+	int force = 0, opt, r;
+
+	memset(&e, 0, sizeof(e));
+	while ((opt = getopt_long(argc, argv, "i:H:k:fh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i': image = optarg; break;
+		case 'H': host = optarg; break;
+		case 'k': key = optarg; break;
+		case 'f': force = 1; break;
+		case 'h': fputs(enroll_usage, stdout); return 0;
+		default: fputs(enroll_usage, stderr); return 2;
+		}
+	}
+	if (optind + 1 != argc || !image) {
+		nf_err("enroll needs a MAC and --image NAME (see netflash enroll --help)");
+		return 2;
+	}
+	if (nf_parse_mac(argv[optind], mac) < 0)
+		return bad_mac(argv[optind]);
+	nf_format_mac(mac, e.mac);
+	if (nf_name_valid(image) < 0) {
+		char q[200];
+
+		nf_err("invalid image name %s", nf_quote(q, sizeof(q), image));
+		return 2;
+	}
+	snprintf(e.image, sizeof(e.image), "%s", image);
+	if (host && !hostname_valid(host)) {
+		char q[200];
+
+		nf_err("invalid --hostname %s: letters, digits and '-', up to 63", nf_quote(q, sizeof(q), host));
+		return 2;
+	}
+	if (host)
+		snprintf(e.hostname, sizeof(e.hostname), "%s", host);
+	if (master_require_init(m) || (key && read_ssh_key(key, e.ssh_key, sizeof(e.ssh_key))))
+		return 1;
+	if (master_lock(m) < 0)
+		return 1;
+	r = do_enroll(m, &e, force);
+	master_unlock(m);
+	return r;
+}
+
+int cmd_release(struct master *m, int argc, char **argv)
+{
+	char tftp[PATH_MAX], detail[512], macs[18];
+	struct store *st = NULL;
+	uint8_t mac[6];
+	int r;
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(release_usage, stdout);
+		return 0;
+	}
+	if (argc != 2) {
+		fputs(release_usage, stderr);
+		return 2;
+	}
+	if (nf_parse_mac(argv[1], mac) < 0)
+		return bad_mac(argv[1]);
+	nf_format_mac(mac, macs);
+	if (master_require_init(m) || master_lock(m) < 0)
+		return 1;
+	master_path(m, tftp, sizeof(tftp), "tftp");
+	detail[0] = '\0';
+	r = tftpdir_remove(tftp, macs, detail, sizeof(detail));
+	if (r < 0 && r != -ENOENT) {
+		nf_err("cannot release %s: %s", macs, detail);
+		master_unlock(m);
+		return 1;
+	}
+	if (open_store(m, &st) == 0) {
+		store_set_state(st, macs, "released", NULL);
+		store_event(st, macs, "release", r == -ENOENT ? "no tftp dir" : "by netflash release");
+		store_close(st);
+	}
+	master_unlock(m);
+	if (r == -ENOENT)
+		printf("%s has no TFTP dir (already released); it boots from its card\n", macs);
+	else
+		printf("released %s: its TFTP dir is gone, its next boot comes from its card\n", macs);
+	return 0;
+}
+
+struct ls_ctx {
+	char tftp[PATH_MAX];
+	int n;
+};
+
+static int ls_row(const struct enrollment *e, void *ctx)
+{
+	struct ls_ctx *c = ctx;
+	char when[32];
+	time_t t = (time_t)e->updated_at;
+	int dir = tftpdir_exists(c->tftp, e->mac);
+
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M", localtime(&t));
+	printf("%-17s  %-16s %-20s %-9s %-4s %s\n", e->mac, e->hostname[0] ? e->hostname : "-", e->image,
+	       e->state, dir > 0 ? "yes" : "no", when);
+	c->n++;
+	return 0;
+}
+
+int cmd_ls(struct master *m, int argc, char **argv)
+{
+	struct ls_ctx c = { .n = 0 };
+	struct store *st = NULL;
+
+	if (argc > 1) {
+		if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+			printf("Usage: netflash [--root DIR] ls\n\nList enrolled and past workers: MAC, hostname, image, state,\nwhether a TFTP dir exists (the worker netboots) and the last change.\n");
+			return 0;
+		}
+		nf_err("ls takes no arguments");
+		return 2;
+	}
+	if (master_require_init(m) || open_store(m, &st) < 0)
+		return 1;
+	master_path(m, c.tftp, sizeof(c.tftp), "tftp");
+	printf("%-17s  %-16s %-20s %-9s %-4s %s\n", "MAC", "HOSTNAME", "IMAGE", "STATE", "TFTP", "CHANGED");
+	store_each(st, ls_row, &c);
+	store_close(st);
+	if (c.n == 0)
+		printf("(no workers; enroll one with: netflash enroll MAC --image NAME)\n");
+	return 0;
+}

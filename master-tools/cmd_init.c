@@ -1,0 +1,310 @@
+/* netflash init: the state tree and ready-to-use server configs. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fileutil.h"
+#include "log.h"
+#include "master.h"
+#include "parse.h"
+
+static const char init_usage[] =
+"Usage: netflash [--root DIR] init [OPTIONS]\n"
+"\n"
+"Create the netflash state tree under ROOT (default " NF_DEFAULT_ROOT ") and\n"
+"write configs for the servers a master runs:\n"
+"  tftp/                 TFTP root: only per-worker MAC dirs, never boot files\n"
+"  images/               the image catalog, exported read-only over NFS\n"
+"  boot/                 boot files per-MAC dirs are made from\n"
+"  state/                enrollments and history (SQLite), lock\n"
+"  etc/dnsmasq.conf      proxy-DHCP + TFTP, one dir per MAC\n"
+"  etc/netflash.exports  for nfs-kernel-server (/etc/exports.d/)\n"
+"  etc/ganesha.conf      the same export for nfs-ganesha\n"
+"  etc/netflash-dnsmasq.service, etc/netflashd.service   systemd units\n"
+"\n"
+"Options:\n"
+"  -i, --interface IF    the interface facing the workers (default eth0)\n"
+"  -s, --subnet CIDR     the workers' subnet, e.g. 192.168.1.0/24 (sets the\n"
+"                        proxy-DHCP broadcast and limits the NFS export)\n"
+"  -b, --broadcast ADDR  the broadcast address, if --subnet is not given\n"
+"  -a, --server-ip IP    the address workers reach this master at\n"
+"                        (default: the interface's IPv4 address)\n"
+"  -p, --port PORT       netflashd's TCP port (default 7070)\n"
+"      --apply           also install the exports file and the systemd units\n"
+"                        into /etc and reload systemd (does not start anything)\n"
+"  -h, --help            show this help\n"
+"\n"
+"Proxy DHCP answers only the Pis' network boot questions; an ordinary DHCP\n"
+"server (your router) must still hand out addresses on that LAN. Re-running\n"
+"init rewrites the configs and keeps images, boot files and enrollments.\n";
+
+static int parse_cidr(const char *cidr, char *bcast, size_t bcap, char *net, size_t ncap)
+{
+	char ip[INET_ADDRSTRLEN];
+	const char *slash = strchr(cidr, '/');
+	struct in_addr a;
+	uint64_t bits;
+	uint32_t mask, host;
+
+	if (!slash || (size_t)(slash - cidr) >= sizeof(ip))
+		return -EINVAL;
+	memcpy(ip, cidr, (size_t)(slash - cidr));
+	ip[slash - cidr] = '\0';
+	if (inet_pton(AF_INET, ip, &a) != 1 || nf_parse_u64(slash + 1, 8, 30, &bits) < 0)
+		return -EINVAL;
+	mask = bits ? 0xffffffffu << (32 - bits) : 0;
+	host = ntohl(a.s_addr);
+	a.s_addr = htonl((host & mask) | ~mask);
+	inet_ntop(AF_INET, &a, bcast, (socklen_t)bcap);
+	a.s_addr = htonl(host & mask);
+	inet_ntop(AF_INET, &a, ip, sizeof(ip));
+	snprintf(net, ncap, "%s/%u", ip, (unsigned)bits);
+	return 0;
+}
+
+/* The interface's IPv4 address and broadcast. Returns 0 or -ENOENT. */
+static int iface_addr(const char *ifname, char *ip, size_t ipcap, char *bcast, size_t bcap)
+{
+	struct ifaddrs *ifs, *i;
+	int r = -ENOENT;
+
+	if (getifaddrs(&ifs) < 0)
+		return -errno;
+	for (i = ifs; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || strcmp(i->ifa_name, ifname) != 0)
+			continue;
+		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, ip, (socklen_t)ipcap);
+		if (i->ifa_broadaddr && (i->ifa_flags & IFF_BROADCAST))
+			inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_broadaddr)->sin_addr, bcast, (socklen_t)bcap);
+		r = 0;
+		break;
+	}
+	freeifaddrs(ifs);
+	return r;
+}
+
+static int write_text(const struct master *m, const char *rel, const char *text, mode_t mode)
+{
+	char path[PATH_MAX];
+	int r = master_path(m, path, sizeof(path), rel);
+
+	if (r == 0)
+		r = nf_write_file_atomic(path, text, strlen(text), mode);
+	if (r < 0)
+		nf_err("cannot write %s: %s", path, nf_strerror(r));
+	return r;
+}
+
+static int write_configs(const struct master *m)
+{
+	const struct master_conf *c = &m->conf;
+	char buf[8192];
+	int r;
+
+	/* The dnsmasq options DESIGN.md verified: proxy DHCP for the Pi ROM
+	 * (it sends option 93), TFTP with one root per MAC. */
+	snprintf(buf, sizeof(buf),
+		 "# netflash: proxy-DHCP + TFTP for Raspberry Pi network boot (netflash init)\n"
+		 "# An ordinary DHCP server must also run on this LAN; this one only answers\n"
+		 "# the Pis' boot questions and serves ROOT/tftp/<mac>/ to each worker.\n"
+		 "port=0\n"
+		 "interface=%s\n"
+		 "bind-dynamic\n"
+		 "dhcp-range=%s,proxy\n"
+		 "pxe-service=0,\"Raspberry Pi Boot\"\n"
+		 "log-dhcp\n"
+		 "enable-tftp\n"
+		 "tftp-root=%s/tftp\n"
+		 "tftp-unique-root=mac\n",
+		 c->iface, c->broadcast, m->root);
+	if ((r = write_text(m, "etc/dnsmasq.conf", buf, 0644)) < 0)
+		return r;
+	snprintf(buf, sizeof(buf),
+		 "# netflash image catalog, read-only (netflash init); for /etc/exports.d/\n"
+		 "%s/images %s(ro,no_subtree_check,all_squash,insecure)\n",
+		 m->root, c->subnet[0] ? c->subnet : "*");
+	if ((r = write_text(m, "etc/netflash.exports", buf, 0644)) < 0)
+		return r;
+	snprintf(buf, sizeof(buf),
+		 "# netflash image catalog for nfs-ganesha (netflash init)\n"
+		 "NFS_CORE_PARAM { Protocols = 3; Enable_NLM = false; Enable_RQUOTA = false; }\n"
+		 "EXPORT {\n"
+		 "\tExport_Id = 77;\n\tPath = %s/images;\n\tPseudo = /netflash;\n"
+		 "\tAccess_Type = RO;\n\tSquash = All_Squash;\n\tProtocols = 3;\n"
+		 "\tTransports = TCP;\n\tSecType = sys;\n\tFSAL { Name = VFS; }\n}\n",
+		 m->root);
+	if ((r = write_text(m, "etc/ganesha.conf", buf, 0644)) < 0)
+		return r;
+	snprintf(buf, sizeof(buf),
+		 "[Unit]\nDescription=netflash proxy-DHCP and TFTP (dnsmasq)\n"
+		 "After=network-online.target\nWants=network-online.target\n\n"
+		 "[Service]\nExecStart=/usr/sbin/dnsmasq --keep-in-foreground --conf-file=%s/etc/dnsmasq.conf\n"
+		 "Restart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n", m->root);
+	if ((r = write_text(m, "etc/netflash-dnsmasq.service", buf, 0644)) < 0)
+		return r;
+	snprintf(buf, sizeof(buf),
+		 "[Unit]\nDescription=netflash master daemon\nAfter=network-online.target\n"
+		 "Wants=network-online.target\n\n"
+		 "[Service]\nExecStart=/usr/local/bin/netflashd --root %s --listen 0.0.0.0:%u\n"
+		 "Restart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n", m->root, c->port);
+	return write_text(m, "etc/netflashd.service", buf, 0644);
+}
+
+static int make_tree(const struct master *m)
+{
+	static const char *const dirs[] = { "", "tftp", "images", "boot", "state", "etc" };
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (master_path(m, path, sizeof(path), dirs[i]) < 0)
+			return -ENAMETOOLONG;
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			nf_err("cannot create %s: %s", path, strerror(errno));
+			return -errno;
+		}
+		/* dnsmasq drops privileges: the tree must be readable by all. */
+		if (strcmp(dirs[i], "state") != 0)
+			chmod(path, 0755);
+	}
+	return 0;
+}
+
+static int apply(const struct master *m)
+{
+	static const struct { const char *rel, *dst; } files[] = {
+		{ "etc/netflash.exports", "/etc/exports.d/netflash.exports" },
+		{ "etc/netflash-dnsmasq.service", "/etc/systemd/system/netflash-dnsmasq.service" },
+		{ "etc/netflashd.service", "/etc/systemd/system/netflashd.service" },
+	};
+	char src[PATH_MAX], body[8192];
+
+	mkdir("/etc/exports.d", 0755);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		ssize_t n;
+		int r;
+
+		if (master_path(m, src, sizeof(src), files[i].rel) < 0)
+			return 1;
+		n = nf_read_file(src, body, sizeof(body) - 1);
+		r = n < 0 ? (int)n : nf_write_file_atomic(files[i].dst, body, (size_t)n, 0644);
+		if (r < 0) {
+			nf_err("cannot install %s: %s", files[i].dst, nf_strerror(r));
+			return 1;
+		}
+		printf("installed %s\n", files[i].dst);
+	}
+	if (access("/run/systemd/system", F_OK) == 0 && system("systemctl daemon-reload") != 0)
+		nf_warn("systemctl daemon-reload failed, ignoring");
+	return 0;
+}
+
+static int resolve_network(struct master *m, const char *subnet, const char *bcast, const char *server_ip)
+{
+	struct master_conf *c = &m->conf;
+	char ifip[64] = "", ifbcast[64] = "";
+	struct in_addr a;
+
+	iface_addr(c->iface, ifip, sizeof(ifip), ifbcast, sizeof(ifbcast));
+	if (subnet && parse_cidr(subnet, c->broadcast, sizeof(c->broadcast), c->subnet, sizeof(c->subnet)) < 0) {
+		nf_err("invalid --subnet '%s': expected an IPv4 CIDR like 192.168.1.0/24", subnet);
+		return 1;
+	}
+	if (bcast) {
+		if (inet_pton(AF_INET, bcast, &a) != 1) {
+			nf_err("invalid --broadcast '%s': expected an IPv4 address", bcast);
+			return 1;
+		}
+		snprintf(c->broadcast, sizeof(c->broadcast), "%s", bcast);
+	}
+	if (!c->broadcast[0])
+		snprintf(c->broadcast, sizeof(c->broadcast), "%s", ifbcast);
+	if (server_ip) {
+		if (inet_pton(AF_INET, server_ip, &a) != 1) {
+			nf_err("invalid --server-ip '%s': expected an IPv4 address", server_ip);
+			return 1;
+		}
+		snprintf(c->server_ip, sizeof(c->server_ip), "%s", server_ip);
+	} else {
+		snprintf(c->server_ip, sizeof(c->server_ip), "%s", ifip);
+	}
+	if (!c->server_ip[0] || !c->broadcast[0]) {
+		nf_err("interface '%s' has no IPv4 address here: give --server-ip and --subnet (or --broadcast)",
+		       c->iface);
+		return 1;
+	}
+	return 0;
+}
+
+int cmd_init(struct master *m, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "interface", required_argument, NULL, 'i' }, { "subnet", required_argument, NULL, 's' },
+		{ "broadcast", required_argument, NULL, 'b' }, { "server-ip", required_argument, NULL, 'a' },
+		{ "port", required_argument, NULL, 'p' }, { "apply", no_argument, NULL, 'A' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	const char *subnet = NULL, *bcast = NULL, *server_ip = NULL;
+	int do_apply = 0, opt;
+	uint64_t v;
+
+	master_load_conf(m); /* re-running keeps earlier settings as defaults */
+	if (!m->conf.iface[0])
+		snprintf(m->conf.iface, sizeof(m->conf.iface), "eth0");
+	if (!m->conf.port)
+		m->conf.port = NF_DEFAULT_PORT;
+	while ((opt = getopt_long(argc, argv, "i:s:b:a:p:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i':
+			if (strlen(optarg) == 0 || strlen(optarg) >= IF_NAMESIZE || strchr(optarg, '/')) {
+				nf_err("invalid --interface '%s'", optarg);
+				return 2;
+			}
+			snprintf(m->conf.iface, sizeof(m->conf.iface), "%s", optarg);
+			break;
+		case 's': subnet = optarg; break;
+		case 'b': bcast = optarg; break;
+		case 'a': server_ip = optarg; break;
+		case 'p':
+			if (nf_parse_u64(optarg, 1, 65535, &v) < 0) {
+				nf_err("invalid --port '%s': expected 1..65535", optarg);
+				return 2;
+			}
+			m->conf.port = (unsigned)v;
+			break;
+		case 'A': do_apply = 1; break;
+		case 'h': fputs(init_usage, stdout); return 0;
+		default: fputs(init_usage, stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		nf_err("init takes no arguments (see netflash init --help)");
+		return 2;
+	}
+	if (resolve_network(m, subnet, bcast, server_ip))
+		return 2;
+	if (make_tree(m) < 0 || master_save_conf(m) < 0 || write_configs(m) < 0)
+		return 1;
+	printf("initialised %s: workers reach this master at %s:%u; proxy DHCP on %s (broadcast %s)\n",
+	       m->root, m->conf.server_ip, m->conf.port, m->conf.iface, m->conf.broadcast);
+	if (do_apply)
+		return apply(m);
+	printf("next steps:\n"
+	       "  apt install dnsmasq-base nfs-kernel-server   (or nfs-ganesha nfs-ganesha-vfs)\n"
+	       "  netflash init --apply        installs %s/etc/netflash.exports into /etc/exports.d/\n"
+	       "                               and the two systemd units, then: exportfs -ra;\n"
+	       "                               systemctl enable --now netflash-dnsmasq netflashd\n"
+	       "  netflash image add FILE      add an image to the catalog\n"
+	       "  netflash boot-files import --from-image NAME\n"
+	       "  netflash enroll MAC --image NAME\n"
+	       "note: proxy DHCP needs an ordinary DHCP server on this LAN (your router) to hand out addresses.\n",
+	       m->root);
+	return 0;
+}

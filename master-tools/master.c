@@ -1,0 +1,134 @@
+#include "master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "fileutil.h"
+#include "log.h"
+#include "parse.h"
+
+#define CONF_MAX 4096
+
+int master_path(const struct master *m, char *out, size_t cap, const char *rel)
+{
+	int n = snprintf(out, cap, "%s/%s", m->root, rel);
+
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+static int conf_set(struct master_conf *c, const char *key, const char *val)
+{
+	uint64_t v;
+
+	if (strcmp(key, "port") == 0) {
+		if (nf_parse_u64(val, 1, 65535, &v) < 0)
+			return -EBADMSG;
+		c->port = (unsigned)v;
+		return 0;
+	}
+	struct { const char *key; char *dst; size_t cap; } strs[] = {
+		{ "server_ip", c->server_ip, sizeof(c->server_ip) },
+		{ "interface", c->iface, sizeof(c->iface) },
+		{ "broadcast", c->broadcast, sizeof(c->broadcast) },
+		{ "subnet", c->subnet, sizeof(c->subnet) },
+	};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		if (strcmp(key, strs[i].key) != 0)
+			continue;
+		if (strlen(val) >= strs[i].cap)
+			return -EBADMSG;
+		strcpy(strs[i].dst, val);
+		return 0;
+	}
+	return -EBADMSG;
+}
+
+int master_load_conf(struct master *m)
+{
+	char path[PATH_MAX], body[CONF_MAX + 1], *line, *save = NULL;
+	ssize_t n;
+
+	if (master_path(m, path, sizeof(path), "netflash.conf") < 0)
+		return -ENAMETOOLONG;
+	n = nf_read_file(path, body, CONF_MAX);
+	if (n < 0)
+		return n == -EFBIG ? -EBADMSG : (int)n;
+	memset(&m->conf, 0, sizeof(m->conf));
+	for (line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+
+		if (line[0] == '#')
+			continue;
+		if (!eq)
+			return -EBADMSG;
+		*eq = '\0';
+		if (conf_set(&m->conf, line, eq + 1) < 0)
+			return -EBADMSG;
+	}
+	if (!m->conf.server_ip[0] || !m->conf.port)
+		return -EBADMSG;
+	m->have_conf = 1;
+	return 0;
+}
+
+int master_save_conf(const struct master *m)
+{
+	char path[PATH_MAX], body[CONF_MAX];
+	const struct master_conf *c = &m->conf;
+	int n;
+
+	if (master_path(m, path, sizeof(path), "netflash.conf") < 0)
+		return -ENAMETOOLONG;
+	n = snprintf(body, sizeof(body),
+		     "# netflash master configuration (written by netflash init)\n"
+		     "server_ip=%s\nport=%u\ninterface=%s\nbroadcast=%s\nsubnet=%s\n",
+		     c->server_ip, c->port, c->iface, c->broadcast, c->subnet);
+	if (n < 0 || (size_t)n >= sizeof(body))
+		return -EMSGSIZE;
+	return nf_write_file_atomic(path, body, (size_t)n, 0644);
+}
+
+int master_lock(struct master *m)
+{
+	char path[PATH_MAX];
+
+	if (master_path(m, path, sizeof(path), "state/lock") < 0)
+		return -ENAMETOOLONG;
+	m->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (m->lock_fd < 0)
+		return -errno;
+	if (flock(m->lock_fd, LOCK_EX) < 0) {
+		int e = errno;
+
+		close(m->lock_fd);
+		m->lock_fd = -1;
+		return -e;
+	}
+	return 0;
+}
+
+void master_unlock(struct master *m)
+{
+	if (m->lock_fd >= 0)
+		close(m->lock_fd);
+	m->lock_fd = -1;
+}
+
+int master_require_init(struct master *m)
+{
+	char q[PATH_MAX + 16];
+	int r = master_load_conf(m);
+
+	if (r == 0)
+		return 0;
+	if (r == -ENOENT)
+		nf_err("%s is not a netflash root; run 'netflash init' first (or pass --root)",
+		       nf_quote(q, sizeof(q), m->root));
+	else
+		nf_err("cannot read %s/netflash.conf: %s", nf_quote(q, sizeof(q), m->root), nf_strerror(r));
+	return 1;
+}

@@ -1,0 +1,52 @@
+/* What every `netflash` subcommand shares: the state tree, its config, the
+ * lock, and the store. One file per subcommand implements cmd_*(). */
+#ifndef NETFLASH_MASTER_H
+#define NETFLASH_MASTER_H
+
+#include <limits.h>
+#include <net/if.h>
+#include <stddef.h>
+
+#define NF_DEFAULT_ROOT "/srv/netflash"
+#define NF_DEFAULT_PORT 7070
+
+struct master_conf {
+	char server_ip[64];     /* address workers reach the master at */
+	unsigned port;          /* netflashd's TCP port */
+	char iface[IF_NAMESIZE];
+	char broadcast[64];     /* proxy-DHCP range: dhcp-range=<broadcast>,proxy */
+	char subnet[64];        /* for the NFS export; empty: any host */
+};
+
+struct master {
+	char root[1024];        /* bounded so every generated file fits its buffer */
+	struct master_conf conf;
+	int have_conf;
+	int lock_fd;
+};
+
+/* Formats ROOT/rel into out. Returns 0 or -ENAMETOOLONG. */
+int master_path(const struct master *m, char *out, size_t cap, const char *rel);
+
+/* Reads ROOT/netflash.conf (written by init). Returns 0, -ENOENT, -EBADMSG. */
+int master_load_conf(struct master *m);
+/* Writes ROOT/netflash.conf atomically. */
+int master_save_conf(const struct master *m);
+
+/* Takes the exclusive state lock (ROOT/state/lock), waiting for other
+ * netflash commands and the daemon. Returns 0 or -errno. */
+int master_lock(struct master *m);
+void master_unlock(struct master *m);
+
+/* Fails with a hint when ROOT has not been initialised. Logs; returns 0 or 1. */
+int master_require_init(struct master *m);
+
+/* Subcommands: argc/argv start at the subcommand's own name. Return the exit status. */
+int cmd_init(struct master *m, int argc, char **argv);
+int cmd_image(struct master *m, int argc, char **argv);
+int cmd_boot_files(struct master *m, int argc, char **argv);
+int cmd_enroll(struct master *m, int argc, char **argv);
+int cmd_release(struct master *m, int argc, char **argv);
+int cmd_ls(struct master *m, int argc, char **argv);
+
+#endif

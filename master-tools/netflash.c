@@ -1,0 +1,76 @@
+/* netflash: the master's command line (git-style subcommands). */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "master.h"
+
+static const char main_usage[] =
+"Usage: netflash [--root DIR] COMMAND [ARGS]\n"
+"\n"
+"Netboot-to-SD flashing for Raspberry Pi fleets: this master answers the Pis'\n"
+"network boot (dnsmasq proxy-DHCP + TFTP, one dir per worker MAC), serves the\n"
+"image catalog over NFS, and releases a worker (removes its TFTP dir) once it\n"
+"has flashed and verified its card.\n"
+"\n"
+"Commands:\n"
+"  init                 create the state tree and the dnsmasq/NFS/systemd configs\n"
+"  image add|ls|rm|check  manage the image catalog\n"
+"  boot-files import    collect Pi firmware and kernels, set up our initramfs\n"
+"  enroll MAC --image NAME   make a worker netboot into the flasher\n"
+"  release MAC          let a worker boot from its card again\n"
+"  ls                   list workers\n"
+"\n"
+"Options:\n"
+"  --root DIR           the state tree (default " NF_DEFAULT_ROOT ")\n"
+"  -h, --help           this help; 'netflash COMMAND --help' for each command\n"
+"  -V, --version        the version\n";
+
+int main(int argc, char **argv)
+{
+	static const struct { const char *name; int (*fn)(struct master *, int, char **); } cmds[] = {
+		{ "init", cmd_init }, { "image", cmd_image }, { "boot-files", cmd_boot_files },
+		{ "enroll", cmd_enroll }, { "release", cmd_release }, { "ls", cmd_ls },
+	};
+	struct master m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 };
+	int i = 1;
+
+	nf_log_setup("netflash", NF_LOG_INFO);
+	/* Global options come before the command. */
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "--root") == 0 && i + 1 < argc) {
+			if (strlen(argv[i + 1]) == 0 || strlen(argv[i + 1]) >= sizeof(m.root) - 64) {
+				nf_err("--root is empty or too long");
+				return 2;
+			}
+			snprintf(m.root, sizeof(m.root), "%s", argv[i + 1]);
+			i += 2;
+		} else if (strncmp(argv[i], "--root=", 7) == 0 && strlen(argv[i] + 7) > 0 &&
+			   strlen(argv[i] + 7) < sizeof(m.root) - 64) {
+			snprintf(m.root, sizeof(m.root), "%s", argv[i] + 7);
+			i++;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(main_usage, stdout);
+			return 0;
+		} else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
+			printf("netflash %s\n", NETFLASH_VERSION);
+			return 0;
+		} else {
+			nf_err("unknown option '%s' (see netflash --help)", argv[i]);
+			return 2;
+		}
+	}
+	if (i == argc) {
+		fputs(main_usage, stderr);
+		return 2;
+	}
+	for (size_t c = 0; c < sizeof(cmds) / sizeof(cmds[0]); c++) {
+		if (strcmp(argv[i], cmds[c].name) == 0) {
+			optind = 1;
+			return cmds[c].fn(&m, argc - i, argv + i);
+		}
+	}
+	nf_err("unknown command '%s' (see netflash --help)", argv[i]);
+	return 2;
+}

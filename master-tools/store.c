@@ -1,0 +1,192 @@
+#include "store.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct store {
+	sqlite3 *db;
+};
+
+static const char schema[] =
+	"PRAGMA journal_mode=WAL;"
+	"PRAGMA synchronous=FULL;"
+	"CREATE TABLE IF NOT EXISTS workers ("
+	" mac TEXT PRIMARY KEY, image TEXT NOT NULL, hostname TEXT NOT NULL DEFAULT '',"
+	" token TEXT NOT NULL, state TEXT NOT NULL, ssh_key TEXT NOT NULL DEFAULT '',"
+	" attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '',"
+	" enrolled_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS events ("
+	" id INTEGER PRIMARY KEY, mac TEXT NOT NULL, at INTEGER NOT NULL,"
+	" event TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX IF NOT EXISTS events_mac ON events(mac, id);";
+
+int store_open(struct store **out, const char *path)
+{
+	struct store *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(s->db, 10000) != SQLITE_OK ||
+	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+		store_close(s);
+		return -EIO;
+	}
+	*out = s;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	sqlite3_close(s->db);
+	free(s);
+}
+
+static int64_t now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static void copy_col(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+static void row_to(sqlite3_stmt *st, struct enrollment *e)
+{
+	memset(e, 0, sizeof(*e));
+	copy_col(st, 0, e->mac, sizeof(e->mac));
+	copy_col(st, 1, e->image, sizeof(e->image));
+	copy_col(st, 2, e->hostname, sizeof(e->hostname));
+	copy_col(st, 3, e->token, sizeof(e->token));
+	copy_col(st, 4, e->state, sizeof(e->state));
+	copy_col(st, 5, e->ssh_key, sizeof(e->ssh_key));
+	e->attempts = (unsigned)sqlite3_column_int(st, 6);
+	copy_col(st, 7, e->last_error, sizeof(e->last_error));
+	e->enrolled_at = sqlite3_column_int64(st, 8);
+	e->updated_at = sqlite3_column_int64(st, 9);
+}
+
+#define COLS "mac, image, hostname, token, state, ssh_key, attempts, last_error, enrolled_at, updated_at"
+
+int store_put(struct store *s, const struct enrollment *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO workers (" COLS ") VALUES (?,?,?,?,?,?,?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, e->mac, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->image, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e->hostname, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, e->token, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, e->state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, e->ssh_key, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 7, (int)e->attempts);
+	sqlite3_bind_text(st, 8, e->last_error, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 9, e->enrolled_at ? e->enrolled_at : now());
+	sqlite3_bind_int64(st, 10, now());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_get(struct store *s, const char *mac, struct enrollment *e)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT " COLS " FROM workers WHERE mac = ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		row_to(st, e);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+}
+
+int store_set_state(struct store *s, const char *mac, const char *state, const char *error)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "UPDATE workers SET state = ?, last_error = ?, updated_at = ? WHERE mac = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, error ? error : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now());
+	sqlite3_bind_text(st, 4, mac, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return -EIO;
+	return sqlite3_changes(s->db) ? 0 : -ENOENT;
+}
+
+int store_event(struct store *s, const char *mac, const char *event, const char *detail)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO events (mac, at, event, detail) VALUES (?,?,?,?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now());
+	sqlite3_bind_text(st, 3, event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, detail ? detail : "", -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_each(struct store *s, int (*fn)(const struct enrollment *e, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	struct enrollment *e = malloc(sizeof(*e));
+	int rc, r = 0;
+
+	if (!e)
+		return -ENOMEM;
+	if (sqlite3_prepare_v2(s->db, "SELECT " COLS " FROM workers ORDER BY mac", -1, &st, NULL) != SQLITE_OK) {
+		free(e);
+		return -EIO;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		row_to(st, e);
+		r = fn(e, ctx);
+		if (r < 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	free(e);
+	if (r < 0)
+		return r;
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+int store_image_users(struct store *s, const char *image)
+{
+	sqlite3_stmt *st = NULL;
+	int n = -EIO;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM workers WHERE image = ? AND state = 'enrolled'",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}

@@ -1,0 +1,27 @@
+/* Per-worker TFTP directories under ROOT/tftp, named by canonical MAC. They
+ * are built aside and renamed into place (a worker never sees half a dir),
+ * hold only regular files (hard links to the boot files, or copies) and a
+ * marker naming their MAC, and are removed without ever following a symlink. */
+#ifndef NETFLASH_TFTPDIR_H
+#define NETFLASH_TFTPDIR_H
+
+#include <stddef.h>
+
+#define NF_TFTP_MARKER ".netflash-mac"
+
+/* Builds tftp_root/mac from the files in boot_dir (recursively; symlinks
+ * and special files in boot_dir are refused) plus cmdline.txt with the given
+ * content. replace: an existing dir of ours is replaced atomically; else an
+ * existing dir is -EEXIST. Returns 0 or -errno with detail set. */
+int tftpdir_create(const char *tftp_root, const char *mac, const char *boot_dir,
+		   const char *cmdline, int replace, char *detail, size_t cap);
+
+/* Removes tftp_root/mac: refuses a symlink or anything without our marker
+ * (-EPERM), never follows symlinks inside. Returns 0, -ENOENT (no dir) or
+ * -errno with detail set. */
+int tftpdir_remove(const char *tftp_root, const char *mac, char *detail, size_t cap);
+
+/* 1 if tftp_root/mac is a real directory, 0 if absent, -errno otherwise. */
+int tftpdir_exists(const char *tftp_root, const char *mac);
+
+#endif
