@@ -13,6 +13,8 @@ FAILS=0
 
 # shellcheck source=fixtures/ganesha.sh
 source "$NETFLASH_SRC/tests/fixtures/ganesha.sh"
+# shellcheck source=fixtures/netns.sh
+source "$NETFLASH_SRC/tests/fixtures/netns.sh"
 
 _cleanup() {
 	local rc=$?
@@ -21,7 +23,8 @@ _cleanup() {
 	ganesha_stop
 	for p in "${_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	for l in "${_LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
-	if [ $rc -eq 0 ] && [ "$FAILS" -eq 0 ]; then rm -rf "$T"; else echo "kept work dir $T" >&2; fi
+	netns_cleanup
+	if [ $rc -eq 0 ] && [ "$FAILS" -eq 0 ] && [ -z "${NETFLASH_KEEP:-}" ]; then rm -rf "$T"; else echo "kept work dir $T" >&2; fi
 	exit $rc
 }
 trap _cleanup EXIT

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The netflash CLI on its own: hostile MACs and names, symlinks planted in
+# the TFTP root, corrupt images refused by image add, manifest digests,
+# boot-files import from a dir and from an image, concurrent enrolls.
+source "$(dirname "$0")/../lib.sh"
+
+NF="$NETFLASH_BUILD/master-tools/netflash"
+img=$(test_image 24)
+R=$T/root
+nf() { "$NF" --root "$R" "$@"; }
+# expect_rc RC NAME REGEX CMD...: exit status RC, REGEX in stderr, one error line
+expect_rc() {
+	local want=$1 name=$2 re=$3 rc=0; shift 3
+	"$@" >"$T/out.log" 2>"$T/err.log" || rc=$?
+	if [ $rc -ne "$want" ]; then fail "$name: exit $rc, expected $want: $(cat "$T/err.log")"; return 1; fi
+	if ! grep -Eq "$re" "$T/err.log"; then fail "$name: /$re/ not in: $(cat "$T/err.log")"; return 1; fi
+	[ "$(grep -c 'error:' "$T/err.log")" -eq 1 ] || { fail "$name: not one error line: $(cat "$T/err.log")"; return 1; }
+	pass "$name"
+}
+
+expect_rc 1 "commands before init name init" "is not a netflash root; run 'netflash init' first" nf ls
+nf init --interface eth0 --subnet 192.168.50.0/24 --server-ip 192.168.50.2 >/dev/null
+expect_rc 2 "bad --subnet" "invalid --subnet '10.0.0.0/33'" nf init --subnet 10.0.0.0/33
+
+# Catalog: digests match sha256sum of the decoded image; damage is refused.
+nf image add "$img.gz" --name pios-gz >/dev/null
+nf image add "$img.zst" >/dev/null
+want=$(sha256sum "$img" | cut -d' ' -f1)
+for n in pios-gz pios-24M; do
+	grep -q "^sha256=$want$" "$R/images/$n.manifest" && grep -q "^image_size=$(stat -c %s "$img")$" "$R/images/$n.manifest" &&
+		pass "manifest of $n: digest and size match the decoded image" || fail "manifest $n: $(cat "$R/images/$n.manifest")"
+done
+nf image check pios-gz >/dev/null && pass "image check on an intact image" || fail "image check"
+head -c $(( $(stat -c %s "$img.gz") - 3000 )) "$img.gz" >"$T/trunc.img.gz"
+cp "$img.gz" "$T/corrupt.img.gz"
+printf '\377\377\377\377\377\377\377\377' | dd of="$T/corrupt.img.gz" bs=1 seek=200000 conv=notrunc status=none
+head -c 5000 /dev/urandom | bzip2 >"$T/x.img.bz2"
+expect_rc 1 "truncated image refused with the offset" "refusing '.*trunc.img.gz': gzip: stream ends early \(truncated\) at compressed offset [0-9]+" nf image add "$T/trunc.img.gz"
+expect_rc 1 "corrupt image refused with the offset" "refusing '.*corrupt.img.gz': gzip: corrupt data at compressed offset [0-9]+" nf image add "$T/corrupt.img.gz"
+expect_rc 1 "bzip2 refused" "is bzip2 data" nf image add "$T/x.img.bz2"
+[ -z "$(ls "$R/images" | grep -v -e '^pios-gz' -e '^pios-24M')" ] && pass "refused images leave nothing in the catalog" ||
+	fail "catalog holds: $(ls -a "$R/images")"
+expect_rc 1 "duplicate image name" "already in the catalog \(use --force" nf image add "$img.gz" --name pios-gz
+expect_rc 2 "hostile image name" "invalid image name '\.\./x'" nf image add "$img.gz" --name ../x
+# A manifest changed behind our back is noticed.
+sed -i 's/^image_size=.*/image_size=1/' "$R/images/pios-24M.manifest"
+expect_rc 1 "image check notices a changed manifest" "does not match its manifest" nf image check pios-24M
+
+# Boot files: from a dir missing firmware (named), then from the image.
+mkdir -p "$T/boot"
+echo "console=serial0,115200 root=PARTUUID=1-02 rootwait quiet" >"$T/boot/cmdline.txt"
+expect_rc 1 "boot files without firmware are named" "missing bootcode.bin start.elf/start4.elf fixup.dat/fixup4.dat kernel8.img" \
+	nf boot-files import --from-boot "$T/boot"
+touch "$T/boot/start4.elf" "$T/boot/fixup4.dat" "$T/boot/kernel8.img" "$T/boot/bcm2711-rpi-4-b.dtb"
+mkdir -p "$T/boot/overlays" && touch "$T/boot/overlays/vc4-kms-v3d.dtbo"
+nf boot-files import --from-boot "$T/boot" >"$T/out.log" 2>&1 && grep -q 'Pi 4 yes' "$T/out.log" &&
+	[ -f "$R/boot/overlays/vc4-kms-v3d.dtbo" ] && pass "import from a Pi 4 /boot, overlays included" || fail "import from dir: $(cat "$T/out.log")"
+[ "$(cat "$R/boot/cmdline.txt")" = "console=serial0,115200 ip=dhcp" ] && pass "cmdline template drops root=, rootwait, quiet" ||
+	fail "cmdline template: $(cat "$R/boot/cmdline.txt")"
+nf boot-files import --from-image pios-gz >"$T/out.log" 2>&1 && grep -q 'Pi 3 yes' "$T/out.log" &&
+	MTOOLS_SKIP_CHECK=1 mcopy -n -i "$img@@4M" ::/bootcode.bin "$T/bootcode.ref" && cmp -s "$T/bootcode.ref" "$R/boot/bootcode.bin" &&
+	pass "import from the image's FAT partition (no mount)" || fail "import from image: $(cat "$T/out.log")"
+grep -q '^initramfs netflash.cpio.gz followkernel$' "$R/boot/config.txt" && grep -q '^arm_64bit=1$' "$R/boot/config.txt" &&
+	pass "config.txt keeps the original and adds our initramfs" || fail "config.txt: $(cat "$R/boot/config.txt")"
+
+# Hostile MACs: one line, exit 2, nothing created.
+for mac in ../x "b8:27:eb:d3:85:78:00" "zz:27:eb:d3:85:78" "b8:27:eb:d3:85" "$(printf 'b8:27:eb:d3:85:78\n')x" "" "b8-27-eb-d3-85-78/../../etc"; do
+	expect_rc 2 "hostile MAC $(printf %q "$mac")" "invalid MAC" nf enroll "$mac" --image pios-gz
+done
+[ -z "$(ls -A "$R/tftp")" ] && pass "hostile MACs created nothing" || fail "tftp holds: $(ls -A "$R/tftp")"
+expect_rc 2 "hostile hostname" "invalid --hostname" nf enroll b8:27:eb:00:00:01 --image pios-gz --hostname 'a;rm -rf /'
+nf enroll B8:27:EB:0A:0B:0C --image pios-gz >/dev/null
+[ -d "$R/tftp/b8-27-eb-0a-0b-0c" ] && pass "upper-case MAC canonicalised to b8-27-eb-0a-0b-0c" || fail "canonical dir missing"
+[ -z "$(find "$R/tftp" -type l)" ] && pass "no symlinks in a worker's dir" || fail "symlinks: $(find "$R/tftp" -type l)"
+expect_rc 1 "re-enroll says so" "already enrolled \(image 'pios-gz'\); use --force" nf enroll b827.eb0a.0b0c --image pios-gz
+tok_a=$(grep -o 'netflash.token=[0-9a-f]*' "$R/tftp/b8-27-eb-0a-0b-0c/cmdline.txt")
+nf enroll b8:27:eb:0a:0b:0c --image pios-24M --force >/dev/null
+tok_b=$(grep -o 'netflash.token=[0-9a-f]*' "$R/tftp/b8-27-eb-0a-0b-0c/cmdline.txt")
+[ "$tok_a" != "$tok_b" ] && pass "--force replaces the enrollment with a new token" || fail "token unchanged"
+expect_rc 1 "image in use" "used by 1 enrolled worker" nf image rm pios-24M
+
+# Symlinks planted in the TFTP root are never followed by release.
+mkdir -p "$T/precious" && echo keep >"$T/precious/file" && echo b8-27-eb-00-00-66 >"$T/precious/.netflash-mac"
+ln -s "$T/precious" "$R/tftp/b8-27-eb-00-00-66"
+expect_rc 1 "release refuses a planted symlink" "is a symlink, not a directory netflash made; not following it" nf release b8:27:eb:00:00:66
+[ -f "$T/precious/file" ] && [ -L "$R/tftp/b8-27-eb-00-00-66" ] && pass "the symlink's target is untouched" || fail "precious data touched"
+mkdir "$R/tftp/b8-27-eb-00-00-77" && echo x >"$R/tftp/b8-27-eb-00-00-77/start.elf"
+expect_rc 1 "release refuses a dir we did not make" "was not made by netflash" nf release b8:27:eb:00:00:77
+# A symlink inside our own dir is removed as a link, its target kept.
+ln -s "$T/precious" "$R/tftp/b8-27-eb-0a-0b-0c/evil"
+nf release b8:27:eb:0a:0b:0c >/dev/null && [ ! -e "$R/tftp/b8-27-eb-0a-0b-0c" ] && [ -f "$T/precious/file" ] &&
+	pass "release removes a link inside our dir without following it" || fail "release with inner symlink"
+nf release b8:27:eb:0a:0b:0c >"$T/out.log" && grep -q "already released" "$T/out.log" && pass "release is safe to re-run" ||
+	fail "second release"
+
+# Concurrent enrolls do not corrupt the state.
+pids=()
+for i in $(seq 10 29); do nf enroll "b8:27:eb:00:01:$i" --image pios-gz >/dev/null 2>"$T/c$i.err" & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p" || fail "a concurrent enroll failed: $(cat "$T"/c*.err)"; done
+[ "$(nf ls | grep -c ' enrolled ')" -eq 20 ] && [ "$(ls "$R/tftp" | grep -c '^b8-27-eb-00-01-')" -eq 20 ] &&
+	pass "20 concurrent enrolls: 20 dirs, 20 records" || fail "concurrent: $(nf ls | grep -c enrolled) records"
+[ -z "$(ls -A "$R/tftp" | grep '^\.')" ] && pass "no temporary dirs left in the TFTP root" || fail "leftovers: $(ls -A "$R/tftp")"
+finish
