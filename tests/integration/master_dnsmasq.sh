@@ -94,4 +94,5 @@ grep -q '02:00:00:00:00:0a' "$T/master.log" && fail "the master answered an ordi
 [ "$(fetch w2 start.elf)" = 0 ] && pass "the other worker is still served" || fail "w2 lost its files"
 grep -q "sent $R/tftp/b8-27-eb-00-00-02/start.elf to 10.77.0.12" "$T/master.log" &&
 	pass "dnsmasq log names the per-MAC path" || fail "no 'sent' line for w2"
+grep -i 'error' "$T/master.log" && fail "the master's dnsmasq logged errors" || pass "no errors in the master's dnsmasq log"
 finish
