@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@
 #include "store.h"
 
 static const char image_usage[] =
-"Usage: netflash [--root DIR] image add FILE [--name NAME] [--force]\n"
+"Usage: netflash [--root DIR] image add FILE [--name NAME] [--os-list-entry JSON] [--force]\n"
 "       netflash [--root DIR] image ls\n"
 "       netflash [--root DIR] image rm NAME [--force]\n"
 "       netflash [--root DIR] image check NAME\n"
@@ -32,6 +33,9 @@ static const char image_usage[] =
 "       corrupt image is refused with the offset of the damage. FILE.bmap, if\n"
 "       present, is imported too. NAME defaults to FILE's name without\n"
 "       extensions; names are [A-Za-z0-9._-], up to 64. --force replaces.\n"
+"       --os-list-entry: a file holding the image's entry from an rpi-imager\n"
+"       os_list JSON; its extract_size, extract_sha256 and image_download_size\n"
+"       must match what decoding found, or the image is refused.\n"
 "ls     lists the catalog.\n"
 "rm     removes an image; refused while enrolled workers use it (--force).\n"
 "check  decodes the stored image again and compares it with its manifest.\n"
@@ -110,7 +114,63 @@ static int manifest_path(const struct master *m, const char *name, char *out, si
 	return master_path(m, out, cap, rel);
 }
 
-static int image_add(struct master *m, const char *file, const char *name, int force)
+#define OS_LIST_MAX (1 << 20)
+
+/* Compares the scan with an rpi-imager os_list entry. Logs; returns 0 or 1. */
+static int check_os_list(const char *json_file, const struct nf_scan *sc)
+{
+	static char body[OS_LIST_MAX + 1];
+	struct json_object *root = NULL, *v;
+	enum json_tokener_error jerr;
+	uint8_t sha[32];
+	ssize_t n = nf_read_file(json_file, body, OS_LIST_MAX);
+	int rc = 1, checked = 0;
+
+	if (n < 0) {
+		nf_err("cannot read --os-list-entry '%s': %s", json_file, n == -EFBIG ? "too large" : nf_strerror((int)n));
+		return 1;
+	}
+	root = json_tokener_parse_verbose(body, &jerr);
+	if (!root || !json_object_is_type(root, json_type_object)) {
+		nf_err("--os-list-entry '%s' is not a JSON object%s%s", json_file, root ? "" : ": ",
+		       root ? "" : json_tokener_error_desc(jerr));
+		goto out;
+	}
+	if (json_object_object_get_ex(root, "extract_size", &v)) {
+		if (!json_object_is_type(v, json_type_int) || (uint64_t)json_object_get_int64(v) != sc->image_size) {
+			nf_err("the image decodes to %llu bytes, but os_list says extract_size %s",
+			       (unsigned long long)sc->image_size, json_object_get_string(v));
+			goto out;
+		}
+		checked++;
+	}
+	if (json_object_object_get_ex(root, "image_download_size", &v)) {
+		if (!json_object_is_type(v, json_type_int) || (uint64_t)json_object_get_int64(v) != sc->file_size) {
+			nf_err("the file has %llu bytes, but os_list says image_download_size %s",
+			       (unsigned long long)sc->file_size, json_object_get_string(v));
+			goto out;
+		}
+		checked++;
+	}
+	if (json_object_object_get_ex(root, "extract_sha256", &v)) {
+		if (!json_object_is_type(v, json_type_string) ||
+		    nf_parse_hex(json_object_get_string(v), sha, 32) < 0 || memcmp(sha, sc->sha256, 32) != 0) {
+			nf_err("the decoded image's SHA-256 differs from os_list's extract_sha256");
+			goto out;
+		}
+		checked++;
+	}
+	if (!checked) {
+		nf_err("--os-list-entry '%s' has none of extract_size, extract_sha256, image_download_size", json_file);
+		goto out;
+	}
+	rc = 0;
+out:
+	json_object_put(root);
+	return rc;
+}
+
+static int image_add(struct master *m, const char *file, const char *name, const char *os_list, int force)
 {
 	char mpath[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX], rel[160], q[PATH_MAX + 8], sha[65];
 	struct nf_manifest man = { 0 };
@@ -138,6 +198,10 @@ static int image_add(struct master *m, const char *file, const char *name, int f
 		fputc('\n', stderr);
 	if (r < 0) {
 		nf_err("refusing %s: %s", nf_quote(q, sizeof(q), file), sc.detail);
+		unlink(tmp);
+		return 1;
+	}
+	if (os_list && check_os_list(os_list, &sc)) {
 		unlink(tmp);
 		return 1;
 	}
@@ -294,9 +358,10 @@ int cmd_image(struct master *m, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, 'n' }, { "force", no_argument, NULL, 'f' },
+		{ "os-list-entry", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
-	const char *name = NULL, *verb;
+	const char *name = NULL, *os_list = NULL, *verb;
 	char defname[NF_NAME_MAX * 2];
 	int force = 0, opt, r;
 
@@ -310,6 +375,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 		switch (opt) {
 		case 'n': name = optarg; break;
 		case 'f': force = 1; break;
+		case 'o': os_list = optarg; break;
 		case 'h': fputs(image_usage, stdout); return 0;
 		default: fputs(image_usage, stderr); return 2;
 		}
@@ -337,7 +403,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 		}
 		if (master_lock(m) < 0)
 			return 1;
-		r = image_add(m, argv[optind], name, force);
+		r = image_add(m, argv[optind], name, os_list, force);
 	} else if (strcmp(verb, "rm") == 0) {
 		if (master_lock(m) < 0)
 			return 1;

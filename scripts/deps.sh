@@ -7,7 +7,7 @@ pkgs=(
 	# build
 	build-essential cmake pkg-config clang libclang-rt-14-dev
 	libnfs-dev zlib1g-dev liblzma-dev libzstd-dev libxxhash-dev libssl-dev
-	libgpiod-dev libsqlite3-dev
+	libgpiod-dev libsqlite3-dev libjson-c-dev
 	# test servers and tools
 	nfs-ganesha nfs-ganesha-vfs libnfs-utils dnsmasq-base
 	mtools dosfstools e2fsprogs fdisk util-linux mount

@@ -42,6 +42,21 @@ expect_rc 1 "bzip2 refused" "is bzip2 data" nf image add "$T/x.img.bz2"
 	fail "catalog holds: $(ls -a "$R/images")"
 expect_rc 1 "duplicate image name" "already in the catalog \(use --force" nf image add "$img.gz" --name pios-gz
 expect_rc 2 "hostile image name" "invalid image name '\.\./x'" nf image add "$img.gz" --name ../x
+# rpi-imager os_list entries cross-check the image.
+size=$(stat -c %s "$img") dl=$(stat -c %s "$img.xz")
+printf '{"name":"Pi OS","extract_size":%s,"extract_sha256":"%s","image_download_size":%s}' "$size" "$want" "$dl" >"$T/good.json"
+printf '{"name":"Pi OS","extract_size":%s,"extract_sha256":"%s"}' "$size" "$(printf '%064d' 0)" >"$T/badsha.json"
+printf '{"extract_size":%s}' "$((size + 512))" >"$T/badsize.json"
+printf '{"extract_size": 1,' >"$T/broken.json"
+nf image add "$img.xz" --name pios-xz --os-list-entry "$T/good.json" >/dev/null && pass "os_list entry that matches is accepted" ||
+	fail "good os_list entry refused"
+expect_rc 1 "os_list digest mismatch refused" "SHA-256 differs from os_list's extract_sha256" nf image add "$img.xz" --name x1 --os-list-entry "$T/badsha.json"
+expect_rc 1 "os_list size mismatch refused" "decodes to $size bytes, but os_list says extract_size $((size + 512))" nf image add "$img.xz" --name x2 --os-list-entry "$T/badsize.json"
+expect_rc 1 "broken os_list JSON refused" "is not a JSON object" nf image add "$img.xz" --name x3 --os-list-entry "$T/broken.json"
+[ ! -e "$R/images/x1.manifest" ] && [ -z "$(ls -A "$R/images" | grep '^\.')" ] && pass "refused os_list adds leave nothing behind" ||
+	fail "leftovers: $(ls -A "$R/images")"
+nf image rm pios-xz >/dev/null
+
 # A manifest changed behind our back is noticed.
 sed -i 's/^image_size=.*/image_size=1/' "$R/images/pios-24M.manifest"
 expect_rc 1 "image check notices a changed manifest" "does not match its manifest" nf image check pios-24M
