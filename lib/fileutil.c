@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -98,6 +99,54 @@ ssize_t nf_read_file(const char *path, char *buf, size_t max)
 	close(fd);
 	buf[got] = '\0';
 	return (ssize_t)got;
+}
+
+int nf_copy_at(int sdir, const char *src, int ddir, const char *dst, int flags, mode_t mode)
+{
+	static const size_t bufsize = 1 << 16;
+	char *buf = malloc(bufsize);
+	int in = -1, out = -1, r = 0;
+	ssize_t n;
+
+	if (!buf)
+		return -ENOMEM;
+	in = openat(sdir, src, O_RDONLY | O_CLOEXEC | (flags & NF_COPY_NOFOLLOW ? O_NOFOLLOW : 0));
+	if (in >= 0)
+		out = openat(ddir, dst, O_WRONLY | O_CREAT | O_CLOEXEC | (flags & NF_COPY_EXCL ? O_EXCL : O_TRUNC), mode);
+	if (in < 0 || out < 0) {
+		r = -errno;
+		goto out;
+	}
+	while ((n = read(in, buf, bufsize)) != 0) {
+		size_t done = 0;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			goto out;
+		}
+		while (done < (size_t)n) {
+			ssize_t w = write(out, buf + done, (size_t)n - done);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				r = -errno;
+				goto out;
+			}
+			done += (size_t)w;
+		}
+	}
+	if (fchmod(out, mode) < 0 || fsync(out) < 0)
+		r = -errno;
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) < 0 && r == 0)
+		r = -errno;
+	free(buf);
+	return r;
 }
 
 int nf_random_hex(char *out, size_t nbytes)

@@ -13,6 +13,13 @@ int nf_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
  * NUL-terminates it. Returns its length, -EFBIG if longer, or -errno. */
 ssize_t nf_read_file(const char *path, char *buf, size_t max);
 
+#define NF_COPY_EXCL 1     /* fail if dst exists (else truncate it) */
+#define NF_COPY_NOFOLLOW 2 /* refuse a symlink as src */
+
+/* Copies the regular file sdir/src to ddir/dst (dirs may be AT_FDCWD) with
+ * the given mode, handling short writes, and fsyncs it. Returns 0 or -errno. */
+int nf_copy_at(int sdir, const char *src, int ddir, const char *dst, int flags, mode_t mode);
+
 /* Fills out with 2*nbytes lower-case hex characters of kernel randomness
  * (getrandom) and a NUL. Returns 0 or -errno. */
 int nf_random_hex(char *out, size_t nbytes);

@@ -78,32 +78,7 @@ static void default_name(const char *file, char *out, size_t cap)
 
 static int copy_into(const char *src, const char *dst)
 {
-	char buf[1 << 16];
-	int in = open(src, O_RDONLY | O_CLOEXEC), out, r = 0;
-	ssize_t n;
-
-	if (in < 0)
-		return -errno;
-	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (out < 0) {
-		r = -errno;
-		close(in);
-		return r;
-	}
-	while ((n = read(in, buf, sizeof(buf))) > 0) {
-		if (write(out, buf, (size_t)n) != n) {
-			r = errno ? -errno : -EIO;
-			break;
-		}
-	}
-	if (n < 0)
-		r = -errno;
-	if (r == 0 && fsync(out) < 0)
-		r = -errno;
-	close(in);
-	if (close(out) < 0 && r == 0)
-		r = -errno;
-	return r;
+	return nf_copy_at(AT_FDCWD, src, AT_FDCWD, dst, 0, 0644);
 }
 
 static int manifest_path(const struct master *m, const char *name, char *out, size_t cap)

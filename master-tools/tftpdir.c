@@ -14,37 +14,6 @@
 
 #define MAX_DEPTH 4
 
-/* Copies one regular file (when a hard link is impossible: another fs). */
-static int copy_file(int sfd_dir, const char *name, int dfd_dir)
-{
-	char buf[65536];
-	int in = openat(sfd_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), out, r = 0;
-	ssize_t n;
-
-	if (in < 0)
-		return -errno;
-	out = openat(dfd_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (out < 0) {
-		r = -errno;
-		close(in);
-		return r;
-	}
-	while ((n = read(in, buf, sizeof(buf))) > 0) {
-		if (write(out, buf, (size_t)n) != n) {
-			r = -EIO;
-			break;
-		}
-	}
-	if (n < 0)
-		r = -errno;
-	if (fchmod(out, 0644) < 0 && r == 0)
-		r = -errno;
-	close(in);
-	if (close(out) < 0 && r == 0)
-		r = -errno;
-	return r;
-}
-
 static int fill_dir(int sdir, int ddir, int depth, char *detail, size_t cap)
 {
 	DIR *d;
@@ -65,7 +34,10 @@ static int fill_dir(int sdir, int ddir, int depth, char *detail, size_t cap)
 			r = -errno;
 		} else if (S_ISREG(st.st_mode)) {
 			if (linkat(sdir, e->d_name, ddir, e->d_name, 0) < 0)
-				r = errno == EXDEV || errno == EPERM ? copy_file(sdir, e->d_name, ddir) : -errno;
+				/* Another filesystem: copy instead. */
+				r = errno == EXDEV || errno == EPERM
+					    ? nf_copy_at(sdir, e->d_name, ddir, e->d_name, NF_COPY_EXCL | NF_COPY_NOFOLLOW, 0644)
+					    : -errno;
 		} else if (S_ISDIR(st.st_mode) && depth < MAX_DEPTH) {
 			int ns = -1, nd = -1;
 
