@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "engine.h"
 #include "json.h"
 #include "log.h"
@@ -25,6 +26,10 @@ struct cli {
 	enum progress_mode progress;
 	int quiet;
 	int bar_drawn;
+	const char *report_to, *mac, *token;
+	struct nf_client client;
+	struct nf_job job;
+	double last_report;
 };
 
 static atomic_int interrupted;
@@ -39,6 +44,7 @@ static void usage(FILE *out)
 {
 	fputs(
 "Usage: netflash-write [OPTIONS] SOURCE TARGET\n"
+"       netflash-write [OPTIONS] --report-to IP:PORT --mac MAC --token TOKEN TARGET\n"
 "\n"
 "Write a disk image onto a card (or a file) and verify it by reading it back.\n"
 "\n"
@@ -67,6 +73,10 @@ static void usage(FILE *out)
 "      --progress=MODE     bar, json (one JSON object a line on stdout), none;\n"
 "                          default: bar when stderr is a terminal, else none\n"
 "  -q, --quiet             no summary line\n"
+"      --report-to IP:PORT ask netflashd there for the job (the image and its\n"
+"                          digest) instead of SOURCE, report progress, and\n"
+"                          DONE or FAIL; exit 0 only once the master RELEASED\n"
+"      --mac MAC, --token TOKEN   this worker's enrollment (with --report-to)\n"
 "  -h, --help              show this help\n"
 "  -V, --version           show the version\n"
 "\n"
@@ -139,6 +149,15 @@ static void on_progress(const struct nf_progress *p, void *ctx)
 {
 	struct cli *c = ctx;
 
+	/* About one report a second to the master; never more than it needs. */
+	if (c->report_to && p->elapsed - c->last_report >= 1.0) {
+		int writing = strcmp(p->stage, "write") == 0;
+
+		nf_client_progress(&c->client, p->stage, writing ? p->written : p->verified, p->total,
+				   mb_s(p->written, p->elapsed));
+		c->last_report = p->elapsed;
+	}
+
 	if (c->progress == PROGRESS_BAR)
 		progress_bar(p, c);
 	else if (c->progress == PROGRESS_JSON)
@@ -189,7 +208,7 @@ static int bad_option(const char *opt, const char *val, const char *why)
 
 enum {
 	OPT_SHA = 256, OPT_SIZE, OPT_NOZERO, OPT_FORCE, OPT_XZMEM, OPT_DEPTH, OPT_RETRY,
-	OPT_TIMEOUT, OPT_PROGRESS,
+	OPT_TIMEOUT, OPT_PROGRESS, OPT_REPORT, OPT_MAC, OPT_TOKEN,
 };
 
 static int parse_args(int argc, char **argv, struct cli *c)
@@ -207,6 +226,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "progress", required_argument, NULL, OPT_PROGRESS },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "report-to", required_argument, NULL, OPT_REPORT },
+		{ "mac", required_argument, NULL, OPT_MAC },
+		{ "token", required_argument, NULL, OPT_TOKEN },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -274,6 +296,15 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case 'q':
 			c->quiet = 1;
 			break;
+		case OPT_REPORT:
+			c->report_to = optarg;
+			break;
+		case OPT_MAC:
+			c->mac = optarg;
+			break;
+		case OPT_TOKEN:
+			c->token = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -285,6 +316,14 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			return 2;
 		}
 	}
+	if (c->report_to) {
+		if (argc - optind != 1 || !c->mac || !c->token) {
+			nf_err("--report-to takes TARGET only, and needs --mac and --token (see --help)");
+			return 2;
+		}
+		o->target = argv[optind];
+		return 0;
+	}
 	if (argc - optind != 2) {
 		nf_err("expected SOURCE and TARGET (see --help)");
 		return 2;
@@ -292,6 +331,54 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	o->source = argv[optind];
 	o->target = argv[optind + 1];
 	return 0;
+}
+
+/* --report-to: HELLO, and the job becomes the flash's source and expectations. */
+static int get_job(struct cli *c)
+{
+	uint8_t mac[6];
+	char canon[18];
+	int r;
+
+	if (nf_parse_mac(c->mac, mac) < 0) {
+		nf_err("invalid --mac '%s'", c->mac);
+		return 2;
+	}
+	nf_format_mac(mac, canon);
+	if (nf_client_init(&c->client, c->report_to, canon, c->token) < 0) {
+		nf_err("invalid --report-to '%s': expected IPv4:PORT", c->report_to);
+		return 2;
+	}
+	r = nf_client_hello(&c->client, c->fo.target, 0, &c->job);
+	if (r == -ENOENT) {
+		nf_info("the master has no job for %s (%s)", canon, c->client.detail);
+		return 3;
+	}
+	if (r < 0) {
+		nf_err("cannot get a job from %s: %s", c->report_to,
+		       r == -EACCES ? "refused (wrong MAC or token)" : c->client.detail[0] ? c->client.detail : nf_strerror(r));
+		return 1;
+	}
+	c->fo.source = c->job.url;
+	c->fo.format = nf_format_parse(c->job.format);
+	memcpy(c->fo.expect_sha256, c->job.sha256, 32);
+	c->fo.have_expect_sha256 = 1;
+	c->fo.expect_size = c->job.size;
+	nf_info("job %llu from %s: image '%s' (%s, %llu bytes)", (unsigned long long)c->job.id, c->report_to,
+		c->job.image, c->job.format, (unsigned long long)c->job.size);
+	return 0;
+}
+
+static int report_done(struct cli *c, const struct nf_flash_result *res)
+{
+	int r = nf_client_done(&c->client, res->sha256, res->image_bytes, res->t_total, 300);
+
+	if (r == 0) {
+		nf_info("the master verified job %llu and released this worker", (unsigned long long)c->job.id);
+		return 0;
+	}
+	nf_err("the master did not release this worker: %s", r == -EBADMSG ? c->client.detail : nf_strerror(r));
+	return 1;
 }
 
 int main(int argc, char **argv)
@@ -319,13 +406,17 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (c.report_to && (r = get_job(&c)) != 0)
+		return r;
 	r = nf_flash(&c.fo, &res);
 	if (c.bar_drawn)
 		fputc('\n', stderr);
 	summary(&c, &res, r);
 	if (r < 0) {
 		nf_err("%s", res.detail);
+		if (c.report_to)
+			nf_client_fail(&c.client, res.stage ? res.stage : "flash", res.detail);
 		return 1;
 	}
-	return 0;
+	return c.report_to ? report_done(&c, &res) : 0;
 }

@@ -22,7 +22,15 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS events ("
 	" id INTEGER PRIMARY KEY, mac TEXT NOT NULL, at INTEGER NOT NULL,"
 	" event TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '');"
-	"CREATE INDEX IF NOT EXISTS events_mac ON events(mac, id);";
+	"CREATE INDEX IF NOT EXISTS events_mac ON events(mac, id);"
+	"CREATE TABLE IF NOT EXISTS jobs ("
+	" id INTEGER PRIMARY KEY, mac TEXT NOT NULL, image TEXT NOT NULL, state TEXT NOT NULL,"
+	" stage TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '', target TEXT NOT NULL DEFAULT '',"
+	" target_bytes INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0,"
+	" total INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,"
+	" mbps REAL NOT NULL DEFAULT 0, seconds REAL NOT NULL DEFAULT 0,"
+	" started_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, ended_at INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX IF NOT EXISTS jobs_mac ON jobs(mac, id);";
 
 int store_open(struct store **out, const char *path)
 {
@@ -189,4 +197,183 @@ int store_image_users(struct store *s, const char *image)
 		n = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	return n;
+}
+
+int store_set_sync(struct store *s, int full)
+{
+	return sqlite3_exec(s->db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+			    NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+/* Runs a prepared statement to completion; finalizes it. */
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_job_new(struct store *s, const char *mac, const char *image, const char *target,
+		  uint64_t target_bytes, uint64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO jobs (mac, image, state, target, target_bytes, started_at, updated_at)"
+			       " VALUES (?, ?, 'running', ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, image, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, target ? target : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)target_bytes);
+	sqlite3_bind_int64(st, 5, now());
+	sqlite3_bind_int64(st, 6, now());
+	r = step_done(st);
+	if (r == 0)
+		*id = (uint64_t)sqlite3_last_insert_rowid(s->db);
+	return r;
+}
+
+#define JOB_COLS "id, mac, image, state, stage, reason, target, target_bytes, done, total, bytes, mbps, seconds," \
+		 " started_at, updated_at, ended_at"
+
+static void job_row(sqlite3_stmt *st, struct job *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->id = (uint64_t)sqlite3_column_int64(st, 0);
+	copy_col(st, 1, j->mac, sizeof(j->mac));
+	copy_col(st, 2, j->image, sizeof(j->image));
+	copy_col(st, 3, j->state, sizeof(j->state));
+	copy_col(st, 4, j->stage, sizeof(j->stage));
+	copy_col(st, 5, j->reason, sizeof(j->reason));
+	copy_col(st, 6, j->target, sizeof(j->target));
+	j->target_bytes = (uint64_t)sqlite3_column_int64(st, 7);
+	j->done = (uint64_t)sqlite3_column_int64(st, 8);
+	j->total = (uint64_t)sqlite3_column_int64(st, 9);
+	j->bytes = (uint64_t)sqlite3_column_int64(st, 10);
+	j->mbps = sqlite3_column_double(st, 11);
+	j->seconds = sqlite3_column_double(st, 12);
+	j->started_at = sqlite3_column_int64(st, 13);
+	j->updated_at = sqlite3_column_int64(st, 14);
+	j->ended_at = sqlite3_column_int64(st, 15);
+}
+
+static int job_query(struct store *s, const char *sql, const char *text, uint64_t num, struct job *j)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	if (text)
+		sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)num);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		job_row(st, j);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+}
+
+int store_job_get(struct store *s, uint64_t id, struct job *j)
+{
+	return job_query(s, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", NULL, id, j);
+}
+
+int store_job_latest(struct store *s, const char *mac, struct job *j)
+{
+	return job_query(s, "SELECT " JOB_COLS " FROM jobs WHERE mac = ? ORDER BY id DESC LIMIT 1", mac, 0, j);
+}
+
+int store_job_progress(struct store *s, uint64_t id, const char *stage, uint64_t done, uint64_t total, double mbps)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(s->db, "UPDATE jobs SET stage = ?, done = ?, total = ?, mbps = ?, updated_at = ?"
+			       " WHERE id = ? AND state = 'running'", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)done);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)total);
+	sqlite3_bind_double(st, 4, mbps);
+	sqlite3_bind_int64(st, 5, now());
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)id);
+	return step_done(st);
+}
+
+int store_job_end(struct store *s, uint64_t id, const char *state, const char *reason, uint64_t bytes,
+		  double seconds)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(s->db, "UPDATE jobs SET state = ?, reason = ?, bytes = ?, seconds = ?,"
+			       " ended_at = ?, updated_at = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)bytes);
+	sqlite3_bind_double(st, 4, seconds);
+	sqlite3_bind_int64(st, 5, now());
+	sqlite3_bind_int64(st, 6, now());
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)id);
+	return step_done(st);
+}
+
+int store_job_abandon_others(struct store *s, const char *mac, uint64_t keep_id)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(s->db, "UPDATE jobs SET state = 'abandoned', reason = 'the worker started over',"
+			       " ended_at = ? WHERE mac = ? AND state = 'running' AND id != ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, now());
+	sqlite3_bind_text(st, 2, mac, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)keep_id);
+	return step_done(st);
+}
+
+int store_add_attempt(struct store *s, const char *mac, const char *error)
+{
+	sqlite3_stmt *st = NULL;
+	struct enrollment *e;
+	int r;
+
+	if (sqlite3_prepare_v2(s->db, "UPDATE workers SET attempts = attempts + 1, last_error = ?, updated_at = ?"
+			       " WHERE mac = ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, error ? error : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now());
+	sqlite3_bind_text(st, 3, mac, -1, SQLITE_STATIC);
+	if ((r = step_done(st)) < 0)
+		return r;
+	e = malloc(sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	r = store_get(s, mac, e);
+	if (r == 0)
+		r = (int)e->attempts;
+	free(e);
+	return r;
+}
+
+int store_job_each(struct store *s, const char *mac, int (*fn)(const struct job *j, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	struct job j;
+	int rc, r = 0;
+
+	if (sqlite3_prepare_v2(s->db, mac ? "SELECT " JOB_COLS " FROM jobs WHERE mac = ? ORDER BY id DESC"
+					  : "SELECT " JOB_COLS " FROM jobs ORDER BY id DESC", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	if (mac)
+		sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		job_row(st, &j);
+		if ((r = fn(&j, ctx)) < 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return r < 0 ? r : (rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO);
 }

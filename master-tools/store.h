@@ -23,6 +23,19 @@ struct enrollment {
 	int64_t enrolled_at, updated_at;
 };
 
+struct job {
+	uint64_t id;
+	char mac[18];
+	char image[NF_NAME_MAX + 1];
+	char state[16];              /* running, done, failed, kept, abandoned */
+	char stage[16];              /* last reported: write, verify, finalize */
+	char reason[256];
+	char target[128];
+	uint64_t target_bytes, done, total, bytes;
+	double mbps, seconds;
+	int64_t started_at, updated_at, ended_at;
+};
+
 struct store;
 
 /* Opens (creating) the database at path. Returns 0 or -errno/-EIO. */
@@ -41,5 +54,28 @@ int store_event(struct store *s, const char *mac, const char *event, const char 
 int store_each(struct store *s, int (*fn)(const struct enrollment *e, void *ctx), void *ctx);
 /* Counts enrollments in state "enrolled" that use image. Returns >= 0 or -EIO. */
 int store_image_users(struct store *s, const char *image);
+
+/* Durability: 1 fsyncs every commit (CLI); 0 syncs the WAL at checkpoints
+ * only: consistent after a crash of the process (daemon, for progress). */
+int store_set_sync(struct store *s, int full);
+
+/* Starts a job for mac (state running). Returns 0 with *id, or -EIO. */
+int store_job_new(struct store *s, const char *mac, const char *image, const char *target,
+		  uint64_t target_bytes, uint64_t *id);
+/* Looks up a job. Returns 0, -ENOENT, -EIO. */
+int store_job_get(struct store *s, uint64_t id, struct job *j);
+/* Records the progress of a running job. */
+int store_job_progress(struct store *s, uint64_t id, const char *stage, uint64_t done, uint64_t total, double mbps);
+/* Ends a job with state (done, failed, kept, abandoned) and reason (may be NULL). */
+int store_job_end(struct store *s, uint64_t id, const char *state, const char *reason, uint64_t bytes,
+		  double seconds);
+/* Marks mac's running jobs other than keep_id abandoned. */
+int store_job_abandon_others(struct store *s, const char *mac, uint64_t keep_id);
+/* Adds one failed attempt to mac; returns the new count or -EIO. */
+int store_add_attempt(struct store *s, const char *mac, const char *error);
+/* The newest job of mac. Returns 0, -ENOENT, -EIO. */
+int store_job_latest(struct store *s, const char *mac, struct job *j);
+/* Calls fn for each job, newest first; mac NULL for all. Returns 0 or -EIO. */
+int store_job_each(struct store *s, const char *mac, int (*fn)(const struct job *j, void *ctx), void *ctx);
 
 #endif

@@ -1,0 +1,274 @@
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "parse.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int nf_client_init(struct nf_client *c, const char *server, const char *mac, const char *token)
+{
+	const char *colon = strrchr(server, ':');
+	struct in_addr a;
+	uint64_t port;
+
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->timeout_ms = 10000;
+	if (!colon || (size_t)(colon - server) >= sizeof(c->host) || strlen(mac) != 17 ||
+	    strlen(token) == 0 || strlen(token) >= sizeof(c->token))
+		return -EINVAL;
+	memcpy(c->host, server, (size_t)(colon - server));
+	c->host[colon - server] = '\0';
+	if (inet_pton(AF_INET, c->host, &a) != 1 || nf_parse_u64(colon + 1, 1, 65535, &port) < 0)
+		return -EINVAL;
+	c->port = (unsigned)port;
+	strcpy(c->mac, mac);
+	strcpy(c->token, token);
+	return 0;
+}
+
+void nf_client_close(struct nf_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->rlen = 0;
+}
+
+static int do_connect(struct nf_client *c)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port) };
+	struct timeval tv = { .tv_sec = c->timeout_ms / 1000, .tv_usec = (c->timeout_ms % 1000) * 1000 };
+	int one = 1;
+
+	inet_pton(AF_INET, c->host, &sa.sin_addr);
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return -errno;
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
+		nf_client_close(c);
+		snprintf(c->detail, sizeof(c->detail), "cannot connect to %s:%u: %s", c->host, c->port, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static int send_msg(struct nf_client *c, const struct nf_msg *m)
+{
+	char line[NF_PROTO_LINE_MAX + 1];
+	int n = nf_msg_format(m, line, sizeof(line));
+	size_t off = 0;
+
+	if (n < 0)
+		return n;
+	while (off < (size_t)n) {
+		ssize_t w = send(c->fd, line + off, (size_t)n - off, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			int e = errno;
+
+			nf_client_close(c);
+			return -e;
+		}
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads one line into m. Returns 0, -EPROTO, or a connection error. */
+static int recv_msg(struct nf_client *c, struct nf_msg *m)
+{
+	for (;;) {
+		char *nl = memchr(c->rbuf, '\n', c->rlen);
+		ssize_t n;
+
+		if (nl) {
+			size_t len = (size_t)(nl - c->rbuf);
+			int r = nf_msg_parse(c->rbuf, len, m);
+
+			memmove(c->rbuf, nl + 1, c->rlen - len - 1);
+			c->rlen -= len + 1;
+			if (r < 0)
+				snprintf(c->detail, sizeof(c->detail), "malformed message from the master");
+			return r < 0 ? -EPROTO : 0;
+		}
+		if (c->rlen == sizeof(c->rbuf) - 1) {
+			nf_client_close(c);
+			return -EPROTO;
+		}
+		n = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - 1 - c->rlen, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n == 0 ? ECONNRESET : errno == EAGAIN ? ETIMEDOUT : errno;
+
+			nf_client_close(c);
+			return -e;
+		}
+		c->rlen += (size_t)n;
+	}
+}
+
+static int parse_job(const struct nf_msg *m, struct nf_job *job)
+{
+	const char *url = nf_msg_get(m, "url"), *fmt = nf_msg_get(m, "format"), *sha = nf_msg_get(m, "sha256");
+	const char *image = nf_msg_get(m, "image");
+
+	memset(job, 0, sizeof(*job));
+	if (nf_msg_get_u64(m, "id", 1, UINT64_MAX, &job->id) < 0 ||
+	    nf_msg_get_u64(m, "size", 1, UINT64_MAX, &job->size) < 0 || !url || !fmt || !sha ||
+	    strlen(fmt) >= sizeof(job->format) || nf_parse_hex(sha, job->sha256, 32) < 0)
+		return -EPROTO;
+	strcpy(job->url, url);
+	strcpy(job->format, fmt);
+	if (image)
+		strcpy(job->image, image);
+	return 0;
+}
+
+/* Connects and says HELLO; handles the answer. */
+static int hello(struct nf_client *c, const char *target, uint64_t target_bytes, struct nf_job *job)
+{
+	struct nf_msg m;
+	const char *reason;
+	int r;
+
+	if (c->fd < 0 && (r = do_connect(c)) < 0)
+		return r;
+	nf_msg_init(&m, "HELLO");
+	nf_msg_add(&m, "v", "1");
+	nf_msg_add(&m, "mac", c->mac);
+	nf_msg_add(&m, "token", c->token);
+	if (c->job_id)
+		nf_msg_addf(&m, "job", "%llu", (unsigned long long)c->job_id);
+	if (target)
+		nf_msg_add(&m, "target", target);
+	if (target_bytes)
+		nf_msg_addf(&m, "target_bytes", "%llu", (unsigned long long)target_bytes);
+	if ((r = send_msg(c, &m)) < 0 || (r = recv_msg(c, &m)) < 0)
+		return r;
+	reason = nf_msg_get(&m, "reason");
+	snprintf(c->detail, sizeof(c->detail), "%s", reason ? reason : m.verb);
+	if (strcmp(m.verb, "JOB") == 0) {
+		struct nf_job tmp;
+
+		r = parse_job(&m, job ? job : &tmp);
+		if (r == 0)
+			c->job_id = job ? job->id : tmp.id;
+		return r;
+	}
+	nf_client_close(c);
+	if (strcmp(m.verb, "NOJOB") == 0)
+		return -ENOENT;
+	if (strcmp(m.verb, "ERR") == 0)
+		return -EACCES;
+	return -EPROTO;
+}
+
+int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_bytes, struct nf_job *job)
+{
+	return hello(c, target, target_bytes, job);
+}
+
+int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, uint64_t total, double mbps)
+{
+	struct nf_msg m;
+
+	if (c->fd < 0) {
+		/* The master is gone: try again every 3 s, never block the flash long. */
+		if (now_s() - c->last_try < 3)
+			return -ENOTCONN;
+		c->last_try = now_s();
+		unsigned saved = c->timeout_ms;
+
+		c->timeout_ms = 1000;
+		int r = hello(c, NULL, 0, NULL);
+
+		c->timeout_ms = saved;
+		if (r < 0)
+			return r;
+	}
+	nf_msg_init(&m, "PROGRESS");
+	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
+	nf_msg_add(&m, "stage", stage);
+	nf_msg_addf(&m, "done", "%llu", (unsigned long long)done);
+	nf_msg_addf(&m, "total", "%llu", (unsigned long long)total);
+	nf_msg_addf(&m, "mbps", "%.1f", mbps);
+	return send_msg(c, &m);
+}
+
+int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes, double seconds,
+		   unsigned deadline_s)
+{
+	double deadline = now_s() + deadline_s;
+	char hex[65];
+	int r = -ENOTCONN;
+
+	nf_format_hex(sha256, 32, hex);
+	while (now_s() < deadline) {
+		struct nf_msg m;
+
+		if (c->fd < 0 && (r = hello(c, NULL, 0, NULL)) < 0) {
+			if (r == -ENOENT || r == -EACCES || r == -EPROTO)
+				return r;
+			sleep(1);
+			continue;
+		}
+		nf_msg_init(&m, "DONE");
+		nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
+		nf_msg_add(&m, "sha256", hex);
+		nf_msg_addf(&m, "bytes", "%llu", (unsigned long long)bytes);
+		nf_msg_addf(&m, "seconds", "%.3f", seconds);
+		if ((r = send_msg(c, &m)) < 0 || (r = recv_msg(c, &m)) < 0)
+			continue;
+		const char *reason = nf_msg_get(&m, "reason");
+
+		snprintf(c->detail, sizeof(c->detail), "%s", reason ? reason : m.verb);
+		if (strcmp(m.verb, "RELEASED") == 0)
+			return 0;
+		if (strcmp(m.verb, "KEPT") == 0)
+			return -EBADMSG;
+		return -EPROTO;
+	}
+	return r;
+}
+
+int nf_client_fail(struct nf_client *c, const char *stage, const char *reason)
+{
+	struct nf_msg m;
+	int r;
+
+	if (c->fd < 0 && (r = hello(c, NULL, 0, NULL)) < 0)
+		return r;
+	nf_msg_init(&m, "FAIL");
+	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
+	nf_msg_add(&m, "stage", stage);
+	nf_msg_add(&m, "reason", reason);
+	r = send_msg(c, &m);
+	if (r == 0)
+		recv_msg(c, &m); /* KEPT or NOJOB: the verdict is the master's to record */
+	return r;
+}

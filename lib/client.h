@@ -1,0 +1,60 @@
+/* The worker's side of the protocol (docs/protocol.md), for flasher-init and
+ * netflash-write --report-to. Blocking, with timeouts; a lost connection is
+ * re-established on the next call (HELLO with the job id), so a daemon that
+ * restarts mid-flash loses no report. */
+#ifndef NETFLASH_CLIENT_H
+#define NETFLASH_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct nf_job {
+	uint64_t id;
+	char url[NF_PROTO_VALUE_MAX + 1];
+	char format[16];
+	char image[NF_PROTO_VALUE_MAX + 1];
+	uint64_t size;
+	uint8_t sha256[32];
+};
+
+struct nf_client {
+	int fd;
+	char host[64];
+	unsigned port;
+	char mac[18];
+	char token[65];
+	uint64_t job_id;       /* 0 until a JOB arrived */
+	unsigned timeout_ms;   /* per send/receive */
+	double last_try;       /* last reconnect attempt from nf_client_progress() */
+	char rbuf[NF_PROTO_LINE_MAX + 1];
+	size_t rlen;
+	char detail[NF_PROTO_VALUE_MAX + 64]; /* the master's reason, or ours */
+};
+
+/* Sets up c for server "IPv4:PORT" (numeric: the flasher is static), the
+ * worker's canonical MAC and its token. Returns 0 or -EINVAL. */
+int nf_client_init(struct nf_client *c, const char *server, const char *mac, const char *token);
+
+/* HELLO (with target facts) and the master's answer. Returns 0 with *job
+ * filled, -ENOENT for NOJOB (c->detail says why), -EACCES when refused,
+ * -EPROTO for a bad answer, or a connection error. */
+int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_bytes, struct nf_job *job);
+
+/* PROGRESS, best effort: on a lost connection, reconnects at most every few
+ * seconds and otherwise drops the report. Returns 0 or -errno. */
+int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, uint64_t total, double mbps);
+
+/* DONE and the master's verdict; keeps reconnecting until deadline_s have
+ * passed. Returns 0 for RELEASED, -EBADMSG for KEPT (c->detail: reason),
+ * or a connection error. */
+int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes, double seconds,
+		   unsigned deadline_s);
+
+/* FAIL with the stage and reason (sent once, best effort). Returns 0 or -errno. */
+int nf_client_fail(struct nf_client *c, const char *stage, const char *reason);
+
+void nf_client_close(struct nf_client *c);
+
+#endif

@@ -1,0 +1,558 @@
+/* netflashd: the master daemon. Workers report here (docs/protocol.md); a
+ * MAC's TFTP dir is removed only when its worker reports DONE with the
+ * digest the catalog manifest holds for the job's image. One epoll loop, a
+ * bounded buffer, a deadline and an explicit state per connection; a bad
+ * message closes that connection, never the daemon. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "manifest.h"
+#include "master.h"
+#include "parse.h"
+#include "proto.h"
+#include "store.h"
+#include "tftpdir.h"
+
+#define MAX_CONNS 4096
+#define HELLO_TIMEOUT 15       /* s: a new connection must say HELLO by then */
+#define IDLE_TIMEOUT 300       /* s: a worker reports far more often */
+#define PARTIAL_TIMEOUT 10     /* s: half a line older than this: slow loris */
+#define PROGRESS_SAVE 2        /* s: progress goes to the store at most this often */
+
+static const char usage[] =
+"Usage: netflashd [--root DIR] [--listen ADDR:PORT] [--nfs-url URL] [--max-attempts N]\n"
+"\n"
+"The netflash master daemon: answers workers' HELLO with their job (the\n"
+"image's NFS URL, format, size and SHA-256), records their progress, and on\n"
+"DONE with the manifest's digest removes the worker's TFTP dir (so it boots\n"
+"from its card) and answers RELEASED. Anything else keeps the dir.\n"
+"Runs in the foreground and logs to stderr (systemd-friendly).\n"
+"\n"
+"  --root DIR         the state tree shared with netflash (default " NF_DEFAULT_ROOT ")\n"
+"  --listen ADDR:PORT where workers connect (default 0.0.0.0:<port from init>)\n"
+"  --nfs-url URL      the NFS export of ROOT/images as workers reach it; the\n"
+"                     image file name is appended to its path (default\n"
+"                     nfs://<server_ip>/<root>/images?version=3)\n"
+"  --max-attempts N   failed attempts before a worker is marked failed (3)\n";
+
+struct conn {
+	int fd;
+	char peer[48];
+	char buf[NF_PROTO_LINE_MAX];
+	size_t len;
+	time_t opened, last_msg, partial_since;
+	int authed;
+	char mac[18];
+	uint64_t job;
+	time_t progress_saved;
+};
+
+struct daemon {
+	struct master m;
+	struct store *st;
+	int epfd, lfd;
+	unsigned max_attempts;
+	char nfs_prefix[512], nfs_query[512];
+	struct conn *conns[MAX_CONNS];
+	unsigned nconns;
+	struct enrollment e; /* scratch for HELLO (large: holds an ssh key) */
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static void conn_close(struct daemon *d, struct conn *c)
+{
+	for (unsigned i = 0; i < d->nconns; i++) {
+		if (d->conns[i] == c) {
+			d->conns[i] = d->conns[--d->nconns];
+			break;
+		}
+	}
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	free(c);
+}
+
+/* Sends one message; a peer that does not take a few hundred bytes is dropped. */
+static int reply(struct conn *c, const struct nf_msg *m)
+{
+	char line[NF_PROTO_LINE_MAX + 1];
+	int n = nf_msg_format(m, line, sizeof(line));
+
+	if (n < 0)
+		return n;
+	return send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n ? 0 : -EIO;
+}
+
+static int reply_simple(struct conn *c, const char *verb, const char *reason)
+{
+	struct nf_msg m;
+
+	nf_msg_init(&m, verb);
+	if (c->job)
+		nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job);
+	if (reason)
+		nf_msg_add(&m, "reason", reason);
+	return reply(c, &m);
+}
+
+/* -1: the caller must close the connection. */
+static int refuse(struct conn *c, const char *why, const char *log_detail)
+{
+	char q[256];
+
+	nf_warn("refused %s from %s: %s", log_detail ? nf_quote(q, sizeof(q), log_detail) : "message", c->peer, why);
+	reply_simple(c, "ERR", why);
+	return -1;
+}
+
+static int send_job(struct daemon *d, struct conn *c, const struct job *j)
+{
+	char mpath[PATH_MAX], rel[128], sha[65];
+	struct nf_manifest man;
+	struct nf_msg m;
+
+	snprintf(rel, sizeof(rel), "images/%s.manifest", j->image);
+	master_path(&d->m, mpath, sizeof(mpath), rel);
+	if (nf_manifest_read(mpath, &man) < 0) {
+		nf_err("job %llu: the manifest of image '%s' is missing or damaged", (unsigned long long)j->id, j->image);
+		reply_simple(c, "NOJOB", "image-missing");
+		return -1;
+	}
+	nf_format_hex(man.sha256, 32, sha);
+	nf_msg_init(&m, "JOB");
+	nf_msg_addf(&m, "id", "%llu", (unsigned long long)j->id);
+	nf_msg_addf(&m, "url", "%s/%s%s%s", d->nfs_prefix, man.file, d->nfs_query[0] ? "?" : "", d->nfs_query);
+	nf_msg_add(&m, "format", nf_format_name(man.format));
+	nf_msg_addf(&m, "size", "%llu", (unsigned long long)man.image_size);
+	nf_msg_add(&m, "sha256", sha);
+	nf_msg_add(&m, "image", man.name);
+	c->job = j->id;
+	return reply(c, &m);
+}
+
+static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
+{
+	struct enrollment *e = &d->e;
+	const char *mac_s = nf_msg_get(m, "mac"), *token = nf_msg_get(m, "token"), *target = nf_msg_get(m, "target");
+	uint64_t job_id = 0, tbytes = 0;
+	uint8_t mac[6];
+	struct job j;
+	int r;
+
+	if (c->authed || !mac_s || !token || nf_parse_mac(mac_s, mac) < 0)
+		return refuse(c, "bad-hello", mac_s);
+	nf_format_mac(mac, c->mac);
+	if (store_get(d->st, c->mac, e) < 0)
+		return refuse(c, "refused", c->mac);
+	/* Constant time: a stray host learns nothing from timing. */
+	if (strlen(token) != strlen(e->token) || CRYPTO_memcmp(token, e->token, strlen(e->token)) != 0)
+		return refuse(c, "refused", c->mac);
+	c->authed = 1;
+	if (strcmp(e->state, "enrolled") != 0)
+		return reply_simple(c, "NOJOB", e->state);
+	if (nf_msg_get_u64(m, "job", 1, UINT64_MAX, &job_id) == 0 && store_job_get(d->st, job_id, &j) == 0 &&
+	    strcmp(j.mac, c->mac) == 0 && strcmp(j.state, "running") == 0) {
+		nf_info("%s resumed job %llu from %s", c->mac, (unsigned long long)job_id, c->peer);
+		return send_job(d, c, &j);
+	}
+	if (job_id && store_job_get(d->st, job_id, &j) == 0 && strcmp(j.mac, c->mac) == 0 && strcmp(j.state, "done") == 0) {
+		c->job = job_id; /* a DONE retried after we crashed: answered in on_done */
+		return reply_simple(c, "NOJOB", "done");
+	}
+	if (e->attempts >= d->max_attempts) {
+		store_set_state(d->st, c->mac, "failed", e->last_error);
+		return reply_simple(c, "NOJOB", "too-many-attempts");
+	}
+	nf_msg_get_u64(m, "target_bytes", 0, UINT64_MAX, &tbytes);
+	if ((r = store_job_new(d->st, c->mac, e->image, target, tbytes, &job_id)) < 0 ||
+	    store_job_get(d->st, job_id, &j) < 0) {
+		nf_err("cannot record a job for %s: %s", c->mac, nf_strerror(r));
+		return -1;
+	}
+	store_job_abandon_others(d->st, c->mac, job_id);
+	store_event(d->st, c->mac, "job", e->image);
+	nf_info("%s (%s) starts job %llu: image '%s'", c->mac, c->peer, (unsigned long long)job_id, e->image);
+	return send_job(d, c, &j);
+}
+
+static int require_job(struct daemon *d, struct conn *c, const struct nf_msg *m, struct job *j)
+{
+	uint64_t id;
+
+	if (!c->authed || nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job ||
+	    store_job_get(d->st, id, j) < 0 || strcmp(j->mac, c->mac) != 0)
+		return -1;
+	return 0;
+}
+
+static int on_progress(struct daemon *d, struct conn *c, const struct nf_msg *m)
+{
+	const char *stage = nf_msg_get(m, "stage"), *mbps_s = nf_msg_get(m, "mbps");
+	uint64_t done = 0, total = 0;
+	time_t now = time(NULL);
+
+	if (!c->authed || !c->job || !stage || strlen(stage) > 15 ||
+	    nf_msg_get_u64(m, "done", 0, UINT64_MAX, &done) < 0 || nf_msg_get_u64(m, "total", 0, UINT64_MAX, &total) < 0)
+		return refuse(c, "bad-progress", c->mac);
+	if (now - c->progress_saved >= PROGRESS_SAVE) {
+		store_job_progress(d->st, c->job, stage, done, total, mbps_s ? atof(mbps_s) : 0);
+		c->progress_saved = now;
+	}
+	return 0;
+}
+
+/* Counts a failed attempt; marks the worker failed after the last one. */
+static void count_failure(struct daemon *d, struct conn *c, const char *state, const char *reason,
+			  uint64_t bytes, double seconds)
+{
+	int n;
+
+	store_job_end(d->st, c->job, state, reason, bytes, seconds);
+	n = store_add_attempt(d->st, c->mac, reason);
+	store_event(d->st, c->mac, state, reason);
+	if (n >= (int)d->max_attempts) {
+		store_set_state(d->st, c->mac, "failed", reason);
+		nf_warn("%s failed %d times (last: %s); no more jobs until re-enrolled", c->mac, n, reason);
+	}
+}
+
+static int release(struct daemon *d, struct conn *c, const struct job *j, uint64_t bytes, double seconds)
+{
+	char tftp[PATH_MAX], detail[512] = "";
+	int r;
+
+	if (master_lock(&d->m) < 0)
+		return -EIO;
+	master_path(&d->m, tftp, sizeof(tftp), "tftp");
+	r = tftpdir_remove(tftp, c->mac, detail, sizeof(detail));
+	if (r == 0 || r == -ENOENT) {
+		store_job_end(d->st, j->id, "done", NULL, bytes, seconds);
+		store_set_state(d->st, c->mac, "released", NULL);
+		store_event(d->st, c->mac, "release", r == 0 ? "verified DONE" : "verified DONE; no tftp dir");
+	}
+	master_unlock(&d->m);
+	if (r < 0 && r != -ENOENT) {
+		nf_err("%s: verified, but its TFTP dir stays: %s", c->mac, detail);
+		return r;
+	}
+	return 0;
+}
+
+static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
+{
+	char mpath[PATH_MAX], rel[128], reason[128];
+	const char *sha_s = nf_msg_get(m, "sha256"), *sec_s = nf_msg_get(m, "seconds");
+	struct nf_manifest man;
+	uint8_t sha[32];
+	uint64_t bytes = 0;
+	double seconds = sec_s ? atof(sec_s) : 0;
+	struct job j;
+
+	if (require_job(d, c, m, &j) < 0 || !sha_s || nf_parse_hex(sha_s, sha, 32) < 0 ||
+	    nf_msg_get_u64(m, "bytes", 0, UINT64_MAX, &bytes) < 0)
+		return refuse(c, "bad-done", c->mac);
+	if (strcmp(j.state, "done") == 0)
+		return reply_simple(c, "RELEASED", "already"); /* a retry after our crash: released once */
+	if (strcmp(j.state, "running") != 0)
+		return reply_simple(c, "KEPT", "job-not-running");
+	snprintf(rel, sizeof(rel), "images/%s.manifest", j.image);
+	master_path(&d->m, mpath, sizeof(mpath), rel);
+	if (nf_manifest_read(mpath, &man) < 0) {
+		count_failure(d, c, "kept", "image-manifest-missing", bytes, seconds);
+		return reply_simple(c, "KEPT", "image-manifest-missing");
+	}
+	/* Never trust a claim of success: the digest must be the catalog's. */
+	if (memcmp(sha, man.sha256, 32) != 0 || bytes != man.image_size) {
+		snprintf(reason, sizeof(reason), "%s", memcmp(sha, man.sha256, 32) ? "digest-mismatch" : "size-mismatch");
+		nf_warn("%s job %llu: DONE with a %s; TFTP dir kept", c->mac, (unsigned long long)j.id,
+			reason[0] == 'd' ? "digest that is not the image's" : "wrong size");
+		count_failure(d, c, "kept", reason, bytes, seconds);
+		return reply_simple(c, "KEPT", reason);
+	}
+	if (release(d, c, &j, bytes, seconds) < 0)
+		return reply_simple(c, "KEPT", "release-failed");
+	nf_info("%s job %llu verified (%llu bytes in %.1f s): released", c->mac, (unsigned long long)j.id,
+		(unsigned long long)bytes, seconds);
+	return reply_simple(c, "RELEASED", NULL);
+}
+
+static int on_fail(struct daemon *d, struct conn *c, const struct nf_msg *m)
+{
+	const char *stage = nf_msg_get(m, "stage"), *why = nf_msg_get(m, "reason");
+	char reason[300], q[256];
+	struct job j;
+
+	if (require_job(d, c, m, &j) < 0 || !stage || !why)
+		return refuse(c, "bad-fail", c->mac);
+	if (strcmp(j.state, "running") != 0)
+		return reply_simple(c, "KEPT", "job-not-running");
+	snprintf(reason, sizeof(reason), "%.15s: %.250s", stage, why);
+	nf_warn("%s job %llu failed at %s", c->mac, (unsigned long long)j.id, nf_quote(q, sizeof(q), reason));
+	count_failure(d, c, "failed", reason, 0, 0);
+	return reply_simple(c, "KEPT", "failure-recorded");
+}
+
+static int dispatch(struct daemon *d, struct conn *c, const char *line, size_t len)
+{
+	struct nf_msg m;
+
+	if (nf_msg_parse(line, len, &m) < 0)
+		return refuse(c, "malformed", NULL);
+	c->last_msg = time(NULL);
+	if (strcmp(m.verb, "HELLO") == 0)
+		return on_hello(d, c, &m);
+	if (!c->authed)
+		return refuse(c, "hello-first", m.verb);
+	if (strcmp(m.verb, "PROGRESS") == 0)
+		return on_progress(d, c, &m);
+	if (strcmp(m.verb, "DONE") == 0)
+		return on_done(d, c, &m);
+	if (strcmp(m.verb, "FAIL") == 0)
+		return on_fail(d, c, &m);
+	return refuse(c, "unknown-verb", m.verb);
+}
+
+static void on_readable(struct daemon *d, struct conn *c)
+{
+	for (;;) {
+		ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+		char *nl;
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			conn_close(d, c);
+			return;
+		}
+		c->len += (size_t)n;
+		while ((nl = memchr(c->buf, '\n', c->len))) {
+			size_t len = (size_t)(nl - c->buf);
+
+			if (dispatch(d, c, c->buf, len) < 0) {
+				conn_close(d, c);
+				return;
+			}
+			memmove(c->buf, nl + 1, c->len - len - 1);
+			c->len -= len + 1;
+		}
+		if (c->len == sizeof(c->buf)) {
+			refuse(c, "line-too-long", NULL);
+			conn_close(d, c);
+			return;
+		}
+		c->partial_since = c->len ? (c->partial_since ? c->partial_since : time(NULL)) : 0;
+	}
+}
+
+static void on_accept(struct daemon *d)
+{
+	for (;;) {
+		struct sockaddr_in sa;
+		socklen_t sl = sizeof(sa);
+		int fd = accept4(d->lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct epoll_event ev = { .events = EPOLLIN };
+		struct conn *c;
+
+		if (fd < 0)
+			return;
+		if (d->nconns == MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->opened = c->last_msg = time(NULL);
+		snprintf(c->peer, sizeof(c->peer), "%s:%u", inet_ntoa(sa.sin_addr), ntohs(sa.sin_port));
+		ev.data.ptr = c;
+		if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		d->conns[d->nconns++] = c;
+	}
+}
+
+/* Closes connections past their deadline: no HELLO, idle, or half a line for too long. */
+static void sweep(struct daemon *d)
+{
+	time_t now = time(NULL);
+
+	for (unsigned i = 0; i < d->nconns;) {
+		struct conn *c = d->conns[i];
+		const char *why = NULL;
+
+		if (!c->authed && now - c->opened > HELLO_TIMEOUT)
+			why = "no HELLO in time";
+		else if (now - c->last_msg > IDLE_TIMEOUT)
+			why = "idle";
+		else if (c->partial_since && now - c->partial_since > PARTIAL_TIMEOUT)
+			why = "half a line for too long";
+		if (why) {
+			nf_dbg("closing %s: %s", c->peer, why);
+			conn_close(d, c);
+			continue; /* conn_close moved another into slot i */
+		}
+		i++;
+	}
+}
+
+static int listen_on(struct daemon *d, const char *spec)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	const char *colon = strrchr(spec, ':');
+	char host[64];
+	uint64_t port;
+	int one = 1;
+
+	if (!colon || (size_t)(colon - spec) >= sizeof(host) || nf_parse_u64(colon + 1, 1, 65535, &port) < 0)
+		return -EINVAL;
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return -EINVAL;
+	sa.sin_port = htons((uint16_t)port);
+	d->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (d->lfd < 0)
+		return -errno;
+	setsockopt(d->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(d->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(d->lfd, 512) < 0)
+		return -errno;
+	return 0;
+}
+
+static int set_nfs_url(struct daemon *d, const char *url)
+{
+	const char *q = strchr(url, '?');
+	size_t plen = q ? (size_t)(q - url) : strlen(url);
+
+	if (strncmp(url, "nfs://", 6) != 0 || plen >= sizeof(d->nfs_prefix) || (q && strlen(q + 1) >= sizeof(d->nfs_query)))
+		return -EINVAL;
+	memcpy(d->nfs_prefix, url, plen);
+	d->nfs_prefix[plen] = '\0';
+	while (plen > 6 && d->nfs_prefix[plen - 1] == '/')
+		d->nfs_prefix[--plen] = '\0';
+	snprintf(d->nfs_query, sizeof(d->nfs_query), "%s", q ? q + 1 : "");
+	return 0;
+}
+
+static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec, size_t cap)
+{
+	static const struct option opts[] = {
+		{ "root", required_argument, NULL, 'r' }, { "listen", required_argument, NULL, 'l' },
+		{ "nfs-url", required_argument, NULL, 'n' }, { "max-attempts", required_argument, NULL, 'a' },
+		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	const char *nfs = NULL;
+	char defurl[1200];
+	uint64_t v;
+	int opt;
+
+	listen_spec[0] = '\0';
+	while ((opt = getopt_long(argc, argv, "r:l:n:a:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'r':
+			if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(d->m.root) - 64) {
+				nf_err("--root is empty or too long");
+				return 2;
+			}
+			snprintf(d->m.root, sizeof(d->m.root), "%s", optarg);
+			break;
+		case 'l': snprintf(listen_spec, cap, "%s", optarg); break;
+		case 'n': nfs = optarg; break;
+		case 'a':
+			if (nf_parse_u64(optarg, 1, 1000, &v) < 0) {
+				nf_err("invalid --max-attempts '%s': expected 1..1000", optarg);
+				return 2;
+			}
+			d->max_attempts = (unsigned)v;
+			break;
+		case 'v': nf_log_setup("netflashd", NF_LOG_DEBUG); break;
+		case 'h': fputs(usage, stdout); exit(0);
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		nf_err("netflashd takes no arguments (see --help)");
+		return 2;
+	}
+	if (master_require_init(&d->m))
+		return 1;
+	if (!listen_spec[0])
+		snprintf(listen_spec, cap, "0.0.0.0:%u", d->m.conf.port);
+	if (!nfs) {
+		snprintf(defurl, sizeof(defurl), "nfs://%s%s/images?version=3", d->m.conf.server_ip, d->m.root);
+		nfs = defurl;
+	}
+	if (set_nfs_url(d, nfs) < 0) {
+		nf_err("invalid --nfs-url '%s': expected nfs://SERVER/EXPORT[?ARGS]", nfs);
+		return 2;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 }, .max_attempts = 3, .lfd = -1 };
+	struct sigaction sa = { .sa_handler = on_signal };
+	char path[PATH_MAX], listen_spec[128];
+	int r;
+
+	nf_log_setup("netflashd", NF_LOG_INFO);
+	if ((r = parse_args(&d, argc, argv, listen_spec, sizeof(listen_spec))) != 0)
+		return r;
+	master_path(&d.m, path, sizeof(path), "state/netflash.db");
+	if ((r = store_open(&d.st, path)) < 0) {
+		nf_err("cannot open the state database %s: %s", path, nf_strerror(r));
+		return 1;
+	}
+	store_set_sync(d.st, 0);
+	if ((r = listen_on(&d, listen_spec)) < 0) {
+		nf_err("cannot listen on '%s': %s", listen_spec, nf_strerror(r));
+		return 1;
+	}
+	d.epfd = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event lev = { .events = EPOLLIN, .data.ptr = NULL };
+	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.lfd, &lev);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	nf_info("listening on %s; images at %s/<file>%s%s; max %u attempts", listen_spec, d.nfs_prefix,
+		d.nfs_query[0] ? "?" : "", d.nfs_query, d.max_attempts);
+	while (!stop) {
+		struct epoll_event evs[64];
+		int n = epoll_wait(d.epfd, evs, 64, 1000);
+
+		for (int i = 0; i < n; i++) {
+			if (!evs[i].data.ptr)
+				on_accept(&d);
+			else
+				on_readable(&d, evs[i].data.ptr);
+		}
+		sweep(&d);
+	}
+	nf_info("stopping");
+	while (d.nconns)
+		conn_close(&d, d.conns[0]);
+	store_close(d.st);
+	return 0;
+}
