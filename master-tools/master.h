@@ -48,5 +48,7 @@ int cmd_boot_files(struct master *m, int argc, char **argv);
 int cmd_enroll(struct master *m, int argc, char **argv);
 int cmd_release(struct master *m, int argc, char **argv);
 int cmd_ls(struct master *m, int argc, char **argv);
+int cmd_status(struct master *m, int argc, char **argv);
+int cmd_history(struct master *m, int argc, char **argv);
 
 #endif

@@ -21,6 +21,8 @@ static const char main_usage[] =
 "  enroll MAC --image NAME   make a worker netboot into the flasher\n"
 "  release MAC          let a worker boot from its card again\n"
 "  ls                   list workers\n"
+"  status [--watch]     live fleet status as netflashd records it\n"
+"  history [MAC]        past jobs: duration, throughput, result\n"
 "\n"
 "Options:\n"
 "  --root DIR           the state tree (default " NF_DEFAULT_ROOT ")\n"
@@ -32,6 +34,7 @@ int main(int argc, char **argv)
 	static const struct { const char *name; int (*fn)(struct master *, int, char **); } cmds[] = {
 		{ "init", cmd_init }, { "image", cmd_image }, { "boot-files", cmd_boot_files },
 		{ "enroll", cmd_enroll }, { "release", cmd_release }, { "ls", cmd_ls },
+		{ "status", cmd_status }, { "history", cmd_history },
 	};
 	struct master m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 };
 	int i = 1;

@@ -27,9 +27,7 @@
 #include "tftpdir.h"
 
 #define MAX_CONNS 4096
-#define HELLO_TIMEOUT 15       /* s: a new connection must say HELLO by then */
 #define IDLE_TIMEOUT 300       /* s: a worker reports far more often */
-#define PARTIAL_TIMEOUT 10     /* s: half a line older than this: slow loris */
 #define PROGRESS_SAVE 2        /* s: progress goes to the store at most this often */
 
 static const char usage[] =
@@ -46,7 +44,10 @@ static const char usage[] =
 "  --nfs-url URL      the NFS export of ROOT/images as workers reach it; the\n"
 "                     image file name is appended to its path (default\n"
 "                     nfs://<server_ip>/<root>/images?version=3)\n"
-"  --max-attempts N   failed attempts before a worker is marked failed (3)\n";
+"  --max-attempts N   failed attempts before a worker is marked failed (3)\n"
+"  --slow-timeout S   close a connection whose line stays unfinished S seconds,\n"
+"                     or that sends no HELLO within 1.5 S (10)\n"
+"  --verbose          also log closed connections\n";
 
 struct conn {
 	int fd;
@@ -65,6 +66,7 @@ struct daemon {
 	struct store *st;
 	int epfd, lfd;
 	unsigned max_attempts;
+	unsigned slow_timeout;  /* s: half a line older than this is slow loris; HELLO by 1.5x */
 	char nfs_prefix[512], nfs_query[512];
 	struct conn *conns[MAX_CONNS];
 	unsigned nconns;
@@ -401,14 +403,14 @@ static void sweep(struct daemon *d)
 		struct conn *c = d->conns[i];
 		const char *why = NULL;
 
-		if (!c->authed && now - c->opened > HELLO_TIMEOUT)
+		if (!c->authed && now - c->opened > (time_t)(d->slow_timeout * 3 / 2))
 			why = "no HELLO in time";
 		else if (now - c->last_msg > IDLE_TIMEOUT)
 			why = "idle";
-		else if (c->partial_since && now - c->partial_since > PARTIAL_TIMEOUT)
+		else if (c->partial_since && now - c->partial_since > (time_t)d->slow_timeout)
 			why = "half a line for too long";
 		if (why) {
-			nf_dbg("closing %s: %s", c->peer, why);
+			nf_dbg("closed %s: %s", c->peer, why);
 			conn_close(d, c);
 			continue; /* conn_close moved another into slot i */
 		}
@@ -460,6 +462,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 	static const struct option opts[] = {
 		{ "root", required_argument, NULL, 'r' }, { "listen", required_argument, NULL, 'l' },
 		{ "nfs-url", required_argument, NULL, 'n' }, { "max-attempts", required_argument, NULL, 'a' },
+		{ "slow-timeout", required_argument, NULL, 's' },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	const char *nfs = NULL;
@@ -468,7 +471,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 	int opt;
 
 	listen_spec[0] = '\0';
-	while ((opt = getopt_long(argc, argv, "r:l:n:a:vh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "r:l:n:a:s:vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
 			if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(d->m.root) - 64) {
@@ -485,6 +488,13 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 				return 2;
 			}
 			d->max_attempts = (unsigned)v;
+			break;
+		case 's':
+			if (nf_parse_u64(optarg, 1, 3600, &v) < 0) {
+				nf_err("invalid --slow-timeout '%s': expected 1..3600 seconds", optarg);
+				return 2;
+			}
+			d->slow_timeout = (unsigned)v;
 			break;
 		case 'v': nf_log_setup("netflashd", NF_LOG_DEBUG); break;
 		case 'h': fputs(usage, stdout); exit(0);
@@ -512,7 +522,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 
 int main(int argc, char **argv)
 {
-	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 }, .max_attempts = 3, .lfd = -1 };
+	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 }, .max_attempts = 3, .slow_timeout = 10, .lfd = -1 };
 	struct sigaction sa = { .sa_handler = on_signal };
 	char path[PATH_MAX], listen_spec[128];
 	int r;

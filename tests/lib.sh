@@ -15,6 +15,8 @@ FAILS=0
 source "$NETFLASH_SRC/tests/fixtures/ganesha.sh"
 # shellcheck source=fixtures/netns.sh
 source "$NETFLASH_SRC/tests/fixtures/netns.sh"
+# shellcheck source=fixtures/master.sh
+source "$NETFLASH_SRC/tests/fixtures/master.sh"
 
 _cleanup() {
 	local rc=$?

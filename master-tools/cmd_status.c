@@ -1,0 +1,201 @@
+/* netflash status | history: the fleet as the daemon recorded it. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "log.h"
+#include "master.h"
+#include "parse.h"
+#include "store.h"
+
+static const char status_usage[] =
+"Usage: netflash [--root DIR] status [--json] [--watch]\n"
+"\n"
+"One line a worker: MAC, hostname, image, state, progress of its current or\n"
+"last job, MB/s, ETA, failed attempts and the last error.\n"
+"  --json    one JSON object a worker, one a line\n"
+"  --watch   redraw every second until interrupted\n";
+
+static const char history_usage[] =
+"Usage: netflash [--root DIR] history [MAC] [--json]\n"
+"\n"
+"Past jobs, newest first: when, worker, image, result, duration, MB/s, bytes,\n"
+"target and the reason of a failure.\n";
+
+struct status_ctx {
+	struct store *st;
+	int json;
+	int n;
+};
+
+static int status_row(const struct enrollment *e, void *ctx)
+{
+	struct status_ctx *c = ctx;
+	struct job j;
+	int have = store_job_latest(c->st, e->mac, &j) == 0;
+	char pct[8] = "-", rate[16] = "-", eta[16] = "-", err[300], jerr[600];
+	const char *state = e->state;
+
+	if (have && strcmp(j.state, "running") == 0 && strcmp(e->state, "enrolled") == 0) {
+		state = j.stage[0] ? j.stage : "started";
+		if (j.total)
+			snprintf(pct, sizeof(pct), "%u%%", (unsigned)(j.done * 100 / j.total));
+		snprintf(rate, sizeof(rate), "%.1f", j.mbps);
+		if (j.mbps > 0 && j.total > j.done && strcmp(j.stage, "write") == 0) {
+			unsigned s = (unsigned)((double)(j.total - j.done) / 1e6 / j.mbps);
+
+			snprintf(eta, sizeof(eta), "%u:%02u", s / 60, s % 60);
+		}
+	} else if (have && strcmp(j.state, "done") == 0) {
+		snprintf(pct, sizeof(pct), "100%%");
+		snprintf(rate, sizeof(rate), "%.1f", j.seconds > 0 ? (double)j.bytes / 1e6 / j.seconds : 0);
+	}
+	snprintf(err, sizeof(err), "%s", e->last_error[0] ? e->last_error : "-");
+	if (c->json) {
+		char a[64], b[64], s[64];
+
+		printf("{\"mac\":\"%s\",\"hostname\":%s,\"image\":%s,\"state\":%s,\"job\":%llu,\"done\":%llu,"
+		       "\"total\":%llu,\"mbps\":%.1f,\"attempts\":%u,\"last_error\":%s}\n",
+		       e->mac, nf_json_str(a, sizeof(a), e->hostname), nf_json_str(b, sizeof(b), e->image),
+		       nf_json_str(s, sizeof(s), state), have ? (unsigned long long)j.id : 0ULL,
+		       have ? (unsigned long long)j.done : 0ULL, have ? (unsigned long long)j.total : 0ULL,
+		       have ? j.mbps : 0.0, e->attempts, nf_json_str(jerr, sizeof(jerr), e->last_error));
+	} else {
+		printf("%-17s  %-12.12s %-16.16s %-9.9s %5s %6s %6s %3u  %.40s\n", e->mac,
+		       e->hostname[0] ? e->hostname : "-", e->image, state, pct, rate, eta, e->attempts, err);
+	}
+	c->n++;
+	return 0;
+}
+
+static int open_store(struct master *m, struct store **st)
+{
+	char path[PATH_MAX];
+	int r;
+
+	master_path(m, path, sizeof(path), "state/netflash.db");
+	r = store_open(st, path);
+	if (r < 0)
+		nf_err("cannot open the state database %s: %s", path, nf_strerror(r));
+	return r;
+}
+
+static int parse_flags(int argc, char **argv, int *json, int *watch, const char *help, int *positional)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' }, { "watch", no_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "jwh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': *json = 1; break;
+		case 'w':
+			if (!watch) {
+				fputs(help, stderr);
+				return 2;
+			}
+			*watch = 1;
+			break;
+		case 'h': fputs(help, stdout); return -1;
+		default: fputs(help, stderr); return 2;
+		}
+	}
+	*positional = optind;
+	return 0;
+}
+
+int cmd_status(struct master *m, int argc, char **argv)
+{
+	struct status_ctx c = { .json = 0 };
+	int watch = 0, pos, r = parse_flags(argc, argv, &c.json, &watch, status_usage, &pos);
+
+	if (r)
+		return r < 0 ? 0 : r;
+	if (pos != argc) {
+		nf_err("status takes no arguments (see netflash status --help)");
+		return 2;
+	}
+	if (master_require_init(m) || open_store(m, &c.st) < 0)
+		return 1;
+	do {
+		if (watch)
+			printf("\033[H\033[2J");
+		if (!c.json)
+			printf("%-17s  %-12s %-16s %-9s %5s %6s %6s %3s  %s\n", "MAC", "HOSTNAME", "IMAGE", "STATE",
+			       "DONE", "MB/s", "ETA", "TRY", "LAST ERROR");
+		c.n = 0;
+		store_each(c.st, status_row, &c);
+		if (!c.n && !c.json)
+			printf("(no workers)\n");
+		fflush(stdout);
+	} while (watch && sleep(1) == 0);
+	store_close(c.st);
+	return 0;
+}
+
+struct history_ctx {
+	int json, n;
+};
+
+static int history_row(const struct job *j, void *ctx)
+{
+	struct history_ctx *c = ctx;
+	char when[32], a[600], b[200];
+	time_t t = (time_t)j->started_at;
+	double rate = j->seconds > 0 ? (double)j->bytes / 1e6 / j->seconds : 0;
+
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+	if (c->json)
+		printf("{\"job\":%llu,\"mac\":\"%s\",\"image\":\"%s\",\"state\":\"%s\",\"started_at\":%lld,"
+		       "\"seconds\":%.3f,\"bytes\":%llu,\"mbps\":%.1f,\"target\":%s,\"target_bytes\":%llu,\"reason\":%s}\n",
+		       (unsigned long long)j->id, j->mac, j->image, j->state, (long long)j->started_at, j->seconds,
+		       (unsigned long long)j->bytes, rate, nf_json_str(b, sizeof(b), j->target),
+		       (unsigned long long)j->target_bytes, nf_json_str(a, sizeof(a), j->reason));
+	else
+		printf("%-6llu %s  %-17s %-16.16s %-9s %7.1f %6.1f %12llu  %s\n", (unsigned long long)j->id, when,
+		       j->mac, j->image, j->state, j->seconds, rate, (unsigned long long)j->bytes,
+		       j->reason[0] ? j->reason : "-");
+	c->n++;
+	return 0;
+}
+
+int cmd_history(struct master *m, int argc, char **argv)
+{
+	struct history_ctx c = { 0 };
+	struct store *st = NULL;
+	char macs[18];
+	uint8_t mac[6];
+	int pos, r = parse_flags(argc, argv, &c.json, NULL, history_usage, &pos);
+
+	if (r)
+		return r < 0 ? 0 : r;
+	if (argc - pos > 1) {
+		nf_err("history takes at most one MAC (see netflash history --help)");
+		return 2;
+	}
+	if (argc - pos == 1) {
+		if (nf_parse_mac(argv[pos], mac) < 0) {
+			char q[128];
+
+			nf_err("invalid MAC %s", nf_quote(q, sizeof(q), argv[pos]));
+			return 2;
+		}
+		nf_format_mac(mac, macs);
+	}
+	if (master_require_init(m) || open_store(m, &st) < 0)
+		return 1;
+	if (!c.json)
+		printf("%-6s %-19s  %-17s %-16s %-9s %7s %6s %12s  %s\n", "JOB", "STARTED", "MAC", "IMAGE", "RESULT",
+		       "SECONDS", "MB/s", "BYTES", "REASON");
+	store_job_each(st, argc - pos == 1 ? macs : NULL, history_row, &c);
+	if (!c.n && !c.json)
+		printf("(no jobs yet)\n");
+	store_close(st);
+	return 0;
+}

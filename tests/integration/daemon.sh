@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# netflashd with the real engine (netflash-write --report-to), ganesha and
+# files as cards: release only on verified success, attempts, refusals,
+# hostile input, and a daemon killed with SIGKILL mid-flash.
+source "$(dirname "$0")/../lib.sh"
+
+img=$(test_image 24)
+master_setup "$img.mt.xz" pios
+daemon_start --max-attempts 2 --slow-timeout 2
+M1=b8:27:eb:00:00:01 M2=b8:27:eb:00:00:02 M3=b8:27:eb:00:00:03
+D1=b8-27-eb-00-00-01 D2=b8-27-eb-00-00-02
+
+# 1. The full flow.
+"$NF" --root "$MR" enroll "$M1" --image pios >/dev/null
+if report "$M1" "$T/card1" 2>"$T/w1.log" && cmp -s -n "$(stat -c %s "$img")" "$img" "$T/card1"; then
+	pass "full flow: the worker flashed, verified and was released"
+else
+	fail "full flow: $(cat "$T/w1.log")"
+fi
+[ ! -e "$MR/tftp/$D1" ] && pass "the TFTP dir is gone after a verified DONE" || fail "TFTP dir still there"
+"$NF" --root "$MR" history "$M1" | grep -q " done " && pass "history records the job" || fail "history: $("$NF" --root "$MR" history)"
+"$NF" --root "$MR" status --json | grep -q "\"mac\":\"$D1\".*\"state\":\"released\"" && pass "status shows it released" ||
+	fail "status: $("$NF" --root "$MR" status --json)"
+
+# 2. A worker that lies (DONE with a wrong digest) is not released.
+"$NF" --root "$MR" enroll "$M2" --image pios >/dev/null
+tok2=$(token_of "$M2")
+exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+printf 'HELLO v=1 mac=%s token=%s\n' "$M2" "$tok2" >&$c
+read -r -t 5 job <&$c || job=
+id=$(echo "$job" | grep -o 'id=[0-9]*' | cut -d= -f2)
+printf 'DONE id=%s sha256=%064d bytes=%s seconds=1.0\n' "$id" 0 "$(stat -c %s "$img")" >&$c
+read -r -t 5 verdict <&$c || verdict=
+exec {c}>&-
+[ "${verdict%% *}" = KEPT ] && echo "$verdict" | grep -q 'reason=digest-mismatch' && [ -d "$MR/tftp/$D2" ] &&
+	pass "DONE with a wrong digest: KEPT, dir kept" || fail "lying worker: job='$job' verdict='$verdict'"
+# The right digest but the wrong size is not enough either.
+exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+printf 'HELLO v=1 mac=%s token=%s\n' "$M2" "$tok2" >&$c
+read -r -t 5 job <&$c || job=
+id=$(echo "$job" | grep -o 'id=[0-9]*' | cut -d= -f2)
+printf 'DONE id=%s sha256=%s bytes=1 seconds=1.0\n' "$id" "$(sha256sum "$img" | cut -d' ' -f1)" >&$c
+read -r -t 5 verdict <&$c || verdict=
+exec {c}>&-
+echo "$verdict" | grep -q 'KEPT.*reason=size-mismatch' && [ -d "$MR/tftp/$D2" ] && pass "right digest, wrong size: KEPT" ||
+	fail "size check: '$verdict'"
+# Two failed attempts (max 2): marked failed, no more jobs.
+"$NF" --root "$MR" status --json | grep -q "\"mac\":\"$D2\".*\"state\":\"failed\".*\"attempts\":2" &&
+	pass "after --max-attempts the worker is marked failed" || fail "status after 2 attempts: $("$NF" --root "$MR" status --json | grep "$D2")"
+rc=0; report "$M2" "$T/card2" 2>"$T/w2.log" || rc=$?
+[ $rc -eq 3 ] && grep -q 'no job.*failed' "$T/w2.log" && [ -d "$MR/tftp/$D2" ] && pass "a failed worker gets NOJOB, dir kept" ||
+	fail "failed worker: rc=$rc $(cat "$T/w2.log")"
+
+# 3. A corrupt catalog image: the engine refuses it (FAIL), the dir stays.
+"$NF" --root "$MR" enroll "$M3" --image pios >/dev/null
+cp "$MR/images/pios.img.xz" "$T/pios.bak"
+printf 'XXXXXXXXXXXXXXXXXXXXXXXX' | dd of="$MR/images/pios.img.xz" bs=1 seek=1500000 conv=notrunc status=none
+rc=0; report "$M3" "$T/card3" 2>"$T/w3.log" || rc=$?
+cp "$T/pios.bak" "$MR/images/pios.img.xz"
+[ $rc -eq 1 ] && [ -d "$MR/tftp/b8-27-eb-00-00-03" ] && "$NF" --root "$MR" history "$M3" | grep -q 'failed .*decode: ' &&
+	pass "corrupt image: FAIL recorded with the engine's reason, dir kept" || fail "corrupt image: rc=$rc $(cat "$T/w3.log")"
+
+# 4. Refusals: unknown MAC, wrong token, another MAC's token.
+tok3=$(token_of "$M3")
+for hello in "mac=02:00:00:00:00:99 token=$tok3" "mac=$M3 token=00000000000000000000000000000000" \
+	"mac=$M3 token=$tok2" "mac=$M3 token=${tok3}00" "mac=../../etc token=$tok3"; do
+	exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+	printf 'HELLO v=1 %s\n' "$hello" >&$c
+	read -r -t 5 ans <&$c || ans=
+	exec {c}>&-
+	case "$ans" in ERR*) ;; *) fail "HELLO $hello answered '$ans'" ;; esac
+done
+[ -d "$MR/tftp/b8-27-eb-00-00-03" ] && [ -d "$MR/tftp/$D2" ] && pass "unknown MAC, wrong or foreign token: refused, nothing removed" ||
+	fail "a refused HELLO removed a dir"
+grep -q "refused 'b8-27-eb-00-00-03' from 127.0.0.1" "$T/daemon.log" && pass "refusals are logged" || fail "no refusal logged"
+
+# 5. Hostile input: each connection closed, the daemon alive.
+hostile() { # name, bytes on stdin
+	local name=$1
+	exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+	cat >&$c
+	local t0=$SECONDS
+	# The daemon must close the connection (EOF or reset); 124: still open.
+	local rc=0
+	timeout 8 cat <&$c >/dev/null 2>&1 || rc=$?
+	exec {c}>&-
+	[ $rc -ne 124 ] && pass "$name: connection closed ($((SECONDS - t0)) s)" || fail "$name: connection left open"
+}
+printf 'DONE id=1 sha256=00 bytes=1 seconds=1\n' | hostile "DONE before HELLO"
+printf 'hello lower case\n' | hostile "malformed verb"
+printf 'HELLO v=1 mac=%s mac=%s token=x\n' "$M3" "$M3" | hostile "repeated key"
+printf 'HELLO v=1 token=%%zz\n' | hostile "bad percent escape"
+head -c 3000 /dev/zero | tr '\0' 'A' | hostile "oversized line"
+head -c 4096 /dev/urandom | hostile "random garbage"
+printf 'HELLO v=1 mac=b8:27' | hostile "slow loris (half a line)"
+: | hostile "silent client (no HELLO)"
+kill -0 "$DAEMON_PID" && pass "the daemon survived hostile input" || fail "the daemon died"
+
+# Hundreds of idle connections cost little; the daemon keeps serving.
+fds=()
+for i in $(seq 1 300); do exec {f}<>"/dev/tcp/127.0.0.1/$MPORT"; fds+=("$f"); done
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$DAEMON_PID/status")
+exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+printf 'HELLO v=1 mac=%s token=%s\n' "$M3" "$tok3" >&$c
+read -r -t 5 ans <&$c || ans=
+exec {c}>&-
+for f in "${fds[@]}"; do exec {f}>&-; done
+[ "$rss" -lt 16384 ] && [ "${ans%% *}" = JOB ] && pass "300 idle connections: daemon RSS $rss KiB, still answering" ||
+	fail "idle connections: rss=$rss KiB answer='$ans'"
+
+# 6. SIGKILL the daemon mid-flash, restart it: the worker finishes, the dir
+# is removed exactly once.
+M4=b8:27:eb:00:00:04 D4=b8-27-eb-00-00-04
+head -c $((150 * 1048576)) /dev/urandom >"$T/big.img"
+xz -T2 -0 --block-size=8MiB -c "$T/big.img" >"$T/big.img.xz"
+"$NF" --root "$MR" image add "$T/big.img.xz" --name big >/dev/null
+"$NF" --root "$MR" enroll "$M4" --image big >/dev/null
+report "$M4" "$T/card4" 2>"$T/w4.log" &
+wpid=$!; register_pid "$wpid"
+for i in $(seq 1 100); do grep -q "$D4.*starts job" "$T/daemon.log" && break; sleep 0.05; done
+sleep 0.5
+daemon_kill
+sleep 1
+daemon_start --max-attempts 2 --slow-timeout 2
+rc=0; wait "$wpid" || rc=$?
+if [ $rc -eq 0 ] && [ ! -e "$MR/tftp/$D4" ] && cmp -s "$T/big.img" "$T/card4"; then
+	pass "daemon killed mid-flash and restarted: the worker finished and was released"
+else
+	fail "kill -9: rc=$rc $(tail -3 "$T/w4.log")"
+fi
+[ "$(grep -c "$D4 job [0-9]* verified" "$T/daemon.log")" -eq 1 ] && [ "$("$NF" --root "$MR" history "$M4" | grep -c ' done ')" -eq 1 ] &&
+	pass "released exactly once, one job in history" || fail "releases: $(grep "$D4" "$T/daemon.log")"
+grep -q "$D4 resumed job" "$T/daemon.log" && pass "the worker resumed its job after the restart" || fail "no resume logged"
+finish
