@@ -70,8 +70,10 @@ static int parse_field(const char *p, size_t len, struct nf_msg *m)
 	f->key[klen] = '\0';
 	if (nf_msg_get(m, f->key))
 		return -EPROTO; /* repeated key */
-	if (decode_value(eq + 1, len - klen - 1, f->value) < 0)
-		return -EPROTO;
+	int r = decode_value(eq + 1, len - klen - 1, f->value);
+
+	if (r < 0)
+		return r;
 	m->nfields++;
 	return 0;
 }

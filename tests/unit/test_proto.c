@@ -1,0 +1,110 @@
+/* Edge cases of the wire format: framing, limits, escapes, round trips. */
+#include <errno.h>
+#include <string.h>
+
+#include "check.h"
+#include "proto.h"
+
+static void test_parse_table(void)
+{
+	static const struct { const char *line; int ret; const char *verb; unsigned nfields; } t[] = {
+		{ "HELLO", 0, "HELLO", 0 },
+		{ "HELLO v=1 mac=b8:27:eb:d3:85:78", 0, "HELLO", 2 },
+		{ "HELLO v=1\r", 0, "HELLO", 1 },
+		{ "", -EPROTO, NULL, 0 },
+		{ "hello v=1", -EPROTO, NULL, 0 },
+		{ "HELLO  v=1", -EPROTO, NULL, 0 },      /* two spaces */
+		{ "HELLO v=1 ", -EPROTO, NULL, 0 },      /* trailing space */
+		{ " HELLO", -EPROTO, NULL, 0 },
+		{ "HELLO v", -EPROTO, NULL, 0 },         /* no '=' */
+		{ "HELLO =1", -EPROTO, NULL, 0 },        /* empty key */
+		{ "HELLO v=", 0, "HELLO", 1 },           /* empty value is a value */
+		{ "HELLO V=1", -EPROTO, NULL, 0 },       /* upper-case key */
+		{ "HELLO v=1 v=2", -EPROTO, NULL, 0 },   /* repeated key */
+		{ "HELLO v=a%20b", 0, "HELLO", 1 },
+		{ "HELLO v=a%2", -EPROTO, NULL, 0 },     /* short escape */
+		{ "HELLO v=%zz", -EPROTO, NULL, 0 },
+		{ "HELLO v=%00", -EPROTO, NULL, 0 },     /* NUL */
+		{ "HELLO v=\x01", -EPROTO, NULL, 0 },    /* raw control byte */
+		{ "HELLO v=\xc3\xa9", -EPROTO, NULL, 0 },/* raw non-ASCII */
+		{ "HELLO v=a\tb", -EPROTO, NULL, 0 },
+		{ "ABCDEFGHIJKLMNO", 0, "ABCDEFGHIJKLMNO", 0 },   /* 15: the longest verb */
+		{ "ABCDEFGHIJKLMNOP", -EPROTO, NULL, 0 },         /* 16 */
+		{ "X abcdefghijklmno=1", 0, "X", 1 },             /* 15: the longest key */
+		{ "X abcdefghijklmnop=1", -EPROTO, NULL, 0 },
+		{ "HELLO1 v=1", -EPROTO, NULL, 0 },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct nf_msg m;
+		int r = nf_msg_parse(t[i].line, strlen(t[i].line), &m);
+
+		CHECK(r == t[i].ret, "parse #%zu '%s': got %d want %d", i, t[i].line, r, t[i].ret);
+		if (r == 0 && t[i].verb)
+			CHECK(strcmp(m.verb, t[i].verb) == 0 && m.nfields == t[i].nfields, "parse #%zu: verb %s fields %u",
+			      i, m.verb, m.nfields);
+	}
+}
+
+static void test_limits(void)
+{
+	char line[2 * NF_PROTO_LINE_MAX];
+	struct nf_msg m;
+	size_t n;
+
+	/* 16 fields parse, 17 do not. */
+	n = (size_t)sprintf(line, "X");
+	for (int i = 0; i < 16; i++)
+		n += (size_t)sprintf(line + n, " k%d=v", i);
+	CHECK(nf_msg_parse(line, n, &m) == 0 && m.nfields == 16, "16 fields");
+	n += (size_t)sprintf(line + n, " k16=v");
+	CHECK(nf_msg_parse(line, n, &m) == -EMSGSIZE, "17 fields");
+	/* A value of 512 bytes parses; 513 does not. */
+	n = (size_t)sprintf(line, "X v=");
+	memset(line + n, 'a', 512);
+	CHECK(nf_msg_parse(line, n + 512, &m) == 0 && strlen(nf_msg_get(&m, "v")) == 512, "512-byte value");
+	line[n + 512] = 'a';
+	CHECK(nf_msg_parse(line, n + 513, &m) == -EMSGSIZE, "513-byte value");
+	/* Line length: 1023 bytes (+ newline) is the maximum. */
+	memset(line, 'A', sizeof(line));
+	CHECK(nf_msg_parse(line, NF_PROTO_LINE_MAX, &m) == -EMSGSIZE, "1024-byte line");
+}
+
+static void test_roundtrip(void)
+{
+	struct nf_msg m, back;
+	char line[NF_PROTO_LINE_MAX + 1];
+	uint64_t v;
+	int n;
+
+	nf_msg_init(&m, "FAIL");
+	nf_msg_add(&m, "reason", "cannot open '/dev/mmcblk0': 100% busy\nnext line");
+	nf_msg_addf(&m, "id", "%d", 42);
+	n = nf_msg_format(&m, line, sizeof(line));
+	CHECK(n > 0 && line[n - 1] == '\n' && !strchr(line, ' ') == 0, "format");
+	CHECK(memchr(line, '\n', (size_t)n - 1) == NULL, "one line: %s", line);
+	CHECK(nf_msg_parse(line, (size_t)n - 1, &back) == 0, "reparse %s", line);
+	CHECK(strcmp(nf_msg_get(&back, "reason"), "cannot open '/dev/mmcblk0': 100% busy\nnext line") == 0, "value back");
+	CHECK(nf_msg_get_u64(&back, "id", 1, 100, &v) == 0 && v == 42, "number back");
+	CHECK(nf_msg_get_u64(&back, "id", 50, 100, &v) == -ERANGE, "number range");
+	CHECK(nf_msg_get_u64(&back, "nope", 0, 1, &v) == -ENOENT, "missing key");
+	CHECK(nf_msg_get_u64(&back, "reason", 0, 1, &v) == -EINVAL, "not a number");
+	/* A message too long to format is refused, not cut. */
+	nf_msg_init(&m, "X");
+	for (int i = 0; i < 4; i++) {
+		char k[8], big[400];
+
+		memset(big, ' ', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		snprintf(k, sizeof(k), "k%d", i);
+		nf_msg_add(&m, k, big); /* spaces triple in size when escaped */
+	}
+	CHECK(nf_msg_format(&m, line, sizeof(line)) == -EMSGSIZE, "oversized format refused");
+}
+
+int main(void)
+{
+	test_parse_table();
+	test_limits();
+	test_roundtrip();
+	return CHECK_DONE();
+}
