@@ -232,6 +232,10 @@ int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes
 		struct nf_msg m;
 
 		if (c->fd < 0 && (r = hello(c, NULL, 0, NULL)) < 0) {
+			/* The master released us and crashed before it could say so:
+			 * on reconnect it answers NOJOB released (or done). */
+			if (r == -ENOENT && (strcmp(c->detail, "released") == 0 || strcmp(c->detail, "done") == 0))
+				return 0;
 			if (r == -ENOENT || r == -EACCES || r == -EPROTO)
 				return r;
 			sleep(1);

@@ -50,8 +50,19 @@ else
 	fail "dead server: rc=$rc $(cat "$T/e2.log")"
 fi
 
-# 3. Errors at open: one line each.
+# 3. Ctrl-C (SIGINT) mid-stream: exit 1, says so, head not written.
 ganesha_restart
+pattern_file "$T/card" $((200 * 1048576))
+"$NFW" --progress=json "$url" "$T/card" >"$T/p3.log" 2>"$T/e3.log" &
+pid=$!; register_pid "$pid"
+wait_progress "$T/p3.log" || fail "sigint: no progress seen"
+kill -INT "$pid"
+rc=0; wait "$pid" || rc=$?
+[ $rc -eq 1 ] && grep -q "interrupted; the first MiB of '.*card' was not written, so it will not boot" "$T/e3.log" &&
+	head_not_written "sigint" "$T/card" "$T/ref.img" && pass "SIGINT mid-flash: clean failure, head not written" ||
+	fail "sigint: rc=$rc $(cat "$T/e3.log")"
+
+# 4. Errors at open: one line each.
 expect_fail "missing file on server" "cannot open 'nfs://.*nope.img.*': open: .*(NOENT|No such)" \
 	"$NFW" "$(ganesha_url nope.img)" "$T/card2" && pass "missing file on server"
 bad=$(ganesha_url big.img.xz | sed 's|/export/|/wrong/|')
