@@ -80,7 +80,7 @@ static void test_roundtrip(void)
 	nf_msg_add(&m, "reason", "cannot open '/dev/mmcblk0': 100% busy\nnext line");
 	nf_msg_addf(&m, "id", "%d", 42);
 	n = nf_msg_format(&m, line, sizeof(line));
-	CHECK(n > 0 && line[n - 1] == '\n' && !strchr(line, ' ') == 0, "format");
+	CHECK(n > 0 && line[n - 1] == '\n' && strchr(line, ' ') != NULL, "format");
 	CHECK(memchr(line, '\n', (size_t)n - 1) == NULL, "one line: %s", line);
 	CHECK(nf_msg_parse(line, (size_t)n - 1, &back) == 0, "reparse %s", line);
 	CHECK(strcmp(nf_msg_get(&back, "reason"), "cannot open '/dev/mmcblk0': 100% busy\nnext line") == 0, "value back");
