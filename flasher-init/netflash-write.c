@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "engine.h"
+#include "jobrun.h"
 #include "json.h"
 #include "log.h"
 #include "parse.h"
@@ -27,9 +27,7 @@ struct cli {
 	int quiet;
 	int bar_drawn;
 	const char *report_to, *mac, *token;
-	struct nf_client client;
-	struct nf_job job;
-	double last_report;
+	struct nf_jobrun job;
 };
 
 static atomic_int interrupted;
@@ -148,15 +146,6 @@ static void progress_json(const struct nf_progress *p)
 static void on_progress(const struct nf_progress *p, void *ctx)
 {
 	struct cli *c = ctx;
-
-	/* About one report a second to the master; never more than it needs. */
-	if (c->report_to && p->elapsed - c->last_report >= 1.0) {
-		int writing = strcmp(p->stage, "write") == 0;
-
-		nf_client_progress(&c->client, p->stage, writing ? p->written : p->verified, p->total,
-				   mb_s(p->written, p->elapsed));
-		c->last_report = p->elapsed;
-	}
 
 	if (c->progress == PROGRESS_BAR)
 		progress_bar(p, c);
@@ -333,52 +322,23 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	return 0;
 }
 
-/* --report-to: HELLO, and the job becomes the flash's source and expectations. */
+/* --report-to: the job from the master becomes the flash's source. */
 static int get_job(struct cli *c)
 {
-	uint8_t mac[6];
-	char canon[18];
-	int r;
+	char detail[600];
+	int r = nf_jobrun_start(&c->job, c->report_to, c->mac, c->token, c->fo.target, 0, &c->fo, detail,
+				sizeof(detail));
 
-	if (nf_parse_mac(c->mac, mac) < 0) {
-		nf_err("invalid --mac '%s'", c->mac);
-		return 2;
-	}
-	nf_format_mac(mac, canon);
-	if (nf_client_init(&c->client, c->report_to, canon, c->token) < 0) {
-		nf_err("invalid --report-to '%s': expected IPv4:PORT", c->report_to);
-		return 2;
-	}
-	r = nf_client_hello(&c->client, c->fo.target, 0, &c->job);
 	if (r == -ENOENT) {
-		nf_info("the master has no job for %s (%s)", canon, c->client.detail);
+		nf_info("%s", detail);
 		return 3;
 	}
 	if (r < 0) {
-		nf_err("cannot get a job from %s: %s", c->report_to,
-		       r == -EACCES ? "refused (wrong MAC or token)" : c->client.detail[0] ? c->client.detail : nf_strerror(r));
-		return 1;
+		nf_err("%s", detail);
+		return r == -EINVAL ? 2 : 1;
 	}
-	c->fo.source = c->job.url;
-	c->fo.format = nf_format_parse(c->job.format);
-	memcpy(c->fo.expect_sha256, c->job.sha256, 32);
-	c->fo.have_expect_sha256 = 1;
-	c->fo.expect_size = c->job.size;
-	nf_info("job %llu from %s: image '%s' (%s, %llu bytes)", (unsigned long long)c->job.id, c->report_to,
-		c->job.image, c->job.format, (unsigned long long)c->job.size);
+	nf_info("%s", detail);
 	return 0;
-}
-
-static int report_done(struct cli *c, const struct nf_flash_result *res)
-{
-	int r = nf_client_done(&c->client, res->sha256, res->image_bytes, res->t_total, 300);
-
-	if (r == 0) {
-		nf_info("the master verified job %llu and released this worker", (unsigned long long)c->job.id);
-		return 0;
-	}
-	nf_err("the master did not release this worker: %s", r == -EBADMSG ? c->client.detail : nf_strerror(r));
-	return 1;
 }
 
 int main(int argc, char **argv)
@@ -412,11 +372,18 @@ int main(int argc, char **argv)
 	if (c.bar_drawn)
 		fputc('\n', stderr);
 	summary(&c, &res, r);
-	if (r < 0) {
+	if (r < 0)
 		nf_err("%s", res.detail);
-		if (c.report_to)
-			nf_client_fail(&c.client, res.stage ? res.stage : "flash", res.detail);
+	if (c.report_to) {
+		char detail[600];
+
+		if (nf_jobrun_finish(&c.job, r, &res, 300, detail, sizeof(detail)) == 0) {
+			nf_info("%s", detail);
+			return 0;
+		}
+		if (r == 0)
+			nf_err("%s", detail);
 		return 1;
 	}
-	return c.report_to ? report_done(&c, &res) : 0;
+	return r < 0 ? 1 : 0;
 }

@@ -1,0 +1,85 @@
+#include "jobrun.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "parse.h"
+
+static void forward_progress(const struct nf_progress *p, void *ctx)
+{
+	struct nf_jobrun *jr = ctx;
+
+	/* About one report a second to the master: enough for a status table. */
+	if (p->elapsed - jr->last_report >= 1.0) {
+		int writing = strcmp(p->stage, "write") == 0;
+
+		nf_client_progress(&jr->client, p->stage, writing ? p->written : p->verified, p->total,
+				   p->elapsed > 0 ? (double)p->written / 1e6 / p->elapsed : 0);
+		jr->last_report = p->elapsed;
+	}
+	if (jr->inner)
+		jr->inner(p, jr->inner_ctx);
+}
+
+int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, const char *token,
+		    const char *target, uint64_t target_bytes, struct nf_flash_opts *fo, char *detail, size_t cap)
+{
+	uint8_t bin[6];
+	char canon[18];
+	int r;
+
+	memset(jr, 0, sizeof(*jr));
+	jr->client.fd = -1;
+	if (nf_parse_mac(mac, bin) < 0) {
+		snprintf(detail, cap, "invalid MAC '%s'", mac);
+		return -EINVAL;
+	}
+	nf_format_mac(bin, canon);
+	if (nf_client_init(&jr->client, server, canon, token) < 0) {
+		snprintf(detail, cap, "invalid server '%s': expected IPv4:PORT", server);
+		return -EINVAL;
+	}
+	r = nf_client_hello(&jr->client, target, target_bytes, &jr->job);
+	if (r < 0) {
+		if (r == -ENOENT)
+			snprintf(detail, cap, "the master has no job for %s (%s)", canon, jr->client.detail);
+		else if (r == -EACCES)
+			snprintf(detail, cap, "the master at %s refused %s (wrong MAC or token)", server, canon);
+		else
+			snprintf(detail, cap, "cannot get a job from %s: %s", server,
+				 jr->client.detail[0] ? jr->client.detail : nf_strerror(r));
+		return r;
+	}
+	fo->source = jr->job.url;
+	fo->format = nf_format_parse(jr->job.format);
+	memcpy(fo->expect_sha256, jr->job.sha256, 32);
+	fo->have_expect_sha256 = 1;
+	fo->expect_size = jr->job.size;
+	jr->inner = fo->progress;
+	jr->inner_ctx = fo->progress_ctx;
+	fo->progress = forward_progress;
+	fo->progress_ctx = jr;
+	snprintf(detail, cap, "job %llu from %s: image '%s' (%s, %llu bytes)", (unsigned long long)jr->job.id, server,
+		 jr->job.image, jr->job.format, (unsigned long long)jr->job.size);
+	return 0;
+}
+
+int nf_jobrun_finish(struct nf_jobrun *jr, int r, const struct nf_flash_result *res, unsigned deadline_s,
+		     char *detail, size_t cap)
+{
+	if (r < 0) {
+		nf_client_fail(&jr->client, res->stage ? res->stage : "flash", res->detail);
+		snprintf(detail, cap, "reported the failure to the master");
+		return r;
+	}
+	r = nf_client_done(&jr->client, res->sha256, res->image_bytes, res->t_total, deadline_s);
+	if (r == 0)
+		snprintf(detail, cap, "the master verified job %llu and released this worker",
+			 (unsigned long long)jr->job.id);
+	else
+		snprintf(detail, cap, "the master did not release this worker: %s",
+			 r == -EBADMSG ? jr->client.detail : nf_strerror(r));
+	return r;
+}
