@@ -12,7 +12,7 @@ pkgs=(
 	nfs-ganesha nfs-ganesha-vfs libnfs-utils dnsmasq-base
 	mtools dosfstools e2fsprogs fdisk util-linux mount
 	xz-utils gzip zstd bzip2 pigz bmap-tools procps bc time
-	curl busybox-static iproute2
+	curl busybox-static iproute2 cpio kmod qemu-system-x86 binutils
 )
 
 missing=()

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Builds netflash.cpio.gz, the worker's initramfs: the static flasher-init as
+# /init and, optionally, kernel modules by name with their dependencies
+# resolved from modules.dep, listed in load order in /etc/netflash/modules.
+# Nothing else. No root, no loop mounts (cpio newc, owner 0:0).
+#
+# usage: build-initramfs.sh --init FLASHER_INIT [--modules-dir DIR --modules "a b c"] -o OUT
+#   DIR is a kernel's lib/modules/VERSION (with modules.dep: run depmod first).
+set -euo pipefail
+
+init= moddir= mods= out=
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--init) init=$2; shift 2 ;;
+	--modules-dir) moddir=$2; shift 2 ;;
+	--modules) mods=$2; shift 2 ;;
+	-o) out=$2; shift 2 ;;
+	-h|--help) usage 0 ;;
+	*) echo "build-initramfs: unknown argument '$1'" >&2; usage ;;
+	esac
+done
+[ -n "$init" ] && [ -n "$out" ] || usage
+[ -x "$init" ] || { echo "build-initramfs: '$init' is not an executable" >&2; exit 1; }
+if [ -n "$mods" ] && [ ! -f "$moddir/modules.dep" ]; then
+	echo "build-initramfs: no modules.dep in '$moddir' (run depmod)" >&2
+	exit 1
+fi
+
+stage=$(mktemp -d "${TMPDIR:-/tmp}/netflash-initramfs.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{dev,proc,sys,tmp,etc/netflash}
+strip -o "$stage/init" "$init" 2>/dev/null || cp "$init" "$stage/init"
+chmod 0755 "$stage/init"
+
+# Resolve names to module paths, dependencies first (modules.dep lines are
+# "path: dep dep ..."; names match with - and _ alike).
+declare -A seen
+order=()
+path_of() {
+	awk -F: -v n="$1" '{ p = $1; b = p; sub(/.*\//, "", b); sub(/\.ko(\.[a-z]+)?$/, "", b);
+		gsub(/-/, "_", b); m = n; gsub(/-/, "_", m); if (b == m) { print p; exit } }' "$moddir/modules.dep"
+}
+add_module() { # path relative to moddir
+	local p=$1 d
+	[ -n "${seen[$p]:-}" ] && return
+	seen[$p]=1
+	for d in $(awk -F: -v p="$p" '$1 == p { print $2 }' "$moddir/modules.dep"); do add_module "$d"; done
+	order+=("$p")
+}
+for m in $mods; do
+	p=$(path_of "$m")
+	if [ -z "$p" ]; then
+		if grep -q "/$m.ko" "$moddir/modules.builtin" 2>/dev/null || grep -q "/${m//_/-}.ko" "$moddir/modules.builtin" 2>/dev/null; then
+			continue # built into this kernel
+		fi
+		echo "build-initramfs: module '$m' not found in $moddir" >&2
+		exit 1
+	fi
+	add_module "$p"
+done
+for p in "${order[@]}"; do
+	mkdir -p "$stage/lib/modules/$(dirname "$p")"
+	case "$p" in
+	*.ko.xz) xz -dc "$moddir/$p" >"$stage/lib/modules/${p%.xz}"; p=${p%.xz} ;;
+	*.ko.zst) zstd -qdc "$moddir/$p" >"$stage/lib/modules/${p%.zst}"; p=${p%.zst} ;;
+	*) cp "$moddir/$p" "$stage/lib/modules/$p" ;;
+	esac
+	echo "/lib/modules/$p" >>"$stage/etc/netflash/modules"
+done
+
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9 >"$out.tmp"
+mv "$out.tmp" "$out"
+echo "built $out: $(stat -c %s "$out") bytes, init $(stat -c %s "$stage/init") bytes, ${#order[@]} modules" >&2

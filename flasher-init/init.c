@@ -1,0 +1,380 @@
+/* flasher-init: PID 1 of the worker's initramfs. Mounts the kernel's
+ * filesystems, loads the modules shipped with it, gets the network up,
+ * waits for the card, runs its job from netflashd with the flash engine,
+ * and reboots (or powers off) when the master released it. On any failure
+ * it says why on the console and to the master, waits, and reboots into the
+ * netboot again. Run as an ordinary process (--cmdline FILE) it never
+ * mounts, loads modules or reboots: on a host that would hit the host. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "jobrun.h"
+#include "log.h"
+#include "net.h"
+#include "parse.h"
+
+#define CMDLINE_MAX 4096
+#define MODULES_LIST "/etc/netflash/modules"
+
+struct config {
+	char server[64], token[65], target[128], after[16], mac[18], iface[IF_NAMESIZE];
+	unsigned card_wait, fail_delay, dhcp_timeout;
+	char cmdline[CMDLINE_MAX + 1];
+	int pid1;
+};
+
+/* The console and /dev/kmsg: the only global state besides the log target. */
+static int kmsg_fd = -1;
+
+static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
+{
+	char line[700];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	/* Seconds since the kernel started (CLOCK_BOOTTIME): boot-time figures. */
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	fprintf(stderr, "[%6.2f] netflash: %s\n", (double)ts.tv_sec + ts.tv_nsec / 1e9, line);
+	if (kmsg_fd >= 0)
+		dprintf(kmsg_fd, "<6>netflash: %s\n", line);
+}
+
+static void setup_pid1(void)
+{
+	int fd;
+
+	mkdir("/proc", 0555);
+	mkdir("/sys", 0555);
+	mkdir("/dev", 0755);
+	mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	/* cpio cannot carry /dev/console: reopen it from devtmpfs. */
+	fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	kmsg_fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	setvbuf(stderr, NULL, _IOLBF, 0);
+}
+
+/* Ends PID 1 as policy says; an ordinary process just exits. */
+static void __attribute__((noreturn)) finish(const struct config *c, int code, int power_off)
+{
+	if (!c->pid1)
+		exit(code);
+	sync();
+	say("%s", power_off ? "powering off" : "rebooting");
+	reboot(power_off ? RB_POWER_OFF : RB_AUTOBOOT);
+	/* Machines without PSCI (Pi 3 in QEMU) only halt: wait for the watchdog. */
+	for (;;)
+		pause();
+}
+
+static void __attribute__((noreturn)) fatal(const struct config *c, struct nf_jobrun *jr, const char *stage,
+					    const char *fmt, ...)
+{
+	char why[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	say("FAILED (%s): %s", stage, why);
+	if (jr && jr->job.id)
+		nf_client_fail(&jr->client, stage, why);
+	if (c->pid1 && c->fail_delay) {
+		say("rebooting into the netboot again in %u s", c->fail_delay);
+		sleep(c->fail_delay);
+	}
+	finish(c, 1, 0);
+}
+
+/* netflash.key=value from the kernel command line into out (empty if absent). */
+static void cmdline_get(const char *cmdline, const char *key, char *out, size_t cap)
+{
+	size_t klen = strlen(key);
+	const char *p = cmdline;
+
+	out[0] = '\0';
+	while ((p = strstr(p, key))) {
+		if ((p == cmdline || p[-1] == ' ') && p[klen] == '=') {
+			size_t n = strcspn(p + klen + 1, " \n");
+
+			if (n < cap) {
+				memcpy(out, p + klen + 1, n);
+				out[n] = '\0';
+			}
+			return;
+		}
+		p += klen;
+	}
+}
+
+static unsigned cmdline_uint(const char *cmdline, const char *key, unsigned def, unsigned max)
+{
+	char v[16];
+	uint64_t n;
+
+	cmdline_get(cmdline, key, v, sizeof(v));
+	return v[0] && nf_parse_u64(v, 0, max, &n) == 0 ? (unsigned)n : def;
+}
+
+static int read_config(struct config *c, const char *file)
+{
+	ssize_t n;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, c->cmdline, CMDLINE_MAX);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	c->cmdline[n] = '\0';
+	cmdline_get(c->cmdline, "netflash.server", c->server, sizeof(c->server));
+	cmdline_get(c->cmdline, "netflash.token", c->token, sizeof(c->token));
+	cmdline_get(c->cmdline, "netflash.target", c->target, sizeof(c->target));
+	cmdline_get(c->cmdline, "netflash.after", c->after, sizeof(c->after));
+	cmdline_get(c->cmdline, "netflash.mac", c->mac, sizeof(c->mac));
+	cmdline_get(c->cmdline, "netflash.iface", c->iface, sizeof(c->iface));
+	if (!c->target[0])
+		snprintf(c->target, sizeof(c->target), "/dev/mmcblk0");
+	if (!c->after[0])
+		snprintf(c->after, sizeof(c->after), "reboot");
+	c->card_wait = cmdline_uint(c->cmdline, "netflash.card_wait", 30, 3600);
+	c->fail_delay = cmdline_uint(c->cmdline, "netflash.fail_delay", 10, 3600);
+	c->dhcp_timeout = cmdline_uint(c->cmdline, "netflash.dhcp_timeout", 60, 3600);
+	return 0;
+}
+
+/* Parameters for module name from "name.param=value" words of the cmdline:
+ * the kernel applies those to built-in code only, not to loaded modules. */
+static void module_params(const char *cmdline, const char *name, char *out, size_t cap)
+{
+	char word[256];
+	const char *p = cmdline;
+	size_t o = 0, nlen = strlen(name);
+
+	out[0] = '\0';
+	while (*p) {
+		size_t n = strcspn(p, " \n");
+
+		if (n < sizeof(word) && n > nlen + 1 && strncmp(p, name, nlen) == 0 && p[nlen] == '.') {
+			memcpy(word, p + nlen + 1, n - nlen - 1);
+			word[n - nlen - 1] = '\0';
+			if (o + strlen(word) + 2 < cap)
+				o += (size_t)snprintf(out + o, cap - o, "%s%s", o ? " " : "", word);
+		}
+		p += n;
+		p += strspn(p, " \n");
+	}
+}
+
+/* Loads the modules the initramfs builder listed, in dependency order. */
+static void load_modules(const struct config *c)
+{
+	char line[512], params[512], name[512];
+	FILE *f = fopen(MODULES_LIST, "re");
+	unsigned loaded = 0;
+
+	if (!f)
+		return; /* built-in drivers (Raspberry Pi OS kernels) */
+	while (fgets(line, sizeof(line), f)) {
+		char *base, *dot;
+		int fd;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		base = strrchr(line, '/');
+		snprintf(name, sizeof(name), "%s", base ? base + 1 : line);
+		if ((dot = strstr(name, ".ko")))
+			*dot = '\0';
+		for (char *q = name; *q; q++)
+			if (*q == '-')
+				*q = '_';
+		module_params(c->cmdline, name, params, sizeof(params));
+		fd = open(line, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || (syscall(SYS_finit_module, fd, params, 0) < 0 && errno != EEXIST))
+			say("cannot load module %s: %s, ignoring", name, strerror(errno));
+		else
+			loaded++;
+		if (fd >= 0)
+			close(fd);
+	}
+	fclose(f);
+	say("loaded %u modules", loaded);
+}
+
+static void bring_up_network(struct config *c)
+{
+	char ifname[IF_NAMESIZE];
+	struct nf_lease lease;
+	uint8_t mac[6];
+	char ip[16], gw[16];
+	int r;
+
+	r = nf_net_find(c->iface[0] ? c->iface : NULL, 20, ifname);
+	if (r < 0)
+		fatal(c, NULL, "network", "no network interface appeared within 20 s");
+	if ((r = nf_net_mac(ifname, mac)) < 0)
+		fatal(c, NULL, "network", "cannot read the MAC of %s: %s", ifname, strerror(-r));
+	if (!c->mac[0])
+		snprintf(c->mac, sizeof(c->mac), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+			 mac[4], mac[5]);
+	if (!c->pid1 || nf_net_configured(ifname)) {
+		say("using %s (%s), configured already", ifname, c->mac);
+		return;
+	}
+	if ((r = nf_net_up(ifname)) < 0)
+		fatal(c, NULL, "network", "cannot bring %s up: %s", ifname, strerror(-r));
+	say("%s (%s) is up; asking DHCP for an address", ifname, c->mac);
+	r = nf_dhcp(ifname, mac, c->dhcp_timeout, &lease);
+	if (r < 0)
+		fatal(c, NULL, "network", "no DHCP lease on %s within %u s: %s", ifname, c->dhcp_timeout, strerror(-r));
+	if ((r = nf_net_apply(ifname, &lease)) < 0)
+		fatal(c, NULL, "network", "cannot configure %s: %s", ifname, strerror(-r));
+	inet_ntop(AF_INET, &lease.addr, ip, sizeof(ip));
+	inet_ntop(AF_INET, &lease.router, gw, sizeof(gw));
+	say("%s has %s (router %s)", ifname, ip, gw);
+}
+
+/* Waits for the card; returns its size. */
+static uint64_t wait_card(const struct config *c)
+{
+	time_t end = time(NULL) + c->card_wait;
+	uint64_t size = 0;
+	struct stat st;
+
+	while (stat(c->target, &st) < 0) {
+		if (time(NULL) >= end)
+			return 0;
+		usleep(200000);
+	}
+	if (S_ISBLK(st.st_mode)) {
+		int fd = open(c->target, O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0) {
+			ioctl(fd, BLKGETSIZE64, &size);
+			close(fd);
+		}
+	} else {
+		size = (uint64_t)st.st_size;
+	}
+	return size ? size : 1;
+}
+
+static void console_progress(const struct nf_progress *p, void *ctx)
+{
+	double *last = ctx;
+
+	/* A line every 5 s on the console: serial consoles are slow. */
+	if (p->elapsed - *last < 5)
+		return;
+	*last = p->elapsed;
+	say("%s: %llu of %llu MiB (%.1f MB/s)", p->stage,
+	    (unsigned long long)((strcmp(p->stage, "write") == 0 ? p->written : p->verified) >> 20),
+	    (unsigned long long)(p->total >> 20), p->elapsed > 0 ? (double)p->written / 1e6 / p->elapsed : 0);
+}
+
+int main(int argc, char **argv)
+{
+	static struct config c;
+	static struct nf_jobrun jr;
+	struct nf_flash_opts fo = { .format = NF_FMT_UNKNOWN, .zero_skip = 1, .src = { .retry_seconds = 120 } };
+	struct nf_flash_result res;
+	const char *cmdline_file = "/proc/cmdline";
+	char detail[700];
+	double last = -10;
+	uint64_t card;
+	int r;
+
+	c.pid1 = getpid() == 1;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--cmdline") == 0 && i + 1 < argc && !c.pid1) {
+			cmdline_file = argv[++i];
+		} else if (c.pid1) {
+			continue; /* the kernel passes unknown cmdline words as arguments */
+		} else {
+			fprintf(stderr, "usage: flasher-init --cmdline FILE   (as an ordinary process, for tests)\n");
+			return 2;
+		}
+	}
+	if (!c.pid1 && argc < 2) {
+		fprintf(stderr, "flasher-init: not PID 1; refusing to mount or reboot anything. "
+				"For a test run: flasher-init --cmdline FILE\n");
+		return 2;
+	}
+	if (c.pid1) {
+		setup_pid1();
+		signal(SIGCHLD, SIG_IGN); /* PID 1 reaps: we start no children, but be sure */
+	}
+	nf_log_setup("netflash", NF_LOG_INFO);
+	say("flasher-init %s starting%s", NETFLASH_VERSION, c.pid1 ? " as PID 1" : " (test mode: no mounts, no reboot)");
+	if ((r = read_config(&c, cmdline_file)) < 0)
+		fatal(&c, NULL, "config", "cannot read %s: %s", cmdline_file, strerror(-r));
+	if (!c.server[0] || !c.token[0])
+		fatal(&c, NULL, "config", "the kernel command line lacks netflash.server= or netflash.token=");
+	if (c.pid1)
+		load_modules(&c);
+	bring_up_network(&c);
+	card = wait_card(&c);
+	if (!card)
+		fatal(&c, NULL, "target", "no SD card found: %s did not appear within %u s", c.target, c.card_wait);
+	fo.target = c.target;
+	fo.progress = console_progress;
+	fo.progress_ctx = &last;
+	r = nf_jobrun_start(&jr, c.server, c.mac, c.token, c.target, card, &fo, detail, sizeof(detail));
+	if (r == -ENOENT) {
+		say("%s", detail);
+		finish(&c, 3, strcmp(c.after, "poweroff") == 0);
+	}
+	if (r < 0)
+		fatal(&c, NULL, "hello", "%s", detail);
+	say("%s; writing %s", detail, c.target);
+	r = nf_flash(&fo, &res);
+	if (r < 0) {
+		nf_jobrun_finish(&jr, r, &res, 0, detail, sizeof(detail));
+		jr.job.id = 0; /* reported already */
+		fatal(&c, &jr, res.stage ? res.stage : "flash", "%s", res.detail);
+	}
+	say("wrote and verified %llu bytes in %.1f s (%llu skipped as zeros)", (unsigned long long)res.image_bytes,
+	    res.t_total, (unsigned long long)res.skipped_bytes);
+	r = nf_jobrun_finish(&jr, 0, &res, 600, detail, sizeof(detail));
+	if (r < 0) {
+		jr.job.id = 0;
+		fatal(&c, &jr, "report", "%s", detail);
+	}
+	say("%s", detail);
+	finish(&c, 0, strcmp(c.after, "poweroff") == 0);
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# End to end: a QEMU x86_64 worker (microvm, Debian's cloud kernel, our
+# initramfs with flasher-init as PID 1) gets an address from QEMU's DHCP,
+# asks netflashd on the host (10.0.2.2 = the host's 127.0.0.1) for its job,
+# streams the image from ganesha over NFS onto its virtio disk (the card),
+# verifies it, is released, and powers off by itself. Then the failure twin:
+# a corrupt catalog image -> FAIL recorded, dir kept, first MiB unwritten.
+# Skipped (exit 77) when no kernel can be had.
+source "$(dirname "$0")/../lib.sh"
+source "$NETFLASH_SRC/tests/fixtures/kernel.sh"
+
+if [ -n "${NETFLASH_SANITIZE_BUILD:-}" ]; then
+	echo "SKIP: the initramfs needs the static flasher-init, which sanitizer builds do not make"
+	exit 77
+fi
+if ! kernel_fetch_cloud_amd64; then
+	echo "SKIP: no Debian cloud kernel could be downloaded"
+	exit 77
+fi
+command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 missing"; exit 77; }
+
+MODULES="virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net"
+"$NETFLASH_SRC/boot-files/build-initramfs.sh" --init "$NETFLASH_BUILD/flasher-init/flasher-init" \
+	--modules-dir "$KERNEL_MODDIR" --modules "$MODULES" -o "$T/netflash.cpio.gz" 2>"$T/initramfs.log"
+echo "initramfs: $(cat "$T/initramfs.log")"
+
+img=$(test_image 24)
+DAEMON_NFS_HOST=10.0.2.2
+master_setup "$img.mt.xz" pios
+daemon_start
+
+boot() { # mac card log -> QEMU's exit status; the guest must power off by itself
+	local mac=$1 card=$2 log=$3 tok rc=0
+	tok=$(token_of "$mac")
+	timeout 300 qemu-system-x86_64 -M microvm,pit=on,pic=on,rtc=on -accel tcg -cpu max -m 512 \
+		-nographic -no-reboot -kernel "$KERNEL_IMAGE" -initrd "$T/netflash.cpio.gz" \
+		-append "console=ttyS0 quiet panic=-1 netflash.server=10.0.2.2:$MPORT netflash.token=$tok netflash.target=/dev/vda netflash.after=poweroff netflash.fail_delay=0" \
+		-drive "file=$card,format=raw,if=none,id=d0" -device virtio-blk-device,drive=d0 \
+		-netdev user,id=n0 -device "virtio-net-device,netdev=n0,mac=$mac" </dev/null >"$log" 2>&1 || rc=$?
+	echo $rc
+}
+stamp() { grep -m1 "$2" "$1" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
+
+# The worker.
+MAC=52:54:00:12:34:56 D=52-54-00-12-34-56
+"$NF" --root "$MR" enroll "$MAC" --image pios >/dev/null
+pattern_file "$T/card.img" $((64 * 1048576))
+t0=$SECONDS
+rc=$(boot "$MAC" "$T/card.img" "$T/guest.log")
+secs=$((SECONDS - t0))
+[ "$rc" = 0 ] && grep -q 'powering off' "$T/guest.log" && pass "the guest flashed and powered off by itself (QEMU exit 0, ${secs} s)" ||
+	fail "guest: QEMU exit $rc; console: $(tail -15 "$T/guest.log")"
+cmp -s -n "$(stat -c %s "$img")" "$img" "$T/card.img" && pass "the card equals the catalog image byte for byte" ||
+	fail "card differs from the image"
+grep -q "$D job [0-9]* verified" "$T/daemon.log" && "$NF" --root "$MR" history "$MAC" | grep -q ' done ' &&
+	pass "the daemon recorded DONE with the matching digest" || fail "daemon: $(grep "$D" "$T/daemon.log")"
+[ ! -e "$MR/tftp/$D" ] && pass "the MAC's TFTP dir is gone" || fail "TFTP dir still there"
+first=$(stamp "$T/guest.log" "writing /dev/vda") done=$(stamp "$T/guest.log" "wrote and verified")
+echo "MEASURE x86_64: kernel start to first byte written ${first:-?} s; flash ${first:+$(echo "$done - $first" | bc)} s; whole boot-to-poweroff ${secs} s"
+
+# The failure twin: a corrupt image in the catalog.
+MAC2=52:54:00:12:34:57 D2=52-54-00-12-34-57
+cp "$MR/images/pios.img.xz" "$T/good.xz"
+printf 'XXXXXXXXXXXXXXXXXXXXXXXX' | dd of="$MR/images/pios.img.xz" bs=1 seek=1500000 conv=notrunc status=none
+"$NF" --root "$MR" enroll "$MAC2" --image pios >/dev/null
+pattern_file "$T/card2.img" $((64 * 1048576))
+rc=$(boot "$MAC2" "$T/card2.img" "$T/guest2.log")
+cp "$T/good.xz" "$MR/images/pios.img.xz"
+[ "$rc" = 0 ] && grep -q 'FAILED (decode)' "$T/guest2.log" && grep -q 'rebooting' "$T/guest2.log" &&
+	pass "corrupt image: the guest said why and rebooted by itself" || fail "twin: QEMU exit $rc; $(tail -8 "$T/guest2.log")"
+"$NF" --root "$MR" history "$MAC2" | grep -q 'failed .*decode' && [ -d "$MR/tftp/$D2" ] &&
+	pass "corrupt image: FAIL recorded, dir kept" || fail "twin: $("$NF" --root "$MR" history "$MAC2")"
+head_not_written "twin" "$T/card2.img" "$img" && pass "corrupt image: the card's first MiB was not written"
+finish
