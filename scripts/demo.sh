@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The demo: builds netflash, makes a 64 MiB Raspberry-Pi-OS-like image,
-# compresses it with xz (multi-block), serves it over NFS from a private
-# nfs-ganesha on 127.0.0.1, and flashes it onto a virtual SD card (a file)
-# with netflash-write, showing progress and the verification.
-# Run as root (ganesha needs it). Leaves nothing running.
+# The demo: a netflash master on this machine's loopback and a QEMU worker
+# that netboots into flasher-init (Debian's cloud kernel + our initramfs),
+# flashes a Raspberry-Pi-OS-like image onto its virtual SD card over NFS,
+# verifies it, is released by the master, and powers off, while
+# `netflash status` shows its progress. Run as root (ganesha needs it).
+# The card image and the logs stay in build/demo/ afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -15,39 +16,75 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 export NETFLASH_BUILD=$PWD/build
 source tests/fixtures/ganesha.sh
-
-work=$(mktemp -d /tmp/netflash-demo.XXXXXX)
-trap 'ganesha_stop; rm -rf "$work"' EXIT
+source tests/fixtures/kernel.sh
+NF=build/master-tools/netflash
+work=$PWD/build/demo
+rm -rf "$work" && mkdir -p "$work"
+DPID= QPID=
+cleanup() {
+	local p
+	for p in $QPID $DPID; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null || true
+	done
+	ganesha_stop
+}
+trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "1. Build a 64 MiB Pi-OS-like image (MBR, FAT boot, ext4 root, zero tail)"
-mkdir -p "$work/export"
-images/build-test-image.sh --size 64 "$work/export/pios.img"
-xz -T2 -6 --block-size=8MiB -c "$work/export/pios.img" >"$work/export/pios.img.xz"
-sha=$(sha256sum "$work/export/pios.img" | cut -d' ' -f1)
-ls -l "$work/export"
-echo "image SHA-256: $sha"
+step "1. A Debian kernel for the worker (downloaded once, never installed)"
+kernel_fetch_cloud_amd64 || { echo "demo: cannot download Debian's cloud kernel" >&2; exit 1; }
+echo "$KERNEL_IMAGE"
+boot-files/build-initramfs.sh --init build/flasher-init/flasher-init --modules-dir "$KERNEL_MODDIR" \
+	--modules "virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net" -o "$work/netflash.cpio.gz"
 
-step "2. Serve it read-only over NFSv3 from nfs-ganesha on 127.0.0.1"
-ganesha_start "$work/export" "$work"
-url=$(ganesha_url pios.img.xz)
-echo "ganesha pid $GANESHA_PID, URL $url"
+step "2. The master: state tree, catalog, boot files, enrollment"
+port=$(build/tests/freeport)
+$NF --root "$work/root" init --interface lo --server-ip 127.0.0.1 --subnet 127.0.0.0/8 --port "$port" | head -1
+images/build-test-image.sh --size 64 "$work/pios.img"
+xz -T2 -6 --block-size=4MiB -c "$work/pios.img" >"$work/pios.img.xz"
+$NF --root "$work/root" image add "$work/pios.img.xz" --name pios-demo
+$NF --root "$work/root" boot-files import --from-image pios-demo --initramfs "$work/netflash.cpio.gz"
+MAC=52:54:00:de:40:01
+$NF --root "$work/root" enroll "$MAC" --image pios-demo --hostname demo-worker
+token=$(grep -o 'netflash.token=[0-9a-f]*' "$work/root/tftp/52-54-00-de-40-01/cmdline.txt" | cut -d= -f2)
 
-step "3. Flash it onto a virtual 128 MiB SD card, verifying by readback"
+step "3. Servers: nfs-ganesha (the catalog, read-only) and netflashd, on 127.0.0.1"
+ganesha_start "$work/root/images" "$work"
+build/master-tools/netflashd --root "$work/root" --listen "127.0.0.1:$port" \
+	--nfs-url "nfs://10.0.2.2/export?$GANESHA_URL_ARGS" 2>"$work/netflashd.log" &
+DPID=$!
+sleep 0.5
+echo "ganesha pid $GANESHA_PID, netflashd pid $DPID on port $port (QEMU guests reach them at 10.0.2.2)"
+
+step "4. The worker netboots (QEMU microvm); its virtual SD card is $work/sdcard.img"
 truncate -s 128M "$work/sdcard.img"
-progress=bar
-[ -t 2 ] || progress=json
-build/flasher-init/netflash-write --progress=$progress --expect-sha256 "$sha" "$url" "$work/sdcard.img"
+qemu-system-x86_64 -M microvm,pit=on,pic=on,rtc=on -accel tcg -cpu max -m 512 -nographic -no-reboot \
+	-kernel "$KERNEL_IMAGE" -initrd "$work/netflash.cpio.gz" \
+	-append "console=ttyS0 quiet panic=-1 netflash.server=10.0.2.2:$port netflash.token=$token netflash.target=/dev/vda netflash.after=poweroff" \
+	-drive "file=$work/sdcard.img,format=raw,if=none,id=d0" -device virtio-blk-device,drive=d0 \
+	-netdev user,id=n0 -device "virtio-net-device,netdev=n0,mac=$MAC" </dev/null >"$work/worker-console.log" 2>&1 &
+QPID=$!
+while kill -0 "$QPID" 2>/dev/null; do
+	$NF --root "$work/root" status | sed -n 2p
+	sleep 1
+done
+wait "$QPID" && qrc=0 || qrc=$?
+QPID=
 
-step "4. What landed on the card"
-cmp -n "$(stat -c %s "$work/export/pios.img")" "$work/export/pios.img" "$work/sdcard.img" &&
-	echo "card content is byte-identical to the image"
-sfdisk -l "$work/sdcard.img" | sed -n '/^Device/,$p'
-echo "boot partition:"
-MTOOLS_SKIP_CHECK=1 mdir -i "$work/sdcard.img@@4M" -b ::/ | sed 's/^/  /'
-
-step "5. A corrupt image is refused and the card stays unbootable"
-cp "$work/export/pios.img.xz" "$work/export/bad.img.xz"
-printf 'XXXXXXXXXXXXXXXX' | dd of="$work/export/bad.img.xz" bs=1 seek=$(( $(stat -c %s "$work/export/bad.img.xz") / 2 )) conv=notrunc status=none
-build/flasher-init/netflash-write --progress=none "$(ganesha_url bad.img.xz)" "$work/sdcard.img" && exit 1
-echo "(exit status $?: expected failure) first sector now: $(head -c 512 "$work/sdcard.img" | tr -d '\0' | wc -c) non-zero bytes (the MBR is wiped, so a Pi would netboot again)"
+step "5. What happened"
+echo "worker console:"
+grep 'netflash:' "$work/worker-console.log" | sed 's/^/  /'
+echo "master:"
+sed 's/^/  /' "$work/netflashd.log"
+$NF --root "$work/root" history
+if [ "$qrc" = 0 ] && cmp -s -n "$(stat -c %s "$work/pios.img")" "$work/pios.img" "$work/sdcard.img" &&
+	[ ! -e "$work/root/tftp/52-54-00-de-40-01" ]; then
+	echo
+	echo "RESULT: the worker flashed and verified its card, the master released it (its TFTP dir is gone),"
+	echo "and it powered off. The card image is $work/sdcard.img:"
+	sfdisk -l "$work/sdcard.img" | sed -n '/^Device/,$p'
+else
+	echo "RESULT: the demo failed (QEMU exit $qrc); logs are in $work" >&2
+	exit 1
+fi
