@@ -61,7 +61,7 @@ step "4. The worker netboots (QEMU microvm); its virtual SD card is $work/sdcard
 truncate -s 128M "$work/sdcard.img"
 qemu-system-x86_64 -M microvm,pit=on,pic=on,rtc=on -accel tcg -cpu max -m 512 -nographic -no-reboot \
 	-kernel "$KERNEL_IMAGE" -initrd "$work/netflash.cpio.gz" \
-	-append "console=ttyS0 quiet panic=-1 netflash.server=10.0.2.2:$port netflash.token=$token netflash.target=/dev/vda netflash.after=poweroff" \
+	-append "console=ttyS0 quiet panic=-1 tsc_early_khz=2000000 netflash.server=10.0.2.2:$port netflash.token=$token netflash.target=/dev/vda netflash.after=poweroff" \
 	-drive "file=$work/sdcard.img,format=raw,if=none,id=d0" -device virtio-blk-device,drive=d0 \
 	-netdev user,id=n0 -device "virtio-net-device,netdev=n0,mac=$MAC" </dev/null >"$work/worker-console.log" 2>&1 &
 QPID=$!
