@@ -55,7 +55,7 @@ int nf_parse_size(const char *s, uint64_t max, uint64_t *out)
 	return -EINVAL;
 }
 
-static int hexval(char c)
+int nf_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -71,7 +71,7 @@ int nf_parse_hex(const char *s, uint8_t *out, size_t len)
 	if (strlen(s) != 2 * len)
 		return -EMSGSIZE;
 	for (size_t i = 0; i < len; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		int hi = nf_hex_digit(s[2 * i]), lo = nf_hex_digit(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
@@ -101,7 +101,7 @@ int nf_parse_mac(const char *s, uint8_t mac[6])
 	if (len != 17 && len != 14 && len != 12)
 		return -EINVAL;
 	for (size_t i = 0; i < len; i++) {
-		int v = hexval(s[i]);
+		int v = nf_hex_digit(s[i]);
 
 		if (v >= 0) {
 			if (ndig == 12)

@@ -13,6 +13,9 @@ int nf_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  * (KiB.. TiB; "KiB" spellings accepted). Returns 0, -EINVAL or -ERANGE. */
 int nf_parse_size(const char *s, uint64_t max, uint64_t *out);
 
+/* The value of one hex digit (either case), or -1. */
+int nf_hex_digit(char c);
+
 /* Parses exactly 2*len hex digits (either case) into out[len].
  * Returns 0, -EINVAL (bad digit) or -EMSGSIZE (wrong length). */
 int nf_parse_hex(const char *s, uint8_t *out, size_t len);

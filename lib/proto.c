@@ -7,17 +7,6 @@
 
 #include "parse.h"
 
-static int hexv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes the percent-encoded [p, p+len) into out. Returns 0, -EPROTO, -EMSGSIZE. */
 static int decode_value(const char *p, size_t len, char *out)
 {
@@ -29,7 +18,7 @@ static int decode_value(const char *p, size_t len, char *out)
 		if (c == '%') {
 			int hi, lo;
 
-			if (len - i < 3 || (hi = hexv(p[i + 1])) < 0 || (lo = hexv(p[i + 2])) < 0)
+			if (len - i < 3 || (hi = nf_hex_digit(p[i + 1])) < 0 || (lo = nf_hex_digit(p[i + 2])) < 0)
 				return -EPROTO;
 			c = (char)(hi << 4 | lo);
 			if (c == '\0')

@@ -105,18 +105,6 @@ static int build_cmdline(struct master *m, const char *token, char *out, size_t 
 	return w < 0 || (size_t)w >= cap;
 }
 
-static int open_store(struct master *m, struct store **st)
-{
-	char path[PATH_MAX];
-	int r;
-
-	master_path(m, path, sizeof(path), "state/netflash.db");
-	r = store_open(st, path);
-	if (r < 0)
-		nf_err("cannot open the state database %s: %s", path, nf_strerror(r));
-	return r;
-}
-
 static int do_enroll(struct master *m, struct enrollment *e, int force)
 {
 	char tftp[PATH_MAX], boot[PATH_MAX], mpath[PATH_MAX], rel[128], cmdline[CMDLINE_MAX + 256], detail[512];
@@ -132,7 +120,7 @@ static int do_enroll(struct master *m, struct enrollment *e, int force)
 				    : "the manifest of image '%s' is damaged", e->image);
 		return 1;
 	}
-	if (open_store(m, &st) < 0)
+	if (master_open_store(m, &st) < 0)
 		return 1;
 	r = store_get(st, e->mac, &old);
 	if (r == 0 && strcmp(old.state, "enrolled") == 0 && !force) {
@@ -247,7 +235,7 @@ int cmd_release(struct master *m, int argc, char **argv)
 		master_unlock(m);
 		return 1;
 	}
-	if (open_store(m, &st) == 0) {
+	if (master_open_store(m, &st) == 0) {
 		store_set_state(st, macs, "released", NULL);
 		store_event(st, macs, "release", r == -ENOENT ? "no tftp dir" : "by netflash release");
 		store_close(st);
@@ -292,7 +280,7 @@ int cmd_ls(struct master *m, int argc, char **argv)
 		nf_err("ls takes no arguments");
 		return 2;
 	}
-	if (master_require_init(m) || open_store(m, &st) < 0)
+	if (master_require_init(m) || master_open_store(m, &st) < 0)
 		return 1;
 	master_path(m, c.tftp, sizeof(c.tftp), "tftp");
 	printf("%-17s  %-16s %-20s %-9s %-4s %s\n", "MAC", "HOSTNAME", "IMAGE", "STATE", "TFTP", "CHANGED");

@@ -281,8 +281,7 @@ static int image_rm(struct master *m, const char *name, int force)
 
 	if (load(m, name, &man, mpath, sizeof(mpath)) < 0)
 		return 1;
-	master_path(m, path, sizeof(path), "state/netflash.db");
-	if (store_open(&st, path) == 0) {
+	if (master_open_store(m, &st) == 0) {
 		users = store_image_users(st, name);
 		store_close(st);
 	}

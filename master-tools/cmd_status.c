@@ -72,18 +72,6 @@ static int status_row(const struct enrollment *e, void *ctx)
 	return 0;
 }
 
-static int open_store(struct master *m, struct store **st)
-{
-	char path[PATH_MAX];
-	int r;
-
-	master_path(m, path, sizeof(path), "state/netflash.db");
-	r = store_open(st, path);
-	if (r < 0)
-		nf_err("cannot open the state database %s: %s", path, nf_strerror(r));
-	return r;
-}
-
 static int parse_flags(int argc, char **argv, int *json, int *watch, const char *help, int *positional)
 {
 	static const struct option opts[] = {
@@ -121,7 +109,7 @@ int cmd_status(struct master *m, int argc, char **argv)
 		nf_err("status takes no arguments (see netflash status --help)");
 		return 2;
 	}
-	if (master_require_init(m) || open_store(m, &c.st) < 0)
+	if (master_require_init(m) || master_open_store(m, &c.st) < 0)
 		return 1;
 	do {
 		if (watch)
@@ -188,7 +176,7 @@ int cmd_history(struct master *m, int argc, char **argv)
 		}
 		nf_format_mac(mac, macs);
 	}
-	if (master_require_init(m) || open_store(m, &st) < 0)
+	if (master_require_init(m) || master_open_store(m, &st) < 0)
 		return 1;
 	if (!c.json)
 		printf("%-6s %-19s  %-17s %-16s %-9s %7s %6s %12s  %s\n", "JOB", "STARTED", "MAC", "IMAGE", "RESULT",

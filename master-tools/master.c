@@ -10,6 +10,7 @@
 #include "fileutil.h"
 #include "log.h"
 #include "parse.h"
+#include "store.h"
 
 #define CONF_MAX 4096
 
@@ -131,4 +132,16 @@ int master_require_init(struct master *m)
 	else
 		nf_err("cannot read %s/netflash.conf: %s", nf_quote(q, sizeof(q), m->root), nf_strerror(r));
 	return 1;
+}
+
+int master_open_store(const struct master *m, struct store **st)
+{
+	char path[PATH_MAX];
+	int r;
+
+	master_path(m, path, sizeof(path), "state/netflash.db");
+	r = store_open(st, path);
+	if (r < 0)
+		nf_err("cannot open the state database %s: %s", path, nf_strerror(r));
+	return r;
 }

@@ -38,6 +38,10 @@ int master_save_conf(const struct master *m);
 int master_lock(struct master *m);
 void master_unlock(struct master *m);
 
+struct store;
+/* Opens ROOT/state/netflash.db. Logs on failure; returns 0 or -errno. */
+int master_open_store(const struct master *m, struct store **st);
+
 /* Fails with a hint when ROOT has not been initialised. Logs; returns 0 or 1. */
 int master_require_init(struct master *m);
 

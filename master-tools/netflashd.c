@@ -524,17 +524,14 @@ int main(int argc, char **argv)
 {
 	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 }, .max_attempts = 3, .slow_timeout = 10, .lfd = -1 };
 	struct sigaction sa = { .sa_handler = on_signal };
-	char path[PATH_MAX], listen_spec[128];
+	char listen_spec[128];
 	int r;
 
 	nf_log_setup("netflashd", NF_LOG_INFO);
 	if ((r = parse_args(&d, argc, argv, listen_spec, sizeof(listen_spec))) != 0)
 		return r;
-	master_path(&d.m, path, sizeof(path), "state/netflash.db");
-	if ((r = store_open(&d.st, path)) < 0) {
-		nf_err("cannot open the state database %s: %s", path, nf_strerror(r));
+	if (master_open_store(&d.m, &d.st) < 0)
 		return 1;
-	}
 	store_set_sync(d.st, 0);
 	if ((r = listen_on(&d, listen_spec)) < 0) {
 		nf_err("cannot listen on '%s': %s", listen_spec, nf_strerror(r));
