@@ -100,7 +100,8 @@ static void __attribute__((noreturn)) finish(const struct config *c, int code, i
 		pause();
 }
 
-static void __attribute__((noreturn)) fatal(const struct config *c, struct nf_jobrun *jr, const char *stage,
+static void __attribute__((noreturn, format(printf, 4, 5)))
+fatal(const struct config *c, struct nf_jobrun *jr, const char *stage,
 					    const char *fmt, ...)
 {
 	char why[600];
