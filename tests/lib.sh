@@ -26,7 +26,7 @@ _cleanup() {
 	for p in "${_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	for l in "${_LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
 	netns_cleanup
-	if [ $rc -eq 0 ] && [ "$FAILS" -eq 0 ] && [ -z "${NETFLASH_KEEP:-}" ]; then rm -rf "$T"; else echo "kept work dir $T" >&2; fi
+	if { [ $rc -eq 0 ] || [ $rc -eq 77 ]; } && [ "$FAILS" -eq 0 ] && [ -z "${NETFLASH_KEEP:-}" ]; then rm -rf "$T"; else echo "kept work dir $T" >&2; fi
 	exit $rc
 }
 trap _cleanup EXIT
