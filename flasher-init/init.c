@@ -39,12 +39,39 @@ struct config {
 	int pid1;
 };
 
-/* The console and /dev/kmsg: the only global state besides the log target. */
+/* The log target, the one global state: the console, /dev/kmsg and, once
+ * connected, the master (lines said before that wait in a bounded backlog). */
+#define BACKLOG_LINES 64
 static int kmsg_fd = -1;
+static struct nf_client *log_client;
+static char backlog[BACKLOG_LINES][200];
+static unsigned backlog_n;
+
+static void log_to_master(const char *line)
+{
+	if (log_client)
+		nf_client_log(log_client, line);
+	else if (backlog_n < BACKLOG_LINES) {
+		/* Backlog lines are cut to 199 bytes: boot messages are short. */
+		size_t n = strnlen(line, sizeof(backlog[0]) - 1);
+
+		memcpy(backlog[backlog_n], line, n);
+		backlog[backlog_n++][n] = '\0';
+	}
+}
+
+/* From now on lines go to the master too, the backlog first. */
+static void log_attach(struct nf_client *c)
+{
+	log_client = c;
+	for (unsigned i = 0; i < backlog_n; i++)
+		nf_client_log(c, backlog[i]);
+	backlog_n = 0;
+}
 
 static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
 {
-	char line[700];
+	char line[700], stamped[720];
 	va_list ap;
 	int n;
 
@@ -59,9 +86,11 @@ static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_BOOTTIME, &ts);
-	fprintf(stderr, "[%6.2f] netflash: %s\n", (double)ts.tv_sec + ts.tv_nsec / 1e9, line);
+	snprintf(stamped, sizeof(stamped), "[%6.2f] netflash: %s", (double)ts.tv_sec + ts.tv_nsec / 1e9, line);
+	fprintf(stderr, "%s\n", stamped);
 	if (kmsg_fd >= 0)
 		dprintf(kmsg_fd, "<6>netflash: %s\n", line);
+	log_to_master(stamped);
 }
 
 static void setup_pid1(void)
@@ -362,6 +391,7 @@ int main(int argc, char **argv)
 	}
 	if (r < 0)
 		fatal(&c, NULL, "hello", "%s", detail);
+	log_attach(&jr.client);
 	say("%s; writing %s", detail, c.target);
 	r = nf_flash(&fo, &res);
 	if (r < 0) {

@@ -276,3 +276,15 @@ int nf_client_fail(struct nf_client *c, const char *stage, const char *reason)
 		recv_msg(c, &m); /* KEPT or NOJOB: the verdict is the master's to record */
 	return r;
 }
+
+int nf_client_log(struct nf_client *c, const char *line)
+{
+	struct nf_msg m;
+
+	if (c->fd < 0 || !c->job_id)
+		return -ENOTCONN;
+	nf_msg_init(&m, "LOG");
+	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
+	nf_msg_add(&m, "line", line);
+	return send_msg(c, &m);
+}

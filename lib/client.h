@@ -55,6 +55,10 @@ int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes
 /* FAIL with the stage and reason (sent once, best effort). Returns 0 or -errno. */
 int nf_client_fail(struct nf_client *c, const char *stage, const char *reason);
 
+/* LOG: one console line to the master, only while connected (never
+ * reconnects for it). Returns 0 or -errno. */
+int nf_client_log(struct nf_client *c, const char *line);
+
 void nf_client_close(struct nf_client *c);
 
 #endif

@@ -24,7 +24,8 @@ static const char history_usage[] =
 "Usage: netflash [--root DIR] history [MAC] [--json]\n"
 "\n"
 "Past jobs, newest first: when, worker, image, result, duration, MB/s, bytes,\n"
-"target and the reason of a failure.\n";
+"target and the reason of a failure. With a MAC, also the last 100 lines of\n"
+"that worker's console (its boot log, as flasher-init sent it).\n";
 
 struct status_ctx {
 	struct store *st;
@@ -153,6 +154,17 @@ static int history_row(const struct job *j, void *ctx)
 	return 0;
 }
 
+static int log_row(int64_t at, const char *line, void *ctx)
+{
+	char when[32];
+	time_t t = (time_t)at;
+
+	(void)ctx;
+	strftime(when, sizeof(when), "%H:%M:%S", localtime(&t));
+	printf("  %s %s\n", when, line);
+	return 0;
+}
+
 int cmd_history(struct master *m, int argc, char **argv)
 {
 	struct history_ctx c = { 0 };
@@ -184,6 +196,10 @@ int cmd_history(struct master *m, int argc, char **argv)
 	store_job_each(st, argc - pos == 1 ? macs : NULL, history_row, &c);
 	if (!c.n && !c.json)
 		printf("(no jobs yet)\n");
+	if (argc - pos == 1 && !c.json) {
+		printf("worker console (last 100 lines):\n");
+		store_events(st, macs, "log", 100, log_row, NULL);
+	}
 	store_close(st);
 	return 0;
 }

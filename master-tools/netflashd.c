@@ -28,6 +28,7 @@
 
 #define MAX_CONNS 4096
 #define IDLE_TIMEOUT 300       /* s: a worker reports far more often */
+#define LOG_LINES_MAX 1000     /* worker console lines kept per connection */
 #define PROGRESS_SAVE 2        /* s: progress goes to the store at most this often */
 
 static const char usage[] =
@@ -59,6 +60,7 @@ struct conn {
 	char mac[18];
 	uint64_t job;
 	time_t progress_saved;
+	unsigned log_lines;
 };
 
 struct daemon {
@@ -314,6 +316,19 @@ static int on_fail(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	return reply_simple(c, "KEPT", "failure-recorded");
 }
 
+static int on_log(struct daemon *d, struct conn *c, const struct nf_msg *m)
+{
+	const char *line = nf_msg_get(m, "line");
+	char q[NF_PROTO_VALUE_MAX * 4 + 8];
+	uint64_t id;
+
+	if (!c->authed || !line || nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job)
+		return refuse(c, "bad-log", c->mac);
+	if (c->log_lines++ < LOG_LINES_MAX)
+		store_event(d->st, c->mac, "log", nf_quote(q, sizeof(q), line));
+	return 0;
+}
+
 static int dispatch(struct daemon *d, struct conn *c, const char *line, size_t len)
 {
 	struct nf_msg m;
@@ -331,6 +346,8 @@ static int dispatch(struct daemon *d, struct conn *c, const char *line, size_t l
 		return on_done(d, c, &m);
 	if (strcmp(m.verb, "FAIL") == 0)
 		return on_fail(d, c, &m);
+	if (strcmp(m.verb, "LOG") == 0)
+		return on_log(d, c, &m);
 	return refuse(c, "unknown-verb", m.verb);
 }
 

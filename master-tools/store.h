@@ -50,6 +50,10 @@ int store_get(struct store *s, const char *mac, struct enrollment *e);
 int store_set_state(struct store *s, const char *mac, const char *state, const char *error);
 /* Appends an event to mac's history. Returns 0 or -EIO. */
 int store_event(struct store *s, const char *mac, const char *event, const char *detail);
+/* Calls fn(at, detail) for the last `limit` events of kind event for mac,
+ * oldest first. Returns 0 or -EIO. */
+int store_events(struct store *s, const char *mac, const char *event, unsigned limit,
+		 int (*fn)(int64_t at, const char *detail, void *ctx), void *ctx);
 /* Calls fn for each enrollment, by MAC. Returns 0 or -EIO. */
 int store_each(struct store *s, int (*fn)(const struct enrollment *e, void *ctx), void *ctx);
 /* Counts enrollments in state "enrolled" that use image. Returns >= 0 or -EIO. */

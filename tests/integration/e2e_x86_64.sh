@@ -58,6 +58,9 @@ cmp -s -n "$(stat -c %s "$img")" "$img" "$T/card.img" && pass "the card equals t
 grep -q "$D job [0-9]* verified" "$T/daemon.log" && "$NF" --root "$MR" history "$MAC" | grep -q ' done ' &&
 	pass "the daemon recorded DONE with the matching digest" || fail "daemon: $(grep "$D" "$T/daemon.log")"
 [ ! -e "$MR/tftp/$D" ] && pass "the MAC's TFTP dir is gone" || fail "TFTP dir still there"
+"$NF" --root "$MR" history "$MAC" >"$T/history.txt"
+grep -q 'netflash: loaded 7 modules' "$T/history.txt" && grep -q 'netflash: wrote and verified' "$T/history.txt" &&
+	pass "netflash history shows the worker's boot log" || fail "history: $(cat "$T/history.txt")"
 first=$(stamp "$T/guest.log" "writing /dev/vda") done=$(stamp "$T/guest.log" "wrote and verified")
 echo "MEASURE x86_64: kernel start to first byte written ${first:-?} s; flash ${first:+$(echo "$done - $first" | bc)} s; whole boot-to-poweroff ${secs} s"
 
