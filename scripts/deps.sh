@@ -15,6 +15,11 @@ pkgs=(
 	curl busybox-static iproute2 cpio kmod qemu-system-x86 binutils
 )
 
+# The aarch64 worker (Raspberry Pi 3/4/5): a cross compiler, arm64 static
+# libraries from Debian multiarch, and QEMU for the Pi 3 test.
+pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static qemu-system-arm
+	libnfs-dev:arm64 liblzma-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 libxxhash-dev:arm64 libssl-dev:arm64)
+
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,5 +37,6 @@ if [ -d /run/systemd/system ]; then
 	systemctl mask nfs-ganesha.service >/dev/null 2>&1 || true
 fi
 export DEBIAN_FRONTEND=noninteractive
+dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
