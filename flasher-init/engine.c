@@ -15,6 +15,7 @@
 #include "decode.h"
 #include "log.h"
 #include "ring.h"
+#include "scan.h"
 #include "target.h"
 #include "xzinfo.h"
 
@@ -237,11 +238,6 @@ static void *decoder_main(void *arg)
 
 /* ---- writer ------------------------------------------------------------- */
 
-static int is_zero(const uint8_t *p, size_t n)
-{
-	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 static int store_hash(struct flash *f, size_t index, XXH128_hash_t h)
 {
 	int r = 0;
@@ -278,14 +274,14 @@ static int write_runs(struct flash *f, const struct chunk *c, size_t from, size_
 
 	while (i < to) {
 		size_t blen = to - i < NF_BLOCK ? to - i : NF_BLOCK;
-		int zero = f->o->zero_skip && is_zero(c->buf + i, blen);
+		int zero = f->o->zero_skip && nf_is_zero(c->buf + i, blen);
 		size_t j = i + blen;
 		int r;
 
 		while (j < to) {
 			size_t l = to - j < NF_BLOCK ? to - j : NF_BLOCK;
 
-			if ((f->o->zero_skip && is_zero(c->buf + j, l)) != zero)
+			if ((f->o->zero_skip && nf_is_zero(c->buf + j, l)) != zero)
 				break;
 			j += l;
 		}

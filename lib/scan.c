@@ -58,7 +58,7 @@ static ssize_t fd_pread(void *ctx, void *buf, size_t len, uint64_t off)
 	return n < 0 ? -errno : n;
 }
 
-static int is_zero(const uint8_t *p, size_t n)
+int nf_is_zero(const uint8_t *p, size_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
@@ -108,7 +108,7 @@ static int decode_all(struct nf_scan *res, struct nf_decoder *d, EVP_MD_CTX *sha
 		if (got) {
 			EVP_DigestUpdate(sha, block, got);
 			res->blocks++;
-			res->zero_blocks += is_zero(block, got);
+			res->zero_blocks += nf_is_zero(block, got);
 			total += got;
 		}
 		if (progress && (res->blocks % 64 == 0 || n == 0))
@@ -129,99 +129,104 @@ static int decode_all(struct nf_scan *res, struct nf_decoder *d, EVP_MD_CTX *sha
 	return 0;
 }
 
-int nf_scan_file(const char *path, unsigned threads, nf_scan_progress_fn progress, void *ctx,
-		 struct nf_scan *res)
+/* An image file opened for decoding: what scan and range reading share. */
+struct reader {
+	struct file_input in;
+	struct nf_input input;
+	struct nf_decoder *dec;
+	uint8_t *block;
+};
+
+static void reader_close(struct reader *rd)
 {
-	struct file_input in = { .fd = -1 };
-	struct nf_input input = { file_peek, file_consume, &in };
-	struct nf_decoder *d = NULL;
-	EVP_MD_CTX *sha = NULL;
-	uint8_t *block = NULL;
+	nf_decoder_free(rd->dec);
+	free(rd->block);
+	free(rd->in.buf);
+	if (rd->in.fd >= 0)
+		close(rd->in.fd);
+}
+
+/* Opens path (a regular file), detects its format into res and sets up a
+ * decoder with `threads` xz threads. Returns 0, or a negative errno with
+ * res->detail set; rd is always safe to close. */
+static int reader_open(struct reader *rd, const char *path, unsigned threads, struct nf_scan *res)
+{
+	struct nf_decoder_opts o = { .threads = threads, .memlimit_threading = 40ull << 20 };
 	struct stat st;
-	unsigned int mdlen;
 	int r;
 
-	memset(res, 0, sizeof(*res));
-	in.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (in.fd < 0) {
+	memset(rd, 0, sizeof(*rd));
+	rd->input = (struct nf_input){ file_peek, file_consume, &rd->in };
+	rd->in.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rd->in.fd < 0) {
 		r = -errno;
 		snprintf(res->detail, sizeof(res->detail), "%s", strerror(errno));
 		return r;
 	}
-	posix_fadvise(in.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	if (fstat(in.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	posix_fadvise(rd->in.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (fstat(rd->in.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		snprintf(res->detail, sizeof(res->detail), "not a regular file");
-		goto out;
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	}
 	res->file_size = (uint64_t)st.st_size;
-	r = detect(in.fd, res);
+	if ((r = detect(rd->in.fd, res)) < 0)
+		return r;
+	o.format = res->format;
+	rd->in.buf = malloc(SCAN_BUF);
+	rd->block = malloc(SCAN_BLOCK);
+	if (!rd->in.buf || !rd->block || nf_decoder_new(&rd->dec, &o, &rd->input) < 0) {
+		snprintf(res->detail, sizeof(res->detail), "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int nf_scan_file(const char *path, unsigned threads, nf_scan_progress_fn progress, void *ctx,
+		 struct nf_scan *res)
+{
+	EVP_MD_CTX *sha = NULL;
+	struct reader rd;
+	unsigned int mdlen;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	r = reader_open(&rd, path, threads ? threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN), res);
 	if (r < 0)
 		goto out;
-	struct nf_decoder_opts o = {
-		.format = res->format,
-		.threads = threads ? threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN),
-		.memlimit_threading = 40ull << 20,
-	};
-	in.buf = malloc(SCAN_BUF);
-	block = malloc(SCAN_BLOCK);
 	sha = EVP_MD_CTX_new();
-	if (!in.buf || !block || !sha || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL) ||
-	    nf_decoder_new(&d, &o, &input) < 0) {
+	if (!sha || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL)) {
 		r = -ENOMEM;
 		snprintf(res->detail, sizeof(res->detail), "out of memory");
 		goto out;
 	}
-	r = decode_all(res, d, sha, block, &in, progress, ctx);
+	r = decode_all(res, rd.dec, sha, rd.block, &rd.in, progress, ctx);
 	if (r == 0)
 		EVP_DigestFinal_ex(sha, res->sha256, &mdlen);
 out:
-	nf_decoder_free(d);
 	EVP_MD_CTX_free(sha);
-	free(block);
-	free(in.buf);
-	close(in.fd);
+	reader_close(&rd);
 	return r;
 }
 
 int nf_image_range(const char *path, uint64_t off, uint64_t len, nf_range_sink_fn sink, void *ctx,
 		   char *detail, size_t cap)
 {
-	struct file_input in = { .fd = -1 };
-	struct nf_input input = { file_peek, file_consume, &in };
-	struct nf_decoder *d = NULL;
 	struct nf_scan res = { 0 };
-	uint8_t *block = NULL;
+	struct reader rd;
 	uint64_t pos = 0, end = off + len;
-	struct stat st;
-	int r;
+	int r = reader_open(&rd, path, 1, &res);
 
-	in.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (in.fd < 0) {
-		snprintf(detail, cap, "%s", strerror(errno));
-		return -errno;
-	}
-	res.file_size = fstat(in.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-	r = detect(in.fd, &res);
 	if (r < 0) {
 		snprintf(detail, cap, "%s", res.detail);
 		goto out;
 	}
-	struct nf_decoder_opts o = { .format = res.format, .threads = 1 };
-	in.buf = malloc(SCAN_BUF);
-	block = malloc(SCAN_BLOCK);
-	if (!in.buf || !block || nf_decoder_new(&d, &o, &input) < 0) {
-		r = -ENOMEM;
-		snprintf(detail, cap, "out of memory");
-		goto out;
-	}
 	while (pos < end) {
-		ssize_t n = nf_decoder_read(d, block, SCAN_BLOCK);
+		ssize_t n = nf_decoder_read(rd.dec, rd.block, SCAN_BLOCK);
 
 		if (n < 0) {
 			r = (int)n;
-			snprintf(detail, cap, "%s at compressed offset %llu", nf_decoder_detail(d),
-				 (unsigned long long)nf_decoder_in_offset(d));
+			snprintf(detail, cap, "%s at compressed offset %llu", nf_decoder_detail(rd.dec),
+				 (unsigned long long)nf_decoder_in_offset(rd.dec));
 			goto out;
 		}
 		if (n == 0) {
@@ -233,7 +238,7 @@ int nf_image_range(const char *path, uint64_t off, uint64_t len, nf_range_sink_f
 		/* The overlap of [pos, pos+n) with [off, end). */
 		uint64_t a = pos > off ? pos : off, b = pos + (uint64_t)n < end ? pos + (uint64_t)n : end;
 
-		if (a < b && (r = sink(ctx, block + (a - pos), (size_t)(b - a))) < 0) {
+		if (a < b && (r = sink(ctx, rd.block + (a - pos), (size_t)(b - a))) < 0) {
 			snprintf(detail, cap, "%s", strerror(-r));
 			goto out;
 		}
@@ -241,9 +246,6 @@ int nf_image_range(const char *path, uint64_t off, uint64_t len, nf_range_sink_f
 	}
 	r = 0;
 out:
-	nf_decoder_free(d);
-	free(block);
-	free(in.buf);
-	close(in.fd);
+	reader_close(&rd);
 	return r;
 }

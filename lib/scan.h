@@ -29,6 +29,9 @@ typedef void (*nf_scan_progress_fn)(uint64_t in_done, uint64_t in_total, uint64_
 int nf_scan_file(const char *path, unsigned threads, nf_scan_progress_fn progress, void *ctx,
 		 struct nf_scan *res);
 
+/* 1 if the n bytes at p are all zero (n == 0 counts as zero). */
+int nf_is_zero(const uint8_t *p, size_t n);
+
 /* Receives decoded bytes; returns 0 or a negative errno to stop. */
 typedef int (*nf_range_sink_fn)(void *ctx, const void *buf, size_t len);
 
