@@ -93,20 +93,17 @@ static int find_fat(const uint8_t mbr[512], uint64_t image_size, uint64_t *off, 
 
 static int extract_from_image(struct master *m, const char *name, const char *dest, const char *work)
 {
-	char mpath[PATH_MAX], img[PATH_MAX], rel[200], part[PATH_MAX], detail[300];
+	char img[PATH_MAX], part[PATH_MAX], detail[300];
 	struct nf_manifest man;
 	uint8_t mbr[512];
 	uint64_t off, len;
 	int fd, r;
 
-	snprintf(rel, sizeof(rel), "images/%s.manifest", name);
-	master_path(m, mpath, sizeof(mpath), rel);
-	if (nf_name_valid(name) < 0 || nf_manifest_read(mpath, &man) < 0) {
+	if (master_read_manifest(m, name, &man) < 0) {
 		nf_err("no image '%s' in the catalog (see netflash image ls)", name);
 		return 1;
 	}
-	snprintf(rel, sizeof(rel), "images/%s", man.file);
-	master_path(m, img, sizeof(img), rel);
+	master_image_path(m, &man, img, sizeof(img));
 	if ((r = nf_image_range(img, 0, 512, sink_mem, mbr, detail, sizeof(detail))) < 0) {
 		nf_err("cannot read the partition table of '%s': %s", name, detail);
 		return 1;

@@ -107,15 +107,13 @@ static int build_cmdline(struct master *m, const char *token, char *out, size_t 
 
 static int do_enroll(struct master *m, struct enrollment *e, int force)
 {
-	char tftp[PATH_MAX], boot[PATH_MAX], mpath[PATH_MAX], rel[128], cmdline[CMDLINE_MAX + 256], detail[512];
+	char tftp[PATH_MAX], boot[PATH_MAX], cmdline[CMDLINE_MAX + 256], detail[512];
 	struct nf_manifest man;
 	struct enrollment old;
 	struct store *st = NULL;
 	int r, rc = 1;
 
-	snprintf(rel, sizeof(rel), "images/%s.manifest", e->image);
-	master_path(m, mpath, sizeof(mpath), rel);
-	if ((r = nf_manifest_read(mpath, &man)) < 0) {
+	if ((r = master_read_manifest(m, e->image, &man)) < 0) {
 		nf_err(r == -ENOENT ? "no image '%s' in the catalog (see netflash image ls)"
 				    : "the manifest of image '%s' is damaged", e->image);
 		return 1;

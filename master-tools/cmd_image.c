@@ -81,14 +81,6 @@ static int copy_into(const char *src, const char *dst)
 	return nf_copy_at(AT_FDCWD, src, AT_FDCWD, dst, 0, 0644);
 }
 
-static int manifest_path(const struct master *m, const char *name, char *out, size_t cap)
-{
-	char rel[128];
-
-	snprintf(rel, sizeof(rel), "images/%s.manifest", name);
-	return master_path(m, out, cap, rel);
-}
-
 #define OS_LIST_MAX (1 << 20)
 
 /* Compares the scan with an rpi-imager os_list entry. Logs; returns 0 or 1. */
@@ -153,7 +145,7 @@ static int image_add(struct master *m, const char *file, const char *name, const
 	struct stat st;
 	int r;
 
-	if (manifest_path(m, name, mpath, sizeof(mpath)) < 0)
+	if (master_manifest_path(m, name, mpath, sizeof(mpath)) < 0)
 		return 1;
 	if (!force && stat(mpath, &st) == 0) {
 		nf_err("image '%s' is already in the catalog (use --force to replace it)", name);
@@ -189,8 +181,7 @@ static int image_add(struct master *m, const char *file, const char *name, const
 	man.xz_blocks = sc.xz_blocks;
 	man.blocks = sc.blocks;
 	man.zero_blocks = sc.zero_blocks;
-	snprintf(rel, sizeof(rel), "images/%s", man.file);
-	master_path(m, dst, sizeof(dst), rel);
+	master_image_path(m, &man, dst, sizeof(dst));
 	snprintf(q, sizeof(q), "%s.bmap", file);
 	if (access(q, R_OK) == 0) {
 		char bdst[PATH_MAX];
@@ -253,19 +244,14 @@ static int image_ls(struct master *m)
 }
 
 /* Loads NAME's manifest for rm and check; logs on failure. */
-static int load(struct master *m, const char *name, struct nf_manifest *man, char *mpath, size_t cap)
+static int load(struct master *m, const char *name, struct nf_manifest *man)
 {
-	int r;
+	char q[200];
+	int r = master_read_manifest(m, name, man);
 
-	if (nf_name_valid(name) < 0) {
-		char q[200];
-
+	if (r == -EINVAL)
 		nf_err("invalid image name %s", nf_quote(q, sizeof(q), name));
-		return -EINVAL;
-	}
-	manifest_path(m, name, mpath, cap);
-	r = nf_manifest_read(mpath, man);
-	if (r == -ENOENT)
+	else if (r == -ENOENT)
 		nf_err("no image '%s' in the catalog (see netflash image ls)", name);
 	else if (r < 0)
 		nf_err("the manifest of '%s' is damaged: %s", name, nf_strerror(r));
@@ -279,7 +265,7 @@ static int image_rm(struct master *m, const char *name, int force)
 	struct store *st = NULL;
 	int users = 0;
 
-	if (load(m, name, &man, mpath, sizeof(mpath)) < 0)
+	if (load(m, name, &man) < 0)
 		return 1;
 	if (master_open_store(m, &st) == 0) {
 		users = store_image_users(st, name);
@@ -289,9 +275,9 @@ static int image_rm(struct master *m, const char *name, int force)
 		nf_err("image '%s' is used by %d enrolled worker(s); release them or use --force", name, users);
 		return 1;
 	}
+	master_manifest_path(m, name, mpath, sizeof(mpath));
 	unlink(mpath);
-	snprintf(rel, sizeof(rel), "images/%s", man.file);
-	master_path(m, path, sizeof(path), rel);
+	master_image_path(m, &man, path, sizeof(path));
 	unlink(path);
 	snprintf(rel, sizeof(rel), "images/%s.bmap", name);
 	master_path(m, path, sizeof(path), rel);
@@ -302,15 +288,14 @@ static int image_rm(struct master *m, const char *name, int force)
 
 static int image_check(struct master *m, const char *name)
 {
-	char mpath[PATH_MAX], path[PATH_MAX], rel[200];
+	char path[PATH_MAX];
 	struct nf_manifest man;
 	struct nf_scan sc;
 	int r;
 
-	if (load(m, name, &man, mpath, sizeof(mpath)) < 0)
+	if (load(m, name, &man) < 0)
 		return 1;
-	snprintf(rel, sizeof(rel), "images/%s", man.file);
-	master_path(m, path, sizeof(path), rel);
+	master_image_path(m, &man, path, sizeof(path));
 	r = nf_scan_file(path, 0, progress, NULL, &sc);
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);

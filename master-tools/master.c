@@ -9,6 +9,7 @@
 
 #include "fileutil.h"
 #include "log.h"
+#include "manifest.h"
 #include "parse.h"
 #include "store.h"
 
@@ -144,4 +145,31 @@ int master_open_store(const struct master *m, struct store **st)
 	if (r < 0)
 		nf_err("cannot open the state database %s: %s", path, nf_strerror(r));
 	return r;
+}
+
+int master_manifest_path(const struct master *m, const char *name, char *out, size_t cap)
+{
+	char rel[NF_NAME_MAX + 32];
+
+	snprintf(rel, sizeof(rel), "images/%s.manifest", name);
+	return master_path(m, out, cap, rel);
+}
+
+int master_read_manifest(const struct master *m, const char *name, struct nf_manifest *man)
+{
+	char path[PATH_MAX];
+
+	if (nf_name_valid(name) < 0)
+		return -EINVAL;
+	if (master_manifest_path(m, name, path, sizeof(path)) < 0)
+		return -ENAMETOOLONG;
+	return nf_manifest_read(path, man);
+}
+
+int master_image_path(const struct master *m, const struct nf_manifest *man, char *out, size_t cap)
+{
+	char rel[sizeof(man->file) + 16];
+
+	snprintf(rel, sizeof(rel), "images/%s", man->file);
+	return master_path(m, out, cap, rel);
 }

@@ -38,6 +38,15 @@ int master_save_conf(const struct master *m);
 int master_lock(struct master *m);
 void master_unlock(struct master *m);
 
+struct nf_manifest;
+/* ROOT/images/NAME.manifest into out. Returns 0 or -ENAMETOOLONG. */
+int master_manifest_path(const struct master *m, const char *name, char *out, size_t cap);
+/* Reads catalog image NAME's manifest. Returns 0, -EINVAL (not a valid
+ * image name), -ENOENT (no such image), -EBADMSG (damaged) or -errno. */
+int master_read_manifest(const struct master *m, const char *name, struct nf_manifest *man);
+/* ROOT/images/<the manifest's image file> into out. Returns 0 or -ENAMETOOLONG. */
+int master_image_path(const struct master *m, const struct nf_manifest *man, char *out, size_t cap);
+
 struct store;
 /* Opens ROOT/state/netflash.db. Logs on failure; returns 0 or -errno. */
 int master_open_store(const struct master *m, struct store **st);

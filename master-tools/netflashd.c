@@ -131,13 +131,11 @@ static int refuse(struct conn *c, const char *why, const char *log_detail)
 
 static int send_job(struct daemon *d, struct conn *c, const struct job *j)
 {
-	char mpath[PATH_MAX], rel[128], sha[65];
+	char sha[65];
 	struct nf_manifest man;
 	struct nf_msg m;
 
-	snprintf(rel, sizeof(rel), "images/%s.manifest", j->image);
-	master_path(&d->m, mpath, sizeof(mpath), rel);
-	if (nf_manifest_read(mpath, &man) < 0) {
+	if (master_read_manifest(&d->m, j->image, &man) < 0) {
 		nf_err("job %llu: the manifest of image '%s' is missing or damaged", (unsigned long long)j->id, j->image);
 		reply_simple(c, "NOJOB", "image-missing");
 		return -1;
@@ -264,7 +262,7 @@ static int release(struct daemon *d, struct conn *c, const struct job *j, uint64
 
 static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
-	char mpath[PATH_MAX], rel[128], reason[128];
+	char reason[128];
 	const char *sha_s = nf_msg_get(m, "sha256"), *sec_s = nf_msg_get(m, "seconds");
 	struct nf_manifest man;
 	uint8_t sha[32];
@@ -279,9 +277,7 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		return reply_simple(c, "RELEASED", "already"); /* a retry after our crash: released once */
 	if (strcmp(j.state, "running") != 0)
 		return reply_simple(c, "KEPT", "job-not-running");
-	snprintf(rel, sizeof(rel), "images/%s.manifest", j.image);
-	master_path(&d->m, mpath, sizeof(mpath), rel);
-	if (nf_manifest_read(mpath, &man) < 0) {
+	if (master_read_manifest(&d->m, j.image, &man) < 0) {
 		count_failure(d, c, "kept", "image-manifest-missing", bytes, seconds);
 		return reply_simple(c, "KEPT", "image-manifest-missing");
 	}
