@@ -149,8 +149,8 @@ static int parse_job(const struct nf_msg *m, struct nf_job *job)
 	return 0;
 }
 
-/* Connects and says HELLO; handles the answer. */
-static int hello(struct nf_client *c, const char *target, uint64_t target_bytes, struct nf_job *job)
+/* Connects if needed and says HELLO; handles the answer. */
+int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_bytes, struct nf_job *job)
 {
 	struct nf_msg m;
 	const char *reason;
@@ -188,11 +188,6 @@ static int hello(struct nf_client *c, const char *target, uint64_t target_bytes,
 	return -EPROTO;
 }
 
-int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_bytes, struct nf_job *job)
-{
-	return hello(c, target, target_bytes, job);
-}
-
 int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, uint64_t total, double mbps)
 {
 	struct nf_msg m;
@@ -205,7 +200,7 @@ int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, ui
 		unsigned saved = c->timeout_ms;
 
 		c->timeout_ms = 1000;
-		int r = hello(c, NULL, 0, NULL);
+		int r = nf_client_hello(c, NULL, 0, NULL);
 
 		c->timeout_ms = saved;
 		if (r < 0)
@@ -231,7 +226,7 @@ int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes
 	while (now_s() < deadline) {
 		struct nf_msg m;
 
-		if (c->fd < 0 && (r = hello(c, NULL, 0, NULL)) < 0) {
+		if (c->fd < 0 && (r = nf_client_hello(c, NULL, 0, NULL)) < 0) {
 			/* The master released us and crashed before it could say so:
 			 * on reconnect it answers NOJOB released (or done). */
 			if (r == -ENOENT && (strcmp(c->detail, "released") == 0 || strcmp(c->detail, "done") == 0))
@@ -265,7 +260,7 @@ int nf_client_fail(struct nf_client *c, const char *stage, const char *reason)
 	struct nf_msg m;
 	int r;
 
-	if (c->fd < 0 && (r = hello(c, NULL, 0, NULL)) < 0)
+	if (c->fd < 0 && (r = nf_client_hello(c, NULL, 0, NULL)) < 0)
 		return r;
 	nf_msg_init(&m, "FAIL");
 	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);

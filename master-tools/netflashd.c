@@ -172,14 +172,17 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	c->authed = 1;
 	if (strcmp(e->state, "enrolled") != 0)
 		return reply_simple(c, "NOJOB", e->state);
+	/* A reconnect names its job: resume it, or say it is done already. */
 	if (nf_msg_get_u64(m, "job", 1, UINT64_MAX, &job_id) == 0 && store_job_get(d->st, job_id, &j) == 0 &&
-	    strcmp(j.mac, c->mac) == 0 && strcmp(j.state, "running") == 0) {
-		nf_info("%s resumed job %llu from %s", c->mac, (unsigned long long)job_id, c->peer);
-		return send_job(d, c, &j);
-	}
-	if (job_id && store_job_get(d->st, job_id, &j) == 0 && strcmp(j.mac, c->mac) == 0 && strcmp(j.state, "done") == 0) {
-		c->job = job_id; /* a DONE retried after we crashed: answered in on_done */
-		return reply_simple(c, "NOJOB", "done");
+	    strcmp(j.mac, c->mac) == 0) {
+		if (strcmp(j.state, "running") == 0) {
+			nf_info("%s resumed job %llu from %s", c->mac, (unsigned long long)job_id, c->peer);
+			return send_job(d, c, &j);
+		}
+		if (strcmp(j.state, "done") == 0) {
+			c->job = job_id; /* a DONE retried after we crashed: answered in on_done */
+			return reply_simple(c, "NOJOB", "done");
+		}
 	}
 	if (e->attempts >= d->max_attempts) {
 		store_set_state(d->st, c->mac, "failed", e->last_error);
