@@ -129,9 +129,11 @@ static void __attribute__((noreturn)) finish(const struct config *c, int code, i
 		pause();
 }
 
-static void __attribute__((noreturn, format(printf, 4, 5)))
-fatal(const struct config *c, struct nf_jobrun *jr, const char *stage,
-					    const char *fmt, ...)
+/* Says why on the console (and, once connected, to the master through the
+ * log), waits, and reboots into the netboot. A flash failure has been
+ * reported as FAIL by its caller already. */
+static void __attribute__((noreturn, format(printf, 3, 4)))
+fatal(const struct config *c, const char *stage, const char *fmt, ...)
 {
 	char why[600];
 	va_list ap;
@@ -140,8 +142,6 @@ fatal(const struct config *c, struct nf_jobrun *jr, const char *stage,
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	say("FAILED (%s): %s", stage, why);
-	if (jr && jr->job.id)
-		nf_client_fail(&jr->client, stage, why);
 	if (c->pid1 && c->fail_delay) {
 		say("rebooting into the netboot again in %u s", c->fail_delay);
 		sleep(c->fail_delay);
@@ -276,9 +276,9 @@ static void bring_up_network(struct config *c)
 
 	r = nf_net_find(c->iface[0] ? c->iface : NULL, 20, ifname);
 	if (r < 0)
-		fatal(c, NULL, "network", "no network interface appeared within 20 s");
+		fatal(c, "network", "no network interface appeared within 20 s");
 	if ((r = nf_net_mac(ifname, mac)) < 0)
-		fatal(c, NULL, "network", "cannot read the MAC of %s: %s", ifname, strerror(-r));
+		fatal(c, "network", "cannot read the MAC of %s: %s", ifname, strerror(-r));
 	if (!c->mac[0])
 		snprintf(c->mac, sizeof(c->mac), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
 			 mac[4], mac[5]);
@@ -287,13 +287,13 @@ static void bring_up_network(struct config *c)
 		return;
 	}
 	if ((r = nf_net_up(ifname)) < 0)
-		fatal(c, NULL, "network", "cannot bring %s up: %s", ifname, strerror(-r));
+		fatal(c, "network", "cannot bring %s up: %s", ifname, strerror(-r));
 	say("%s (%s) is up; asking DHCP for an address", ifname, c->mac);
 	r = nf_dhcp(ifname, mac, c->dhcp_timeout, &lease);
 	if (r < 0)
-		fatal(c, NULL, "network", "no DHCP lease on %s within %u s: %s", ifname, c->dhcp_timeout, strerror(-r));
+		fatal(c, "network", "no DHCP lease on %s within %u s: %s", ifname, c->dhcp_timeout, strerror(-r));
 	if ((r = nf_net_apply(ifname, &lease)) < 0)
-		fatal(c, NULL, "network", "cannot configure %s: %s", ifname, strerror(-r));
+		fatal(c, "network", "cannot configure %s: %s", ifname, strerror(-r));
 	inet_ntop(AF_INET, &lease.addr, ip, sizeof(ip));
 	inet_ntop(AF_INET, &lease.router, gw, sizeof(gw));
 	say("%s has %s (router %s)", ifname, ip, gw);
@@ -372,15 +372,15 @@ int main(int argc, char **argv)
 	nf_log_setup("netflash", NF_LOG_INFO);
 	say("flasher-init %s starting%s", NETFLASH_VERSION, c.pid1 ? " as PID 1" : " (test mode: no mounts, no reboot)");
 	if ((r = read_config(&c, cmdline_file)) < 0)
-		fatal(&c, NULL, "config", "cannot read %s: %s", cmdline_file, strerror(-r));
+		fatal(&c, "config", "cannot read %s: %s", cmdline_file, strerror(-r));
 	if (!c.server[0] || !c.token[0])
-		fatal(&c, NULL, "config", "the kernel command line lacks netflash.server= or netflash.token=");
+		fatal(&c, "config", "the kernel command line lacks netflash.server= or netflash.token=");
 	if (c.pid1)
 		load_modules(&c);
 	bring_up_network(&c);
 	card = wait_card(&c);
 	if (!card)
-		fatal(&c, NULL, "target", "no SD card found: %s did not appear within %u s", c.target, c.card_wait);
+		fatal(&c, "target", "no SD card found: %s did not appear within %u s", c.target, c.card_wait);
 	fo.target = c.target;
 	fo.progress = console_progress;
 	fo.progress_ctx = &last;
@@ -390,22 +390,19 @@ int main(int argc, char **argv)
 		finish(&c, 3, strcmp(c.after, "poweroff") == 0);
 	}
 	if (r < 0)
-		fatal(&c, NULL, "hello", "%s", detail);
+		fatal(&c, "hello", "%s", detail);
 	log_attach(&jr.client);
 	say("%s; writing %s", detail, c.target);
 	r = nf_flash(&fo, &res);
 	if (r < 0) {
 		nf_jobrun_finish(&jr, r, &res, 0, detail, sizeof(detail));
-		jr.job.id = 0; /* reported already */
-		fatal(&c, &jr, res.stage ? res.stage : "flash", "%s", res.detail);
+		fatal(&c, res.stage ? res.stage : "flash", "%s", res.detail);
 	}
 	say("wrote and verified %llu bytes in %.1f s (%llu skipped as zeros)", (unsigned long long)res.image_bytes,
 	    res.t_total, (unsigned long long)res.skipped_bytes);
 	r = nf_jobrun_finish(&jr, 0, &res, 600, detail, sizeof(detail));
-	if (r < 0) {
-		jr.job.id = 0;
-		fatal(&c, &jr, "report", "%s", detail);
-	}
+	if (r < 0)
+		fatal(&c, "report", "%s", detail);
 	say("%s", detail);
 	finish(&c, 0, strcmp(c.after, "poweroff") == 0);
 }
