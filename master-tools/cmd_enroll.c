@@ -45,7 +45,7 @@ static int bad_mac(const char *s)
 	return 2;
 }
 
-static int hostname_valid(const char *h)
+int master_hostname_valid(const char *h)
 {
 	size_t n = strlen(h);
 
@@ -105,7 +105,7 @@ static int build_cmdline(struct master *m, const char *token, char *out, size_t 
 	return w < 0 || (size_t)w >= cap;
 }
 
-static int do_enroll(struct master *m, struct enrollment *e, int force)
+static int do_enroll(struct master *m, struct enrollment *e, int force, int quiet)
 {
 	char tftp[PATH_MAX], boot[PATH_MAX], cmdline[CMDLINE_MAX + 256], detail[512];
 	struct nf_manifest man;
@@ -143,8 +143,9 @@ static int do_enroll(struct master *m, struct enrollment *e, int force)
 		nf_err("enrolled %s on disk but could not record it in the state database", e->mac);
 		goto out;
 	}
-	printf("enrolled %s: image '%s', TFTP dir %s/%s, reports to %s:%u\n", e->mac, e->image, tftp, e->mac,
-	       m->conf.server_ip, m->conf.port);
+	if (!quiet)
+		printf("enrolled %s: image '%s', TFTP dir %s/%s, reports to %s:%u\n", e->mac, e->image, tftp, e->mac,
+		       m->conf.server_ip, m->conf.port);
 	rc = 0;
 out:
 	store_close(st);
@@ -161,7 +162,7 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 	static struct enrollment e; /* large (ssh key); one per process */
 	const char *image = NULL, *host = NULL, *key = NULL;
 	uint8_t mac[6];
-	int force = 0, opt, r;
+	int force = 0, opt;
 
 	memset(&e, 0, sizeof(e));
 	while ((opt = getopt_long(argc, argv, "i:H:k:fh", opts, NULL)) != -1) {
@@ -188,7 +189,7 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 		return 2;
 	}
 	snprintf(e.image, sizeof(e.image), "%s", image);
-	if (host && !hostname_valid(host)) {
+	if (host && !master_hostname_valid(host)) {
 		char q[200];
 
 		nf_err("invalid --hostname %s: letters, digits and '-', up to 63", nf_quote(q, sizeof(q), host));
@@ -198,9 +199,16 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 		snprintf(e.hostname, sizeof(e.hostname), "%s", host);
 	if (master_require_init(m) || (key && read_ssh_key(key, e.ssh_key, sizeof(e.ssh_key))))
 		return 1;
+	return master_enroll(m, &e, force, 0);
+}
+
+int master_enroll(struct master *m, struct enrollment *e, int force, int quiet)
+{
+	int r;
+
 	if (master_lock(m) < 0)
 		return 1;
-	r = do_enroll(m, &e, force);
+	r = do_enroll(m, e, force, quiet);
 	master_unlock(m);
 	return r;
 }

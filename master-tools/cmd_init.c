@@ -25,7 +25,9 @@ static const char init_usage[] =
 "  images/               the image catalog, exported read-only over NFS\n"
 "  boot/                 boot files per-MAC dirs are made from\n"
 "  state/                enrollments and history (SQLite), lock\n"
-"  etc/dnsmasq.conf      proxy-DHCP + TFTP, one dir per MAC\n"
+"  log/dnsmasq.log       dnsmasq's log (netflash dhcp-event reads the Pi model)\n"
+"  etc/dnsmasq.conf      proxy-DHCP + TFTP, one dir per MAC; reports each Pi\n"
+"                        it sees to etc/dhcp-event (netflash dhcp-event)\n"
 "  etc/netflash.exports  for nfs-kernel-server (/etc/exports.d/)\n"
 "  etc/ganesha.conf      the same export for nfs-ganesha\n"
 "  etc/netflash-dnsmasq.service, etc/netflashd.service   systemd units\n"
@@ -106,7 +108,7 @@ static int write_text(const struct master *m, const char *rel, const char *text,
 static int write_configs(const struct master *m)
 {
 	const struct master_conf *c = &m->conf;
-	char buf[8192];
+	char buf[8192], self[PATH_MAX];
 	int r;
 
 	/* The dnsmasq options DESIGN.md verified: proxy DHCP for the Pi ROM
@@ -123,11 +125,31 @@ static int write_configs(const struct master *m)
 		 "dhcp-range=%s,proxy\n"
 		 "pxe-service=0,\"Raspberry Pi Boot\"\n"
 		 "log-dhcp\n"
+		 "log-facility=%s/log/dnsmasq.log\n"
 		 "enable-tftp\n"
 		 "tftp-root=%s/tftp\n"
-		 "tftp-unique-root=mac\n",
-		 c->iface, c->broadcast, m->root);
+		 "tftp-unique-root=mac\n"
+		 "# Every MAC that ARPs for us and every TFTP file sent is reported to\n"
+		 "# netflash (auto-enroll for mass-flash, boot progress in history).\n"
+		 "dhcp-script=%s/etc/dhcp-event\n"
+		 "script-arp\n",
+		 c->iface, c->broadcast, m->root, m->root, m->root);
 	if ((r = write_text(m, "etc/dnsmasq.conf", buf, 0644)) < 0)
+		return r;
+	if (!realpath("/proc/self/exe", self)) {
+		nf_err("cannot find this program's path: %s", strerror(errno));
+		return -errno;
+	}
+	if (strchr(self, '\'') || strchr(m->root, '\'')) {
+		nf_err("cannot write etc/dhcp-event: a path with a ' in it (%s, %s)", self, m->root);
+		return -EINVAL;
+	}
+	snprintf(buf, sizeof(buf),
+		 "#!/bin/sh\n"
+		 "# dnsmasq's dhcp-script (netflash init): hands each event to netflash.\n"
+		 "exec '%s' --root '%s' dhcp-event \"$@\"\n",
+		 self, m->root);
+	if ((r = write_text(m, "etc/dhcp-event", buf, 0755)) < 0)
 		return r;
 	snprintf(buf, sizeof(buf),
 		 "# netflash image catalog, read-only (netflash init); for /etc/exports.d/\n"
@@ -162,7 +184,7 @@ static int write_configs(const struct master *m)
 
 static int make_tree(const struct master *m)
 {
-	static const char *const dirs[] = { "", "tftp", "images", "boot", "state", "etc" };
+	static const char *const dirs[] = { "", "tftp", "images", "boot", "state", "etc", "log" };
 	char path[PATH_MAX];
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {

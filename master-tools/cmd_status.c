@@ -24,8 +24,9 @@ static const char history_usage[] =
 "Usage: netflash [--root DIR] history [MAC] [--json]\n"
 "\n"
 "Past jobs, newest first: when, worker, image, result, duration, MB/s, bytes,\n"
-"target and the reason of a failure. With a MAC, also the last 100 lines of\n"
-"that worker's console (its boot log, as flasher-init sent it).\n";
+"target and the reason of a failure. With a MAC, also its model (when its\n"
+"bootloader sent one), the files dnsmasq sent it over TFTP and the last 100\n"
+"lines of its console (its boot log, as flasher-init sent it).\n";
 
 struct status_ctx {
 	struct store *st;
@@ -33,28 +34,45 @@ struct status_ctx {
 	int n;
 };
 
+void worker_view(struct store *st, const struct enrollment *e, struct worker_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->have_job = store_job_latest(st, e->mac, &v->job) == 0;
+	snprintf(v->state, sizeof(v->state), "%s", e->state);
+	snprintf(v->pct, sizeof(v->pct), "-");
+	snprintf(v->rate, sizeof(v->rate), "-");
+	snprintf(v->eta, sizeof(v->eta), "-");
+	if (!v->have_job)
+		return;
+	const struct job *j = &v->job;
+
+	if (strcmp(j->state, "running") == 0 && strcmp(e->state, "enrolled") == 0) {
+		v->running = 1;
+		snprintf(v->state, sizeof(v->state), "%s", j->stage[0] ? j->stage : "started");
+		if (j->total)
+			snprintf(v->pct, sizeof(v->pct), "%u%%", (unsigned)(j->done * 100 / j->total));
+		snprintf(v->rate, sizeof(v->rate), "%.1f", j->mbps);
+		if (j->mbps > 0 && j->total > j->done && strcmp(j->stage, "write") == 0) {
+			unsigned s = (unsigned)((double)(j->total - j->done) / 1e6 / j->mbps);
+
+			snprintf(v->eta, sizeof(v->eta), "%u:%02u", s / 60, s % 60);
+		}
+	} else if (strcmp(j->state, "done") == 0) {
+		snprintf(v->pct, sizeof(v->pct), "100%%");
+		snprintf(v->rate, sizeof(v->rate), "%.1f", j->seconds > 0 ? (double)j->bytes / 1e6 / j->seconds : 0);
+	}
+}
+
 static int status_row(const struct enrollment *e, void *ctx)
 {
 	struct status_ctx *c = ctx;
-	struct job j;
-	int have = store_job_latest(c->st, e->mac, &j) == 0;
-	char pct[8] = "-", rate[16] = "-", eta[16] = "-", err[300], jerr[600];
-	const char *state = e->state;
+	struct worker_view v;
+	char err[300], jerr[600];
+	const struct job *jp = &v.job;
+	int have;
 
-	if (have && strcmp(j.state, "running") == 0 && strcmp(e->state, "enrolled") == 0) {
-		state = j.stage[0] ? j.stage : "started";
-		if (j.total)
-			snprintf(pct, sizeof(pct), "%u%%", (unsigned)(j.done * 100 / j.total));
-		snprintf(rate, sizeof(rate), "%.1f", j.mbps);
-		if (j.mbps > 0 && j.total > j.done && strcmp(j.stage, "write") == 0) {
-			unsigned s = (unsigned)((double)(j.total - j.done) / 1e6 / j.mbps);
-
-			snprintf(eta, sizeof(eta), "%u:%02u", s / 60, s % 60);
-		}
-	} else if (have && strcmp(j.state, "done") == 0) {
-		snprintf(pct, sizeof(pct), "100%%");
-		snprintf(rate, sizeof(rate), "%.1f", j.seconds > 0 ? (double)j.bytes / 1e6 / j.seconds : 0);
-	}
+	worker_view(c->st, e, &v);
+	have = v.have_job;
 	snprintf(err, sizeof(err), "%s", e->last_error[0] ? e->last_error : "-");
 	if (c->json) {
 		char a[64], b[64], s[64];
@@ -62,12 +80,12 @@ static int status_row(const struct enrollment *e, void *ctx)
 		printf("{\"mac\":\"%s\",\"hostname\":%s,\"image\":%s,\"state\":%s,\"job\":%llu,\"done\":%llu,"
 		       "\"total\":%llu,\"mbps\":%.1f,\"attempts\":%u,\"last_error\":%s}\n",
 		       e->mac, nf_json_str(a, sizeof(a), e->hostname), nf_json_str(b, sizeof(b), e->image),
-		       nf_json_str(s, sizeof(s), state), have ? (unsigned long long)j.id : 0ULL,
-		       have ? (unsigned long long)j.done : 0ULL, have ? (unsigned long long)j.total : 0ULL,
-		       have ? j.mbps : 0.0, e->attempts, nf_json_str(jerr, sizeof(jerr), e->last_error));
+		       nf_json_str(s, sizeof(s), v.state), have ? (unsigned long long)jp->id : 0ULL,
+		       have ? (unsigned long long)jp->done : 0ULL, have ? (unsigned long long)jp->total : 0ULL,
+		       have ? jp->mbps : 0.0, e->attempts, nf_json_str(jerr, sizeof(jerr), e->last_error));
 	} else {
 		printf("%-17s  %-12.12s %-16.16s %-9.9s %5s %6s %6s %3u  %.40s\n", e->mac,
-		       e->hostname[0] ? e->hostname : "-", e->image, state, pct, rate, eta, e->attempts, err);
+		       e->hostname[0] ? e->hostname : "-", e->image, v.state, v.pct, v.rate, v.eta, e->attempts, err);
 	}
 	c->n++;
 	return 0;
@@ -197,6 +215,12 @@ int cmd_history(struct master *m, int argc, char **argv)
 	if (!c.n && !c.json)
 		printf("(no jobs yet)\n");
 	if (argc - pos == 1 && !c.json) {
+		char model[48];
+
+		if (store_model(st, macs, model, sizeof(model)) == 0)
+			printf("model (from its DHCP client GUID): %s\n", model);
+		printf("network boot (files dnsmasq sent, last 20):\n");
+		store_events(st, macs, "tftp", 20, log_row, NULL);
 		printf("worker console (last 100 lines):\n");
 		store_events(st, macs, "log", 100, log_row, NULL);
 	}

@@ -7,6 +7,8 @@
 #include <net/if.h>
 #include <stddef.h>
 
+#include "store.h"
+
 #define NF_DEFAULT_ROOT "/srv/netflash"
 #define NF_DEFAULT_PORT 7070
 
@@ -47,12 +49,28 @@ int master_read_manifest(const struct master *m, const char *name, struct nf_man
 /* ROOT/images/<the manifest's image file> into out. Returns 0 or -ENAMETOOLONG. */
 int master_image_path(const struct master *m, const struct nf_manifest *man, char *out, size_t cap);
 
-struct store;
 /* Opens ROOT/state/netflash.db. Logs on failure; returns 0 or -errno. */
 int master_open_store(const struct master *m, struct store **st);
 
 /* Fails with a hint when ROOT has not been initialised. Logs; returns 0 or 1. */
 int master_require_init(struct master *m);
+
+/* Enrolls e->mac (e->image, hostname, ssh key set; token and state are
+ * filled in): builds its TFTP dir and records it, under the state lock.
+ * force replaces an enrollment in state "enrolled". quiet: no stdout line.
+ * Logs why on failure; returns 0 or 1. */
+int master_enroll(struct master *m, struct enrollment *e, int force, int quiet);
+/* 1 if h is an RFC 1123 host label (letters, digits, '-', up to 63). */
+int master_hostname_valid(const char *h);
+
+/* What `status` shows of a worker: state (its job's stage while running),
+ * percent done, MB/s and ETA as text, and its newest job. */
+struct worker_view {
+	char state[16], pct[8], rate[16], eta[16];
+	int have_job, running;
+	struct job job;
+};
+void worker_view(struct store *st, const struct enrollment *e, struct worker_view *v);
 
 /* Subcommands: argc/argv start at the subcommand's own name. Return the exit status. */
 int cmd_init(struct master *m, int argc, char **argv);
@@ -63,5 +81,7 @@ int cmd_release(struct master *m, int argc, char **argv);
 int cmd_ls(struct master *m, int argc, char **argv);
 int cmd_status(struct master *m, int argc, char **argv);
 int cmd_history(struct master *m, int argc, char **argv);
+int cmd_dhcp_event(struct master *m, int argc, char **argv);
+int cmd_mass_flash(struct master *m, int argc, char **argv);
 
 #endif

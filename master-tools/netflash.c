@@ -23,6 +23,8 @@ static const char main_usage[] =
 "  ls                   list workers\n"
 "  status [--watch]     live fleet status as netflashd records it\n"
 "  history [MAC]        past jobs: duration, throughput, result\n"
+"  mass-flash --image NAME   enroll and flash every Pi that netboots\n"
+"  dhcp-event ...       dnsmasq's dhcp-script (records the Pis it sees)\n"
 "\n"
 "Options:\n"
 "  --root DIR           the state tree (default " NF_DEFAULT_ROOT ")\n"
@@ -34,7 +36,8 @@ int main(int argc, char **argv)
 	static const struct { const char *name; int (*fn)(struct master *, int, char **); } cmds[] = {
 		{ "init", cmd_init }, { "image", cmd_image }, { "boot-files", cmd_boot_files },
 		{ "enroll", cmd_enroll }, { "release", cmd_release }, { "ls", cmd_ls },
-		{ "status", cmd_status }, { "history", cmd_history },
+		{ "status", cmd_status }, { "history", cmd_history }, { "mass-flash", cmd_mass_flash },
+		{ "dhcp-event", cmd_dhcp_event },
 	};
 	struct master m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 };
 	int i = 1;

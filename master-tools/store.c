@@ -30,7 +30,11 @@ static const char schema[] =
 	" total INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,"
 	" mbps REAL NOT NULL DEFAULT 0, seconds REAL NOT NULL DEFAULT 0,"
 	" started_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, ended_at INTEGER NOT NULL DEFAULT 0);"
-	"CREATE INDEX IF NOT EXISTS jobs_mac ON jobs(mac, id);";
+	"CREATE INDEX IF NOT EXISTS jobs_mac ON jobs(mac, id);"
+	"CREATE TABLE IF NOT EXISTS sightings ("
+	" id INTEGER PRIMARY KEY, at INTEGER NOT NULL, mac TEXT NOT NULL, ip TEXT NOT NULL DEFAULT '',"
+	" kind TEXT NOT NULL, model TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX IF NOT EXISTS sightings_mac ON sightings(mac, id);";
 
 int store_open(struct store **out, const char *path)
 {
@@ -398,4 +402,80 @@ int store_events(struct store *s, const char *mac, const char *event, unsigned l
 	}
 	sqlite3_finalize(st);
 	return r < 0 ? r : (rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO);
+}
+
+int store_sighting_add(struct store *s, const struct sighting *g)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO sightings (at, mac, ip, kind, model) VALUES (?,?,?,?,?)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, now());
+	sqlite3_bind_text(st, 2, g->mac, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, g->ip, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, g->kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, g->model, -1, SQLITE_STATIC);
+	return step_done(st);
+}
+
+static void sighting_row(sqlite3_stmt *st, struct sighting *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->id = (uint64_t)sqlite3_column_int64(st, 0);
+	g->at = sqlite3_column_int64(st, 1);
+	copy_col(st, 2, g->mac, sizeof(g->mac));
+	copy_col(st, 3, g->ip, sizeof(g->ip));
+	copy_col(st, 4, g->kind, sizeof(g->kind));
+	copy_col(st, 5, g->model, sizeof(g->model));
+}
+
+int store_sightings_after(struct store *s, uint64_t after, int (*fn)(const struct sighting *g, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	struct sighting g;
+	int rc, r = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT id, at, mac, ip, kind, model FROM sightings WHERE id > ? ORDER BY id", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)after);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sighting_row(st, &g);
+		if ((r = fn(&g, ctx)) < 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return r < 0 ? r : (rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO);
+}
+
+int store_sighting_last_id(struct store *s, uint64_t *id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT COALESCE(MAX(id), 0) FROM sightings", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*id = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : -EIO;
+}
+
+int store_model(struct store *s, const char *mac, char *out, size_t cap)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	out[0] = '\0';
+	if (sqlite3_prepare_v2(s->db, "SELECT model FROM sightings WHERE mac = ? AND model != '' ORDER BY id DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		copy_col(st, 0, out, cap);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
 }

@@ -36,6 +36,16 @@ struct job {
 	int64_t started_at, updated_at, ended_at;
 };
 
+/* A MAC seen on the LAN by dnsmasq (netflash dhcp-event). */
+struct sighting {
+	uint64_t id;
+	int64_t at;
+	char mac[18];
+	char ip[64];
+	char kind[16];               /* arp-add, tftp, lease */
+	char model[48];              /* from the DHCP client GUID, or empty */
+};
+
 struct store;
 
 /* Opens (creating) the database at path. Returns 0 or -errno/-EIO. */
@@ -81,5 +91,14 @@ int store_add_attempt(struct store *s, const char *mac, const char *error);
 int store_job_latest(struct store *s, const char *mac, struct job *j);
 /* Calls fn for each job, newest first; mac NULL for all. Returns 0 or -EIO. */
 int store_job_each(struct store *s, const char *mac, int (*fn)(const struct job *j, void *ctx), void *ctx);
+
+/* Records a sighting (g->id and g->at are set by the store). Returns 0 or -EIO. */
+int store_sighting_add(struct store *s, const struct sighting *g);
+/* Calls fn for each sighting with id > after, oldest first. Returns 0 or -EIO. */
+int store_sightings_after(struct store *s, uint64_t after, int (*fn)(const struct sighting *g, void *ctx), void *ctx);
+/* The newest sighting id (0 if none). Returns 0 or -EIO. */
+int store_sighting_last_id(struct store *s, uint64_t *id);
+/* The newest known model of mac. Returns 0, -ENOENT or -EIO. */
+int store_model(struct store *s, const char *mac, char *out, size_t cap);
 
 #endif

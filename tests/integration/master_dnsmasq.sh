@@ -34,11 +34,11 @@ echo "fake initramfs for the TFTP test" >"$T/netflash.cpio.gz"
 "$NF" --root "$R" boot-files import --from-image pios --initramfs "$T/netflash.cpio.gz" >/dev/null
 start_master_dnsmasq() {
 	nsx master dnsmasq --conf-file="$R/etc/dnsmasq.conf" --keep-in-foreground --user=root \
-		--pid-file="$T/master.pid" --log-facility="$T/master.log" &
+		--pid-file="$T/master.pid" &
 	MASTER_PID=$!
 	register_pid "$MASTER_PID"
-	for _ in $(seq 1 50); do grep -q "TFTP root is" "$T/master.log" 2>/dev/null && return 0; sleep 0.1; done
-	fail "master dnsmasq did not start: $(cat "$T/master.log")"
+	for _ in $(seq 1 50); do grep -q "TFTP root is" "$R/log/dnsmasq.log" 2>/dev/null && return 0; sleep 0.1; done
+	fail "master dnsmasq did not start: $(cat "$R/log/dnsmasq.log")"
 }
 start_master_dnsmasq
 
@@ -79,20 +79,20 @@ tok2=$(grep -o 'netflash.token=[0-9a-f]*' "$T/got")
 # The Pi ROM's DHCP request (vendor class PXEClient, option 93 client arch 0)
 # gets the proxy offer.
 nsx pxe busybox udhcpc -i eth0 -n -q -t 3 -T 1 -V PXEClient:Arch:00000:UNDI:002001 -x 0x5d:0000 -s /bin/true >/dev/null 2>&1 || true
-grep -q 'PXE(eth0) b8:27:eb:00:00:09 proxy' "$T/master.log" &&
-	pass "proxy DHCP answers a Pi-like request (option 93)" || fail "no proxy offer in $(grep -c . "$T/master.log") log lines"
+grep -q 'PXE(eth0) b8:27:eb:00:00:09 proxy' "$R/log/dnsmasq.log" &&
+	pass "proxy DHCP answers a Pi-like request (option 93)" || fail "no proxy offer in $(grep -c . "$R/log/dnsmasq.log") log lines"
 # An ordinary client gets its lease from the router; the master stays silent.
 nsx laptop busybox udhcpc -i eth0 -n -q -t 5 -T 1 -s /bin/true >/dev/null 2>&1 || true
 grep -q 'DHCPACK(eth0) 10.77.0.1[0-9][0-9] 02:00:00:00:00:0a' "$T/router.log" &&
 	pass "the router's ordinary DHCP server leased an address" || fail "no lease from the router"
-grep -q '02:00:00:00:00:0a' "$T/master.log" && fail "the master answered an ordinary DHCP client" ||
+grep -q '02:00:00:00:00:0a' "$R/log/dnsmasq.log" && fail "the master answered an ordinary DHCP client" ||
 	pass "the master ignores ordinary DHCP clients"
 
 "$NF" --root "$R" release "$W1" >/dev/null
 [ "$(fetch w1 start.elf)" = 68 ] && [ "$(fetch w1 cmdline.txt)" = 68 ] &&
 	pass "after release: not found again" || fail "released w1 still served"
 [ "$(fetch w2 start.elf)" = 0 ] && pass "the other worker is still served" || fail "w2 lost its files"
-grep -q "sent $R/tftp/b8-27-eb-00-00-02/start.elf to 10.77.0.12" "$T/master.log" &&
+grep -q "sent $R/tftp/b8-27-eb-00-00-02/start.elf to 10.77.0.12" "$R/log/dnsmasq.log" &&
 	pass "dnsmasq log names the per-MAC path" || fail "no 'sent' line for w2"
-grep -i 'error' "$T/master.log" && fail "the master's dnsmasq logged errors" || pass "no errors in the master's dnsmasq log"
+grep -i 'error' "$R/log/dnsmasq.log" && fail "the master's dnsmasq logged errors" || pass "no errors in the master's dnsmasq log"
 finish

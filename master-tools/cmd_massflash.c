@@ -1,0 +1,489 @@
+/* netflash mass-flash: enroll every Raspberry Pi that netboots while it runs,
+ * watch them flash, and sum up. The Pis are found through dnsmasq's
+ * dhcp-script (netflash dhcp-event records them in the state database). */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "manifest.h"
+#include "master.h"
+#include "parse.h"
+#include "store.h"
+
+static const char usage[] =
+"Usage: netflash [--root DIR] mass-flash --image NAME [OPTIONS]\n"
+"\n"
+"Flash every Raspberry Pi that netboots on this LAN while the command runs.\n"
+"Each new Pi that dnsmasq sees (it ARPs for the master before its first TFTP\n"
+"request; dnsmasq reports it through ROOT/etc/dhcp-event) is enrolled with\n"
+"image NAME; its next TFTP attempt finds its files, it netboots into the\n"
+"flasher, writes and verifies its card and is released by netflashd. A live\n"
+"table shows each Pi; at the end a summary lists what was flashed, what\n"
+"failed and why, how long it took and each card's throughput.\n"
+"\n"
+"Needs dnsmasq running with ROOT/etc/dnsmasq.conf and netflashd running.\n"
+"\n"
+"  -i, --image NAME            catalog image to write (required)\n"
+"  -o, --oui LIST              MAC prefixes to accept, comma-separated (default:\n"
+"                              the Raspberry Pi OUIs b8:27:eb,dc:a6:32,e4:5f:01,\n"
+"                              d8:3a:dd,2c:cf:67); other MACs are ignored\n"
+"  -H, --hostname-pattern P    hostname per Pi: {n} is its number in this run\n"
+"                              (1, 2, ...), {mac} the last 3 MAC bytes in hex\n"
+"  -n, --limit N               enroll at most N Pis, end when they are done\n"
+"  -s, --since SECONDS         also take Pis seen up to SECONDS before the start\n"
+"                              (default 600: dnsmasq reports a MAC only when it\n"
+"                              first appears, so a Pi already retrying counts)\n"
+"  -t, --stale SECONDS         a job silent this long no longer counts as\n"
+"                              running when stopping (default 120)\n"
+"\n"
+"A Pi already flashed in this run, or enrolled by someone else, is ignored.\n"
+"Ctrl-C stops enrolling new Pis and waits for the running jobs to end; a\n"
+"second Ctrl-C leaves at once (enrolled Pis stay enrolled). The exit status\n"
+"is 0 when every enrolled Pi was flashed, 1 otherwise.\n";
+
+#define MAX_MEMBERS 4096
+#define MAX_OUIS 32
+#define MAX_IGNORED 4096
+
+static const char default_ouis[] = "b8:27:eb,dc:a6:32,e4:5f:01,d8:3a:dd,2c:cf:67";
+
+static volatile sig_atomic_t stop_requests;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requests++;
+}
+
+struct member {
+	char mac[18];
+	char host[NF_HOSTNAME_MAX + 1];
+	char model[48];
+	char shown[64];   /* last state line printed (non-TTY mode) */
+	time_t enrolled;
+	int final;        /* 1 flashed, -1 failed */
+};
+
+struct run {
+	struct master *m;
+	struct store *st;
+	const char *image;
+	const char *pattern;
+	uint8_t ouis[MAX_OUIS][3];
+	size_t n_ouis;
+	unsigned limit;
+	unsigned stale;
+	time_t started, since;
+	uint64_t last_sighting;
+	struct member *members;
+	size_t n;
+	char (*ignored)[18];
+	size_t n_ignored;
+	int tty;
+	int stopping;
+};
+
+static int parse_ouis(struct run *r, const char *list)
+{
+	char buf[512], *tok, *save = NULL;
+
+	if (strlen(list) >= sizeof(buf))
+		return -EINVAL;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		uint8_t b[3];
+		size_t n = 0;
+		const char *p = tok;
+
+		while (*p && n < 3) {
+			int hi = nf_hex_digit(p[0]), lo = hi < 0 ? -1 : nf_hex_digit(p[1]);
+
+			if (hi < 0 || lo < 0)
+				return -EINVAL;
+			b[n++] = (uint8_t)(hi << 4 | lo);
+			p += 2;
+			if (*p == ':' || *p == '-' || *p == '.')
+				p++;
+		}
+		if (n != 3 || *p || r->n_ouis == MAX_OUIS)
+			return -EINVAL;
+		memcpy(r->ouis[r->n_ouis++], b, 3);
+	}
+	return r->n_ouis ? 0 : -EINVAL;
+}
+
+static int oui_ok(const struct run *r, const char *mac)
+{
+	uint8_t b[6];
+
+	if (nf_parse_mac(mac, b) < 0)
+		return 0;
+	for (size_t i = 0; i < r->n_ouis; i++)
+		if (memcmp(r->ouis[i], b, 3) == 0)
+			return 1;
+	return 0;
+}
+
+/* Expands the pattern for Pi number n. Returns 0, or -EINVAL if the result
+ * is not a valid hostname. */
+static int expand_hostname(const char *pat, unsigned n, const char *mac, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (const char *p = pat; *p; ) {
+		char piece[16];
+		const char *add;
+		size_t len;
+
+		if (strncmp(p, "{n}", 3) == 0) {
+			snprintf(piece, sizeof(piece), "%u", n);
+			add = piece;
+			p += 3;
+		} else if (strncmp(p, "{mac}", 5) == 0) {
+			snprintf(piece, sizeof(piece), "%.2s%.2s%.2s", mac + 9, mac + 12, mac + 15);
+			add = piece;
+			p += 5;
+		} else {
+			piece[0] = *p++;
+			piece[1] = '\0';
+			add = piece;
+		}
+		len = strlen(add);
+		if (o + len >= cap)
+			return -EINVAL;
+		memcpy(out + o, add, len);
+		o += len;
+	}
+	out[o] = '\0';
+	return master_hostname_valid(out) ? 0 : -EINVAL;
+}
+
+static struct member *find_member(struct run *r, const char *mac)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->members[i].mac, mac) == 0)
+			return &r->members[i];
+	return NULL;
+}
+
+static void note(const struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(const struct run *r, const char *fmt, ...)
+{
+	char when[16];
+	time_t t = time(NULL);
+	va_list ap;
+
+	if (r->tty)
+		return; /* the table shows it */
+	strftime(when, sizeof(when), "%H:%M:%S", localtime(&t));
+	printf("%s ", when);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+/* Prints "ignored MAC: why" once per MAC. */
+static void ignore(struct run *r, const char *mac, const char *why)
+{
+	for (size_t i = 0; i < r->n_ignored; i++)
+		if (strcmp(r->ignored[i], mac) == 0)
+			return;
+	if (r->n_ignored < MAX_IGNORED)
+		snprintf(r->ignored[r->n_ignored++], 18, "%s", mac);
+	note(r, "ignored %s: %s", mac, why);
+}
+
+static int on_sighting(const struct sighting *g, void *ctx)
+{
+	static struct enrollment e; /* large (ssh key) */
+	struct run *r = ctx;
+	struct enrollment old;
+	struct member *mb;
+	char why[128];
+
+	r->last_sighting = g->id;
+	if (g->at < r->since || r->stopping || find_member(r, g->mac))
+		return 0;
+	if (!oui_ok(r, g->mac)) {
+		ignore(r, g->mac, "not in the OUI list (not a Raspberry Pi?)");
+		return 0;
+	}
+	if (r->limit && r->n >= r->limit) {
+		ignore(r, g->mac, "the --limit is reached");
+		return 0;
+	}
+	if (r->n == MAX_MEMBERS) {
+		ignore(r, g->mac, "too many Pis in one run");
+		return 0;
+	}
+	if (store_get(r->st, g->mac, &old) == 0 && strcmp(old.state, "enrolled") == 0) {
+		snprintf(why, sizeof(why), "already enrolled outside this run (image '%.60s')", old.image);
+		ignore(r, g->mac, why);
+		return 0;
+	}
+	memset(&e, 0, sizeof(e));
+	snprintf(e.mac, sizeof(e.mac), "%s", g->mac);
+	snprintf(e.image, sizeof(e.image), "%s", r->image);
+	if (r->pattern && expand_hostname(r->pattern, (unsigned)r->n + 1, g->mac, e.hostname, sizeof(e.hostname)) < 0) {
+		ignore(r, g->mac, "the hostname pattern gives no valid hostname");
+		return 0;
+	}
+	if (master_enroll(r->m, &e, 1, 1) != 0) {
+		ignore(r, g->mac, "could not be enrolled (see the error above)");
+		return 0;
+	}
+	mb = &r->members[r->n++];
+	memset(mb, 0, sizeof(*mb));
+	snprintf(mb->mac, sizeof(mb->mac), "%s", g->mac);
+	snprintf(mb->host, sizeof(mb->host), "%s", e.hostname);
+	if (store_model(r->st, g->mac, mb->model, sizeof(mb->model)) < 0)
+		mb->model[0] = '\0';
+	mb->enrolled = time(NULL);
+	store_event(r->st, g->mac, "mass-flash", mb->model[0] ? mb->model : "model unknown");
+	note(r, "enrolled %s%s%s%s%s%s (seen at %s)", mb->mac, mb->model[0] ? " (" : "", mb->model,
+	     mb->model[0] ? ")" : "", mb->host[0] ? " as " : "", mb->host, g->ip);
+	return 0;
+}
+
+/* Updates mb->final from the store; fills v. */
+static void look(struct run *r, struct member *mb, struct worker_view *v, struct enrollment *e)
+{
+	if (store_get(r->st, mb->mac, e) < 0) {
+		memset(v, 0, sizeof(*v));
+		snprintf(v->state, sizeof(v->state), "unknown");
+		return;
+	}
+	worker_view(r->st, e, v);
+	if (strcmp(e->state, "released") == 0)
+		mb->final = 1;
+	else if (strcmp(e->state, "failed") == 0)
+		mb->final = -1;
+}
+
+static int job_is_live(const struct run *r, const struct worker_view *v)
+{
+	return v->running && time(NULL) - v->job.updated_at < (time_t)r->stale;
+}
+
+static void fmt_duration(char *out, size_t cap, double s)
+{
+	if (s < 60)
+		snprintf(out, cap, "%.1fs", s);
+	else
+		snprintf(out, cap, "%um%02us", (unsigned)s / 60, (unsigned)s % 60);
+}
+
+/* One pass over the members: the live table (TTY) or state-change lines.
+ * Returns how many still have a live job, and sets *open to those not final. */
+static size_t refresh(struct run *r, size_t *open)
+{
+	static struct enrollment e;
+	size_t live = 0;
+	char el[32];
+
+	*open = 0;
+	if (r->tty) {
+		fmt_duration(el, sizeof(el), difftime(time(NULL), r->started));
+		printf("\033[H\033[2Jnetflash mass-flash: image '%s', %zu Pi(s), %s%s\n\n", r->image, r->n, el,
+		       r->stopping ? "  [stopping: no new Pis; Ctrl-C again to leave now]" : "");
+		printf("%-17s  %-14s %-14s %-9s %5s %6s  %s\n", "MAC", "HOSTNAME", "MODEL", "STATE", "DONE", "MB/s",
+		       "LAST ERROR");
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		struct member *mb = &r->members[i];
+		struct worker_view v;
+		char line[64];
+
+		look(r, mb, &v, &e);
+		if (job_is_live(r, &v))
+			live++;
+		if (!mb->final)
+			(*open)++;
+		if (r->tty) {
+			printf("%-17s  %-14.14s %-14.14s %-9.9s %5s %6s  %.60s\n", mb->mac, mb->host[0] ? mb->host : "-",
+			       mb->model[0] ? mb->model : "-", v.state, v.pct, v.rate,
+			       e.last_error[0] ? e.last_error : "");
+			continue;
+		}
+		snprintf(line, sizeof(line), "%s", v.state);
+		if (strcmp(line, mb->shown) != 0) {
+			snprintf(mb->shown, sizeof(mb->shown), "%s", line);
+			if (mb->final < 0)
+				note(r, "%s failed: %s", mb->mac, e.last_error[0] ? e.last_error : "(no reason recorded)");
+			else if (mb->final > 0)
+				note(r, "%s flashed and released", mb->mac);
+			else
+				note(r, "%s %s", mb->mac, v.state);
+		}
+	}
+	fflush(stdout);
+	return live;
+}
+
+static int summary(struct run *r)
+{
+	static struct enrollment e;
+	unsigned ok = 0, bad = 0, open = 0;
+	double sum_mbps = 0;
+	char el[32];
+
+	for (size_t i = 0; i < r->n; i++) {
+		struct worker_view v;
+
+		look(r, &r->members[i], &v, &e);
+		if (r->members[i].final > 0)
+			ok++;
+		else if (r->members[i].final < 0)
+			bad++;
+		else
+			open++;
+	}
+	fmt_duration(el, sizeof(el), difftime(time(NULL), r->started));
+	printf("\nmass-flash summary: image '%s', %zu Pi(s) in %s: %u flashed, %u failed, %u not finished\n", r->image,
+	       r->n, el, ok, bad, open);
+	if (r->n)
+		printf("%-17s  %-14s %-14s %-12s %9s %7s  %s\n", "MAC", "HOSTNAME", "MODEL", "RESULT", "DURATION",
+		       "MB/s", "REASON");
+	for (size_t i = 0; i < r->n; i++) {
+		struct member *mb = &r->members[i];
+		struct worker_view v;
+		char dur[32] = "-", rate[16] = "-";
+		const char *res = mb->final > 0 ? "flashed" : mb->final < 0 ? "failed" : "not finished";
+
+		look(r, mb, &v, &e);
+		if (v.have_job && strcmp(v.job.state, "done") == 0 && v.job.seconds > 0) {
+			double mbps = (double)v.job.bytes / 1e6 / v.job.seconds;
+
+			fmt_duration(dur, sizeof(dur), v.job.seconds);
+			snprintf(rate, sizeof(rate), "%.1f", mbps);
+			sum_mbps += mbps;
+		}
+		printf("%-17s  %-14.14s %-14.14s %-12s %9s %7s  %s\n", mb->mac, mb->host[0] ? mb->host : "-",
+		       mb->model[0] ? mb->model : "-", res, dur, rate,
+		       mb->final < 0 ? e.last_error
+		       : !mb->final ? (v.running ? "job still running" : "enrolled, never started: 'netflash release MAC' to undo")
+				    : "");
+	}
+	if (ok)
+		printf("mean card throughput: %.1f MB/s over %u card(s)\n", sum_mbps / ok, ok);
+	fflush(stdout);
+	return bad || open ? 1 : 0;
+}
+
+int cmd_mass_flash(struct master *m, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "image", required_argument, NULL, 'i' }, { "oui", required_argument, NULL, 'o' },
+		{ "hostname-pattern", required_argument, NULL, 'H' }, { "limit", required_argument, NULL, 'n' },
+		{ "since", required_argument, NULL, 's' }, { "stale", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	struct run r = { .m = m, .stale = 120 };
+	const char *ouis = default_ouis;
+	struct nf_manifest man;
+	struct sigaction sa;
+	uint64_t since = 600, v;
+	char probe[NF_HOSTNAME_MAX + 1];
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "i:o:H:n:s:t:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'i': r.image = optarg; break;
+		case 'o': ouis = optarg; break;
+		case 'H': r.pattern = optarg; break;
+		case 'n':
+			if (nf_parse_u64(optarg, 1, MAX_MEMBERS, &v) < 0) {
+				nf_err("invalid --limit '%s': a count from 1 to %d", optarg, MAX_MEMBERS);
+				return 2;
+			}
+			r.limit = (unsigned)v;
+			break;
+		case 's':
+			if (nf_parse_u64(optarg, 0, 86400, &since) < 0) {
+				nf_err("invalid --since '%s': seconds, at most 86400", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			if (nf_parse_u64(optarg, 1, 86400, &v) < 0) {
+				nf_err("invalid --stale '%s': seconds, 1 to 86400", optarg);
+				return 2;
+			}
+			r.stale = (unsigned)v;
+			break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (optind != argc || !r.image) {
+		nf_err("mass-flash needs --image NAME and no other arguments (see netflash mass-flash --help)");
+		return 2;
+	}
+	if (parse_ouis(&r, ouis) < 0) {
+		nf_err("invalid --oui '%s': expected comma-separated 3-byte prefixes like b8:27:eb", ouis);
+		return 2;
+	}
+	if (r.pattern && expand_hostname(r.pattern, 1, "00:00:00:00:00:00", probe, sizeof(probe)) < 0) {
+		nf_err("invalid --hostname-pattern '%s': it must give a hostname (letters, digits, '-', up to 63)",
+		       r.pattern);
+		return 2;
+	}
+	if (master_require_init(m))
+		return 1;
+	if ((rc = master_read_manifest(m, r.image, &man)) < 0) {
+		nf_err(rc == -ENOENT ? "no image '%s' in the catalog (see netflash image ls)"
+				     : "image '%s': invalid name or damaged manifest", r.image);
+		return 1;
+	}
+	if (master_open_store(m, &r.st) < 0)
+		return 1;
+	r.members = calloc(MAX_MEMBERS, sizeof(*r.members));
+	r.ignored = calloc(MAX_IGNORED, sizeof(*r.ignored));
+	if (!r.members || !r.ignored) {
+		nf_err("out of memory");
+		rc = 1;
+		goto out;
+	}
+	r.tty = isatty(STDOUT_FILENO);
+	r.started = time(NULL);
+	r.since = r.started - (time_t)since;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	note(&r, "mass-flash: enrolling Raspberry Pis (OUIs %s) with image '%s'%s; Ctrl-C to stop", ouis, r.image,
+	     r.limit ? "" : ", no limit");
+	for (;;) {
+		size_t open, live;
+
+		if (stop_requests >= 2)
+			break;
+		if (stop_requests == 1 && !r.stopping) {
+			r.stopping = 1;
+			note(&r, "stopping: no new Pis are enrolled; waiting for running jobs (Ctrl-C again to leave now)");
+		}
+		if (!r.stopping && store_sightings_after(r.st, r.last_sighting, on_sighting, &r) < 0)
+			nf_warn("cannot read new sightings from the state database; retrying");
+		live = refresh(&r, &open);
+		if (r.limit && r.n == r.limit && open == 0)
+			break;
+		if (r.stopping && live == 0)
+			break;
+		usleep(500 * 1000);
+	}
+	rc = summary(&r);
+out:
+	free(r.members);
+	free(r.ignored);
+	store_close(r.st);
+	return rc;
+}

@@ -1,0 +1,149 @@
+#include "pimodel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "parse.h"
+
+#define LOG_TAIL (1u << 20) /* the newest MiB of the log is plenty */
+
+int pi_revision_model(uint32_t rev, char *out, size_t cap)
+{
+	/* The "type" field (bits 4-11) of new-style codes, from the Raspberry Pi
+	 * documentation's revision-code table. */
+	static const char *const types[] = {
+		[0x00] = "Pi A", [0x01] = "Pi B", [0x02] = "Pi A+", [0x03] = "Pi B+", [0x04] = "Pi 2B",
+		[0x06] = "CM1", [0x08] = "Pi 3B", [0x09] = "Pi Zero", [0x0a] = "CM3", [0x0c] = "Pi Zero W",
+		[0x0d] = "Pi 3B+", [0x0e] = "Pi 3A+", [0x10] = "CM3+", [0x11] = "Pi 4B", [0x12] = "Pi Zero 2 W",
+		[0x13] = "Pi 400", [0x14] = "CM4", [0x15] = "CM4S", [0x17] = "Pi 5", [0x18] = "CM5",
+		[0x19] = "Pi 500", [0x1a] = "CM5 Lite",
+	};
+	static const char *const mem[] = { "256MB", "512MB", "1GB", "2GB", "4GB", "8GB", "16GB" };
+	unsigned type = (rev >> 4) & 0xff, m = (rev >> 20) & 7;
+
+	if (!(rev & (1u << 23)) || type >= sizeof(types) / sizeof(types[0]) || !types[type])
+		return -EINVAL;
+	if (m < sizeof(mem) / sizeof(mem[0]))
+		snprintf(out, cap, "%s %s", types[type], mem[m]);
+	else
+		snprintf(out, cap, "%s", types[type]);
+	return 0;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int pi_guid_model(const uint8_t *g, size_t n, char *out, size_t cap)
+{
+	/* Byte 0 is the GUID type (0); then the fourcc, "RPi4" on a Pi 4 and
+	 * (by the same scheme) "RPi5" on a Pi 5: 'R' 'P' 'i' and a digit. */
+	if (n < 9 || g[0] != 0 || g[1] != 'R' || g[2] != 'P' || g[3] != 'i' || g[4] < '0' || g[4] > '9')
+		return -EINVAL;
+	return pi_revision_model(le32(g + 5), out, cap);
+}
+
+/* The xid of a dnsmasq DHCP log line ("... dnsmasq-dhcp[PID]: XID rest"):
+ * sets *rest past it. Returns 1 if the line has one. */
+static int line_xid(const char *line, const char **rest, char *xid, size_t cap)
+{
+	const char *p = strstr(line, "dnsmasq-dhcp[");
+	size_t n;
+
+	if (!p || !(p = strstr(p, "]: ")))
+		return 0;
+	p += 3;
+	n = strspn(p, "0123456789");
+	if (n == 0 || n >= cap || p[n] != ' ')
+		return 0;
+	memcpy(xid, p, n);
+	xid[n] = '\0';
+	*rest = p + n + 1;
+	return 1;
+}
+
+static size_t parse_hex_bytes(const char *s, uint8_t *out, size_t cap)
+{
+	size_t n = 0;
+
+	while (n < cap) {
+		int hi = nf_hex_digit(s[0]), lo = hi < 0 ? -1 : nf_hex_digit(s[1]);
+
+		if (hi < 0 || lo < 0)
+			break;
+		out[n++] = (uint8_t)(hi << 4 | lo);
+		if (s[2] != ':')
+			break;
+		s += 3;
+	}
+	return n;
+}
+
+int pi_guid_from_log(const char *log_path, const char *mac, uint8_t *out, size_t cap)
+{
+	char xid[16] = "", needle[40], *buf, *line, *save = NULL;
+	int fd = open(log_path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	size_t got = 0, want;
+	off_t from;
+	ssize_t r;
+	size_t found = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	from = sb.st_size > (off_t)LOG_TAIL ? sb.st_size - (off_t)LOG_TAIL : 0;
+	want = (size_t)(sb.st_size - from);
+	buf = malloc(want + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (got < want && (r = pread(fd, buf + got, want - got, from + (off_t)got)) > 0)
+		got += (size_t)r;
+	close(fd);
+	buf[got] = '\0';
+	/* dnsmasq spells the MAC with colons. */
+	snprintf(needle, sizeof(needle), " %s proxy", mac);
+	for (char *c = needle; *c; c++)
+		if (*c == '-')
+			*c = ':';
+	/* Forward through the tail: remember the xid of this MAC's newest proxy
+	 * exchange, and the option 97 dnsmasq sent back in that exchange. */
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *rest;
+		char lx[16];
+
+		if (!line_xid(line, &rest, lx, sizeof(lx)))
+			continue;
+		if (strncmp(rest, "PXE(", 4) == 0 && strstr(rest, needle)) {
+			snprintf(xid, sizeof(xid), "%s", lx);
+			found = 0;
+		} else if (xid[0] && strcmp(lx, xid) == 0 && strncmp(rest, "sent size:", 10) == 0) {
+			const char *o = strstr(rest, " option: 97 client-machine-id ");
+
+			uint8_t tmp[64];
+			size_t n;
+
+			if (!o)
+				continue;
+			o += strlen(" option: 97 client-machine-id ");
+			n = parse_hex_bytes(o + strspn(o, " "), tmp, sizeof(tmp) < cap ? sizeof(tmp) : cap);
+			if (n >= 9) { /* type, fourcc, revision: what a model needs */
+				memcpy(out, tmp, n);
+				found = n;
+			}
+		}
+	}
+	free(buf);
+	return (int)found;
+}
