@@ -1,4 +1,5 @@
 #include "engine.h"
+#include "health.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -57,6 +58,8 @@ struct flash {
 	atomic_int cancel;
 	atomic_uint_fast64_t src_read, written, skipped, verified;
 	atomic_int finalizing;
+	atomic_uint_fast64_t write_since_us; /* start of the write in progress; 0: none */
+	atomic_uint_fast64_t write_at;       /* its offset */
 
 	uint8_t *head;                /* the image's first block, written last */
 	size_t head_len;
@@ -266,6 +269,11 @@ static int store_hash(struct flash *f, size_t index, XXH128_hash_t h)
 	return r;
 }
 
+static double stall_limit(const struct flash *f)
+{
+	return f->o->stall_s > 0 ? f->o->stall_s : NF_STALL_DEFAULT_S;
+}
+
 /* Writes [from, to) of chunk c: runs of data blocks as one write each, runs
  * of zero blocks as one zero operation each (when zero-skip is on). */
 static int write_runs(struct flash *f, const struct chunk *c, size_t from, size_t to)
@@ -285,6 +293,10 @@ static int write_runs(struct flash *f, const struct chunk *c, size_t from, size_
 				break;
 			j += l;
 		}
+		double t0 = now_s(), dt;
+
+		atomic_store(&f->write_at, c->off + i);
+		atomic_store(&f->write_since_us, (uint64_t)(t0 * 1e6) | 1);
 		if (zero) {
 			r = nf_target_zero(&f->tgt, c->off + i, j - i, c->buf + i);
 			if (r == 0 && f->tgt.zero != NF_ZERO_WRITE)
@@ -292,6 +304,15 @@ static int write_runs(struct flash *f, const struct chunk *c, size_t from, size_
 		} else {
 			r = nf_target_write(&f->tgt, c->buf + i, j - i, c->off + i);
 		}
+		atomic_store(&f->write_since_us, 0);
+		/* The stall watchdog's record; res is the writer's until it ends. */
+		dt = now_s() - t0;
+		if (dt > f->res->max_stall_s) {
+			f->res->max_stall_s = dt;
+			f->res->max_stall_at = c->off + i;
+		}
+		if (dt >= stall_limit(f))
+			f->res->stalls++;
 		if (r < 0) {
 			flash_fail(f, r, "write", "cannot write to '%s' at offset %llu: %s",
 				   f->tgt.path, (unsigned long long)(c->off + i), strerror(-r));
@@ -671,8 +692,13 @@ static void report(struct flash *f, double t0)
 		.reconnects = nf_source_reconnects(f->src),
 		.reconnecting = nf_source_reconnecting(f->src),
 	};
+	uint64_t since = atomic_load(&f->write_since_us);
 	int wdone, vdone;
 
+	if (since && p.elapsed > 0 && now_s() - (double)since / 1e6 >= stall_limit(f)) {
+		p.stall_s = now_s() - (double)since / 1e6;
+		p.stall_at = atomic_load(&f->write_at);
+	}
 	pthread_mutex_lock(&f->lock);
 	wdone = f->writer_done;
 	vdone = f->verifier_done;
@@ -774,11 +800,21 @@ int nf_flash(const struct nf_flash_opts *o, struct nf_flash_result *res)
 	r = check_size(&f);
 	if (r < 0)
 		goto out;
+	if (o->probe_capacity) {
+		uint64_t claimed = f.tgt.is_blk ? f.tgt.size : f.tgt.initial_size;
+
+		r = nf_probe_capacity(&f.tgt, claimed, res->probe_detail, sizeof(res->probe_detail));
+		if (r < 0) {
+			flash_fail(&f, r, "probe", "'%s': %s", f.tgt.path, res->probe_detail);
+			goto out;
+		}
+	}
 	r = setup(&f);
 	if (r < 0) {
 		flash_fail(&f, r, "setup", "cannot set up the pipeline: %s", strerror(-r));
 		goto out;
 	}
+	res->stall_limit_s = stall_limit(&f);
 	run_pipeline(&f, t0);
 	if (!f.err)
 		finalize(&f);

@@ -33,6 +33,8 @@ struct nf_progress {
 	double elapsed;
 	unsigned reconnects;
 	int reconnecting;      /* the NFS server is gone; retrying */
+	double stall_s;        /* > 0: the write in progress has taken this long */
+	uint64_t stall_at;     /* and is at this offset (stall watchdog) */
 };
 
 typedef void (*nf_progress_fn)(const struct nf_progress *p, void *ctx);
@@ -53,7 +55,11 @@ struct nf_flash_opts {
 	nf_progress_fn progress;
 	void *progress_ctx;
 	unsigned progress_ms;      /* 0: 250 */
+	int probe_capacity;        /* fake-capacity probe before writing */
+	double stall_s;            /* a write this slow is a stall; 0: NF_STALL_DEFAULT_S */
 };
+
+#define NF_STALL_DEFAULT_S 5.0
 
 struct nf_flash_result {
 	enum nf_format format;
@@ -69,13 +75,19 @@ struct nf_flash_result {
 	uint64_t bad_offset;       /* first offset that failed verification */
 	const char *stage;         /* where it failed: "source", "decode", "target", "write", "verify" */
 	char detail[512];          /* one line: what failed and why */
+	char probe_detail[256];    /* the capacity probe's verdict, if it ran */
+	unsigned stalls;           /* writes that took stall_limit_s or longer */
+	double stall_limit_s;
+	double max_stall_s;        /* the slowest single write */
+	uint64_t max_stall_at;
 };
 
 /* Runs one flash. Returns 0 when the image was written and verified in full,
  * else a negative errno with res->detail naming the object and the reason:
  * -EBADMSG (corrupt/truncated/trailing data), -ENOSPC (image larger than
  * target), -EBUSY (mounted, root disk), -EIO (verification or device
- * failure), -EINTR (interrupted), the source's errors, ... */
+ * failure; stage "probe": the capacity probe found a fake card), -EINTR
+ * (interrupted), the source's errors, ... */
 int nf_flash(const struct nf_flash_opts *o, struct nf_flash_result *res);
 
 /* Default xz memlimit_threading: keeps the engine's peak RSS under 64 MiB. */

@@ -35,6 +35,7 @@
 struct config {
 	char server[64], token[65], target[128], after[16], mac[18], iface[IF_NAMESIZE];
 	unsigned card_wait, fail_delay, dhcp_timeout;
+	unsigned probe, stall_s, min_mbps;  /* card health: capacity probe on/off, watchdog, floor */
 	char cmdline[CMDLINE_MAX + 1];
 	int pid1;
 };
@@ -204,6 +205,9 @@ static int read_config(struct config *c, const char *file)
 	c->card_wait = cmdline_uint(c->cmdline, "netflash.card_wait", 30, 3600);
 	c->fail_delay = cmdline_uint(c->cmdline, "netflash.fail_delay", 10, 3600);
 	c->dhcp_timeout = cmdline_uint(c->cmdline, "netflash.dhcp_timeout", 60, 3600);
+	c->probe = cmdline_uint(c->cmdline, "netflash.probe", 1, 1);
+	c->stall_s = cmdline_uint(c->cmdline, "netflash.stall", 5, 3600);
+	c->min_mbps = cmdline_uint(c->cmdline, "netflash.min_mbps", 0, 100000);
 	return 0;
 }
 
@@ -384,7 +388,10 @@ int main(int argc, char **argv)
 	fo.target = c.target;
 	fo.progress = console_progress;
 	fo.progress_ctx = &last;
+	fo.probe_capacity = (int)c.probe;
+	fo.stall_s = c.stall_s ? c.stall_s : NF_STALL_DEFAULT_S;
 	r = nf_jobrun_start(&jr, c.server, c.mac, c.token, c.target, card, &fo, detail, sizeof(detail));
+	jr.min_mbps = c.min_mbps;
 	if (r == -ENOENT) {
 		say("%s", detail);
 		finish(&c, 3, strcmp(c.after, "poweroff") == 0);
@@ -398,6 +405,8 @@ int main(int argc, char **argv)
 		nf_jobrun_finish(&jr, r, &res, 0, detail, sizeof(detail));
 		fatal(&c, res.stage ? res.stage : "flash", "%s", res.detail);
 	}
+	if (res.probe_detail[0])
+		say("%s", res.probe_detail);
 	say("wrote and verified %llu bytes in %.1f s (%llu skipped as zeros)", (unsigned long long)res.image_bytes,
 	    res.t_total, (unsigned long long)res.skipped_bytes);
 	r = nf_jobrun_finish(&jr, 0, &res, 600, detail, sizeof(detail));

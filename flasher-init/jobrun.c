@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "health.h"
 #include "log.h"
 #include "parse.h"
 
@@ -18,6 +19,16 @@ static void forward_progress(const struct nf_progress *p, void *ctx)
 		nf_client_progress(&jr->client, p->stage, writing ? p->written : p->verified, p->total,
 				   p->elapsed > 0 ? (double)p->written / 1e6 / p->elapsed : 0);
 		jr->last_report = p->elapsed;
+	}
+	/* The stall watchdog: one report per stalled write, while it hangs. */
+	if (p->stall_s > 0 && jr->stall_reported != p->stall_at + 1) {
+		char line[160], at[32];
+
+		nf_format_bytes(p->stall_at, at, sizeof(at));
+		snprintf(line, sizeof(line), "a write at %s has not finished after %.1f s", at, p->stall_s);
+		nf_client_card(&jr->client, "stall", line);
+		nf_warn("card stall: %s", line);
+		jr->stall_reported = p->stall_at + 1;
 	}
 	if (jr->inner)
 		jr->inner(p, jr->inner_ctx);
@@ -61,6 +72,14 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 	jr->inner_ctx = fo->progress_ctx;
 	fo->progress = forward_progress;
 	fo->progress_ctx = jr;
+	if (target) {
+		struct nf_card_id id;
+		char line[400];
+
+		nf_card_identify(target, &id);
+		nf_card_describe(&id, target, line, sizeof(line));
+		nf_client_card(&jr->client, "identity", line);
+	}
 	snprintf(detail, cap, "job %llu from %s: image '%s' (%s, %llu bytes)", (unsigned long long)jr->job.id, server,
 		 jr->job.image, jr->job.format, (unsigned long long)jr->job.size);
 	return 0;
@@ -69,6 +88,28 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 int nf_jobrun_finish(struct nf_jobrun *jr, int r, const struct nf_flash_result *res, unsigned deadline_s,
 		     char *detail, size_t cap)
 {
+	char line[300];
+
+	if (res->probe_detail[0])
+		nf_client_card(&jr->client, "probe", res->probe_detail);
+	if (res->stalls) {
+		char at[32];
+
+		nf_format_bytes(res->max_stall_at, at, sizeof(at));
+		snprintf(line, sizeof(line), "%u write(s) took %.0f s or longer; the slowest %.1f s at %s", res->stalls,
+			 res->stall_limit_s, res->max_stall_s, at);
+		nf_client_card(&jr->client, "stall", line);
+	}
+	if (jr->min_mbps > 0 && res->t_write > 1 && res->written_bytes) {
+		double mbps = (double)res->written_bytes / 1e6 / res->t_write;
+
+		if (mbps < jr->min_mbps) {
+			snprintf(line, sizeof(line), "the card wrote %.1f MB/s, below the floor of %.1f MB/s", mbps,
+				 jr->min_mbps);
+			nf_client_card(&jr->client, "slow", line);
+			nf_warn("slow card: %s", line);
+		}
+	}
 	if (r < 0) {
 		nf_client_fail(&jr->client, res->stage ? res->stage : "flash", res->detail);
 		snprintf(detail, cap, "reported the failure to the master");

@@ -17,17 +17,21 @@ struct nf_jobrun {
 	double last_report;
 	nf_progress_fn inner;   /* the caller's own progress display, may be NULL */
 	void *inner_ctx;
+	double min_mbps;        /* report a card that writes slower (0: off); set after start */
+	uint64_t stall_reported; /* offset+1 of the last stall reported */
 };
 
 /* Says HELLO to server ("IPv4:PORT") for mac (any spelling) with token and
  * fills fo->source, format and expectations from the job; installs the
- * progress forwarder (keeping fo's previous callback as the inner one).
+ * progress forwarder (keeping fo's previous callback as the inner one),
+ * which also reports write stalls; sends the card's identity.
  * Returns 0, -ENOENT (no job: detail says why), -EINVAL (bad arguments),
  * -EACCES (refused) or a connection error, with a one-line detail. */
 int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, const char *token,
 		    const char *target, uint64_t target_bytes, struct nf_flash_opts *fo, char *detail, size_t cap);
 
-/* Reports the flash's outcome: DONE (waiting up to deadline_s for the
+/* Reports the card-health findings (probe verdict, stalls, a card slower
+ * than min_mbps), then the flash's outcome: DONE (waiting up to deadline_s for the
  * master's verdict) when r == 0, else FAIL with res's stage and detail.
  * Returns 0 only when the master RELEASED this worker; detail says why not. */
 int nf_jobrun_finish(struct nf_jobrun *jr, int r, const struct nf_flash_result *res, unsigned deadline_s,

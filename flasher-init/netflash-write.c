@@ -27,6 +27,7 @@ struct cli {
 	int quiet;
 	int bar_drawn;
 	const char *report_to, *mac, *token;
+	double min_mbps;
 	struct nf_jobrun job;
 };
 
@@ -71,6 +72,13 @@ static void usage(FILE *out)
 "      --progress=MODE     bar, json (one JSON object a line on stdout), none;\n"
 "                          default: bar when stderr is a terminal, else none\n"
 "  -q, --quiet             no summary line\n"
+"      --probe-capacity    before writing, check that the card holds what it\n"
+"                          claims: marker blocks written up to its end must read\n"
+"                          back (what was there is put back); a fake or failing\n"
+"                          card is refused, nothing of the image is written\n"
+"      --stall=SECONDS     a single write taking this long is a stall: reported\n"
+"                          while it hangs and in the summary (default 5)\n"
+"      --min-mbps=N        report a card that writes slower than N MB/s\n"
 "      --report-to IP:PORT ask netflashd there for the job (the image and its\n"
 "                          digest) instead of SOURCE, report progress, and\n"
 "                          DONE or FAIL; exit 0 only once the master RELEASED\n"
@@ -91,15 +99,6 @@ static double mb_s(uint64_t bytes, double s)
 	return s > 0 ? (double)bytes / 1e6 / s : 0;
 }
 
-static void human(uint64_t b, char *out, size_t cap)
-{
-	if (b >= (1ull << 30))
-		snprintf(out, cap, "%.2f GiB", (double)b / (1ull << 30));
-	else if (b >= (1ull << 20))
-		snprintf(out, cap, "%.1f MiB", (double)b / (1ull << 20));
-	else
-		snprintf(out, cap, "%llu B", (unsigned long long)b);
-}
 
 static void progress_bar(const struct nf_progress *p, struct cli *c)
 {
@@ -120,9 +119,9 @@ static void progress_bar(const struct nf_progress *p, struct cli *c)
 	memset(bar, '#', (size_t)(fill > 30 ? 30 : fill));
 	memset(bar + (fill > 30 ? 30 : fill), '.', (size_t)(30 - (fill > 30 ? 30 : fill)));
 	bar[30] = '\0';
-	human(done, d, sizeof(d));
+	nf_format_bytes(done, d, sizeof(d));
 	if (total)
-		human(total, t, sizeof(t));
+		nf_format_bytes(total, t, sizeof(t));
 	else
 		snprintf(t, sizeof(t), "?");
 	fprintf(stderr, "\r%-8s [%s] %s / %s  %.1f MB/s  ETA %s%s\033[K",
@@ -177,9 +176,9 @@ static void summary(const struct cli *c, const struct nf_flash_result *r, int er
 	}
 	if (err || c->quiet)
 		return;
-	human(r->image_bytes, img, sizeof(img));
-	human(r->written_bytes, wr, sizeof(wr));
-	human(r->skipped_bytes, sk, sizeof(sk));
+	nf_format_bytes(r->image_bytes, img, sizeof(img));
+	nf_format_bytes(r->written_bytes, wr, sizeof(wr));
+	nf_format_bytes(r->skipped_bytes, sk, sizeof(sk));
 	nf_info("wrote and verified %s %s image on '%s' in %.1f s (%.1f MB/s): %s written, %s zero "
 		"skipped; busy read %.1f s, decode %.1f s, write %.1f s, verify %.1f s; "
 		"%u NFS reconnect(s); sha256 %s",
@@ -197,7 +196,7 @@ static int bad_option(const char *opt, const char *val, const char *why)
 
 enum {
 	OPT_SHA = 256, OPT_SIZE, OPT_NOZERO, OPT_FORCE, OPT_XZMEM, OPT_DEPTH, OPT_RETRY,
-	OPT_TIMEOUT, OPT_PROGRESS, OPT_REPORT, OPT_MAC, OPT_TOKEN,
+	OPT_TIMEOUT, OPT_PROGRESS, OPT_REPORT, OPT_MAC, OPT_TOKEN, OPT_PROBE, OPT_STALL, OPT_MINMBPS,
 };
 
 static int parse_args(int argc, char **argv, struct cli *c)
@@ -218,6 +217,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "report-to", required_argument, NULL, OPT_REPORT },
 		{ "mac", required_argument, NULL, OPT_MAC },
 		{ "token", required_argument, NULL, OPT_TOKEN },
+		{ "probe-capacity", no_argument, NULL, OPT_PROBE },
+		{ "stall", required_argument, NULL, OPT_STALL },
+		{ "min-mbps", required_argument, NULL, OPT_MINMBPS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -294,6 +296,19 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case OPT_TOKEN:
 			c->token = optarg;
 			break;
+		case OPT_PROBE:
+			o->probe_capacity = 1;
+			break;
+		case OPT_STALL:
+			if (nf_parse_u64(optarg, 1, 3600, &v) < 0)
+				return bad_option("--stall", optarg, "expected 1..3600 seconds");
+			o->stall_s = (double)v;
+			break;
+		case OPT_MINMBPS:
+			if (nf_parse_u64(optarg, 1, 100000, &v) < 0)
+				return bad_option("--min-mbps", optarg, "expected 1..100000");
+			c->min_mbps = (double)v;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -320,6 +335,21 @@ static int parse_args(int argc, char **argv, struct cli *c)
 	o->source = argv[optind];
 	o->target = argv[optind + 1];
 	return 0;
+}
+
+/* What the card-health checks found, on stderr (and to the master through
+ * jobrun with --report-to). */
+static void card_health(const struct cli *c, const struct nf_flash_result *res, int r)
+{
+	if (res->probe_detail[0] && r == 0 && !c->quiet)
+		nf_info("%s", res->probe_detail);
+	if (res->stalls)
+		nf_warn("card stalls: %u write(s) took %.0f s or longer; the slowest %.1f s at offset %llu", res->stalls,
+			res->stall_limit_s, res->max_stall_s, (unsigned long long)res->max_stall_at);
+	if (!c->report_to && c->min_mbps > 0 && res->t_write > 1 && res->written_bytes &&
+	    (double)res->written_bytes / 1e6 / res->t_write < c->min_mbps)
+		nf_warn("slow card: it wrote %.1f MB/s, below the floor of %.1f MB/s",
+			(double)res->written_bytes / 1e6 / res->t_write, c->min_mbps);
 }
 
 /* --report-to: the job from the master becomes the flash's source. */
@@ -368,10 +398,12 @@ int main(int argc, char **argv)
 
 	if (c.report_to && (r = get_job(&c)) != 0)
 		return r;
+	c.job.min_mbps = c.min_mbps;
 	r = nf_flash(&c.fo, &res);
 	if (c.bar_drawn)
 		fputc('\n', stderr);
 	summary(&c, &res, r);
+	card_health(&c, &res, r);
 	if (r < 0)
 		nf_err("%s", res.detail);
 	if (c.report_to) {

@@ -283,3 +283,16 @@ int nf_client_log(struct nf_client *c, const char *line)
 	nf_msg_add(&m, "line", line);
 	return send_msg(c, &m);
 }
+
+int nf_client_card(struct nf_client *c, const char *what, const char *text)
+{
+	struct nf_msg m;
+
+	if (c->fd < 0 || !c->job_id)
+		return -ENOTCONN;
+	nf_msg_init(&m, "CARD");
+	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
+	nf_msg_add(&m, "what", what);
+	nf_msg_add(&m, "text", text);
+	return send_msg(c, &m);
+}

@@ -59,6 +59,10 @@ int nf_client_fail(struct nf_client *c, const char *stage, const char *reason);
  * reconnects for it). Returns 0 or -errno. */
 int nf_client_log(struct nf_client *c, const char *line);
 
+/* CARD: a card-health finding (what: identity, probe, stall, slow; text:
+ * one line), only while connected. Returns 0 or -errno. */
+int nf_client_card(struct nf_client *c, const char *what, const char *text);
+
 void nf_client_close(struct nf_client *c);
 
 #endif

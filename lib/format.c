@@ -1,5 +1,6 @@
 #include "format.h"
 
+#include <stdio.h>
 #include <string.h>
 
 struct magic {
@@ -66,4 +67,14 @@ enum nf_format nf_format_parse(const char *name)
 			return names[i].fmt;
 	}
 	return NF_FMT_UNKNOWN;
+}
+
+void nf_format_bytes(uint64_t b, char *out, size_t cap)
+{
+	if (b >= (1ull << 30))
+		snprintf(out, cap, "%.2f GiB", (double)b / (1ull << 30));
+	else if (b >= (1ull << 20))
+		snprintf(out, cap, "%.1f MiB", (double)b / (1ull << 20));
+	else
+		snprintf(out, cap, "%llu B", (unsigned long long)b);
 }

@@ -23,4 +23,7 @@ const char *nf_format_name(enum nf_format f);
 /* Parses a format name (also "gz", "zst", "img"). Returns NF_FMT_UNKNOWN if none. */
 enum nf_format nf_format_parse(const char *name);
 
+/* A byte count for people: "1.50 GiB", "12.0 MiB", "512 B". */
+void nf_format_bytes(uint64_t b, char *out, size_t cap);
+
 #endif

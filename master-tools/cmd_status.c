@@ -25,7 +25,7 @@ static const char history_usage[] =
 "\n"
 "Past jobs, newest first: when, worker, image, result, duration, MB/s, bytes,\n"
 "target and the reason of a failure. With a MAC, also its model (when its\n"
-"bootloader sent one), the files dnsmasq sent it over TFTP and the last 100\n"
+"bootloader sent one), its card's identity and health findings, the files dnsmasq sent it over TFTP and the last 100\n"
 "lines of its console (its boot log, as flasher-init sent it).\n";
 
 struct status_ctx {
@@ -219,6 +219,8 @@ int cmd_history(struct master *m, int argc, char **argv)
 
 		if (store_model(st, macs, model, sizeof(model)) == 0)
 			printf("model (from its DHCP client GUID): %s\n", model);
+		printf("card health (last 20):\n");
+		store_events(st, macs, "card", 20, log_row, NULL);
 		printf("network boot (files dnsmasq sent, last 20):\n");
 		store_events(st, macs, "tftp", 20, log_row, NULL);
 		printf("worker console (last 100 lines):\n");

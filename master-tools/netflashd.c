@@ -312,6 +312,12 @@ static int on_fail(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	snprintf(reason, sizeof(reason), "%.15s: %.250s", stage, why);
 	nf_warn("%s job %llu failed at %s", c->mac, (unsigned long long)j.id, nf_quote(q, sizeof(q), reason));
 	count_failure(d, c, "failed", reason, 0, 0);
+	if (strcmp(stage, "probe") == 0) {
+		/* A fake card stays fake: no retries; a new card needs a new enroll. */
+		store_set_state(d->st, c->mac, "failed", reason);
+		nf_warn("%s: its card failed the capacity probe; marked failed (replace the card, enroll again)",
+			c->mac);
+	}
 	return reply_simple(c, "KEPT", "failure-recorded");
 }
 
@@ -325,6 +331,29 @@ static int on_log(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		return refuse(c, "bad-log", c->mac);
 	if (c->log_lines++ < LOG_LINES_MAX)
 		store_event(d->st, c->mac, "log", nf_quote(q, sizeof(q), line));
+	return 0;
+}
+
+/* Card health from the worker: its identity, the capacity probe's verdict,
+ * write stalls, a card slower than the floor. Kept in the worker's history. */
+static int on_card(struct daemon *d, struct conn *c, const struct nf_msg *m)
+{
+	static const char *const kinds[] = { "identity", "probe", "stall", "slow" };
+	const char *what = nf_msg_get(m, "what"), *text = nf_msg_get(m, "text");
+	char q[NF_PROTO_VALUE_MAX * 4 + 8], ev[NF_PROTO_VALUE_MAX * 4 + 32];
+	size_t k = 0;
+	uint64_t id;
+
+	if (!c->authed || !what || !text || nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job)
+		return refuse(c, "bad-card", c->mac);
+	while (k < sizeof(kinds) / sizeof(kinds[0]) && strcmp(kinds[k], what) != 0)
+		k++;
+	if (k == sizeof(kinds) / sizeof(kinds[0]))
+		return refuse(c, "bad-card", c->mac);
+	if (c->log_lines++ < LOG_LINES_MAX) {
+		snprintf(ev, sizeof(ev), "%s: %s", kinds[k], nf_quote(q, sizeof(q), text));
+		store_event(d->st, c->mac, "card", ev);
+	}
 	return 0;
 }
 
@@ -347,6 +376,8 @@ static int dispatch(struct daemon *d, struct conn *c, const char *line, size_t l
 		return on_fail(d, c, &m);
 	if (strcmp(m.verb, "LOG") == 0)
 		return on_log(d, c, &m);
+	if (strcmp(m.verb, "CARD") == 0)
+		return on_card(d, c, &m);
 	return refuse(c, "unknown-verb", m.verb);
 }
 

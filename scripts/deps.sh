@@ -13,6 +13,7 @@ pkgs=(
 	mtools dosfstools e2fsprogs fdisk util-linux mount
 	xz-utils gzip zstd bzip2 pigz bmap-tools procps bc time
 	curl busybox-static iproute2 cpio kmod qemu-system-x86 binutils
+	libfuse3-dev fuse3
 )
 
 # The aarch64 worker (Raspberry Pi 3/4/5): a cross compiler, arm64 static

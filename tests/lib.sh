@@ -24,7 +24,9 @@ _cleanup() {
 	for m in "${_MOUNTS[@]}"; do umount "$m" 2>/dev/null; done
 	ganesha_stop
 	for p in "${_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-	for l in "${_LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
+	for l in "${_LOOPS[@]}"; do _loop_detach_ours "$l"; done
+	# A FUSE mount under a loop device could not go before the loop did.
+	for m in "${_MOUNTS[@]}"; do mountpoint -q "$m" && umount -l "$m" 2>/dev/null; done
 	netns_cleanup
 	if { [ $rc -eq 0 ] || [ $rc -eq 77 ]; } && [ "$FAILS" -eq 0 ] && [ -z "${NETFLASH_KEEP:-}" ]; then rm -rf "$T"; else echo "kept work dir $T" >&2; fi
 	exit $rc
@@ -39,7 +41,21 @@ loop_attach() {
 	local f=$2
 	shift 2
 	_dev=$(losetup --find --show "$@" "$f")
-	_LOOPS+=("$_dev")
+	_LOOPS+=("$_dev|$(realpath "$f")")
+}
+
+# Detaches a registered "DEV|FILE" only while DEV is still attached to FILE:
+# once detached, the number may already belong to another test's device.
+_loop_detach_ours() {
+	local dev=${1%%|*} file=${1#*|}
+	[ "$(losetup -nO BACK-FILE "$dev" 2>/dev/null | sed 's/ *$//')" = "$file" ] && losetup -d "$dev" 2>/dev/null
+	return 0
+}
+
+# loop_detach DEV: detaches a device loop_attach made, now.
+loop_detach() {
+	local l
+	for l in "${_LOOPS[@]}"; do [ "${l%%|*}" = "$1" ] && _loop_detach_ours "$l"; done
 }
 
 # loop_partitions DEV IMAGE: makes sure DEVpN exist for IMAGE's MBR

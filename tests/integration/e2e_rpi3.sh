@@ -44,6 +44,14 @@ cmp -s -n "$(stat -c %s "$T/small.img")" "$T/small.img" "$T/card.img" && pass "t
 	fail "card differs"
 grep -q "$D job [0-9]* verified" "$T/daemon.log" && [ ! -e "$MR/tftp/$D" ] && pass "DONE verified, TFTP dir gone" ||
 	fail "daemon: $(grep "$D" "$T/daemon.log")"
+"$NF" --root "$MR" history "$D" >"$T/history"
+grep -Eq "identity: '.*card .*serial .*CID [0-9a-f]{32}" "$T/history" && grep -q "probe: 'capacity probe passed" "$T/history" &&
+	pass "the card's identity (CID from sysfs) and the capacity probe's verdict reached the master" ||
+	fail "card health in history: $(grep -A3 'card health' "$T/history")"
+isz=$(stat -c %s "$T/small.img")
+pattern_file "$T/rest" $((64 * 1048576 - isz))
+cmp -s -i "$isz:0" "$T/card.img" "$T/rest" && pass "the card past the image is untouched by the probe" ||
+	fail "the probe left marks on the card past the image"
 stamp() { grep -m1 "$2" "$1" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
 first=$(stamp "$T/guest.log" "writing /dev/mmcblk0") done=$(stamp "$T/guest.log" "wrote and verified")
 echo "MEASURE rpi3: kernel start to first byte written ${first:-?} s; flash ${first:+$(echo "$done - $first" | bc)} s; whole run ${secs} s"

@@ -1,0 +1,256 @@
+#include "health.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include <linux/fs.h>
+
+#include "fileutil.h"
+#include "format.h"
+#include "scan.h"
+
+/* One sysfs attribute, trimmed, into out (empty if absent). */
+static void attr(const char *dir, const char *name, char *out, size_t cap)
+{
+	char p[512];
+	ssize_t n;
+
+	out[0] = '\0';
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	n = nf_read_file(p, out, cap - 1);
+	if (n < 0) {
+		out[0] = '\0';
+		return;
+	}
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+		n--;
+	out[n] = '\0';
+	for (ssize_t i = 0; i < n; i++) /* sysfs text goes into protocol lines */
+		if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e)
+			out[i] = '?';
+}
+
+void nf_card_identify(const char *path, struct nf_card_id *id)
+{
+	char dir[256], part[16];
+	struct stat sb;
+	unsigned maj, min;
+	int fd;
+
+	memset(id, 0, sizeof(*id));
+	if (stat(path, &sb) < 0)
+		return;
+	if (!S_ISBLK(sb.st_mode)) {
+		id->bytes = S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0;
+		return;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (ioctl(fd, BLKGETSIZE64, &id->bytes) < 0)
+			id->bytes = 0;
+		close(fd);
+	}
+	maj = major(sb.st_rdev);
+	min = minor(sb.st_rdev);
+	/* A partition's card is its parent's device. */
+	snprintf(dir, sizeof(dir), "/sys/dev/block/%u:%u/partition", maj, min);
+	attr("/", dir + 1, part, sizeof(part));
+	snprintf(dir, sizeof(dir), part[0] ? "/sys/dev/block/%u:%u/../device" : "/sys/dev/block/%u:%u/device", maj,
+		 min);
+	attr(dir, "cid", id->cid, sizeof(id->cid));
+	if (!id->cid[0])
+		return; /* not an MMC/SD card */
+	id->have = 1;
+	attr(dir, "csd", id->csd, sizeof(id->csd));
+	attr(dir, "name", id->name, sizeof(id->name));
+	attr(dir, "manfid", id->manfid, sizeof(id->manfid));
+	attr(dir, "oemid", id->oemid, sizeof(id->oemid));
+	attr(dir, "serial", id->serial, sizeof(id->serial));
+	attr(dir, "date", id->date, sizeof(id->date));
+	attr(dir, "type", id->type, sizeof(id->type));
+}
+
+void nf_card_describe(const struct nf_card_id *id, const char *path, char *out, size_t cap)
+{
+	char size[32];
+
+	nf_format_bytes(id->bytes, size, sizeof(size));
+	if (!id->have) {
+		snprintf(out, cap, "%s: not an SD/MMC card (no CID), %s", path, size);
+		return;
+	}
+	snprintf(out, cap, "%s card %s, manfid %s, oemid %s, serial %s, date %s, %s, CID %s, CSD %s",
+		 id->type[0] ? id->type : "MMC/SD", id->name[0] ? id->name : "?", id->manfid[0] ? id->manfid : "?",
+		 id->oemid[0] ? id->oemid : "?", id->serial[0] ? id->serial : "?", id->date[0] ? id->date : "?", size,
+		 id->cid, id->csd[0] ? id->csd : "?");
+}
+
+#define MAX_PROBES 80
+
+struct probe {
+	uint64_t off;
+	uint8_t *saved;
+};
+
+/* The marker at off: a header naming it, then bytes derived from off and
+ * the nonce, so no two probes (and no stale data) look alike. */
+static void marker(uint8_t *buf, uint64_t off, uint64_t nonce)
+{
+	uint64_t x = off * 0x9e3779b97f4a7c15ull ^ nonce;
+
+	memset(buf, 0, 64);
+	snprintf((char *)buf, 64, "netflash capacity probe @%llu", (unsigned long long)off);
+	for (size_t i = 64; i < NF_PROBE_BLOCK; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(buf + i, &x, 8);
+	}
+}
+
+static int add_probe(struct probe *p, size_t *n, uint64_t off)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (p[i].off == off)
+			return 0;
+	if (*n == MAX_PROBES)
+		return 0;
+	p[(*n)++].off = off;
+	return 0;
+}
+
+static int cmp_off(const void *a, const void *b)
+{
+	const struct probe *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+int nf_probe_capacity(struct nf_target *t, uint64_t size, char *detail, size_t cap)
+{
+	struct probe p[MAX_PROBES];
+	uint64_t nonce, base, blocks = size / NF_PROBE_BLOCK;
+	uint8_t *mem = NULL, *buf;
+	size_t n = 0, bad = 0;
+	char hex[17], s1[32], s2[32];
+	int r = 0;
+
+	if (blocks < 1024) {
+		snprintf(detail, cap, "skipped: the target is too small to probe");
+		return 0;
+	}
+	if (nf_random_hex(hex, 8) < 0)
+		return -EIO;
+	nonce = strtoull(hex, NULL, 16);
+	/* base: a random block in the second MiB, away from the partition table. */
+	base = (256 + nonce % 256) * NF_PROBE_BLOCK;
+	add_probe(p, &n, base);
+	for (uint64_t step = 1u << 20; step && base + step + NF_PROBE_BLOCK <= size; step <<= 1)
+		add_probe(p, &n, base + step);
+	for (unsigned k = 1; k < 32; k++)
+		add_probe(p, &n, (blocks * k / 32 + nonce % 97) * NF_PROBE_BLOCK % (blocks * NF_PROBE_BLOCK));
+	add_probe(p, &n, (blocks - 1) * NF_PROBE_BLOCK);
+	qsort(p, n, sizeof(p[0]), cmp_off);
+	mem = aligned_alloc(NF_PROBE_BLOCK, (n + 1) * NF_PROBE_BLOCK);
+	if (!mem)
+		return -ENOMEM;
+	buf = mem + n * NF_PROBE_BLOCK;
+	/* Save what is there. */
+	for (size_t i = 0; i < n; i++) {
+		ssize_t got;
+
+		p[i].saved = mem + i * NF_PROBE_BLOCK;
+		got = nf_target_read(t, p[i].saved, NF_PROBE_BLOCK, p[i].off);
+		if (got != (ssize_t)NF_PROBE_BLOCK) {
+			nf_format_bytes(p[i].off, s1, sizeof(s1));
+			snprintf(detail, cap, "cannot read the card at %s: %s", s1,
+				 got < 0 ? strerror((int)-got) : "short read");
+			free(mem);
+			return got < 0 ? (int)got : -EIO;
+		}
+	}
+	/* Markers, low to high: a card that wraps overwrites low ones last. */
+	for (size_t i = 0; i < n && r == 0; i++) {
+		marker(buf, p[i].off, nonce);
+		r = nf_target_write(t, buf, NF_PROBE_BLOCK, p[i].off);
+	}
+	if (r == 0)
+		r = nf_target_flush(t, 0, size);
+	if (r < 0) {
+		snprintf(detail, cap, "cannot write probe markers: %s", strerror(-r));
+		goto restore;
+	}
+	uint64_t alias_from = 0, alias_to = 0;
+	size_t nbad = 0;
+	const char *how = "reads back wrong";
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t want[NF_PROBE_BLOCK];
+		ssize_t got = nf_target_read(t, buf, NF_PROBE_BLOCK, p[i].off);
+		unsigned long long other;
+
+		marker(want, p[i].off, nonce);
+		if (got == (ssize_t)NF_PROBE_BLOCK && memcmp(buf, want, NF_PROBE_BLOCK) == 0)
+			continue;
+		if (nbad++ == 0) {
+			bad = i;
+			if (got != (ssize_t)NF_PROBE_BLOCK)
+				how = "cannot be read back";
+			else if (memcmp(buf, p[i].saved, NF_PROBE_BLOCK) == 0)
+				how = "reads back its old content (the write was lost)";
+			else if (nf_is_zero(buf, NF_PROBE_BLOCK))
+				how = "reads back as zeros";
+		}
+		/* Another probe's marker here: the card maps that offset onto this
+		 * one. The smallest such distance is the best guess of its size. */
+		buf[63] = '\0';
+		if (got == (ssize_t)NF_PROBE_BLOCK &&
+		    sscanf((const char *)buf, "netflash capacity probe @%llu", &other) == 1 && other > p[i].off &&
+		    (!alias_from || other - p[i].off < alias_from - alias_to)) {
+			alias_from = other;
+			alias_to = p[i].off;
+		}
+	}
+	if (nbad) {
+		char s3[32];
+
+		nf_format_bytes(size, s1, sizeof(s1));
+		nf_format_bytes(p[bad].off, s2, sizeof(s2));
+		if (alias_from) {
+			char s4[32];
+
+			nf_format_bytes(alias_from, s3, sizeof(s3));
+			nf_format_bytes(alias_from - alias_to, s4, sizeof(s4));
+			nf_format_bytes(alias_to, s2, sizeof(s2));
+			snprintf(detail, cap,
+				 "fake card: it claims %s, but data written at %s lands at %s (it wraps: about %s real); "
+				 "%zu of %zu probe markers did not read back", s1, s3, s2, s4, nbad, n);
+		} else {
+			snprintf(detail, cap,
+				 "fake or failing card: it claims %s, but data written at %s %s; "
+				 "%zu of %zu probe markers did not read back", s1, s2, how, nbad, n);
+		}
+		r = -EIO;
+	} else {
+		nf_format_bytes(size, s1, sizeof(s1));
+		snprintf(detail, cap, "capacity probe passed: %zu markers up to %s read back", n, s1);
+	}
+restore:
+	/* Put back what was there, high to low (on a wrapping card the low
+	 * blocks are the real ones, written last). */
+	for (size_t i = n; i-- > 0;) {
+		int w = nf_target_write(t, p[i].saved, NF_PROBE_BLOCK, p[i].off);
+
+		if (w < 0 && r == 0)
+			r = w;
+	}
+	nf_target_flush(t, 0, size);
+	free(mem);
+	return r;
+}

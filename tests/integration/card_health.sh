@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Card health with real block devices: the fake-capacity probe against a
+# loop device over a counterfeit card (tests/fixtures/fakecard: a FUSE file
+# that claims more than it stores and wraps), a healthy card whose data
+# outside the image survives the probe, the stall watchdog on a card whose
+# write hangs, and what the master records of it all.
+source "$(dirname "$0")/../lib.sh"
+
+FAKECARD="$NETFLASH_BUILD/tests/fakecard"
+[ -x "$FAKECARD" ] || { echo "SKIP: no fakecard fixture (libfuse3-dev missing)"; exit 77; }
+img=$(test_image 24)
+MiB=1048576
+
+# fake_card NAME CLAIMED REAL [fakecard options]: mounts the fixture, sets
+# FAKE_LOOP to a loop device over it.
+fake_card() {
+	local name=$1 claimed=$2 real=$3
+	shift 3
+	mkdir -p "$T/$name.mnt"
+	truncate -s "$real" "$T/$name.back"
+	"$FAKECARD" --claimed "$claimed" --backing "$T/$name.back" "$@" "$T/$name.mnt" 2>>"$T/fakecard.log" &
+	register_pid $!
+	register_mount "$T/$name.mnt"
+	for _ in $(seq 1 50); do [ -e "$T/$name.mnt/card" ] && break; sleep 0.1; done
+	loop_attach FAKE_LOOP "$T/$name.mnt/card"
+}
+
+# 1. A healthy card: the probe passes, and what was on the card past the
+# image is still there (every probe block was put back).
+pattern_file "$T/good" $((64 * MiB))
+loop_attach GOOD "$T/good"
+if "$NFW" --progress=none --probe-capacity "$img.mt.xz" "$GOOD" 2>"$T/good.log"; then
+	grep -q "capacity probe passed: [0-9]* markers up to 64.0 MiB read back" "$T/good.log" &&
+		pass "healthy card: the probe passes and says so" || fail "healthy card log: $(cat "$T/good.log")"
+else
+	fail "healthy card refused: $(cat "$T/good.log")"
+fi
+size=$(stat -c %s "$img")
+cmp -s -n "$size" "$img" "$GOOD" && pass "healthy card: the image is on it" || fail "healthy card: image differs"
+pattern_file "$T/want" $((64 * MiB - size))
+cmp -s -i "$size:0" "$GOOD" "$T/want" && pass "healthy card: data past the image survived the probe" ||
+	fail "healthy card: the probe left marks past the image: $(cmp -i "$size:0" "$GOOD" "$T/want" 2>&1 | head -1)"
+
+# 2. A counterfeit card: claims 128 MiB, holds 32 MiB, wraps. The 24 MiB
+# image would fit in what it really holds; only the probe can tell.
+fake_card fake $((128 * MiB)) $((32 * MiB))
+[ "$(blockdev --getsize64 "$FAKE_LOOP")" = $((128 * MiB)) ] || fail "the fake card does not claim 128 MiB"
+expect_fail "fake card" "fake card: it claims 128.0 MiB, but data written at .* lands at .* \(it wraps: about 32.0 MiB real\)" \
+	"$NFW" --progress=none --probe-capacity "$img.mt.xz" "$FAKE_LOOP" && pass "a fake card is refused, and the real size named"
+head_not_written "fake card" "$FAKE_LOOP" "$img"
+"$NFW" --progress=none "$img.mt.xz" "$FAKE_LOOP" 2>/dev/null && pass "(without the probe, the 24 MiB image fits the 32 MiB it holds)" ||
+	fail "the fake card failed even without the probe"
+
+# 3. Through the master: the identity and the verdict are recorded, and a
+# card that fails the probe marks the worker failed at once (no retries).
+master_setup "$img.mt.xz" pios
+daemon_start
+M1=b8:27:eb:00:00:01 D1=b8-27-eb-00-00-01 M2=b8:27:eb:00:00:02 D2=b8-27-eb-00-00-02
+"$NF" --root "$MR" enroll "$M1" --image pios >/dev/null
+report "$M1" "$FAKE_LOOP" --probe-capacity 2>"$T/w1.log" && fail "the worker flashed a fake card"
+"$NF" --root "$MR" status --json | grep -q "\"mac\":\"$D1\".*\"state\":\"failed\".*\"attempts\":1,.*probe: .*fake card" &&
+	pass "master: the worker is marked failed after one probe failure, with the reason" ||
+	fail "status: $("$NF" --root "$MR" status --json)"
+"$NF" --root "$MR" history "$M1" >"$T/h1"
+grep -q "identity: '$FAKE_LOOP: not an SD/MMC card (no CID), 128.0 MiB'" "$T/h1" &&
+	grep -q "probe: 'fake card: it claims 128.0 MiB" "$T/h1" &&
+	pass "history shows the card's identity and the probe's verdict" || fail "history: $(cat "$T/h1")"
+[ -d "$MR/tftp/$D1" ] && pass "the worker keeps netbooting (its dir stays)" || fail "the dir of a failed worker went"
+
+# 4. The stall watchdog: a card whose write hangs 2.5 s (limit 1 s) is
+# reported while it hangs and in the summary; the flash still succeeds.
+loop_detach "$FAKE_LOOP"
+fake_card slow $((64 * MiB)) $((64 * MiB)) --stall-at $((8 * MiB)) --stall-ms 2500
+"$NF" --root "$MR" enroll "$M2" --image pios >/dev/null
+if report "$M2" "$FAKE_LOOP" --stall 1 --min-mbps 100000 2>"$T/w2.log"; then
+	pass "a stalling card is still flashed and released"
+else
+	fail "stalling card: $(cat "$T/w2.log")"
+fi
+grep -q "card stall: a write at .* has not finished after [0-9.]* s" "$T/w2.log" &&
+	grep -q "card stalls: 1 write(s) took 1 s or longer; the slowest 2\.[0-9] s" "$T/w2.log" &&
+	pass "the stall is reported while it hangs and in the summary" || fail "stall log: $(cat "$T/w2.log")"
+"$NF" --root "$MR" history "$M2" >"$T/h2"
+grep -q "stall: 'a write at .* has not finished" "$T/h2" && grep -q "slow: 'the card wrote .* MB/s, below the floor of 100000.0 MB/s" "$T/h2" &&
+	pass "history shows the stall and a card below the --min-mbps floor" || fail "history: $(cat "$T/h2")"
+loop_detach "$FAKE_LOOP"
+finish
