@@ -38,10 +38,10 @@ static void attr(const char *dir, const char *name, char *out, size_t cap)
 
 void nf_card_identify(const char *path, struct nf_card_id *id)
 {
-	char dir[256], part[16];
+	char dir[256];
 	struct stat sb;
-	unsigned maj, min;
-	int fd;
+	dev_t disk;
+	int fd, is_partition;
 
 	memset(id, 0, sizeof(*id));
 	if (stat(path, &sb) < 0)
@@ -56,13 +56,9 @@ void nf_card_identify(const char *path, struct nf_card_id *id)
 			id->bytes = 0;
 		close(fd);
 	}
-	maj = major(sb.st_rdev);
-	min = minor(sb.st_rdev);
-	/* A partition's card is its parent's device. */
-	snprintf(dir, sizeof(dir), "/sys/dev/block/%u:%u/partition", maj, min);
-	attr("/", dir + 1, part, sizeof(part));
-	snprintf(dir, sizeof(dir), part[0] ? "/sys/dev/block/%u:%u/../device" : "/sys/dev/block/%u:%u/device", maj,
-		 min);
+	/* A partition's card is its disk's device. */
+	disk = nf_whole_disk(sb.st_rdev, &is_partition);
+	snprintf(dir, sizeof(dir), "/sys/dev/block/%u:%u/device", major(disk), minor(disk));
 	attr(dir, "cid", id->cid, sizeof(id->cid));
 	if (!id->cid[0])
 		return; /* not an MMC/SD card */

@@ -33,8 +33,7 @@ void nf_target_close(struct nf_target *t)
 	t->wfd = t->bfd = t->rfd = -1;
 }
 
-/* Whole disk of a block device: itself, or the parent of a partition. */
-static dev_t whole_disk(dev_t dev, int *is_partition)
+dev_t nf_whole_disk(dev_t dev, int *is_partition)
 {
 	char p[128], real[PATH_MAX];
 	unsigned ma, mi;
@@ -167,13 +166,13 @@ static int check_blockdev(const char *path, dev_t dev, int allow_partition,
 	int part, root_part;
 	size_t n;
 
-	disk = whole_disk(dev, &part);
+	disk = nf_whole_disk(dev, &part);
 	if (part && !allow_partition) {
 		snprintf(detail, cap, "'%s' is a partition, not a whole disk (use --force to write it anyway)", path);
 		return -EINVAL;
 	}
 	if (stat("/", &root) == 0 && major(root.st_dev) != 0) {
-		root_disk = whole_disk(root.st_dev, &root_part);
+		root_disk = nf_whole_disk(root.st_dev, &root_part);
 		if (root_disk == disk) {
 			snprintf(detail, cap, "'%s' holds the running root filesystem", path);
 			return -EBUSY;

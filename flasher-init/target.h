@@ -61,6 +61,10 @@ ssize_t nf_target_read(struct nf_target *t, void *buf, size_t len, uint64_t off)
  * past its end read back as holes. Block device: no-op. Returns 0 or -errno. */
 int nf_target_extend(struct nf_target *t, uint64_t size);
 
+/* The whole disk of block device dev: itself, or the parent of a
+ * partition (*is_partition says which), from sysfs. */
+dev_t nf_whole_disk(dev_t dev, int *is_partition);
+
 /* Closes all descriptors; safe on an initialised, unopened target. */
 void nf_target_close(struct nf_target *t);
 

@@ -272,27 +272,29 @@ int nf_client_fail(struct nf_client *c, const char *stage, const char *reason)
 	return r;
 }
 
-int nf_client_log(struct nf_client *c, const char *line)
+/* A best-effort message about the current job (LOG, CARD): only while
+ * connected, never reconnects for it. k2 may be NULL. */
+static int send_note(struct nf_client *c, const char *verb, const char *k1, const char *v1, const char *k2,
+		     const char *v2)
 {
 	struct nf_msg m;
 
 	if (c->fd < 0 || !c->job_id)
 		return -ENOTCONN;
-	nf_msg_init(&m, "LOG");
+	nf_msg_init(&m, verb);
 	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
-	nf_msg_add(&m, "line", line);
+	nf_msg_add(&m, k1, v1);
+	if (k2)
+		nf_msg_add(&m, k2, v2);
 	return send_msg(c, &m);
+}
+
+int nf_client_log(struct nf_client *c, const char *line)
+{
+	return send_note(c, "LOG", "line", line, NULL, NULL);
 }
 
 int nf_client_card(struct nf_client *c, const char *what, const char *text)
 {
-	struct nf_msg m;
-
-	if (c->fd < 0 || !c->job_id)
-		return -ENOTCONN;
-	nf_msg_init(&m, "CARD");
-	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
-	nf_msg_add(&m, "what", what);
-	nf_msg_add(&m, "text", text);
-	return send_msg(c, &m);
+	return send_note(c, "CARD", "what", what, "text", text);
 }
