@@ -605,7 +605,69 @@ static int check_size(struct flash *f)
 	return 0;
 }
 
-/* ---- the end: digest, then the first MiB ---------------------------------- */
+/* ---- the end: digest, provisioning patch, then the first MiB -------------- */
+
+/* Writes the provisioning patch (read-modify-write in the target's
+ * alignment), flushes, and reads every extent back. The patch never touches
+ * the first MiB: that is written last, as always. Returns 0 or -errno after
+ * flash_fail(). */
+static int apply_patch(struct flash *f)
+{
+	const struct nf_patch *p = f->o->patch;
+	uint64_t align = f->tgt.align ? f->tgt.align : 512;
+	int r = 0;
+
+	for (int pass = 0; pass < 2 && r == 0; pass++) {
+		for (size_t i = 0; i < p->n && r == 0; i++) {
+			const struct nf_patch_extent *e = &p->ext[i];
+			uint64_t a = e->off / align * align, b = (e->off + e->len + align - 1) / align * align;
+			uint8_t *buf;
+			ssize_t n;
+
+			if (e->off < NF_BLOCK || e->off + e->len > f->image_size) {
+				flash_fail(f, -EINVAL, "patch", "the provisioning patch writes %u bytes at offset %llu, "
+					   "outside the image's %llu bytes past its first MiB", e->len,
+					   (unsigned long long)e->off, (unsigned long long)f->image_size);
+				return -EINVAL;
+			}
+			buf = aligned_alloc(4096, (size_t)(b - a));
+			if (!buf) {
+				flash_fail(f, -ENOMEM, "patch", "out of memory");
+				return -ENOMEM;
+			}
+			n = nf_target_read(&f->tgt, buf, (size_t)(b - a), a);
+			if (n >= 0 && (uint64_t)n < e->off - a + e->len)
+				n = -EIO;
+			if (n < 0) {
+				r = (int)n;
+				flash_fail(f, r, "patch", "cannot read '%s' at offset %llu for the provisioning patch: %s",
+					   f->tgt.path, (unsigned long long)a, strerror(-r));
+			} else if (pass == 0) {
+				memcpy(buf + (e->off - a), e->data, e->len);
+				/* n, not b - a: never extend a regular file past its end. */
+				r = nf_target_write(&f->tgt, buf, (size_t)n, a);
+				if (r < 0)
+					flash_fail(f, r, "patch", "cannot write the provisioning patch to '%s' at offset %llu: %s",
+						   f->tgt.path, (unsigned long long)e->off, strerror(-r));
+			} else if (memcmp(buf + (e->off - a), e->data, e->len) != 0) {
+				r = -EIO;
+				f->res->have_bad_offset = 1;
+				f->res->bad_offset = e->off;
+				flash_fail(f, r, "patch", "the provisioning patch does not read back from '%s' at offset %llu",
+					   f->tgt.path, (unsigned long long)e->off);
+			}
+			free(buf);
+		}
+		if (r == 0 && pass == 0 && (r = nf_target_flush(&f->tgt, NF_BLOCK, f->image_size - NF_BLOCK)) < 0)
+			flash_fail(f, r, "patch", "cannot flush the provisioning patch to '%s': %s", f->tgt.path,
+				   strerror(-r));
+	}
+	if (r == 0) {
+		nf_patch_digest(p, f->res->patch_sha256);
+		f->res->patched = 1;
+	}
+	return r;
+}
 
 static int finalize(struct flash *f)
 {
@@ -627,6 +689,8 @@ static int finalize(struct flash *f)
 		return -EBADMSG;
 	}
 	atomic_store(&f->finalizing, 1);
+	if (f->o->patch && f->o->patch->n && (r = apply_patch(f)) < 0)
+		return r;
 	r = nf_target_write(&f->tgt, f->head, f->head_len, 0);
 	if (r == 0)
 		r = nf_target_flush(&f->tgt, 0, f->head_len);

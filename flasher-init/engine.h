@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "format.h"
+#include "patch.h"
 #include "source.h"
 
 #define NF_BLOCK (1u << 20) /* hash, zero-skip and head granularity */
@@ -57,6 +58,8 @@ struct nf_flash_opts {
 	unsigned progress_ms;      /* 0: 250 */
 	int probe_capacity;        /* fake-capacity probe before writing */
 	double stall_s;            /* a write this slow is a stall; 0: NF_STALL_DEFAULT_S */
+	const struct nf_patch *patch; /* provisioning: written after the image is
+				       * verified, before the first MiB; NULL: none */
 };
 
 #define NF_STALL_DEFAULT_S 5.0
@@ -80,13 +83,16 @@ struct nf_flash_result {
 	double stall_limit_s;
 	double max_stall_s;        /* the slowest single write */
 	uint64_t max_stall_at;
+	int patched;               /* the patch was written and read back */
+	uint8_t patch_sha256[32];  /* its digest (nf_patch_digest) */
 };
 
 /* Runs one flash. Returns 0 when the image was written and verified in full,
  * else a negative errno with res->detail naming the object and the reason:
  * -EBADMSG (corrupt/truncated/trailing data), -ENOSPC (image larger than
  * target), -EBUSY (mounted, root disk), -EIO (verification or device
- * failure; stage "probe": the capacity probe found a fake card), -EINTR
+ * failure; stage "probe": the capacity probe found a fake card; stage
+ * "patch": the provisioning patch did not fit or read back), -EINTR
  * (interrupted), the source's errors, ... */
 int nf_flash(const struct nf_flash_opts *o, struct nf_flash_result *res);
 

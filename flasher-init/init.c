@@ -409,6 +409,9 @@ int main(int argc, char **argv)
 		say("%s", res.probe_detail);
 	say("wrote and verified %llu bytes in %.1f s (%llu skipped as zeros)", (unsigned long long)res.image_bytes,
 	    res.t_total, (unsigned long long)res.skipped_bytes);
+	if (res.patched)
+		say("wrote this worker's provisioning patch (%llu bytes) to the boot partition and read it back",
+		    (unsigned long long)fo.patch->bytes);
 	r = nf_jobrun_finish(&jr, 0, &res, 600, detail, sizeof(detail));
 	if (r < 0)
 		fatal(&c, "report", "%s", detail);

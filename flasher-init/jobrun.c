@@ -68,6 +68,7 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 	memcpy(fo->expect_sha256, jr->job.sha256, 32);
 	fo->have_expect_sha256 = 1;
 	fo->expect_size = jr->job.size;
+	fo->patch = jr->job.patch.n ? &jr->job.patch : NULL;
 	jr->inner = fo->progress;
 	jr->inner_ctx = fo->progress_ctx;
 	fo->progress = forward_progress;
@@ -80,8 +81,9 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 		nf_card_describe(&id, target, line, sizeof(line));
 		nf_client_card(&jr->client, "identity", line);
 	}
-	snprintf(detail, cap, "job %llu from %s: image '%s' (%s, %llu bytes)", (unsigned long long)jr->job.id, server,
-		 jr->job.image, jr->job.format, (unsigned long long)jr->job.size);
+	snprintf(detail, cap, "job %llu from %s: image '%s' (%s, %llu bytes)%s", (unsigned long long)jr->job.id, server,
+		 jr->job.image, jr->job.format, (unsigned long long)jr->job.size,
+		 jr->job.patch.n ? ", with a provisioning patch" : "");
 	return 0;
 }
 
@@ -110,12 +112,14 @@ int nf_jobrun_finish(struct nf_jobrun *jr, int r, const struct nf_flash_result *
 			nf_warn("slow card: %s", line);
 		}
 	}
+	nf_job_free(&jr->job);
 	if (r < 0) {
 		nf_client_fail(&jr->client, res->stage ? res->stage : "flash", res->detail);
 		snprintf(detail, cap, "reported the failure to the master");
 		return r;
 	}
-	r = nf_client_done(&jr->client, res->sha256, res->image_bytes, res->t_total, deadline_s);
+	r = nf_client_done(&jr->client, res->sha256, res->image_bytes, res->t_total,
+			   res->patched ? res->patch_sha256 : NULL, deadline_s);
 	if (r == 0)
 		snprintf(detail, cap, "the master verified job %llu and released this worker",
 			 (unsigned long long)jr->job.id);

@@ -22,7 +22,8 @@ struct nf_jobrun {
 };
 
 /* Says HELLO to server ("IPv4:PORT") for mac (any spelling) with token and
- * fills fo->source, format and expectations from the job; installs the
+ * fills fo->source, format, expectations and provisioning patch from the
+ * job (the patch lives in jr until nf_jobrun_finish); installs the
  * progress forwarder (keeping fo's previous callback as the inner one),
  * which also reports write stalls; sends the card's identity.
  * Returns 0, -ENOENT (no job: detail says why), -EINVAL (bad arguments),

@@ -2,6 +2,7 @@
  * a card or file, verify it by reading it back, first MiB last. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -28,6 +29,8 @@ struct cli {
 	int bar_drawn;
 	const char *report_to, *mac, *token;
 	double min_mbps;
+	const char *patch_file;
+	struct nf_patch patch;
 	struct nf_jobrun job;
 };
 
@@ -79,6 +82,10 @@ static void usage(FILE *out)
 "      --stall=SECONDS     a single write taking this long is a stall: reported\n"
 "                          while it hangs and in the summary (default 5)\n"
 "      --min-mbps=N        report a card that writes slower than N MB/s\n"
+"      --patch=FILE        after the image is verified, write this provisioning\n"
+"                          patch (made by 'netflash enroll' with --hostname,\n"
+"                          --user, ...) and read it back; the image must be the\n"
+"                          one the patch was made for\n"
 "      --report-to IP:PORT ask netflashd there for the job (the image and its\n"
 "                          digest) instead of SOURCE, report progress, and\n"
 "                          DONE or FAIL; exit 0 only once the master RELEASED\n"
@@ -197,6 +204,7 @@ static int bad_option(const char *opt, const char *val, const char *why)
 enum {
 	OPT_SHA = 256, OPT_SIZE, OPT_NOZERO, OPT_FORCE, OPT_XZMEM, OPT_DEPTH, OPT_RETRY,
 	OPT_TIMEOUT, OPT_PROGRESS, OPT_REPORT, OPT_MAC, OPT_TOKEN, OPT_PROBE, OPT_STALL, OPT_MINMBPS,
+	OPT_PATCH,
 };
 
 static int parse_args(int argc, char **argv, struct cli *c)
@@ -220,6 +228,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "probe-capacity", no_argument, NULL, OPT_PROBE },
 		{ "stall", required_argument, NULL, OPT_STALL },
 		{ "min-mbps", required_argument, NULL, OPT_MINMBPS },
+		{ "patch", required_argument, NULL, OPT_PATCH },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -309,6 +318,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 				return bad_option("--min-mbps", optarg, "expected 1..100000");
 			c->min_mbps = (double)v;
 			break;
+		case OPT_PATCH:
+			c->patch_file = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -319,6 +331,10 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (c->report_to && c->patch_file) {
+		nf_err("--patch and --report-to do not go together: the master sends the worker's patch");
+		return 2;
 	}
 	if (c->report_to) {
 		if (argc - optind != 1 || !c->mac || !c->token) {
@@ -350,6 +366,28 @@ static void card_health(const struct cli *c, const struct nf_flash_result *res, 
 	    (double)res->written_bytes / 1e6 / res->t_write < c->min_mbps)
 		nf_warn("slow card: it wrote %.1f MB/s, below the floor of %.1f MB/s",
 			(double)res->written_bytes / 1e6 / res->t_write, c->min_mbps);
+}
+
+/* --patch: the file, and the image it was made for. */
+static int load_patch(struct cli *c)
+{
+	char q[PATH_MAX + 8];
+	int r = nf_patch_load(&c->patch, c->patch_file);
+
+	if (r < 0) {
+		nf_err("cannot use patch %s: %s", nf_quote(q, sizeof(q), c->patch_file),
+		       r == -EBADMSG ? "not a netflash provisioning patch, or damaged" : nf_strerror(r));
+		return 1;
+	}
+	if (c->fo.have_expect_sha256 && memcmp(c->fo.expect_sha256, c->patch.base_sha256, 32) != 0) {
+		nf_err("patch %s was made for another image than --expect-sha256 names",
+		       nf_quote(q, sizeof(q), c->patch_file));
+		return 1;
+	}
+	memcpy(c->fo.expect_sha256, c->patch.base_sha256, 32);
+	c->fo.have_expect_sha256 = 1;
+	c->fo.patch = &c->patch;
+	return 0;
 }
 
 /* --report-to: the job from the master becomes the flash's source. */
@@ -398,6 +436,8 @@ int main(int argc, char **argv)
 
 	if (c.report_to && (r = get_job(&c)) != 0)
 		return r;
+	if (c.patch_file && (r = load_patch(&c)) != 0)
+		return r;
 	c.job.min_mbps = c.min_mbps;
 	r = nf_flash(&c.fo, &res);
 	if (c.bar_drawn)
@@ -406,6 +446,10 @@ int main(int argc, char **argv)
 	card_health(&c, &res, r);
 	if (r < 0)
 		nf_err("%s", res.detail);
+	else if (res.patched && !c.quiet)
+		nf_info("provisioning patch written and read back: %llu bytes in %zu extent(s)",
+			(unsigned long long)c.fo.patch->bytes, c.fo.patch->n);
+	nf_patch_free(&c.patch);
 	if (c.report_to) {
 		char detail[600];
 

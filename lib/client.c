@@ -132,6 +132,43 @@ static int recv_msg(struct nf_client *c, struct nf_msg *m)
 	}
 }
 
+void nf_job_free(struct nf_job *job)
+{
+	nf_patch_free(&job->patch);
+}
+
+/* The PATCH lines after a JOB with patch=: exactly `bytes` data bytes, whose
+ * digest must be the JOB's patch_sha256. Returns 0 or -EPROTO/-errno. */
+static int recv_patch(struct nf_client *c, struct nf_job *job, uint64_t bytes)
+{
+	uint8_t data[NF_PATCH_LINE], digest[32];
+	struct nf_msg m;
+	int r;
+
+	while (job->patch.bytes < bytes) {
+		const char *hex;
+		uint64_t id, off;
+		size_t len;
+
+		if ((r = recv_msg(c, &m)) < 0)
+			return r;
+		hex = nf_msg_get(&m, "data");
+		if (strcmp(m.verb, "PATCH") != 0 || nf_msg_get_u64(&m, "id", 1, UINT64_MAX, &id) < 0 ||
+		    id != job->id || nf_msg_get_u64(&m, "off", 0, UINT64_MAX, &off) < 0 || !hex ||
+		    (len = strlen(hex) / 2) == 0 || len > sizeof(data) || nf_parse_hex(hex, data, len) < 0 ||
+		    len > bytes - job->patch.bytes || nf_patch_add(&job->patch, off, data, len) < 0) {
+			snprintf(c->detail, sizeof(c->detail), "bad PATCH message from the master");
+			return -EPROTO;
+		}
+	}
+	nf_patch_digest(&job->patch, digest);
+	if (memcmp(digest, job->patch_sha256, 32) != 0) {
+		snprintf(c->detail, sizeof(c->detail), "the provisioning patch does not match the JOB's digest");
+		return -EPROTO;
+	}
+	return 0;
+}
+
 static int parse_job(const struct nf_msg *m, struct nf_job *job)
 {
 	const char *url = nf_msg_get(m, "url"), *fmt = nf_msg_get(m, "format"), *sha = nf_msg_get(m, "sha256");
@@ -146,6 +183,20 @@ static int parse_job(const struct nf_msg *m, struct nf_job *job)
 	strcpy(job->format, fmt);
 	if (image)
 		strcpy(job->image, image);
+	return 0;
+}
+
+/* A JOB's provisioning fields: *bytes 0 when it has none. */
+static int parse_job_patch(const struct nf_msg *m, struct nf_job *job, uint64_t *bytes)
+{
+	const char *sha = nf_msg_get(m, "patch_sha256");
+
+	*bytes = 0;
+	if (!nf_msg_get(m, "patch"))
+		return 0;
+	if (nf_msg_get_u64(m, "patch", 1, NF_PATCH_MAX, bytes) < 0 || !sha ||
+	    nf_parse_hex(sha, job->patch_sha256, 32) < 0)
+		return -EPROTO;
 	return 0;
 }
 
@@ -174,10 +225,21 @@ int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_byt
 	snprintf(c->detail, sizeof(c->detail), "%s", reason ? reason : m.verb);
 	if (strcmp(m.verb, "JOB") == 0) {
 		struct nf_job tmp;
+		struct nf_job *j = job ? job : &tmp;
+		uint64_t patch_bytes;
 
-		r = parse_job(&m, job ? job : &tmp);
+		nf_patch_init(&j->patch);
+		r = parse_job(&m, j);
 		if (r == 0)
-			c->job_id = job ? job->id : tmp.id;
+			r = parse_job_patch(&m, j, &patch_bytes);
+		if (r == 0 && patch_bytes)
+			r = recv_patch(c, j, patch_bytes);
+		if (r == 0)
+			c->job_id = j->id;
+		if (r < 0 || !job)
+			nf_job_free(j);
+		if (r < 0)
+			nf_client_close(c);
 		return r;
 	}
 	nf_client_close(c);
@@ -216,13 +278,15 @@ int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, ui
 }
 
 int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes, double seconds,
-		   unsigned deadline_s)
+		   const uint8_t *patch_sha256, unsigned deadline_s)
 {
 	double deadline = now_s() + deadline_s;
-	char hex[65];
+	char hex[65], phex[65];
 	int r = -ENOTCONN;
 
 	nf_format_hex(sha256, 32, hex);
+	if (patch_sha256)
+		nf_format_hex(patch_sha256, 32, phex);
 	while (now_s() < deadline) {
 		struct nf_msg m;
 
@@ -241,6 +305,8 @@ int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes
 		nf_msg_add(&m, "sha256", hex);
 		nf_msg_addf(&m, "bytes", "%llu", (unsigned long long)bytes);
 		nf_msg_addf(&m, "seconds", "%.3f", seconds);
+		if (patch_sha256)
+			nf_msg_add(&m, "patch", phex);
 		if ((r = send_msg(c, &m)) < 0 || (r = recv_msg(c, &m)) < 0)
 			continue;
 		const char *reason = nf_msg_get(&m, "reason");

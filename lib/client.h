@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "patch.h"
 #include "proto.h"
 
 struct nf_job {
@@ -17,6 +18,10 @@ struct nf_job {
 	char image[NF_PROTO_VALUE_MAX + 1];
 	uint64_t size;
 	uint8_t sha256[32];
+	/* Provisioning (JOB patch= patch_sha256=, then PATCH lines): sectors to
+	 * write after the image is verified. Empty when there is none. */
+	struct nf_patch patch;
+	uint8_t patch_sha256[32];
 };
 
 struct nf_client {
@@ -38,19 +43,24 @@ struct nf_client {
 int nf_client_init(struct nf_client *c, const char *server, const char *mac, const char *token);
 
 /* HELLO (with target facts) and the master's answer. Returns 0 with *job
- * filled, -ENOENT for NOJOB (c->detail says why), -EACCES when refused,
- * -EPROTO for a bad answer, or a connection error. */
+ * filled (and its provisioning patch received and checked against the
+ * JOB's digest; free it with nf_job_free), -ENOENT for NOJOB (c->detail
+ * says why), -EACCES when refused, -EPROTO for a bad answer, or a
+ * connection error. */
 int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_bytes, struct nf_job *job);
+
+void nf_job_free(struct nf_job *job);
 
 /* PROGRESS, best effort: on a lost connection, reconnects at most every few
  * seconds and otherwise drops the report. Returns 0 or -errno. */
 int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, uint64_t total, double mbps);
 
-/* DONE and the master's verdict; keeps reconnecting until deadline_s have
+/* DONE and the master's verdict (patch_sha256: the digest of the
+ * provisioning patch written and read back, or NULL); keeps reconnecting until deadline_s have
  * passed. Returns 0 for RELEASED, -EBADMSG for KEPT (c->detail: reason),
  * or a connection error. */
 int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes, double seconds,
-		   unsigned deadline_s);
+		   const uint8_t *patch_sha256, unsigned deadline_s);
 
 /* FAIL with the stage and reason (sent once, best effort). Returns 0 or -errno. */
 int nf_client_fail(struct nf_client *c, const char *stage, const char *reason);

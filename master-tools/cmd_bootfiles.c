@@ -4,24 +4,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
 #include "master.h"
-#include "scan.h"
-
-extern char **environ;
+#include "bootpart.h"
 
 #define CONFIG_MAX 65536
-#define MAX_BOOT_PART (2ull << 30)
 
 static const char bootfiles_usage[] =
 "Usage: netflash [--root DIR] boot-files import (--from-boot DIR | --from-image NAME) [--initramfs FILE]\n"
@@ -40,93 +35,25 @@ static const char bootfiles_usage[] =
 "                     (default: keep the one already in ROOT/boot)\n"
 "Workers enrolled earlier keep their files; re-enroll to give them new ones.\n";
 
-static int run(char *const argv[])
-{
-	pid_t pid;
-	int status;
-
-	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0)
-		return -errno;
-	if (waitpid(pid, &status, 0) < 0)
-		return -errno;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
-}
-
-static int sink_fd(void *ctx, const void *buf, size_t len)
-{
-	int fd = *(int *)ctx;
-
-	return write(fd, buf, len) == (ssize_t)len ? 0 : -EIO;
-}
-
-static int sink_mem(void *ctx, const void *buf, size_t len)
-{
-	memcpy(ctx, buf, len);
-	return 0;
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Finds the first FAT partition in an MBR. Returns 0 or -EBADMSG. */
-static int find_fat(const uint8_t mbr[512], uint64_t image_size, uint64_t *off, uint64_t *len)
-{
-	if (mbr[510] != 0x55 || mbr[511] != 0xaa)
-		return -EBADMSG;
-	for (int i = 0; i < 4; i++) {
-		const uint8_t *e = mbr + 446 + 16 * i;
-		uint8_t type = e[4];
-		uint64_t start = (uint64_t)le32(e + 8) * 512, size = (uint64_t)le32(e + 12) * 512;
-
-		if (type != 0x0b && type != 0x0c && type != 0x0e && type != 0x06 && type != 0x04 && type != 0x01)
-			continue;
-		if (size == 0 || size > MAX_BOOT_PART || start > image_size || size > image_size - start)
-			return -EBADMSG;
-		*off = start;
-		*len = size;
-		return 0;
-	}
-	return -EBADMSG;
-}
-
 static int extract_from_image(struct master *m, const char *name, const char *dest, const char *work)
 {
-	char img[PATH_MAX], part[PATH_MAX], detail[300];
+	char part[PATH_MAX], detail[400];
 	struct nf_manifest man;
-	uint8_t mbr[512];
 	uint64_t off, len;
-	int fd, r;
+	int r;
 
 	if (master_read_manifest(m, name, &man) < 0) {
 		nf_err("no image '%s' in the catalog (see netflash image ls)", name);
 		return 1;
 	}
-	master_image_path(m, &man, img, sizeof(img));
-	if ((r = nf_image_range(img, 0, 512, sink_mem, mbr, detail, sizeof(detail))) < 0) {
-		nf_err("cannot read the partition table of '%s': %s", name, detail);
-		return 1;
-	}
-	if (find_fat(mbr, man.image_size, &off, &len) < 0) {
-		nf_err("image '%s' has no MBR with a FAT boot partition", name);
-		return 1;
-	}
 	snprintf(part, sizeof(part), "%s/boot.part", work);
-	fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		nf_err("cannot create %s: %s", part, strerror(errno));
-		return 1;
-	}
-	r = nf_image_range(img, off, len, sink_fd, &fd, detail, sizeof(detail));
-	close(fd);
-	if (r < 0) {
-		nf_err("cannot read the boot partition of '%s': %s", name, detail);
+	if (master_boot_partition(m, &man, part, &off, &len, detail, sizeof(detail)) < 0) {
+		nf_err("%s", detail);
+		unlink(part);
 		return 1;
 	}
 	char *const argv[] = { "mcopy", "-s", "-p", "-n", "-Q", "-i", part, "::/*", (char *)dest, NULL };
-	setenv("MTOOLS_SKIP_CHECK", "1", 1);
-	r = run(argv);
+	r = master_run(argv, NULL, 0);
 	unlink(part);
 	if (r < 0) {
 		nf_err("mcopy could not read the FAT boot partition of '%s' (is mtools installed?)", name);
@@ -143,7 +70,7 @@ static int copy_tree(const char *src, const char *dest)
 	 * tree we keep must hold regular files only. */
 	snprintf(arg, sizeof(arg), "%s/.", src);
 	char *const argv[] = { "cp", "-rL", "--no-preserve=ownership,mode", arg, (char *)dest, NULL };
-	return run(argv);
+	return master_run(argv, NULL, 0);
 }
 
 /* Drops the root-filesystem arguments of a Pi OS cmdline.txt and adds ip=dhcp. */
@@ -248,7 +175,7 @@ static int install_initramfs(const char *newdir, const char *olddir, const char 
 		return 0;
 	}
 	char *const argv[] = { "cp", "--no-preserve=ownership,mode", src, dst, NULL };
-	return run(argv) < 0;
+	return master_run(argv, NULL, 0) < 0;
 }
 
 static int import(struct master *m, const char *from_boot, const char *from_image, const char *initramfs)
@@ -289,7 +216,7 @@ static int import(struct master *m, const char *from_boot, const char *from_imag
 out:
 	{
 		char *const argv[] = { "rm", "-rf", "--one-file-system", work, NULL };
-		run(argv);
+		master_run(argv, NULL, 0);
 	}
 	return rc;
 }

@@ -11,13 +11,14 @@
 #include "manifest.h"
 #include "master.h"
 #include "parse.h"
+#include "provision.h"
 #include "store.h"
 #include "tftpdir.h"
 
 #define CMDLINE_MAX 4096
 
 static const char enroll_usage[] =
-"Usage: netflash [--root DIR] enroll MAC --image NAME [--hostname H] [--ssh-key FILE] [--force]\n"
+"Usage: netflash [--root DIR] enroll MAC --image NAME [--force] [PROVISIONING OPTIONS]\n"
 "\n"
 "Make the worker with this MAC netboot into the flasher and write image NAME.\n"
 "MAC may be spelled b8:27:eb:d3:85:78, B8-27-EB-D3-85-78, b827.ebd3.8578 or\n"
@@ -27,9 +28,10 @@ static const char enroll_usage[] =
 "netflash.token= that only this enrollment's reports may carry.\n"
 "\n"
 "  -i, --image NAME     catalog image to write (see netflash image ls)\n"
+"  -f, --force          replace an existing enrollment (new token)\n"
+"\n"
 "  -H, --hostname H     hostname to provision (RFC 1123 label)\n"
-"  -k, --ssh-key FILE   an SSH public key to authorise (one line)\n"
-"  -f, --force          replace an existing enrollment (new token)\n";
+"  -k, --ssh-key FILE   an SSH public key to authorise for the first user (one line)\n";
 
 static const char release_usage[] =
 "Usage: netflash [--root DIR] release MAC\n"
@@ -60,7 +62,7 @@ int master_hostname_valid(const char *h)
 	return 1;
 }
 
-static int read_ssh_key(const char *file, char *out, size_t cap)
+int master_read_ssh_key(const char *file, char *out, size_t cap)
 {
 	char q[PATH_MAX + 8];
 	ssize_t n = nf_read_file(file, out, cap - 1);
@@ -105,9 +107,9 @@ static int build_cmdline(struct master *m, const char *token, char *out, size_t 
 	return w < 0 || (size_t)w >= cap;
 }
 
-static int do_enroll(struct master *m, struct enrollment *e, int force, int quiet)
+static int do_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force, int quiet)
 {
-	char tftp[PATH_MAX], boot[PATH_MAX], cmdline[CMDLINE_MAX + 256], detail[512];
+	char tftp[PATH_MAX], boot[PATH_MAX], cmdline[CMDLINE_MAX + 256], detail[512], summary[700] = "";
 	struct nf_manifest man;
 	struct enrollment old;
 	struct store *st = NULL;
@@ -127,6 +129,14 @@ static int do_enroll(struct master *m, struct enrollment *e, int force, int quie
 	}
 	if (nf_random_hex(e->token, NF_TOKEN_HEX / 2) < 0 || build_cmdline(m, e->token, cmdline, sizeof(cmdline)))
 		goto out;
+	/* The patch first: settings that cannot be written enroll nothing. */
+	if (prov && provision_wanted(prov)) {
+		if (provision_build(m, e->mac, e->image, prov, summary, sizeof(summary)))
+			goto out;
+	} else if ((r = provision_remove(m, e->mac)) < 0) {
+		nf_err("cannot remove the old provisioning patch of %s: %s", e->mac, strerror(-r));
+		goto out;
+	}
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	master_path(m, boot, sizeof(boot), "boot");
 	detail[0] = '\0';
@@ -136,16 +146,21 @@ static int do_enroll(struct master *m, struct enrollment *e, int force, int quie
 			 " (left from an earlier run? 'netflash release %s' or enroll --force)", e->mac);
 	if (r < 0) {
 		nf_err("cannot enroll %s: %s", e->mac, detail);
+		provision_remove(m, e->mac);
 		goto out;
 	}
 	snprintf(e->state, sizeof(e->state), "enrolled");
-	if (store_put(st, e) < 0 || store_event(st, e->mac, "enroll", e->image) < 0) {
+	if (store_put(st, e) < 0 || store_event(st, e->mac, "enroll", e->image) < 0 ||
+	    (summary[0] && store_event(st, e->mac, "provision", summary) < 0)) {
 		nf_err("enrolled %s on disk but could not record it in the state database", e->mac);
 		goto out;
 	}
-	if (!quiet)
+	if (!quiet) {
 		printf("enrolled %s: image '%s', TFTP dir %s/%s, reports to %s:%u\n", e->mac, e->image, tftp, e->mac,
 		       m->conf.server_ip, m->conf.port);
+		if (summary[0])
+			printf("provisioning: %s\n", summary);
+	}
 	rc = 0;
 out:
 	store_close(st);
@@ -154,25 +169,32 @@ out:
 
 int cmd_enroll(struct master *m, int argc, char **argv)
 {
-	static const struct option opts[] = {
+	static const struct option own[] = {
 		{ "image", required_argument, NULL, 'i' }, { "hostname", required_argument, NULL, 'H' },
 		{ "ssh-key", required_argument, NULL, 'k' }, { "force", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' }, { 0 },
+		{ "help", no_argument, NULL, 'h' },
 	};
+	struct option opts[64];
 	static struct enrollment e; /* large (ssh key); one per process */
+	struct provision prov;
 	const char *image = NULL, *host = NULL, *key = NULL;
 	uint8_t mac[6];
 	int force = 0, opt;
 
 	memset(&e, 0, sizeof(e));
+	provision_init(&prov);
+	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
 	while ((opt = getopt_long(argc, argv, "i:H:k:fh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'i': image = optarg; break;
 		case 'H': host = optarg; break;
 		case 'k': key = optarg; break;
 		case 'f': force = 1; break;
-		case 'h': fputs(enroll_usage, stdout); return 0;
-		default: fputs(enroll_usage, stderr); return 2;
+		case 'h': printf("%s\n%s", enroll_usage, provision_usage); return 0;
+		case '?': fputs(enroll_usage, stderr); return 2;
+		default:
+			if (provision_option(&prov, opt, optarg))
+				return 2;
 		}
 	}
 	if (optind + 1 != argc || !image) {
@@ -197,18 +219,22 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 	}
 	if (host)
 		snprintf(e.hostname, sizeof(e.hostname), "%s", host);
-	if (master_require_init(m) || (key && read_ssh_key(key, e.ssh_key, sizeof(e.ssh_key))))
+	if (master_require_init(m) || (key && master_read_ssh_key(key, e.ssh_key, sizeof(e.ssh_key))))
 		return 1;
-	return master_enroll(m, &e, force, 0);
+	prov.hostname = host;
+	prov.ssh_key = key ? e.ssh_key : NULL;
+	if (provision_check(&prov))
+		return 2;
+	return master_enroll(m, &e, &prov, force, 0);
 }
 
-int master_enroll(struct master *m, struct enrollment *e, int force, int quiet)
+int master_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force, int quiet)
 {
 	int r;
 
 	if (master_lock(m) < 0)
 		return 1;
-	r = do_enroll(m, e, force, quiet);
+	r = do_enroll(m, e, prov, force, quiet);
 	master_unlock(m);
 	return r;
 }
@@ -241,6 +267,7 @@ int cmd_release(struct master *m, int argc, char **argv)
 		master_unlock(m);
 		return 1;
 	}
+	provision_remove(m, macs);
 	if (master_open_store(m, &st) == 0) {
 		store_set_state(st, macs, "released", NULL);
 		store_event(st, macs, "release", r == -ENOENT ? "no tftp dir" : "by netflash release");

@@ -15,6 +15,7 @@
 #include "manifest.h"
 #include "master.h"
 #include "parse.h"
+#include "provision.h"
 #include "store.h"
 
 static const char usage[] =
@@ -42,6 +43,9 @@ static const char usage[] =
 "                              first appears, so a Pi already retrying counts)\n"
 "  -t, --stale SECONDS         a job silent this long no longer counts as\n"
 "                              running when stopping (default 120)\n"
+"  -k, --ssh-key FILE          an SSH public key to authorise on every Pi\n"
+"  and the provisioning options of 'netflash enroll' (see its --help): each\n"
+"  Pi's card gets them, with its hostname from --hostname-pattern.\n"
 "\n"
 "A Pi already flashed in this run, or enrolled by someone else, is ignored.\n"
 "Ctrl-C stops enrolling new Pis and waits for the running jobs to end; a\n"
@@ -76,6 +80,8 @@ struct run {
 	struct store *st;
 	const char *image;
 	const char *pattern;
+	struct provision prov;       /* hostname set per Pi */
+	char ssh_key[NF_SSHKEY_MAX + 1];
 	uint8_t ouis[MAX_OUIS][3];
 	size_t n_ouis;
 	unsigned limit;
@@ -237,7 +243,9 @@ static int on_sighting(const struct sighting *g, void *ctx)
 		ignore(r, g->mac, "the hostname pattern gives no valid hostname");
 		return 0;
 	}
-	if (master_enroll(r->m, &e, 1, 1) != 0) {
+	snprintf(e.ssh_key, sizeof(e.ssh_key), "%s", r->ssh_key);
+	r->prov.hostname = e.hostname[0] ? e.hostname : NULL;
+	if (master_enroll(r->m, &e, &r->prov, 1, 1) != 0) {
 		ignore(r, g->mac, "could not be enrolled (see the error above)");
 		return 0;
 	}
@@ -381,22 +389,29 @@ static int summary(struct run *r)
 
 int cmd_mass_flash(struct master *m, int argc, char **argv)
 {
-	static const struct option opts[] = {
+	static const struct option own[] = {
 		{ "image", required_argument, NULL, 'i' }, { "oui", required_argument, NULL, 'o' },
 		{ "hostname-pattern", required_argument, NULL, 'H' }, { "limit", required_argument, NULL, 'n' },
 		{ "since", required_argument, NULL, 's' }, { "stale", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' }, { 0 },
+		{ "ssh-key", required_argument, NULL, 'k' }, { "help", no_argument, NULL, 'h' },
 	};
-	struct run r = { .m = m, .stale = 120 };
-	const char *ouis = default_ouis;
+	struct option opts[64];
+	static struct run r; /* large (an ssh key); one per process */
+	const char *ouis = default_ouis, *key = NULL;
 	struct nf_manifest man;
 	struct sigaction sa;
 	uint64_t since = 600, v;
 	char probe[NF_HOSTNAME_MAX + 1];
 	int opt, rc;
 
-	while ((opt = getopt_long(argc, argv, "i:o:H:n:s:t:h", opts, NULL)) != -1) {
+	memset(&r, 0, sizeof(r));
+	r.m = m;
+	r.stale = 120;
+	provision_init(&r.prov);
+	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
+	while ((opt = getopt_long(argc, argv, "i:o:H:n:s:t:k:h", opts, NULL)) != -1) {
 		switch (opt) {
+		case 'k': key = optarg; break;
 		case 'i': r.image = optarg; break;
 		case 'o': ouis = optarg; break;
 		case 'H': r.pattern = optarg; break;
@@ -421,7 +436,10 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 			r.stale = (unsigned)v;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+		case '?': fputs(usage, stderr); return 2;
+		default:
+			if (provision_option(&r.prov, opt, optarg))
+				return 2;
 		}
 	}
 	if (optind != argc || !r.image) {
@@ -437,6 +455,12 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 		       r.pattern);
 		return 2;
 	}
+	if (key && master_read_ssh_key(key, r.ssh_key, sizeof(r.ssh_key)))
+		return 1;
+	r.prov.ssh_key = key ? r.ssh_key : NULL;
+	r.prov.hostname = r.pattern ? probe : NULL;
+	if (provision_check(&r.prov))
+		return 2;
 	if (master_require_init(m))
 		return 1;
 	if ((rc = master_read_manifest(m, r.image, &man)) < 0) {
@@ -444,6 +468,9 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 				     : "image '%s': invalid name or damaged manifest", r.image);
 		return 1;
 	}
+	/* Settings an image cannot take fail now, not once per Pi. */
+	if (provision_wanted(&r.prov) && provision_prepare(m, r.image))
+		return 1;
 	if (master_open_store(m, &r.st) < 0)
 		return 1;
 	r.members = calloc(MAX_MEMBERS, sizeof(*r.members));

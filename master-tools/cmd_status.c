@@ -219,6 +219,8 @@ int cmd_history(struct master *m, int argc, char **argv)
 
 		if (store_model(st, macs, model, sizeof(model)) == 0)
 			printf("model (from its DHCP client GUID): %s\n", model);
+		printf("provisioning (written to the boot partition at flash time, last 5):\n");
+		store_events(st, macs, "provision", 5, log_row, NULL);
 		printf("card health (last 20):\n");
 		store_events(st, macs, "card", 20, log_row, NULL);
 		printf("network boot (files dnsmasq sent, last 20):\n");

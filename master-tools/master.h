@@ -55,11 +55,16 @@ int master_open_store(const struct master *m, struct store **st);
 /* Fails with a hint when ROOT has not been initialised. Logs; returns 0 or 1. */
 int master_require_init(struct master *m);
 
+struct provision;
 /* Enrolls e->mac (e->image, hostname, ssh key set; token and state are
- * filled in): builds its TFTP dir and records it, under the state lock.
- * force replaces an enrollment in state "enrolled". quiet: no stdout line.
+ * filled in): builds its provisioning patch (prov may be NULL: none) and
+ * its TFTP dir and records it, under the state lock. force replaces an
+ * enrollment in state "enrolled". quiet: no stdout line.
  * Logs why on failure; returns 0 or 1. */
-int master_enroll(struct master *m, struct enrollment *e, int force, int quiet);
+int master_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force, int quiet);
+/* Reads one OpenSSH public key line from file into out. Logs why not;
+ * returns 0 or 1. */
+int master_read_ssh_key(const char *file, char *out, size_t cap);
 /* 1 if h is an RFC 1123 host label (letters, digits, '-', up to 63). */
 int master_hostname_valid(const char *h);
 

@@ -22,7 +22,9 @@
 #include "manifest.h"
 #include "master.h"
 #include "parse.h"
+#include "patch.h"
 #include "proto.h"
+#include "provision.h"
 #include "store.h"
 #include "tftpdir.h"
 
@@ -129,15 +131,88 @@ static int refuse(struct conn *c, const char *why, const char *log_detail)
 	return -1;
 }
 
-static int send_job(struct daemon *d, struct conn *c, const struct job *j)
+/* The worker's provisioning patch: 0 with p empty when it has none, 0
+ * with p loaded, or -1 after logging (damaged, or made for another image). */
+static int load_patch(struct daemon *d, const char *mac, const struct nf_manifest *man, struct nf_patch *p,
+		      const char **why)
+{
+	char path[PATH_MAX];
+	int r;
+
+	provision_patch_path(&d->m, mac, path, sizeof(path));
+	r = nf_patch_load(p, path);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0) {
+		nf_err("%s: its provisioning patch %s is unreadable: %s; enroll it again", mac, path, nf_strerror(r));
+		*why = "provision-damaged";
+		return -1;
+	}
+	if (memcmp(p->base_sha256, man->sha256, 32) != 0) {
+		nf_err("%s: its provisioning patch was made for an earlier version of image '%s'; enroll it again", mac,
+		       man->name);
+		nf_patch_free(p);
+		*why = "provision-stale";
+		return -1;
+	}
+	return 0;
+}
+
+/* JOB then, for a new job, the PATCH lines: one send into a socket buffer
+ * made large enough for NF_PATCH_MAX as hex. */
+static int send_job_lines(struct conn *c, const struct nf_msg *job, const struct nf_patch *p)
+{
+	size_t cap = (NF_PROTO_LINE_MAX + 1) * (2 + p->n + p->bytes / NF_PATCH_LINE);
+	char *buf = malloc(cap), hex[2 * NF_PATCH_LINE + 1];
+	int n, sz = 4 << 20, r = -EMSGSIZE;
+	size_t len;
+
+	if (!buf)
+		return -ENOMEM;
+	if ((n = nf_msg_format(job, buf, cap)) < 0)
+		goto out;
+	len = (size_t)n;
+	for (size_t i = 0; i < p->n; i++) {
+		for (uint32_t o = 0; o < p->ext[i].len; o += NF_PATCH_LINE) {
+			uint32_t chunk = p->ext[i].len - o < NF_PATCH_LINE ? p->ext[i].len - o : NF_PATCH_LINE;
+			struct nf_msg m;
+
+			nf_msg_init(&m, "PATCH");
+			nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job);
+			nf_msg_addf(&m, "off", "%llu", (unsigned long long)(p->ext[i].off + o));
+			nf_format_hex(p->ext[i].data + o, chunk, hex);
+			nf_msg_add(&m, "data", hex);
+			if (cap - len < NF_PROTO_LINE_MAX + 1 || (n = nf_msg_format(&m, buf + len, cap - len)) < 0)
+				goto out;
+			len += (size_t)n;
+		}
+	}
+	if (len > NF_PROTO_LINE_MAX && setsockopt(c->fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0)
+		setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	r = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)len ? 0 : -EIO;
+out:
+	free(buf);
+	return r;
+}
+
+static int send_job(struct daemon *d, struct conn *c, const struct job *j, int fresh)
 {
 	char sha[65];
 	struct nf_manifest man;
+	struct nf_patch patch;
+	const char *why = NULL;
 	struct nf_msg m;
+	int r;
 
 	if (master_read_manifest(&d->m, j->image, &man) < 0) {
 		nf_err("job %llu: the manifest of image '%s' is missing or damaged", (unsigned long long)j->id, j->image);
 		reply_simple(c, "NOJOB", "image-missing");
+		return -1;
+	}
+	nf_patch_init(&patch);
+	if (load_patch(d, c->mac, &man, &patch, &why) < 0) {
+		store_job_end(d->st, j->id, "abandoned", why, 0, 0);
+		reply_simple(c, "NOJOB", why);
 		return -1;
 	}
 	nf_format_hex(man.sha256, 32, sha);
@@ -149,7 +224,20 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j)
 	nf_msg_add(&m, "sha256", sha);
 	nf_msg_add(&m, "image", man.name);
 	c->job = j->id;
-	return reply(c, &m);
+	/* A resumed job already has its patch: it came with the first JOB. */
+	if (fresh && patch.n) {
+		uint8_t digest[32];
+
+		nf_patch_digest(&patch, digest);
+		nf_format_hex(digest, 32, sha);
+		nf_msg_addf(&m, "patch", "%llu", (unsigned long long)patch.bytes);
+		nf_msg_add(&m, "patch_sha256", sha);
+	}
+	r = send_job_lines(c, &m, fresh ? &patch : &(struct nf_patch){ 0 });
+	nf_patch_free(&patch);
+	if (r < 0)
+		nf_warn("%s: cannot send job %llu: %s", c->mac, (unsigned long long)j->id, nf_strerror(r));
+	return r < 0 ? -1 : 0;
 }
 
 static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
@@ -177,7 +265,7 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	    strcmp(j.mac, c->mac) == 0) {
 		if (strcmp(j.state, "running") == 0) {
 			nf_info("%s resumed job %llu from %s", c->mac, (unsigned long long)job_id, c->peer);
-			return send_job(d, c, &j);
+			return send_job(d, c, &j, 0);
 		}
 		if (strcmp(j.state, "done") == 0) {
 			c->job = job_id; /* a DONE retried after we crashed: answered in on_done */
@@ -197,7 +285,7 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	store_job_abandon_others(d->st, c->mac, job_id);
 	store_event(d->st, c->mac, "job", e->image);
 	nf_info("%s (%s) starts job %llu: image '%s'", c->mac, c->peer, (unsigned long long)job_id, e->image);
-	return send_job(d, c, &j);
+	return send_job(d, c, &j, 1);
 }
 
 static int require_job(struct daemon *d, struct conn *c, const struct nf_msg *m, struct job *j)
@@ -254,6 +342,7 @@ static int release(struct daemon *d, struct conn *c, const struct job *j, uint64
 		store_job_end(d->st, j->id, "done", NULL, bytes, seconds);
 		store_set_state(d->st, c->mac, "released", NULL);
 		store_event(d->st, c->mac, "release", r == 0 ? "verified DONE" : "verified DONE; no tftp dir");
+		provision_remove(&d->m, c->mac); /* it may hold secrets; the card has it now */
 	}
 	master_unlock(&d->m);
 	if (r < 0 && r != -ENOENT) {
@@ -261,6 +350,38 @@ static int release(struct daemon *d, struct conn *c, const struct job *j, uint64
 		return r;
 	}
 	return 0;
+}
+
+/* The worker must have written (and read back) exactly the patch we hold
+ * for it: DONE's patch= is its digest. Returns 0 or -1 with reason set. */
+static int check_patch(struct daemon *d, struct conn *c, const struct nf_manifest *man, const char *claim,
+		       char *reason, size_t cap)
+{
+	struct nf_patch p;
+	const char *why = NULL;
+	uint8_t want[32], got[32];
+	int r = 0;
+
+	nf_patch_init(&p);
+	if (load_patch(d, c->mac, man, &p, &why) < 0) {
+		snprintf(reason, cap, "%s", why);
+		return -1;
+	}
+	if (p.n) {
+		nf_patch_digest(&p, want);
+		if (!claim) {
+			snprintf(reason, cap, "patch-missing");
+			r = -1;
+		} else if (nf_parse_hex(claim, got, 32) < 0 || memcmp(want, got, 32) != 0) {
+			snprintf(reason, cap, "patch-mismatch");
+			r = -1;
+		}
+	} else if (claim) {
+		snprintf(reason, cap, "patch-unexpected");
+		r = -1;
+	}
+	nf_patch_free(&p);
+	return r;
 }
 
 static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
@@ -289,6 +410,12 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		snprintf(reason, sizeof(reason), "%s", memcmp(sha, man.sha256, 32) ? "digest-mismatch" : "size-mismatch");
 		nf_warn("%s job %llu: DONE with a %s; TFTP dir kept", c->mac, (unsigned long long)j.id,
 			reason[0] == 'd' ? "digest that is not the image's" : "wrong size");
+		count_failure(d, c, "kept", reason, bytes, seconds);
+		return reply_simple(c, "KEPT", reason);
+	}
+	if (check_patch(d, c, &man, nf_msg_get(m, "patch"), reason, sizeof(reason)) < 0) {
+		nf_warn("%s job %llu: DONE without the provisioning patch's digest (%s); TFTP dir kept", c->mac,
+			(unsigned long long)j.id, reason);
 		count_failure(d, c, "kept", reason, bytes, seconds);
 		return reply_simple(c, "KEPT", reason);
 	}

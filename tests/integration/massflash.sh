@@ -107,6 +107,10 @@ grep -E "^$D2 +node2 +Pi 4B 4GB +failed .*does not fit" "$T/mf.out" >/dev/null &
 	pass "the failed Pi's row has its model (from option 97) and the engine's reason" ||
 	fail "p2 row: $(grep "^$D2" "$T/mf.out")"
 [ ! -e "$MR/tftp/$D1" ] && [ -e "$MR/tftp/$D2" ] && pass "only the verified Pi was released" || fail "tftp dirs: $(ls "$MR/tftp")"
+read -r bstart bsectors < <(partx -g -n 1 -o START,SECTORS "$T/card1")
+dd if="$T/card1" of="$T/boot1" bs=512 skip="$bstart" count="$bsectors" status=none
+MTOOLS_SKIP_CHECK=1 mtype -i "$T/boot1" ::/firstrun.sh | grep -qx "NEW_HOSTNAME=node1" &&
+	pass "the pattern's hostname is provisioned onto the flashed card" || fail "card 1 has no firstrun.sh for node1"
 "$NF" --root "$MR" history "$P1" | grep -q "sent 'bootcode.bin' ($(stat -c %s "$MR/boot/bootcode.bin") bytes) to 10.77.0.1" &&
 	pass "history shows the TFTP files dnsmasq sent (tftp events)" || fail "history: $("$NF" --root "$MR" history "$P1")"
 "$NF" --root "$MR" history "$P2" | grep -q "model (from its DHCP client GUID): Pi 4B 4GB" &&

@@ -1,0 +1,81 @@
+/* One-shot provisioning: per-worker settings written onto the card's FAT
+ * boot partition after the image is verified. At enroll time the master
+ * applies them with mtools to a copy of the image's boot partition and keeps
+ * the sectors that changed as a patch (lib/patch.h) in
+ * ROOT/state/provision/MAC.patch (0600: it may hold a password hash and a
+ * Wi-Fi key). netflashd sends it to the worker after JOB; the worker writes
+ * it, reads it back and names its digest in DONE.
+ *
+ * Two conventions, chosen per image (or with --provision-style):
+ *   firstrun   Raspberry Pi OS up to Bookworm, as rpi-imager writes it:
+ *              firstrun.sh run once by systemd.run= on cmdline.txt,
+ *              userconf.txt (user:hash), an empty ssh file
+ *   cloud-init images whose boot partition holds user-data or meta-data:
+ *              user-data (#cloud-config) and network-config (netplan v2) */
+#ifndef NETFLASH_PROVISION_H
+#define NETFLASH_PROVISION_H
+
+#include <getopt.h>
+#include <stddef.h>
+
+#include "patch.h"
+
+struct master;
+
+enum provision_style { PROVISION_AUTO, PROVISION_FIRSTRUN, PROVISION_CLOUDINIT };
+
+#define PROVISION_FILE_MAX (32u << 10) /* --firstboot, --user-data, --network-config */
+
+struct provision {
+	const char *hostname;           /* validated by the caller */
+	const char *ssh_key;            /* one OpenSSH public key line, or NULL */
+	int ssh;                        /* enable the SSH server */
+	const char *user;
+	char password_hash[257];        /* crypt(3) string from --password-hash-file */
+	const char *wifi_ssid, *wifi_country;
+	char wifi_psk[65];              /* 64 hex: PBKDF2 of passphrase and SSID */
+	int wifi_hidden;
+	const char *timezone, *keymap, *locale;
+	const char *firstboot, *user_data, *network_config; /* files */
+	const char *boot_mount;         /* where the OS mounts the FAT (/boot/firmware) */
+	enum provision_style style;
+	const char *psk_file;           /* read once the SSID is known */
+};
+
+/* The long options every provisioning command takes (enroll, mass-flash),
+ * ending in an empty entry; option values start at PROVISION_OPT. */
+#define PROVISION_OPT 0x1000
+extern const struct option provision_options[];
+extern const char provision_usage[];
+
+/* own (n entries, no terminator) followed by provision_options into out
+ * (cap entries, terminated). */
+void provision_merge_options(const struct option *own, size_t n, struct option *out, size_t cap);
+
+void provision_init(struct provision *p);
+/* Handles one provisioning option. Returns 0, or 2 after logging a usage
+ * error naming the option and the reason. */
+int provision_option(struct provision *p, int opt, const char *arg);
+/* Checks the options against each other (after parsing). Logs; returns 0 or 2. */
+int provision_check(struct provision *p);
+/* 1 if anything is to be written to the card. */
+int provision_wanted(const struct provision *p);
+
+/* ROOT/state/provision/MAC.patch into out. Returns 0 or -ENAMETOOLONG. */
+int provision_patch_path(const struct master *m, const char *mac, char *out, size_t cap);
+
+/* Checks that image can be provisioned (it has a FAT boot partition) and
+ * extracts that partition into the cache ahead of many enrollments. Logs
+ * why not; returns 0 or 1. */
+int provision_prepare(struct master *m, const char *image);
+
+/* Builds and stores mac's patch for catalog image `image`; summary gets a
+ * line such as "firstrun.sh, cmdline.txt, ssh: 9 sectors (4.5 KiB)". Call
+ * under the state lock. Logs why on failure; returns 0 or 1. */
+int provision_build(struct master *m, const char *mac, const char *image, const struct provision *p,
+		    char *summary, size_t cap);
+
+/* Removes mac's patch (release, re-enroll without settings). Returns 0 or -errno. */
+int provision_remove(const struct master *m, const char *mac);
+
+#endif

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# One-shot provisioning, end to end with the real master (netflashd, ganesha)
+# and the real engine: settings given at enroll are written onto the card's
+# FAT boot partition after the image is verified, read back from the card
+# with mtools and fsck.fat; the rest of the card is exactly the image. Both
+# conventions (firstrun.sh/userconf.txt/ssh and cloud-init), the patch's
+# digest check in DONE (a raw protocol client that lies), stale and damaged
+# patches, netflash-write --patch, and hostile settings.
+source "$(dirname "$0")/../lib.sh"
+
+img=$(test_image 24)
+MiB=1048576
+PY=/usr/bin/python3
+size=$(stat -c %s "$img")
+
+# boot_part CARD OUT: the card's first FAT partition (offset from its MBR).
+boot_part() {
+	local start sectors
+	read -r start sectors < <(partx -g -n 1 -o START,SECTORS "$1")
+	dd if="$1" of="$2" bs=512 skip="$start" count="$sectors" status=none
+}
+mt() { MTOOLS_SKIP_CHECK=1 "$@"; }
+
+# Settings, some with characters that need quoting.
+echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOfakekeyfortestsonly0123456789abcdefghij admin@lab" >"$T/key.pub"
+openssl passwd -6 -salt netflashsalt 's3cret pass' >"$T/hash"
+echo "correct horse battery" >"$T/psk"
+printf '#!/bin/sh\necho "first boot of $(hostname)"\n' >"$T/firstboot.sh"
+SSID="Lab 'net\"1"
+
+master_setup "$img.mt.xz" pios
+daemon_start
+M1=b8:27:eb:00:01:01 D1=b8-27-eb-00-01-01
+
+# 1. firstrun style (the test image has no user-data/meta-data).
+"$NF" --root "$MR" enroll "$M1" --image pios --hostname node1 --ssh-key "$T/key.pub" --user admin \
+	--password-hash-file "$T/hash" --wifi-ssid "$SSID" --wifi-psk-file "$T/psk" --wifi-country GB \
+	--timezone Europe/London --keymap gb --locale en_GB.UTF-8 --firstboot "$T/firstboot.sh" >"$T/e1.out" 2>&1 ||
+	fail "enroll with provisioning: $(cat "$T/e1.out")"
+grep -q "provisioning: firstrun style: userconf.txt, ssh, firstrun.sh, cmdline.txt, netflash-firstboot.sh; [0-9]* sectors" "$T/e1.out" &&
+	pass "enroll names the files it will write" || fail "enroll output: $(cat "$T/e1.out")"
+P1="$MR/state/provision/$D1.patch"
+[ "$(stat -c %a "$P1")" = 600 ] && pass "the patch (it holds secrets) is mode 0600" || fail "patch mode $(stat -c %a "$P1" 2>&1)"
+
+pattern_file "$T/card1" $((32 * MiB))
+if report "$M1" "$T/card1" 2>"$T/w1.log"; then
+	pass "the provisioned worker is flashed, verified and released"
+else
+	fail "worker 1: $(cat "$T/w1.log")"
+fi
+grep -q "with a provisioning patch" "$T/w1.log" && pass "the worker got the patch with its job" ||
+	fail "worker log: $(cat "$T/w1.log")"
+
+boot_part "$T/card1" "$T/p1"
+fsck.fat -n "$T/p1" >"$T/fsck1" 2>&1 && pass "the card's boot partition is a clean FAT (fsck.fat -n)" ||
+	fail "fsck.fat: $(cat "$T/fsck1")"
+[ "$(mt mtype -i "$T/p1" ::/userconf.txt)" = "admin:$(cat "$T/hash")" ] && pass "userconf.txt holds user:hash" ||
+	fail "userconf.txt: $(mt mtype -i "$T/p1" ::/userconf.txt 2>&1)"
+mt mdir -b -i "$T/p1" ::/ssh >/dev/null 2>&1 && pass "the ssh file enables the SSH server" || fail "no ssh file"
+mt mcopy -n -i "$T/p1" ::/firstrun.sh "$T/firstrun.sh"
+bash -n "$T/firstrun.sh" && pass "firstrun.sh is valid bash" || fail "firstrun.sh does not parse"
+psk=$(openssl kdf -keylen 32 -kdfopt digest:SHA1 -kdfopt "pass:correct horse battery" -kdfopt "salt:$SSID" \
+	-kdfopt iter:4096 PBKDF2 | tr -d ':' | tr 'A-F' 'a-f')
+ssid_hex=$(printf '%s' "$SSID" | od -An -tx1 | tr -d ' \n')
+grep -qx "NEW_HOSTNAME=node1" "$T/firstrun.sh" && grep -qF "SSH_KEY='$(cat "$T/key.pub")'" "$T/firstrun.sh" &&
+	grep -qF "set_wlan 'Lab '\\''net\"1' $psk GB" "$T/firstrun.sh" && grep -qx "	ssid=$ssid_hex" "$T/firstrun.sh" &&
+	grep -qx "	psk=$psk" "$T/firstrun.sh" && ! grep -q "correct horse" "$T/firstrun.sh" &&
+	grep -qF "set_timezone 'Europe/London'" "$T/firstrun.sh" && grep -qF "set_keymap 'gb'" "$T/firstrun.sh" &&
+	grep -qF "do_change_locale 'en_GB.UTF-8'" "$T/firstrun.sh" &&
+	pass "firstrun.sh: hostname, key, Wi-Fi (PSK derived as openssl's PBKDF2, no passphrase), zone, keymap, locale" ||
+	fail "firstrun.sh: $(cat "$T/firstrun.sh")"
+# Run the script's Wi-Fi fallback on its own: the quoted SSID must survive.
+mt mcopy -n -i "$T/p1" ::/netflash-firstboot.sh "$T/fb.got"
+cmp -s "$T/fb.got" "$T/firstboot.sh" && pass "the first-boot script is on the card as given" || fail "netflash-firstboot.sh differs"
+cmdline=$(mt mtype -i "$T/p1" ::/cmdline.txt)
+case "$cmdline" in
+"console=serial0,115200 console=tty1 root=PARTUUID=deadbeef-02 rootfstype=ext4 fsck.repair=yes rootwait systemd.run=/boot/firmware/firstrun.sh systemd.run_success_action=reboot systemd.unit=kernel-command-line.target")
+	pass "cmdline.txt keeps its arguments and gains systemd.run=/boot/firmware/firstrun.sh" ;;
+*) fail "cmdline.txt: $cmdline" ;;
+esac
+# Everything else is the image, byte for byte: the files the settings did
+# not touch, and the card outside the boot partition.
+boot_part "$img" "$T/p0"
+mt mcopy -n -i "$T/p0" ::/start.elf "$T/start0"
+mt mcopy -n -i "$T/p1" ::/start.elf "$T/start1"
+cmp -s "$T/start0" "$T/start1" && pass "untouched boot files are the image's" || fail "start.elf changed"
+read -r bstart bsectors < <(partx -g -n 1 -o START,SECTORS "$img")
+bend=$(((bstart + bsectors) * 512))
+cmp -s -n $((bstart * 512)) "$img" "$T/card1" && cmp -s -i "$bend:$bend" -n $((size - bend)) "$img" "$T/card1" &&
+	pass "outside the boot partition the card is exactly the image" || fail "the card differs outside the boot partition"
+[ ! -e "$P1" ] && pass "the patch is deleted once the worker is released" || fail "the patch outlived the release"
+"$NF" --root "$MR" history "$M1" | grep -q "^  .* firstrun style: userconf.txt" && pass "history records what was provisioned" ||
+	fail "history: $("$NF" --root "$MR" history "$M1")"
+
+# 2. cloud-init style: an image whose boot partition holds meta-data.
+cp "$img" "$T/ci.img"
+cp "$T/p0" "$T/pci"
+printf 'instance-id: rpios-image\n' >"$T/meta-data"
+mt mcopy -i "$T/pci" "$T/meta-data" ::/meta-data
+dd if="$T/pci" of="$T/ci.img" bs=512 seek="$bstart" conv=notrunc status=none
+"$NF" --root "$MR" image add "$T/ci.img" --name ci >/dev/null
+M2=b8:27:eb:00:01:02
+"$NF" --root "$MR" enroll "$M2" --image ci --hostname node2 --ssh-key "$T/key.pub" --user admin \
+	--password-hash-file "$T/hash" --wifi-ssid "$SSID" --wifi-psk-file "$T/psk" --timezone Europe/London \
+	--firstboot "$T/firstboot.sh" >"$T/e2.out" 2>&1 || fail "cloud-init enroll: $(cat "$T/e2.out")"
+grep -q "provisioning: cloud-init style: user-data, network-config, netflash-firstboot.sh" "$T/e2.out" &&
+	pass "an image with meta-data gets the cloud-init files" || fail "enroll: $(cat "$T/e2.out")"
+pattern_file "$T/card2" $((32 * MiB))
+report "$M2" "$T/card2" 2>"$T/w2.log" && pass "the cloud-init worker is released" || fail "worker 2: $(cat "$T/w2.log")"
+boot_part "$T/card2" "$T/p2"
+mt mtype -i "$T/p2" ::/user-data >"$T/user-data"
+mt mtype -i "$T/p2" ::/network-config >"$T/network-config"
+if "$PY" - "$T/user-data" "$T/network-config" "$(cat "$T/key.pub")" "$(cat "$T/hash")" "$SSID" "$psk" <<'EOF'
+import sys, yaml
+ud = yaml.safe_load(open(sys.argv[1]))
+nc = yaml.safe_load(open(sys.argv[2]))
+key, hsh, ssid, psk = sys.argv[3:7]
+assert open(sys.argv[1]).readline().strip() == "#cloud-config"
+assert ud["hostname"] == "node2" and ud["timezone"] == "Europe/London"
+u = ud["users"][0]
+assert u["name"] == "admin" and u["passwd"] == hsh and u["ssh_authorized_keys"] == [key]
+assert "netflash-firstboot.sh" in ud["runcmd"][0][2]
+ap = nc["network"]["wifis"]["wlan0"]["access-points"]
+assert ap == {ssid: {"password": psk}}, ap
+EOF
+then pass "user-data and network-config parse as YAML and hold the settings"; else fail "cloud-init files: $(cat "$T/user-data" "$T/network-config")"; fi
+fsck.fat -n "$T/p2" >/dev/null 2>&1 && pass "the cloud-init card's boot partition is a clean FAT" || fail "fsck.fat on card 2"
+
+# 3. The master checks the patch's digest in DONE. A raw client that takes
+# the job and the patch, then claims success without it (or with another).
+M3=b8:27:eb:00:01:03 D3=b8-27-eb-00-01-03
+sha=$(sha256sum "$img" | cut -d' ' -f1)
+raw_done() { # raw_done MAC EXTRA -> the master's answer to DONE
+	exec 5<>"/dev/tcp/127.0.0.1/$MPORT"
+	echo "HELLO v=1 mac=$1 token=$(token_of "$1")" >&5
+	local line id
+	read -r line <&5
+	id=$(echo "$line" | grep -o ' id=[0-9]*' | cut -d= -f2)
+	echo "$line" | grep -q " patch=[0-9]* patch_sha256=[0-9a-f]\{64\}" || echo "no patch in JOB: $line" >&2
+	while read -r -t 2 line <&5; do [[ $line == PATCH* ]] || break; done
+	echo "DONE id=$id sha256=$sha bytes=$size seconds=1.0$2" >&5
+	read -r -t 5 line <&5
+	exec 5>&-
+	echo "$line"
+}
+"$NF" --root "$MR" enroll "$M3" --image pios --hostname node3 >/dev/null
+ans=$(raw_done "$M3" "")
+[[ $ans == "KEPT id="*"reason=patch-missing" ]] && pass "DONE without the patch digest is KEPT (patch-missing)" || fail "answer: $ans"
+ans=$(raw_done "$M3" " patch=$(printf '%064d' 0)")
+[[ $ans == "KEPT id="*"reason=patch-mismatch" ]] && pass "DONE with another patch digest is KEPT (patch-mismatch)" || fail "answer: $ans"
+[ -d "$MR/tftp/$D3" ] && [ -e "$MR/state/provision/$D3.patch" ] && pass "a kept worker keeps its dir and its patch" ||
+	fail "kept worker lost its dir or patch"
+
+# 4. netflash-write --patch: the same patch, standalone; and refused for
+# another image (nothing of the card's head written).
+pattern_file "$T/card3" $((32 * MiB))
+"$NFW" --progress=none --patch "$MR/state/provision/$D3.patch" "$img.xz" "$T/card3" 2>"$T/w3.log" &&
+	grep -q "provisioning patch written and read back" "$T/w3.log" && pass "netflash-write --patch writes it" ||
+	fail "--patch: $(cat "$T/w3.log")"
+boot_part "$T/card3" "$T/p3"
+mt mcopy -n -i "$T/p3" ::/firstrun.sh - | grep -qx "NEW_HOSTNAME=node3" && pass "--patch put node3's firstrun.sh on the card" ||
+	fail "card 3 firstrun.sh"
+pattern_file "$T/card4" $((32 * MiB))
+expect_fail "--patch, other image" "is not the expected image" \
+	"$NFW" --progress=none --patch "$MR/state/provision/$D3.patch" "$T/ci.img" "$T/card4" &&
+	head_not_written "--patch other image" "$T/card4" "$T/ci.img" && pass "--patch for another image is refused before the head"
+printf 'garbage' >"$T/bad.patch"
+expect_fail "damaged --patch" "not a netflash provisioning patch" "$NFW" --progress=none --patch "$T/bad.patch" "$img" "$T/card4" &&
+	pass "a damaged patch file is refused"
+
+# 5. Stale and damaged patches on the master: the worker gets NOJOB, not a
+# card with settings made for another image.
+"$NF" --root "$MR" image add "$T/ci.img" --name pios --force >/dev/null
+rc=0; report "$M3" "$T/card4" 2>"$T/w4.log" || rc=$?
+[ $rc = 3 ] && grep -q "no job for $D3 (provision-stale)" "$T/w4.log" &&
+	pass "a patch made for an earlier version of the image: NOJOB provision-stale" || fail "stale: rc $rc $(cat "$T/w4.log")"
+"$NF" --root "$MR" enroll "$M3" --image pios --hostname node3 --force >/dev/null
+head -c 100 "$MR/state/provision/$D3.patch" >"$T/trunc" && cp "$T/trunc" "$MR/state/provision/$D3.patch"
+rc=0; report "$M3" "$T/card4" 2>"$T/w5.log" || rc=$?
+[ $rc = 3 ] && grep -q "(provision-damaged)" "$T/w5.log" && pass "a damaged patch: NOJOB provision-damaged" ||
+	fail "damaged: rc $rc $(cat "$T/w5.log")"
+
+# 6. Bad settings: one line naming the option and the reason, nothing enrolled.
+expect_rc() { # expect_rc RC NAME REGEX CMD...
+	local want=$1 name=$2 re=$3 rc=0
+	shift 3
+	"$@" >"$T/out.log" 2>"$T/err.log" || rc=$?
+	[ $rc = "$want" ] && grep -Eq -- "$re" "$T/err.log" && [ "$(grep -c 'error:' "$T/err.log")" = 1 ] &&
+		pass "$name" || fail "$name: rc $rc: $(cat "$T/err.log")"
+}
+M9=b8:27:eb:00:01:09 D9=b8-27-eb-00-01-09
+expect_rc 2 "--user without a hash is refused" "--user needs --password-hash-file" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --user admin
+printf '%s\n' 'plain-password' >"$T/badhash"
+expect_rc 2 "a password that is not a crypt hash is refused" "invalid --password-hash-file .*crypt" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --user admin --password-hash-file "$T/badhash"
+expect_rc 2 "an SSID with a newline is refused" "invalid --wifi-ssid .*control characters" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --wifi-ssid "$(printf 'a\nb')" --wifi-psk-file "$T/psk"
+echo short >"$T/shortpsk"
+expect_rc 2 "a short Wi-Fi passphrase is refused" "passphrase of 8 to 63" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --wifi-ssid lab --wifi-psk-file "$T/shortpsk"
+expect_rc 2 "a hostile timezone is refused" "invalid --timezone" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --timezone '../../etc/passwd'
+expect_rc 2 "--user-data with --hostname is refused" "replaces the generated user-data" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --user-data "$T/user-data" --hostname x
+head -c 40000 /dev/zero | tr '\0' 'x' >"$T/big.sh"
+expect_rc 2 "a first-boot script over 32 KiB is refused" "larger than 32 KiB" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --firstboot "$T/big.sh"
+head -c $((4 * MiB)) /dev/urandom >"$T/nofat.img"
+"$NF" --root "$MR" image add "$T/nofat.img" --name nofat >/dev/null
+expect_rc 1 "an image without a FAT partition cannot be provisioned" "no MBR with a FAT boot partition" \
+	"$NF" --root "$MR" enroll "$M9" --image nofat --hostname x
+[ ! -e "$MR/tftp/$D9" ] && [ ! -e "$MR/state/provision/$D9.patch" ] && pass "refused settings enroll nothing" ||
+	fail "a refused enroll left a TFTP dir or patch"
+"$NF" --root "$MR" enroll "$M9" --image nofat >/dev/null && pass "(that image still enrolls without settings)" ||
+	fail "plain enroll of an image without FAT"
+finish
