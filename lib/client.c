@@ -250,6 +250,34 @@ int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_byt
 	return -EPROTO;
 }
 
+int nf_client_query(struct nf_client *c, char *image, size_t cap)
+{
+	struct nf_msg m;
+	const char *v;
+	int r;
+
+	if (c->fd < 0 && (r = do_connect(c)) < 0)
+		return r;
+	nf_msg_init(&m, "QUERY");
+	nf_msg_add(&m, "v", "1");
+	nf_msg_add(&m, "mac", c->mac);
+	nf_msg_add(&m, "token", c->token);
+	if ((r = send_msg(c, &m)) < 0 || (r = recv_msg(c, &m)) < 0)
+		return r;
+	nf_client_close(c);
+	v = nf_msg_get(&m, strcmp(m.verb, "ENROLLED") == 0 ? "image" : "reason");
+	snprintf(c->detail, sizeof(c->detail), "%s", v ? v : m.verb);
+	if (strcmp(m.verb, "ENROLLED") == 0 && v) {
+		snprintf(image, cap, "%s", v);
+		return 0;
+	}
+	if (strcmp(m.verb, "NOJOB") == 0)
+		return -ENOENT;
+	if (strcmp(m.verb, "ERR") == 0)
+		return -EACCES;
+	return -EPROTO;
+}
+
 int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, uint64_t total, double mbps)
 {
 	struct nf_msg m;

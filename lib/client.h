@@ -51,6 +51,12 @@ int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_byt
 
 void nf_job_free(struct nf_job *job);
 
+/* QUERY: is this MAC's enrollment (with c's token) current? Returns 0 with
+ * the image name in image, -ENOENT when it is not enrolled (c->detail: its
+ * state), -EACCES when refused, -EPROTO, or a connection error. The
+ * connection is closed afterwards. */
+int nf_client_query(struct nf_client *c, char *image, size_t cap);
+
 /* PROGRESS, best effort: on a lost connection, reconnects at most every few
  * seconds and otherwise drops the report. Returns 0 or -errno. */
 int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, uint64_t total, double mbps);

@@ -88,5 +88,6 @@ int cmd_status(struct master *m, int argc, char **argv);
 int cmd_history(struct master *m, int argc, char **argv);
 int cmd_dhcp_event(struct master *m, int argc, char **argv);
 int cmd_mass_flash(struct master *m, int argc, char **argv);
+int cmd_reimage(struct master *m, int argc, char **argv);
 
 #endif

@@ -240,17 +240,16 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 	return r < 0 ? -1 : 0;
 }
 
-static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
+/* Binds c to the enrollment named by m's mac and token (into d->e).
+ * Returns 0, or -1 after refusing (bad: the reason for a malformed one). */
+static int authenticate(struct daemon *d, struct conn *c, const struct nf_msg *m, const char *bad)
 {
+	const char *mac_s = nf_msg_get(m, "mac"), *token = nf_msg_get(m, "token");
 	struct enrollment *e = &d->e;
-	const char *mac_s = nf_msg_get(m, "mac"), *token = nf_msg_get(m, "token"), *target = nf_msg_get(m, "target");
-	uint64_t job_id = 0, tbytes = 0;
 	uint8_t mac[6];
-	struct job j;
-	int r;
 
 	if (c->authed || !mac_s || !token || nf_parse_mac(mac_s, mac) < 0)
-		return refuse(c, "bad-hello", mac_s);
+		return refuse(c, bad, mac_s);
 	nf_format_mac(mac, c->mac);
 	if (store_get(d->st, c->mac, e) < 0)
 		return refuse(c, "refused", c->mac);
@@ -258,6 +257,38 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	if (strlen(token) != strlen(e->token) || CRYPTO_memcmp(token, e->token, strlen(e->token)) != 0)
 		return refuse(c, "refused", c->mac);
 	c->authed = 1;
+	return 0;
+}
+
+/* QUERY (netflash-agent, before it makes a card non-bootable): is this
+ * enrollment current? Answered, then the connection is closed. */
+static int on_query(struct daemon *d, struct conn *c, const struct nf_msg *m)
+{
+	struct nf_msg a;
+
+	if (authenticate(d, c, m, "bad-query") < 0)
+		return -1;
+	if (strcmp(d->e.state, "enrolled") != 0) {
+		reply_simple(c, "NOJOB", d->e.state);
+		return -1;
+	}
+	nf_msg_init(&a, "ENROLLED");
+	nf_msg_add(&a, "image", d->e.image);
+	reply(c, &a);
+	store_event(d->st, c->mac, "reimage", "netflash-agent checked the enrollment; it makes the card non-bootable");
+	return -1;
+}
+
+static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
+{
+	struct enrollment *e = &d->e;
+	const char *target = nf_msg_get(m, "target");
+	uint64_t job_id = 0, tbytes = 0;
+	struct job j;
+	int r;
+
+	if (authenticate(d, c, m, "bad-hello") < 0)
+		return -1;
 	if (strcmp(e->state, "enrolled") != 0)
 		return reply_simple(c, "NOJOB", e->state);
 	/* A reconnect names its job: resume it, or say it is done already. */
@@ -493,6 +524,8 @@ static int dispatch(struct daemon *d, struct conn *c, const char *line, size_t l
 	c->last_msg = time(NULL);
 	if (strcmp(m.verb, "HELLO") == 0)
 		return on_hello(d, c, &m);
+	if (strcmp(m.verb, "QUERY") == 0)
+		return on_query(d, c, &m);
 	if (!c->authed)
 		return refuse(c, "hello-first", m.verb);
 	if (strcmp(m.verb, "PROGRESS") == 0)

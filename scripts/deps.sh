@@ -10,7 +10,7 @@ pkgs=(
 	libgpiod-dev libsqlite3-dev libjson-c-dev
 	# test servers and tools
 	nfs-ganesha nfs-ganesha-vfs libnfs-utils dnsmasq-base
-	mtools dosfstools e2fsprogs fdisk util-linux mount python3-yaml
+	mtools dosfstools fusefat e2fsprogs fdisk util-linux mount python3-yaml
 	xz-utils gzip zstd bzip2 pigz bmap-tools procps bc time
 	curl busybox-static iproute2 cpio kmod qemu-system-x86 binutils
 	libfuse3-dev fuse3

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Remote reimage: `netflash reimage HOST` with netflash-agent against a loop
+# device holding a Pi-OS-like image whose FAT boot partition is mounted with
+# fusefat (this kernel has no vfat). The agent checks the enrollment with
+# the real netflashd, moves the firmware aside (checked on the raw partition
+# with mtools and fsck.fat), restores it, and refuses when it should; then
+# the "netbooted" worker flashes the card. The ssh hop is replaced by a
+# script that runs the agent here (it always adds --no-reboot).
+source "$(dirname "$0")/../lib.sh"
+
+command -v fusefat >/dev/null || { echo "SKIP: fusefat not installed"; exit 77; }
+NFA="$NETFLASH_BUILD/flasher-init/netflash-agent"
+img=$(test_image 24)
+mt() { MTOOLS_SKIP_CHECK=1 "$@"; }
+
+master_setup "$img.mt.xz" pios
+daemon_start
+M1=b8:27:eb:00:02:01 D1=b8-27-eb-00-02-01
+
+cp "$img" "$T/card"
+truncate -s 32M "$T/card"
+loop_attach CARD "$T/card"
+loop_partitions "$CARD" "$T/card"
+mkdir -p "$T/boot"
+mount_boot() {
+	fusefat -f -o rw+ "${CARD}p1" "$T/boot" 2>>"$T/fusefat.log" &
+	FUSE_PID=$!
+	register_pid $FUSE_PID
+	register_mount "$T/boot"
+	for _ in $(seq 1 50); do mountpoint -q "$T/boot" && return 0; sleep 0.1; done
+	fail "fusefat did not mount ${CARD}p1"
+}
+umount_boot() {
+	sync
+	fusermount -u "$T/boot"
+	wait "$FUSE_PID" 2>/dev/null || true
+}
+# What the Pi's boot ROM sees: the raw partition, read with mtools.
+root_has() { mt mdir -b -i "${CARD}p1" "::/$1" >/dev/null 2>&1; }
+
+cat >"$T/rsh" <<EOF
+#!/bin/sh
+# stands in for ssh: \$1 is the host; the rest runs here, never rebooting
+echo "\$1" >>"$T/rsh.hosts"
+shift
+agent=\$1; shift
+exec "$NFA" "\$@" --boot "$T/boot" --mac "$M1" --no-reboot
+EOF
+chmod +x "$T/rsh"
+
+# 1. reimage HOST: MAC from the agent, enroll, check, disable.
+mount_boot
+"$NF" --root "$MR" reimage pi-07.lab --image pios --hostname node7 --rsh "$T/rsh" >"$T/r1.out" 2>&1 ||
+	fail "reimage: $(cat "$T/r1.out")"
+grep -q "pi-07.lab ($D1): its card no longer boots" "$T/r1.out" && [ -d "$MR/tftp/$D1" ] &&
+	[ "$(sort -u "$T/rsh.hosts")" = pi-07.lab ] &&
+	pass "reimage HOST asks the agent for the MAC, enrolls it and has the card disabled" || fail "reimage: $(cat "$T/r1.out")"
+grep -q "is enrolled for image 'pios'" "$T/r1.out" && pass "the agent checked the enrollment with netflashd first" ||
+	fail "agent output: $(cat "$T/r1.out")"
+"$NFA" status --boot "$T/boot" | grep -q "not bootable (2 firmware file(s) in netflash-disabled/)" &&
+	pass "agent status: not bootable" || fail "status: $("$NFA" status --boot "$T/boot")"
+umount_boot
+! root_has bootcode.bin && ! root_has start.elf && root_has config.txt &&
+	mt mdir -b -i "${CARD}p1" ::/netflash-disabled/bootcode.bin >/dev/null &&
+	mt mtype -i "${CARD}p1" ::/netflash-disabled/README.txt 2>/dev/null | grep -q "netflash reimage to image 'pios'" &&
+	pass "on the raw partition: no firmware in the root (a Pi 3 netboots), it is in netflash-disabled/" ||
+	fail "partition: $(mt mdir -i "${CARD}p1" ::/ 2>&1)"
+fsck.fat -n "${CARD}p1" >"$T/fsck" 2>&1 && pass "the boot partition stays a clean FAT" || fail "fsck: $(cat "$T/fsck")"
+
+# 2. restore: the card boots again, byte-identical firmware.
+mount_boot
+"$NFA" restore --boot "$T/boot" >"$T/restore.out" 2>&1 && grep -q "moved 2 firmware file(s) back" "$T/restore.out" &&
+	pass "agent restore moves the firmware back" || fail "restore: $(cat "$T/restore.out")"
+umount_boot
+mt mcopy -n -i "${CARD}p1" ::/bootcode.bin "$T/bc.got" 2>/dev/null
+read -r bstart bsectors < <(partx -g -n 1 -o START,SECTORS "$img")
+dd if="$img" of="$T/orig.p1" bs=512 skip="$bstart" count="$bsectors" status=none
+mt mcopy -n -i "$T/orig.p1" ::/bootcode.bin "$T/bc.want"
+root_has bootcode.bin && root_has start.elf && ! mt mdir -b -i "${CARD}p1" ::/netflash-disabled >/dev/null 2>&1 &&
+	cmp -s "$T/bc.got" "$T/bc.want" && pass "restored: the firmware is back in the root, unchanged; the directory is gone" ||
+	fail "after restore: $(mt mdir -i "${CARD}p1" ::/ 2>&1)"
+
+# 3. The agent leaves the card alone when the master says no.
+mount_boot
+expect_fail "wrong token" "refused .*the card is left as it was" \
+	"$NFA" reimage --master "127.0.0.1:$MPORT" --token 0123456789abcdef0123456789abcdef --mac "$M1" --boot "$T/boot" --no-reboot &&
+	pass "a wrong token: refused, nothing moved"
+tok=$(token_of "$M1")
+"$NF" --root "$MR" release "$M1" >/dev/null
+expect_fail "released" "no job for $D1 \(released\)" \
+	"$NFA" reimage --master "127.0.0.1:$MPORT" --token "$tok" --mac "$M1" --boot "$T/boot" --no-reboot &&
+	pass "a released worker: the agent does nothing"
+port=$("$NETFLASH_BUILD/tests/freeport")
+expect_fail "no master" "cannot reach the master" \
+	"$NFA" reimage --master "127.0.0.1:$port" --token abc --mac "$M1" --boot "$T/boot" --no-reboot &&
+	pass "no master listening: the agent does nothing"
+expect_fail "not a mount point" "is not a mount point" \
+	"$NFA" reimage --master "127.0.0.1:$MPORT" --token abc --mac "$M1" --boot "$T" --no-reboot &&
+	pass "a boot dir that is not a mount point is refused"
+"$NFA" status --boot "$T/boot" | grep -q ": bootable" && pass "after all refusals the card is still bootable" ||
+	fail "status: $("$NFA" status --boot "$T/boot")"
+expect_rc_2() { local rc=0; "$@" >/dev/null 2>"$T/err.log" || rc=$?; [ $rc = 2 ]; }
+expect_rc_2 "$NF" --root "$MR" reimage --image pios --rsh "$T/rsh" -- '-oProxyCommand=touch /tmp/pwned' &&
+	grep -q "invalid HOST or MAC" "$T/err.log" && pass "a HOST that looks like an ssh option is refused" ||
+	fail "hostile host: $(cat "$T/err.log")"
+
+# 4. reimage MAC: enrolls and prints the agent command; with it the card is
+# disabled; then the worker netboots and the flasher writes the image.
+"$NF" --root "$MR" reimage "$M1" --image pios >"$T/r2.out" 2>&1 || fail "reimage MAC: $(cat "$T/r2.out")"
+cmd=$(grep -o "netflash-agent reimage --master [0-9.:]* --token [0-9a-f]*" "$T/r2.out")
+[ -n "$cmd" ] && pass "reimage MAC prints the agent command" || fail "reimage MAC: $(cat "$T/r2.out")"
+# shellcheck disable=SC2086
+"$NFA" ${cmd#netflash-agent } --mac "$M1" --boot "$T/boot" --no-reboot >"$T/a2.out" 2>&1 &&
+	pass "the printed command disables the card" || fail "agent: $(cat "$T/a2.out")"
+umount_boot
+loop_detach "$CARD"
+loop_attach CARD "$T/card"
+report "$M1" "$CARD" 2>"$T/w.log" && cmp -s -n "$(stat -c %s "$img")" "$img" "$CARD" &&
+	pass "the netbooted worker flashes the new image and is released" || fail "flash: $(cat "$T/w.log")"
+finish
