@@ -361,6 +361,7 @@ static int process_chunk(struct flash *f, struct chunk *c)
 		/* CHUNK is a multiple of NF_BLOCK: the first block is in the first chunk. */
 		f->head_len = c->len < NF_BLOCK ? c->len : NF_BLOCK;
 		memcpy(f->head, c->buf, f->head_len);
+		f->res->touched = 1;
 		if (wipe_head(f, f->zeros) < 0)
 			return -EIO;
 		from = f->head_len;

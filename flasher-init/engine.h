@@ -83,6 +83,9 @@ struct nf_flash_result {
 	double stall_limit_s;
 	double max_stall_s;        /* the slowest single write */
 	uint64_t max_stall_at;
+	int touched;               /* the card's first MiB was wiped: its old
+				    * contents are gone (the probe restores
+				    * what it writes, so it does not count) */
 	int patched;               /* the patch was written and read back */
 	uint8_t patch_sha256[32];  /* its digest (nf_patch_digest) */
 };

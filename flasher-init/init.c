@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bootswitch.h"
 #include "engine.h"
 #include "jobrun.h"
 #include "log.h"
@@ -38,6 +39,7 @@ struct config {
 	unsigned probe, stall_s, min_mbps;  /* card health: capacity probe on/off, watchdog, floor */
 	char cmdline[CMDLINE_MAX + 1];
 	int pid1;
+	int card_untouched;  /* the card is found and nothing was written to it */
 };
 
 /* The log target, the one global state: the console, /dev/kmsg and, once
@@ -130,6 +132,33 @@ static void __attribute__((noreturn)) finish(const struct config *c, int code, i
 		pause();
 }
 
+/* A reimage that ends before anything was written gives the worker its old
+ * system back: the firmware netflash-agent moved aside on the card's first
+ * (FAT) partition is moved back, so the reboot comes from the card. */
+static void restore_boot_files(const struct config *c)
+{
+	static const char dir[] = "/run/netflash-boot";
+	char part[160], detail[600];
+	size_t n = strlen(c->target);
+	int r;
+
+	if (!c->pid1 || !c->card_untouched || n == 0)
+		return;
+	snprintf(part, sizeof(part), "%s%s1", c->target, c->target[n - 1] >= '0' && c->target[n - 1] <= '9' ? "p" : "");
+	mkdir("/run", 0755);
+	mkdir(dir, 0700);
+	if (mount(part, dir, "vfat", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		return; /* no FAT partition (a blank card), or no vfat: nothing to restore */
+	r = nf_boot_restore(dir, detail, sizeof(detail));
+	if (r > 0)
+		say("nothing was written: moved %d firmware file(s) back on %s, so this worker boots its old system", r,
+		    part);
+	else if (r != -ENOENT)
+		say("could not restore the firmware on %s: %s", part, detail);
+	umount(dir);
+	sync();
+}
+
 /* Says why on the console (and, once connected, to the master through the
  * log), waits, and reboots into the netboot. A flash failure has been
  * reported as FAIL by its caller already. */
@@ -143,6 +172,7 @@ fatal(const struct config *c, const char *stage, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	say("FAILED (%s): %s", stage, why);
+	restore_boot_files(c);
 	if (c->pid1 && c->fail_delay) {
 		say("rebooting into the netboot again in %u s", c->fail_delay);
 		sleep(c->fail_delay);
@@ -385,6 +415,7 @@ int main(int argc, char **argv)
 	card = wait_card(&c);
 	if (!card)
 		fatal(&c, "target", "no SD card found: %s did not appear within %u s", c.target, c.card_wait);
+	c.card_untouched = 1;
 	fo.target = c.target;
 	fo.progress = console_progress;
 	fo.progress_ctx = &last;
@@ -394,6 +425,7 @@ int main(int argc, char **argv)
 	jr.min_mbps = c.min_mbps;
 	if (r == -ENOENT) {
 		say("%s", detail);
+		restore_boot_files(&c);
 		finish(&c, 3, strcmp(c.after, "poweroff") == 0);
 	}
 	if (r < 0)
@@ -401,6 +433,7 @@ int main(int argc, char **argv)
 	log_attach(&jr.client);
 	say("%s; writing %s", detail, c.target);
 	r = nf_flash(&fo, &res);
+	c.card_untouched = !res.touched;
 	if (r < 0) {
 		nf_jobrun_finish(&jr, r, &res, 0, detail, sizeof(detail));
 		fatal(&c, res.stage ? res.stage : "flash", "%s", res.detail);
