@@ -5,6 +5,8 @@
 # streams the image from ganesha over NFS onto its virtio disk (the card),
 # verifies it, is released, and powers off by itself. Then the failure twin:
 # a corrupt catalog image -> FAIL recorded, dir kept, first MiB unwritten.
+# And a reimage that ends before anything is written (its image is gone):
+# the flasher moves the firmware netflash-agent set aside back (vfat).
 # Skipped (exit 77) when no kernel can be had.
 source "$(dirname "$0")/../lib.sh"
 source "$NETFLASH_SRC/tests/fixtures/kernel.sh"
@@ -19,7 +21,7 @@ if ! kernel_fetch_cloud_amd64; then
 fi
 command -v qemu-system-x86_64 >/dev/null || { echo "SKIP: qemu-system-x86_64 missing"; exit 77; }
 
-MODULES="virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net"
+MODULES="virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net fat vfat nls_cp437 nls_ascii nls_utf8"
 "$NETFLASH_SRC/boot-files/build-initramfs.sh" --init "$NETFLASH_BUILD/flasher-init/flasher-init" \
 	--modules-dir "$KERNEL_MODDIR" --modules "$MODULES" -o "$T/netflash.cpio.gz" 2>"$T/initramfs.log"
 echo "initramfs: $(cat "$T/initramfs.log")"
@@ -59,7 +61,7 @@ grep -q "$D job [0-9]* verified" "$T/daemon.log" && "$NF" --root "$MR" history "
 	pass "the daemon recorded DONE with the matching digest" || fail "daemon: $(grep "$D" "$T/daemon.log")"
 [ ! -e "$MR/tftp/$D" ] && pass "the MAC's TFTP dir is gone" || fail "TFTP dir still there"
 "$NF" --root "$MR" history "$MAC" >"$T/history.txt"
-grep -q 'netflash: loaded 7 modules' "$T/history.txt" && grep -q 'netflash: wrote and verified' "$T/history.txt" &&
+grep -q 'netflash: loaded 12 modules' "$T/history.txt" && grep -q 'netflash: wrote and verified' "$T/history.txt" &&
 	pass "netflash history shows the worker's boot log" || fail "history: $(cat "$T/history.txt")"
 first=$(stamp "$T/guest.log" "writing /dev/vda") done=$(stamp "$T/guest.log" "wrote and verified")
 echo "MEASURE x86_64: kernel start to first byte written ${first:-?} s; flash ${first:+$(echo "$done - $first" | bc)} s; whole boot-to-poweroff ${secs} s"
@@ -77,4 +79,24 @@ cp "$T/good.xz" "$MR/images/pios.img.xz"
 "$NF" --root "$MR" history "$MAC2" | grep -q 'failed .*decode' && [ -d "$MR/tftp/$D2" ] &&
 	pass "corrupt image: FAIL recorded, dir kept" || fail "twin: $("$NF" --root "$MR" history "$MAC2")"
 head_not_written "twin" "$T/card2.img" "$img" && pass "corrupt image: the card's first MiB was not written"
+
+# A reimaged worker (firmware moved aside as netflash-agent does) whose job
+# cannot start: the flasher puts the firmware back, so it boots its old system.
+MAC3=52:54:00:12:34:58
+cp "$img" "$T/card3.img"
+read -r bstart bsectors < <(partx -g -n 1 -o START,SECTORS "$img")
+dd if="$img" of="$T/p3" bs=512 skip="$bstart" count="$bsectors" status=none
+export MTOOLS_SKIP_CHECK=1
+mmd -i "$T/p3" ::/netflash-disabled && mmove -i "$T/p3" ::/bootcode.bin ::/start.elf ::/netflash-disabled/
+dd if="$T/p3" of="$T/card3.img" bs=512 seek="$bstart" conv=notrunc status=none
+"$NF" --root "$MR" image add "$img" --name gone >/dev/null
+"$NF" --root "$MR" enroll "$MAC3" --image gone >/dev/null
+"$NF" --root "$MR" image rm gone --force >/dev/null
+rc=$(boot "$MAC3" "$T/card3.img" "$T/guest3.log")
+dd if="$T/card3.img" of="$T/p3" bs=512 skip="$bstart" count="$bsectors" status=none
+[ "$rc" = 0 ] && grep -q "moved 2 firmware file(s) back on /dev/vda1" "$T/guest3.log" &&
+	mdir -b -i "$T/p3" ::/bootcode.bin >/dev/null 2>&1 && mdir -b -i "$T/p3" ::/start.elf >/dev/null 2>&1 &&
+	! mdir -b -i "$T/p3" ::/netflash-disabled >/dev/null 2>&1 && fsck.fat -n "$T/p3" >/dev/null 2>&1 &&
+	pass "reimage with no job: the flasher moved the firmware back (the worker boots its old system)" ||
+	fail "restore: QEMU exit $rc; $(grep netflash "$T/guest3.log" | tail -8); $(mdir -i "$T/p3" ::/ 2>&1 | head -12)"
 finish
