@@ -200,6 +200,32 @@ static int parse_job_patch(const struct nf_msg *m, struct nf_job *job, uint64_t 
 	return 0;
 }
 
+/* Connects if needed and starts m as verb with this worker's identity
+ * (v, mac, token): the first message of a connection. Returns 0 or -errno. */
+static int start_identified(struct nf_client *c, struct nf_msg *m, const char *verb)
+{
+	int r;
+
+	if (c->fd < 0 && (r = do_connect(c)) < 0)
+		return r;
+	nf_msg_init(m, verb);
+	nf_msg_add(m, "v", "1");
+	nf_msg_add(m, "mac", c->mac);
+	nf_msg_add(m, "token", c->token);
+	return 0;
+}
+
+/* A master's answer that is not the one hoped for: NOJOB -ENOENT, ERR
+ * (refused) -EACCES, anything else -EPROTO. */
+static int refusal(const struct nf_msg *m)
+{
+	if (strcmp(m->verb, "NOJOB") == 0)
+		return -ENOENT;
+	if (strcmp(m->verb, "ERR") == 0)
+		return -EACCES;
+	return -EPROTO;
+}
+
 /* Connects if needed and says HELLO; handles the answer. */
 int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_bytes, struct nf_job *job)
 {
@@ -207,12 +233,8 @@ int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_byt
 	const char *reason;
 	int r;
 
-	if (c->fd < 0 && (r = do_connect(c)) < 0)
+	if ((r = start_identified(c, &m, "HELLO")) < 0)
 		return r;
-	nf_msg_init(&m, "HELLO");
-	nf_msg_add(&m, "v", "1");
-	nf_msg_add(&m, "mac", c->mac);
-	nf_msg_add(&m, "token", c->token);
 	if (c->job_id)
 		nf_msg_addf(&m, "job", "%llu", (unsigned long long)c->job_id);
 	if (target)
@@ -243,11 +265,7 @@ int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_byt
 		return r;
 	}
 	nf_client_close(c);
-	if (strcmp(m.verb, "NOJOB") == 0)
-		return -ENOENT;
-	if (strcmp(m.verb, "ERR") == 0)
-		return -EACCES;
-	return -EPROTO;
+	return refusal(&m);
 }
 
 int nf_client_query(struct nf_client *c, char *image, size_t cap)
@@ -256,12 +274,8 @@ int nf_client_query(struct nf_client *c, char *image, size_t cap)
 	const char *v;
 	int r;
 
-	if (c->fd < 0 && (r = do_connect(c)) < 0)
+	if ((r = start_identified(c, &m, "QUERY")) < 0)
 		return r;
-	nf_msg_init(&m, "QUERY");
-	nf_msg_add(&m, "v", "1");
-	nf_msg_add(&m, "mac", c->mac);
-	nf_msg_add(&m, "token", c->token);
 	if ((r = send_msg(c, &m)) < 0 || (r = recv_msg(c, &m)) < 0)
 		return r;
 	nf_client_close(c);
@@ -271,11 +285,7 @@ int nf_client_query(struct nf_client *c, char *image, size_t cap)
 		snprintf(image, cap, "%s", v);
 		return 0;
 	}
-	if (strcmp(m.verb, "NOJOB") == 0)
-		return -ENOENT;
-	if (strcmp(m.verb, "ERR") == 0)
-		return -EACCES;
-	return -EPROTO;
+	return refusal(&m);
 }
 
 int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, uint64_t total, double mbps)

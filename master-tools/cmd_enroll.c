@@ -65,21 +65,9 @@ int master_hostname_valid(const char *h)
 int master_read_ssh_key(const char *file, char *out, size_t cap)
 {
 	char q[PATH_MAX + 8];
-	ssize_t n = nf_read_file(file, out, cap - 1);
-	char *nl;
 
-	if (n < 0) {
-		nf_err("cannot read ssh key %s: %s", nf_quote(q, sizeof(q), file),
-		       n == -EFBIG ? "too long" : nf_strerror((int)n));
+	if (master_read_line_file("ssh key", file, out, cap) < 0)
 		return 1;
-	}
-	nl = strchr(out, '\n');
-	if (nl && nl[strspn(nl, "\n")] != '\0') {
-		nf_err("ssh key %s must hold exactly one key line", nf_quote(q, sizeof(q), file));
-		return 1;
-	}
-	if (nl)
-		*nl = '\0';
 	if (strncmp(out, "ssh-", 4) != 0 && strncmp(out, "ecdsa-", 6) != 0 && strncmp(out, "sk-", 3) != 0) {
 		nf_err("ssh key %s does not look like an OpenSSH public key", nf_quote(q, sizeof(q), file));
 		return 1;
@@ -179,7 +167,7 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 	struct provision prov;
 	const char *image = NULL, *host = NULL, *key = NULL;
 	uint8_t mac[6];
-	int force = 0, opt;
+	int force = 0, opt, r;
 
 	memset(&e, 0, sizeof(e));
 	provision_init(&prov);
@@ -204,28 +192,32 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 	if (nf_parse_mac(argv[optind], mac) < 0)
 		return bad_mac(argv[optind]);
 	nf_format_mac(mac, e.mac);
-	if (nf_name_valid(image) < 0) {
-		char q[200];
+	if ((r = master_enroll_settings(m, &e, &prov, image, host, key)))
+		return r;
+	return master_enroll(m, &e, &prov, force, 0);
+}
 
+int master_enroll_settings(struct master *m, struct enrollment *e, struct provision *prov, const char *image,
+			   const char *hostname, const char *key)
+{
+	char q[200];
+
+	if (nf_name_valid(image) < 0) {
 		nf_err("invalid image name %s", nf_quote(q, sizeof(q), image));
 		return 2;
 	}
-	snprintf(e.image, sizeof(e.image), "%s", image);
-	if (host && !master_hostname_valid(host)) {
-		char q[200];
-
-		nf_err("invalid --hostname %s: letters, digits and '-', up to 63", nf_quote(q, sizeof(q), host));
+	if (hostname && !master_hostname_valid(hostname)) {
+		nf_err("invalid --hostname %s: letters, digits and '-', up to 63", nf_quote(q, sizeof(q), hostname));
 		return 2;
 	}
-	if (host)
-		snprintf(e.hostname, sizeof(e.hostname), "%s", host);
-	if (master_require_init(m) || (key && master_read_ssh_key(key, e.ssh_key, sizeof(e.ssh_key))))
+	snprintf(e->image, sizeof(e->image), "%s", image);
+	if (hostname)
+		snprintf(e->hostname, sizeof(e->hostname), "%s", hostname);
+	if (master_require_init(m) || (key && master_read_ssh_key(key, e->ssh_key, sizeof(e->ssh_key))))
 		return 1;
-	prov.hostname = host;
-	prov.ssh_key = key ? e.ssh_key : NULL;
-	if (provision_check(&prov))
-		return 2;
-	return master_enroll(m, &e, &prov, force, 0);
+	prov->hostname = hostname;
+	prov->ssh_key = key ? e->ssh_key : NULL;
+	return provision_check(prov);
 }
 
 int master_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force, int quiet)

@@ -83,9 +83,15 @@ static int ask_mac(struct master *m, const char *rsh, const char *host, const ch
 	const char *args[] = { "mac", NULL };
 	uint8_t bin[6];
 	ssize_t n;
-	int r;
+	int r, fd;
 
-	master_path(m, out, sizeof(out), "state/.agent-mac");
+	/* A file of its own: two reimages may run at once. */
+	master_path(m, out, sizeof(out), "state/.agent-mac-XXXXXX");
+	if ((fd = mkstemp(out)) < 0) {
+		nf_err("cannot create a temporary file in %s/state: %s", m->root, strerror(errno));
+		return 1;
+	}
+	close(fd);
 	r = run_agent(rsh, host, agent, args, out);
 	n = nf_read_file(out, buf, sizeof(buf) - 1);
 	unlink(out);
@@ -154,20 +160,8 @@ int cmd_reimage(struct master *m, int argc, char **argv)
 		nf_err("invalid HOST or MAC %s", nf_quote(q, sizeof(q), target));
 		return 2;
 	}
-	if (nf_name_valid(image) < 0 || (hostname && !master_hostname_valid(hostname))) {
-		nf_err(hostname && !master_hostname_valid(hostname) ? "invalid --hostname: letters, digits and '-', up to 63"
-								   : "invalid image name");
-		return 2;
-	}
-	snprintf(e.image, sizeof(e.image), "%s", image);
-	if (hostname)
-		snprintf(e.hostname, sizeof(e.hostname), "%s", hostname);
-	if (master_require_init(m) || (key && master_read_ssh_key(key, e.ssh_key, sizeof(e.ssh_key))))
-		return 1;
-	prov.hostname = hostname;
-	prov.ssh_key = key ? e.ssh_key : NULL;
-	if (provision_check(&prov))
-		return 2;
+	if ((r = master_enroll_settings(m, &e, &prov, image, hostname, key)))
+		return r;
 	if (host && ask_mac(m, rsh, host, agent, e.mac))
 		return 1;
 	if (master_enroll(m, &e, &prov, 1, 0))

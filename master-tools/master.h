@@ -62,6 +62,16 @@ struct provision;
  * enrollment in state "enrolled". quiet: no stdout line.
  * Logs why on failure; returns 0 or 1. */
 int master_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force, int quiet);
+/* What enroll and reimage share once their options are parsed: checks the
+ * image name and hostname, puts them and the ssh key (read from key) into e,
+ * and completes and checks prov. Logs why not; returns 0, 1 (a file cannot
+ * be read, ROOT not initialised) or 2 (invalid settings). */
+int master_enroll_settings(struct master *m, struct enrollment *e, struct provision *prov, const char *image,
+			   const char *hostname, const char *key);
+/* Reads a small file that must hold one line (a trailing newline, LF or
+ * CRLF, is dropped) into out; what names it in the error. Logs why not;
+ * returns 0 or -1. */
+int master_read_line_file(const char *what, const char *file, char *out, size_t cap);
 /* Reads one OpenSSH public key line from file into out. Logs why not;
  * returns 0 or 1. */
 int master_read_ssh_key(const char *file, char *out, size_t cap);

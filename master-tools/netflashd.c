@@ -225,7 +225,9 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 	nf_msg_add(&m, "image", man.name);
 	c->job = j->id;
 	/* A resumed job already has its patch: it came with the first JOB. */
-	if (fresh && patch.n) {
+	if (!fresh)
+		nf_patch_free(&patch);
+	if (patch.n) {
 		uint8_t digest[32];
 
 		nf_patch_digest(&patch, digest);
@@ -233,7 +235,7 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 		nf_msg_addf(&m, "patch", "%llu", (unsigned long long)patch.bytes);
 		nf_msg_add(&m, "patch_sha256", sha);
 	}
-	r = send_job_lines(c, &m, fresh ? &patch : &(struct nf_patch){ 0 });
+	r = send_job_lines(c, &m, &patch);
 	nf_patch_free(&patch);
 	if (r < 0)
 		nf_warn("%s: cannot send job %llu: %s", c->mac, (unsigned long long)j->id, nf_strerror(r));

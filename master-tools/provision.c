@@ -109,30 +109,6 @@ static int bad(const char *opt, const char *val, const char *why)
 	return 2;
 }
 
-/* One line from a small file: the newline dropped, nothing after it. */
-static int read_line_file(const char *opt, const char *file, char *out, size_t cap)
-{
-	char q[PATH_MAX + 8];
-	ssize_t n = nf_read_file(file, out, cap - 1);
-	char *nl;
-
-	if (n < 0) {
-		nf_err("cannot read %s %s: %s", opt, nf_quote(q, sizeof(q), file),
-		       n == -EFBIG ? "too long" : nf_strerror((int)n));
-		return 2;
-	}
-	nl = strchr(out, '\n');
-	if (nl && nl[strspn(nl, "\r\n")] != '\0') {
-		nf_err("%s %s must hold exactly one line", opt, nf_quote(q, sizeof(q), file));
-		return 2;
-	}
-	if (nl)
-		*nl = '\0';
-	if (nl && nl > out && nl[-1] == '\r')
-		nl[-1] = '\0';
-	return 0;
-}
-
 static int check_text_file(const char *opt, const char *file)
 {
 	static char buf[PROVISION_FILE_MAX + 1];
@@ -167,7 +143,7 @@ int provision_option(struct provision *p, int opt, const char *arg)
 		p->user = arg;
 		return 0;
 	case O_HASH:
-		if (read_line_file("--password-hash-file", arg, p->password_hash, sizeof(p->password_hash)))
+		if (master_read_line_file("--password-hash-file", arg, p->password_hash, sizeof(p->password_hash)) < 0)
 			return 2;
 		if (p->password_hash[0] != '$' || !only(p->password_hash, ALNUM "./$=,-", 256) ||
 		    !strchr(p->password_hash + 1, '$'))
@@ -249,7 +225,7 @@ static int wifi_psk(struct provision *p)
 	uint8_t key[32];
 	size_t n;
 
-	if (read_line_file("--wifi-psk-file", p->psk_file, pass, sizeof(pass)))
+	if (master_read_line_file("--wifi-psk-file", p->psk_file, pass, sizeof(pass)) < 0)
 		return 2;
 	n = strlen(pass);
 	if (n == 64 && only(pass, "0123456789abcdefABCDEF", 64)) {
