@@ -25,6 +25,8 @@
 
 #include "bootswitch.h"
 #include "engine.h"
+#include "gpio.h"
+#include "indicator.h"
 #include "jobrun.h"
 #include "log.h"
 #include "net.h"
@@ -37,6 +39,9 @@ struct config {
 	char server[64], token[65], target[128], after[16], mac[18], iface[IF_NAMESIZE];
 	unsigned card_wait, fail_delay, dhcp_timeout;
 	unsigned probe, stall_s, min_mbps;  /* card health: capacity probe on/off, watchdog, floor */
+	char led[NF_GPIO_SPEC_MAX + 1], button[NF_GPIO_SPEC_MAX + 1], act[128];
+	unsigned led_hold;                  /* seconds "done" stays lit before the reboot */
+	struct nf_indicator *ind;           /* the status lights, or NULL */
 	char cmdline[CMDLINE_MAX + 1];
 	int pid1;
 	int card_untouched;  /* the card is found and nothing was written to it */
@@ -122,9 +127,15 @@ static void setup_pid1(void)
 /* Ends PID 1 as policy says; an ordinary process just exits. */
 static void __attribute__((noreturn)) finish(const struct config *c, int code, int power_off)
 {
+	if (code == 0)
+		nf_indicator_set(c->ind, NF_LED_DONE);
+	else if (code == 3)
+		nf_indicator_set(c->ind, NF_LED_OFF);
 	if (!c->pid1)
 		exit(code);
 	sync();
+	if (c->ind && code == 0 && c->led_hold)
+		sleep(c->led_hold);
 	say("%s", power_off ? "powering off" : "rebooting");
 	reboot(power_off ? RB_POWER_OFF : RB_AUTOBOOT);
 	/* Machines without PSCI (Pi 3 in QEMU) only halt: wait for the watchdog. */
@@ -172,6 +183,7 @@ fatal(const struct config *c, const char *stage, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	say("FAILED (%s): %s", stage, why);
+	nf_indicator_set(c->ind, NF_LED_FAILED);
 	restore_boot_files(c);
 	if (c->pid1 && c->fail_delay) {
 		say("rebooting into the netboot again in %u s", c->fail_delay);
@@ -238,6 +250,12 @@ static int read_config(struct config *c, const char *file)
 	c->probe = cmdline_uint(c->cmdline, "netflash.probe", 1, 1);
 	c->stall_s = cmdline_uint(c->cmdline, "netflash.stall", 5, 3600);
 	c->min_mbps = cmdline_uint(c->cmdline, "netflash.min_mbps", 0, 100000);
+	cmdline_get(c->cmdline, "netflash.led", c->led, sizeof(c->led));
+	cmdline_get(c->cmdline, "netflash.button", c->button, sizeof(c->button));
+	cmdline_get(c->cmdline, "netflash.act", c->act, sizeof(c->act));
+	if (!c->act[0])
+		snprintf(c->act, sizeof(c->act), "%s", c->pid1 ? "auto" : "off");
+	c->led_hold = cmdline_uint(c->cmdline, "netflash.led_hold", 3, 600);
 	return 0;
 }
 
@@ -358,14 +376,88 @@ static uint64_t wait_card(const struct config *c)
 	return size ? size : 1;
 }
 
+struct progress_ctx {
+	double last;
+	struct nf_indicator *ind;
+};
+
+/* netflash.led= and netflash.act=: the status lights. A light that cannot
+ * be had is said and ignored: it is not worth a card. */
+static void start_lights(struct config *c)
+{
+	struct nf_gpio_spec spec;
+	struct nf_gpio *led = NULL;
+	char act[160], detail[300];
+	const char *why;
+	int r, had_led;
+
+	if (c->led[0]) {
+		if (nf_gpio_parse(c->led, &spec, &why) < 0)
+			say("netflash.led='%s': %s, ignoring", c->led, why);
+		else if (nf_gpio_output(&spec, "netflash-led", 0, &led, detail, sizeof(detail)) < 0)
+			say("status LED: %s, ignoring", detail);
+	}
+	if (nf_act_led_resolve(c->act, act, sizeof(act), detail, sizeof(detail)) < 0) {
+		say("netflash.act: %s, ignoring", detail);
+		act[0] = '\0';
+	}
+	if (!led && !act[0])
+		return;
+	had_led = led != NULL;
+	r = nf_indicator_start(&c->ind, led, act, detail, sizeof(detail));
+	if (r < 0 && act[0]) {
+		/* The ACT LED would not come: go on with the GPIO LED alone. */
+		say("ACT LED: %s, ignoring", detail);
+		act[0] = '\0';
+		led = NULL;
+		if (!had_led)
+			return;
+		r = nf_gpio_output(&spec, "netflash-led", 0, &led, detail, sizeof(detail));
+		if (r == 0)
+			r = nf_indicator_start(&c->ind, led, NULL, detail, sizeof(detail));
+	}
+	if (r < 0)
+		say("status lights: %s, ignoring", detail);
+	else
+		say("status lights on%s%s%s%s", led ? " " : "", led ? c->led : "", act[0] ? " and " : "", act[0] ? act : "");
+}
+
+/* netflash.button=: nothing is written before someone presses it. A button
+ * that cannot be read stops the worker: flashing without the press the
+ * operator asked for is worse than not flashing. */
+static void wait_start_button(struct config *c)
+{
+	struct nf_gpio_spec spec;
+	struct nf_gpio *b = NULL;
+	char detail[300];
+	const char *why;
+	int r;
+
+	if (!c->button[0])
+		return;
+	if (nf_gpio_parse(c->button, &spec, &why) < 0)
+		fatal(c, "button", "netflash.button='%s': %s", c->button, why);
+	if ((r = nf_gpio_input(&spec, "netflash-start", &b, detail, sizeof(detail))) < 0)
+		fatal(c, "button", "start button: %s", detail);
+	nf_indicator_set(c->ind, NF_LED_BUTTON);
+	say("waiting for the start button (%s) before writing %s", c->button, c->target);
+	r = nf_gpio_wait_press(b, -1, 30, NULL);
+	nf_gpio_close(b);
+	if (r < 1)
+		fatal(c, "button", "cannot read the start button %s: %s", c->button, strerror(-r));
+	say("start button pressed");
+	nf_indicator_set(c->ind, NF_LED_BOOT);
+}
+
 static void console_progress(const struct nf_progress *p, void *ctx)
 {
-	double *last = ctx;
+	struct progress_ctx *pc = ctx;
 
+	nf_indicator_set(pc->ind, strcmp(p->stage, "write") == 0 ? NF_LED_WRITE : NF_LED_VERIFY);
 	/* A line every 5 s on the console: serial consoles are slow. */
-	if (p->elapsed - *last < 5)
+	if (p->elapsed - pc->last < 5)
 		return;
-	*last = p->elapsed;
+	pc->last = p->elapsed;
 	say("%s: %llu of %llu MiB (%.1f MB/s)", p->stage,
 	    (unsigned long long)((strcmp(p->stage, "write") == 0 ? p->written : p->verified) >> 20),
 	    (unsigned long long)(p->total >> 20), p->elapsed > 0 ? (double)p->written / 1e6 / p->elapsed : 0);
@@ -379,7 +471,7 @@ int main(int argc, char **argv)
 	struct nf_flash_result res;
 	const char *cmdline_file = "/proc/cmdline";
 	char detail[700];
-	double last = -10;
+	struct progress_ctx pc = { .last = -10 };
 	uint64_t card;
 	int r;
 
@@ -411,14 +503,17 @@ int main(int argc, char **argv)
 		fatal(&c, "config", "the kernel command line lacks netflash.server= or netflash.token=");
 	if (c.pid1)
 		load_modules(&c);
+	start_lights(&c);
 	bring_up_network(&c);
 	card = wait_card(&c);
 	if (!card)
 		fatal(&c, "target", "no SD card found: %s did not appear within %u s", c.target, c.card_wait);
+	wait_start_button(&c);
 	c.card_untouched = 1;
 	fo.target = c.target;
 	fo.progress = console_progress;
-	fo.progress_ctx = &last;
+	pc.ind = c.ind;
+	fo.progress_ctx = &pc;
 	fo.probe_capacity = (int)c.probe;
 	fo.stall_s = c.stall_s ? c.stall_s : NF_STALL_DEFAULT_S;
 	r = nf_jobrun_start(&jr, c.server, c.mac, c.token, c.target, card, &fo, detail, sizeof(detail));
@@ -432,6 +527,7 @@ int main(int argc, char **argv)
 		fatal(&c, "hello", "%s", detail);
 	log_attach(&jr.client);
 	say("%s; writing %s", detail, c.target);
+	nf_indicator_set(c.ind, NF_LED_WRITE);
 	r = nf_flash(&fo, &res);
 	c.card_untouched = !res.touched;
 	if (r < 0) {

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "gpio.h"
+#include "indicator.h"
 #include "jobrun.h"
 #include "json.h"
 #include "log.h"
@@ -32,6 +34,8 @@ struct cli {
 	const char *patch_file;
 	struct nf_patch patch;
 	struct nf_jobrun job;
+	const char *led, *act_led, *button;  /* --led, --act-led, --button */
+	struct nf_indicator *ind;
 };
 
 static atomic_int interrupted;
@@ -86,6 +90,18 @@ static void usage(FILE *out)
 "                          patch (made by 'netflash enroll' with --hostname,\n"
 "                          --user, ...) and read it back; the image must be the\n"
 "                          one the patch was made for\n"
+"      --led=CHIP:LINE[:FLAG]...  show the stage on an LED on this GPIO line\n"
+"                          (libgpiod): blip each second while starting, slow\n"
+"                          blink waiting for --button, fast blink writing,\n"
+"                          double blip verifying, steady on done, triple blip\n"
+"                          failed. CHIP is gpiochipN or a chip label, LINE an\n"
+"                          offset or a line name; FLAGs: active-low, pull-up,\n"
+"                          pull-down, bias-off, open-drain\n"
+"      --act-led=NAME      the same on an LED class device (/sys/class/leds/\n"
+"                          NAME, or a path; \"auto\": ACT or led0)\n"
+"      --button=CHIP:LINE[:FLAG]...  wait for a press of this button before\n"
+"                          writing anything (a button to ground:\n"
+"                          gpiochip0:17:active-low:pull-up)\n"
 "      --report-to IP:PORT ask netflashd there for the job (the image and its\n"
 "                          digest) instead of SOURCE, report progress, and\n"
 "                          DONE or FAIL; exit 0 only once the master RELEASED\n"
@@ -153,6 +169,7 @@ static void on_progress(const struct nf_progress *p, void *ctx)
 {
 	struct cli *c = ctx;
 
+	nf_indicator_set(c->ind, strcmp(p->stage, "write") == 0 ? NF_LED_WRITE : NF_LED_VERIFY);
 	if (c->progress == PROGRESS_BAR)
 		progress_bar(p, c);
 	else if (c->progress == PROGRESS_JSON)
@@ -204,7 +221,7 @@ static int bad_option(const char *opt, const char *val, const char *why)
 enum {
 	OPT_SHA = 256, OPT_SIZE, OPT_NOZERO, OPT_FORCE, OPT_XZMEM, OPT_DEPTH, OPT_RETRY,
 	OPT_TIMEOUT, OPT_PROGRESS, OPT_REPORT, OPT_MAC, OPT_TOKEN, OPT_PROBE, OPT_STALL, OPT_MINMBPS,
-	OPT_PATCH,
+	OPT_PATCH, OPT_LED, OPT_ACT, OPT_BUTTON,
 };
 
 static int parse_args(int argc, char **argv, struct cli *c)
@@ -229,6 +246,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "stall", required_argument, NULL, OPT_STALL },
 		{ "min-mbps", required_argument, NULL, OPT_MINMBPS },
 		{ "patch", required_argument, NULL, OPT_PATCH },
+		{ "led", required_argument, NULL, OPT_LED },
+		{ "act-led", required_argument, NULL, OPT_ACT },
+		{ "button", required_argument, NULL, OPT_BUTTON },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
@@ -321,6 +341,15 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case OPT_PATCH:
 			c->patch_file = optarg;
 			break;
+		case OPT_LED:
+			c->led = optarg;
+			break;
+		case OPT_ACT:
+			c->act_led = optarg;
+			break;
+		case OPT_BUTTON:
+			c->button = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -390,6 +419,75 @@ static int load_patch(struct cli *c)
 	return 0;
 }
 
+/* Requests a --led or --button line; 0, or the exit status. */
+static int open_line(const char *opt, const char *text, int output, struct nf_gpio **g)
+{
+	struct nf_gpio_spec spec;
+	char detail[300];
+	const char *why;
+
+	if (nf_gpio_parse(text, &spec, &why) < 0)
+		return bad_option(opt, text, why);
+	if ((output ? nf_gpio_output(&spec, "netflash-write", 0, g, detail, sizeof(detail))
+		    : nf_gpio_input(&spec, "netflash-write", g, detail, sizeof(detail))) < 0) {
+		nf_err("%s: %s", opt, detail);
+		return 1;
+	}
+	return 0;
+}
+
+/* --led and --act-led: the status lights, before anything else happens. */
+static int start_lights(struct cli *c)
+{
+	struct nf_gpio *led = NULL;
+	char act[160] = "", detail[300];
+	int r;
+
+	if (c->led && (r = open_line("--led", c->led, 1, &led)) != 0)
+		return r;
+	if (c->act_led && nf_act_led_resolve(c->act_led, act, sizeof(act), detail, sizeof(detail)) < 0) {
+		nf_gpio_close(led);
+		nf_err("--act-led: %s", detail);
+		return 1;
+	}
+	if (!led && !act[0])
+		return 0;
+	if (nf_indicator_start(&c->ind, led, act, detail, sizeof(detail)) < 0) {
+		nf_err("--act-led: %s", detail);
+		return 1;
+	}
+	return 0;
+}
+
+/* --button: nothing is written before it is pressed. */
+static int wait_button(struct cli *c)
+{
+	struct nf_gpio *b = NULL;
+	int r;
+
+	if (!c->button)
+		return 0;
+	if ((r = open_line("--button", c->button, 0, &b)) != 0)
+		return r;
+	nf_indicator_set(c->ind, NF_LED_BUTTON);
+	if (!c->quiet)
+		nf_info("press the start button (%s) to write '%s'", c->button, c->fo.target);
+	r = nf_gpio_wait_press(b, -1, 30, &interrupted);
+	nf_gpio_close(b);
+	nf_indicator_set(c->ind, NF_LED_BOOT);
+	if (r < 0) {
+		nf_err("cannot read the start button %s: %s", c->button, nf_strerror(r));
+		return 1;
+	}
+	if (r == 0) {
+		nf_err("interrupted while waiting for the start button; nothing was written");
+		return 1;
+	}
+	if (!c->quiet)
+		nf_info("start button pressed");
+	return 0;
+}
+
 /* --report-to: the job from the master becomes the flash's source. */
 static int get_job(struct cli *c)
 {
@@ -407,6 +505,44 @@ static int get_job(struct cli *c)
 	}
 	nf_info("%s", detail);
 	return 0;
+}
+
+/* Waits for the button, gets the job, flashes and reports: the exit status. */
+static int run(struct cli *c, struct nf_flash_result *res)
+{
+	int r;
+
+	if (c->patch_file && (r = load_patch(c)) != 0)
+		return r;
+	if ((r = wait_button(c)) != 0)
+		return r;
+	if (c->report_to && (r = get_job(c)) != 0)
+		return r;
+	c->job.min_mbps = c->min_mbps;
+	nf_indicator_set(c->ind, NF_LED_WRITE);
+	r = nf_flash(&c->fo, res);
+	if (c->bar_drawn)
+		fputc('\n', stderr);
+	summary(c, res, r);
+	card_health(c, res, r);
+	if (r < 0)
+		nf_err("%s", res->detail);
+	else if (res->patched && !c->quiet)
+		nf_info("provisioning patch written and read back: %llu bytes in %zu extent(s)",
+			(unsigned long long)c->fo.patch->bytes, c->fo.patch->n);
+	nf_patch_free(&c->patch);
+	if (c->report_to) {
+		char detail[600];
+
+		if (nf_jobrun_finish(&c->job, r, res, 300, detail, sizeof(detail)) == 0) {
+			nf_info("%s", detail);
+			return 0;
+		}
+		if (r == 0)
+			nf_err("%s", detail);
+		return 1;
+	}
+	return r < 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -434,32 +570,10 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (c.report_to && (r = get_job(&c)) != 0)
+	if ((r = start_lights(&c)) != 0)
 		return r;
-	if (c.patch_file && (r = load_patch(&c)) != 0)
-		return r;
-	c.job.min_mbps = c.min_mbps;
-	r = nf_flash(&c.fo, &res);
-	if (c.bar_drawn)
-		fputc('\n', stderr);
-	summary(&c, &res, r);
-	card_health(&c, &res, r);
-	if (r < 0)
-		nf_err("%s", res.detail);
-	else if (res.patched && !c.quiet)
-		nf_info("provisioning patch written and read back: %llu bytes in %zu extent(s)",
-			(unsigned long long)c.fo.patch->bytes, c.fo.patch->n);
-	nf_patch_free(&c.patch);
-	if (c.report_to) {
-		char detail[600];
-
-		if (nf_jobrun_finish(&c.job, r, &res, 300, detail, sizeof(detail)) == 0) {
-			nf_info("%s", detail);
-			return 0;
-		}
-		if (r == 0)
-			nf_err("%s", detail);
-		return 1;
-	}
-	return r < 0 ? 1 : 0;
+	r = run(&c, &res);
+	nf_indicator_set(c.ind, r == 0 ? NF_LED_DONE : r == 3 ? NF_LED_OFF : NF_LED_FAILED);
+	nf_indicator_stop(c.ind);
+	return r;
 }

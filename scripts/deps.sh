@@ -19,7 +19,8 @@ pkgs=(
 # The aarch64 worker (Raspberry Pi 3/4/5): a cross compiler, arm64 static
 # libraries from Debian multiarch, and QEMU for the Pi 3 test.
 pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static qemu-system-arm
-	libnfs-dev:arm64 liblzma-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 libxxhash-dev:arm64 libssl-dev:arm64)
+	libnfs-dev:arm64 liblzma-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 libxxhash-dev:arm64 libssl-dev:arm64
+	libgpiod-dev:arm64)
 
 missing=()
 for p in "${pkgs[@]}"; do
