@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "manifest.h"
 #include "master.h"
 #include "parse.h"
+#include "power.h"
 #include "provision.h"
 #include "store.h"
 
@@ -43,6 +45,12 @@ static const char usage[] =
 "                              first appears, so a Pi already retrying counts)\n"
 "  -t, --stale SECONDS         a job silent this long no longer counts as\n"
 "                              running when stopping (default 120)\n"
+"  -b, --boot-timeout SECONDS  a Pi that has not asked for its job this long\n"
+"                              after it was enrolled is power-cycled when it has\n"
+"                              an entry in ROOT/power.conf (see netflash power\n"
+"                              --help), else it counts as failed (default 300)\n"
+"  -r, --power-retries N       power cycles per Pi before it counts as failed\n"
+"                              (default 2; 0: never cycle)\n"
 "  -k, --ssh-key FILE          an SSH public key to authorise on every Pi\n"
 "  and the provisioning options of 'netflash enroll' (see its --help): each\n"
 "  Pi's card gets them, with its hostname from --hostname-pattern.\n"
@@ -72,7 +80,11 @@ struct member {
 	char model[48];
 	char shown[64];   /* last state line printed (non-TTY mode) */
 	time_t enrolled;
+	time_t waited_from;  /* enrolled, or powered on again */
+	unsigned cycles;     /* power cycles so far */
+	pid_t cycling;       /* the power cycle child, or 0 */
 	int final;        /* 1 flashed, -1 failed */
+	char why[96];     /* why it failed, when the store does not say */
 };
 
 struct run {
@@ -86,6 +98,7 @@ struct run {
 	size_t n_ouis;
 	unsigned limit;
 	unsigned stale;
+	unsigned boot_timeout, power_retries;
 	time_t started, since;
 	uint64_t last_sighting;
 	struct member *members;
@@ -255,7 +268,7 @@ static int on_sighting(const struct sighting *g, void *ctx)
 	snprintf(mb->host, sizeof(mb->host), "%s", e.hostname);
 	if (store_model(r->st, g->mac, mb->model, sizeof(mb->model)) < 0)
 		mb->model[0] = '\0';
-	mb->enrolled = time(NULL);
+	mb->enrolled = mb->waited_from = time(NULL);
 	store_event(r->st, g->mac, "mass-flash", mb->model[0] ? mb->model : "model unknown");
 	note(r, "enrolled %s%s%s%s%s%s (seen at %s)", mb->mac, mb->model[0] ? " (" : "", mb->model,
 	     mb->model[0] ? ")" : "", mb->host[0] ? " as " : "", mb->host, g->ip);
@@ -265,6 +278,14 @@ static int on_sighting(const struct sighting *g, void *ctx)
 /* Updates mb->final from the store; fills v. */
 static void look(struct run *r, struct member *mb, struct worker_view *v, struct enrollment *e)
 {
+	if (mb->why[0]) {
+		/* Failed in this run (no netboot); it stays enrolled. */
+		memset(v, 0, sizeof(*v));
+		memset(e, 0, sizeof(*e));
+		snprintf(v->state, sizeof(v->state), "no boot");
+		snprintf(e->last_error, sizeof(e->last_error), "%s", mb->why);
+		return;
+	}
 	if (store_get(r->st, mb->mac, e) < 0) {
 		memset(v, 0, sizeof(*v));
 		snprintf(v->state, sizeof(v->state), "unknown");
@@ -275,6 +296,63 @@ static void look(struct run *r, struct member *mb, struct worker_view *v, struct
 		mb->final = 1;
 	else if (strcmp(e->state, "failed") == 0)
 		mb->final = -1;
+}
+
+/* Starts a power cycle of mb in a child, so the table keeps going. */
+static void start_cycle(struct run *r, struct member *mb)
+{
+	struct power_entry pe;
+	char detail[1400];
+	pid_t pid;
+
+	if (power_find(r->m, mb->mac, &pe, detail, sizeof(detail)) < 0) {
+		snprintf(mb->why, sizeof(mb->why), "did not ask for its job within %u s%s", r->boot_timeout,
+			 mb->cycles ? " after a power cycle" : "; no power control for it");
+		mb->final = -1;
+		return;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		signal(SIGINT, SIG_IGN); /* Ctrl-C of the run must not cut a cycle short */
+		_exit(power_cycle(&pe, 5000, detail, sizeof(detail)) < 0 ? (nf_err("%s: %s", mb->mac, detail), 1) : 0);
+	}
+	if (pid < 0) {
+		nf_warn("cannot start a power cycle of %s: %s, ignoring", mb->mac, strerror(errno));
+		mb->waited_from = time(NULL);
+		return;
+	}
+	mb->cycling = pid;
+	mb->cycles++;
+	store_event(r->st, mb->mac, "power", "mass-flash: power cycle (no job request)");
+	note(r, "%s did not ask for its job within %u s: power cycle %u of %u", mb->mac, r->boot_timeout, mb->cycles,
+	     r->power_retries);
+}
+
+/* A Pi enrolled this long without asking for its job: cycle it or give up. */
+static void check_boot(struct run *r, struct member *mb, const struct worker_view *v)
+{
+	int status;
+
+	if (mb->cycling) {
+		if (waitpid(mb->cycling, &status, WNOHANG) == 0)
+			return;
+		mb->cycling = 0;
+		mb->waited_from = time(NULL);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			store_event(r->st, mb->mac, "power", "mass-flash: power cycle failed");
+		return;
+	}
+	if (r->stopping || mb->final || (v->have_job && v->job.started_at >= (int64_t)mb->enrolled) ||
+	    time(NULL) - mb->waited_from < (time_t)r->boot_timeout)
+		return;
+	if (mb->cycles < r->power_retries) {
+		start_cycle(r, mb);
+		return;
+	}
+	snprintf(mb->why, sizeof(mb->why), "did not ask for its job within %u s%s", r->boot_timeout,
+		 mb->cycles ? " after a power cycle" : "");
+	mb->final = -1;
 }
 
 static int job_is_live(const struct run *r, const struct worker_view *v)
@@ -312,7 +390,8 @@ static size_t refresh(struct run *r, size_t *open)
 		char line[64];
 
 		look(r, mb, &v, &e);
-		if (job_is_live(r, &v))
+		check_boot(r, mb, &v);
+		if (job_is_live(r, &v) || mb->cycling)
 			live++;
 		if (!mb->final)
 			(*open)++;
@@ -394,6 +473,7 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 		{ "hostname-pattern", required_argument, NULL, 'H' }, { "limit", required_argument, NULL, 'n' },
 		{ "since", required_argument, NULL, 's' }, { "stale", required_argument, NULL, 't' },
 		{ "ssh-key", required_argument, NULL, 'k' }, { "help", no_argument, NULL, 'h' },
+		{ "boot-timeout", required_argument, NULL, 'b' }, { "power-retries", required_argument, NULL, 'r' },
 	};
 	struct option opts[64];
 	static struct run r; /* large (an ssh key); one per process */
@@ -407,9 +487,11 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	r.m = m;
 	r.stale = 120;
+	r.boot_timeout = 300;
+	r.power_retries = 2;
 	provision_init(&r.prov);
 	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
-	while ((opt = getopt_long(argc, argv, "i:o:H:n:s:t:k:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "i:o:H:n:s:t:k:b:r:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'k': key = optarg; break;
 		case 'i': r.image = optarg; break;
@@ -434,6 +516,20 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 				return 2;
 			}
 			r.stale = (unsigned)v;
+			break;
+		case 'b':
+			if (nf_parse_u64(optarg, 1, 86400, &v) < 0) {
+				nf_err("invalid --boot-timeout '%s': seconds, 1 to 86400", optarg);
+				return 2;
+			}
+			r.boot_timeout = (unsigned)v;
+			break;
+		case 'r':
+			if (nf_parse_u64(optarg, 0, 20, &v) < 0) {
+				nf_err("invalid --power-retries '%s': a count from 0 to 20", optarg);
+				return 2;
+			}
+			r.power_retries = (unsigned)v;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
 		case '?': fputs(usage, stderr); return 2;

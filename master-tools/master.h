@@ -99,5 +99,6 @@ int cmd_history(struct master *m, int argc, char **argv);
 int cmd_dhcp_event(struct master *m, int argc, char **argv);
 int cmd_mass_flash(struct master *m, int argc, char **argv);
 int cmd_reimage(struct master *m, int argc, char **argv);
+int cmd_power(struct master *m, int argc, char **argv);
 
 #endif

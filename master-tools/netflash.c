@@ -25,6 +25,7 @@ static const char main_usage[] =
 "  history [MAC]        past jobs: duration, throughput, result\n"
 "  mass-flash --image NAME   enroll and flash every Pi that netboots\n"
 "  reimage HOST|MAC --image NAME   reflash a running worker (netflash-agent)\n"
+"  power cycle MAC...   switch workers off and on (relays in ROOT/power.conf)\n"
 "  dhcp-event ...       dnsmasq's dhcp-script (records the Pis it sees)\n"
 "\n"
 "Options:\n"
@@ -38,7 +39,7 @@ int main(int argc, char **argv)
 		{ "init", cmd_init }, { "image", cmd_image }, { "boot-files", cmd_boot_files },
 		{ "enroll", cmd_enroll }, { "release", cmd_release }, { "ls", cmd_ls },
 		{ "status", cmd_status }, { "history", cmd_history }, { "mass-flash", cmd_mass_flash },
-		{ "dhcp-event", cmd_dhcp_event }, { "reimage", cmd_reimage },
+		{ "dhcp-event", cmd_dhcp_event }, { "reimage", cmd_reimage }, { "power", cmd_power },
 	};
 	struct master m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 };
 	int i = 1;
