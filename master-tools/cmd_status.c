@@ -223,6 +223,8 @@ int cmd_history(struct master *m, int argc, char **argv)
 		store_events(st, macs, "provision", 5, log_row, NULL);
 		printf("card health (last 20):\n");
 		store_events(st, macs, "card", 20, log_row, NULL);
+		printf("power (netflash power cycle, mass-flash retries; last 10):\n");
+		store_events(st, macs, "power", 10, log_row, NULL);
 		printf("network boot (files dnsmasq sent, last 20):\n");
 		store_events(st, macs, "tftp", 20, log_row, NULL);
 		printf("worker console (last 100 lines):\n");

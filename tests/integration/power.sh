@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# netflash power and mass-flash's power retries, on the host: ROOT/power.conf
+# parsing (hostile lines), `power cycle` with exec entries and with a GPIO
+# chip that this host does not have, and a mass-flash run in which a Pi that
+# never asks for its job is power-cycled until it boots (the exec entry
+# "powers it on" by starting a real worker: netflash-write --report-to
+# against netflashd and ganesha), while a Pi without power control fails
+# after --boot-timeout. The GPIO path itself runs against gpio-sim in gpio.sh.
+source "$(dirname "$0")/../lib.sh"
+
+img=$(test_image 24)
+master_setup "$img.mt.xz" pios
+daemon_start
+PC=$MR/power.conf
+P=b8:27:eb:00:01:01 D=b8-27-eb-00-01-01
+
+expect_fail "no power.conf" "cannot read .*power.conf: no such file" "$NF" --root "$MR" power cycle "$P" &&
+	pass "power cycle without ROOT/power.conf: one-line error"
+
+# Hostile and broken lines: the whole file is refused, naming line and reason.
+bad_line() { # name line-text regex
+	printf '# relays\n%s\n' "$2" >"$PC"
+	expect_fail "power.conf $1" "power.conf:2: .*$3" "$NF" --root "$MR" power ls
+}
+n=0
+bad_line "bad MAC" "b8:27:eb:00:01 gpio gpiochip0:1" "not a MAC address" && n=$((n + 1))
+bad_line "unknown kind" "$P relay gpiochip0:1" "unknown kind" && n=$((n + 1))
+bad_line "no target" "$P gpio" "expected MAC gpio" && n=$((n + 1))
+bad_line "relative exec" "$P exec cycle.sh 7" "absolute path" && n=$((n + 1))
+bad_line "gpio with blanks" "$P gpio gpiochip0:1 now" "no blanks" && n=$((n + 1))
+bad_line "gpio bias conflict" "$P gpio gpiochip0:1:pull-up:pull-down" "exclude each other" && n=$((n + 1))
+bad_line "gpio shell chars" "$P gpio gpiochip0:1;reboot" "the line must be" && n=$((n + 1))
+bad_line "17 args" "$P exec /bin/true 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16" "at most 15 arguments" && n=$((n + 1))
+bad_line "control char" "$P exec /bin/true $(printf '\033')[2J" "control characters" && n=$((n + 1))
+bad_line "overlong" "$P exec /bin/true $(head -c 600 /dev/zero | tr '\0' a)" "longer than 512" && n=$((n + 1))
+printf '%s gpio gpiochip0:1\n%s exec /bin/true\n' "$P" "${P^^}" >"$PC"
+expect_fail "power.conf duplicate" "power.conf:2: this MAC has an entry already" "$NF" --root "$MR" power ls && n=$((n + 1))
+[ "$n" = 11 ] && pass "11 broken power.conf lines are refused with file:line and the reason"
+
+cat >"$T/fail.sh" <<'EOF'
+#!/bin/sh
+exit 3
+EOF
+chmod +x "$T/fail.sh"
+cat >"$PC" <<EOF
+# MAC              how
+b8:27:eb:00:02:01  gpio gpiochip7:17:active-low
+b8-27-eb-00-02-02  exec $T/fail.sh
+B827EB000203       exec /bin/sh -c true
+EOF
+"$NF" --root "$MR" power ls >"$T/ls.out" &&
+	grep -q '^b8-27-eb-00-02-01  gpio  gpiochip7:17:active-low$' "$T/ls.out" &&
+	grep -q "^b8-27-eb-00-02-02  exec  $T/fail.sh\$" "$T/ls.out" &&
+	pass "power ls lists the map in canonical form" || fail "ls: $(cat "$T/ls.out")"
+expect_fail "gpio chip missing" "b8-27-eb-00-02-01: power cycle failed: no GPIO chip 'gpiochip7': no such chip" \
+	"$NF" --root "$MR" power cycle -t 1 b8:27:eb:00:02:01 && pass "a relay on a chip this host lacks: one-line error"
+expect_fail "failing command" "b8-27-eb-00-02-02: power cycle failed: power command '$T/fail.sh' failed" \
+	"$NF" --root "$MR" power cycle b8:27:eb:00:02:02 && pass "a power command that fails: one-line error, exit 1"
+expect_fail "no entry" "b8-27-eb-00-02-09 has no entry in .*power.conf" "$NF" --root "$MR" power cycle b8:27:eb:00:02:09 &&
+	pass "a MAC without an entry: one-line error"
+rc=0
+"$NF" --root "$MR" power cycle 'b8:27:eb;reboot' >/dev/null 2>"$T/err" || rc=$?
+[ "$rc" = 1 ] && grep -q "invalid MAC 'b8:27:eb;reboot'" "$T/err" && pass "a hostile MAC argument is refused" ||
+	fail "hostile MAC: exit $rc $(cat "$T/err")"
+rc=0
+"$NF" --root "$MR" power cycle --off-time 0 b8:27:eb:00:02:03 >/dev/null 2>"$T/err" || rc=$?
+[ "$rc" = 2 ] && grep -q "invalid --off-time '0'" "$T/err" && pass "--off-time 0 is a usage error (exit 2)" ||
+	fail "off-time: exit $rc $(cat "$T/err")"
+
+# mass-flash: the Pi with an exec entry boots after its second power cycle.
+NFW="$NETFLASH_BUILD/flasher-init/netflash-write"
+pattern_file "$T/card.img" $((64 * 1048576))
+cat >"$T/cycle.sh" <<EOF
+#!/bin/sh
+echo "\$NETFLASH_MAC \$NETFLASH_OFF_SECONDS" >>"$T/cycles"
+[ "\$(wc -l <"$T/cycles")" -ge 2 ] || exit 0
+tok=\$(grep -o 'netflash.token=[0-9a-f]*' "$MR/tftp/\$NETFLASH_MAC/cmdline.txt" | cut -d= -f2)
+"$NFW" --progress=none -q --report-to 127.0.0.1:$MPORT --mac "\$NETFLASH_MAC" --token "\$tok" "$T/card.img" >"$T/worker.log" 2>&1 &
+echo \$! >"$T/worker.pid"
+EOF
+chmod +x "$T/cycle.sh"
+printf '%s exec %s\n' "$P" "$T/cycle.sh" >"$PC"
+"$NF" --root "$MR" dhcp-event arp-add "$P" 127.0.0.1
+"$NF" --root "$MR" dhcp-event arp-add b8:27:eb:00:01:02 127.0.0.1
+rc=0
+t0=$SECONDS
+timeout 120 "$NF" --root "$MR" mass-flash --image pios --limit 2 --since 60 --boot-timeout 2 --power-retries 3 \
+	>"$T/mf.out" 2>&1 || rc=$?
+secs=$((SECONDS - t0))
+[ -f "$T/worker.pid" ] && register_pid "$(cat "$T/worker.pid")"
+[ "$(cat "$T/cycles" 2>/dev/null)" = "$(printf '%s 5\n%s 5' "$D" "$D")" ] &&
+	grep -q "$D did not ask for its job within 2 s: power cycle 1 of 3" "$T/mf.out" &&
+	grep -q "$D did not ask for its job within 2 s: power cycle 2 of 3" "$T/mf.out" &&
+	! grep -q "power cycle 3 of 3" "$T/mf.out" &&
+	pass "mass-flash power-cycled the silent Pi twice, then it asked for its job (NETFLASH_MAC, NETFLASH_OFF_SECONDS=5)" ||
+	fail "cycles: $(cat "$T/cycles" 2>&1); $(cat "$T/mf.out")"
+[ "$rc" = 1 ] && grep -q "2 Pi(s) in .*: 1 flashed, 1 failed, 0 not finished" "$T/mf.out" &&
+	grep -q "^$D .* flashed " "$T/mf.out" &&
+	grep -q "^b8-27-eb-00-01-02 .* failed .*did not ask for its job within 2 s; no power control for it" "$T/mf.out" &&
+	pass "summary: the cycled Pi flashed, the one without power control failed with the reason (exit 1, ${secs} s)" ||
+	fail "mass-flash: exit $rc; $(cat "$T/mf.out")"
+cmp -s -n "$(stat -c %s "$img")" "$img" "$T/card.img" && [ ! -e "$MR/tftp/$D" ] &&
+	pass "the cycled Pi's card holds the image and it was released" || fail "card or release: $(cat "$T/worker.log")"
+[ "$("$NF" --root "$MR" history "$P" | grep -c 'mass-flash: power cycle')" = 2 ] &&
+	pass "history shows the two power cycles" || fail "history: $("$NF" --root "$MR" history "$P")"
+[ -d "$MR/tftp/b8-27-eb-00-01-02" ] && pass "the Pi that never booted stays enrolled" || fail "b8-27-eb-00-01-02 not enrolled"
+finish
