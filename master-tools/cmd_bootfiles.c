@@ -19,7 +19,9 @@
 #define CONFIG_MAX 65536
 
 static const char bootfiles_usage[] =
-"Usage: netflash [--root DIR] boot-files import (--from-boot DIR | --from-image NAME) [--initramfs FILE]\n"
+"Usage: netflash [--root DIR] boot-files import (--from-boot DIR | --from-image NAME)\n"
+"                                  [--model pi3|pi4|pi5] [--initramfs FILE]\n"
+"       netflash [--root DIR] boot-files ls\n"
 "\n"
 "Collect what a Pi netboots from into ROOT/boot, from a Raspberry Pi OS /boot\n"
 "(or /boot/firmware) directory, or straight from the FAT boot partition of a\n"
@@ -31,8 +33,17 @@ static const char bootfiles_usage[] =
 "Pi 3 needs bootcode.bin, start.elf, fixup.dat; Pi 4 start4.elf, fixup4.dat;\n"
 "Pi 5 boots kernel_2712.img from its EEPROM. Missing files are named.\n"
 "\n"
+"  --model FAMILY     import a set for one board family only, into\n"
+"                     ROOT/boot-FAMILY: a worker whose DHCP client GUID names\n"
+"                     a model of that family (Pi 4/5 send one; a Pi 400 or\n"
+"                     CM4 is pi4, a Pi 500 or CM5 pi5), or that is enrolled\n"
+"                     with --model FAMILY, boots from it; every other worker\n"
+"                     from ROOT/boot. The set must hold that family's files.\n"
 "  --initramfs FILE   the flasher's initramfs to install as netflash.cpio.gz\n"
-"                     (default: keep the one already in ROOT/boot)\n"
+"                     (default: keep the set's own, else the one in ROOT/boot)\n"
+"\n"
+"ls shows each set and the models it can boot. To drop a family's set,\n"
+"remove ROOT/boot-FAMILY: its workers then use ROOT/boot.\n"
 "Workers enrolled earlier keep their files; re-enroll to give them new ones.\n";
 
 static int extract_from_image(struct master *m, const char *name, const char *dest, const char *work)
@@ -127,14 +138,15 @@ static int rewrite_configs(const char *dir)
 
 static int has(const char *dir, const char *name)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX + 64];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	return access(path, R_OK) == 0;
 }
 
-/* Names which models can boot; fails when none can. */
-static int report_models(const char *dir)
+/* Names which models can boot; fails when none can, or when family (if
+ * not NULL) cannot. */
+static int report_models(const char *dir, const char *family)
 {
 	int pi3 = has(dir, "bootcode.bin") && has(dir, "start.elf") && has(dir, "fixup.dat");
 	int pi4 = has(dir, "start4.elf") && has(dir, "fixup4.dat");
@@ -146,6 +158,11 @@ static int report_models(const char *dir)
 	       pi3 && kernel ? "yes" : "no (needs bootcode.bin, start.elf, fixup.dat, kernel8.img)",
 	       pi4 && kernel ? "yes" : "no (needs start4.elf, fixup4.dat, kernel8.img)",
 	       pi5 ? "yes" : "no (needs kernel_2712.img)");
+	if (family && ((strcmp(family, "pi3") == 0 && !(pi3 && kernel)) || (strcmp(family, "pi4") == 0 && !(pi4 && kernel)) ||
+		       (strcmp(family, "pi5") == 0 && !pi5))) {
+		nf_err("these boot files cannot boot a %s (see the line above)", family);
+		return 1;
+	}
 	if (!((pi3 || pi4) && kernel) && !pi5) {
 		nf_err("no Raspberry Pi firmware and kernel found: missing%s%s%s%s",
 		       has(dir, "bootcode.bin") ? "" : " bootcode.bin", has(dir, "start.elf") || has(dir, "start4.elf") ? "" : " start.elf/start4.elf",
@@ -156,7 +173,7 @@ static int report_models(const char *dir)
 	return 0;
 }
 
-static int install_initramfs(const char *newdir, const char *olddir, const char *file)
+static int install_initramfs(const char *newdir, const char *olddir, const char *defdir, const char *file)
 {
 	char dst[PATH_MAX + 32], src[PATH_MAX + 32];
 
@@ -165,6 +182,8 @@ static int install_initramfs(const char *newdir, const char *olddir, const char 
 		snprintf(src, sizeof(src), "%s", file);
 	else
 		snprintf(src, sizeof(src), "%s/netflash.cpio.gz", olddir);
+	if (!file && access(src, R_OK) != 0)
+		snprintf(src, sizeof(src), "%s/netflash.cpio.gz", defdir);
 	if (access(src, R_OK) != 0) {
 		if (file) {
 			nf_err("cannot read --initramfs '%s': %s", file, strerror(errno));
@@ -178,12 +197,15 @@ static int install_initramfs(const char *newdir, const char *olddir, const char 
 	return master_run(argv, NULL, 0) < 0;
 }
 
-static int import(struct master *m, const char *from_boot, const char *from_image, const char *initramfs)
+static int import(struct master *m, const char *from_boot, const char *from_image, const char *family,
+		  const char *initramfs)
 {
-	char boot[PATH_MAX], work[1200], newdir[1300], olddir[1300];
+	char boot[PATH_MAX], defboot[PATH_MAX], set[16], work[1200], newdir[1300], olddir[1300];
 	int rc = 1;
 
-	master_path(m, boot, sizeof(boot), "boot");
+	snprintf(set, sizeof(set), "boot%s%s", family ? "-" : "", family ? family : "");
+	master_path(m, boot, sizeof(boot), set);
+	master_path(m, defboot, sizeof(defboot), "boot");
 	master_path(m, work, sizeof(work), ".bootfiles-XXXXXX");
 	if (!mkdtemp(work)) {
 		nf_err("cannot create a work dir under %s: %s", m->root, strerror(errno));
@@ -201,7 +223,8 @@ static int import(struct master *m, const char *from_boot, const char *from_imag
 	} else if (extract_from_image(m, from_image, newdir, work)) {
 		goto out;
 	}
-	if (report_models(newdir) || rewrite_configs(newdir) < 0 || install_initramfs(newdir, boot, initramfs))
+	if (report_models(newdir, family) || rewrite_configs(newdir) < 0 ||
+	    install_initramfs(newdir, boot, defboot, initramfs))
 		goto out;
 	/* Swap the new tree in with one rename; enrolled dirs hold hard links
 	 * and keep the files they were made with. */
@@ -221,15 +244,41 @@ out:
 	return rc;
 }
 
+/* boot-files ls: each set and what it boots. */
+static int list_sets(struct master *m)
+{
+	static const char *const sets[] = { "boot", "boot-pi3", "boot-pi4", "boot-pi5" };
+	char dir[PATH_MAX];
+	int any = 0;
+
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		master_path(m, dir, sizeof(dir), sets[i]);
+		if (!has(dir, "config.txt"))
+			continue;
+		any = 1;
+		printf("%s/%s (%s): ", m->root, sets[i], i == 0 ? "every worker without its own set" : sets[i] + 5);
+		fflush(stdout);
+		report_models(dir, NULL);
+		if (!has(dir, "netflash.cpio.gz"))
+			printf("  (no netflash.cpio.gz: 'boot-files import --initramfs FILE')\n");
+	}
+	if (!any)
+		printf("no boot files imported yet (see netflash boot-files --help)\n");
+	return 0;
+}
+
 int cmd_boot_files(struct master *m, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "from-boot", required_argument, NULL, 'b' }, { "from-image", required_argument, NULL, 'i' },
-		{ "initramfs", required_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { 0 },
+		{ "initramfs", required_argument, NULL, 'r' }, { "model", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
-	const char *from_boot = NULL, *from_image = NULL, *initramfs = NULL;
+	const char *from_boot = NULL, *from_image = NULL, *initramfs = NULL, *family = NULL;
 	int opt, r;
 
+	if (argc == 2 && strcmp(argv[1], "ls") == 0)
+		return master_require_init(m) ? 1 : list_sets(m);
 	if (argc < 2 || strcmp(argv[1], "import") != 0) {
 		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 			fputs(bootfiles_usage, stdout);
@@ -244,6 +293,13 @@ int cmd_boot_files(struct master *m, int argc, char **argv)
 		case 'b': from_boot = optarg; break;
 		case 'i': from_image = optarg; break;
 		case 'r': initramfs = optarg; break;
+		case 'm':
+			if (strcmp(optarg, "pi3") != 0 && strcmp(optarg, "pi4") != 0 && strcmp(optarg, "pi5") != 0) {
+				nf_err("invalid --model '%.40s': expected pi3, pi4 or pi5", optarg);
+				return 2;
+			}
+			family = optarg;
+			break;
 		case 'h': fputs(bootfiles_usage, stdout); return 0;
 		default: fputs(bootfiles_usage, stderr); return 2;
 		}
@@ -254,7 +310,7 @@ int cmd_boot_files(struct master *m, int argc, char **argv)
 	}
 	if (master_require_init(m) || master_lock(m) < 0)
 		return 1;
-	r = import(m, from_boot, from_image, initramfs);
+	r = import(m, from_boot, from_image, family, initramfs);
 	master_unlock(m);
 	return r;
 }

@@ -11,6 +11,7 @@
 #include "manifest.h"
 #include "master.h"
 #include "parse.h"
+#include "pimodel.h"
 #include "provision.h"
 #include "store.h"
 #include "tftpdir.h"
@@ -29,6 +30,10 @@ static const char enroll_usage[] =
 "\n"
 "  -i, --image NAME     catalog image to write (see netflash image ls)\n"
 "  -f, --force          replace an existing enrollment (new token)\n"
+"  -m, --model FAMILY   use the boot files imported for pi3, pi4 or pi5\n"
+"                       (boot-files import --model); default: the family of\n"
+"                       the model its DHCP client GUID named (Pi 4/5 send\n"
+"                       one), else ROOT/boot\n"
 "\n"
 "  -H, --hostname H     hostname to provision (RFC 1123 label)\n"
 "  -k, --ssh-key FILE   an SSH public key to authorise for the first user (one line)\n";
@@ -75,14 +80,37 @@ int master_read_ssh_key(const char *file, char *out, size_t cap)
 	return 0;
 }
 
-/* The template from boot-files import plus this worker's server and token. */
-static int build_cmdline(struct master *m, const char *token, char *out, size_t cap)
+/* The boot-file set for e: ROOT/boot-FAMILY when it was imported and the
+ * family is asked for or known from the model, else ROOT/boot. Sets
+ * e->boot_set, and model to what the store knows ("" if nothing). */
+static void pick_boot_set(struct master *m, struct store *st, struct enrollment *e, char *model, size_t cap)
 {
-	char path[PATH_MAX], tmpl[CMDLINE_MAX + 1];
+	const char *fam = e->family[0] ? e->family : NULL;
+	char dir[PATH_MAX], set[16];
+	struct stat sb;
+
+	model[0] = '\0';
+	if (store_model(st, e->mac, model, cap) < 0)
+		model[0] = '\0';
+	if (!fam && model[0])
+		fam = pi_model_family(model);
+	snprintf(e->boot_set, sizeof(e->boot_set), "boot");
+	if (!fam)
+		return;
+	snprintf(set, sizeof(set), "boot-%s", fam);
+	if (master_path(m, dir, sizeof(dir), set) == 0 && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))
+		snprintf(e->boot_set, sizeof(e->boot_set), "%s", set);
+}
+
+/* The template from boot-files import plus this worker's server and token. */
+static int build_cmdline(struct master *m, const char *set, const char *token, char *out, size_t cap)
+{
+	char path[PATH_MAX], tmpl[CMDLINE_MAX + 1], rel[64];
 	ssize_t n;
 	int w;
 
-	master_path(m, path, sizeof(path), "boot/cmdline.txt");
+	snprintf(rel, sizeof(rel), "%s/cmdline.txt", set);
+	master_path(m, path, sizeof(path), rel);
 	n = nf_read_file(path, tmpl, CMDLINE_MAX);
 	if (n < 0) {
 		nf_err("no boot files yet (%s: %s); run 'netflash boot-files import' first", path, nf_strerror((int)n));
@@ -97,7 +125,7 @@ static int build_cmdline(struct master *m, const char *token, char *out, size_t 
 
 static int do_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force, int quiet)
 {
-	char tftp[PATH_MAX], boot[PATH_MAX], cmdline[CMDLINE_MAX + 256], detail[512], summary[700] = "";
+	char tftp[PATH_MAX], boot[PATH_MAX], cmdline[CMDLINE_MAX + 256], detail[512], summary[700] = "", model[48];
 	struct nf_manifest man;
 	struct enrollment old;
 	struct store *st = NULL;
@@ -115,7 +143,8 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 		nf_err("%s is already enrolled (image '%s'); use --force to replace the enrollment", e->mac, old.image);
 		goto out;
 	}
-	if (nf_random_hex(e->token, NF_TOKEN_HEX / 2) < 0 || build_cmdline(m, e->token, cmdline, sizeof(cmdline)))
+	pick_boot_set(m, st, e, model, sizeof(model));
+	if (nf_random_hex(e->token, NF_TOKEN_HEX / 2) < 0 || build_cmdline(m, e->boot_set, e->token, cmdline, sizeof(cmdline)))
 		goto out;
 	/* The patch first: settings that cannot be written enroll nothing. */
 	if (prov && provision_wanted(prov)) {
@@ -126,7 +155,7 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 		goto out;
 	}
 	master_path(m, tftp, sizeof(tftp), "tftp");
-	master_path(m, boot, sizeof(boot), "boot");
+	master_path(m, boot, sizeof(boot), e->boot_set);
 	detail[0] = '\0';
 	r = tftpdir_create(tftp, e->mac, boot, cmdline, force, detail, sizeof(detail));
 	if (r == -EEXIST)
@@ -138,7 +167,8 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 		goto out;
 	}
 	snprintf(e->state, sizeof(e->state), "enrolled");
-	if (store_put(st, e) < 0 || store_event(st, e->mac, "enroll", e->image) < 0 ||
+	snprintf(detail, sizeof(detail), "%s (boot files: %s)", e->image, e->boot_set);
+	if (store_put(st, e) < 0 || store_event(st, e->mac, "enroll", detail) < 0 ||
 	    (summary[0] && store_event(st, e->mac, "provision", summary) < 0)) {
 		nf_err("enrolled %s on disk but could not record it in the state database", e->mac);
 		goto out;
@@ -146,6 +176,8 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	if (!quiet) {
 		printf("enrolled %s: image '%s', TFTP dir %s/%s, reports to %s:%u\n", e->mac, e->image, tftp, e->mac,
 		       m->conf.server_ip, m->conf.port);
+		printf("boot files: %s/%s%s%s%s\n", m->root, e->boot_set, model[0] ? " (model " : "", model,
+		       model[0] ? ")" : "");
 		if (summary[0])
 			printf("provisioning: %s\n", summary);
 	}
@@ -160,7 +192,7 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 	static const struct option own[] = {
 		{ "image", required_argument, NULL, 'i' }, { "hostname", required_argument, NULL, 'H' },
 		{ "ssh-key", required_argument, NULL, 'k' }, { "force", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "model", required_argument, NULL, 'm' }, { "help", no_argument, NULL, 'h' },
 	};
 	struct option opts[64];
 	static struct enrollment e; /* large (ssh key); one per process */
@@ -172,8 +204,17 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 	memset(&e, 0, sizeof(e));
 	provision_init(&prov);
 	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
-	while ((opt = getopt_long(argc, argv, "i:H:k:fh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "i:H:k:fm:h", opts, NULL)) != -1) {
 		switch (opt) {
+		case 'm':
+			if (strcmp(optarg, "pi3") != 0 && strcmp(optarg, "pi4") != 0 && strcmp(optarg, "pi5") != 0) {
+				char q[64];
+
+				nf_err("invalid --model %s: expected pi3, pi4 or pi5", nf_quote(q, sizeof(q), optarg));
+				return 2;
+			}
+			snprintf(e.family, sizeof(e.family), "%s", optarg);
+			break;
 		case 'i': image = optarg; break;
 		case 'H': host = optarg; break;
 		case 'k': key = optarg; break;

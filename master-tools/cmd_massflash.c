@@ -270,8 +270,8 @@ static int on_sighting(const struct sighting *g, void *ctx)
 		mb->model[0] = '\0';
 	mb->enrolled = mb->waited_from = time(NULL);
 	store_event(r->st, g->mac, "mass-flash", mb->model[0] ? mb->model : "model unknown");
-	note(r, "enrolled %s%s%s%s%s%s (seen at %s)", mb->mac, mb->model[0] ? " (" : "", mb->model,
-	     mb->model[0] ? ")" : "", mb->host[0] ? " as " : "", mb->host, g->ip);
+	note(r, "enrolled %s%s%s%s%s%s (seen at %s; boot files %s)", mb->mac, mb->model[0] ? " (" : "", mb->model,
+	     mb->model[0] ? ")" : "", mb->host[0] ? " as " : "", mb->host, g->ip, e.boot_set);
 	return 0;
 }
 

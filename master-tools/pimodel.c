@@ -12,27 +12,52 @@
 
 #define LOG_TAIL (1u << 20) /* the newest MiB of the log is plenty */
 
+/* The "type" field (bits 4-11) of new-style codes, from the Raspberry Pi
+ * documentation's revision-code table, with the boot-file family: what the
+ * board's firmware needs (BCM2835/6/7: bootcode.bin + start.elf; BCM2711:
+ * start4.elf; BCM2712: firmware in EEPROM, kernel_2712.img). */
+static const struct {
+	const char *name, *family;
+} types[] = {
+	[0x00] = { "Pi A", "pi1" }, [0x01] = { "Pi B", "pi1" }, [0x02] = { "Pi A+", "pi1" },
+	[0x03] = { "Pi B+", "pi1" }, [0x04] = { "Pi 2B", "pi2" }, [0x06] = { "CM1", "pi1" },
+	[0x08] = { "Pi 3B", "pi3" }, [0x09] = { "Pi Zero", "pi1" }, [0x0a] = { "CM3", "pi3" },
+	[0x0c] = { "Pi Zero W", "pi1" }, [0x0d] = { "Pi 3B+", "pi3" }, [0x0e] = { "Pi 3A+", "pi3" },
+	[0x10] = { "CM3+", "pi3" }, [0x11] = { "Pi 4B", "pi4" }, [0x12] = { "Pi Zero 2 W", "pi3" },
+	[0x13] = { "Pi 400", "pi4" }, [0x14] = { "CM4", "pi4" }, [0x15] = { "CM4S", "pi4" },
+	[0x17] = { "Pi 5", "pi5" }, [0x18] = { "CM5", "pi5" }, [0x19] = { "Pi 500", "pi5" },
+	[0x1a] = { "CM5 Lite", "pi5" },
+};
+
 int pi_revision_model(uint32_t rev, char *out, size_t cap)
 {
-	/* The "type" field (bits 4-11) of new-style codes, from the Raspberry Pi
-	 * documentation's revision-code table. */
-	static const char *const types[] = {
-		[0x00] = "Pi A", [0x01] = "Pi B", [0x02] = "Pi A+", [0x03] = "Pi B+", [0x04] = "Pi 2B",
-		[0x06] = "CM1", [0x08] = "Pi 3B", [0x09] = "Pi Zero", [0x0a] = "CM3", [0x0c] = "Pi Zero W",
-		[0x0d] = "Pi 3B+", [0x0e] = "Pi 3A+", [0x10] = "CM3+", [0x11] = "Pi 4B", [0x12] = "Pi Zero 2 W",
-		[0x13] = "Pi 400", [0x14] = "CM4", [0x15] = "CM4S", [0x17] = "Pi 5", [0x18] = "CM5",
-		[0x19] = "Pi 500", [0x1a] = "CM5 Lite",
-	};
 	static const char *const mem[] = { "256MB", "512MB", "1GB", "2GB", "4GB", "8GB", "16GB" };
 	unsigned type = (rev >> 4) & 0xff, m = (rev >> 20) & 7;
 
-	if (!(rev & (1u << 23)) || type >= sizeof(types) / sizeof(types[0]) || !types[type])
+	if (!(rev & (1u << 23)) || type >= sizeof(types) / sizeof(types[0]) || !types[type].name)
 		return -EINVAL;
 	if (m < sizeof(mem) / sizeof(mem[0]))
-		snprintf(out, cap, "%s %s", types[type], mem[m]);
+		snprintf(out, cap, "%s %s", types[type].name, mem[m]);
 	else
-		snprintf(out, cap, "%s", types[type]);
+		snprintf(out, cap, "%s", types[type].name);
 	return 0;
+}
+
+const char *pi_model_family(const char *model)
+{
+	const char *best = NULL;
+	size_t best_n = 0;
+
+	/* The longest name wins: "Pi Zero 2 W 512MB" is not a "Pi Zero". */
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		size_t n = types[i].name ? strlen(types[i].name) : 0;
+
+		if (n > best_n && strncmp(model, types[i].name, n) == 0 && (model[n] == ' ' || model[n] == '\0')) {
+			best = types[i].family;
+			best_n = n;
+		}
+	}
+	return best;
 }
 
 static uint32_t le32(const uint8_t *p)

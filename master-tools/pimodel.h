@@ -10,6 +10,11 @@
  * (bit 23 set). Returns 0, or -EINVAL for an old-style or unknown code. */
 int pi_revision_model(uint32_t rev, char *out, size_t cap);
 
+/* The boot-file family of a model named by pi_revision_model ("Pi 4B 4GB"
+ * -> "pi4"; "Pi 500 8GB" -> "pi5"; "Pi Zero 2 W" -> "pi3"): pi1 ... pi5, or
+ * NULL for a name it did not make. */
+const char *pi_model_family(const char *model);
+
 /* Decodes option 97 as sent (type byte 0, then the fourcc "RPi4"/"RPi5",
  * the board revision, the MAC's low 4 bytes, the serial; little-endian
  * words). At least the first 9 bytes are needed. Fills the model; returns 0,

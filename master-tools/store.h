@@ -21,6 +21,10 @@ struct enrollment {
 	unsigned attempts;
 	char last_error[256];
 	int64_t enrolled_at, updated_at;
+	/* Not stored: for master_enroll. family in: "pi3"/"pi4"/"pi5" picks that
+	 * boot-file set, "" goes by the model seen in its DHCP client GUID;
+	 * boot_set out: the set used ("boot", "boot-pi4"). */
+	char family[8], boot_set[16];
 };
 
 struct job {

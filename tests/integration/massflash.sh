@@ -67,6 +67,23 @@ pi_tftp_until_served() { # host -> 0 once bootcode.bin is served
 	return 1
 }
 
+# A boot-file set for the Pi 4 family only (its config.txt is marked).
+mkdir "$T/pi4boot"
+cp -p "$MR/boot/"*.bin "$MR/boot/"*.elf "$MR/boot/"*.dat "$MR/boot/"*.img "$T/pi4boot/" 2>/dev/null
+cp "$MR/boot/.config.txt.orig" "$T/pi4boot/config.txt"
+cp "$MR/boot/.cmdline.txt.orig" "$T/pi4boot/cmdline.txt"
+echo "# the pi4 set" >>"$T/pi4boot/config.txt"
+[ -e "$T/pi4boot/start4.elf" ] || cp "$T/pi4boot/start.elf" "$T/pi4boot/start4.elf"
+[ -e "$T/pi4boot/fixup4.dat" ] || cp "$T/pi4boot/fixup.dat" "$T/pi4boot/fixup4.dat"
+expect_fail "boot set: missing family files" "cannot boot a pi5" \
+	"$NF" --root "$MR" boot-files import --model pi5 --from-boot "$T/pi4boot" && pass "a pi5 set without kernel_2712.img is refused"
+"$NF" --root "$MR" boot-files import --model pi4 --from-boot "$T/pi4boot" >/dev/null &&
+	"$NF" --root "$MR" boot-files ls | grep -q "^$MR/boot-pi4 (pi4): boot files for: .*Pi 4 yes" &&
+	pass "boot-files import --model pi4 makes ROOT/boot-pi4 (boot-files ls)" || fail "pi4 set: $("$NF" --root "$MR" boot-files ls)"
+rc=0
+"$NF" --root "$MR" enroll "$P1" --image pios --model pi9 2>/dev/null || rc=$?
+[ "$rc" = 2 ] && pass "enroll --model pi9 is a usage error" || fail "enroll --model pi9: exit $rc"
+
 "$NF" --root "$MR" mass-flash --image pios --hostname-pattern 'node{n}' --limit 2 --since 0 >"$T/mf.out" 2>&1 &
 MF=$!
 register_pid $MF
@@ -84,6 +101,11 @@ pi_dhcp p3 && ! nsx p3 curl -s --max-time 3 -o /dev/null tftp://10.77.0.2/bootco
 sleep 1.5
 [ ! -e "$MR/tftp/$D3" ] && grep -q "ignored $D3: the --limit is reached" "$T/mf.out" &&
 	pass "a third Pi is ignored once --limit 2 is reached" || fail "p3: $(cat "$T/mf.out")"
+grep -q "^# the pi4 set" "$MR/tftp/$D2/config.txt" && ! grep -q "pi4 set" "$MR/tftp/$D1/config.txt" &&
+	grep -q "enrolled $D2 (Pi 4B 4GB) as node2 (seen at .*; boot files boot-pi4)" "$T/mf.out" &&
+	grep -q "enrolled $D1 as node1 (seen at .*; boot files boot)" "$T/mf.out" &&
+	pass "the Pi 4 (model from its client GUID) got the pi4 boot-file set, the Pi 3 the default" ||
+	fail "boot sets: $(grep enrolled "$T/mf.out")"
 grep -q "netflash.token=" "$MR/tftp/$D1/cmdline.txt" && [ "$("$NF" --root "$MR" ls | awk -v m=$D1 '$1==m {print $2}')" = node1 ] &&
 	[ "$("$NF" --root "$MR" ls | awk -v m=$D2 '$1==m {print $2}')" = node2 ] &&
 	pass "hostnames come from the pattern, in order" || fail "ls: $("$NF" --root "$MR" ls)"

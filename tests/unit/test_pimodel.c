@@ -29,6 +29,22 @@ static void test_revisions(void)
 	}
 }
 
+static void test_families(void)
+{
+	static const struct { const char *model, *family; } t[] = {
+		{ "Pi 4B 4GB", "pi4" }, { "Pi 400 4GB", "pi4" }, { "CM4 2GB", "pi4" }, { "CM4S 1GB", "pi4" },
+		{ "Pi 5 8GB", "pi5" },  { "Pi 500 8GB", "pi5" }, { "CM5 Lite 4GB", "pi5" }, { "CM5", "pi5" },
+		{ "Pi 3B+ 1GB", "pi3" }, { "Pi Zero 2 W 512MB", "pi3" }, { "Pi Zero W 512MB", "pi1" },
+		{ "Pi 2B 1GB", "pi2" }, { "Pi 4", NULL }, { "Pi 4Bx 4GB", NULL }, { "", NULL }, { "pi4", NULL },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const char *f = pi_model_family(t[i].model);
+
+		CHECK(t[i].family ? f && strcmp(f, t[i].family) == 0 : f == NULL, "family of '%s': %s", t[i].model,
+		      f ? f : "(none)");
+	}
+}
+
 static void test_guids(void)
 {
 	const uint8_t pi4[] = { 0, 'R', 'P', 'i', '4', 0x11, 0x31, 0xc0, 0x00, 0x32, 0, 0, 2, 0x12 };
@@ -80,6 +96,7 @@ static void test_log(void)
 int main(void)
 {
 	test_revisions();
+	test_families();
 	test_guids();
 	test_log();
 	return CHECK_DONE();
