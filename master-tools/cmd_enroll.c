@@ -12,6 +12,7 @@
 #include "master.h"
 #include "parse.h"
 #include "pimodel.h"
+#include "nfsroot.h"
 #include "provision.h"
 #include "store.h"
 #include "tftpdir.h"
@@ -19,7 +20,8 @@
 #define CMDLINE_MAX 4096
 
 static const char enroll_usage[] =
-"Usage: netflash [--root DIR] enroll MAC --image NAME [--force] [PROVISIONING OPTIONS]\n"
+"Usage: netflash [--root DIR] enroll MAC --image NAME [--force] [--model F] [PROVISIONING OPTIONS]\n"
+"       netflash [--root DIR] enroll MAC --nfsroot DIR [--force] [--model F]\n"
 "\n"
 "Make the worker with this MAC netboot into the flasher and write image NAME.\n"
 "MAC may be spelled b8:27:eb:d3:85:78, B8-27-EB-D3-85-78, b827.ebd3.8578 or\n"
@@ -30,6 +32,14 @@ static const char enroll_usage[] =
 "\n"
 "  -i, --image NAME     catalog image to write (see netflash image ls)\n"
 "  -f, --force          replace an existing enrollment (new token)\n"
+"  -n, --nfsroot DIR    diskless instead of flashing: the worker netboots\n"
+"                       the imported Pi OS boot files (without the flasher)\n"
+"                       with root=/dev/nfs nfsroot=SERVER:DIR and runs from\n"
+"                       DIR, a Pi OS root filesystem on this master, one per\n"
+"                       worker (it is mounted read-write). DIR is added to\n"
+"                       ROOT/etc/netflash-nfsroot.exports and\n"
+"                       ROOT/etc/ganesha-nfsroot.conf; install one into your\n"
+"                       NFS server. 'netflash release MAC' ends it.\n"
 "  -m, --model FAMILY   use the boot files imported for pi3, pi4 or pi5\n"
 "                       (boot-files import --model); default: the family of\n"
 "                       the model its DHCP client GUID named (Pi 4/5 send\n"
@@ -42,7 +52,9 @@ static const char release_usage[] =
 "Usage: netflash [--root DIR] release MAC\n"
 "\n"
 "Remove the worker's TFTP dir so its next boot comes from its card. Only a\n"
-"real directory that netflash made is removed; symlinks are never followed.\n";
+"real directory that netflash made is removed; symlinks are never followed.\n"
+"A diskless worker's root leaves the NFS export files (ROOT/etc/netflash-\n"
+"nfsroot.exports, ganesha-nfsroot.conf); its files stay where they are.\n";
 
 static int bad_mac(const char *s)
 {
@@ -102,14 +114,15 @@ static void pick_boot_set(struct master *m, struct store *st, struct enrollment 
 		snprintf(e->boot_set, sizeof(e->boot_set), "%s", set);
 }
 
-/* The template from boot-files import plus this worker's server and token. */
-static int build_cmdline(struct master *m, const char *set, const char *token, char *out, size_t cap)
+/* The set's cmdline.txt template plus this worker's own words: the
+ * flasher's server and token, or a diskless worker's NFS root. */
+static int build_cmdline(struct master *m, const struct enrollment *e, const char *nfsroot, char *out, size_t cap)
 {
 	char path[PATH_MAX], tmpl[CMDLINE_MAX + 1], rel[64];
 	ssize_t n;
 	int w;
 
-	snprintf(rel, sizeof(rel), "%s/cmdline.txt", set);
+	snprintf(rel, sizeof(rel), "%s/cmdline.txt", e->boot_set);
 	master_path(m, path, sizeof(path), rel);
 	n = nf_read_file(path, tmpl, CMDLINE_MAX);
 	if (n < 0) {
@@ -118,73 +131,165 @@ static int build_cmdline(struct master *m, const char *set, const char *token, c
 	}
 	while (n > 0 && (tmpl[n - 1] == '\n' || tmpl[n - 1] == ' '))
 		tmpl[--n] = '\0';
-	w = snprintf(out, cap, "%s netflash.server=%s:%u netflash.token=%s\n", tmpl, m->conf.server_ip,
-		     m->conf.port, token);
+	if (nfsroot)
+		w = snprintf(out, cap, "%s root=/dev/nfs nfsroot=%s:%s,vers=3,tcp rw rootwait\n", tmpl,
+			     m->conf.server_ip, nfsroot);
+	else
+		w = snprintf(out, cap, "%s netflash.server=%s:%u netflash.token=%s\n", tmpl, m->conf.server_ip,
+			     m->conf.port, e->token);
 	return w < 0 || (size_t)w >= cap;
 }
 
-static int do_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force, int quiet)
+/* A diskless worker boots Pi OS as imported, without the flasher's
+ * initramfs line: the set's original config.txt. */
+static int diskless_config(struct master *m, const char *set, char *out, size_t cap)
 {
-	char tftp[PATH_MAX], boot[PATH_MAX], cmdline[CMDLINE_MAX + 256], detail[512], summary[700] = "", model[48];
+	char path[PATH_MAX], rel[64];
+	ssize_t n;
+
+	snprintf(rel, sizeof(rel), "%s/.config.txt.orig", set);
+	master_path(m, path, sizeof(path), rel);
+	if ((n = nf_read_file(path, out, cap - 1)) < 0) {
+		nf_err("%s: %s; import the boot files again (netflash boot-files import)", path, nf_strerror((int)n));
+		return 1;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+/* The per-worker files that go with the TFTP dir: the provisioning patch
+ * (flasher) or the NFS root export (diskless). Undone by release. */
+static int worker_files(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
+			const struct enrollment *old, char *summary, size_t cap)
+{
+	char detail[1400];
+	int r;
+
+	if (nfsroot) {
+		provision_remove(m, e->mac);
+		if ((r = nfsroot_set(m, e->mac, nfsroot, detail, sizeof(detail))) < 0) {
+			nf_err("cannot export %s for %s: %s", nfsroot, e->mac, detail);
+			return 1;
+		}
+		return 0;
+	}
+	if (old && strcmp(old->state, "diskless") == 0 && nfsroot_set(m, e->mac, NULL, detail, sizeof(detail)) < 0)
+		nf_warn("%s, ignoring", detail);
+	/* The patch first: settings that cannot be written enroll nothing. */
+	if (prov && provision_wanted(prov))
+		return provision_build(m, e->mac, e->image, prov, summary, cap);
+	if ((r = provision_remove(m, e->mac)) < 0) {
+		nf_err("cannot remove the old provisioning patch of %s: %s", e->mac, strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
+static void say_enrolled(struct master *m, const struct enrollment *e, const char *nfsroot, const char *model,
+			 const char *summary)
+{
+	char what[256];
+
+	if (nfsroot) {
+		printf("enrolled %s as a diskless worker: it boots Pi OS with its root on %s:%s over NFS (TFTP dir "
+		       "%s/tftp/%s)\n", e->mac, m->conf.server_ip, nfsroot, m->root, e->mac);
+		printf("export that directory: %s/etc/netflash-nfsroot.exports (nfs-kernel-server: copy into "
+		       "/etc/exports.d/, then exportfs -ra) or %s/etc/ganesha-nfsroot.conf (nfs-ganesha: %%include it)\n",
+		       m->root, m->root);
+		if (nfsroot_fstab_mounts_card(nfsroot, what, sizeof(what)))
+			nf_warn("%s/etc/fstab mounts / from %s, which a diskless worker does not have: remove that "
+				"line, ignoring", nfsroot, what);
+	} else {
+		printf("enrolled %s: image '%s', TFTP dir %s/tftp/%s, reports to %s:%u\n", e->mac, e->image, m->root,
+		       e->mac, m->conf.server_ip, m->conf.port);
+	}
+	printf("boot files: %s/%s%s%s%s\n", m->root, e->boot_set, model[0] ? " (model " : "", model, model[0] ? ")" : "");
+	if (summary[0])
+		printf("provisioning: %s\n", summary);
+}
+
+/* Enrolls e for the flasher (nfsroot NULL: e->image) or as a diskless
+ * worker on nfsroot. Takes no lock; logs. Returns 0 or 1. */
+static int do_enroll(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
+		     int force, int quiet)
+{
+	static char cmdline[CMDLINE_MAX + 256], config[CMDLINE_MAX * 16];
+	char tftp[PATH_MAX], boot[PATH_MAX], detail[512], summary[700] = "", model[48];
 	struct nf_manifest man;
 	struct enrollment old;
 	struct store *st = NULL;
-	int r, rc = 1;
+	int r, rc = 1, had;
 
-	if ((r = master_read_manifest(m, e->image, &man)) < 0) {
+	if (!nfsroot && (r = master_read_manifest(m, e->image, &man)) < 0) {
 		nf_err(r == -ENOENT ? "no image '%s' in the catalog (see netflash image ls)"
 				    : "the manifest of image '%s' is damaged", e->image);
 		return 1;
 	}
 	if (master_open_store(m, &st) < 0)
 		return 1;
-	r = store_get(st, e->mac, &old);
-	if (r == 0 && strcmp(old.state, "enrolled") == 0 && !force) {
-		nf_err("%s is already enrolled (image '%s'); use --force to replace the enrollment", e->mac, old.image);
+	had = store_get(st, e->mac, &old) == 0;
+	if (had && (strcmp(old.state, "enrolled") == 0 || strcmp(old.state, "diskless") == 0) && !force) {
+		nf_err("%s is already enrolled (%s%s%s); use --force to replace the enrollment", e->mac,
+		       old.image[0] ? "image '" : "diskless", old.image, old.image[0] ? "'" : "");
 		goto out;
 	}
 	pick_boot_set(m, st, e, model, sizeof(model));
-	if (nf_random_hex(e->token, NF_TOKEN_HEX / 2) < 0 || build_cmdline(m, e->boot_set, e->token, cmdline, sizeof(cmdline)))
+	if (nf_random_hex(e->token, NF_TOKEN_HEX / 2) < 0 || build_cmdline(m, e, nfsroot, cmdline, sizeof(cmdline)) ||
+	    (nfsroot && diskless_config(m, e->boot_set, config, sizeof(config))) ||
+	    worker_files(m, e, prov, nfsroot, had ? &old : NULL, summary, sizeof(summary)))
 		goto out;
-	/* The patch first: settings that cannot be written enroll nothing. */
-	if (prov && provision_wanted(prov)) {
-		if (provision_build(m, e->mac, e->image, prov, summary, sizeof(summary)))
-			goto out;
-	} else if ((r = provision_remove(m, e->mac)) < 0) {
-		nf_err("cannot remove the old provisioning patch of %s: %s", e->mac, strerror(-r));
-		goto out;
-	}
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	master_path(m, boot, sizeof(boot), e->boot_set);
 	detail[0] = '\0';
-	r = tftpdir_create(tftp, e->mac, boot, cmdline, force, detail, sizeof(detail));
+	r = tftpdir_create(tftp, e->mac, boot, cmdline, nfsroot ? config : NULL, force, detail, sizeof(detail));
 	if (r == -EEXIST)
 		snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
 			 " (left from an earlier run? 'netflash release %s' or enroll --force)", e->mac);
 	if (r < 0) {
 		nf_err("cannot enroll %s: %s", e->mac, detail);
 		provision_remove(m, e->mac);
+		if (nfsroot)
+			nfsroot_set(m, e->mac, NULL, detail, sizeof(detail));
 		goto out;
 	}
-	snprintf(e->state, sizeof(e->state), "enrolled");
-	snprintf(detail, sizeof(detail), "%s (boot files: %s)", e->image, e->boot_set);
+	snprintf(e->state, sizeof(e->state), "%s", nfsroot ? "diskless" : "enrolled");
+	if (nfsroot)
+		snprintf(detail, sizeof(detail), "diskless, root %.200s over NFS (boot files: %s)", nfsroot, e->boot_set);
+	else
+		snprintf(detail, sizeof(detail), "%s (boot files: %s)", e->image, e->boot_set);
 	if (store_put(st, e) < 0 || store_event(st, e->mac, "enroll", detail) < 0 ||
 	    (summary[0] && store_event(st, e->mac, "provision", summary) < 0)) {
 		nf_err("enrolled %s on disk but could not record it in the state database", e->mac);
 		goto out;
 	}
-	if (!quiet) {
-		printf("enrolled %s: image '%s', TFTP dir %s/%s, reports to %s:%u\n", e->mac, e->image, tftp, e->mac,
-		       m->conf.server_ip, m->conf.port);
-		printf("boot files: %s/%s%s%s%s\n", m->root, e->boot_set, model[0] ? " (model " : "", model,
-		       model[0] ? ")" : "");
-		if (summary[0])
-			printf("provisioning: %s\n", summary);
-	}
+	if (!quiet)
+		say_enrolled(m, e, nfsroot, model, summary);
 	rc = 0;
 out:
 	store_close(st);
 	return rc;
+}
+
+/* enroll --nfsroot: checks, then enrolls under the lock. */
+static int enroll_diskless(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
+			   int settings, int force)
+{
+	char detail[512];
+	int r;
+
+	if (settings || provision_wanted(prov)) {
+		nf_err("--nfsroot does not go with provisioning options: a diskless worker's settings live in its root");
+		return 2;
+	}
+	if ((r = nfsroot_check(nfsroot, detail, sizeof(detail))) < 0) {
+		nf_err("%s", detail);
+		return r == -EINVAL ? 2 : 1;
+	}
+	if (master_require_init(m) || master_lock(m) < 0)
+		return 1;
+	r = do_enroll(m, e, NULL, nfsroot, force, 0);
+	master_unlock(m);
+	return r;
 }
 
 int cmd_enroll(struct master *m, int argc, char **argv)
@@ -192,19 +297,20 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 	static const struct option own[] = {
 		{ "image", required_argument, NULL, 'i' }, { "hostname", required_argument, NULL, 'H' },
 		{ "ssh-key", required_argument, NULL, 'k' }, { "force", no_argument, NULL, 'f' },
-		{ "model", required_argument, NULL, 'm' }, { "help", no_argument, NULL, 'h' },
+		{ "model", required_argument, NULL, 'm' }, { "nfsroot", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
 	};
 	struct option opts[64];
 	static struct enrollment e; /* large (ssh key); one per process */
 	struct provision prov;
-	const char *image = NULL, *host = NULL, *key = NULL;
+	const char *image = NULL, *host = NULL, *key = NULL, *nfsroot = NULL;
 	uint8_t mac[6];
 	int force = 0, opt, r;
 
 	memset(&e, 0, sizeof(e));
 	provision_init(&prov);
 	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
-	while ((opt = getopt_long(argc, argv, "i:H:k:fm:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "i:H:k:fm:n:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			if (strcmp(optarg, "pi3") != 0 && strcmp(optarg, "pi4") != 0 && strcmp(optarg, "pi5") != 0) {
@@ -219,6 +325,7 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 		case 'H': host = optarg; break;
 		case 'k': key = optarg; break;
 		case 'f': force = 1; break;
+		case 'n': nfsroot = optarg; break;
 		case 'h': printf("%s\n%s", enroll_usage, provision_usage); return 0;
 		case '?': fputs(enroll_usage, stderr); return 2;
 		default:
@@ -226,13 +333,15 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 				return 2;
 		}
 	}
-	if (optind + 1 != argc || !image) {
-		nf_err("enroll needs a MAC and --image NAME (see netflash enroll --help)");
+	if (optind + 1 != argc || !image == !nfsroot) {
+		nf_err("enroll needs a MAC and one of --image NAME or --nfsroot DIR (see netflash enroll --help)");
 		return 2;
 	}
 	if (nf_parse_mac(argv[optind], mac) < 0)
 		return bad_mac(argv[optind]);
 	nf_format_mac(mac, e.mac);
+	if (nfsroot)
+		return enroll_diskless(m, &e, &prov, nfsroot, host || key, force);
 	if ((r = master_enroll_settings(m, &e, &prov, image, host, key)))
 		return r;
 	return master_enroll(m, &e, &prov, force, 0);
@@ -267,7 +376,7 @@ int master_enroll(struct master *m, struct enrollment *e, const struct provision
 
 	if (master_lock(m) < 0)
 		return 1;
-	r = do_enroll(m, e, prov, force, quiet);
+	r = do_enroll(m, e, prov, NULL, force, quiet);
 	master_unlock(m);
 	return r;
 }
@@ -301,6 +410,8 @@ int cmd_release(struct master *m, int argc, char **argv)
 		return 1;
 	}
 	provision_remove(m, macs);
+	if (nfsroot_set(m, macs, NULL, detail, sizeof(detail)) < 0)
+		nf_warn("%s, ignoring", detail);
 	if (master_open_store(m, &st) == 0) {
 		store_set_state(st, macs, "released", NULL);
 		store_event(st, macs, "release", r == -ENOENT ? "no tftp dir" : "by netflash release");

@@ -244,6 +244,10 @@ static int on_sighting(const struct sighting *g, void *ctx)
 		ignore(r, g->mac, "too many Pis in one run");
 		return 0;
 	}
+	if (store_get(r->st, g->mac, &old) == 0 && strcmp(old.state, "diskless") == 0) {
+		ignore(r, g->mac, "a diskless worker (enroll --nfsroot); release it first to flash it");
+		return 0;
+	}
 	if (store_get(r->st, g->mac, &old) == 0 && strcmp(old.state, "enrolled") == 0) {
 		snprintf(why, sizeof(why), "already enrolled outside this run (image '%.60s')", old.image);
 		ignore(r, g->mac, why);

@@ -165,7 +165,7 @@ static int write_at(int dirfd, const char *name, const char *text)
 }
 
 static int build_new(int root_fd, const char *tmp, const char *mac, const char *boot_dir,
-		     const char *cmdline, char *detail, size_t cap)
+		     const char *cmdline, const char *config, char *detail, size_t cap)
 {
 	int bfd = -1, nfd = -1, r;
 	char marker[32];
@@ -185,6 +185,13 @@ static int build_new(int root_fd, const char *tmp, const char *mac, const char *
 		r = -errno;
 	if (r == 0)
 		r = write_at(nfd, "cmdline.txt", cmdline);
+	if (r == 0 && config) {
+		if ((unlinkat(nfd, "config.txt", 0) < 0 && errno != ENOENT) ||
+		    (unlinkat(nfd, "netflash.cpio.gz", 0) < 0 && errno != ENOENT))
+			r = -errno;
+		else
+			r = write_at(nfd, "config.txt", config);
+	}
 	snprintf(marker, sizeof(marker), "%s\n", mac);
 	if (r == 0)
 		r = write_at(nfd, NF_TFTP_MARKER, marker);
@@ -198,8 +205,8 @@ out:
 	return r;
 }
 
-int tftpdir_create(const char *tftp_root, const char *mac, const char *boot_dir,
-		   const char *cmdline, int replace, char *detail, size_t cap)
+int tftpdir_create(const char *tftp_root, const char *mac, const char *boot_dir, const char *cmdline,
+		   const char *config, int replace, char *detail, size_t cap)
 {
 	char tmp[64];
 	int root_fd = open(tftp_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
@@ -213,7 +220,7 @@ int tftpdir_create(const char *tftp_root, const char *mac, const char *boot_dir,
 		goto out;
 	/* Dot names: never a MAC, so dnsmasq never serves a half-built dir. */
 	snprintf(tmp, sizeof(tmp), ".new-%s-%s", mac, rnd);
-	r = build_new(root_fd, tmp, mac, boot_dir, cmdline, detail, cap);
+	r = build_new(root_fd, tmp, mac, boot_dir, cmdline, config, detail, cap);
 	if (r < 0)
 		goto fail;
 	if (replace && faccessat(root_fd, mac, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {

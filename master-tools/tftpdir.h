@@ -11,10 +11,13 @@
 
 /* Builds tftp_root/mac from the files in boot_dir (recursively; symlinks
  * and special files in boot_dir are refused) plus cmdline.txt with the given
- * content. replace: an existing dir of ours is replaced atomically; else an
- * existing dir is -EEXIST. Returns 0 or -errno with detail set. */
-int tftpdir_create(const char *tftp_root, const char *mac, const char *boot_dir,
-		   const char *cmdline, int replace, char *detail, size_t cap);
+ * content. config: NULL keeps boot_dir's config.txt; else this text is the
+ * config.txt and the flasher's initramfs (netflash.cpio.gz) is left out (a
+ * diskless worker boots its own system). replace: an existing dir of ours
+ * is replaced atomically; else an existing dir is -EEXIST. Returns 0 or
+ * -errno with detail set. */
+int tftpdir_create(const char *tftp_root, const char *mac, const char *boot_dir, const char *cmdline,
+		   const char *config, int replace, char *detail, size_t cap);
 
 /* Removes tftp_root/mac: refuses a symlink or anything without our marker
  * (-EPERM), never follows symlinks inside. Returns 0, -ENOENT (no dir) or
