@@ -21,6 +21,14 @@ cmake -S . -B build-aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETFLASH_WERROR=$werror >/dev/null
 cmake --build build-aarch64 -j"$jobs"
 (cd build-aarch64 && ctest --output-on-failure -R 'unit_test_(parse|proto)')
+# The agent's .deb for 64-bit Pi OS: packed, and its binary runs (emulated).
+deb=$(scripts/package-agent.sh build-aarch64)
+[ "$(dpkg-deb -f "$deb" Architecture)" = arm64 ] &&
+	dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/sbin/netflash-agent >build-aarch64/agent-from-deb &&
+	chmod +x build-aarch64/agent-from-deb &&
+	[ "$(qemu-aarch64-static build-aarch64/agent-from-deb mac --mac B8-27-EB-00-00-01)" = b8-27-eb-00-00-01 ] ||
+	{ echo "test: the arm64 netflash-agent .deb is broken ($deb)" >&2; exit 1; }
+echo "test: $deb"
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETFLASH_WERROR=$werror >/dev/null
 cmake --build build -j"$jobs"

@@ -104,8 +104,24 @@ expect_rc_2 "$NF" --root "$MR" reimage --image pios --rsh "$T/rsh" -- '-oProxyCo
 	grep -q "invalid HOST or MAC" "$T/err.log" && pass "a HOST that looks like an ssh option is refused" ||
 	fail "hostile host: $(cat "$T/err.log")"
 
+# The .deb (scripts/package-agent.sh): installed into a scratch dpkg root,
+# its agent (static) runs the printed command below.
+if [ -z "${NETFLASH_SANITIZE_BUILD:-}" ]; then
+	DR=$T/dpkgroot
+	mkdir -p "$DR/var/lib/dpkg/info" "$DR/var/lib/dpkg/updates"
+	touch "$DR/var/lib/dpkg/status"
+	deb=$("$NETFLASH_SRC/scripts/package-agent.sh" -o "$T" "$NETFLASH_BUILD") &&
+		dpkg --root="$DR" --force-script-chrootless -i "$deb" >"$T/dpkg.log" 2>&1 &&
+		[ "$(dpkg-deb -f "$deb" Architecture)" = "$(dpkg --print-architecture)" ] && [ -z "$(dpkg-deb -f "$deb" Depends)" ] &&
+		! readelf -l "$DR/usr/sbin/netflash-agent" | grep -q 'program interpreter' &&
+		pass "package-agent.sh makes a .deb (no dependencies, a static /usr/sbin/netflash-agent) that dpkg installs" ||
+		fail "deb: $deb $(cat "$T/dpkg.log" 2>/dev/null)"
+	[ -x "$DR/usr/sbin/netflash-agent" ] && NFA=$DR/usr/sbin/netflash-agent
+fi
+
 # 4. reimage MAC: enrolls and prints the agent command; with it the card is
-# disabled; then the worker netboots and the flasher writes the image.
+# disabled (by the agent the .deb installed); then the worker netboots and
+# the flasher writes the image.
 "$NF" --root "$MR" reimage "$M1" --image pios >"$T/r2.out" 2>&1 || fail "reimage MAC: $(cat "$T/r2.out")"
 cmd=$(grep -o "netflash-agent reimage --master [0-9.:]* --token [0-9a-f]*" "$T/r2.out")
 [ -n "$cmd" ] && pass "reimage MAC prints the agent command" || fail "reimage MAC: $(cat "$T/r2.out")"
