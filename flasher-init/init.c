@@ -41,6 +41,8 @@ struct config {
 	unsigned probe, stall_s, min_mbps;  /* card health: capacity probe on/off, watchdog, floor */
 	char led[NF_GPIO_SPEC_MAX + 1], button[NF_GPIO_SPEC_MAX + 1], act[128];
 	unsigned led_hold;                  /* seconds "done" stays lit before the reboot */
+	int button_bad;                     /* netflash.button= too long */
+	struct nf_gpio_spec button_spec;    /* netflash.button=, parsed */
 	struct nf_indicator *ind;           /* the status lights, or NULL */
 	char cmdline[CMDLINE_MAX + 1];
 	int pid1;
@@ -192,8 +194,9 @@ fatal(const struct config *c, const char *stage, const char *fmt, ...)
 	finish(c, 1, 0);
 }
 
-/* netflash.key=value from the kernel command line into out (empty if absent). */
-static void cmdline_get(const char *cmdline, const char *key, char *out, size_t cap)
+/* netflash.key=value from the kernel command line into out (empty if
+ * absent or too long). Returns 1 if found, 0 if absent, -E2BIG if too long. */
+static int cmdline_get(const char *cmdline, const char *key, char *out, size_t cap)
 {
 	size_t klen = strlen(key);
 	const char *p = cmdline;
@@ -203,14 +206,15 @@ static void cmdline_get(const char *cmdline, const char *key, char *out, size_t 
 		if ((p == cmdline || p[-1] == ' ') && p[klen] == '=') {
 			size_t n = strcspn(p + klen + 1, " \n");
 
-			if (n < cap) {
-				memcpy(out, p + klen + 1, n);
-				out[n] = '\0';
-			}
-			return;
+			if (n >= cap)
+				return -E2BIG;
+			memcpy(out, p + klen + 1, n);
+			out[n] = '\0';
+			return 1;
 		}
 		p += klen;
 	}
+	return 0;
 }
 
 static unsigned cmdline_uint(const char *cmdline, const char *key, unsigned def, unsigned max)
@@ -251,7 +255,8 @@ static int read_config(struct config *c, const char *file)
 	c->stall_s = cmdline_uint(c->cmdline, "netflash.stall", 5, 3600);
 	c->min_mbps = cmdline_uint(c->cmdline, "netflash.min_mbps", 0, 100000);
 	cmdline_get(c->cmdline, "netflash.led", c->led, sizeof(c->led));
-	cmdline_get(c->cmdline, "netflash.button", c->button, sizeof(c->button));
+	/* An unreadable button setting must not mean "no button". */
+	c->button_bad = cmdline_get(c->cmdline, "netflash.button", c->button, sizeof(c->button)) < 0;
 	cmdline_get(c->cmdline, "netflash.act", c->act, sizeof(c->act));
 	if (!c->act[0])
 		snprintf(c->act, sizeof(c->act), "%s", c->pid1 ? "auto" : "off");
@@ -387,13 +392,13 @@ static void start_lights(struct config *c)
 {
 	struct nf_gpio_spec spec;
 	struct nf_gpio *led = NULL;
-	char act[160], detail[300];
+	char act[160], detail[300], q[NF_GPIO_SPEC_MAX + 8];
 	const char *why;
 	int r, had_led;
 
 	if (c->led[0]) {
 		if (nf_gpio_parse(c->led, &spec, &why) < 0)
-			say("netflash.led='%s': %s, ignoring", c->led, why);
+			say("netflash.led=%s: %s, ignoring", nf_quote(q, sizeof(q), c->led), why);
 		else if (nf_gpio_output(&spec, "netflash-led", 0, &led, detail, sizeof(detail)) < 0)
 			say("status LED: %s, ignoring", detail);
 	}
@@ -422,22 +427,31 @@ static void start_lights(struct config *c)
 		say("status lights on%s%s%s%s", led ? " " : "", led ? c->led : "", act[0] ? " and " : "", act[0] ? act : "");
 }
 
+/* A start button that is asked for but cannot be understood stops the
+ * worker before anything else. */
+static void check_button(struct config *c)
+{
+	char q[NF_GPIO_SPEC_MAX + 8];
+	const char *why;
+
+	if (c->button_bad)
+		fatal(c, "config", "netflash.button= is longer than %d characters", NF_GPIO_SPEC_MAX);
+	if (c->button[0] && nf_gpio_parse(c->button, &c->button_spec, &why) < 0)
+		fatal(c, "config", "netflash.button=%s: %s", nf_quote(q, sizeof(q), c->button), why);
+}
+
 /* netflash.button=: nothing is written before someone presses it. A button
  * that cannot be read stops the worker: flashing without the press the
  * operator asked for is worse than not flashing. */
 static void wait_start_button(struct config *c)
 {
-	struct nf_gpio_spec spec;
 	struct nf_gpio *b = NULL;
 	char detail[300];
-	const char *why;
 	int r;
 
 	if (!c->button[0])
 		return;
-	if (nf_gpio_parse(c->button, &spec, &why) < 0)
-		fatal(c, "button", "netflash.button='%s': %s", c->button, why);
-	if ((r = nf_gpio_input(&spec, "netflash-start", &b, detail, sizeof(detail))) < 0)
+	if ((r = nf_gpio_input(&c->button_spec, "netflash-start", &b, detail, sizeof(detail))) < 0)
 		fatal(c, "button", "start button: %s", detail);
 	nf_indicator_set(c->ind, NF_LED_BUTTON);
 	say("waiting for the start button (%s) before writing %s", c->button, c->target);
@@ -501,6 +515,7 @@ int main(int argc, char **argv)
 		fatal(&c, "config", "cannot read %s: %s", cmdline_file, strerror(-r));
 	if (!c.server[0] || !c.token[0])
 		fatal(&c, "config", "the kernel command line lacks netflash.server= or netflash.token=");
+	check_button(&c);
 	if (c.pid1)
 		load_modules(&c);
 	start_lights(&c);

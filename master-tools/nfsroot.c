@@ -95,13 +95,12 @@ static void add_export(const char *mac, const char *dir, const char *clients, un
 /* Rewrites both export files from ROOT/state/nfsroot. */
 static int write_exports(const struct master *m, char *detail, size_t cap)
 {
-	char sdir[1200], path[1300], dir[NFSROOT_DIR_MAX + 2], *kx = malloc(EXPORTS_MAX), *gx = malloc(EXPORTS_MAX);
+	char sdir[1200], path[1600], dir[NFSROOT_DIR_MAX + 2], *kx = malloc(EXPORTS_MAX), *gx = malloc(EXPORTS_MAX);
 	const char *clients = m->conf.subnet[0] ? m->conf.subnet : "*";
 	size_t ko = 0, go = 0;
 	unsigned id = 1000;
-	struct dirent *de;
-	DIR *d;
-	int r = 0;
+	struct dirent **names = NULL;
+	int r = 0, n_names;
 
 	if (!kx || !gx) {
 		free(kx);
@@ -112,24 +111,27 @@ static int write_exports(const struct master *m, char *detail, size_t cap)
 					       "for /etc/exports.d/, then exportfs -ra\n");
 	go = (size_t)snprintf(gx, EXPORTS_MAX, "# diskless workers' roots for nfs-ganesha (netflash enroll --nfsroot)\n");
 	master_path(m, sdir, sizeof(sdir), "state/nfsroot");
-	if ((d = opendir(sdir))) {
-		while ((de = readdir(d))) {
-			uint8_t mac[6];
-			ssize_t n;
+	/* In MAC order, so the files (and ganesha's export ids) only change
+	 * where a worker came or went. */
+	n_names = scandir(sdir, &names, NULL, alphasort);
+	for (int i = 0; i < n_names; i++) {
+		uint8_t mac[6];
+		ssize_t n;
 
-			if (nf_parse_mac(de->d_name, mac) < 0 || strlen(de->d_name) != 17)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", sdir, de->d_name);
-			n = nf_read_file(path, dir, sizeof(dir) - 1);
-			if (n <= 0)
-				continue;
-			dir[strcspn(dir, "\n")] = '\0';
-			if (nfsroot_check(dir, path, sizeof(path)) == -EINVAL)
-				continue; /* edited by hand into something unsafe: leave it out */
-			add_export(de->d_name, dir, clients, id++, kx, &ko, gx, &go);
-		}
-		closedir(d);
+		if (strlen(names[i]->d_name) != 17 || nf_parse_mac(names[i]->d_name, mac) < 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", sdir, names[i]->d_name);
+		n = nf_read_file(path, dir, sizeof(dir) - 1);
+		if (n <= 0)
+			continue;
+		dir[strcspn(dir, "\n")] = '\0';
+		if (nfsroot_check(dir, path, sizeof(path)) == -EINVAL)
+			continue; /* edited by hand into something unsafe: leave it out */
+		add_export(names[i]->d_name, dir, clients, id++, kx, &ko, gx, &go);
 	}
+	for (int i = 0; i < n_names; i++)
+		free(names[i]);
+	free(names);
 	if (ko >= EXPORTS_MAX || go >= EXPORTS_MAX) {
 		snprintf(detail, cap, "too many diskless workers for one exports file");
 		r = -EFBIG;

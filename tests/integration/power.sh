@@ -67,6 +67,19 @@ rc=0
 [ "$rc" = 2 ] && grep -q "invalid --off-time '0'" "$T/err" && pass "--off-time 0 is a usage error (exit 2)" ||
 	fail "off-time: exit $rc $(cat "$T/err")"
 
+# The worker's start button: a setting it cannot understand stops it before
+# anything else (the button itself is tested against gpio-sim in gpio.sh).
+FI="$NETFLASH_BUILD/flasher-init/flasher-init"
+printf 'netflash.server=127.0.0.1:1 netflash.token=ab netflash.button=gpiochip0:1;reboot\n' >"$T/cl1"
+printf 'netflash.server=127.0.0.1:1 netflash.token=ab netflash.button=gpiochip0:%0300d\n' 1 >"$T/cl2"
+rc1=0 rc2=0
+"$FI" --cmdline "$T/cl1" >/dev/null 2>"$T/fi1.err" || rc1=$?
+"$FI" --cmdline "$T/cl2" >/dev/null 2>"$T/fi2.err" || rc2=$?
+[ "$rc1" = 1 ] && grep -q "FAILED (config): netflash.button='gpiochip0:1;reboot': the line must be" "$T/fi1.err" &&
+	[ "$rc2" = 1 ] && grep -q "FAILED (config): netflash.button= is longer than 160 characters" "$T/fi2.err" &&
+	pass "flasher-init stops on a hostile or oversize netflash.button= (never flashes without the asked-for press)" ||
+	fail "flasher-init button config: $rc1 $(cat "$T/fi1.err") / $rc2 $(cat "$T/fi2.err")"
+
 # mass-flash: the Pi with an exec entry boots after its second power cycle.
 NFW="$NETFLASH_BUILD/flasher-init/netflash-write"
 pattern_file "$T/card.img" $((64 * 1048576))
