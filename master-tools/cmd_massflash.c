@@ -48,7 +48,8 @@ static const char usage[] =
 "  -b, --boot-timeout SECONDS  a Pi that has not asked for its job this long\n"
 "                              after it was enrolled is power-cycled when it has\n"
 "                              an entry in ROOT/power.conf (see netflash power\n"
-"                              --help), else it counts as failed (default 300)\n"
+"                              --help; off for 5 s), else it counts as failed\n"
+"                              (default 300)\n"
 "  -r, --power-retries N       power cycles per Pi before it counts as failed\n"
 "                              (default 2; 0: never cycle)\n"
 "  -k, --ssh-key FILE          an SSH public key to authorise on every Pi\n"
@@ -307,9 +308,12 @@ static void start_cycle(struct run *r, struct member *mb)
 {
 	struct power_entry pe;
 	char detail[1400];
+	int e = power_find(r->m, mb->mac, &pe, detail, sizeof(detail));
 	pid_t pid;
 
-	if (power_find(r->m, mb->mac, &pe, detail, sizeof(detail)) < 0) {
+	if (e < 0) {
+		if (e != -ENOENT)
+			nf_warn("%s: %s, ignoring", mb->mac, detail); /* a broken power.conf */
 		snprintf(mb->why, sizeof(mb->why), "did not ask for its job within %u s%s", r->boot_timeout,
 			 mb->cycles ? " after a power cycle" : "; no power control for it");
 		mb->final = -1;
@@ -336,14 +340,16 @@ static void start_cycle(struct run *r, struct member *mb)
 /* A Pi enrolled this long without asking for its job: cycle it or give up. */
 static void check_boot(struct run *r, struct member *mb, const struct worker_view *v)
 {
-	int status;
+	int status = 0;
 
 	if (mb->cycling) {
-		if (waitpid(mb->cycling, &status, WNOHANG) == 0)
+		pid_t w = waitpid(mb->cycling, &status, WNOHANG);
+
+		if (w == 0)
 			return;
 		mb->cycling = 0;
 		mb->waited_from = time(NULL);
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		if (w < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 			store_event(r->st, mb->mac, "power", "mass-flash: power cycle failed");
 		return;
 	}
