@@ -31,18 +31,9 @@ DAEMON_NFS_HOST=10.0.2.2
 master_setup "$img.mt.xz" pios
 daemon_start
 
-# tsc_early_khz: under TCG with both host cores busy (ctest -j2), the kernel's
-# early TSC calibration against the PIT never settles and the guest stalls
-# before init (seen: no output in 300 s); a given frequency skips it.
-boot() { # mac card log -> QEMU's exit status; the guest must power off by itself
-	local mac=$1 card=$2 log=$3 tok rc=0
-	tok=$(token_of "$mac")
-	timeout 300 qemu-system-x86_64 -M microvm,pit=on,pic=on,rtc=on -accel tcg -cpu max -m 512 \
-		-nographic -no-reboot -kernel "$KERNEL_IMAGE" -initrd "$T/netflash.cpio.gz" \
-		-append "console=ttyS0 quiet panic=-1 tsc_early_khz=2000000 netflash.server=10.0.2.2:$MPORT netflash.token=$tok netflash.target=/dev/vda netflash.after=poweroff netflash.fail_delay=0" \
-		-drive "file=$card,format=raw,if=none,id=d0" -device virtio-blk-device,drive=d0 \
-		-netdev user,id=n0 -device "virtio-net-device,netdev=n0,mac=$mac" </dev/null >"$log" 2>&1 || rc=$?
-	echo $rc
+boot() { # mac card log -> QEMU's exit status
+	microvm_boot "$T/netflash.cpio.gz" "$1" "$2" "$3" \
+		"netflash.server=10.0.2.2:$MPORT netflash.token=$(token_of "$1") netflash.target=/dev/vda netflash.after=poweroff netflash.fail_delay=0"
 }
 stamp() { grep -m1 "$2" "$1" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
 

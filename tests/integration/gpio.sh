@@ -14,6 +14,7 @@
 #     second cycle while the first holds the line.
 # Skipped (exit 77) when the kernel or its modules cannot be had.
 source "$(dirname "$0")/../lib.sh"
+source "$NETFLASH_SRC/tests/fixtures/kernel.sh"
 source "$NETFLASH_SRC/tests/fixtures/kernel_gpio.sh"
 
 if [ -n "${NETFLASH_SANITIZE_BUILD:-}" ]; then
@@ -99,14 +100,10 @@ master_setup "$img.mt.xz" pios
 daemon_start
 
 boot() { # mac card log extra-cmdline -> QEMU's exit status
-	local mac=$1 card=$2 log=$3 extra=$4 tok rc=0
-	tok=$(token_of "$mac")
-	timeout 300 qemu-system-x86_64 -M microvm,pit=on,pic=on,rtc=on -accel tcg -cpu max -m 512 \
-		-nographic -no-reboot -kernel "$KERNEL_IMAGE" -initrd "$T/initrd.gz" \
-		-append "console=ttyS0 quiet panic=-1 tsc_early_khz=2000000 rdinit=/gpio-init netflash.server=10.0.2.2:$MPORT netflash.token=${tok:-none} netflash.target=/dev/vda netflash.after=poweroff $extra" \
-		-drive "file=$card,format=raw,if=none,id=d0" -device virtio-blk-device,drive=d0 \
-		-netdev user,id=n0 -device "virtio-net-device,netdev=n0,mac=$mac" </dev/null >"$log" 2>&1 || rc=$?
-	echo $rc
+	local tok
+	tok=$(token_of "$1")
+	microvm_boot "$T/initrd.gz" "$1" "$2" "$3" \
+		"rdinit=/gpio-init netflash.server=10.0.2.2:$MPORT netflash.token=${tok:-none} netflash.target=/dev/vda netflash.after=poweroff $4"
 }
 # The kernel's stamp of a flasher line, in ms.
 stamp_ms() { grep -m1 "$2" "$1" | sed -n 's/^\[ *\([0-9]*\)\.\([0-9]*\)\].*/\1\2/p' | sed 's/^0*//;s/$/0/'; }
