@@ -27,7 +27,8 @@ static const char usage[] =
 "\n"
 "Each sighting is stored with the Pi model read from the client GUID (DHCP\n"
 "option 97) in dnsmasq's log, ROOT/log/dnsmasq.log. `netflash mass-flash`\n"
-"enrolls new Raspberry Pis from these sightings.\n";
+"enrolls new Raspberry Pis from these sightings. The database keeps the newest\n"
+"10000 sightings and the newest 500 TFTP events of each worker.\n";
 
 static int sighting(struct master *m, const char *kind, const char *mac_s, const char *ip)
 {
@@ -64,6 +65,10 @@ static int sighting(struct master *m, const char *kind, const char *mac_s, const
 	return 0;
 }
 
+/* TFTP events kept per worker: a few boots' worth (a Pi fetches about ten
+ * files per boot), and bounded for one stuck in a boot loop. */
+#define TFTP_EVENTS_KEEP 500
+
 /* PATH must be ROOT/tftp/<canonical mac>/FILE. */
 static int tftp_sent(struct master *m, const char *size, const char *ip, const char *path)
 {
@@ -97,6 +102,8 @@ static int tftp_sent(struct master *m, const char *size, const char *ip, const c
 	if (master_open_store(m, &st) < 0)
 		return 1;
 	r = store_event(st, mac, "tftp", detail);
+	if (r == 0 && store_trim_events(st, mac, "tftp", TFTP_EVENTS_KEEP) < 0)
+		nf_warn("dhcp-event tftp: cannot drop the old tftp events of %s, ignoring", mac);
 	store_close(st);
 	return r < 0 ? 1 : 0;
 }

@@ -26,11 +26,14 @@ static const char init_usage[] =
 "  boot/                 boot files per-MAC dirs are made from\n"
 "  state/                enrollments and history (SQLite), lock\n"
 "  log/dnsmasq.log       dnsmasq's log (netflash dhcp-event reads the Pi model)\n"
+"  run/dnsmasq.pid       dnsmasq's PID, for the log rotation\n"
 "  etc/dnsmasq.conf      proxy-DHCP + TFTP, one dir per MAC; reports each Pi\n"
 "                        it sees to etc/dhcp-event (netflash dhcp-event)\n"
 "  etc/netflash.exports  for nfs-kernel-server (/etc/exports.d/)\n"
 "  etc/ganesha.conf      the same export for nfs-ganesha\n"
 "  etc/netflash-dnsmasq.service, etc/netflashd.service   systemd units\n"
+"  etc/netflash.logrotate  weekly rotation of dnsmasq's log (/etc/logrotate.d/;\n"
+"                        with log-dhcp it grows by a few KiB per Pi boot)\n"
 "\n"
 "Options:\n"
 "  -i, --interface IF    the interface facing the workers (default eth0)\n"
@@ -40,8 +43,9 @@ static const char init_usage[] =
 "  -a, --server-ip IP    the address workers reach this master at\n"
 "                        (default: the interface's IPv4 address)\n"
 "  -p, --port PORT       netflashd's TCP port (default 7070)\n"
-"      --apply           also install the exports file and the systemd units\n"
-"                        into /etc and reload systemd (does not start anything)\n"
+"      --apply           also install the exports file, the systemd units and\n"
+"                        the logrotate config into /etc and reload systemd\n"
+"                        (does not start anything)\n"
 "  -h, --help            show this help\n"
 "\n"
 "Proxy DHCP answers only the Pis' network boot questions; an ordinary DHCP\n"
@@ -126,6 +130,7 @@ static int write_configs(const struct master *m)
 		 "pxe-service=0,\"Raspberry Pi Boot\"\n"
 		 "log-dhcp\n"
 		 "log-facility=%s/log/dnsmasq.log\n"
+		 "pid-file=%s/run/dnsmasq.pid\n"
 		 "enable-tftp\n"
 		 "tftp-root=%s/tftp\n"
 		 "tftp-unique-root=mac\n"
@@ -133,17 +138,31 @@ static int write_configs(const struct master *m)
 		 "# netflash (auto-enroll for mass-flash, boot progress in history).\n"
 		 "dhcp-script=%s/etc/dhcp-event\n"
 		 "script-arp\n",
-		 c->iface, c->broadcast, m->root, m->root, m->root);
+		 c->iface, c->broadcast, m->root, m->root, m->root, m->root);
 	if ((r = write_text(m, "etc/dnsmasq.conf", buf, 0644)) < 0)
 		return r;
 	if (!realpath("/proc/self/exe", self)) {
 		nf_err("cannot find this program's path: %s", strerror(errno));
 		return -errno;
 	}
-	if (strchr(self, '\'') || strchr(m->root, '\'')) {
-		nf_err("cannot write etc/dhcp-event: a path with a ' in it (%s, %s)", self, m->root);
+	if (strpbrk(self, "'\"") || strpbrk(m->root, "'\"")) {
+		nf_err("cannot write the configs: a path with a quote in it (%s, %s)", self, m->root);
 		return -EINVAL;
 	}
+	/* dnsmasq runs as nobody and cannot create a new log in ROOT/log:
+	 * logrotate makes it (create: same owner and mode as the old one),
+	 * then SIGUSR2 has dnsmasq reopen it. */
+	snprintf(buf, sizeof(buf),
+		 "# netflash: rotation of dnsmasq's log (netflash init); for /etc/logrotate.d/\n"
+		 "\"%s/log/dnsmasq.log\" {\n"
+		 "\tweekly\n\tmaxsize 50M\n\trotate 8\n\tcompress\n\tdelaycompress\n"
+		 "\tmissingok\n\tnotifempty\n\tcreate\n"
+		 "\tpostrotate\n"
+		 "\t\tpid=$(cat '%s/run/dnsmasq.pid' 2>/dev/null) && kill -USR2 \"$pid\" 2>/dev/null || true\n"
+		 "\tendscript\n}\n",
+		 m->root, m->root);
+	if ((r = write_text(m, "etc/netflash.logrotate", buf, 0644)) < 0)
+		return r;
 	snprintf(buf, sizeof(buf),
 		 "#!/bin/sh\n"
 		 "# dnsmasq's dhcp-script (netflash init): hands each event to netflash.\n"
@@ -184,7 +203,7 @@ static int write_configs(const struct master *m)
 
 static int make_tree(const struct master *m)
 {
-	static const char *const dirs[] = { "", "tftp", "images", "boot", "state", "etc", "log" };
+	static const char *const dirs[] = { "", "tftp", "images", "boot", "state", "etc", "log", "run" };
 	char path[PATH_MAX];
 
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
@@ -207,10 +226,12 @@ static int apply(const struct master *m)
 		{ "etc/netflash.exports", "/etc/exports.d/netflash.exports" },
 		{ "etc/netflash-dnsmasq.service", "/etc/systemd/system/netflash-dnsmasq.service" },
 		{ "etc/netflashd.service", "/etc/systemd/system/netflashd.service" },
+		{ "etc/netflash.logrotate", "/etc/logrotate.d/netflash" },
 	};
 	char src[PATH_MAX], body[8192];
 
 	mkdir("/etc/exports.d", 0755);
+	mkdir("/etc/logrotate.d", 0755);
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		ssize_t n;
 		int r;

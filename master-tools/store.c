@@ -163,6 +163,25 @@ int store_event(struct store *s, const char *mac, const char *event, const char 
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
+int store_trim_events(struct store *s, const char *mac, const char *event, unsigned keep)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	/* With fewer than keep + 1 such events the subquery is NULL and
+	 * nothing matches. */
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM events WHERE mac = ?1 AND event = ?2 AND id <= (SELECT id FROM events"
+			       " WHERE mac = ?1 AND event = ?2 ORDER BY id DESC LIMIT 1 OFFSET ?3)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, keep);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
 int store_each(struct store *s, int (*fn)(const struct enrollment *e, void *ctx), void *ctx)
 {
 	sqlite3_stmt *st = NULL;
@@ -416,7 +435,12 @@ int store_sighting_add(struct store *s, const struct sighting *g)
 	sqlite3_bind_text(st, 3, g->ip, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, g->kind, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, g->model, -1, SQLITE_STATIC);
-	return step_done(st);
+	if (step_done(st) < 0)
+		return -EIO;
+	/* Only the newest 10000 sightings are kept (mass-flash reads what came
+	 * after its start); the newest id stays, so no id is ever reused. */
+	return sqlite3_exec(s->db, "DELETE FROM sightings WHERE id <= (SELECT MAX(id) FROM sightings) - 10000", NULL,
+			    NULL, NULL) == SQLITE_OK ? 0 : -EIO;
 }
 
 static void sighting_row(sqlite3_stmt *st, struct sighting *g)

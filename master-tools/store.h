@@ -64,6 +64,10 @@ int store_get(struct store *s, const char *mac, struct enrollment *e);
 int store_set_state(struct store *s, const char *mac, const char *state, const char *error);
 /* Appends an event to mac's history. Returns 0 or -EIO. */
 int store_event(struct store *s, const char *mac, const char *event, const char *detail);
+/* Drops all but the newest `keep` events of kind event for mac (the TFTP
+ * files a boot-looping Pi fetches would otherwise pile up forever).
+ * Returns 0 or -EIO. */
+int store_trim_events(struct store *s, const char *mac, const char *event, unsigned keep);
 /* Calls fn(at, detail) for the last `limit` events of kind event for mac,
  * oldest first. Returns 0 or -EIO. */
 int store_events(struct store *s, const char *mac, const char *event, unsigned limit,

@@ -12,7 +12,7 @@ pkgs=(
 	nfs-ganesha nfs-ganesha-vfs libnfs-utils dnsmasq-base
 	mtools dosfstools fusefat e2fsprogs fdisk util-linux mount python3-yaml
 	xz-utils gzip zstd bzip2 pigz bmap-tools procps bc time
-	curl busybox-static iproute2 cpio kmod qemu-system-x86 binutils
+	curl busybox-static iproute2 cpio kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
 )
 

@@ -33,8 +33,7 @@ grep -q '^tftp-unique-root=mac$' "$R/etc/dnsmasq.conf" && grep -q '^dhcp-range=1
 echo "fake initramfs for the TFTP test" >"$T/netflash.cpio.gz"
 "$NF" --root "$R" boot-files import --from-image pios --initramfs "$T/netflash.cpio.gz" >/dev/null
 start_master_dnsmasq() {
-	nsx master dnsmasq --conf-file="$R/etc/dnsmasq.conf" --keep-in-foreground --user=root \
-		--pid-file="$T/master.pid" &
+	nsx master dnsmasq --conf-file="$R/etc/dnsmasq.conf" --keep-in-foreground --user=root &
 	MASTER_PID=$!
 	register_pid "$MASTER_PID"
 	for _ in $(seq 1 50); do grep -q "TFTP root is" "$R/log/dnsmasq.log" 2>/dev/null && return 0; sleep 0.1; done
@@ -95,4 +94,48 @@ grep -q '02:00:00:00:00:0a' "$R/log/dnsmasq.log" && fail "the master answered an
 grep -q "sent $R/tftp/b8-27-eb-00-00-02/start.elf to 10.77.0.12" "$R/log/dnsmasq.log" &&
 	pass "dnsmasq log names the per-MAC path" || fail "no 'sent' line for w2"
 grep -i 'error' "$R/log/dnsmasq.log" && fail "the master's dnsmasq logged errors" || pass "no errors in the master's dnsmasq log"
+
+# Log rotation with the generated logrotate config: dnsmasq (it wrote its
+# PID where the config says) reopens its log, and the model lookup of
+# dhcp-event still reads the new one.
+pid=$(cat "$R/run/dnsmasq.pid" 2>/dev/null)
+[ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "^dnsmasq --conf-file=$R/etc/dnsmasq.conf " &&
+	pass "dnsmasq wrote its PID to ROOT/run/dnsmasq.pid" || fail "run/dnsmasq.pid: '$pid' is not the master's dnsmasq"
+before=$(wc -l <"$R/log/dnsmasq.log")
+logrotate -s "$T/logrotate.state" -f "$R/etc/netflash.logrotate" 2>"$T/logrotate.err" ||
+	fail "logrotate: $(cat "$T/logrotate.err")"
+[ "$(wc -l <"$R/log/dnsmasq.log.1" 2>/dev/null)" = "$before" ] &&
+	pass "logrotate moved the log aside ($before lines in dnsmasq.log.1)" || fail "no dnsmasq.log.1 of $before lines"
+[ "$(fetch w2 config.txt)" = 0 ] || fail "w2 not served after the rotation"
+for _ in $(seq 1 30); do grep -q "sent $R/tftp/b8-27-eb-00-00-02/config.txt" "$R/log/dnsmasq.log" 2>/dev/null && break; sleep 0.1; done
+grep -q "sent $R/tftp/b8-27-eb-00-00-02/config.txt" "$R/log/dnsmasq.log" &&
+	[ "$(wc -l <"$R/log/dnsmasq.log.1")" = "$before" ] &&
+	pass "after the rotation dnsmasq writes to the new log only" ||
+	fail "new log: $(cat "$R/log/dnsmasq.log" 2>&1 | tail -3)"
+[ "$(stat -c %U:%a "$R/log/dnsmasq.log")" = "$(stat -c %U:%a "$R/log/dnsmasq.log.1")" ] &&
+	pass "the new log has the old one's owner and mode ($(stat -c %U:%a "$R/log/dnsmasq.log"))" ||
+	fail "owner/mode $(stat -c %U:%a "$R/log/dnsmasq.log") vs $(stat -c %U:%a "$R/log/dnsmasq.log.1")"
+
+# The state database keeps its tables bounded: the newest 10000 sightings,
+# the newest 500 TFTP events per worker (a Pi in a boot loop fetches about
+# ten files every boot, for as long as nobody looks).
+DB=$R/state/netflash.db
+q="SELECT COUNT(*) FROM events WHERE mac = 'b8-27-eb-00-00-02' AND detail LIKE 'sent ''config.txt'' %'"
+for _ in $(seq 1 50); do [ "$(sqlite3 "$DB" "$q")" = 1 ] && break; sleep 0.1; done # dnsmasq's script runs behind
+sqlite3 "$DB" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10500)
+	INSERT INTO sightings (at, mac, ip, kind) SELECT 0, 'b8-27-eb-00-00-77', '10.77.0.77', 'arp-add' FROM n;
+	WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 700)
+	INSERT INTO events (mac, at, event, detail) SELECT 'b8-27-eb-00-00-02', 0, 'tftp', 'old ' || i FROM n;"
+last=$(sqlite3 "$DB" "SELECT MAX(id) FROM sightings")
+"$NF" --root "$R" dhcp-event arp-add b8:27:eb:00:00:78 10.77.0.78 || fail "dhcp-event arp-add failed"
+"$NF" --root "$R" dhcp-event tftp 1234 10.77.0.12 "$R/tftp/b8-27-eb-00-00-02/start.elf" || fail "dhcp-event tftp failed"
+n=$(sqlite3 "$DB" "SELECT COUNT(*), MIN(id) = $last - 9998, SUM(mac = 'b8-27-eb-00-00-78') FROM sightings")
+[ "$n" = "10000|1|1" ] && pass "sightings: the newest 10000 kept, the new one among them" || fail "sightings: $n"
+n=$(sqlite3 "$DB" "SELECT COUNT(*) FROM events WHERE mac = 'b8-27-eb-00-00-02' AND event = 'tftp'")
+newest=$(sqlite3 "$DB" "SELECT detail FROM events WHERE mac = 'b8-27-eb-00-00-02' AND event = 'tftp' ORDER BY id DESC LIMIT 1")
+oldest=$(sqlite3 "$DB" "SELECT detail FROM events WHERE mac = 'b8-27-eb-00-00-02' AND event = 'tftp' ORDER BY id LIMIT 1")
+[ "$n" = 500 ] && [ "$newest" = "sent 'start.elf' (1234 bytes) to 10.77.0.12" ] && [ "$oldest" = "old 202" ] &&
+	pass "tftp events: the newest 500 of the worker kept" || fail "tftp events: $n, newest '$newest', oldest '$oldest'"
+n=$(sqlite3 "$DB" "SELECT COUNT(*) FROM events WHERE event <> 'tftp' AND mac = 'b8-27-eb-00-00-02'")
+[ "$n" -ge 1 ] && pass "other events are untouched ($n)" || fail "the worker's other events are gone"
 finish
