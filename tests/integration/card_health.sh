@@ -58,7 +58,7 @@ daemon_start
 M1=b8:27:eb:00:00:01 D1=b8-27-eb-00-00-01 M2=b8:27:eb:00:00:02 D2=b8-27-eb-00-00-02
 "$NF" --root "$MR" enroll "$M1" --image pios >/dev/null
 report "$M1" "$FAKE_LOOP" --probe-capacity 2>"$T/w1.log" && fail "the worker flashed a fake card"
-"$NF" --root "$MR" status --json | grep -q "\"mac\":\"$D1\".*\"state\":\"failed\".*\"attempts\":1,.*probe: .*fake card" &&
+"$NF" --root "$MR" status --json | has "\"mac\":\"$D1\".*\"state\":\"failed\".*\"attempts\":1,.*probe: .*fake card" &&
 	pass "master: the worker is marked failed after one probe failure, with the reason" ||
 	fail "status: $("$NF" --root "$MR" status --json)"
 "$NF" --root "$MR" history "$M1" >"$T/h1"

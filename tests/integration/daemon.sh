@@ -18,8 +18,8 @@ else
 	fail "full flow: $(cat "$T/w1.log")"
 fi
 [ ! -e "$MR/tftp/$D1" ] && pass "the TFTP dir is gone after a verified DONE" || fail "TFTP dir still there"
-"$NF" --root "$MR" history "$M1" | grep -q " done " && pass "history records the job" || fail "history: $("$NF" --root "$MR" history)"
-"$NF" --root "$MR" status --json | grep -q "\"mac\":\"$D1\".*\"state\":\"released\"" && pass "status shows it released" ||
+"$NF" --root "$MR" history "$M1" | has " done " && pass "history records the job" || fail "history: $("$NF" --root "$MR" history)"
+"$NF" --root "$MR" status --json | has "\"mac\":\"$D1\".*\"state\":\"released\"" && pass "status shows it released" ||
 	fail "status: $("$NF" --root "$MR" status --json)"
 
 # 2. A worker that lies (DONE with a wrong digest) is not released.
@@ -32,7 +32,7 @@ id=$(echo "$job" | grep -o 'id=[0-9]*' | cut -d= -f2)
 printf 'DONE id=%s sha256=%064d bytes=%s seconds=1.0\n' "$id" 0 "$(stat -c %s "$img")" >&$c
 read -r -t 5 verdict <&$c || verdict=
 exec {c}>&-
-[ "${verdict%% *}" = KEPT ] && echo "$verdict" | grep -q 'reason=digest-mismatch' && [ -d "$MR/tftp/$D2" ] &&
+[ "${verdict%% *}" = KEPT ] && echo "$verdict" | has 'reason=digest-mismatch' && [ -d "$MR/tftp/$D2" ] &&
 	pass "DONE with a wrong digest: KEPT, dir kept" || fail "lying worker: job='$job' verdict='$verdict'"
 # The right digest but the wrong size is not enough either.
 exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
@@ -42,10 +42,10 @@ id=$(echo "$job" | grep -o 'id=[0-9]*' | cut -d= -f2)
 printf 'DONE id=%s sha256=%s bytes=1 seconds=1.0\n' "$id" "$(sha256sum "$img" | cut -d' ' -f1)" >&$c
 read -r -t 5 verdict <&$c || verdict=
 exec {c}>&-
-echo "$verdict" | grep -q 'KEPT.*reason=size-mismatch' && [ -d "$MR/tftp/$D2" ] && pass "right digest, wrong size: KEPT" ||
+echo "$verdict" | has 'KEPT.*reason=size-mismatch' && [ -d "$MR/tftp/$D2" ] && pass "right digest, wrong size: KEPT" ||
 	fail "size check: '$verdict'"
 # Two failed attempts (max 2): marked failed, no more jobs.
-"$NF" --root "$MR" status --json | grep -q "\"mac\":\"$D2\".*\"state\":\"failed\".*\"attempts\":2" &&
+"$NF" --root "$MR" status --json | has "\"mac\":\"$D2\".*\"state\":\"failed\".*\"attempts\":2" &&
 	pass "after --max-attempts the worker is marked failed" || fail "status after 2 attempts: $("$NF" --root "$MR" status --json | grep "$D2")"
 rc=0; report "$M2" "$T/card2" 2>"$T/w2.log" || rc=$?
 [ $rc -eq 3 ] && grep -q 'no job.*failed' "$T/w2.log" && [ -d "$MR/tftp/$D2" ] && pass "a failed worker gets NOJOB, dir kept" ||
@@ -57,7 +57,7 @@ cp "$MR/images/pios.img.xz" "$T/pios.bak"
 printf 'XXXXXXXXXXXXXXXXXXXXXXXX' | dd of="$MR/images/pios.img.xz" bs=1 seek=1500000 conv=notrunc status=none
 rc=0; report "$M3" "$T/card3" 2>"$T/w3.log" || rc=$?
 cp "$T/pios.bak" "$MR/images/pios.img.xz"
-[ $rc -eq 1 ] && [ -d "$MR/tftp/b8-27-eb-00-00-03" ] && "$NF" --root "$MR" history "$M3" | grep -q 'failed .*decode: ' &&
+[ $rc -eq 1 ] && [ -d "$MR/tftp/b8-27-eb-00-00-03" ] && "$NF" --root "$MR" history "$M3" | has 'failed .*decode: ' &&
 	pass "corrupt image: FAIL recorded with the engine's reason, dir kept" || fail "corrupt image: rc=$rc $(cat "$T/w3.log")"
 
 # 4. Refusals: unknown MAC, wrong token, another MAC's token.

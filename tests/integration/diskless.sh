@@ -30,7 +30,7 @@ cl=$(cat "$MR/tftp/$D/cmdline.txt")
 	[ "$(stat -c %i "$MR/tftp/$D/bootcode.bin")" = "$(stat -c %i "$MR/boot/bootcode.bin")" ] &&
 	pass "config.txt is the imported original, no flasher initramfs; firmware hard-linked" ||
 	fail "tftp dir: $(ls -la "$MR/tftp/$D"; cat "$MR/tftp/$D/config.txt")"
-"$NF" --root "$MR" ls | grep -q "^$D .*diskless" && pass "ls shows the worker as diskless" ||
+"$NF" --root "$MR" ls | has "^$D .*diskless" && pass "ls shows the worker as diskless" ||
 	fail "ls: $("$NF" --root "$MR" ls)"
 grep -qx "$R 127.0.0.0/8(rw,sync,no_root_squash,no_subtree_check,insecure)" "$MR/etc/netflash-nfsroot.exports" &&
 	pass "netflash-nfsroot.exports has the worker's root, read-write, for the subnet" ||
@@ -43,7 +43,7 @@ _ganesha_write_conf
 ganesha_restart || fail "ganesha did not start with ganesha-nfsroot.conf: $(tail -5 "$GANESHA_DIR/ganesha.log")"
 U="nfs://127.0.0.1$R/?$GANESHA_URL_ARGS"
 echo "written over NFS" >"$T/hello"
-nfs-ls "$U" 2>&1 | grep -q 'sbin' &&
+nfs-ls "$U" 2>&1 | has 'sbin' &&
 	nfs-cp "$T/hello" "nfs://127.0.0.1$R/home/pi/hello?$GANESHA_URL_ARGS" >/dev/null 2>&1 &&
 	cmp -s "$T/hello" "$R/home/pi/hello" && [ "$(stat -c %u "$R/home/pi/hello")" = 0 ] &&
 	pass "ganesha with ganesha-nfsroot.conf serves the root read-write (a file written as root stays root's)" ||

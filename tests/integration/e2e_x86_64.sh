@@ -48,7 +48,7 @@ secs=$((SECONDS - t0))
 	fail "guest: QEMU exit $rc; console: $(tail -15 "$T/guest.log")"
 cmp -s -n "$(stat -c %s "$img")" "$img" "$T/card.img" && pass "the card equals the catalog image byte for byte" ||
 	fail "card differs from the image"
-grep -q "$D job [0-9]* verified" "$T/daemon.log" && "$NF" --root "$MR" history "$MAC" | grep -q ' done ' &&
+grep -q "$D job [0-9]* verified" "$T/daemon.log" && "$NF" --root "$MR" history "$MAC" | has ' done ' &&
 	pass "the daemon recorded DONE with the matching digest" || fail "daemon: $(grep "$D" "$T/daemon.log")"
 [ ! -e "$MR/tftp/$D" ] && pass "the MAC's TFTP dir is gone" || fail "TFTP dir still there"
 "$NF" --root "$MR" history "$MAC" >"$T/history.txt"
@@ -67,7 +67,7 @@ rc=$(boot "$MAC2" "$T/card2.img" "$T/guest2.log")
 cp "$T/good.xz" "$MR/images/pios.img.xz"
 [ "$rc" = 0 ] && grep -q 'FAILED (decode)' "$T/guest2.log" && grep -q 'rebooting' "$T/guest2.log" &&
 	pass "corrupt image: the guest said why and rebooted by itself" || fail "twin: QEMU exit $rc; $(tail -8 "$T/guest2.log")"
-"$NF" --root "$MR" history "$MAC2" | grep -q 'failed .*decode' && [ -d "$MR/tftp/$D2" ] &&
+"$NF" --root "$MR" history "$MAC2" | has 'failed .*decode' && [ -d "$MR/tftp/$D2" ] &&
 	pass "corrupt image: FAIL recorded, dir kept" || fail "twin: $("$NF" --root "$MR" history "$MAC2")"
 head_not_written "twin" "$T/card2.img" "$img" && pass "corrupt image: the card's first MiB was not written"
 

@@ -65,5 +65,5 @@ rc=0; "$NFW" --expect-sha256 zz a b 2>"$T/err.log" || rc=$?
 [ $rc -eq 2 ] && grep -q "invalid --expect-sha256 'zz'" "$T/err.log" && pass "bad option value" || fail "bad option: rc=$rc $(cat "$T/err.log")"
 rc=0; "$NFW" --threads 0 a b 2>"$T/err.log" || rc=$?
 [ $rc -eq 2 ] && pass "threads 0 refused" || fail "threads 0: rc=$rc"
-"$NFW" --help | grep -q "Usage: netflash-write" && pass "--help" || fail "--help"
+"$NFW" --help | has "Usage: netflash-write" && pass "--help" || fail "--help"
 finish

@@ -167,7 +167,7 @@ act_last=$(trace "$log" act 0 999999999 | tail -1)
 [ "$n_act" -ge 8 ] && [ "${act_last#* }" = 255 ] && [ "$((n_act - n_gpio))" -le 3 ] && [ "$((n_gpio - n_act))" -le 3 ] &&
 	pass "the ACT LED followed the same pattern ($n_act changes vs $n_gpio on the GPIO LED; lit = max_brightness 255)" ||
 	fail "ACT LED: $n_act changes (GPIO $n_gpio), last '$act_last'"
-"$NF" --root "$MR" history "$MAC" | grep -q 'waiting for the start button' &&
+"$NF" --root "$MR" history "$MAC" | has 'waiting for the start button' &&
 	pass "the master's history has the worker's button wait" || fail "history: $("$NF" --root "$MR" history "$MAC" | head)"
 
 # 2. A start button that does not exist: fail safe, failure pattern.

@@ -78,7 +78,7 @@ echo "# the pi4 set" >>"$T/pi4boot/config.txt"
 expect_fail "boot set: missing family files" "cannot boot a pi5" \
 	"$NF" --root "$MR" boot-files import --model pi5 --from-boot "$T/pi4boot" && pass "a pi5 set without kernel_2712.img is refused"
 "$NF" --root "$MR" boot-files import --model pi4 --from-boot "$T/pi4boot" >/dev/null &&
-	"$NF" --root "$MR" boot-files ls | grep -q "^$MR/boot-pi4 (pi4): boot files for: .*Pi 4 yes" &&
+	"$NF" --root "$MR" boot-files ls | has "^$MR/boot-pi4 (pi4): boot files for: .*Pi 4 yes" &&
 	pass "boot-files import --model pi4 makes ROOT/boot-pi4 (boot-files ls)" || fail "pi4 set: $("$NF" --root "$MR" boot-files ls)"
 rc=0
 "$NF" --root "$MR" enroll "$P1" --image pios --model pi9 2>/dev/null || rc=$?
@@ -131,11 +131,11 @@ grep -E "^$D2 +node2 +Pi 4B 4GB +failed .*does not fit" "$T/mf.out" >/dev/null &
 [ ! -e "$MR/tftp/$D1" ] && [ -e "$MR/tftp/$D2" ] && pass "only the verified Pi was released" || fail "tftp dirs: $(ls "$MR/tftp")"
 read -r bstart bsectors < <(partx -g -n 1 -o START,SECTORS "$T/card1")
 dd if="$T/card1" of="$T/boot1" bs=512 skip="$bstart" count="$bsectors" status=none
-MTOOLS_SKIP_CHECK=1 mtype -i "$T/boot1" ::/firstrun.sh | grep -qx "NEW_HOSTNAME=node1" &&
+MTOOLS_SKIP_CHECK=1 mtype -i "$T/boot1" ::/firstrun.sh | has -x "NEW_HOSTNAME=node1" &&
 	pass "the pattern's hostname is provisioned onto the flashed card" || fail "card 1 has no firstrun.sh for node1"
-"$NF" --root "$MR" history "$P1" | grep -q "sent 'bootcode.bin' ($(stat -c %s "$MR/boot/bootcode.bin") bytes) to 10.77.0.1" &&
+"$NF" --root "$MR" history "$P1" | has "sent 'bootcode.bin' ($(stat -c %s "$MR/boot/bootcode.bin") bytes) to 10.77.0.1" &&
 	pass "history shows the TFTP files dnsmasq sent (tftp events)" || fail "history: $("$NF" --root "$MR" history "$P1")"
-"$NF" --root "$MR" history "$P2" | grep -q "model (from its DHCP client GUID): Pi 4B 4GB" &&
+"$NF" --root "$MR" history "$P2" | has "model (from its DHCP client GUID): Pi 4B 4GB" &&
 	pass "history shows the model" || fail "history p2: $("$NF" --root "$MR" history "$P2")"
 
 # Ctrl-C: no new Pis after it, and the summary says what is left.

@@ -99,7 +99,7 @@ grep -i 'error' "$R/log/dnsmasq.log" && fail "the master's dnsmasq logged errors
 # PID where the config says) reopens its log, and the model lookup of
 # dhcp-event still reads the new one.
 pid=$(cat "$R/run/dnsmasq.pid" 2>/dev/null)
-[ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "^dnsmasq --conf-file=$R/etc/dnsmasq.conf " &&
+[ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | has "^dnsmasq --conf-file=$R/etc/dnsmasq.conf " &&
 	pass "dnsmasq wrote its PID to ROOT/run/dnsmasq.pid" || fail "run/dnsmasq.pid: '$pid' is not the master's dnsmasq"
 before=$(wc -l <"$R/log/dnsmasq.log")
 logrotate -s "$T/logrotate.state" -f "$R/etc/netflash.logrotate" 2>"$T/logrotate.err" ||

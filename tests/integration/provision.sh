@@ -89,7 +89,7 @@ bend=$(((bstart + bsectors) * 512))
 cmp -s -n $((bstart * 512)) "$img" "$T/card1" && cmp -s -i "$bend:$bend" -n $((size - bend)) "$img" "$T/card1" &&
 	pass "outside the boot partition the card is exactly the image" || fail "the card differs outside the boot partition"
 [ ! -e "$P1" ] && pass "the patch is deleted once the worker is released" || fail "the patch outlived the release"
-"$NF" --root "$MR" history "$M1" | grep -q "^  .* firstrun style: userconf.txt" && pass "history records what was provisioned" ||
+"$NF" --root "$MR" history "$M1" | has "^  .* firstrun style: userconf.txt" && pass "history records what was provisioned" ||
 	fail "history: $("$NF" --root "$MR" history "$M1")"
 
 # 2. cloud-init style: an image whose boot partition holds meta-data.
@@ -136,7 +136,7 @@ raw_done() { # raw_done MAC EXTRA -> the master's answer to DONE
 	local line id
 	read -r line <&5
 	id=$(echo "$line" | grep -o ' id=[0-9]*' | cut -d= -f2)
-	echo "$line" | grep -q " patch=[0-9]* patch_sha256=[0-9a-f]\{64\}" || echo "no patch in JOB: $line" >&2
+	echo "$line" | has " patch=[0-9]* patch_sha256=[0-9a-f]\{64\}" || echo "no patch in JOB: $line" >&2
 	while read -r -t 2 line <&5; do [[ $line == PATCH* ]] || break; done
 	echo "DONE id=$id sha256=$sha bytes=$size seconds=1.0$2" >&5
 	read -r -t 5 line <&5
@@ -158,7 +158,7 @@ pattern_file "$T/card3" $((32 * MiB))
 	grep -q "provisioning patch written and read back" "$T/w3.log" && pass "netflash-write --patch writes it" ||
 	fail "--patch: $(cat "$T/w3.log")"
 boot_part "$T/card3" "$T/p3"
-mt mcopy -n -i "$T/p3" ::/firstrun.sh - | grep -qx "NEW_HOSTNAME=node3" && pass "--patch put node3's firstrun.sh on the card" ||
+mt mcopy -n -i "$T/p3" ::/firstrun.sh - | has -x "NEW_HOSTNAME=node3" && pass "--patch put node3's firstrun.sh on the card" ||
 	fail "card 3 firstrun.sh"
 pattern_file "$T/card4" $((32 * MiB))
 expect_fail "--patch, other image" "is not the expected image" \

@@ -57,12 +57,12 @@ grep -q "pi-07.lab ($D1): its card no longer boots" "$T/r1.out" && [ -d "$MR/tft
 	pass "reimage HOST asks the agent for the MAC, enrolls it and has the card disabled" || fail "reimage: $(cat "$T/r1.out")"
 grep -q "is enrolled for image 'pios'" "$T/r1.out" && pass "the agent checked the enrollment with netflashd first" ||
 	fail "agent output: $(cat "$T/r1.out")"
-"$NFA" status --boot "$T/boot" | grep -q "not bootable (2 firmware file(s) in netflash-disabled/)" &&
+"$NFA" status --boot "$T/boot" | has "not bootable (2 firmware file(s) in netflash-disabled/)" &&
 	pass "agent status: not bootable" || fail "status: $("$NFA" status --boot "$T/boot")"
 umount_boot
 ! root_has bootcode.bin && ! root_has start.elf && root_has config.txt &&
 	mt mdir -b -i "${CARD}p1" ::/netflash-disabled/bootcode.bin >/dev/null &&
-	mt mtype -i "${CARD}p1" ::/netflash-disabled/README.txt 2>/dev/null | grep -q "netflash reimage to image 'pios'" &&
+	mt mtype -i "${CARD}p1" ::/netflash-disabled/README.txt 2>/dev/null | has "netflash reimage to image 'pios'" &&
 	pass "on the raw partition: no firmware in the root (a Pi 3 netboots), it is in netflash-disabled/" ||
 	fail "partition: $(mt mdir -i "${CARD}p1" ::/ 2>&1)"
 fsck.fat -n "${CARD}p1" >"$T/fsck" 2>&1 && pass "the boot partition stays a clean FAT" || fail "fsck: $(cat "$T/fsck")"
@@ -97,7 +97,7 @@ expect_fail "no master" "cannot reach the master" \
 expect_fail "not a mount point" "is not a mount point" \
 	"$NFA" reimage --master "127.0.0.1:$MPORT" --token abc --mac "$M1" --boot "$T" --no-reboot &&
 	pass "a boot dir that is not a mount point is refused"
-"$NFA" status --boot "$T/boot" | grep -q ": bootable" && pass "after all refusals the card is still bootable" ||
+"$NFA" status --boot "$T/boot" | has ": bootable" && pass "after all refusals the card is still bootable" ||
 	fail "status: $("$NFA" status --boot "$T/boot")"
 expect_rc_2() { local rc=0; "$@" >/dev/null 2>"$T/err.log" || rc=$?; [ $rc = 2 ]; }
 expect_rc_2 "$NF" --root "$MR" reimage --image pios --rsh "$T/rsh" -- '-oProxyCommand=touch /tmp/pwned' &&
@@ -113,7 +113,7 @@ if [ -z "${NETFLASH_SANITIZE_BUILD:-}" ]; then
 	deb=$("$NETFLASH_SRC/scripts/package-agent.sh" -o "$T" "$NETFLASH_BUILD") &&
 		dpkg --root="$DR" --force-script-chrootless -i "$deb" >"$T/dpkg.log" 2>&1 &&
 		[ "$(dpkg-deb -f "$deb" Architecture)" = "$(dpkg --print-architecture)" ] && [ -z "$(dpkg-deb -f "$deb" Depends)" ] &&
-		! readelf -l "$DR/usr/sbin/netflash-agent" | grep -q 'program interpreter' &&
+		! readelf -l "$DR/usr/sbin/netflash-agent" | has 'program interpreter' &&
 		pass "package-agent.sh makes a .deb (no dependencies, a static /usr/sbin/netflash-agent) that dpkg installs" ||
 		fail "deb: $deb $(cat "$T/dpkg.log" 2>/dev/null)"
 	[ -x "$DR/usr/sbin/netflash-agent" ] && NFA=$DR/usr/sbin/netflash-agent
