@@ -47,6 +47,8 @@ struct config {
 	char cmdline[CMDLINE_MAX + 1];
 	int pid1;
 	int card_untouched;  /* the card is found and nothing was written to it */
+	int net_up;          /* the network is configured: the master can be told */
+	int asked;           /* HELLO was tried: a later failure is the job's to report */
 };
 
 /* The log target, the one global state: the console, /dev/kmsg and, once
@@ -172,9 +174,37 @@ static void restore_boot_files(const struct config *c)
 	sync();
 }
 
+/* A failure after the network came up but before the job was asked for
+ * (no card, a start button that cannot be read): without this the master
+ * would only see a Pi that fetched its boot files and went quiet. Takes
+ * the job just to fail it, sending the boot log along. Best effort. */
+static void tell_master(const struct config *c, const char *stage, const char *why)
+{
+	struct nf_flash_opts fo = { 0 };
+	struct nf_flash_result res = { 0 };
+	struct nf_jobrun jr;
+	char detail[600];
+	int r = nf_jobrun_start(&jr, c->server, c->mac, c->token, NULL, 0, &fo, detail, sizeof(detail));
+
+	if (r < 0) {
+		if (r != -ENOENT)
+			say("could not tell the master: %s", detail);
+		nf_client_close(&jr.client);
+		return;
+	}
+	log_attach(&jr.client);
+	res.stage = stage;
+	snprintf(res.detail, sizeof(res.detail), "%.500s", why);
+	nf_jobrun_finish(&jr, -EIO, &res, 0, detail, sizeof(detail));
+	log_client = NULL;
+	nf_client_close(&jr.client);
+	say("told the master at %s", c->server);
+}
+
 /* Says why on the console (and, once connected, to the master through the
  * log), waits, and reboots into the netboot. A flash failure has been
- * reported as FAIL by its caller already. */
+ * reported as FAIL by its caller already; one before the job is reported
+ * here. */
 static void __attribute__((noreturn, format(printf, 3, 4)))
 fatal(const struct config *c, const char *stage, const char *fmt, ...)
 {
@@ -185,6 +215,8 @@ fatal(const struct config *c, const char *stage, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	say("FAILED (%s): %s", stage, why);
+	if (c->net_up && !c->asked)
+		tell_master(c, stage, why);
 	nf_indicator_set(c->ind, NF_LED_FAILED);
 	restore_boot_files(c);
 	if (c->pid1 && c->fail_delay) {
@@ -520,6 +552,7 @@ int main(int argc, char **argv)
 		load_modules(&c);
 	start_lights(&c);
 	bring_up_network(&c);
+	c.net_up = 1;
 	card = wait_card(&c);
 	if (!card)
 		fatal(&c, "target", "no SD card found: %s did not appear within %u s", c.target, c.card_wait);
@@ -531,6 +564,7 @@ int main(int argc, char **argv)
 	fo.progress_ctx = &pc;
 	fo.probe_capacity = (int)c.probe;
 	fo.stall_s = c.stall_s ? c.stall_s : NF_STALL_DEFAULT_S;
+	c.asked = 1;
 	r = nf_jobrun_start(&jr, c.server, c.mac, c.token, c.target, card, &fo, detail, sizeof(detail));
 	jr.min_mbps = c.min_mbps;
 	if (r == -ENOENT) {

@@ -80,6 +80,36 @@ rc1=0 rc2=0
 	pass "flasher-init stops on a hostile or oversize netflash.button= (never flashes without the asked-for press)" ||
 	fail "flasher-init button config: $rc1 $(cat "$T/fi1.err") / $rc2 $(cat "$T/fi2.err")"
 
+# A worker that fails before it asks for its job (no card; a start button it
+# cannot open) still tells the master, which records the failed attempt
+# with the boot log instead of seeing a Pi that just went quiet.
+early_fail() { # name mac extra-cmdline expected-stage expected-reason-regex
+	local tok rc=0
+	"$NF" --root "$MR" enroll "$2" --image pios >/dev/null
+	tok=$(token_of "$2")
+	printf 'netflash.server=127.0.0.1:%s netflash.token=%s netflash.mac=%s netflash.card_wait=1 %s\n' \
+		"$MPORT" "$tok" "$2" "$3" >"$T/cl-$1"
+	"$FI" --cmdline "$T/cl-$1" >/dev/null 2>"$T/fi-$1.err" || rc=$?
+	[ "$rc" = 1 ] && grep -q "FAILED ($4): $5" "$T/fi-$1.err" && grep -q "told the master at 127.0.0.1:$MPORT" "$T/fi-$1.err" &&
+		"$NF" --root "$MR" history "$2" | has "failed .*$4: $5" &&
+		"$NF" --root "$MR" history "$2" | has "FAILED ($4)" &&
+		"$NF" --root "$MR" status --json | has "\"mac\":\"$(echo "$2" | tr : -)\".*\"attempts\":1" &&
+		pass "$1: the worker told the master, which counted the attempt and keeps the boot log" ||
+		fail "$1: exit $rc; $(cat "$T/fi-$1.err"); history: $("$NF" --root "$MR" history "$2")"
+}
+early_fail "no card" b8:27:eb:00:03:01 "netflash.target=$T/no-such-card" target "no SD card found: $T/no-such-card did not appear within 1 s"
+: >"$T/small-card"
+early_fail "unusable button" b8:27:eb:00:03:02 "netflash.target=$T/small-card netflash.button=gpiochip77:4" button \
+	"start button: no GPIO chip 'gpiochip77'"
+# Not enrolled: nothing to tell, and no noise about it.
+printf 'netflash.server=127.0.0.1:%s netflash.token=00 netflash.mac=b8:27:eb:00:03:03 netflash.card_wait=1 netflash.target=%s\n' \
+	"$MPORT" "$T/no-such-card" >"$T/cl-unknown"
+rc=0
+"$FI" --cmdline "$T/cl-unknown" >/dev/null 2>"$T/fi-unknown.err" || rc=$?
+[ "$rc" = 1 ] && ! grep -q "told the master" "$T/fi-unknown.err" && grep -q "could not tell the master: .*refused" "$T/fi-unknown.err" &&
+	pass "an unknown worker's early failure is refused by the master and only said on the console" ||
+	fail "unknown worker: exit $rc; $(cat "$T/fi-unknown.err")"
+
 # mass-flash: the Pi with an exec entry boots after its second power cycle.
 NFW="$NETFLASH_BUILD/flasher-init/netflash-write"
 pattern_file "$T/card.img" $((64 * 1048576))
