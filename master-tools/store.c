@@ -438,9 +438,11 @@ int store_sighting_add(struct store *s, const struct sighting *g)
 	if (step_done(st) < 0)
 		return -EIO;
 	/* Only the newest 10000 sightings are kept (mass-flash reads what came
-	 * after its start); the newest id stays, so no id is ever reused. */
-	return sqlite3_exec(s->db, "DELETE FROM sightings WHERE id <= (SELECT MAX(id) FROM sightings) - 10000", NULL,
-			    NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+	 * after its start); the newest id stays, so no id is ever reused. The
+	 * sighting is recorded either way: the next one trims again. */
+	sqlite3_exec(s->db, "DELETE FROM sightings WHERE id <= (SELECT MAX(id) FROM sightings) - 10000", NULL, NULL,
+		     NULL);
+	return 0;
 }
 
 static void sighting_row(sqlite3_stmt *st, struct sighting *g)
