@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "fileutil.h"
@@ -157,31 +158,68 @@ static int diskless_config(struct master *m, const char *set, char *out, size_t 
 	return 0;
 }
 
+/* The per-worker files of the enrollment being replaced: its provisioning
+ * patch (moved aside) and its NFS root, so that a re-enroll that fails
+ * leaves the old enrollment whole. */
+struct old_files {
+	char patch[PATH_MAX], aside[PATH_MAX + 8];
+	int patch_aside;
+	char nfsroot[NFSROOT_DIR_MAX + 2];
+};
+
+static void old_files_keep(struct master *m, const char *mac, struct old_files *o)
+{
+	memset(o, 0, sizeof(*o));
+	if (nfsroot_get(m, mac, o->nfsroot, sizeof(o->nfsroot)) < 0)
+		o->nfsroot[0] = '\0';
+	if (provision_patch_path(m, mac, o->patch, sizeof(o->patch)) == 0) {
+		snprintf(o->aside, sizeof(o->aside), "%s.old", o->patch);
+		o->patch_aside = rename(o->patch, o->aside) == 0;
+	}
+}
+
+/* The new enrollment stands: the old patch goes, and so does the old NFS
+ * root unless the new one is diskless (nfsroot_set replaced it). */
+static void old_files_drop(struct master *m, const char *mac, struct old_files *o, int diskless)
+{
+	char detail[1400];
+
+	if (o->patch_aside)
+		unlink(o->aside);
+	if (!diskless && o->nfsroot[0] && nfsroot_set(m, mac, NULL, detail, sizeof(detail)) < 0)
+		nf_warn("%s, ignoring", detail);
+}
+
+/* The new enrollment failed: the old one gets its files back. */
+static void old_files_restore(struct master *m, const char *mac, struct old_files *o)
+{
+	char detail[1400];
+
+	provision_remove(m, mac);
+	if (o->patch_aside && rename(o->aside, o->patch) < 0)
+		nf_warn("cannot put %s back: %s", o->patch, strerror(errno));
+	if (nfsroot_set(m, mac, o->nfsroot[0] ? o->nfsroot : NULL, detail, sizeof(detail)) < 0)
+		nf_warn("%s", detail);
+}
+
 /* The per-worker files that go with the TFTP dir: the provisioning patch
  * (flasher) or the NFS root export (diskless). Undone by release. */
 static int worker_files(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
-			const struct enrollment *old, char *summary, size_t cap)
+			char *summary, size_t cap)
 {
 	char detail[1400];
 	int r;
 
 	if (nfsroot) {
-		provision_remove(m, e->mac);
 		if ((r = nfsroot_set(m, e->mac, nfsroot, detail, sizeof(detail))) < 0) {
 			nf_err("cannot export %s for %s: %s", nfsroot, e->mac, detail);
 			return 1;
 		}
 		return 0;
 	}
-	if (old && strcmp(old->state, "diskless") == 0 && nfsroot_set(m, e->mac, NULL, detail, sizeof(detail)) < 0)
-		nf_warn("%s, ignoring", detail);
 	/* The patch first: settings that cannot be written enroll nothing. */
 	if (prov && provision_wanted(prov))
 		return provision_build(m, e->mac, e->image, prov, summary, cap);
-	if ((r = provision_remove(m, e->mac)) < 0) {
-		nf_err("cannot remove the old provisioning patch of %s: %s", e->mac, strerror(-r));
-		return 1;
-	}
 	return 0;
 }
 
@@ -217,6 +255,7 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	char tftp[PATH_MAX], boot[PATH_MAX], detail[512], summary[700] = "", model[48];
 	struct nf_manifest man;
 	struct enrollment old;
+	struct old_files of;
 	struct store *st = NULL;
 	int r, rc = 1, had;
 
@@ -235,9 +274,13 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	}
 	pick_boot_set(m, st, e, model, sizeof(model));
 	if (nf_random_hex(e->token, NF_TOKEN_HEX / 2) < 0 || build_cmdline(m, e, nfsroot, cmdline, sizeof(cmdline)) ||
-	    (nfsroot && diskless_config(m, e->boot_set, config, sizeof(config))) ||
-	    worker_files(m, e, prov, nfsroot, had ? &old : NULL, summary, sizeof(summary)))
+	    (nfsroot && diskless_config(m, e->boot_set, config, sizeof(config))))
 		goto out;
+	old_files_keep(m, e->mac, &of);
+	if (worker_files(m, e, prov, nfsroot, summary, sizeof(summary))) {
+		old_files_restore(m, e->mac, &of);
+		goto out;
+	}
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	master_path(m, boot, sizeof(boot), e->boot_set);
 	detail[0] = '\0';
@@ -247,11 +290,10 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 			 " (left from an earlier run? 'netflash release %s' or enroll --force)", e->mac);
 	if (r < 0) {
 		nf_err("cannot enroll %s: %s", e->mac, detail);
-		provision_remove(m, e->mac);
-		if (nfsroot)
-			nfsroot_set(m, e->mac, NULL, detail, sizeof(detail));
+		old_files_restore(m, e->mac, &of);
 		goto out;
 	}
+	old_files_drop(m, e->mac, &of, nfsroot != NULL);
 	snprintf(e->state, sizeof(e->state), "%s", nfsroot ? "diskless" : "enrolled");
 	if (nfsroot)
 		snprintf(detail, sizeof(detail), "diskless, root %.200s over NFS (boot files: %s)", nfsroot, e->boot_set);

@@ -147,6 +147,22 @@ static int write_exports(const struct master *m, char *detail, size_t cap)
 	return r;
 }
 
+int nfsroot_get(const struct master *m, const char *mac, char *dir, size_t cap)
+{
+	char rel[64];
+	char path[1300];
+	ssize_t n;
+
+	snprintf(rel, sizeof(rel), "state/nfsroot/%s", mac);
+	if (cap < 2 || master_path(m, path, sizeof(path), rel) < 0)
+		return -ENAMETOOLONG;
+	n = nf_read_file(path, dir, cap - 1);
+	if (n < 0)
+		return (int)n;
+	dir[strcspn(dir, "\n")] = '\0';
+	return dir[0] ? 0 : -ENOENT;
+}
+
 int nfsroot_set(const struct master *m, const char *mac, const char *dir, char *detail, size_t cap)
 {
 	char sdir[1200], path[1300], line[NFSROOT_DIR_MAX + 2];

@@ -27,6 +27,9 @@ int nfsroot_check(const char *dir, char *detail, size_t cap);
  * card's PARTUUID=): the worker would try to remount it. Fills what. */
 int nfsroot_fstab_mounts_card(const char *dir, char *what, size_t cap);
 
+/* mac's recorded NFS root into dir. Returns 0, -ENOENT (none) or -errno. */
+int nfsroot_get(const struct master *m, const char *mac, char *dir, size_t cap);
+
 /* Records (dir) or forgets (dir NULL) mac's NFS root and rewrites the
  * export files. Returns 0 or -errno with detail. */
 int nfsroot_set(const struct master *m, const char *mac, const char *dir, char *detail, size_t cap);

@@ -86,6 +86,25 @@ rc=0
 	! grep -q "$R" "$MR/etc/ganesha-nfsroot.conf" && ! cmp -s "$MR/tftp/$D/config.txt" "$MR/boot/.config.txt.orig" &&
 	pass "enroll --image --force makes it a flashing worker again and drops its export" ||
 	fail "switch: $(cat "$MR/tftp/$D/cmdline.txt"; cat "$MR/etc/netflash-nfsroot.exports")"
+# A re-enroll that fails (the boot files hold a symlink, which a TFTP dir
+# never takes) leaves the old enrollment whole: its dir, token and export.
+"$NF" --root "$MR" enroll "$M" --nfsroot "$R" --force >/dev/null 2>&1
+cl_before=$(cat "$MR/tftp/$D/cmdline.txt") exp_before=$(cat "$MR/etc/netflash-nfsroot.exports")
+R2=$T/nfsroot/node2
+mkdir -p "$R2/sbin" && printf '#!/bin/sh\n' >"$R2/sbin/init"
+ln -s /etc/passwd "$MR/boot/evil"
+for new in "--nfsroot $R2" "--image pios"; do
+	rc=0
+	# shellcheck disable=SC2086
+	"$NF" --root "$MR" enroll "$M" $new --force >/dev/null 2>"$T/err" || rc=$?
+	[ "$rc" = 1 ] && grep -q "cannot enroll $D: .*evil" "$T/err" &&
+		[ "$(cat "$MR/tftp/$D/cmdline.txt")" = "$cl_before" ] &&
+		[ "$(cat "$MR/etc/netflash-nfsroot.exports")" = "$exp_before" ] && grep -q "$R;" "$MR/etc/ganesha-nfsroot.conf" &&
+		! grep -q "$R2" "$MR/etc/ganesha-nfsroot.conf" && "$NF" --root "$MR" ls | has "^$D .*diskless" &&
+		pass "a failed re-enroll ($new) keeps the diskless worker's dir, cmdline and export" ||
+		fail "failed re-enroll ($new): exit $rc $(cat "$T/err"); $(cat "$MR/etc/netflash-nfsroot.exports")"
+done
+rm "$MR/boot/evil"
 "$NF" --root "$MR" enroll "$M" --nfsroot "$R" --force >/dev/null 2>&1 && "$NF" --root "$MR" release "$M" >/dev/null &&
 	[ ! -e "$MR/tftp/$D" ] && ! grep -q "$R" "$MR/etc/netflash-nfsroot.exports" && [ -e "$R/home/pi/hello" ] &&
 	pass "release ends a diskless worker: TFTP dir and export gone, its root's files kept" ||

@@ -150,6 +150,21 @@ ans=$(raw_done "$M3" " patch=$(printf '%064d' 0)")
 [[ $ans == "KEPT id="*"reason=patch-mismatch" ]] && pass "DONE with another patch digest is KEPT (patch-mismatch)" || fail "answer: $ans"
 [ -d "$MR/tftp/$D3" ] && [ -e "$MR/state/provision/$D3.patch" ] && pass "a kept worker keeps its dir and its patch" ||
 	fail "kept worker lost its dir or patch"
+# A re-enroll that fails after its new patch was made (the boot files hold a
+# symlink, which a TFTP dir never takes) gives the old enrollment its patch back.
+cp "$MR/state/provision/$D3.patch" "$T/p3.before"
+cl3=$(cat "$MR/tftp/$D3/cmdline.txt")
+ln -s /etc/passwd "$MR/boot/evil"
+for new in "--hostname other" ""; do
+	rc=0
+	# shellcheck disable=SC2086
+	"$NF" --root "$MR" enroll "$M3" --image pios $new --force >/dev/null 2>"$T/err" || rc=$?
+	[ "$rc" = 1 ] && grep -q "evil" "$T/err" && cmp -s "$T/p3.before" "$MR/state/provision/$D3.patch" &&
+		[ "$(cat "$MR/tftp/$D3/cmdline.txt")" = "$cl3" ] && [ ! -e "$MR/state/provision/$D3.patch.old" ] &&
+		pass "a failed re-enroll (${new:-no settings}) keeps the old patch and cmdline" ||
+		fail "failed re-enroll (${new:-no settings}): exit $rc $(cat "$T/err"); $(ls "$MR/state/provision")"
+done
+rm "$MR/boot/evil"
 
 # 4. netflash-write --patch: the same patch, standalone; and refused for
 # another image (nothing of the card's head written).
