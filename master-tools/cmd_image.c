@@ -16,6 +16,7 @@
 #include "manifest.h"
 #include "master.h"
 #include "parse.h"
+#include "provision.h"
 #include "scan.h"
 #include "store.h"
 
@@ -38,6 +39,8 @@ static const char image_usage[] =
 "       must match what decoding found, or the image is refused.\n"
 "ls     lists the catalog.\n"
 "rm     removes an image; refused while enrolled workers use it (--force).\n"
+"       add --force and rm also drop the boot partitions cached for\n"
+"       provisioning (ROOT/state/cache) of versions no longer in the catalog.\n"
 "check  decodes the stored image again and compares it with its manifest.\n"
 "\n"
 "Tip: xz with 4 MiB blocks (xz -T0 --block-size=4MiB) decodes on all cores\n"
@@ -322,7 +325,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 	};
 	const char *name = NULL, *os_list = NULL, *verb;
 	char defname[NF_NAME_MAX * 2];
-	int force = 0, opt, r;
+	int force = 0, opt, r, pruned;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(image_usage, argc < 2 ? stderr : stdout);
@@ -373,6 +376,9 @@ int cmd_image(struct master *m, int argc, char **argv)
 		nf_err("unknown image command '%s' (add, ls, rm, check)", verb);
 		return 2;
 	}
+	/* add --force may have replaced a version; rm removed one. */
+	if (r == 0 && (pruned = provision_cache_prune(m)) > 0)
+		printf("dropped %d cached boot partition(s) of image versions no longer in the catalog\n", pruned);
 	master_unlock(m);
 	return r;
 }

@@ -1,5 +1,6 @@
 #include "provision.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -652,6 +653,75 @@ static int cached_partition(const struct master *m, const struct nf_manifest *ma
 	snprintf(meta, sizeof(meta), "%llu %llu\n", (unsigned long long)*off, (unsigned long long)*len);
 	snprintf(tmp, sizeof(tmp), "%s.where", path);
 	return nf_write_file_atomic(tmp, meta, strlen(meta), 0600);
+}
+
+/* Adds the digest (hex) of each manifest in ROOT/images to *keep. */
+static int catalog_digests(const struct master *m, char (**keep)[65], size_t *n)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	struct dirent *de;
+	struct nf_manifest man;
+	DIR *d;
+
+	*keep = NULL;
+	*n = 0;
+	master_path(m, dir, sizeof(dir), "images");
+	if (!(d = opendir(dir)))
+		return -errno;
+	while ((de = readdir(d))) {
+		const char *dot = strrchr(de->d_name, '.');
+		char(*grown)[65];
+
+		if (!dot || strcmp(dot, ".manifest") != 0 || de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (nf_manifest_read(path, &man) < 0)
+			continue;
+		if (!(grown = realloc(*keep, (*n + 1) * sizeof(**keep)))) {
+			closedir(d);
+			return -ENOMEM;
+		}
+		*keep = grown;
+		nf_format_hex(man.sha256, 32, (*keep)[(*n)++]);
+	}
+	closedir(d);
+	return 0;
+}
+
+int provision_cache_prune(const struct master *m)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300], (*keep)[65] = NULL;
+	struct dirent *de;
+	size_t n;
+	int r, removed = 0;
+	DIR *d;
+
+	/* Without a readable catalog nothing can be known unused. */
+	if ((r = catalog_digests(m, &keep, &n)) < 0)
+		return r;
+	master_path(m, dir, sizeof(dir), "state/cache");
+	if (!(d = opendir(dir))) {
+		free(keep);
+		return errno == ENOENT ? 0 : -errno;
+	}
+	while ((de = readdir(d))) {
+		size_t i = 0;
+
+		/* boot-<64 hex>.part, and its .where and .tmp */
+		if (strncmp(de->d_name, "boot-", 5) != 0 || strlen(de->d_name) < 5 + 64 + 5 ||
+		    strncmp(de->d_name + 5 + 64, ".part", 5) != 0)
+			continue;
+		while (i < n && strncmp(keep[i], de->d_name + 5, 64) != 0)
+			i++;
+		if (i < n)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) == 0 && strcmp(de->d_name + 5 + 64, ".part") == 0)
+			removed++;
+	}
+	closedir(d);
+	free(keep);
+	return removed;
 }
 
 int provision_prepare(struct master *m, const char *image)

@@ -69,6 +69,11 @@ int provision_patch_path(const struct master *m, const char *mac, char *out, siz
  * why not; returns 0 or 1. */
 int provision_prepare(struct master *m, const char *image);
 
+/* Removes the cached boot partitions (ROOT/state/cache) of image versions
+ * no longer in the catalog (after image rm, or add --force replacing one).
+ * Call under the state lock. Returns how many were removed, or -errno. */
+int provision_cache_prune(const struct master *m);
+
 /* Builds and stores mac's patch for catalog image `image`; summary gets a
  * line such as "firstrun.sh, cmdline.txt, ssh: 9 sectors (4.5 KiB)". Call
  * under the state lock. Logs why on failure; returns 0 or 1. */

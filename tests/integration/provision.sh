@@ -185,7 +185,15 @@ expect_fail "damaged --patch" "not a netflash provisioning patch" "$NFW" --progr
 
 # 5. Stale and damaged patches on the master: the worker gets NOJOB, not a
 # card with settings made for another image.
-"$NF" --root "$MR" image add "$T/ci.img" --name pios --force >/dev/null
+before=$(ls "$MR"/state/cache/boot-*.part | wc -l)
+"$NF" --root "$MR" image add "$T/ci.img" --name pios --force >"$T/add.out"
+# The replaced version's cached boot partition goes; the one ci (same bytes
+# as the new pios) uses stays.
+[ "$before" = 2 ] && [ "$(ls "$MR"/state/cache/boot-*.part | wc -l)" = 1 ] &&
+	[ "$(ls "$MR"/state/cache/ | grep -c "^boot-$(sha256sum <"$T/ci.img" | cut -c1-64)\.part")" = 2 ] &&
+	grep -q "dropped 1 cached boot partition(s) of image versions no longer in the catalog" "$T/add.out" &&
+	pass "image add --force drops the replaced version's cached boot partition" ||
+	fail "cache: $before before, now $(ls "$MR/state/cache"); $(cat "$T/add.out")"
 rc=0; report "$M3" "$T/card4" 2>"$T/w4.log" || rc=$?
 [ $rc = 3 ] && grep -q "no job for $D3 (provision-stale)" "$T/w4.log" &&
 	pass "a patch made for an earlier version of the image: NOJOB provision-stale" || fail "stale: rc $rc $(cat "$T/w4.log")"
