@@ -40,7 +40,7 @@ boot-files/build-initramfs.sh --init build/flasher-init/flasher-init --modules-d
 
 step "2. The master: state tree, catalog, boot files, enrollment"
 port=$(build/tests/freeport)
-$NF --root "$work/root" init --interface lo --server-ip 127.0.0.1 --subnet 127.0.0.0/8 --port "$port" | head -1
+$NF --root "$work/root" init --interface lo --server-ip 127.0.0.1 --subnet 127.0.0.0/8 --port "$port" | sed -n 1p
 images/build-test-image.sh --size 64 "$work/pios.img"
 xz -T2 -6 --block-size=4MiB -c "$work/pios.img" >"$work/pios.img.xz"
 $NF --root "$work/root" image add "$work/pios.img.xz" --name pios-demo
@@ -78,11 +78,20 @@ grep 'netflash:' "$work/worker-console.log" | sed 's/^/  /'
 echo "master:"
 sed 's/^/  /' "$work/netflashd.log"
 $NF --root "$work/root" history
-if [ "$qrc" = 0 ] && cmp -s -n "$(stat -c %s "$work/pios.img")" "$work/pios.img" "$work/sdcard.img" &&
-	[ ! -e "$work/root/tftp/52-54-00-de-40-01" ]; then
+# Checked here independently of netflash: the card holds the image, except
+# in the boot partition, where the hostname patch went (read back with mtools).
+read -r p1_start p1_sectors < <(partx -g -n 1 -o START,SECTORS "$work/pios.img")
+p1_off=$((p1_start * 512)) p1_end=$(((p1_start + p1_sectors) * 512)) size=$(stat -c %s "$work/pios.img")
+same_outside_boot() {
+	cmp -s -n "$p1_off" "$work/pios.img" "$work/sdcard.img" &&
+		cmp -s -i "$p1_end" -n $((size - p1_end)) "$work/pios.img" "$work/sdcard.img"
+}
+hostname_line=$(MTOOLS_SKIP_CHECK=1 mtype -i "$work/sdcard.img@@$p1_off" ::/firstrun.sh 2>/dev/null | grep -x 'NEW_HOSTNAME=demo-worker' || true)
+if [ "$qrc" = 0 ] && same_outside_boot && [ -n "$hostname_line" ] && [ ! -e "$work/root/tftp/52-54-00-de-40-01" ]; then
 	echo
 	echo "RESULT: the worker flashed and verified its card, the master released it (its TFTP dir is gone),"
-	echo "and it powered off. The card image is $work/sdcard.img:"
+	echo "and it powered off. The card image is $work/sdcard.img: byte for byte the image outside"
+	echo "its boot partition, whose firstrun.sh now says $hostname_line (the provisioning patch):"
 	sfdisk -l "$work/sdcard.img" | sed -n '/^Device/,$p'
 else
 	echo "RESULT: the demo failed (QEMU exit $qrc); logs are in $work" >&2

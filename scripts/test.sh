@@ -33,6 +33,10 @@ echo "test: $deb"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETFLASH_WERROR=$werror >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j2)
+# The README's other command: the demo must keep working (it checks its own
+# outcome; its card, logs and output stay in build/demo/).
+scripts/demo.sh >build/demo.out 2>&1 || { tail -25 build/demo.out >&2; echo "test: the demo failed (build/demo.out)" >&2; exit 1; }
+echo "test: $(grep '^RESULT' build/demo.out)"
 
 CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNETFLASH_FUZZ=ON \
 	-DNETFLASH_WERROR=$werror -DNETFLASH_FUZZ_SECONDS="${NETFLASH_FUZZ_SECONDS:-60}" >/dev/null
