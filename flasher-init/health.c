@@ -13,6 +13,7 @@
 
 #include "fileutil.h"
 #include "format.h"
+#include "parse.h"
 #include "scan.h"
 
 /* One sysfs attribute, trimmed, into out (empty if absent). */
@@ -28,7 +29,7 @@ static void attr(const char *dir, const char *name, char *out, size_t cap)
 		out[0] = '\0';
 		return;
 	}
-	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' ' || out[n - 1] == '\0')) /* DT strings end in NUL */
 		n--;
 	out[n] = '\0';
 	for (ssize_t i = 0; i < n; i++) /* sysfs text goes into protocol lines */
@@ -70,6 +71,24 @@ void nf_card_identify(const char *path, struct nf_card_id *id)
 	attr(dir, "serial", id->serial, sizeof(id->serial));
 	attr(dir, "date", id->date, sizeof(id->date));
 	attr(dir, "type", id->type, sizeof(id->type));
+}
+
+void nf_board_identify(char *model, size_t mcap, char *serial, size_t scap)
+{
+	char vendor[NF_BOARD_MODEL_MAX + 1], product[NF_BOARD_MODEL_MAX + 1];
+
+	attr("/proc/device-tree", "model", model, mcap);
+	attr("/proc/device-tree", "serial-number", serial, scap);
+	if (!model[0]) {
+		attr("/sys/class/dmi/id", "sys_vendor", vendor, sizeof(vendor));
+		attr("/sys/class/dmi/id", "product_name", product, sizeof(product));
+		snprintf(model, mcap, "%s%s%s", vendor, vendor[0] && product[0] ? " " : "", product);
+		attr("/sys/class/dmi/id", "product_serial", serial, scap);
+	}
+	if (!nf_board_model_valid(model))
+		model[0] = '\0';
+	if (!nf_board_serial_valid(serial))
+		serial[0] = '\0';
 }
 
 void nf_card_describe(const struct nf_card_id *id, const char *path, char *out, size_t cap)

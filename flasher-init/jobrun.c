@@ -52,6 +52,7 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 		snprintf(detail, cap, "invalid server '%s': expected IPv4:PORT", server);
 		return -EINVAL;
 	}
+	nf_board_identify(jr->client.model, sizeof(jr->client.model), jr->client.serial, sizeof(jr->client.serial));
 	r = nf_client_hello(&jr->client, target, target_bytes, &jr->job);
 	if (r < 0) {
 		if (r == -ENOENT)

@@ -241,6 +241,10 @@ int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_byt
 		nf_msg_add(&m, "target", target);
 	if (target_bytes)
 		nf_msg_addf(&m, "target_bytes", "%llu", (unsigned long long)target_bytes);
+	if (c->model[0])
+		nf_msg_add(&m, "model", c->model);
+	if (c->serial[0])
+		nf_msg_add(&m, "serial", c->serial);
 	if ((r = send_msg(c, &m)) < 0 || (r = recv_msg(c, &m)) < 0)
 		return r;
 	reason = nf_msg_get(&m, "reason");

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "parse.h"
 #include "patch.h"
 #include "proto.h"
 
@@ -30,6 +31,8 @@ struct nf_client {
 	unsigned port;
 	char mac[18];
 	char token[65];
+	char model[NF_BOARD_MODEL_MAX + 1];   /* the board, sent in HELLO when set */
+	char serial[NF_BOARD_SERIAL_MAX + 1];
 	uint64_t job_id;       /* 0 until a JOB arrived */
 	unsigned timeout_ms;   /* per send/receive */
 	double last_try;       /* last reconnect attempt from nf_client_progress() */
@@ -42,7 +45,8 @@ struct nf_client {
  * worker's canonical MAC and its token. Returns 0 or -EINVAL. */
 int nf_client_init(struct nf_client *c, const char *server, const char *mac, const char *token);
 
-/* HELLO (with target facts) and the master's answer. Returns 0 with *job
+/* HELLO (with target facts, and c->model and c->serial when set) and the
+ * master's answer. Returns 0 with *job
  * filled (and its provisioning patch received and checked against the
  * JOB's digest; free it with nf_job_free), -ENOENT for NOJOB (c->detail
  * says why), -EACCES when refused, -EPROTO for a bad answer, or a

@@ -135,3 +135,24 @@ void nf_format_mac(const uint8_t mac[6], char out[18])
 	snprintf(out, 18, "%02x-%02x-%02x-%02x-%02x-%02x",
 		 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 }
+
+int nf_board_model_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > NF_BOARD_MODEL_MAX || s[0] == ' ' || s[n - 1] == ' ')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+int nf_board_serial_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > NF_BOARD_SERIAL_MAX)
+		return 0;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}

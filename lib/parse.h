@@ -30,4 +30,12 @@ int nf_parse_mac(const char *s, uint8_t mac[6]);
 /* Prints the canonical TFTP directory form "b8-27-eb-d3-85-78" (18 bytes with NUL). */
 void nf_format_mac(const uint8_t mac[6], char out[18]);
 
+/* A worker's board as it reports it in HELLO: the model, 1..80 bytes of
+ * printable ASCII without blanks at either end ("Raspberry Pi 4 Model B
+ * Rev 1.4"), and the serial, 1..32 of [A-Za-z0-9._-]. Return 1 if valid. */
+#define NF_BOARD_MODEL_MAX 80
+#define NF_BOARD_SERIAL_MAX 32
+int nf_board_model_valid(const char *s);
+int nf_board_serial_valid(const char *s);
+
 #endif

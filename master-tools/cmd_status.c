@@ -219,6 +219,8 @@ int cmd_history(struct master *m, int argc, char **argv)
 
 		if (store_model(st, macs, model, sizeof(model)) == 0)
 			printf("model (from its DHCP client GUID): %s\n", model);
+		printf("board (as the worker reported it at each job's start, last 3):\n");
+		store_events(st, macs, "board", 3, log_row, NULL);
 		printf("provisioning (written to the boot partition at flash time, last 5):\n");
 		store_events(st, macs, "provision", 5, log_row, NULL);
 		printf("card health (last 20):\n");

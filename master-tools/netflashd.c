@@ -284,13 +284,16 @@ static int on_query(struct daemon *d, struct conn *c, const struct nf_msg *m)
 static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
 	struct enrollment *e = &d->e;
-	const char *target = nf_msg_get(m, "target");
+	const char *target = nf_msg_get(m, "target"), *model = nf_msg_get(m, "model"), *serial = nf_msg_get(m, "serial");
 	uint64_t job_id = 0, tbytes = 0;
+	char board[NF_BOARD_MODEL_MAX + NF_BOARD_SERIAL_MAX + 16] = "";
 	struct job j;
 	int r;
 
 	if (authenticate(d, c, m, "bad-hello") < 0)
 		return -1;
+	if ((model && !nf_board_model_valid(model)) || (serial && !nf_board_serial_valid(serial)))
+		return refuse(c, "bad-hello", c->mac);
 	if (strcmp(e->state, "enrolled") != 0)
 		return reply_simple(c, "NOJOB", e->state);
 	/* A reconnect names its job: resume it, or say it is done already. */
@@ -317,7 +320,13 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	}
 	store_job_abandon_others(d->st, c->mac, job_id);
 	store_event(d->st, c->mac, "job", e->image);
-	nf_info("%s (%s) starts job %llu: image '%s'", c->mac, c->peer, (unsigned long long)job_id, e->image);
+	if (model || serial) {
+		snprintf(board, sizeof(board), "%s%s%s", model ? model : "unknown board", serial ? ", serial " : "",
+			 serial ? serial : "");
+		store_event(d->st, c->mac, "board", board);
+	}
+	nf_info("%s (%s%s%s) starts job %llu: image '%s'", c->mac, c->peer, board[0] ? ", " : "", board,
+		(unsigned long long)job_id, e->image);
 	return send_job(d, c, &j, 1);
 }
 

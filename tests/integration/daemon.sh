@@ -74,6 +74,32 @@ done
 	fail "a refused HELLO removed a dir"
 grep -q "refused 'b8-27-eb-00-00-03' from 127.0.0.1" "$T/daemon.log" && pass "refusals are logged" || fail "no refusal logged"
 
+# The board a worker names in HELLO (model, serial) is kept with its job;
+# values that are not one clean line of text are refused.
+M5=b8:27:eb:00:00:05
+"$NF" --root "$MR" enroll "$M5" --image pios >/dev/null
+tok5=$(token_of "$M5")
+hello5() { # extra HELLO fields -> the first word of the answer
+	local ans
+	exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+	printf 'HELLO v=1 mac=%s token=%s %s\n' "$M5" "$tok5" "$1" >&$c
+	read -r -t 5 ans <&$c || ans=
+	exec {c}>&-
+	echo "${ans%% *} ${ans#* }"
+}
+n=0
+for bad in "model=Pi%0Aevil" "model=%20Pi" "model=Pi%7F" "model=$(printf 'x%.0s' $(seq 81))" "serial=00%20ab" \
+	"serial=../x/%2F" "serial=$(printf '%033d' 0)" "model=Pi serial="; do
+	ans=$(hello5 "$bad")
+	[ "$ans" = "ERR reason=bad-hello" ] && n=$((n + 1)) || fail "HELLO with $bad answered '$ans'"
+done
+[ "$n" = 8 ] && pass "8 hostile board fields in HELLO: ERR bad-hello"
+ans=$(hello5 "model=Raspberry%20Pi%203%20Model%20B%20Rev%201.2 serial=00000000c0ffee42")
+[ "${ans%% *}" = JOB ] && "$NF" --root "$MR" history "$M5" | has "^  [0-9:]* Raspberry Pi 3 Model B Rev 1.2, serial 00000000c0ffee42$" &&
+	grep -q "$(echo "$M5" | tr : -) (127.0.0.1:[0-9]*, Raspberry Pi 3 Model B Rev 1.2, serial 00000000c0ffee42) starts job" "$T/daemon.log" &&
+	pass "the board named in HELLO is in the worker's history and the daemon's log" ||
+	fail "board: '$ans'; $("$NF" --root "$MR" history "$M5" | grep -A2 board)"
+
 # 5. Hostile input: each connection closed, the daemon alive.
 hostile() { # name, bytes on stdin
 	local name=$1

@@ -48,6 +48,9 @@ grep -q "$D job [0-9]* verified" "$T/daemon.log" && [ ! -e "$MR/tftp/$D" ] && pa
 grep -Eq "identity: '.*card .*serial .*CID [0-9a-f]{32}" "$T/history" && grep -q "probe: 'capacity probe passed" "$T/history" &&
 	pass "the card's identity (CID from sysfs) and the capacity probe's verdict reached the master" ||
 	fail "card health in history: $(grep -A3 'card health' "$T/history")"
+grep -A1 '^board' "$T/history" | grep -q "^  [0-9:]* Raspberry Pi 3 Model B$" &&
+	pass "the worker named its board from the device tree (no serial-number without the Pi firmware)" ||
+	fail "board in history: $(grep -A2 '^board' "$T/history")"
 isz=$(stat -c %s "$T/small.img")
 pattern_file "$T/rest" $((64 * 1048576 - isz))
 cmp -s -i "$isz:0" "$T/card.img" "$T/rest" && pass "the card past the image is untouched by the probe" ||

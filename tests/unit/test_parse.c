@@ -124,6 +124,35 @@ static void test_quote(void)
 	CHECK(strcmp(nf_json_str(out, sizeof(out), "a\"b\\\n\xff"), "\"a\\\"b\\\\\\u000a\\u00ff\"") == 0, "json %s", out);
 }
 
+static void test_board(void)
+{
+	static const char *const good_models[] = { "Raspberry Pi 4 Model B Rev 1.4", "x", "QEMU Standard PC (Q35 + ICH9, 2009)" };
+	static const char *const bad_models[] = { "", " lead", "trail ", "new\nline", "del\x7f", "\xc3\xa9t\xc3\xa9" };
+	static const char *const good_serials[] = { "00000000c0ffee42", "10000000abcd1234", "VMware-56_4d.x" };
+	static const char *const bad_serials[] = { "", "00 ab", "../x", "a/b", "ab%", "To be filled by O.E.M." };
+	char big[NF_BOARD_MODEL_MAX + 2];
+
+	for (size_t i = 0; i < sizeof(good_models) / sizeof(*good_models); i++)
+		CHECK(nf_board_model_valid(good_models[i]), "model '%s' refused", good_models[i]);
+	for (size_t i = 0; i < sizeof(bad_models) / sizeof(*bad_models); i++)
+		CHECK(!nf_board_model_valid(bad_models[i]), "model #%zu taken", i);
+	for (size_t i = 0; i < sizeof(good_serials) / sizeof(*good_serials); i++)
+		CHECK(nf_board_serial_valid(good_serials[i]), "serial '%s' refused", good_serials[i]);
+	for (size_t i = 0; i < sizeof(bad_serials) / sizeof(*bad_serials); i++)
+		CHECK(!nf_board_serial_valid(bad_serials[i]), "serial '%s' taken", bad_serials[i]);
+	memset(big, 'm', sizeof(big) - 1);
+	big[NF_BOARD_MODEL_MAX] = '\0';
+	CHECK(nf_board_model_valid(big), "a model of the longest length refused");
+	big[NF_BOARD_MODEL_MAX] = 'm';
+	big[NF_BOARD_MODEL_MAX + 1] = '\0';
+	CHECK(!nf_board_model_valid(big), "a model one byte too long taken");
+	big[NF_BOARD_SERIAL_MAX] = '\0';
+	CHECK(nf_board_serial_valid(big), "a serial of the longest length refused");
+	big[NF_BOARD_SERIAL_MAX] = 'm';
+	big[NF_BOARD_SERIAL_MAX + 1] = '\0';
+	CHECK(!nf_board_serial_valid(big), "a serial one byte too long taken");
+}
+
 int main(void)
 {
 	test_u64();
@@ -132,5 +161,6 @@ int main(void)
 	test_mac();
 	test_format();
 	test_quote();
+	test_board();
 	return CHECK_DONE();
 }
