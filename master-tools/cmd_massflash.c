@@ -45,11 +45,13 @@ static const char usage[] =
 "                              first appears, so a Pi already retrying counts)\n"
 "  -t, --stale SECONDS         a job silent this long no longer counts as\n"
 "                              running when stopping (default 120)\n"
-"  -b, --boot-timeout SECONDS  a Pi that has not asked for its job this long\n"
-"                              after it was enrolled is power-cycled when it has\n"
-"                              an entry in ROOT/power.conf (see netflash power\n"
-"                              --help; off for 5 s), else it counts as failed\n"
-"                              (default 300)\n"
+"  -b, --boot-timeout SECONDS  a Pi with no sign of life this long (it has not\n"
+"                              asked for its job since it was enrolled or\n"
+"                              power-cycled, its job sent no progress, or it\n"
+"                              did not come back after a failed try) is\n"
+"                              power-cycled when it has an entry in\n"
+"                              ROOT/power.conf (see netflash power --help; off\n"
+"                              for 5 s), else it counts as failed (default 300)\n"
 "  -r, --power-retries N       power cycles per Pi before it counts as failed\n"
 "                              (default 2; 0: never cycle)\n"
 "  -k, --ssh-key FILE          an SSH public key to authorise on every Pi\n"
@@ -85,7 +87,7 @@ struct member {
 	unsigned cycles;     /* power cycles so far */
 	pid_t cycling;       /* the power cycle child, or 0 */
 	int final;        /* 1 flashed, -1 failed */
-	char why[96];     /* why it failed, when the store does not say */
+	char why[200];    /* why it failed, when the store does not say */
 };
 
 struct run {
@@ -303,18 +305,19 @@ static void look(struct run *r, struct member *mb, struct worker_view *v, struct
 		mb->final = -1;
 }
 
-/* Starts a power cycle of mb in a child, so the table keeps going. */
-static void start_cycle(struct run *r, struct member *mb)
+/* Starts a power cycle of mb in a child, so the table keeps going; what
+ * says why ("did not ask for its job within 300 s"). */
+static void start_cycle(struct run *r, struct member *mb, const char *what)
 {
 	struct power_entry pe;
-	char detail[1400];
+	char detail[1400], ev[300];
 	int e = power_find(r->m, mb->mac, &pe, detail, sizeof(detail));
 	pid_t pid;
 
 	if (e < 0) {
 		if (e != -ENOENT)
 			nf_warn("%s: %s, ignoring", mb->mac, detail); /* a broken power.conf */
-		snprintf(mb->why, sizeof(mb->why), "did not ask for its job within %u s%s", r->boot_timeout,
+		snprintf(mb->why, sizeof(mb->why), "%s%s", what,
 			 mb->cycles ? " after a power cycle" : "; no power control for it");
 		mb->final = -1;
 		return;
@@ -332,15 +335,21 @@ static void start_cycle(struct run *r, struct member *mb)
 	}
 	mb->cycling = pid;
 	mb->cycles++;
-	store_event(r->st, mb->mac, "power", "mass-flash: power cycle (no job request)");
-	note(r, "%s did not ask for its job within %u s: power cycle %u of %u", mb->mac, r->boot_timeout, mb->cycles,
-	     r->power_retries);
+	snprintf(ev, sizeof(ev), "mass-flash: power cycle (%s)", what);
+	store_event(r->st, mb->mac, "power", ev);
+	note(r, "%s %s: power cycle %u of %u", mb->mac, what, mb->cycles, r->power_retries);
 }
 
-/* A Pi enrolled this long without asking for its job: cycle it or give up. */
+/* A Pi with no sign of life for --boot-timeout: it never asked for its job
+ * (a boot loop, a dead netboot), its job went silent (a hung worker), or
+ * it did not come back for another try after a failed one. Cycle it, or
+ * give up. The last sign of life is the enrollment or the end of the last
+ * cycle, or the job's latest report. */
 static void check_boot(struct run *r, struct member *mb, const struct worker_view *v)
 {
-	int status = 0;
+	int status = 0, asked;
+	time_t last, now = time(NULL);
+	char what[160];
 
 	if (mb->cycling) {
 		pid_t w = waitpid(mb->cycling, &status, WNOHANG);
@@ -353,15 +362,27 @@ static void check_boot(struct run *r, struct member *mb, const struct worker_vie
 			store_event(r->st, mb->mac, "power", "mass-flash: power cycle failed");
 		return;
 	}
-	if (r->stopping || mb->final || (v->have_job && v->job.started_at >= (int64_t)mb->enrolled) ||
-	    time(NULL) - mb->waited_from < (time_t)r->boot_timeout)
+	if (r->stopping || mb->final)
 		return;
+	asked = v->have_job && v->job.started_at >= (int64_t)mb->enrolled;
+	last = mb->waited_from;
+	if (asked && (time_t)v->job.updated_at > last)
+		last = (time_t)v->job.updated_at;
+	if (now - last < (time_t)r->boot_timeout)
+		return;
+	if (!asked)
+		snprintf(what, sizeof(what), "did not ask for its job within %u s", r->boot_timeout);
+	else if (v->running)
+		snprintf(what, sizeof(what), "job %llu has been silent for %u s", (unsigned long long)v->job.id,
+			 r->boot_timeout);
+	else
+		snprintf(what, sizeof(what), "did not ask again within %u s after job %llu %s", r->boot_timeout,
+			 (unsigned long long)v->job.id, v->job.state);
 	if (mb->cycles < r->power_retries) {
-		start_cycle(r, mb);
+		start_cycle(r, mb, what);
 		return;
 	}
-	snprintf(mb->why, sizeof(mb->why), "did not ask for its job within %u s%s", r->boot_timeout,
-		 mb->cycles ? " after a power cycle" : "");
+	snprintf(mb->why, sizeof(mb->why), "%s%s", what, mb->cycles ? " after a power cycle" : "");
 	mb->final = -1;
 }
 

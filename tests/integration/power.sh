@@ -147,4 +147,44 @@ cmp -s -n "$(stat -c %s "$img")" "$img" "$T/card.img" && [ ! -e "$MR/tftp/$D" ] 
 [ "$("$NF" --root "$MR" history "$P" | grep -c 'mass-flash: power cycle')" = 2 ] &&
 	pass "history shows the two power cycles" || fail "history: $("$NF" --root "$MR" history "$P")"
 [ -d "$MR/tftp/b8-27-eb-00-01-02" ] && pass "the Pi that never booted stays enrolled" || fail "b8-27-eb-00-01-02 not enrolled"
+
+# A Pi whose job goes silent (a hung worker: it said HELLO, took its job and
+# then nothing) is power-cycled too. Cycle 1 "powers on" such a worker (a
+# raw client that holds the connection and says nothing more), cycle 2 a
+# real one, which flashes.
+P3=b8:27:eb:00:01:03 D3=b8-27-eb-00-01-03
+pattern_file "$T/card3.img" $((64 * 1048576))
+cat >"$T/cycle3.sh" <<EOF
+#!/bin/bash
+echo "\$NETFLASH_MAC" >>"$T/cycles3"
+tok=\$(grep -o 'netflash.token=[0-9a-f]*' "$MR/tftp/\$NETFLASH_MAC/cmdline.txt" | cut -d= -f2)
+if [ "\$(wc -l <"$T/cycles3")" = 1 ]; then
+	( exec 3<>/dev/tcp/127.0.0.1/$MPORT; printf 'HELLO v=1 mac=%s token=%s\\n' "\$NETFLASH_MAC" "\$tok" >&3
+	  read -r line <&3; echo "\$line" >"$T/hung.job"; exec sleep 120 ) </dev/null >/dev/null 2>&1 &
+	echo \$! >"$T/hung.pid"
+else
+	kill "\$(cat "$T/hung.pid")"
+	"$NFW" --progress=none -q --report-to 127.0.0.1:$MPORT --mac "\$NETFLASH_MAC" --token "\$tok" "$T/card3.img" >"$T/worker3.log" 2>&1 &
+	echo \$! >"$T/worker3.pid"
+fi
+EOF
+chmod +x "$T/cycle3.sh"
+printf '%s exec %s\n' "$P3" "$T/cycle3.sh" >"$PC"
+timeout 120 "$NF" --root "$MR" mass-flash --image pios --limit 1 --since 0 --boot-timeout 2 --power-retries 3 \
+	>"$T/mf3.out" 2>&1 &
+MF=$!
+register_pid "$MF"
+sleep 1
+"$NF" --root "$MR" dhcp-event arp-add "$P3" 127.0.0.1
+rc=0
+wait "$MF" || rc=$?
+for f in hung.pid worker3.pid; do [ -f "$T/$f" ] && register_pid "$(cat "$T/$f")"; done
+hung=$(sed -n 's/^JOB id=\([0-9]*\) .*/\1/p' "$T/hung.job" 2>/dev/null)
+[ "$rc" = 0 ] && [ -n "$hung" ] && grep -q "$D3 did not ask for its job within 2 s: power cycle 1 of 3" "$T/mf3.out" &&
+	grep -q "$D3 job $hung has been silent for 2 s: power cycle 2 of 3" "$T/mf3.out" &&
+	grep -q "1 Pi(s) in .*: 1 flashed, 0 failed" "$T/mf3.out" &&
+	"$NF" --root "$MR" history "$P3" | has "mass-flash: power cycle (job $hung has been silent for 2 s)" &&
+	cmp -s -n "$(stat -c %s "$img")" "$img" "$T/card3.img" &&
+	pass "mass-flash power-cycled the Pi whose job $hung went silent, and its next boot flashed" ||
+	fail "silent job: exit $rc, job '$hung'; $(cat "$T/mf3.out")"
 finish
