@@ -1,25 +1,20 @@
+/* The worker's connection to the master: connect, send and receive lines,
+ * QUERY, and notes (LOG, CARD) about the current job. The job itself
+ * (HELLO, JOB, PATCH, PROGRESS, DONE, FAIL) is in client_job.c. */
 #include "client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "client_internal.h"
 #include "parse.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 int nf_client_init(struct nf_client *c, const char *server, const char *mac, const char *token)
 {
@@ -51,7 +46,7 @@ void nf_client_close(struct nf_client *c)
 	c->rlen = 0;
 }
 
-static int do_connect(struct nf_client *c)
+int nf_client_connect(struct nf_client *c)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port) };
 	struct timeval tv = { .tv_sec = c->timeout_ms / 1000, .tv_usec = (c->timeout_ms % 1000) * 1000 };
@@ -74,7 +69,7 @@ static int do_connect(struct nf_client *c)
 	return 0;
 }
 
-static int send_msg(struct nf_client *c, const struct nf_msg *m)
+int nf_client_send(struct nf_client *c, const struct nf_msg *m)
 {
 	char line[NF_PROTO_LINE_MAX + 1];
 	int n = nf_msg_format(m, line, sizeof(line));
@@ -99,7 +94,7 @@ static int send_msg(struct nf_client *c, const struct nf_msg *m)
 }
 
 /* Reads one line into m. Returns 0, -EPROTO, or a connection error. */
-static int recv_msg(struct nf_client *c, struct nf_msg *m)
+int nf_client_recv(struct nf_client *c, struct nf_msg *m)
 {
 	for (;;) {
 		char *nl = memchr(c->rbuf, '\n', c->rlen);
@@ -132,81 +127,13 @@ static int recv_msg(struct nf_client *c, struct nf_msg *m)
 	}
 }
 
-void nf_job_free(struct nf_job *job)
-{
-	nf_patch_free(&job->patch);
-}
-
-/* The PATCH lines after a JOB with patch=: exactly `bytes` data bytes, whose
- * digest must be the JOB's patch_sha256. Returns 0 or -EPROTO/-errno. */
-static int recv_patch(struct nf_client *c, struct nf_job *job, uint64_t bytes)
-{
-	uint8_t data[NF_PATCH_LINE], digest[32];
-	struct nf_msg m;
-	int r;
-
-	while (job->patch.bytes < bytes) {
-		const char *hex;
-		uint64_t id, off;
-		size_t len;
-
-		if ((r = recv_msg(c, &m)) < 0)
-			return r;
-		hex = nf_msg_get(&m, "data");
-		if (strcmp(m.verb, "PATCH") != 0 || nf_msg_get_u64(&m, "id", 1, UINT64_MAX, &id) < 0 ||
-		    id != job->id || nf_msg_get_u64(&m, "off", 0, UINT64_MAX, &off) < 0 || !hex ||
-		    (len = strlen(hex) / 2) == 0 || len > sizeof(data) || nf_parse_hex(hex, data, len) < 0 ||
-		    len > bytes - job->patch.bytes || nf_patch_add(&job->patch, off, data, len) < 0) {
-			snprintf(c->detail, sizeof(c->detail), "bad PATCH message from the master");
-			return -EPROTO;
-		}
-	}
-	nf_patch_digest(&job->patch, digest);
-	if (memcmp(digest, job->patch_sha256, 32) != 0) {
-		snprintf(c->detail, sizeof(c->detail), "the provisioning patch does not match the JOB's digest");
-		return -EPROTO;
-	}
-	return 0;
-}
-
-static int parse_job(const struct nf_msg *m, struct nf_job *job)
-{
-	const char *url = nf_msg_get(m, "url"), *fmt = nf_msg_get(m, "format"), *sha = nf_msg_get(m, "sha256");
-	const char *image = nf_msg_get(m, "image");
-
-	memset(job, 0, sizeof(*job));
-	if (nf_msg_get_u64(m, "id", 1, UINT64_MAX, &job->id) < 0 ||
-	    nf_msg_get_u64(m, "size", 1, UINT64_MAX, &job->size) < 0 || !url || !fmt || !sha ||
-	    strlen(fmt) >= sizeof(job->format) || nf_parse_hex(sha, job->sha256, 32) < 0)
-		return -EPROTO;
-	strcpy(job->url, url);
-	strcpy(job->format, fmt);
-	if (image)
-		strcpy(job->image, image);
-	return 0;
-}
-
-/* A JOB's provisioning fields: *bytes 0 when it has none. */
-static int parse_job_patch(const struct nf_msg *m, struct nf_job *job, uint64_t *bytes)
-{
-	const char *sha = nf_msg_get(m, "patch_sha256");
-
-	*bytes = 0;
-	if (!nf_msg_get(m, "patch"))
-		return 0;
-	if (nf_msg_get_u64(m, "patch", 1, NF_PATCH_MAX, bytes) < 0 || !sha ||
-	    nf_parse_hex(sha, job->patch_sha256, 32) < 0)
-		return -EPROTO;
-	return 0;
-}
-
 /* Connects if needed and starts m as verb with this worker's identity
  * (v, mac, token): the first message of a connection. Returns 0 or -errno. */
-static int start_identified(struct nf_client *c, struct nf_msg *m, const char *verb)
+int nf_client_start(struct nf_client *c, struct nf_msg *m, const char *verb)
 {
 	int r;
 
-	if (c->fd < 0 && (r = do_connect(c)) < 0)
+	if (c->fd < 0 && (r = nf_client_connect(c)) < 0)
 		return r;
 	nf_msg_init(m, verb);
 	nf_msg_add(m, "v", "1");
@@ -217,7 +144,7 @@ static int start_identified(struct nf_client *c, struct nf_msg *m, const char *v
 
 /* A master's answer that is not the one hoped for: NOJOB -ENOENT, ERR
  * (refused) -EACCES, anything else -EPROTO. */
-static int refusal(const struct nf_msg *m)
+int nf_client_refusal(const struct nf_msg *m)
 {
 	if (strcmp(m->verb, "NOJOB") == 0)
 		return -ENOENT;
@@ -226,61 +153,15 @@ static int refusal(const struct nf_msg *m)
 	return -EPROTO;
 }
 
-/* Connects if needed and says HELLO; handles the answer. */
-int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_bytes, struct nf_job *job)
-{
-	struct nf_msg m;
-	const char *reason;
-	int r;
-
-	if ((r = start_identified(c, &m, "HELLO")) < 0)
-		return r;
-	if (c->job_id)
-		nf_msg_addf(&m, "job", "%llu", (unsigned long long)c->job_id);
-	if (target)
-		nf_msg_add(&m, "target", target);
-	if (target_bytes)
-		nf_msg_addf(&m, "target_bytes", "%llu", (unsigned long long)target_bytes);
-	if (c->model[0])
-		nf_msg_add(&m, "model", c->model);
-	if (c->serial[0])
-		nf_msg_add(&m, "serial", c->serial);
-	if ((r = send_msg(c, &m)) < 0 || (r = recv_msg(c, &m)) < 0)
-		return r;
-	reason = nf_msg_get(&m, "reason");
-	snprintf(c->detail, sizeof(c->detail), "%s", reason ? reason : m.verb);
-	if (strcmp(m.verb, "JOB") == 0) {
-		struct nf_job tmp;
-		struct nf_job *j = job ? job : &tmp;
-		uint64_t patch_bytes;
-
-		nf_patch_init(&j->patch);
-		r = parse_job(&m, j);
-		if (r == 0)
-			r = parse_job_patch(&m, j, &patch_bytes);
-		if (r == 0 && patch_bytes)
-			r = recv_patch(c, j, patch_bytes);
-		if (r == 0)
-			c->job_id = j->id;
-		if (r < 0 || !job)
-			nf_job_free(j);
-		if (r < 0)
-			nf_client_close(c);
-		return r;
-	}
-	nf_client_close(c);
-	return refusal(&m);
-}
-
 int nf_client_query(struct nf_client *c, char *image, size_t cap)
 {
 	struct nf_msg m;
 	const char *v;
 	int r;
 
-	if ((r = start_identified(c, &m, "QUERY")) < 0)
+	if ((r = nf_client_start(c, &m, "QUERY")) < 0)
 		return r;
-	if ((r = send_msg(c, &m)) < 0 || (r = recv_msg(c, &m)) < 0)
+	if ((r = nf_client_send(c, &m)) < 0 || (r = nf_client_recv(c, &m)) < 0)
 		return r;
 	nf_client_close(c);
 	v = nf_msg_get(&m, strcmp(m.verb, "ENROLLED") == 0 ? "image" : "reason");
@@ -289,95 +170,7 @@ int nf_client_query(struct nf_client *c, char *image, size_t cap)
 		snprintf(image, cap, "%s", v);
 		return 0;
 	}
-	return refusal(&m);
-}
-
-int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, uint64_t total, double mbps)
-{
-	struct nf_msg m;
-
-	if (c->fd < 0) {
-		/* The master is gone: try again every 3 s, never block the flash long. */
-		if (now_s() - c->last_try < 3)
-			return -ENOTCONN;
-		c->last_try = now_s();
-		unsigned saved = c->timeout_ms;
-
-		c->timeout_ms = 1000;
-		int r = nf_client_hello(c, NULL, 0, NULL);
-
-		c->timeout_ms = saved;
-		if (r < 0)
-			return r;
-	}
-	nf_msg_init(&m, "PROGRESS");
-	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
-	nf_msg_add(&m, "stage", stage);
-	nf_msg_addf(&m, "done", "%llu", (unsigned long long)done);
-	nf_msg_addf(&m, "total", "%llu", (unsigned long long)total);
-	nf_msg_addf(&m, "mbps", "%.1f", mbps);
-	return send_msg(c, &m);
-}
-
-int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes, double seconds,
-		   const uint8_t *patch_sha256, unsigned deadline_s)
-{
-	double deadline = now_s() + deadline_s;
-	char hex[65], phex[65];
-	int r = -ENOTCONN;
-
-	nf_format_hex(sha256, 32, hex);
-	if (patch_sha256)
-		nf_format_hex(patch_sha256, 32, phex);
-	while (now_s() < deadline) {
-		struct nf_msg m;
-
-		if (c->fd < 0 && (r = nf_client_hello(c, NULL, 0, NULL)) < 0) {
-			/* The master released us and crashed before it could say so:
-			 * on reconnect it answers NOJOB released (or done). */
-			if (r == -ENOENT && (strcmp(c->detail, "released") == 0 || strcmp(c->detail, "done") == 0))
-				return 0;
-			if (r == -ENOENT || r == -EACCES || r == -EPROTO)
-				return r;
-			sleep(1);
-			continue;
-		}
-		nf_msg_init(&m, "DONE");
-		nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
-		nf_msg_add(&m, "sha256", hex);
-		nf_msg_addf(&m, "bytes", "%llu", (unsigned long long)bytes);
-		nf_msg_addf(&m, "seconds", "%.3f", seconds);
-		if (patch_sha256)
-			nf_msg_add(&m, "patch", phex);
-		if ((r = send_msg(c, &m)) < 0 || (r = recv_msg(c, &m)) < 0)
-			continue;
-		const char *reason = nf_msg_get(&m, "reason");
-
-		snprintf(c->detail, sizeof(c->detail), "%s", reason ? reason : m.verb);
-		if (strcmp(m.verb, "RELEASED") == 0)
-			return 0;
-		if (strcmp(m.verb, "KEPT") == 0)
-			return -EBADMSG;
-		return -EPROTO;
-	}
-	return r;
-}
-
-int nf_client_fail(struct nf_client *c, const char *stage, const char *reason)
-{
-	struct nf_msg m;
-	int r;
-
-	if (c->fd < 0 && (r = nf_client_hello(c, NULL, 0, NULL)) < 0)
-		return r;
-	nf_msg_init(&m, "FAIL");
-	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
-	nf_msg_add(&m, "stage", stage);
-	nf_msg_add(&m, "reason", reason);
-	r = send_msg(c, &m);
-	if (r == 0)
-		recv_msg(c, &m); /* KEPT or NOJOB: the verdict is the master's to record */
-	return r;
+	return nf_client_refusal(&m);
 }
 
 /* A best-effort message about the current job (LOG, CARD): only while
@@ -394,7 +187,7 @@ static int send_note(struct nf_client *c, const char *verb, const char *k1, cons
 	nf_msg_add(&m, k1, v1);
 	if (k2)
 		nf_msg_add(&m, k2, v2);
-	return send_msg(c, &m);
+	return nf_client_send(c, &m);
 }
 
 int nf_client_log(struct nf_client *c, const char *line)

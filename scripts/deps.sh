@@ -21,6 +21,10 @@ pkgs=(
 pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static qemu-system-arm
 	libnfs-dev:arm64 liblzma-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 libxxhash-dev:arm64 libssl-dev:arm64
 	libgpiod-dev:arm64)
+# netflash-agent for 32-bit Raspberry Pi OS (armhf): the agent alone, which
+# needs only libc (no armhf multiarch: this mirror's armhf security index
+# was seen broken, which would fail apt-get update for everything).
+pkgs+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -2,19 +2,20 @@
 # Packs netflash-agent (the worker-side half of `netflash reimage`) as a
 # Debian package for the workers' own OS: one static binary, no
 # dependencies, so the same .deb installs on any Raspberry Pi OS release of
-# its architecture. Build the agent first; for 64-bit Pis that is the
-# aarch64 cross-build (scripts/test.sh makes build-aarch64):
+# its architecture. Build the agent first; for 64-bit Pi OS that is the
+# aarch64 cross-build (scripts/test.sh makes build-aarch64), for 32-bit Pi
+# OS the armhf one (build-armhf; ARMv7: Pi 2 and later, not Pi 1/Zero):
 #
 #   scripts/package-agent.sh [-o OUTDIR] BUILD_DIR
-#       BUILD_DIR  holds flasher-init/netflash-agent (build or build-aarch64)
+#       BUILD_DIR  holds flasher-init/netflash-agent (build, build-aarch64, build-armhf)
 #       OUTDIR     where the .deb goes (default: BUILD_DIR)
 #
-# Then on each worker: sudo apt install ./netflash-agent_VERSION_arm64.deb
+# Then on each worker: sudo apt install ./netflash-agent_VERSION_ARCH.deb
 # (or dpkg -i). It installs /usr/sbin/netflash-agent and nothing else.
 set -euo pipefail
 
 out=
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-o) out=$2; shift 2 ;;
@@ -48,7 +49,10 @@ chmod 0755 "$stage"
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/DEBIAN" "$stage/usr/sbin" "$stage/usr/share/doc/netflash-agent"
 strip_tool=strip
-[ "$arch" = arm64 ] && command -v aarch64-linux-gnu-strip >/dev/null && strip_tool=aarch64-linux-gnu-strip
+case "$arch" in
+arm64) command -v aarch64-linux-gnu-strip >/dev/null && strip_tool=aarch64-linux-gnu-strip ;;
+armhf) command -v arm-linux-gnueabihf-strip >/dev/null && strip_tool=arm-linux-gnueabihf-strip ;;
+esac
 "$strip_tool" -o "$stage/usr/sbin/netflash-agent" "$bin" 2>/dev/null || cp "$bin" "$stage/usr/sbin/netflash-agent"
 chmod 0755 "$stage/usr/sbin/netflash-agent"
 cat >"$stage/usr/share/doc/netflash-agent/README" <<'EOF'

@@ -21,14 +21,22 @@ cmake -S . -B build-aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETFLASH_WERROR=$werror >/dev/null
 cmake --build build-aarch64 -j"$jobs"
 (cd build-aarch64 && ctest --output-on-failure -R 'unit_test_(parse|proto)')
-# The agent's .deb for 64-bit Pi OS: packed, and its binary runs (emulated).
-deb=$(scripts/package-agent.sh build-aarch64)
-[ "$(dpkg-deb -f "$deb" Architecture)" = arm64 ] &&
-	dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/sbin/netflash-agent >build-aarch64/agent-from-deb &&
-	chmod +x build-aarch64/agent-from-deb &&
-	[ "$(qemu-aarch64-static build-aarch64/agent-from-deb mac --mac B8-27-EB-00-00-01)" = b8-27-eb-00-00-01 ] ||
-	{ echo "test: the arm64 netflash-agent .deb is broken ($deb)" >&2; exit 1; }
-echo "test: $deb"
+# The agent alone for 32-bit Pi OS (armhf): it needs only libc.
+cmake -S . -B build-armhf -DCMAKE_TOOLCHAIN_FILE=cmake/armhf-linux-gnueabihf.cmake -DNETFLASH_AGENT_ONLY=ON \
+	-DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETFLASH_WERROR=$werror >/dev/null
+cmake --build build-armhf -j"$jobs"
+# The agent's .debs for 64- and 32-bit Pi OS: packed, and their binaries run
+# (emulated; `mac` is the agent's own MAC parser and formatter).
+for b in "build-aarch64 arm64 qemu-aarch64-static" "build-armhf armhf qemu-arm-static"; do
+	read -r dir arch emu <<<"$b"
+	deb=$(scripts/package-agent.sh "$dir")
+	[ "$(dpkg-deb -f "$deb" Architecture)" = "$arch" ] &&
+		dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/sbin/netflash-agent >"$dir/agent-from-deb" &&
+		chmod +x "$dir/agent-from-deb" &&
+		[ "$("$emu" "$dir/agent-from-deb" mac --mac B8-27-EB-00-00-01)" = b8-27-eb-00-00-01 ] ||
+		{ echo "test: the $arch netflash-agent .deb is broken ($deb)" >&2; exit 1; }
+	echo "test: $deb"
+done
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETFLASH_WERROR=$werror >/dev/null
 cmake --build build -j"$jobs"

@@ -104,6 +104,23 @@ expect_rc_2 "$NF" --root "$MR" reimage --image pios --rsh "$T/rsh" -- '-oProxyCo
 	grep -q "invalid HOST or MAC" "$T/err.log" && pass "a HOST that looks like an ssh option is refused" ||
 	fail "hostile host: $(cat "$T/err.log")"
 
+# The agent built for 32-bit Pi OS (armhf, the test command's build-armhf),
+# under qemu-arm-static: the same checks, disabling and restoring.
+AA=$NETFLASH_SRC/build-armhf/flasher-init/netflash-agent
+if [ -x "$AA" ] && command -v qemu-arm-static >/dev/null; then
+	"$NF" --root "$MR" enroll "$M1" --image pios >/dev/null
+	qemu-arm-static "$AA" reimage --master "127.0.0.1:$MPORT" --token "$(token_of "$M1")" --mac "$M1" --boot "$T/boot" \
+		--no-reboot >"$T/arm.out" 2>&1 &&
+		qemu-arm-static "$AA" status --boot "$T/boot" | has "not bootable (2 firmware file(s) in netflash-disabled/)" &&
+		qemu-arm-static "$AA" restore --boot "$T/boot" >>"$T/arm.out" 2>&1 &&
+		qemu-arm-static "$AA" status --boot "$T/boot" | has ": bootable" &&
+		pass "the armhf agent (32-bit Pi OS) checks the enrollment, disables the card and restores it" ||
+		fail "armhf agent: $(cat "$T/arm.out")"
+	"$NF" --root "$MR" release "$M1" >/dev/null
+else
+	echo "(no armhf agent in $NETFLASH_SRC/build-armhf or no qemu-arm-static: its check is left out)"
+fi
+
 # The .deb (scripts/package-agent.sh): installed into a scratch dpkg root,
 # its agent (static) runs the printed command below.
 if [ -z "${NETFLASH_SANITIZE_BUILD:-}" ]; then

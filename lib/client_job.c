@@ -1,0 +1,223 @@
+/* The worker's job (docs/protocol.md): HELLO and its JOB with the
+ * provisioning patch, PROGRESS, DONE and FAIL, reconnecting with the job id
+ * when the master went away. The connection itself is client.c's. */
+#include "client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client_internal.h"
+#include "parse.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void nf_job_free(struct nf_job *job)
+{
+	nf_patch_free(&job->patch);
+}
+
+/* The PATCH lines after a JOB with patch=: exactly `bytes` data bytes, whose
+ * digest must be the JOB's patch_sha256. Returns 0 or -EPROTO/-errno. */
+static int recv_patch(struct nf_client *c, struct nf_job *job, uint64_t bytes)
+{
+	uint8_t data[NF_PATCH_LINE], digest[32];
+	struct nf_msg m;
+	int r;
+
+	while (job->patch.bytes < bytes) {
+		const char *hex;
+		uint64_t id, off;
+		size_t len;
+
+		if ((r = nf_client_recv(c, &m)) < 0)
+			return r;
+		hex = nf_msg_get(&m, "data");
+		if (strcmp(m.verb, "PATCH") != 0 || nf_msg_get_u64(&m, "id", 1, UINT64_MAX, &id) < 0 ||
+		    id != job->id || nf_msg_get_u64(&m, "off", 0, UINT64_MAX, &off) < 0 || !hex ||
+		    (len = strlen(hex) / 2) == 0 || len > sizeof(data) || nf_parse_hex(hex, data, len) < 0 ||
+		    len > bytes - job->patch.bytes || nf_patch_add(&job->patch, off, data, len) < 0) {
+			snprintf(c->detail, sizeof(c->detail), "bad PATCH message from the master");
+			return -EPROTO;
+		}
+	}
+	nf_patch_digest(&job->patch, digest);
+	if (memcmp(digest, job->patch_sha256, 32) != 0) {
+		snprintf(c->detail, sizeof(c->detail), "the provisioning patch does not match the JOB's digest");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int parse_job(const struct nf_msg *m, struct nf_job *job)
+{
+	const char *url = nf_msg_get(m, "url"), *fmt = nf_msg_get(m, "format"), *sha = nf_msg_get(m, "sha256");
+	const char *image = nf_msg_get(m, "image");
+
+	memset(job, 0, sizeof(*job));
+	if (nf_msg_get_u64(m, "id", 1, UINT64_MAX, &job->id) < 0 ||
+	    nf_msg_get_u64(m, "size", 1, UINT64_MAX, &job->size) < 0 || !url || !fmt || !sha ||
+	    strlen(fmt) >= sizeof(job->format) || nf_parse_hex(sha, job->sha256, 32) < 0)
+		return -EPROTO;
+	strcpy(job->url, url);
+	strcpy(job->format, fmt);
+	if (image)
+		strcpy(job->image, image);
+	return 0;
+}
+
+/* A JOB's provisioning fields: *bytes 0 when it has none. */
+static int parse_job_patch(const struct nf_msg *m, struct nf_job *job, uint64_t *bytes)
+{
+	const char *sha = nf_msg_get(m, "patch_sha256");
+
+	*bytes = 0;
+	if (!nf_msg_get(m, "patch"))
+		return 0;
+	if (nf_msg_get_u64(m, "patch", 1, NF_PATCH_MAX, bytes) < 0 || !sha ||
+	    nf_parse_hex(sha, job->patch_sha256, 32) < 0)
+		return -EPROTO;
+	return 0;
+}
+
+/* Connects if needed and says HELLO; handles the answer. */
+int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_bytes, struct nf_job *job)
+{
+	struct nf_msg m;
+	const char *reason;
+	int r;
+
+	if ((r = nf_client_start(c, &m, "HELLO")) < 0)
+		return r;
+	if (c->job_id)
+		nf_msg_addf(&m, "job", "%llu", (unsigned long long)c->job_id);
+	if (target)
+		nf_msg_add(&m, "target", target);
+	if (target_bytes)
+		nf_msg_addf(&m, "target_bytes", "%llu", (unsigned long long)target_bytes);
+	if (c->model[0])
+		nf_msg_add(&m, "model", c->model);
+	if (c->serial[0])
+		nf_msg_add(&m, "serial", c->serial);
+	if ((r = nf_client_send(c, &m)) < 0 || (r = nf_client_recv(c, &m)) < 0)
+		return r;
+	reason = nf_msg_get(&m, "reason");
+	snprintf(c->detail, sizeof(c->detail), "%s", reason ? reason : m.verb);
+	if (strcmp(m.verb, "JOB") == 0) {
+		struct nf_job tmp;
+		struct nf_job *j = job ? job : &tmp;
+		uint64_t patch_bytes;
+
+		nf_patch_init(&j->patch);
+		r = parse_job(&m, j);
+		if (r == 0)
+			r = parse_job_patch(&m, j, &patch_bytes);
+		if (r == 0 && patch_bytes)
+			r = recv_patch(c, j, patch_bytes);
+		if (r == 0)
+			c->job_id = j->id;
+		if (r < 0 || !job)
+			nf_job_free(j);
+		if (r < 0)
+			nf_client_close(c);
+		return r;
+	}
+	nf_client_close(c);
+	return nf_client_refusal(&m);
+}
+
+int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, uint64_t total, double mbps)
+{
+	struct nf_msg m;
+
+	if (c->fd < 0) {
+		/* The master is gone: try again every 3 s, never block the flash long. */
+		if (now_s() - c->last_try < 3)
+			return -ENOTCONN;
+		c->last_try = now_s();
+		unsigned saved = c->timeout_ms;
+
+		c->timeout_ms = 1000;
+		int r = nf_client_hello(c, NULL, 0, NULL);
+
+		c->timeout_ms = saved;
+		if (r < 0)
+			return r;
+	}
+	nf_msg_init(&m, "PROGRESS");
+	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
+	nf_msg_add(&m, "stage", stage);
+	nf_msg_addf(&m, "done", "%llu", (unsigned long long)done);
+	nf_msg_addf(&m, "total", "%llu", (unsigned long long)total);
+	nf_msg_addf(&m, "mbps", "%.1f", mbps);
+	return nf_client_send(c, &m);
+}
+
+int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes, double seconds,
+		   const uint8_t *patch_sha256, unsigned deadline_s)
+{
+	double deadline = now_s() + deadline_s;
+	char hex[65], phex[65];
+	int r = -ENOTCONN;
+
+	nf_format_hex(sha256, 32, hex);
+	if (patch_sha256)
+		nf_format_hex(patch_sha256, 32, phex);
+	while (now_s() < deadline) {
+		struct nf_msg m;
+
+		if (c->fd < 0 && (r = nf_client_hello(c, NULL, 0, NULL)) < 0) {
+			/* The master released us and crashed before it could say so:
+			 * on reconnect it answers NOJOB released (or done). */
+			if (r == -ENOENT && (strcmp(c->detail, "released") == 0 || strcmp(c->detail, "done") == 0))
+				return 0;
+			if (r == -ENOENT || r == -EACCES || r == -EPROTO)
+				return r;
+			sleep(1);
+			continue;
+		}
+		nf_msg_init(&m, "DONE");
+		nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
+		nf_msg_add(&m, "sha256", hex);
+		nf_msg_addf(&m, "bytes", "%llu", (unsigned long long)bytes);
+		nf_msg_addf(&m, "seconds", "%.3f", seconds);
+		if (patch_sha256)
+			nf_msg_add(&m, "patch", phex);
+		if ((r = nf_client_send(c, &m)) < 0 || (r = nf_client_recv(c, &m)) < 0)
+			continue;
+		const char *reason = nf_msg_get(&m, "reason");
+
+		snprintf(c->detail, sizeof(c->detail), "%s", reason ? reason : m.verb);
+		if (strcmp(m.verb, "RELEASED") == 0)
+			return 0;
+		if (strcmp(m.verb, "KEPT") == 0)
+			return -EBADMSG;
+		return -EPROTO;
+	}
+	return r;
+}
+
+int nf_client_fail(struct nf_client *c, const char *stage, const char *reason)
+{
+	struct nf_msg m;
+	int r;
+
+	if (c->fd < 0 && (r = nf_client_hello(c, NULL, 0, NULL)) < 0)
+		return r;
+	nf_msg_init(&m, "FAIL");
+	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
+	nf_msg_add(&m, "stage", stage);
+	nf_msg_add(&m, "reason", reason);
+	r = nf_client_send(c, &m);
+	if (r == 0)
+		nf_client_recv(c, &m); /* KEPT or NOJOB: the verdict is the master's to record */
+	return r;
+}
