@@ -167,15 +167,21 @@ struct old_files {
 	char nfsroot[NFSROOT_DIR_MAX + 2];
 };
 
-static void old_files_keep(struct master *m, const char *mac, struct old_files *o)
+/* Returns 0, or -errno when the old patch is there but cannot be moved
+ * (it must not go with the new enrollment). */
+static int old_files_keep(struct master *m, const char *mac, struct old_files *o)
 {
 	memset(o, 0, sizeof(*o));
 	if (nfsroot_get(m, mac, o->nfsroot, sizeof(o->nfsroot)) < 0)
 		o->nfsroot[0] = '\0';
-	if (provision_patch_path(m, mac, o->patch, sizeof(o->patch)) == 0) {
-		snprintf(o->aside, sizeof(o->aside), "%s.old", o->patch);
-		o->patch_aside = rename(o->patch, o->aside) == 0;
-	}
+	if (provision_patch_path(m, mac, o->patch, sizeof(o->patch)) < 0)
+		return -ENAMETOOLONG;
+	snprintf(o->aside, sizeof(o->aside), "%s.old", o->patch);
+	if (rename(o->patch, o->aside) == 0)
+		o->patch_aside = 1;
+	else if (errno != ENOENT)
+		return -errno;
+	return 0;
 }
 
 /* The new enrollment stands: the old patch goes, and so does the old NFS
@@ -276,7 +282,10 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	if (nf_random_hex(e->token, NF_TOKEN_HEX / 2) < 0 || build_cmdline(m, e, nfsroot, cmdline, sizeof(cmdline)) ||
 	    (nfsroot && diskless_config(m, e->boot_set, config, sizeof(config))))
 		goto out;
-	old_files_keep(m, e->mac, &of);
+	if ((r = old_files_keep(m, e->mac, &of)) < 0) {
+		nf_err("cannot move the old provisioning patch of %s aside (%s): %s", e->mac, of.patch, strerror(-r));
+		goto out;
+	}
 	if (worker_files(m, e, prov, nfsroot, summary, sizeof(summary))) {
 		old_files_restore(m, e->mac, &of);
 		goto out;
