@@ -208,39 +208,33 @@ static int image_add(struct master *m, const char *file, const char *name, const
 	return 0;
 }
 
+static int ls_row(const char *path, const struct nf_manifest *man, void *ctx)
+{
+	char sha[65];
+
+	if (!man) {
+		nf_warn("%s is not a valid manifest, ignoring", path);
+		return 0;
+	}
+	nf_format_hex(man->sha256, 32, sha);
+	printf("%-24s %-5s %12llu %12llu %4u%%  %.16s\n", man->name, nf_format_name(man->format),
+	       (unsigned long long)man->compressed_size, (unsigned long long)man->image_size,
+	       man->blocks ? (unsigned)(man->zero_blocks * 100 / man->blocks) : 0, sha);
+	++*(int *)ctx;
+	return 0;
+}
+
 static int image_ls(struct master *m)
 {
 	char dir[PATH_MAX];
-	struct dirent **list = NULL;
-	int n, shown = 0;
+	int shown = 0, r;
 
-	master_path(m, dir, sizeof(dir), "images");
-	n = scandir(dir, &list, NULL, alphasort);
-	if (n < 0) {
-		nf_err("cannot list %s: %s", dir, strerror(errno));
+	printf("%-24s %-5s %12s %12s %5s  %s\n", "NAME", "FMT", "STORED", "IMAGE", "ZERO", "SHA256");
+	if ((r = master_each_manifest(m, ls_row, &shown)) < 0) {
+		master_path(m, dir, sizeof(dir), "images");
+		nf_err("cannot list %s: %s", dir, strerror(-r));
 		return 1;
 	}
-	printf("%-24s %-5s %12s %12s %5s  %s\n", "NAME", "FMT", "STORED", "IMAGE", "ZERO", "SHA256");
-	for (int i = 0; i < n; i++) {
-		const char *dot = strrchr(list[i]->d_name, '.');
-		char path[PATH_MAX + 300], sha[65];
-		struct nf_manifest man;
-
-		if (dot && strcmp(dot, ".manifest") == 0 && list[i]->d_name[0] != '.') {
-			snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
-			if (nf_manifest_read(path, &man) == 0) {
-				nf_format_hex(man.sha256, 32, sha);
-				printf("%-24s %-5s %12llu %12llu %4u%%  %.16s\n", man.name, nf_format_name(man.format),
-				       (unsigned long long)man.compressed_size, (unsigned long long)man.image_size,
-				       man.blocks ? (unsigned)(man.zero_blocks * 100 / man.blocks) : 0, sha);
-				shown++;
-			} else {
-				nf_warn("%s is not a valid manifest, ignoring", path);
-			}
-		}
-		free(list[i]);
-	}
-	free(list);
 	if (!shown)
 		printf("(no images; add one with: netflash image add FILE)\n");
 	return 0;

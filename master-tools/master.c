@@ -1,9 +1,11 @@
 #include "master.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -188,6 +190,30 @@ int master_read_manifest(const struct master *m, const char *name, struct nf_man
 	if (master_manifest_path(m, name, path, sizeof(path)) < 0)
 		return -ENAMETOOLONG;
 	return nf_manifest_read(path, man);
+}
+
+int master_each_manifest(const struct master *m, int (*fn)(const char *path, const struct nf_manifest *man, void *ctx),
+			 void *ctx)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	struct dirent **list = NULL;
+	struct nf_manifest man;
+	int n, r = 0;
+
+	master_path(m, dir, sizeof(dir), "images");
+	if ((n = scandir(dir, &list, NULL, alphasort)) < 0)
+		return -errno;
+	for (int i = 0; i < n; i++) {
+		const char *dot = strrchr(list[i]->d_name, '.');
+
+		if (r == 0 && dot && strcmp(dot, ".manifest") == 0 && list[i]->d_name[0] != '.') {
+			snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
+			r = fn(path, nf_manifest_read(path, &man) == 0 ? &man : NULL, ctx);
+		}
+		free(list[i]);
+	}
+	free(list);
+	return r;
 }
 
 int master_image_path(const struct master *m, const struct nf_manifest *man, char *out, size_t cap)

@@ -46,6 +46,11 @@ int master_manifest_path(const struct master *m, const char *name, char *out, si
 /* Reads catalog image NAME's manifest. Returns 0, -EINVAL (not a valid
  * image name), -ENOENT (no such image), -EBADMSG (damaged) or -errno. */
 int master_read_manifest(const struct master *m, const char *name, struct nf_manifest *man);
+/* Calls fn for each NAME.manifest in ROOT/images, by name: path, and the
+ * manifest (NULL when it cannot be read). Stops at fn's first non-zero
+ * return and returns it; -errno when the catalog cannot be listed. */
+int master_each_manifest(const struct master *m, int (*fn)(const char *path, const struct nf_manifest *man, void *ctx),
+			 void *ctx);
 /* ROOT/images/<the manifest's image file> into out. Returns 0 or -ENAMETOOLONG. */
 int master_image_path(const struct master *m, const struct nf_manifest *man, char *out, size_t cap);
 

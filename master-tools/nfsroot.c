@@ -116,15 +116,10 @@ static int write_exports(const struct master *m, char *detail, size_t cap)
 	n_names = scandir(sdir, &names, NULL, alphasort);
 	for (int i = 0; i < n_names; i++) {
 		uint8_t mac[6];
-		ssize_t n;
 
-		if (strlen(names[i]->d_name) != 17 || nf_parse_mac(names[i]->d_name, mac) < 0)
+		if (strlen(names[i]->d_name) != 17 || nf_parse_mac(names[i]->d_name, mac) < 0 ||
+		    nfsroot_get(m, names[i]->d_name, dir, sizeof(dir)) < 0)
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", sdir, names[i]->d_name);
-		n = nf_read_file(path, dir, sizeof(dir) - 1);
-		if (n <= 0)
-			continue;
-		dir[strcspn(dir, "\n")] = '\0';
 		if (nfsroot_check(dir, path, sizeof(path)) == -EINVAL)
 			continue; /* edited by hand into something unsafe: leave it out */
 		add_export(names[i]->d_name, dir, clients, id++, kx, &ko, gx, &go);

@@ -655,53 +655,41 @@ static int cached_partition(const struct master *m, const struct nf_manifest *ma
 	return nf_write_file_atomic(tmp, meta, strlen(meta), 0600);
 }
 
-/* Adds the digest (hex) of each manifest in ROOT/images to *keep. */
-static int catalog_digests(const struct master *m, char (**keep)[65], size_t *n)
+struct digests {
+	char (*hex)[65];
+	size_t n;
+};
+
+static int add_digest(const char *path, const struct nf_manifest *man, void *ctx)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 300];
-	struct dirent *de;
-	struct nf_manifest man;
-	DIR *d;
+	struct digests *d = ctx;
+	char(*grown)[65];
 
-	*keep = NULL;
-	*n = 0;
-	master_path(m, dir, sizeof(dir), "images");
-	if (!(d = opendir(dir)))
-		return -errno;
-	while ((de = readdir(d))) {
-		const char *dot = strrchr(de->d_name, '.');
-		char(*grown)[65];
-
-		if (!dot || strcmp(dot, ".manifest") != 0 || de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (nf_manifest_read(path, &man) < 0)
-			continue;
-		if (!(grown = realloc(*keep, (*n + 1) * sizeof(**keep)))) {
-			closedir(d);
-			return -ENOMEM;
-		}
-		*keep = grown;
-		nf_format_hex(man.sha256, 32, (*keep)[(*n)++]);
-	}
-	closedir(d);
+	if (!man)
+		return 0;
+	if (!(grown = realloc(d->hex, (d->n + 1) * sizeof(*grown))))
+		return -ENOMEM;
+	d->hex = grown;
+	nf_format_hex(man->sha256, 32, d->hex[d->n++]);
 	return 0;
 }
 
 int provision_cache_prune(const struct master *m)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 300], (*keep)[65] = NULL;
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	struct digests keep = { NULL, 0 };
 	struct dirent *de;
-	size_t n;
 	int r, removed = 0;
 	DIR *d;
 
 	/* Without a readable catalog nothing can be known unused. */
-	if ((r = catalog_digests(m, &keep, &n)) < 0)
+	if ((r = master_each_manifest(m, add_digest, &keep)) < 0) {
+		free(keep.hex);
 		return r;
+	}
 	master_path(m, dir, sizeof(dir), "state/cache");
 	if (!(d = opendir(dir))) {
-		free(keep);
+		free(keep.hex);
 		return errno == ENOENT ? 0 : -errno;
 	}
 	while ((de = readdir(d))) {
@@ -711,16 +699,16 @@ int provision_cache_prune(const struct master *m)
 		if (strncmp(de->d_name, "boot-", 5) != 0 || strlen(de->d_name) < 5 + 64 + 5 ||
 		    strncmp(de->d_name + 5 + 64, ".part", 5) != 0)
 			continue;
-		while (i < n && strncmp(keep[i], de->d_name + 5, 64) != 0)
+		while (i < keep.n && strncmp(keep.hex[i], de->d_name + 5, 64) != 0)
 			i++;
-		if (i < n)
+		if (i < keep.n)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (unlink(path) == 0 && strcmp(de->d_name + 5 + 64, ".part") == 0)
 			removed++;
 	}
 	closedir(d);
-	free(keep);
+	free(keep.hex);
 	return removed;
 }
 

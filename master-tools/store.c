@@ -163,25 +163,6 @@ int store_event(struct store *s, const char *mac, const char *event, const char 
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-int store_trim_events(struct store *s, const char *mac, const char *event, unsigned keep)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	/* With fewer than keep + 1 such events the subquery is NULL and
-	 * nothing matches. */
-	if (sqlite3_prepare_v2(s->db, "DELETE FROM events WHERE mac = ?1 AND event = ?2 AND id <= (SELECT id FROM events"
-			       " WHERE mac = ?1 AND event = ?2 ORDER BY id DESC LIMIT 1 OFFSET ?3)", -1, &st,
-			       NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, keep);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -EIO;
-}
-
 int store_each(struct store *s, int (*fn)(const struct enrollment *e, void *ctx), void *ctx)
 {
 	sqlite3_stmt *st = NULL;
@@ -235,6 +216,22 @@ static int step_done(sqlite3_stmt *st)
 
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
+int store_trim_events(struct store *s, const char *mac, const char *event, unsigned keep)
+{
+	sqlite3_stmt *st = NULL;
+
+	/* With fewer than keep + 1 such events the subquery is NULL and
+	 * nothing matches. */
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM events WHERE mac = ?1 AND event = ?2 AND id <= (SELECT id FROM events"
+			       " WHERE mac = ?1 AND event = ?2 ORDER BY id DESC LIMIT 1 OFFSET ?3)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, keep);
+	return step_done(st);
 }
 
 int store_job_new(struct store *s, const char *mac, const char *image, const char *target,

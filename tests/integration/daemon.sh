@@ -61,13 +61,18 @@ cp "$T/pios.bak" "$MR/images/pios.img.xz"
 	pass "corrupt image: FAIL recorded with the engine's reason, dir kept" || fail "corrupt image: rc=$rc $(cat "$T/w3.log")"
 
 # 4. Refusals: unknown MAC, wrong token, another MAC's token.
+hello_answer() { # HELLO fields after v=1 -> the master's answer line (empty: none in 5 s)
+	local ans
+	exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+	printf 'HELLO v=1 %s\n' "$1" >&$c
+	read -r -t 5 ans <&$c || ans=
+	exec {c}>&-
+	echo "$ans"
+}
 tok3=$(token_of "$M3")
 for hello in "mac=02:00:00:00:00:99 token=$tok3" "mac=$M3 token=00000000000000000000000000000000" \
 	"mac=$M3 token=$tok2" "mac=$M3 token=${tok3}00" "mac=../../etc token=$tok3"; do
-	exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
-	printf 'HELLO v=1 %s\n' "$hello" >&$c
-	read -r -t 5 ans <&$c || ans=
-	exec {c}>&-
+	ans=$(hello_answer "$hello")
 	case "$ans" in ERR*) ;; *) fail "HELLO $hello answered '$ans'" ;; esac
 done
 [ -d "$MR/tftp/b8-27-eb-00-00-03" ] && [ -d "$MR/tftp/$D2" ] && pass "unknown MAC, wrong or foreign token: refused, nothing removed" ||
@@ -79,14 +84,7 @@ grep -q "refused 'b8-27-eb-00-00-03' from 127.0.0.1" "$T/daemon.log" && pass "re
 M5=b8:27:eb:00:00:05
 "$NF" --root "$MR" enroll "$M5" --image pios >/dev/null
 tok5=$(token_of "$M5")
-hello5() { # extra HELLO fields -> the first word of the answer
-	local ans
-	exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
-	printf 'HELLO v=1 mac=%s token=%s %s\n' "$M5" "$tok5" "$1" >&$c
-	read -r -t 5 ans <&$c || ans=
-	exec {c}>&-
-	echo "${ans%% *} ${ans#* }"
-}
+hello5() { hello_answer "mac=$M5 token=$tok5 $1"; } # extra HELLO fields -> the answer line
 n=0
 for bad in "model=Pi%0Aevil" "model=%20Pi" "model=Pi%7F" "model=$(printf 'x%.0s' $(seq 81))" "serial=00%20ab" \
 	"serial=../x/%2F" "serial=$(printf '%033d' 0)" "model=Pi serial="; do

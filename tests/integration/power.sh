@@ -83,12 +83,14 @@ rc1=0 rc2=0
 # A worker that fails before it asks for its job (no card; a start button it
 # cannot open) still tells the master, which records the failed attempt
 # with the boot log instead of seeing a Pi that just went quiet.
-early_fail() { # name mac extra-cmdline expected-stage expected-reason-regex
-	local tok rc=0
-	"$NF" --root "$MR" enroll "$2" --image pios >/dev/null
-	tok=$(token_of "$2")
+early_cmdline() { # file mac token extra-cmdline: a worker of this master that waits 1 s for its card
 	printf 'netflash.server=127.0.0.1:%s netflash.token=%s netflash.mac=%s netflash.card_wait=1 %s\n' \
-		"$MPORT" "$tok" "$2" "$3" >"$T/cl-$1"
+		"$MPORT" "$3" "$2" "$4" >"$1"
+}
+early_fail() { # name mac extra-cmdline expected-stage expected-reason-regex
+	local rc=0
+	"$NF" --root "$MR" enroll "$2" --image pios >/dev/null
+	early_cmdline "$T/cl-$1" "$2" "$(token_of "$2")" "$3"
 	"$FI" --cmdline "$T/cl-$1" >/dev/null 2>"$T/fi-$1.err" || rc=$?
 	[ "$rc" = 1 ] && grep -q "FAILED ($4): $5" "$T/fi-$1.err" && grep -q "told the master at 127.0.0.1:$MPORT" "$T/fi-$1.err" &&
 		"$NF" --root "$MR" history "$2" | has "failed .*$4: $5" &&
@@ -102,8 +104,7 @@ early_fail "no card" b8:27:eb:00:03:01 "netflash.target=$T/no-such-card" target 
 early_fail "unusable button" b8:27:eb:00:03:02 "netflash.target=$T/small-card netflash.button=gpiochip77:4" button \
 	"start button: no GPIO chip 'gpiochip77'"
 # Not enrolled: nothing to tell, and no noise about it.
-printf 'netflash.server=127.0.0.1:%s netflash.token=00 netflash.mac=b8:27:eb:00:03:03 netflash.card_wait=1 netflash.target=%s\n' \
-	"$MPORT" "$T/no-such-card" >"$T/cl-unknown"
+early_cmdline "$T/cl-unknown" b8:27:eb:00:03:03 00 "netflash.target=$T/no-such-card"
 rc=0
 "$FI" --cmdline "$T/cl-unknown" >/dev/null 2>"$T/fi-unknown.err" || rc=$?
 [ "$rc" = 1 ] && ! grep -q "told the master" "$T/fi-unknown.err" && grep -q "could not tell the master: .*refused" "$T/fi-unknown.err" &&
