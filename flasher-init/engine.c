@@ -194,9 +194,11 @@ static void decode_failed(struct flash *f, ssize_t n, uint64_t image_off)
 		flash_fail(f, (int)n, "source", "reading '%s' failed", f->o->source);
 		return;
 	}
-	flash_fail(f, (int)n, "decode", "%s: %s at compressed offset %llu (image offset %llu)",
+	flash_fail(f, (int)n, "decode", "%s: %s at compressed offset %llu (image offset %llu)%s",
 		   f->o->source, nf_decoder_detail(f->dec),
-		   (unsigned long long)nf_decoder_in_offset(f->dec), (unsigned long long)image_off);
+		   (unsigned long long)nf_decoder_in_offset(f->dec), (unsigned long long)image_off,
+		   nf_decoder_trailing(f->dec) ? "; gzip -dc ignores such data, and netflash image add stores such an "
+						 "image as zstd" : "");
 }
 
 static void *decoder_main(void *arg)
@@ -358,6 +360,17 @@ static int process_chunk(struct flash *f, struct chunk *c)
 		}
 	}
 	if (c->off == 0) {
+		char why[160];
+		const char *inner;
+		enum nf_head h = nf_head_check(c->buf, c->len, c->len < CHUNK, &inner, why, sizeof(why));
+
+		/* probe() checked the same bytes; a source that changed since
+		 * must not reach the card either. */
+		if (h == NF_HEAD_NESTED || (h == NF_HEAD_NOT_DISK && !f->o->not_a_disk)) {
+			flash_fail(f, -EBADMSG, "source", "'%s' changed while it was read: its image now starts with %s",
+				   f->o->source, why);
+			return -EBADMSG;
+		}
 		/* CHUNK is a multiple of NF_BLOCK: the first block is in the first chunk. */
 		f->head_len = c->len < NF_BLOCK ? c->len : NF_BLOCK;
 		memcpy(f->head, c->buf, f->head_len);
@@ -537,12 +550,78 @@ static ssize_t source_pread(void *ctx, void *buf, size_t len, uint64_t off)
 	return nf_source_pread(ctx, buf, len, off);
 }
 
+/* The refusal for a stream the worker's decoder cannot take: what it is and
+ * where it can go instead. */
+static int refuse_format(struct flash *f, const struct nf_sniff *s)
+{
+	if (s->archive)
+		flash_fail(f, -EBADMSG, "source", "'%s' is %s: netflash-write takes raw, gzip, xz and zstd images; "
+			   "netflash image add converts %s for workers (or unpack it first)", f->o->source, s->why,
+			   strcmp(s->family, "tar") == 0 || strcmp(s->family, "zip") == 0 || strcmp(s->family, "7z") == 0
+				   ? "the image inside" : "it");
+	else
+		flash_fail(f, -EBADMSG, "source", "'%s' is %s, which netflash cannot decode", f->o->source, s->why);
+	return -EBADMSG;
+}
+
+/* A name ending in .xz (.gz, .zip ...) is a claim the bytes must bear out. */
+static int check_claim(struct flash *f, const struct nf_sniff *s, const uint8_t *head, size_t n, int whole)
+{
+	const char *claim = nf_format_claim(f->o->source);
+	char why[160];
+
+	if (!claim || (s->family && strcmp(claim, s->family) == 0))
+		return 0;
+	if (s->family) {
+		flash_fail(f, -EBADMSG, "source", "'%s' is named %s but holds %s", f->o->source,
+			   nf_format_claim_ext(f->o->source), s->why);
+	} else {
+		nf_head_check(head, n, whole, NULL, why, sizeof(why));
+		flash_fail(f, -EBADMSG, "source", "'%s' is named %s but holds no %s data: %s", f->o->source,
+			   nf_format_claim_ext(f->o->source), claim, why);
+	}
+	return -EBADMSG;
+}
+
+/* Decodes the image's first bytes and refuses what is not a disk image
+ * (unless the user said --not-a-disk) and what is compressed again. */
+static int check_head(struct flash *f, enum nf_format fmt, const char *outer)
+{
+	uint8_t head[NF_FORMAT_PROBE_LEN];
+	char detail[200], why[160];
+	const char *inner = NULL;
+	ssize_t n = nf_decode_head(fmt, source_pread, f->src, 0, head, sizeof(head), detail, sizeof(detail));
+
+	if (n < 0) {
+		flash_fail(f, (int)n, "decode", "'%s': %s", f->o->source, detail);
+		return (int)n;
+	}
+	switch (nf_head_check(head, (size_t)n, (size_t)n < sizeof(head), &inner, why, sizeof(why))) {
+	case NF_HEAD_DISK:
+		return 0;
+	case NF_HEAD_NESTED:
+		flash_fail(f, -EBADMSG, "source", "'%s' is %s data holding %s%s: netflash image add %s; "
+			   "netflash-write needs the image itself", f->o->source, outer, why,
+			   strcmp(inner, "tar") == 0 ? "" : " (compressed twice)",
+			   strcmp(inner, "tar") == 0 ? "extracts its image" : "decodes every layer");
+		return -EBADMSG;
+	case NF_HEAD_NOT_DISK:
+	default:
+		if (f->o->not_a_disk)
+			return 0;
+		flash_fail(f, -EBADMSG, "source", "'%s' is not a disk image: %s (--not-a-disk writes it anyway)",
+			   f->o->source, why);
+		return -EBADMSG;
+	}
+}
+
 static int probe(struct flash *f, enum nf_format *fmt)
 {
 	uint8_t head[NF_FORMAT_PROBE_LEN];
 	ssize_t n = nf_source_pread(f->src, head, sizeof(head), 0);
-	const char *other = NULL;
+	struct nf_sniff sn;
 	uint64_t size = 0, blocks = 0;
+	int r;
 
 	if (n < 0) {
 		flash_fail(f, (int)n, "source", "cannot read '%s': %s", f->o->source, nf_source_detail(f->src));
@@ -552,24 +631,25 @@ static int probe(struct flash *f, enum nf_format *fmt)
 		flash_fail(f, -EBADMSG, "source", "'%s' is empty", f->o->source);
 		return -EBADMSG;
 	}
-	*fmt = nf_format_detect(head, (size_t)n, &other);
-	if (*fmt == NF_FMT_UNKNOWN) {
-		flash_fail(f, -EBADMSG, "source", "'%s' is %s data, which netflash cannot decode (use raw, gzip, xz or zstd)",
-			   f->o->source, other);
-		return -EBADMSG;
-	}
+	nf_format_sniff(head, (size_t)n, (size_t)n < sizeof(head), &sn);
+	if ((r = check_claim(f, &sn, head, (size_t)n, (size_t)n < sizeof(head))) < 0)
+		return r;
+	*fmt = sn.format;
+	if (*fmt == NF_FMT_UNKNOWN)
+		return refuse_format(f, &sn);
 	if (f->o->format != NF_FMT_UNKNOWN && f->o->format != *fmt) {
 		flash_fail(f, -EBADMSG, "source", "'%s' is %s data, not %s as --format says",
 			   f->o->source, nf_format_name(*fmt), nf_format_name(f->o->format));
 		return -EBADMSG;
 	}
+	if ((r = check_head(f, *fmt, nf_format_name(*fmt))) < 0)
+		return r;
 	if (*fmt == NF_FMT_RAW) {
 		size = nf_source_size(f->src);
 	} else if (*fmt == NF_FMT_XZ) {
 		/* The index gives the exact size before the target is touched;
 		 * a damaged or truncated file fails here. */
-		int r = nf_xz_info(source_pread, f->src, nf_source_size(f->src), &size, &blocks);
-
+		r = nf_xz_info(source_pread, f->src, nf_source_size(f->src), &size, &blocks);
 		if (r < 0) {
 			flash_fail(f, r, "decode", "'%s': %s", f->o->source, r == -EBADMSG
 				   ? "xz index is corrupt or the file is truncated" : nf_source_detail(f->src));

@@ -57,6 +57,9 @@ struct nf_flash_opts {
 	void *progress_ctx;
 	unsigned progress_ms;      /* 0: 250 */
 	int probe_capacity;        /* fake-capacity probe before writing */
+	int not_a_disk;            /* write an image that does not start like a
+				    * disk (no MBR/GPT); compressed-again data
+				    * is refused even so */
 	double stall_s;            /* a write this slow is a stall; 0: NF_STALL_DEFAULT_S */
 	const struct nf_patch *patch; /* provisioning: written after the image is
 				       * verified, before the first MiB; NULL: none */
@@ -92,7 +95,9 @@ struct nf_flash_result {
 
 /* Runs one flash. Returns 0 when the image was written and verified in full,
  * else a negative errno with res->detail naming the object and the reason:
- * -EBADMSG (corrupt/truncated/trailing data), -ENOSPC (image larger than
+ * -EBADMSG (corrupt/truncated/trailing data, a format the worker cannot
+ * decode, a name whose extension the bytes contradict, an image that is not
+ * a disk or is compressed twice: checked before the target is opened), -ENOSPC (image larger than
  * target), -EBUSY (mounted, root disk), -EIO (verification or device
  * failure; stage "probe": the capacity probe found a fake card; stage
  * "patch": the provisioning patch did not fit or read back), -EINTR

@@ -69,6 +69,7 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 	memcpy(fo->expect_sha256, jr->job.sha256, 32);
 	fo->have_expect_sha256 = 1;
 	fo->expect_size = jr->job.size;
+	fo->not_a_disk = jr->job.not_a_disk;
 	fo->patch = jr->job.patch.n ? &jr->job.patch : NULL;
 	jr->inner = fo->progress;
 	jr->inner_ctx = fo->progress_ctx;

@@ -57,8 +57,13 @@ static void usage(FILE *out)
 "SOURCE is a local file or nfs://SERVER/EXPORT/PATH/IMAGE[?version=3&nfsport=N&mountport=M]\n"
 "(read with libnfs; no mount, no kernel NFS client). Its format is detected\n"
 "from its first bytes: raw, gzip (also multi-member), xz (multi-block xz is\n"
-"decoded on all CPUs) or zstd. TARGET is a block device (the whole card) or a\n"
-"regular file, created if missing and grown as needed.\n"
+"decoded on all CPUs) or zstd (also pzstd's, with skippable frames). A name\n"
+"ending in .xz, .gz, .zst ... must hold that format. zip, 7z, bzip2, lz4,\n"
+"lzip, .Z and tar-wrapped images are refused with what they are: 'netflash\n"
+"image add' converts those. The decoded image must start like a disk (an MBR,\n"
+"or a protective MBR and a GPT header) before anything is written.\n"
+"TARGET is a block device (the whole card) or a regular file, created if\n"
+"missing and grown as needed.\n"
 "\n"
 "The first MiB of TARGET (partition table, boot sector) is wiped before the\n"
 "first write and written only after the rest is written and verified: a flash\n"
@@ -70,6 +75,9 @@ static void usage(FILE *out)
 "      --expect-size=SIZE  the decoded image must have this size (bytes, or K/M/G)\n"
 "      --no-zero-skip      write all-zero blocks too (default: zero them cheaply)\n"
 "      --force             allow writing to a partition instead of a whole disk\n"
+"      --not-a-disk        write an image that has no partition table (a bare\n"
+"                          filesystem, a blob); compressed-again data is still\n"
+"                          refused\n"
 "  -j, --threads=N         xz decoder threads (default: one per CPU)\n"
 "      --xz-memlimit=SIZE  memory the threaded xz decoder may use (default 40M);\n"
 "                          fewer threads run when blocks need more\n"
@@ -221,7 +229,7 @@ static int bad_option(const char *opt, const char *val, const char *why)
 enum {
 	OPT_SHA = 256, OPT_SIZE, OPT_NOZERO, OPT_FORCE, OPT_XZMEM, OPT_DEPTH, OPT_RETRY,
 	OPT_TIMEOUT, OPT_PROGRESS, OPT_REPORT, OPT_MAC, OPT_TOKEN, OPT_PROBE, OPT_STALL, OPT_MINMBPS,
-	OPT_PATCH, OPT_LED, OPT_ACT, OPT_BUTTON,
+	OPT_PATCH, OPT_LED, OPT_ACT, OPT_BUTTON, OPT_NOTDISK,
 };
 
 static int parse_args(int argc, char **argv, struct cli *c)
@@ -232,6 +240,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "expect-size", required_argument, NULL, OPT_SIZE },
 		{ "no-zero-skip", no_argument, NULL, OPT_NOZERO },
 		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "not-a-disk", no_argument, NULL, OPT_NOTDISK },
 		{ "threads", required_argument, NULL, 'j' },
 		{ "xz-memlimit", required_argument, NULL, OPT_XZMEM },
 		{ "nfs-depth", required_argument, NULL, OPT_DEPTH },
@@ -328,6 +337,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		case OPT_PROBE:
 			o->probe_capacity = 1;
 			break;
+		case OPT_NOTDISK:
+			o->not_a_disk = 1;
+			break;
 		case OPT_STALL:
 			if (nf_parse_u64(optarg, 1, 3600, &v) < 0)
 				return bad_option("--stall", optarg, "expected 1..3600 seconds");
@@ -388,6 +400,11 @@ static void card_health(const struct cli *c, const struct nf_flash_result *res, 
 {
 	if (res->probe_detail[0] && r == 0 && !c->quiet)
 		nf_info("%s", res->probe_detail);
+	/* rpi-imager writes such images too; the last sector is written short. */
+	if (r == 0 && res->image_bytes % 512)
+		nf_warn("the image is %llu bytes, not a whole number of 512-byte sectors; its last %llu bytes "
+			"were written as a partial sector", (unsigned long long)res->image_bytes,
+			(unsigned long long)(res->image_bytes % 512));
 	if (res->stalls)
 		nf_warn("card stalls: %u write(s) took %.0f s or longer; the slowest %.1f s at offset %llu", res->stalls,
 			res->stall_limit_s, res->max_stall_s, (unsigned long long)res->max_stall_at);

@@ -19,6 +19,7 @@ struct nf_job {
 	char image[NF_PROTO_VALUE_MAX + 1];
 	uint64_t size;
 	uint8_t sha256[32];
+	int not_a_disk;           /* JOB disk=0: added with --not-a-disk */
 	/* Provisioning (JOB patch= patch_sha256=, then PATCH lines): sectors to
 	 * write after the image is verified. Empty when there is none. */
 	struct nf_patch patch;

@@ -60,7 +60,7 @@ static int recv_patch(struct nf_client *c, struct nf_job *job, uint64_t bytes)
 static int parse_job(const struct nf_msg *m, struct nf_job *job)
 {
 	const char *url = nf_msg_get(m, "url"), *fmt = nf_msg_get(m, "format"), *sha = nf_msg_get(m, "sha256");
-	const char *image = nf_msg_get(m, "image");
+	const char *image = nf_msg_get(m, "image"), *disk = nf_msg_get(m, "disk");
 
 	memset(job, 0, sizeof(*job));
 	if (nf_msg_get_u64(m, "id", 1, UINT64_MAX, &job->id) < 0 ||
@@ -71,6 +71,9 @@ static int parse_job(const struct nf_msg *m, struct nf_job *job)
 	strcpy(job->format, fmt);
 	if (image)
 		strcpy(job->image, image);
+	if (disk && strcmp(disk, "0") != 0 && strcmp(disk, "1") != 0)
+		return -EPROTO;
+	job->not_a_disk = disk && strcmp(disk, "0") == 0;
 	return 0;
 }
 

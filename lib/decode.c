@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <lzma.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -17,6 +18,7 @@ struct nf_decoder {
 	int done;
 	uint64_t in_total;
 	const char *detail;
+	int trailing;           /* the error is data after the end of the stream */
 	z_stream z;
 	int z_init, z_in_member, z_members;
 	lzma_stream x;
@@ -109,9 +111,11 @@ static ssize_t gzip_read(struct nf_decoder *d, uint8_t *buf, size_t len)
 		}
 		if (zr == Z_MEM_ERROR)
 			return fail(d, -ENOMEM, "gzip: out of memory");
-		if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT || zr == Z_STREAM_ERROR)
-			return fail(d, -EBADMSG, d->z_members > 0 && d->z.total_out == 0
-				? "gzip: trailing garbage after the last member" : "gzip: corrupt data");
+		if (zr == Z_DATA_ERROR || zr == Z_NEED_DICT || zr == Z_STREAM_ERROR) {
+			d->trailing = d->z_members > 0 && d->z.total_out == 0;
+			return fail(d, -EBADMSG, d->trailing ? "gzip: trailing garbage after the last member"
+							     : "gzip: corrupt data");
+		}
 		if (d->in_eof && before_out == d->z.avail_out)
 			return fail(d, -EBADMSG, "gzip: stream ends early (truncated)");
 	}
@@ -295,6 +299,11 @@ uint64_t nf_decoder_in_offset(const struct nf_decoder *d)
 	return d->in_total;
 }
 
+int nf_decoder_trailing(const struct nf_decoder *d)
+{
+	return d->trailing;
+}
+
 const char *nf_decoder_detail(const struct nf_decoder *d)
 {
 	return d->detail ? d->detail : "no error";
@@ -309,4 +318,72 @@ void nf_decoder_free(struct nf_decoder *d)
 	lzma_end(&d->x);
 	ZSTD_freeDStream(d->zs);
 	free(d);
+}
+
+/* ---- the head of a stream, for checks before anything is written -------- */
+
+#define HEAD_IN_BUF (64u << 10)
+#define HEAD_IN_MAX (64ull << 20) /* compressed bytes read at most for the head */
+
+struct head_input {
+	nf_pread_fn pread;
+	void *ctx;
+	uint8_t buf[HEAD_IN_BUF];
+	size_t len, pos;
+	uint64_t off;
+};
+
+static ssize_t head_peek(void *ctx, const uint8_t **p)
+{
+	struct head_input *in = ctx;
+
+	if (in->pos == in->len) {
+		ssize_t n;
+
+		if (in->off >= HEAD_IN_MAX)
+			return -EFBIG;
+		n = in->pread(in->ctx, in->buf, sizeof(in->buf), in->off);
+		if (n <= 0)
+			return n;
+		in->off += (uint64_t)n;
+		in->len = (size_t)n;
+		in->pos = 0;
+	}
+	*p = in->buf + in->pos;
+	return (ssize_t)(in->len - in->pos);
+}
+
+static void head_consume(void *ctx, size_t n)
+{
+	((struct head_input *)ctx)->pos += n;
+}
+
+ssize_t nf_decode_head(enum nf_format fmt, nf_pread_fn pread_fn, void *ctx, uint64_t memlimit, uint8_t *out,
+		       size_t cap, char *detail, size_t detail_cap)
+{
+	struct head_input *in = calloc(1, sizeof(*in));
+	struct nf_decoder_opts o = { .format = fmt, .threads = 1, .memlimit = memlimit };
+	struct nf_input input = { head_peek, head_consume, in };
+	struct nf_decoder *d = NULL;
+	size_t got = 0;
+	ssize_t n = 0;
+
+	if (!in)
+		return -ENOMEM;
+	in->pread = pread_fn;
+	in->ctx = ctx;
+	n = nf_decoder_new(&d, &o, &input);
+	while (n >= 0 && got < cap && (n = nf_decoder_read(d, out + got, cap - got)) > 0)
+		got += (size_t)n;
+	if (n == -EFBIG)
+		snprintf(detail, detail_cap, "no image data in its first %llu MiB",
+			 (unsigned long long)(HEAD_IN_MAX >> 20));
+	else if (n < 0 && d && d->detail)
+		snprintf(detail, detail_cap, "%s at compressed offset %llu", d->detail,
+			 (unsigned long long)d->in_total);
+	else if (n < 0)
+		snprintf(detail, detail_cap, "%s", strerror((int)-n));
+	nf_decoder_free(d);
+	free(in);
+	return n < 0 ? n : (ssize_t)got;
 }

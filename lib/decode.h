@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include "format.h"
+#include "xzinfo.h"
 
 /* Where a decoder pulls compressed bytes from (a ring, a memory buffer). */
 struct nf_input {
@@ -45,6 +46,19 @@ uint64_t nf_decoder_in_offset(const struct nf_decoder *d);
 
 /* A static description of the last error, e.g. "xz: compressed data is corrupt". */
 const char *nf_decoder_detail(const struct nf_decoder *d);
+
+/* 1 if the last error was data after the end of the stream (gzip: bytes
+ * after the last member that are not a member, as OpenWrt's images have). */
+int nf_decoder_trailing(const struct nf_decoder *d);
+
+/* Decodes the first cap bytes (or fewer, if the image is shorter) of a
+ * stream in format fmt, read with pread_fn(ctx) from offset 0, with one
+ * thread and memlimit bytes (0: the default). For checks before a card is
+ * touched. Returns the bytes decoded into out, or a negative errno with a
+ * one-line detail: -EBADMSG (corrupt or truncated), -ENOMEM, -EFBIG (no
+ * output within the first 64 MiB of input), or pread's error. */
+ssize_t nf_decode_head(enum nf_format fmt, nf_pread_fn pread_fn, void *ctx, uint64_t memlimit, uint8_t *out,
+		       size_t cap, char *detail, size_t detail_cap);
 
 /* Frees the decoder; accepts NULL. */
 void nf_decoder_free(struct nf_decoder *d);

@@ -31,10 +31,28 @@ static int fsync_dir_of(const char *path)
 	return r;
 }
 
+int nf_write_full(int fd, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
 int nf_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
 	char tmp[PATH_MAX];
-	const uint8_t *p = data;
 	int fd, r = 0;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
@@ -45,18 +63,8 @@ int nf_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 	/* The umask must not make served files unreadable (dnsmasq, NFS). */
 	if (fchmod(fd, mode) < 0)
 		r = -errno;
-	while (r == 0 && len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			r = -errno;
-		else {
-			p += n;
-			len -= (size_t)n;
-		}
-	}
+	if (r == 0)
+		r = nf_write_full(fd, data, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)

@@ -5,8 +5,13 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* Writes all len bytes of data to fd at its offset, across EINTR and short
+ * writes. Returns 0 or -errno. */
+int nf_write_full(int fd, const void *data, size_t len);
+
 /* Replaces path with len bytes of data atomically: a temp file beside it,
  * fsync, rename, fsync of the directory. Returns 0 or -errno. */
+
 int nf_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 /* Reads a whole file of at most max bytes into buf (capacity max + 1) and

@@ -11,6 +11,8 @@
 #include "fileutil.h"
 #include "parse.h"
 
+#define ORIGIN_CHARS "abcdefghijklmnopqrstuvwxyz0123456789.+-"
+
 int nf_name_valid(const char *name)
 {
 	size_t n = strlen(name);
@@ -32,15 +34,19 @@ int nf_manifest_write(const char *path, const struct nf_manifest *m)
 	char sha[65], body[NF_MANIFEST_MAX];
 	int n;
 
+	/* Never write what nf_manifest_read() would refuse. */
+	if (strspn(m->origin, ORIGIN_CHARS) != strlen(m->origin))
+		return -EINVAL;
 	nf_format_hex(m->sha256, 32, sha);
 	n = snprintf(body, sizeof(body),
 		     "# netflash image manifest\n"
 		     "name=%s\nfile=%s\nformat=%s\ncompressed_size=%llu\nimage_size=%llu\n"
-		     "sha256=%s\nxz_blocks=%llu\nblocks=%llu\nzero_blocks=%llu\nbmap=%d\n",
+		     "sha256=%s\nxz_blocks=%llu\nblocks=%llu\nzero_blocks=%llu\ndisk=%d\n%s%s%s",
 		     m->name, m->file, nf_format_name(m->format),
 		     (unsigned long long)m->compressed_size, (unsigned long long)m->image_size, sha,
 		     (unsigned long long)m->xz_blocks, (unsigned long long)m->blocks,
-		     (unsigned long long)m->zero_blocks, m->has_bmap ? 1 : 0);
+		     (unsigned long long)m->zero_blocks, m->disk ? 1 : 0, m->origin[0] ? "origin=" : "", m->origin,
+		     m->origin[0] ? "\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(body))
 		return -EMSGSIZE;
 	return nf_write_file_atomic(path, body, (size_t)n, 0644);
@@ -50,7 +56,7 @@ static int set_field(struct nf_manifest *m, const char *key, const char *val, un
 {
 	static const char *const keys[] = {
 		"name", "file", "format", "compressed_size", "image_size", "sha256",
-		"xz_blocks", "blocks", "zero_blocks", "bmap",
+		"xz_blocks", "blocks", "zero_blocks", "bmap", "disk", "origin",
 	};
 	uint64_t v = 0;
 	size_t k;
@@ -78,6 +84,11 @@ static int set_field(struct nf_manifest *m, const char *key, const char *val, un
 		return m->format == NF_FMT_UNKNOWN ? -EBADMSG : 0;
 	case 5:
 		return nf_parse_hex(val, m->sha256, 32) < 0 ? -EBADMSG : 0;
+	case 11:
+		if (strlen(val) >= sizeof(m->origin) || strspn(val, ORIGIN_CHARS) != strlen(val))
+			return -EBADMSG;
+		strcpy(m->origin, val);
+		return 0;
 	default:
 		if (nf_parse_u64(val, 0, UINT64_MAX, &v) < 0)
 			return -EBADMSG;
@@ -93,8 +104,10 @@ static int set_field(struct nf_manifest *m, const char *key, const char *val, un
 			m->zero_blocks = v;
 		else if (v > 1)
 			return -EBADMSG;
-		else
+		else if (k == 9)
 			m->has_bmap = (int)v;
+		else
+			m->disk = (int)v;
 		return 0;
 	}
 }
@@ -112,6 +125,7 @@ int nf_manifest_read(const char *path, struct nf_manifest *m)
 	if (memchr(body, '\0', (size_t)n))
 		return -EBADMSG;
 	memset(m, 0, sizeof(*m));
+	m->disk = 1; /* manifests from before the disk check */
 	for (line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *eq;
 
@@ -124,7 +138,8 @@ int nf_manifest_read(const char *path, struct nf_manifest *m)
 		if (set_field(m, line, eq + 1, &seen) < 0)
 			return -EBADMSG;
 	}
-	if (seen != (1u << 10) - 1)
+	/* name .. zero_blocks are required; bmap (old), disk, origin are not. */
+	if ((seen & ((1u << 9) - 1)) != (1u << 9) - 1)
 		return -EBADMSG;
 	if (m->zero_blocks > m->blocks)
 		return -EBADMSG;

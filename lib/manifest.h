@@ -21,7 +21,12 @@ struct nf_manifest {
 	uint64_t xz_blocks;          /* xz: blocks in the index (>1: multi-block) */
 	uint64_t zero_blocks;        /* all-zero 1 MiB blocks of the image */
 	uint64_t blocks;             /* 1 MiB blocks of the image (last may be short) */
-	int has_bmap;                /* NAME.bmap was imported */
+	int has_bmap;                /* read for old catalogs; no longer written */
+	char origin[32];             /* what image add was given when it converted
+				      * it ("zip", "tar.xz", "bzip2"); "" when the
+				      * file was stored as given */
+	int disk;                    /* 1: starts like a disk; 0: added with
+				      * --not-a-disk (the JOB says disk=0) */
 };
 
 /* Checks an image name. Returns 0 or -EINVAL. */

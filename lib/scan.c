@@ -66,7 +66,7 @@ int nf_is_zero(const uint8_t *p, size_t n)
 static int detect(int fd, struct nf_scan *res)
 {
 	uint8_t head[NF_FORMAT_PROBE_LEN];
-	const char *other = NULL;
+	struct nf_sniff sn;
 	ssize_t n = pread(fd, head, sizeof(head), 0);
 
 	if (n < 0)
@@ -75,9 +75,10 @@ static int detect(int fd, struct nf_scan *res)
 		snprintf(res->detail, sizeof(res->detail), "the file is empty");
 		return -EBADMSG;
 	}
-	res->format = nf_format_detect(head, (size_t)n, &other);
+	nf_format_sniff(head, (size_t)n, (size_t)n < sizeof(head), &sn);
+	res->format = sn.format;
 	if (res->format == NF_FMT_UNKNOWN) {
-		snprintf(res->detail, sizeof(res->detail), "it is %s data, which netflash cannot decode", other);
+		snprintf(res->detail, sizeof(res->detail), "it is %s, which the worker cannot decode", sn.why);
 		return -EBADMSG;
 	}
 	if (res->format == NF_FMT_XZ &&
@@ -103,7 +104,12 @@ static int decode_all(struct nf_scan *res, struct nf_decoder *d, EVP_MD_CTX *sha
 			snprintf(res->detail, sizeof(res->detail), "%s at compressed offset %llu (image offset %llu)",
 				 nf_decoder_detail(d), (unsigned long long)nf_decoder_in_offset(d),
 				 (unsigned long long)(total + got));
+			res->trailing = nf_decoder_trailing(d);
 			return (int)n;
+		}
+		if (total == 0) {
+			res->head_len = got < sizeof(res->head) ? got : sizeof(res->head);
+			memcpy(res->head, block, res->head_len);
 		}
 		if (got) {
 			EVP_DigestUpdate(sha, block, got);

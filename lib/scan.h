@@ -16,6 +16,10 @@ struct nf_scan {
 	uint64_t blocks, zero_blocks; /* 1 MiB blocks, all-zero ones */
 	uint64_t xz_blocks;
 	uint8_t sha256[32];
+	uint8_t head[NF_FORMAT_PROBE_LEN]; /* the decoded image's first bytes */
+	size_t head_len;        /* < sizeof(head) only when the image is that short */
+	int trailing;           /* on -EBADMSG: the damage is data after the end
+				 * of the stream (gzip's trailing garbage) */
 	char detail[256];       /* on failure: what and where, one line */
 };
 

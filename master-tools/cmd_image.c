@@ -18,10 +18,12 @@
 #include "parse.h"
 #include "provision.h"
 #include "scan.h"
+#include "convert.h"
+#include "decode.h"
 #include "store.h"
 
 static const char image_usage[] =
-"Usage: netflash [--root DIR] image add FILE [--name NAME] [--os-list-entry JSON] [--force]\n"
+"Usage: netflash [--root DIR] image add FILE [--name NAME] [--os-list-entry JSON] [--not-a-disk] [--force]\n"
 "       netflash [--root DIR] image ls\n"
 "       netflash [--root DIR] image rm NAME [--force]\n"
 "       netflash [--root DIR] image check NAME\n"
@@ -29,11 +31,17 @@ static const char image_usage[] =
 "The catalog: images in ROOT/images, each with NAME.manifest (format, sizes,\n"
 "SHA-256 of the decoded image, xz blocks, share of all-zero 1 MiB blocks).\n"
 "\n"
-"add    copies FILE (raw, gzip, xz or zstd, detected from its bytes) into the\n"
-"       catalog, decoding it once to validate it and fill the manifest; a\n"
-"       corrupt image is refused with the offset of the damage. FILE.bmap, if\n"
-"       present, is imported too. NAME defaults to FILE's name without\n"
-"       extensions; names are [A-Za-z0-9._-], up to 64. --force replaces.\n"
+"add    takes FILE in any format Raspberry Pi Imager takes, detected from its\n"
+"       bytes (a name ending in .xz, .zip ... must match them). raw, gzip, xz\n"
+"       and zstd are stored as they are; zip, 7z, bzip2, lz4, lzip, lzma, .Z,\n"
+"       tar-wrapped (one member) and doubly compressed images, and gzip with\n"
+"       data after its end, are converted to zstd, which workers decode. The\n"
+"       image is decoded once to validate it and fill the manifest: a corrupt\n"
+"       image is refused with the offset of the damage, and one that does not\n"
+"       start like a disk (MBR, or protective MBR and GPT header) is refused\n"
+"       unless --not-a-disk. A .bmap beside it is not imported: netflash finds\n"
+"       zero ranges itself. NAME defaults to FILE's name without extensions;\n"
+"       names are [A-Za-z0-9._-], up to 64. --force replaces.\n"
 "       --os-list-entry: a file holding the image's entry from an rpi-imager\n"
 "       os_list JSON; its extract_size, extract_sha256 and image_download_size\n"
 "       must match what decoding found, or the image is refused.\n"
@@ -71,10 +79,9 @@ static void default_name(const char *file, char *out, size_t cap)
 
 	snprintf(copy, sizeof(copy), "%s", file);
 	b = basename(copy);
-	/* Strip known extensions: pios.img.xz -> pios */
-	while ((dot = strrchr(b, '.')) && (strcmp(dot, ".xz") == 0 || strcmp(dot, ".gz") == 0 ||
-					   strcmp(dot, ".zst") == 0 || strcmp(dot, ".img") == 0 ||
-					   strcmp(dot, ".raw") == 0))
+	/* Strip known extensions: pios.img.xz -> pios, x.img.tar.gz -> x */
+	while ((dot = strrchr(b, '.')) && dot != b &&
+	       (nf_format_claim(b) || strcmp(dot, ".img") == 0 || strcmp(dot, ".raw") == 0))
 		*dot = '\0';
 	snprintf(out, cap, "%s", b);
 }
@@ -86,8 +93,9 @@ static int copy_into(const char *src, const char *dst)
 
 #define OS_LIST_MAX (1 << 20)
 
-/* Compares the scan with an rpi-imager os_list entry. Logs; returns 0 or 1. */
-static int check_os_list(const char *json_file, const struct nf_scan *sc)
+/* Compares the scan (and the size of the file given, download_size) with an
+ * rpi-imager os_list entry. Logs; returns 0 or 1. */
+static int check_os_list(const char *json_file, const struct nf_scan *sc, uint64_t download_size)
 {
 	static char body[OS_LIST_MAX + 1];
 	struct json_object *root = NULL, *v;
@@ -115,9 +123,9 @@ static int check_os_list(const char *json_file, const struct nf_scan *sc)
 		checked++;
 	}
 	if (json_object_object_get_ex(root, "image_download_size", &v)) {
-		if (!json_object_is_type(v, json_type_int) || (uint64_t)json_object_get_int64(v) != sc->file_size) {
+		if (!json_object_is_type(v, json_type_int) || (uint64_t)json_object_get_int64(v) != download_size) {
 			nf_err("the file has %llu bytes, but os_list says image_download_size %s",
-			       (unsigned long long)sc->file_size, json_object_get_string(v));
+			       (unsigned long long)download_size, json_object_get_string(v));
 			goto out;
 		}
 		checked++;
@@ -140,72 +148,233 @@ out:
 	return rc;
 }
 
-static int image_add(struct master *m, const char *file, const char *name, const char *os_list, int force)
-{
-	char mpath[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX], rel[160], q[PATH_MAX + 8], sha[65];
-	struct nf_manifest man = { 0 };
-	struct nf_scan sc;
-	struct stat st;
-	int r;
+/* zstd level of converted images: fast on the master, and a window (2 MiB)
+ * any worker affords. */
+#define CONVERT_LEVEL 3
 
-	if (master_manifest_path(m, name, mpath, sizeof(mpath)) < 0)
-		return 1;
-	if (!force && stat(mpath, &st) == 0) {
-		nf_err("image '%s' is already in the catalog (use --force to replace it)", name);
-		return 1;
+struct add_opts {
+	const char *file, *name, *os_list;
+	int force, not_a_disk;
+};
+
+static ssize_t fd_pread(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	do
+		n = pread(*(int *)ctx, buf, len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+/* What the file is: its sniff, and whether image add must convert it
+ * (a format the worker cannot decode, or one holding compressed or tar data
+ * again). Logs the refusal; returns 0 or 1. */
+static int classify(const char *file, struct nf_sniff *sn, int *convert)
+{
+	uint8_t head[NF_FORMAT_PROBE_LEN], dhead[NF_FORMAT_PROBE_LEN];
+	char q[PATH_MAX + 8], detail[200], why[160];
+	const char *claim = nf_format_claim(file), *inner;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -errno : fd_pread(&fd, head, sizeof(head), 0), dn;
+
+	nf_quote(q, sizeof(q), file);
+	*convert = 0;
+	if (n <= 0) {
+		nf_err("cannot read %s: %s", q, n == 0 ? "the file is empty" : nf_strerror((int)n));
+		goto fail;
 	}
-	/* Scan the copy, not the original: the catalog holds what was checked. */
-	snprintf(rel, sizeof(rel), "images/.add-%s.%d", name, (int)getpid());
-	master_path(m, tmp, sizeof(tmp), rel);
-	r = copy_into(file, tmp);
-	if (r < 0) {
-		nf_err("cannot copy %s into the catalog: %s", nf_quote(q, sizeof(q), file), nf_strerror(r));
-		unlink(tmp);
-		return 1;
+	nf_format_sniff(head, (size_t)n, (size_t)n < sizeof(head), sn);
+	if (claim && (!sn->family || strcmp(claim, sn->family) != 0)) {
+		if (sn->family) {
+			nf_err("refusing %s: it is named %s but holds %s", q, nf_format_claim_ext(file), sn->why);
+		} else {
+			nf_head_check(head, (size_t)n, (size_t)n < sizeof(head), NULL, why, sizeof(why));
+			nf_err("refusing %s: it is named %s but holds no %s data: %s", q, nf_format_claim_ext(file),
+			       claim, why);
+		}
+		goto fail;
 	}
-	r = nf_scan_file(tmp, 0, progress, NULL, &sc);
+	if (sn->format == NF_FMT_UNKNOWN && !sn->archive) {
+		nf_err("refusing %s: it is %s, which netflash cannot decode", q, sn->why);
+		goto fail;
+	}
+	if (sn->format == NF_FMT_UNKNOWN) {
+		*convert = 1;
+	} else {
+		dn = nf_decode_head(sn->format, fd_pread, &fd, 0, dhead, sizeof(dhead), detail, sizeof(detail));
+		if (dn < 0) {
+			nf_err("refusing %s: %s", q, detail);
+			goto fail;
+		}
+		*convert = nf_head_check(dhead, (size_t)dn, (size_t)dn < sizeof(dhead), &inner, why, sizeof(why)) ==
+			   NF_HEAD_NESTED;
+	}
+	close(fd);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return 1;
+}
+
+static void convert_progress(uint64_t in_done, uint64_t in_total, uint64_t out_done, void *ctx)
+{
+	static unsigned long long last;
+
+	(void)ctx;
+	if (!isatty(STDERR_FILENO) || (out_done >> 26) == last)
+		return;
+	last = out_done >> 26;
+	fprintf(stderr, "\rconverting to zstd: %3u%%  %llu MiB decoded\033[K",
+		in_total ? (unsigned)(in_done * 100 / in_total) : 0, (unsigned long long)(out_done >> 20));
+}
+
+/* Converts file into tmp (zstd) and scans the result. Logs; returns 0 or 1. */
+static int add_converted(const struct add_opts *a, const char *tmp, struct nf_scan *sc, struct nf_convert *cv)
+{
+	char q[PATH_MAX + 8];
+	int r = nf_convert_to_zstd(a->file, tmp, CONVERT_LEVEL, 0, a->not_a_disk, convert_progress, NULL, cv);
+
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
+	nf_quote(q, sizeof(q), a->file);
 	if (r < 0) {
-		nf_err("refusing %s: %s", nf_quote(q, sizeof(q), file), sc.detail);
-		unlink(tmp);
+		nf_err("refusing %s: %s", q, cv->detail);
 		return 1;
 	}
-	if (os_list && check_os_list(os_list, &sc)) {
-		unlink(tmp);
+	/* The catalog holds what was checked: the worker's copy, decoded again. */
+	r = nf_scan_file(tmp, 0, progress, NULL, sc);
+	if (isatty(STDERR_FILENO))
+		fputc('\n', stderr);
+	if (r < 0 || sc->image_size != cv->image_size || memcmp(sc->sha256, cv->sha256, 32) != 0) {
+		nf_err("the zstd copy of %s does not decode to the image it was made from%s%s", q, r < 0 ? ": " : "",
+		       r < 0 ? sc->detail : "");
 		return 1;
 	}
-	snprintf(man.name, sizeof(man.name), "%s", name);
-	snprintf(man.file, sizeof(man.file), "%s%s", name, ext_of(sc.format));
-	man.format = sc.format;
-	man.compressed_size = sc.file_size;
-	man.image_size = sc.image_size;
-	memcpy(man.sha256, sc.sha256, 32);
-	man.xz_blocks = sc.xz_blocks;
-	man.blocks = sc.blocks;
-	man.zero_blocks = sc.zero_blocks;
-	master_image_path(m, &man, dst, sizeof(dst));
-	snprintf(q, sizeof(q), "%s.bmap", file);
-	if (access(q, R_OK) == 0) {
-		char bdst[PATH_MAX];
+	return 0;
+}
 
-		snprintf(rel, sizeof(rel), "images/%s.bmap", name);
-		master_path(m, bdst, sizeof(bdst), rel);
-		man.has_bmap = copy_into(q, bdst) == 0;
-	}
-	if (rename(tmp, dst) < 0 || (r = nf_manifest_write(mpath, &man)) < 0) {
-		nf_err("cannot store image '%s': %s", name, r < 0 ? nf_strerror(r) : strerror(errno));
-		unlink(tmp);
+/* Copies file into tmp as it is and scans the copy. *retry: a gzip whose
+ * only fault is data after its last member (OpenWrt pads its images), which
+ * conversion reads as gzip -dc does. Logs; returns 0 or 1. */
+static int add_as_is(const struct add_opts *a, const char *tmp, struct nf_scan *sc, int *retry)
+{
+	char q[PATH_MAX + 8];
+	int r = copy_into(a->file, tmp);
+
+	nf_quote(q, sizeof(q), a->file);
+	*retry = 0;
+	if (r < 0) {
+		nf_err("cannot copy %s into the catalog: %s", q, nf_strerror(r));
 		return 1;
 	}
+	r = nf_scan_file(tmp, 0, progress, NULL, sc);
+	if (isatty(STDERR_FILENO))
+		fputc('\n', stderr);
+	if (r < 0 && sc->format == NF_FMT_GZIP && sc->trailing) {
+		nf_info("%s has data after its last gzip member, which gzip -dc ignores: storing the image as zstd", q);
+		*retry = 1;
+		return 1;
+	}
+	if (r < 0) {
+		nf_err("refusing %s: %s", q, sc->detail);
+		return 1;
+	}
+	return 0;
+}
+
+/* bmaptool names a bmap IMAGE.bmap next to IMAGE.xz (and FILE.bmap). */
+static void note_bmap(const char *file)
+{
+	char b[PATH_MAX + 8], q[PATH_MAX + 8];
+	const char *ext = nf_format_claim(file) ? nf_format_claim_ext(file) : "";
+	int len = (int)(strlen(file) - strlen(ext));
+
+	snprintf(b, sizeof(b), "%s.bmap", file);
+	if (access(b, F_OK) != 0)
+		snprintf(b, sizeof(b), "%.*s.bmap", len, file);
+	if (access(b, F_OK) == 0)
+		nf_info("not importing %s: netflash finds the image's zero ranges itself (it skips every all-zero "
+			"MiB and verifies it reads back as zeros)", nf_quote(q, sizeof(q), b));
+}
+
+static int image_add(struct master *m, const struct add_opts *a)
+{
+	char mpath[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX], rel[160], q[PATH_MAX + 8], sha[65], why[160];
+	struct nf_manifest man = { 0 };
+	struct nf_convert *cv = calloc(1, sizeof(*cv));
+	struct nf_scan *sc = calloc(1, sizeof(*sc));
+	struct nf_sniff sn;
+	enum nf_head head;
+	const char *inner;
+	struct stat st;
+	int convert = 0, retry = 0, rc = 1, r;
+
+	tmp[0] = '\0';
+	nf_quote(q, sizeof(q), a->file);
+	if (!cv || !sc || master_manifest_path(m, a->name, mpath, sizeof(mpath)) < 0)
+		goto out;
+	if (!a->force && stat(mpath, &st) == 0) {
+		nf_err("image '%s' is already in the catalog (use --force to replace it)", a->name);
+		goto out;
+	}
+	if (classify(a->file, &sn, &convert))
+		goto out;
+	snprintf(rel, sizeof(rel), "images/.add-%s.%d", a->name, (int)getpid());
+	master_path(m, tmp, sizeof(tmp), rel);
+	if (!convert && add_as_is(a, tmp, sc, &retry) && !retry)
+		goto out;
+	if ((convert || retry) && add_converted(a, tmp, sc, cv))
+		goto out;
+	head = nf_head_check(sc->head, sc->head_len, sc->head_len < sizeof(sc->head), &inner, why, sizeof(why));
+	if (head == NF_HEAD_NESTED || (head == NF_HEAD_NOT_DISK && !a->not_a_disk)) {
+		nf_err("refusing %s: it is not a disk image: %s%s", q, why,
+		       head == NF_HEAD_NESTED ? "" : " (--not-a-disk adds it anyway)");
+		goto out;
+	}
+	if (a->os_list && check_os_list(a->os_list, sc, (uint64_t)(convert || retry ? cv->in_size : sc->file_size)))
+		goto out;
+	snprintf(man.name, sizeof(man.name), "%s", a->name);
+	snprintf(man.file, sizeof(man.file), "%s%s", a->name, ext_of(sc->format));
+	snprintf(man.origin, sizeof(man.origin), "%s", convert || retry ? cv->origin : "");
+	man.format = sc->format;
+	man.compressed_size = sc->file_size;
+	man.image_size = sc->image_size;
+	memcpy(man.sha256, sc->sha256, 32);
+	man.xz_blocks = sc->xz_blocks;
+	man.blocks = sc->blocks;
+	man.zero_blocks = sc->zero_blocks;
+	man.disk = head == NF_HEAD_DISK;
+	master_image_path(m, &man, dst, sizeof(dst));
+	note_bmap(a->file);
+	r = 0;
+	if (rename(tmp, dst) < 0 || (r = nf_manifest_write(mpath, &man)) < 0) {
+		nf_err("cannot store image '%s': %s", a->name, r < 0 ? nf_strerror(r) : strerror(errno));
+		goto out;
+	}
+	tmp[0] = '\0';
 	nf_format_hex(man.sha256, 32, sha);
-	printf("added '%s': %s, %llu bytes stored, %llu bytes decoded, %u%% zero blocks%s, sha256 %s\n",
-	       name, nf_format_name(man.format), (unsigned long long)man.compressed_size,
-	       (unsigned long long)man.image_size,
+	printf("added '%s': %s%s%s%s%s%s, %llu bytes stored, %llu bytes decoded, %u%% zero blocks%s, sha256 %s\n",
+	       a->name, nf_format_name(man.format), man.origin[0] ? " (converted from " : "", man.origin,
+	       cv->member[0] ? ", member " : "", cv->member[0] ? nf_quote(q, sizeof(q), cv->member) : "",
+	       man.origin[0] ? ")" : "",
+	       (unsigned long long)man.compressed_size, (unsigned long long)man.image_size,
 	       man.blocks ? (unsigned)(man.zero_blocks * 100 / man.blocks) : 0,
 	       man.format == NF_FMT_XZ ? (man.xz_blocks > 1 ? ", multi-block xz" : ", single-block xz (decodes on one core)") : "",
 	       sha);
-	return 0;
+	if (!man.disk)
+		nf_warn("'%s' is not a disk image (%s); added as --not-a-disk asked", a->name, why);
+	if (man.image_size % 512)
+		nf_info("'%s' is %llu bytes, not a whole number of 512-byte sectors: its last sector is written short",
+			a->name, (unsigned long long)man.image_size);
+	rc = 0;
+out:
+	if (tmp[0])
+		unlink(tmp);
+	free(cv);
+	free(sc);
+	return rc;
 }
 
 static int ls_row(const char *path, const struct nf_manifest *man, void *ctx)
@@ -217,7 +386,8 @@ static int ls_row(const char *path, const struct nf_manifest *man, void *ctx)
 		return 0;
 	}
 	nf_format_hex(man->sha256, 32, sha);
-	printf("%-24s %-5s %12llu %12llu %4u%%  %.16s\n", man->name, nf_format_name(man->format),
+	printf("%-24s %-5s %-10s %12llu %12llu %4u%%  %.16s\n", man->name, nf_format_name(man->format),
+	       man->origin[0] ? man->origin : "-",
 	       (unsigned long long)man->compressed_size, (unsigned long long)man->image_size,
 	       man->blocks ? (unsigned)(man->zero_blocks * 100 / man->blocks) : 0, sha);
 	++*(int *)ctx;
@@ -229,7 +399,7 @@ static int image_ls(struct master *m)
 	char dir[PATH_MAX];
 	int shown = 0, r;
 
-	printf("%-24s %-5s %12s %12s %5s  %s\n", "NAME", "FMT", "STORED", "IMAGE", "ZERO", "SHA256");
+	printf("%-24s %-5s %-10s %12s %12s %5s  %s\n", "NAME", "FMT", "FROM", "STORED", "IMAGE", "ZERO", "SHA256");
 	if ((r = master_each_manifest(m, ls_row, &shown)) < 0) {
 		master_path(m, dir, sizeof(dir), "images");
 		nf_err("cannot list %s: %s", dir, strerror(-r));
@@ -314,12 +484,12 @@ int cmd_image(struct master *m, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, 'n' }, { "force", no_argument, NULL, 'f' },
-		{ "os-list-entry", required_argument, NULL, 'o' },
+		{ "os-list-entry", required_argument, NULL, 'o' }, { "not-a-disk", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	const char *name = NULL, *os_list = NULL, *verb;
 	char defname[NF_NAME_MAX * 2];
-	int force = 0, opt, r, pruned;
+	int force = 0, not_a_disk = 0, opt, r, pruned;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(image_usage, argc < 2 ? stderr : stdout);
@@ -332,6 +502,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 		case 'n': name = optarg; break;
 		case 'f': force = 1; break;
 		case 'o': os_list = optarg; break;
+		case 'D': not_a_disk = 1; break;
 		case 'h': fputs(image_usage, stdout); return 0;
 		default: fputs(image_usage, stderr); return 2;
 		}
@@ -359,7 +530,9 @@ int cmd_image(struct master *m, int argc, char **argv)
 		}
 		if (master_lock(m) < 0)
 			return 1;
-		r = image_add(m, argv[optind], name, os_list, force);
+		struct add_opts a = { argv[optind], name, os_list, force, not_a_disk };
+
+		r = image_add(m, &a);
 	} else if (strcmp(verb, "rm") == 0) {
 		if (master_lock(m) < 0)
 			return 1;

@@ -223,6 +223,8 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 	nf_msg_addf(&m, "size", "%llu", (unsigned long long)man.image_size);
 	nf_msg_add(&m, "sha256", sha);
 	nf_msg_add(&m, "image", man.name);
+	if (!man.disk)
+		nf_msg_add(&m, "disk", "0");
 	c->job = j->id;
 	/* A resumed job already has its patch: it came with the first JOB. */
 	if (!fresh)

@@ -7,11 +7,13 @@ pkgs=(
 	# build
 	build-essential cmake pkg-config clang libclang-rt-14-dev
 	libnfs-dev zlib1g-dev liblzma-dev libzstd-dev libxxhash-dev libssl-dev
-	libgpiod-dev libsqlite3-dev libjson-c-dev
+	libgpiod-dev libsqlite3-dev libjson-c-dev libarchive-dev
 	# test servers and tools
 	nfs-ganesha nfs-ganesha-vfs libnfs-utils dnsmasq-base
 	mtools dosfstools fusefat e2fsprogs fdisk util-linux mount python3-yaml
 	xz-utils gzip zstd bzip2 pigz bmap-tools procps bc time
+	# image intake tests: files made by the real tools
+	p7zip-full zip lz4 lzip ncompress
 	curl busybox-static iproute2 cpio kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
 )

@@ -95,6 +95,14 @@ test_image() {
 	echo "$img"
 }
 
+# random_disk PATH SIZE_BYTES: random bytes with an MBR (one partition from
+# 1 MiB, made by sfdisk) in front, so that netflash takes it as a disk image;
+# incompressible, for tests that need volume rather than realism.
+random_disk() {
+	head -c "$2" /dev/urandom >"$1"
+	echo 'start=2048, type=83' | sfdisk -q --no-reread --no-tell-kernel "$1" >/dev/null
+}
+
 # first_mib FILE -> sha256 of its first MiB
 first_mib() { dd if="$1" bs=1048576 count=1 iflag=fullblock status=none | sha256sum | cut -d' ' -f1; }
 

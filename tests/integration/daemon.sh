@@ -135,7 +135,7 @@ for f in "${fds[@]}"; do exec {f}>&-; done
 # 6. SIGKILL the daemon mid-flash, restart it: the worker finishes, the dir
 # is removed exactly once.
 M4=b8:27:eb:00:00:04 D4=b8-27-eb-00-00-04
-head -c $((150 * 1048576)) /dev/urandom >"$T/big.img"
+random_disk "$T/big.img" $((150 * 1048576))
 xz -T2 -0 --block-size=8MiB -c "$T/big.img" >"$T/big.img.xz"
 "$NF" --root "$MR" image add "$T/big.img.xz" --name big >/dev/null
 "$NF" --root "$MR" enroll "$M4" --image big >/dev/null

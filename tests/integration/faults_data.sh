@@ -53,7 +53,7 @@ run_case "garbage after zstd" "zstd: corrupt data or trailing garbage" "$T/src/g
 untouched_case "garbage after xz" "xz index is corrupt" "$T/src/garbage.mt.xz"
 run_case "wrong --expect-sha256" "not the expected image: its SHA-256 differs" "$T/src/$b.zst" \
 	--expect-sha256 "$(printf '%064d' 0)"
-untouched_case "bzip2 refused" "is bzip2 data, which netflash cannot decode" "$T/src/x.bz2"
+untouched_case "bzip2 refused" "is bzip2 data: netflash-write takes raw, gzip, xz and zstd images; netflash image add converts it" "$T/src/x.bz2"
 untouched_case "mismatched --format" "is zstd data, not gzip as --format says" "$T/src/$b.zst" --format gzip
 untouched_case "empty source" "is empty" "$T/src/empty.img"
 untouched_case "missing source" "cannot open '.*missing.img': open: No such file" "$T/src/missing.img"

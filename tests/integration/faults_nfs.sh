@@ -6,7 +6,7 @@ source "$(dirname "$0")/../lib.sh"
 
 mkdir -p "$T/export"
 # Incompressible, so the stream takes long enough to kill the server during it.
-head -c $((160 * 1048576)) /dev/urandom >"$T/ref.img"
+random_disk "$T/ref.img" $((160 * 1048576))
 xz -T2 -0 --block-size=8MiB -c "$T/ref.img" >"$T/export/big.img.xz"
 ganesha_start "$T/export" "$T"
 url=$(ganesha_url big.img.xz)

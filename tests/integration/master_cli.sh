@@ -34,10 +34,10 @@ nf image check pios-gz >/dev/null && pass "image check on an intact image" || fa
 head -c $(( $(stat -c %s "$img.gz") - 3000 )) "$img.gz" >"$T/trunc.img.gz"
 cp "$img.gz" "$T/corrupt.img.gz"
 printf '\377\377\377\377\377\377\377\377' | dd of="$T/corrupt.img.gz" bs=1 seek=200000 conv=notrunc status=none
-head -c 5000 /dev/urandom | bzip2 >"$T/x.img.bz2"
+head -c 5000 /dev/urandom | bzip2 >"$T/x.img.bz2"  # image add converts bzip2, then finds no disk
 expect_rc 1 "truncated image refused with the offset" "refusing '.*trunc.img.gz': gzip: stream ends early \(truncated\) at compressed offset [0-9]+" nf image add "$T/trunc.img.gz"
 expect_rc 1 "corrupt image refused with the offset" "refusing '.*corrupt.img.gz': gzip: corrupt data at compressed offset [0-9]+" nf image add "$T/corrupt.img.gz"
-expect_rc 1 "bzip2 refused" "is bzip2 data" nf image add "$T/x.img.bz2"
+expect_rc 1 "bzip2 of random bytes refused: no disk image inside" "it is not a disk image: no partition table" nf image add "$T/x.img.bz2"
 [ -z "$(ls "$R/images" | grep -v -e '^pios-gz' -e '^pios-24M')" ] && pass "refused images leave nothing in the catalog" ||
 	fail "catalog holds: $(ls -a "$R/images")"
 expect_rc 1 "duplicate image name" "already in the catalog \(use --force" nf image add "$img.gz" --name pios-gz

@@ -229,7 +229,7 @@ expect_rc 2 "--user-data with --hostname is refused" "replaces the generated use
 head -c 40000 /dev/zero | tr '\0' 'x' >"$T/big.sh"
 expect_rc 2 "a first-boot script over 32 KiB is refused" "larger than 32 KiB" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --firstboot "$T/big.sh"
-head -c $((4 * MiB)) /dev/urandom >"$T/nofat.img"
+random_disk "$T/nofat.img" $((4 * MiB))
 "$NF" --root "$MR" image add "$T/nofat.img" --name nofat >/dev/null
 expect_rc 1 "an image without a FAT partition cannot be provisioned" "no MBR with a FAT boot partition" \
 	"$NF" --root "$MR" enroll "$M9" --image nofat --hostname x

@@ -9,7 +9,7 @@ mkdir -p "$T/export"
 # Odd sizes: the realistic image plus 12345 bytes (not a multiple of 4 KiB),
 # and a 5 MiB + 1 byte random image (not a multiple of the chunk).
 cat "$img" <(head -c 12345 /dev/urandom) >"$T/export/odd.img"
-head -c $((5 * 1048576 + 1)) /dev/urandom >"$T/export/small.img"
+random_disk "$T/export/small.img" $((5 * 1048576 + 1))
 for src in "$T/export/odd.img" "$T/export/small.img"; do
 	xz -T1 -c "$src" >"$src.xz"
 	xz -T2 --block-size=1MiB -c "$src" >"$src.mt.xz"
@@ -50,7 +50,7 @@ check "no-zero-skip over stale data (file)" "$(ganesha_url "$base.zst")" "$T/car
 
 # Regression: a long zero run past a new file's end spans several flushes;
 # the verifier must not read past the file's end before the data after it.
-head -c $((4 * 1048576)) /dev/urandom >"$T/gap.img"
+random_disk "$T/gap.img" $((4 * 1048576))
 truncate -s $((300 * 1048576)) "$T/gap.img"
 head -c 1048576 /dev/urandom >>"$T/gap.img"
 xz -T1 -0 -c "$T/gap.img" >"$T/gap.img.xz"

@@ -33,7 +33,7 @@ umount "$T/mnt"
 expect_fail "partition" "'${disk}p1' is a partition, not a whole disk \(use --force" "$NFW" "$img.zst" "${disk}p1" &&
 	pass "partition refused without --force"
 [ "$(sha256sum <"$disk")" = "$before" ] && pass "refusals left the disk untouched" || fail "disk modified by a refusal"
-head -c $((2 * 1048576)) /dev/urandom >"$T/tiny.img"
+random_disk "$T/tiny.img" $((2 * 1048576))
 "$NFW" --force --progress=none -q "$T/tiny.img" "${disk}p1" && cmp -s -n $((2 * 1048576)) "$T/tiny.img" "${disk}p1" &&
 	pass "--force writes a partition" || fail "--force on a partition failed"
 

@@ -88,32 +88,6 @@ static void test_mac(void)
 	}
 }
 
-static void test_format(void)
-{
-	static const struct { const char *bytes; size_t len; enum nf_format f; const char *other; } t[] = {
-		{ "\x1f\x8b\x08\x00", 4, NF_FMT_GZIP, NULL },
-		{ "\xfd" "7zXZ\0\0", 7, NF_FMT_XZ, NULL },
-		{ "\x28\xb5\x2f\xfd\x00", 5, NF_FMT_ZSTD, NULL },
-		{ "BZh91AY", 7, NF_FMT_UNKNOWN, "bzip2" },
-		{ "PK\x03\x04", 4, NF_FMT_UNKNOWN, "zip" },
-		{ "\x04\x22\x4d\x18", 4, NF_FMT_UNKNOWN, "lz4" },
-		{ "\xfa\xb8\x00\x10", 4, NF_FMT_RAW, NULL },  /* an MBR boot code */
-		{ "\x1f\x8b", 2, NF_FMT_RAW, NULL },          /* too short to be gzip */
-		{ "\xfd" "7zX", 4, NF_FMT_RAW, NULL },
-		{ "", 0, NF_FMT_RAW, NULL },
-	};
-	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		const char *other = "x";
-		enum nf_format f = nf_format_detect((const uint8_t *)t[i].bytes, t[i].len, &other);
-
-		CHECK(f == t[i].f, "detect #%zu: got %d", i, f);
-		CHECK((other == NULL && t[i].other == NULL) || (other && t[i].other && strcmp(other, t[i].other) == 0),
-		      "detect #%zu: other %s", i, other ? other : "(null)");
-	}
-	CHECK(nf_format_parse("zst") == NF_FMT_ZSTD && nf_format_parse("gz") == NF_FMT_GZIP &&
-	      nf_format_parse("bz2") == NF_FMT_UNKNOWN, "format names");
-}
-
 static void test_quote(void)
 {
 	char out[64];
@@ -159,7 +133,6 @@ int main(void)
 	test_size();
 	test_hex();
 	test_mac();
-	test_format();
 	test_quote();
 	test_board();
 	return CHECK_DONE();

@@ -1,0 +1,287 @@
+#include "convert.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "fileutil.h"
+
+#define BUF (1u << 20)
+
+struct conv {
+	struct archive *a;
+	ZSTD_CCtx *z;
+	EVP_MD_CTX *sha;
+	int fd;
+	uint8_t *in, *out;
+	struct nf_convert *res;
+	nf_convert_progress_fn progress;
+	void *ctx;
+};
+
+static int __attribute__((format(printf, 3, 4))) fail(struct conv *c, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->res->detail, sizeof(c->res->detail), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static int archive_fail(struct conv *c, const char *what)
+{
+	const char *e = archive_error_string(c->a);
+	int err = archive_errno(c->a);
+
+	snprintf(c->res->detail, sizeof(c->res->detail), "%s: %s", what, e ? e : "unknown libarchive error");
+	return err == ENOMEM ? -ENOMEM : -EBADMSG;
+}
+
+/* netflash's family names (lib/format.c) for libarchive's filters; NULL
+ * for none. */
+static const char *filter_family(int code)
+{
+	switch (code) {
+	case ARCHIVE_FILTER_NONE: return NULL;
+	case ARCHIVE_FILTER_GZIP: return "gzip";
+	case ARCHIVE_FILTER_BZIP2: return "bzip2";
+	case ARCHIVE_FILTER_COMPRESS: return "compress";
+	case ARCHIVE_FILTER_LZMA: return "lzma";
+	case ARCHIVE_FILTER_XZ: return "xz";
+	case ARCHIVE_FILTER_LZIP: return "lzip";
+	case ARCHIVE_FILTER_LZ4: return "lz4";
+	case ARCHIVE_FILTER_ZSTD: return "zstd";
+	default: return "other";
+	}
+}
+
+/* "tar.gzip", "zip", "xz.bzip2": the container, then the filters from the
+ * outermost (applied to the file's bytes first) in. libarchive numbers its
+ * filters from the one next to the format reader (0) out to the file
+ * ("none", the last). */
+static void describe_origin(struct conv *c)
+{
+	struct nf_convert *res = c->res;
+	int n = archive_filter_count(c->a), fmt = archive_format(c->a) & ARCHIVE_FORMAT_BASE_MASK;
+	size_t len = 0;
+
+	res->origin[0] = '\0';
+	if (fmt == ARCHIVE_FORMAT_TAR)
+		len = (size_t)snprintf(res->origin, sizeof(res->origin), "tar");
+	else if (fmt == ARCHIVE_FORMAT_ZIP)
+		len = (size_t)snprintf(res->origin, sizeof(res->origin), "zip");
+	else if (fmt == ARCHIVE_FORMAT_7ZIP)
+		len = (size_t)snprintf(res->origin, sizeof(res->origin), "7z");
+	/* A tar's filters follow it (tar.gz); a bare stream's are its name. */
+	for (int i = n - 1; i >= 0 && len < sizeof(res->origin); i--) {
+		const char *name = filter_family(archive_filter_code(c->a, i));
+
+		if (!name)
+			continue;
+		len += (size_t)snprintf(res->origin + len, sizeof(res->origin) - len, "%s%s", len ? "." : "", name);
+	}
+	if (!res->origin[0])
+		snprintf(res->origin, sizeof(res->origin), "raw");
+}
+
+/* Moves to the next regular file, past directories. Returns 1 with *e set,
+ * 0 at the end of the archive, or a negative errno with the detail set. */
+static int next_file(struct conv *c, struct archive_entry **e)
+{
+	for (;;) {
+		int r = archive_read_next_header(c->a, e);
+
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r < ARCHIVE_WARN)
+			return archive_fail(c, "cannot read it");
+		if (archive_entry_filetype(*e) == AE_IFDIR)
+			continue;
+		if (archive_entry_filetype(*e) != AE_IFREG)
+			return fail(c, -EBADMSG, "it holds '%s', which is not a regular file", archive_entry_pathname(*e));
+		return 1;
+	}
+}
+
+/* Compresses n bytes (n == 0: ends the frame) and writes what comes out. */
+static int compress(struct conv *c, const uint8_t *p, size_t n)
+{
+	ZSTD_inBuffer in = { p, n, 0 };
+	ZSTD_EndDirective mode = n ? ZSTD_e_continue : ZSTD_e_end;
+
+	for (;;) {
+		ZSTD_outBuffer out = { c->out, BUF, 0 };
+		size_t left = ZSTD_compressStream2(c->z, &out, &in, mode);
+		int r;
+
+		if (ZSTD_isError(left))
+			return fail(c, -ENOMEM, "zstd: %s", ZSTD_getErrorName(left));
+		if (out.pos && (r = nf_write_full(c->fd, c->out, out.pos)) < 0)
+			return fail(c, r, "cannot write the converted image: %s", strerror(-r));
+		if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
+			return 0;
+	}
+}
+
+/* Reads the member's first MiB (or all of a shorter one) into c->in.
+ * Returns its length or a negative errno. */
+static ssize_t read_first(struct conv *c)
+{
+	size_t got = 0;
+
+	while (got < BUF) {
+		la_ssize_t n = archive_read_data(c->a, c->in + got, BUF - got);
+
+		if (n < 0)
+			return archive_fail(c, "cannot decode it");
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+static int check_head(struct conv *c, size_t len, int whole, int not_a_disk)
+{
+	struct nf_convert *res = c->res;
+	const char *inner = NULL;
+	char why[120], what[140];
+
+	res->head_len = len < sizeof(res->head) ? len : sizeof(res->head);
+	memcpy(res->head, c->in, res->head_len);
+	switch (nf_head_check(c->in, len, whole, &inner, why, sizeof(why))) {
+	case NF_HEAD_DISK:
+		return 0;
+	case NF_HEAD_NESTED:
+		snprintf(what, sizeof(what), "%s%.100s%s", res->member[0] ? "'" : "", res->member,
+			 res->member[0] ? "'" : "its data");
+		snprintf(res->detail, sizeof(res->detail), "%s inside the %s is itself %s: unpack it and add the image it holds",
+			 what, res->origin, why);
+		return -EBADMSG;
+	default:
+		if (not_a_disk)
+			return 0;
+		snprintf(res->detail, sizeof(res->detail), "%s%.100s%snot a disk image: %s (--not-a-disk adds it anyway)",
+			 res->member[0] ? "'" : "", res->member, res->member[0] ? "' is " : "it is ", why);
+		return -EBADMSG;
+	}
+}
+
+static int pump(struct conv *c, int not_a_disk)
+{
+	struct nf_convert *res = c->res;
+	ssize_t n = read_first(c);
+	uint64_t total = 0;
+	int r;
+
+	if (n < 0)
+		return (int)n;
+	if (n == 0)
+		return fail(c, -EBADMSG, "%s", "it holds an empty image");
+	if ((r = check_head(c, (size_t)n, n < BUF, not_a_disk)) < 0)
+		return r;
+	while (n > 0) {
+		EVP_DigestUpdate(c->sha, c->in, (size_t)n);
+		if ((r = compress(c, c->in, (size_t)n)) < 0)
+			return r;
+		total += (uint64_t)n;
+		if (c->progress)
+			c->progress((uint64_t)archive_filter_bytes(c->a, -1), res->in_size, total, c->ctx);
+		n = archive_read_data(c->a, c->in, BUF);
+		if (n < 0)
+			return archive_fail(c, "cannot decode it");
+	}
+	res->image_size = total;
+	return compress(c, NULL, 0);
+}
+
+static int setup(struct conv *c, const char *src, const char *dst, int level, unsigned threads)
+{
+	struct stat st;
+
+	c->a = archive_read_new();
+	c->z = ZSTD_createCCtx();
+	c->sha = EVP_MD_CTX_new();
+	c->in = malloc(BUF);
+	c->out = malloc(BUF);
+	if (!c->a || !c->z || !c->sha || !c->in || !c->out || !EVP_DigestInit_ex(c->sha, EVP_sha256(), NULL))
+		return fail(c, -ENOMEM, "%s", "out of memory");
+	if (stat(src, &st) < 0)
+		return fail(c, -errno, "%s", strerror(errno));
+	c->res->in_size = (uint64_t)st.st_size;
+	/* Every filter; of the formats, only those an image ships in, and raw
+	 * for a bare compressed stream (whatever its layers). */
+	archive_read_support_filter_all(c->a);
+	archive_read_support_format_tar(c->a);
+	archive_read_support_format_zip(c->a);
+	archive_read_support_format_7zip(c->a);
+	archive_read_support_format_raw(c->a);
+	if (archive_read_open_filename(c->a, src, BUF) != ARCHIVE_OK)
+		return archive_fail(c, "cannot open it");
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_checksumFlag, 1)))
+		return fail(c, -EINVAL, "%s", "zstd refused the compression level");
+	/* Multi-threaded compression where libzstd was built for it. */
+	ZSTD_CCtx_setParameter(c->z, ZSTD_c_nbWorkers, (int)(threads ? threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN)));
+	c->fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (c->fd < 0)
+		return fail(c, -errno, "cannot create the converted image: %s", strerror(errno));
+	return 0;
+}
+
+int nf_convert_to_zstd(const char *src, const char *dst, int level, unsigned threads, int not_a_disk,
+		       nf_convert_progress_fn progress, void *ctx, struct nf_convert *res)
+{
+	struct conv c = { .fd = -1, .res = res, .progress = progress, .ctx = ctx };
+	struct archive_entry *e = NULL;
+	unsigned int mdlen;
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	if ((r = setup(&c, src, dst, level, threads)) < 0)
+		goto out;
+	if ((r = next_file(&c, &e)) <= 0) {
+		if (r == 0)
+			r = fail(&c, -EBADMSG, "%s", "the archive holds no file");
+		goto out;
+	}
+	describe_origin(&c);
+	if ((archive_format(c.a) & ARCHIVE_FORMAT_BASE_MASK) != ARCHIVE_FORMAT_RAW)
+		snprintf(res->member, sizeof(res->member), "%s", archive_entry_pathname(e));
+	if ((r = pump(&c, not_a_disk)) < 0)
+		goto out;
+	if ((r = next_file(&c, &e)) != 0) {
+		if (r > 0) {
+			snprintf(res->detail, sizeof(res->detail), "the %s holds more than one file ('%.100s', '%.100s'): "
+				 "netflash takes an archive with one image in it", res->origin, res->member,
+				 archive_entry_pathname(e));
+			r = -EBADMSG;
+		}
+		goto out;
+	}
+	if (fsync(c.fd) < 0) {
+		r = fail(&c, -errno, "cannot write the converted image: %s", strerror(errno));
+		goto out;
+	}
+	EVP_DigestFinal_ex(c.sha, res->sha256, &mdlen);
+	r = 0;
+out:
+	if (c.fd >= 0 && close(c.fd) < 0 && r == 0)
+		r = fail(&c, -errno, "cannot write the converted image: %s", strerror(errno));
+	archive_read_free(c.a);
+	ZSTD_freeCCtx(c.z);
+	EVP_MD_CTX_free(c.sha);
+	free(c.in);
+	free(c.out);
+	return r;
+}
