@@ -218,14 +218,14 @@ fail:
 	return 1;
 }
 
+/* ctx: the 16 MiB step last shown (uint64_t). */
 static void convert_progress(uint64_t in_done, uint64_t in_total, uint64_t out_done, void *ctx)
 {
-	static unsigned long long last;
+	uint64_t *last = ctx;
 
-	(void)ctx;
-	if (!isatty(STDERR_FILENO) || (out_done >> 26) == last)
+	if (!isatty(STDERR_FILENO) || (out_done >> 24) == *last)
 		return;
-	last = out_done >> 26;
+	*last = out_done >> 24;
 	fprintf(stderr, "\rconverting to zstd: %3u%%  %llu MiB decoded\033[K",
 		in_total ? (unsigned)(in_done * 100 / in_total) : 0, (unsigned long long)(out_done >> 20));
 }
@@ -234,7 +234,8 @@ static void convert_progress(uint64_t in_done, uint64_t in_total, uint64_t out_d
 static int add_converted(const struct add_opts *a, const char *tmp, struct nf_scan *sc, struct nf_convert *cv)
 {
 	char q[PATH_MAX + 8];
-	int r = nf_convert_to_zstd(a->file, tmp, CONVERT_LEVEL, 0, a->not_a_disk, convert_progress, NULL, cv);
+	uint64_t shown = UINT64_MAX;
+	int r = nf_convert_to_zstd(a->file, tmp, CONVERT_LEVEL, 0, a->not_a_disk, convert_progress, &shown, cv);
 
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);

@@ -38,6 +38,18 @@ static int __attribute__((format(printf, 3, 4))) fail(struct conv *c, int err, c
 	return err;
 }
 
+/* A member name from the archive (hostile) as one printable line: control
+ * bytes and quotes become '?', cut at cap - 1 bytes. */
+static const char *printable(char *out, size_t cap, const char *name)
+{
+	size_t i = 0;
+
+	for (; name && name[i] && i + 1 < cap; i++)
+		out[i] = (unsigned char)name[i] < 0x20 || name[i] == 0x7f || name[i] == '\'' ? '?' : name[i];
+	out[i] = '\0';
+	return out;
+}
+
 static int archive_fail(struct conv *c, const char *what)
 {
 	const char *e = archive_error_string(c->a);
@@ -107,8 +119,12 @@ static int next_file(struct conv *c, struct archive_entry **e)
 			return archive_fail(c, "cannot read it");
 		if (archive_entry_filetype(*e) == AE_IFDIR)
 			continue;
-		if (archive_entry_filetype(*e) != AE_IFREG)
-			return fail(c, -EBADMSG, "it holds '%s', which is not a regular file", archive_entry_pathname(*e));
+		if (archive_entry_filetype(*e) != AE_IFREG) {
+			char name[128];
+
+			return fail(c, -EBADMSG, "it holds '%s', which is not a regular file",
+				    printable(name, sizeof(name), archive_entry_pathname(*e)));
+		}
 		return 1;
 	}
 }
@@ -257,14 +273,16 @@ int nf_convert_to_zstd(const char *src, const char *dst, int level, unsigned thr
 	}
 	describe_origin(&c);
 	if ((archive_format(c.a) & ARCHIVE_FORMAT_BASE_MASK) != ARCHIVE_FORMAT_RAW)
-		snprintf(res->member, sizeof(res->member), "%s", archive_entry_pathname(e));
+		printable(res->member, sizeof(res->member), archive_entry_pathname(e));
 	if ((r = pump(&c, not_a_disk)) < 0)
 		goto out;
 	if ((r = next_file(&c, &e)) != 0) {
 		if (r > 0) {
-			snprintf(res->detail, sizeof(res->detail), "the %s holds more than one file ('%.100s', '%.100s'): "
+			char second[101];
+
+			snprintf(res->detail, sizeof(res->detail), "the %s holds more than one file ('%.100s', '%s'): "
 				 "netflash takes an archive with one image in it", res->origin, res->member,
-				 archive_entry_pathname(e));
+				 printable(second, sizeof(second), archive_entry_pathname(e)));
 			r = -EBADMSG;
 		}
 		goto out;

@@ -13,7 +13,7 @@
 struct nf_convert {
 	char origin[32];        /* what it was, container then filters from the
 				 * outermost: "zip", "tar.gzip", "bzip2", "xz.bzip2" */
-	char member[256];       /* the archive member taken ("" for a bare compressed stream) */
+	char member[256];       /* the archive member taken, printable ("" for a bare compressed stream) */
 	uint64_t in_size;       /* bytes of the file given */
 	uint64_t image_size;    /* decoded image bytes */
 	uint8_t sha256[32];     /* of the decoded image */

@@ -155,4 +155,26 @@ fi
 [ "$(grep -c "$D4 job [0-9]* verified" "$T/daemon.log")" -eq 1 ] && [ "$("$NF" --root "$MR" history "$M4" | grep -c ' done ')" -eq 1 ] &&
 	pass "released exactly once, one job in history" || fail "releases: $(grep "$D4" "$T/daemon.log")"
 grep -q "$D4 resumed job" "$T/daemon.log" && pass "the worker resumed its job after the restart" || fail "no resume logged"
+
+# 7. An image added with --not-a-disk: the JOB says disk=0 and the worker
+# writes it; the same bytes under a manifest that claims a disk are refused
+# by the worker before its card is touched.
+M6=b8:27:eb:00:00:06 D6=b8-27-eb-00-00-06 M7=b8:27:eb:00:00:07
+head -c $((3 * 1048576)) /dev/urandom >"$T/blob.bin"
+xz -0 -c "$T/blob.bin" >"$T/blob.bin.xz"
+"$NF" --root "$MR" image add "$T/blob.bin.xz" --name blob --not-a-disk >/dev/null 2>&1
+"$NF" --root "$MR" enroll "$M6" --image blob >/dev/null
+"$NF" --root "$MR" enroll "$M7" --image blob >/dev/null
+ans=$(hello_answer "mac=$M7 token=$(token_of "$M7")")
+echo "$ans" | has '^JOB .* disk=0' && pass "JOB carries disk=0 for a --not-a-disk image" || fail "JOB: '$ans'"
+sed -i 's/^disk=0$/disk=1/' "$MR/images/blob.manifest"
+pattern_file "$T/card6" $((8 * 1048576))
+rc=0; report "$M6" "$T/card6" 2>"$T/w6.log" || rc=$?
+[ $rc -eq 1 ] && has "is not a disk image: no partition table" "$T/w6.log" && [ -d "$MR/tftp/$D6" ] &&
+	[ "$(first_mib "$T/card6")" = "$(pattern_file "$T/pat6" 1048576 && first_mib "$T/pat6")" ] &&
+	pass "a blob without disk=0 in its JOB: the worker refuses it, card untouched" || fail "blob as disk: rc=$rc $(cat "$T/w6.log")"
+sed -i 's/^disk=1$/disk=0/' "$MR/images/blob.manifest"
+rc=0; report "$M6" "$T/card6" 2>"$T/w6.log" || rc=$?
+[ $rc -eq 0 ] && cmp -s -n $((3 * 1048576)) "$T/blob.bin" "$T/card6" && [ ! -e "$MR/tftp/$D6" ] &&
+	pass "with disk=0 the worker writes the blob and is released" || fail "blob: rc=$rc $(cat "$T/w6.log")"
 finish

@@ -185,6 +185,13 @@ bmaptool -q create x.img >bm.img.bmap
 has "not importing '.*bm.img.bmap': netflash finds the image's zero ranges itself" "$T/err.log" && [ ! -e "$R/images/bm.bmap" ] &&
 	pass "a bmaptool-named .bmap is noted, not imported" || fail "bmap: $(cat "$T/err.log"; ls "$R/images")"
 
+# ---- progress on a terminal (script(1) gives image add one) ------------------
+script -qec "'$NF' --root '$R' image add x.7z --name tty" /dev/null >"$T/tty.out" 2>&1
+has "converting to zstd: .*MiB decoded" "$T/tty.out" && has "decoding: .*MiB decoded" "$T/tty.out" &&
+	pass "image add shows its progress on a terminal" || fail "no progress on a terminal: $(head -c 300 "$T/tty.out")"
+"$NF" --root "$R" image add x.7z --name notty2 2>&1 | has "converting to zstd" &&
+	fail "progress written without a terminal" || pass "no progress lines when stderr is not a terminal"
+
 # ---- nothing left behind ------------------------------------------------------
 ls -A "$R/images" | has -v '^\.add-' && ! ls -A "$R/images" | has '^\.add-' &&
 	pass "no temporary files in the catalog" || fail "temporary files left: $(ls -A "$R/images")"
