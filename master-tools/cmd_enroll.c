@@ -1,5 +1,6 @@
 /* netflash enroll | release | ls: which workers netboot into the flasher. */
 #include <errno.h>
+#include <pwd.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,6 +57,15 @@ static const char release_usage[] =
 "real directory that netflash made is removed; symlinks are never followed.\n"
 "A diskless worker's root leaves the NFS export files (ROOT/etc/netflash-\n"
 "nfsroot.exports, ganesha-nfsroot.conf); its files stay where they are.\n";
+
+/* The uid that alone reads a worker's cmdline.txt: dnsmasq's user from
+ * init (nobody for a tree made before init recorded it). */
+static uid_t tftp_owner(const struct master *m)
+{
+	const struct passwd *pw = getpwnam(m->conf.tftp_user[0] ? m->conf.tftp_user : "nobody");
+
+	return pw ? pw->pw_uid : (uid_t)-1;
+}
 
 static int bad_mac(const char *s)
 {
@@ -293,7 +303,8 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	master_path(m, boot, sizeof(boot), e->boot_set);
 	detail[0] = '\0';
-	r = tftpdir_create(tftp, e->mac, boot, cmdline, nfsroot ? config : NULL, force, detail, sizeof(detail));
+	r = tftpdir_create(tftp, e->mac, boot, cmdline, nfsroot ? config : NULL, force, tftp_owner(m), detail,
+			   sizeof(detail));
 	if (r == -EEXIST)
 		snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
 			 " (left from an earlier run? 'netflash release %s' or enroll --force)", e->mac);
@@ -336,7 +347,14 @@ static int enroll_diskless(struct master *m, struct enrollment *e, const struct 
 		nf_err("%s", detail);
 		return r == -EINVAL ? 2 : 1;
 	}
-	if (master_require_init(m) || master_lock(m) < 0)
+	if (master_require_init(m))
+		return 1;
+	if (!m->conf.subnet[0]) {
+		nf_err("--nfsroot needs the workers' subnet in netflash.conf: the root is exported read-write with "
+		       "root unsquashed, never to every host; run: netflash init --subnet CIDR");
+		return 2;
+	}
+	if (master_lock(m) < 0)
 		return 1;
 	r = do_enroll(m, e, NULL, nfsroot, force, 0);
 	master_unlock(m);

@@ -1,6 +1,7 @@
 /* netflash init: the state tree and ready-to-use server configs. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pwd.h>
 #include <getopt.h>
 #include <ifaddrs.h>
 #include <net/if.h>
@@ -134,11 +135,13 @@ static int write_configs(const struct master *m)
 		 "enable-tftp\n"
 		 "tftp-root=%s/tftp\n"
 		 "tftp-unique-root=mac\n"
+		 "# dnsmasq's user: it alone reads each worker's cmdline.txt (its token).\n"
+		 "user=%s\n"
 		 "# Every MAC that ARPs for us and every TFTP file sent is reported to\n"
 		 "# netflash (auto-enroll for mass-flash, boot progress in history).\n"
 		 "dhcp-script=%s/etc/dhcp-event\n"
 		 "script-arp\n",
-		 c->iface, c->broadcast, m->root, m->root, m->root, m->root);
+		 c->iface, c->broadcast, m->root, m->root, m->root, c->tftp_user, m->root);
 	if ((r = write_text(m, "etc/dnsmasq.conf", buf, 0644)) < 0)
 		return r;
 	if (!realpath("/proc/self/exe", self)) {
@@ -213,9 +216,9 @@ static int make_tree(const struct master *m)
 			nf_err("cannot create %s: %s", path, strerror(errno));
 			return -errno;
 		}
-		/* dnsmasq drops privileges: the tree must be readable by all. */
-		if (strcmp(dirs[i], "state") != 0)
-			chmod(path, 0755);
+		/* dnsmasq drops privileges: the tree must be readable by it; the
+		 * state (tokens, secrets) by root only. */
+		chmod(path, strcmp(dirs[i], "state") == 0 ? 0700 : 0755);
 	}
 	return 0;
 }
@@ -335,6 +338,9 @@ int cmd_init(struct master *m, int argc, char **argv)
 	}
 	if (resolve_network(m, subnet, bcast, server_ip))
 		return 2;
+	/* Debian's dnsmasq-base makes a user of its own; elsewhere dnsmasq's
+	 * built-in default is nobody. It owns the TFTP files that hold tokens. */
+	snprintf(m->conf.tftp_user, sizeof(m->conf.tftp_user), "%s", getpwnam("dnsmasq") ? "dnsmasq" : "nobody");
 	if (make_tree(m) < 0 || master_save_conf(m) < 0 || write_configs(m) < 0)
 		return 1;
 	printf("initialised %s: workers reach this master at %s:%u; proxy DHCP on %s (broadcast %s)\n",

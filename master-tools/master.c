@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fileutil.h"
@@ -63,6 +64,7 @@ static int conf_set(struct master_conf *c, const char *key, const char *val)
 		{ "interface", c->iface, sizeof(c->iface) },
 		{ "broadcast", c->broadcast, sizeof(c->broadcast) },
 		{ "subnet", c->subnet, sizeof(c->subnet) },
+		{ "tftp_user", c->tftp_user, sizeof(c->tftp_user) },
 	};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		if (strcmp(key, strs[i].key) != 0)
@@ -113,14 +115,14 @@ int master_save_conf(const struct master *m)
 		return -ENAMETOOLONG;
 	n = snprintf(body, sizeof(body),
 		     "# netflash master configuration (written by netflash init)\n"
-		     "server_ip=%s\nport=%u\ninterface=%s\nbroadcast=%s\nsubnet=%s\n",
-		     c->server_ip, c->port, c->iface, c->broadcast, c->subnet);
+		     "server_ip=%s\nport=%u\ninterface=%s\nbroadcast=%s\nsubnet=%s\ntftp_user=%s\n",
+		     c->server_ip, c->port, c->iface, c->broadcast, c->subnet, c->tftp_user);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		return -EMSGSIZE;
 	return nf_write_file_atomic(path, body, (size_t)n, 0644);
 }
 
-int master_lock(struct master *m)
+static int lock_with(struct master *m, int how)
 {
 	char path[PATH_MAX];
 
@@ -129,7 +131,7 @@ int master_lock(struct master *m)
 	m->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (m->lock_fd < 0)
 		return -errno;
-	if (flock(m->lock_fd, LOCK_EX) < 0) {
+	if (flock(m->lock_fd, how) < 0) {
 		int e = errno;
 
 		close(m->lock_fd);
@@ -137,6 +139,18 @@ int master_lock(struct master *m)
 		return -e;
 	}
 	return 0;
+}
+
+int master_lock(struct master *m)
+{
+	return lock_with(m, LOCK_EX);
+}
+
+int master_trylock(struct master *m)
+{
+	int r = lock_with(m, LOCK_EX | LOCK_NB);
+
+	return r == -EWOULDBLOCK ? -EBUSY : r;
 }
 
 void master_unlock(struct master *m)
@@ -166,6 +180,10 @@ int master_open_store(const struct master *m, struct store **st)
 	char path[PATH_MAX];
 	int r;
 
+	/* The state dir holds the tokens and provisioning secrets: root only
+	 * (also for trees made by an older init, with 0755). */
+	master_path(m, path, sizeof(path), "state");
+	chmod(path, 0700);
 	master_path(m, path, sizeof(path), "state/netflash.db");
 	r = store_open(st, path);
 	if (r < 0)

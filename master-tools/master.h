@@ -18,6 +18,8 @@ struct master_conf {
 	char iface[IF_NAMESIZE];
 	char broadcast[64];     /* proxy-DHCP range: dhcp-range=<broadcast>,proxy */
 	char subnet[64];        /* for the NFS export; empty: any host */
+	char tftp_user[33];     /* dnsmasq's user: owns the per-worker TFTP files
+				 * that hold a token (mode 0400); empty: nobody */
 };
 
 struct master {
@@ -38,6 +40,9 @@ int master_save_conf(const struct master *m);
 /* Takes the exclusive state lock (ROOT/state/lock), waiting for other
  * netflash commands and the daemon. Returns 0 or -errno. */
 int master_lock(struct master *m);
+/* The same without waiting (the daemon's loop must never block): 0, -EBUSY
+ * while another holds it, or -errno. */
+int master_trylock(struct master *m);
 void master_unlock(struct master *m);
 
 struct nf_manifest;

@@ -10,10 +10,13 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +24,7 @@
 #include "log.h"
 #include "manifest.h"
 #include "master.h"
+#include "neigh.h"
 #include "parse.h"
 #include "patch.h"
 #include "proto.h"
@@ -29,6 +33,10 @@
 #include "tftpdir.h"
 
 #define MAX_CONNS 4096
+#define FD_RESERVE 64          /* fds kept for the database, manifests, TFTP dirs, logs */
+#define MAX_PER_ADDR 32        /* connections from one LAN address (a worker needs one) */
+#define ACCEPT_PAUSE_MS 250    /* out of fds: stop accepting this long instead of spinning */
+#define REFUSALS_LOGGED 20     /* refusals logged per second at most; the rest are counted */
 #define IDLE_TIMEOUT 300       /* s: a worker reports far more often */
 #define LOG_LINES_MAX 1000     /* worker console lines kept per connection */
 #define PROGRESS_SAVE 2        /* s: progress goes to the store at most this often */
@@ -50,16 +58,24 @@ static const char usage[] =
 "  --max-attempts N   failed attempts before a worker is marked failed (3)\n"
 "  --slow-timeout S   close a connection whose line stays unfinished S seconds,\n"
 "                     or that sends no HELLO within 1.5 S (10)\n"
+"  --peer-check MODE  neigh (default): a HELLO is taken only from the address\n"
+"                     whose neighbour (ARP) entry holds the HELLO's MAC, the\n"
+"                     evidence dnsmasq picks the worker's TFTP dir by, so a\n"
+"                     host that read a token over TFTP cannot use it. off: the\n"
+"                     token alone (routed workers, loopback tests); warned\n"
+"                     about at start. See docs/security.md\n"
 "  --verbose          also log closed connections\n";
 
 struct conn {
 	int fd;
+	struct in_addr addr;
 	char peer[48];
 	char buf[NF_PROTO_LINE_MAX];
 	size_t len;
 	time_t opened, last_msg, partial_since;
 	int authed;
 	char mac[18];
+	char token[65];         /* the enrollment's generation this connection speaks for */
 	uint64_t job;
 	time_t progress_saved;
 	unsigned log_lines;
@@ -73,7 +89,12 @@ struct daemon {
 	unsigned slow_timeout;  /* s: half a line older than this is slow loris; HELLO by 1.5x */
 	char nfs_prefix[512], nfs_query[512];
 	struct conn *conns[MAX_CONNS];
-	unsigned nconns;
+	unsigned nconns, max_conns;
+	int peer_check;         /* 1: HELLO's MAC must be the peer's neighbour entry */
+	const char *neigh_table;
+	uint64_t accept_resume_ms; /* > 0: the listener is paused until then */
+	time_t refusal_sec;
+	unsigned refusals, refusals_dropped;
 	struct enrollment e; /* scratch for HELLO (large: holds an ssh key) */
 };
 
@@ -121,14 +142,48 @@ static int reply_simple(struct conn *c, const char *verb, const char *reason)
 	return reply(c, &m);
 }
 
+/* Whether one more refusal may be logged this second: a flood of bad
+ * connections must not flood the log (the count is logged instead). */
+static int refusal_loggable(struct daemon *d)
+{
+	time_t now = time(NULL);
+
+	if (now != d->refusal_sec) {
+		if (d->refusals_dropped)
+			nf_warn("%u more refusal(s) in the last second(s) not logged", d->refusals_dropped);
+		d->refusal_sec = now;
+		d->refusals = d->refusals_dropped = 0;
+	}
+	if (d->refusals++ < REFUSALS_LOGGED)
+		return 1;
+	d->refusals_dropped++;
+	return 0;
+}
+
+/* Answers ERR reason; logs "refused WHAT from PEER: DETAIL" (rate-limited).
+ * -1: the caller must close the connection. */
+static int __attribute__((format(printf, 5, 6)))
+refuse_because(struct daemon *d, struct conn *c, const char *reason, const char *what, const char *fmt, ...)
+{
+	char detail[300];
+	va_list ap;
+
+	if (refusal_loggable(d)) {
+		va_start(ap, fmt);
+		vsnprintf(detail, sizeof(detail), fmt, ap);
+		va_end(ap);
+		nf_warn("refused %s from %s: %s", what, c->peer, detail);
+	}
+	reply_simple(c, "ERR", reason);
+	return -1;
+}
+
 /* -1: the caller must close the connection. */
-static int refuse(struct conn *c, const char *why, const char *log_detail)
+static int refuse(struct daemon *d, struct conn *c, const char *why, const char *log_detail)
 {
 	char q[256];
 
-	nf_warn("refused %s from %s: %s", log_detail ? nf_quote(q, sizeof(q), log_detail) : "message", c->peer, why);
-	reply_simple(c, "ERR", why);
-	return -1;
+	return refuse_because(d, c, why, log_detail ? nf_quote(q, sizeof(q), log_detail) : "message", "%s", why);
 }
 
 /* The worker's provisioning patch: 0 with p empty when it has none, 0
@@ -246,6 +301,32 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 
 /* Binds c to the enrollment named by m's mac and token (into d->e).
  * Returns 0, or -1 after refusing (bad: the reason for a malformed one). */
+/* The HELLO's MAC must be the MAC behind the connection's address in the
+ * kernel's neighbour table: what a host that is not that worker cannot
+ * show without taking the worker's MAC itself (docs/security.md). */
+static int check_peer(struct daemon *d, struct conn *c)
+{
+	uint8_t seen[6], want[6];
+	char seen_s[18], dev[32];
+	int r = neigh_lookup(d->neigh_table, c->addr, seen, dev, sizeof(dev));
+
+	if (r == -ENOENT)
+		return refuse_because(d, c, "refused", c->mac, "no neighbour (ARP) entry for its address, so it is not "
+				      "on the master's LAN (routed workers need --peer-check=off)");
+	if (r < 0) {
+		nf_err("cannot read the neighbour table %s: %s; refusing '%s'", d->neigh_table, nf_strerror(r), c->mac);
+		reply_simple(c, "ERR", "master-error");
+		return -1;
+	}
+	nf_parse_mac(c->mac, want);
+	if (memcmp(seen, want, 6) != 0) {
+		nf_format_mac(seen, seen_s);
+		return refuse_because(d, c, "refused", c->mac, "its address belongs to %s on %s, not to the MAC it names",
+				      seen_s, dev);
+	}
+	return 0;
+}
+
 static int authenticate(struct daemon *d, struct conn *c, const struct nf_msg *m, const char *bad)
 {
 	const char *mac_s = nf_msg_get(m, "mac"), *token = nf_msg_get(m, "token");
@@ -253,14 +334,30 @@ static int authenticate(struct daemon *d, struct conn *c, const struct nf_msg *m
 	uint8_t mac[6];
 
 	if (c->authed || !mac_s || !token || nf_parse_mac(mac_s, mac) < 0)
-		return refuse(c, bad, mac_s);
+		return refuse(d, c, bad, mac_s);
 	nf_format_mac(mac, c->mac);
 	if (store_get(d->st, c->mac, e) < 0)
-		return refuse(c, "refused", c->mac);
+		return refuse(d, c, "refused", c->mac);
 	/* Constant time: a stray host learns nothing from timing. */
 	if (strlen(token) != strlen(e->token) || CRYPTO_memcmp(token, e->token, strlen(e->token)) != 0)
-		return refuse(c, "refused", c->mac);
+		return refuse(d, c, "refused", c->mac);
+	if (d->peer_check && check_peer(d, c) < 0)
+		return -1;
+	snprintf(c->token, sizeof(c->token), "%s", e->token);
 	c->authed = 1;
+	return 0;
+}
+
+/* Every message after HELLO speaks for the enrollment HELLO proved: an
+ * enroll --force since (a new token) or a removed enrollment ends the
+ * connection, whatever it had started. */
+static int still_current(struct daemon *d, struct conn *c)
+{
+	struct enrollment *e = &d->e;
+
+	if (store_get(d->st, c->mac, e) < 0 || strlen(e->token) != strlen(c->token) ||
+	    CRYPTO_memcmp(e->token, c->token, strlen(c->token)) != 0)
+		return refuse_because(d, c, "stale-token", c->mac, "its enrollment changed since its HELLO (stale-token)");
 	return 0;
 }
 
@@ -295,7 +392,7 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	if (authenticate(d, c, m, "bad-hello") < 0)
 		return -1;
 	if ((model && !nf_board_model_valid(model)) || (serial && !nf_board_serial_valid(serial)))
-		return refuse(c, "bad-hello", c->mac);
+		return refuse(d, c, "bad-hello", c->mac);
 	if (strcmp(e->state, "enrolled") != 0)
 		return reply_simple(c, "NOJOB", e->state);
 	/* A reconnect names its job: resume it, or say it is done already. */
@@ -342,17 +439,35 @@ static int require_job(struct daemon *d, struct conn *c, const struct nf_msg *m,
 	return 0;
 }
 
+/* A decimal from the wire in [0, max]: finite, digits and one '.', nothing
+ * else (no exponent, no nan/inf, no sign). Returns 0 or -EINVAL. */
+static int parse_decimal(const char *s, double max, double *out)
+{
+	size_t digits = strspn(s, "0123456789"), frac = 0;
+	char *end;
+
+	if (s[digits] == '.')
+		frac = strspn(s + digits + 1, "0123456789") + 1;
+	if (digits == 0 || digits + frac != strlen(s) || digits > 12)
+		return -EINVAL;
+	*out = strtod(s, &end);
+	return *end == '\0' && isfinite(*out) && *out >= 0 && *out <= max ? 0 : -EINVAL;
+}
+
 static int on_progress(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
 	const char *stage = nf_msg_get(m, "stage"), *mbps_s = nf_msg_get(m, "mbps");
-	uint64_t done = 0, total = 0;
+	uint64_t done = 0, total = 0, id = 0;
+	double mbps = 0;
 	time_t now = time(NULL);
 
 	if (!c->authed || !c->job || !stage || strlen(stage) > 15 ||
-	    nf_msg_get_u64(m, "done", 0, UINT64_MAX, &done) < 0 || nf_msg_get_u64(m, "total", 0, UINT64_MAX, &total) < 0)
-		return refuse(c, "bad-progress", c->mac);
+	    nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job ||
+	    nf_msg_get_u64(m, "done", 0, UINT64_MAX, &done) < 0 || nf_msg_get_u64(m, "total", 0, UINT64_MAX, &total) < 0 ||
+	    (mbps_s && parse_decimal(mbps_s, 100000, &mbps) < 0))
+		return refuse(d, c, "bad-progress", c->mac);
 	if (now - c->progress_saved >= PROGRESS_SAVE) {
-		store_job_progress(d->st, c->job, stage, done, total, mbps_s ? atof(mbps_s) : 0);
+		store_job_progress(d->st, c->job, stage, done, total, mbps);
 		c->progress_saved = now;
 	}
 	return 0;
@@ -378,8 +493,13 @@ static int release(struct daemon *d, struct conn *c, const struct job *j, uint64
 	char tftp[PATH_MAX], detail[512] = "";
 	int r;
 
-	if (master_lock(&d->m) < 0)
-		return -EIO;
+	/* Never wait in the loop: a command holding the lock (enroll, image
+	 * rm) makes this DONE wait for the worker's retry instead. */
+	if ((r = master_trylock(&d->m)) < 0) {
+		nf_warn("%s: verified, but the state lock is %s; the worker will send DONE again", c->mac,
+			r == -EBUSY ? "held by a netflash command" : nf_strerror(r));
+		return -EAGAIN;
+	}
 	master_path(&d->m, tftp, sizeof(tftp), "tftp");
 	r = tftpdir_remove(tftp, c->mac, detail, sizeof(detail));
 	if (r == 0 || r == -ENOENT) {
@@ -435,19 +555,24 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	struct nf_manifest man;
 	uint8_t sha[32];
 	uint64_t bytes = 0;
-	double seconds = sec_s ? atof(sec_s) : 0;
+	double seconds = 0;
 	struct job j;
+	int r;
 
 	if (require_job(d, c, m, &j) < 0 || !sha_s || nf_parse_hex(sha_s, sha, 32) < 0 ||
-	    nf_msg_get_u64(m, "bytes", 0, UINT64_MAX, &bytes) < 0)
-		return refuse(c, "bad-done", c->mac);
+	    nf_msg_get_u64(m, "bytes", 0, UINT64_MAX, &bytes) < 0 || !sec_s ||
+	    parse_decimal(sec_s, 1e7, &seconds) < 0)
+		return refuse(d, c, "bad-done", c->mac);
 	if (strcmp(j.state, "done") == 0)
 		return reply_simple(c, "RELEASED", "already"); /* a retry after our crash: released once */
 	if (strcmp(j.state, "running") != 0)
 		return reply_simple(c, "KEPT", "job-not-running");
-	if (master_read_manifest(&d->m, j.image, &man) < 0) {
-		count_failure(d, c, "kept", "image-manifest-missing", bytes, seconds);
-		return reply_simple(c, "KEPT", "image-manifest-missing");
+	if ((r = master_read_manifest(&d->m, j.image, &man)) < 0) {
+		/* The master's fault (an image removed, a damaged manifest, no fds),
+		 * never the worker's: no attempt is counted, the job stays open. */
+		nf_err("%s job %llu: cannot read the manifest of image '%s': %s; the job stays open", c->mac,
+		       (unsigned long long)j.id, j.image, nf_strerror(r));
+		return reply_simple(c, "KEPT", r == -ENOENT ? "image-manifest-missing" : "master-error");
 	}
 	/* Never trust a claim of success: the digest must be the catalog's. */
 	if (memcmp(sha, man.sha256, 32) != 0 || bytes != man.image_size) {
@@ -463,7 +588,9 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		count_failure(d, c, "kept", reason, bytes, seconds);
 		return reply_simple(c, "KEPT", reason);
 	}
-	if (release(d, c, &j, bytes, seconds) < 0)
+	if ((r = release(d, c, &j, bytes, seconds)) == -EAGAIN)
+		return -1; /* closed unanswered: the worker reconnects and sends DONE again */
+	if (r < 0)
 		return reply_simple(c, "KEPT", "release-failed");
 	nf_info("%s job %llu verified (%llu bytes in %.1f s): released", c->mac, (unsigned long long)j.id,
 		(unsigned long long)bytes, seconds);
@@ -477,7 +604,7 @@ static int on_fail(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	struct job j;
 
 	if (require_job(d, c, m, &j) < 0 || !stage || !why)
-		return refuse(c, "bad-fail", c->mac);
+		return refuse(d, c, "bad-fail", c->mac);
 	if (strcmp(j.state, "running") != 0)
 		return reply_simple(c, "KEPT", "job-not-running");
 	snprintf(reason, sizeof(reason), "%.15s: %.250s", stage, why);
@@ -499,7 +626,7 @@ static int on_log(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	uint64_t id;
 
 	if (!c->authed || !line || nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job)
-		return refuse(c, "bad-log", c->mac);
+		return refuse(d, c, "bad-log", c->mac);
 	if (c->log_lines++ < LOG_LINES_MAX)
 		store_event(d->st, c->mac, "log", nf_quote(q, sizeof(q), line));
 	return 0;
@@ -516,11 +643,11 @@ static int on_card(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	uint64_t id;
 
 	if (!c->authed || !what || !text || nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job)
-		return refuse(c, "bad-card", c->mac);
+		return refuse(d, c, "bad-card", c->mac);
 	while (k < sizeof(kinds) / sizeof(kinds[0]) && strcmp(kinds[k], what) != 0)
 		k++;
 	if (k == sizeof(kinds) / sizeof(kinds[0]))
-		return refuse(c, "bad-card", c->mac);
+		return refuse(d, c, "bad-card", c->mac);
 	if (c->log_lines++ < LOG_LINES_MAX) {
 		snprintf(ev, sizeof(ev), "%s: %s", kinds[k], nf_quote(q, sizeof(q), text));
 		store_event(d->st, c->mac, "card", ev);
@@ -533,14 +660,16 @@ static int dispatch(struct daemon *d, struct conn *c, const char *line, size_t l
 	struct nf_msg m;
 
 	if (nf_msg_parse(line, len, &m) < 0)
-		return refuse(c, "malformed", NULL);
+		return refuse(d, c, "malformed", NULL);
 	c->last_msg = time(NULL);
 	if (strcmp(m.verb, "HELLO") == 0)
 		return on_hello(d, c, &m);
 	if (strcmp(m.verb, "QUERY") == 0)
 		return on_query(d, c, &m);
 	if (!c->authed)
-		return refuse(c, "hello-first", m.verb);
+		return refuse(d, c, "hello-first", m.verb);
+	if (still_current(d, c) < 0)
+		return -1;
 	if (strcmp(m.verb, "PROGRESS") == 0)
 		return on_progress(d, c, &m);
 	if (strcmp(m.verb, "DONE") == 0)
@@ -551,7 +680,7 @@ static int dispatch(struct daemon *d, struct conn *c, const char *line, size_t l
 		return on_log(d, c, &m);
 	if (strcmp(m.verb, "CARD") == 0)
 		return on_card(d, c, &m);
-	return refuse(c, "unknown-verb", m.verb);
+	return refuse(d, c, "unknown-verb", m.verb);
 }
 
 static void on_readable(struct daemon *d, struct conn *c)
@@ -578,12 +707,55 @@ static void on_readable(struct daemon *d, struct conn *c)
 			c->len -= len + 1;
 		}
 		if (c->len == sizeof(c->buf)) {
-			refuse(c, "line-too-long", NULL);
+			refuse(d, c, "line-too-long", NULL);
 			conn_close(d, c);
 			return;
 		}
 		c->partial_since = c->len ? (c->partial_since ? c->partial_since : time(NULL)) : 0;
 	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Out of fds: the listener stays readable, so accepting again at once would
+ * spin. Take it out of the loop for a moment instead (resume_accept()). */
+static void pause_accept(struct daemon *d, int err)
+{
+	struct epoll_event ev = { .events = 0, .data.ptr = NULL };
+
+	epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->lfd, &ev);
+	d->accept_resume_ms = now_ms() + ACCEPT_PAUSE_MS;
+	if (refusal_loggable(d))
+		nf_warn("cannot accept connections: %s (%u open); pausing %u ms", strerror(err), d->nconns,
+			ACCEPT_PAUSE_MS);
+}
+
+static void resume_accept(struct daemon *d)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+
+	if (d->accept_resume_ms && now_ms() >= d->accept_resume_ms) {
+		epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->lfd, &ev);
+		d->accept_resume_ms = 0;
+	}
+}
+
+/* Connections from addr; loopback (local processes) is not capped. */
+static unsigned conns_from(const struct daemon *d, struct in_addr addr)
+{
+	unsigned n = 0;
+
+	if ((ntohl(addr.s_addr) >> 24) == 127)
+		return 0;
+	for (unsigned i = 0; i < d->nconns; i++)
+		n += d->conns[i]->addr.s_addr == addr.s_addr;
+	return n;
 }
 
 static void on_accept(struct daemon *d)
@@ -595,13 +767,21 @@ static void on_accept(struct daemon *d)
 		struct epoll_event ev = { .events = EPOLLIN };
 		struct conn *c;
 
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				pause_accept(d, errno);
 			return;
-		if (d->nconns == MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
+		}
+		if (d->nconns >= d->max_conns || conns_from(d, sa.sin_addr) >= MAX_PER_ADDR ||
+		    !(c = calloc(1, sizeof(*c)))) {
+			if (refusal_loggable(d))
+				nf_warn("dropped a connection from %s: %s", inet_ntoa(sa.sin_addr),
+					d->nconns >= d->max_conns ? "too many connections" : "too many from that address");
 			close(fd);
 			continue;
 		}
 		c->fd = fd;
+		c->addr = sa.sin_addr;
 		c->opened = c->last_msg = time(NULL);
 		snprintf(c->peer, sizeof(c->peer), "%s:%u", inet_ntoa(sa.sin_addr), ntohs(sa.sin_port));
 		ev.data.ptr = c;
@@ -682,7 +862,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 	static const struct option opts[] = {
 		{ "root", required_argument, NULL, 'r' }, { "listen", required_argument, NULL, 'l' },
 		{ "nfs-url", required_argument, NULL, 'n' }, { "max-attempts", required_argument, NULL, 'a' },
-		{ "slow-timeout", required_argument, NULL, 's' },
+		{ "slow-timeout", required_argument, NULL, 's' }, { "peer-check", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	const char *nfs = NULL;
@@ -691,7 +871,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 	int opt;
 
 	listen_spec[0] = '\0';
-	while ((opt = getopt_long(argc, argv, "r:l:n:a:s:vh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "r:l:n:a:s:p:vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
 			if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(d->m.root) - 64) {
@@ -715,6 +895,13 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 				return 2;
 			}
 			d->slow_timeout = (unsigned)v;
+			break;
+		case 'p':
+			if (strcmp(optarg, "neigh") != 0 && strcmp(optarg, "off") != 0) {
+				nf_err("invalid --peer-check '%s': expected neigh or off", optarg);
+				return 2;
+			}
+			d->peer_check = strcmp(optarg, "neigh") == 0;
 			break;
 		case 'v': nf_log_setup("netflashd", NF_LOG_DEBUG); break;
 		case 'h': fputs(usage, stdout); exit(0);
@@ -740,9 +927,27 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 	return 0;
 }
 
+/* The soft fd limit up to the hard one (a unit without LimitNOFILE gets
+ * 1024), and a connection cap that leaves FD_RESERVE of them for files. */
+static void size_for_fds(struct daemon *d)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			nf_warn("cannot raise the open-file limit: %s, ignoring", strerror(errno));
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		rl.rlim_cur = 1024;
+	d->max_conns = rl.rlim_cur > MAX_CONNS + FD_RESERVE ? MAX_CONNS
+		       : rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE) : (unsigned)(rl.rlim_cur / 2);
+}
+
 int main(int argc, char **argv)
 {
-	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 }, .max_attempts = 3, .slow_timeout = 10, .lfd = -1 };
+	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 }, .max_attempts = 3, .slow_timeout = 10,
+				   .lfd = -1, .peer_check = 1, .neigh_table = NF_NEIGH_TABLE };
 	struct sigaction sa = { .sa_handler = on_signal };
 	char listen_spec[128];
 	int r;
@@ -750,9 +955,12 @@ int main(int argc, char **argv)
 	nf_log_setup("netflashd", NF_LOG_INFO);
 	if ((r = parse_args(&d, argc, argv, listen_spec, sizeof(listen_spec))) != 0)
 		return r;
+	size_for_fds(&d);
 	if (master_open_store(&d.m, &d.st) < 0)
 		return 1;
 	store_set_sync(d.st, 0);
+	/* A command's transaction must not freeze the loop for long. */
+	store_set_busy_timeout(d.st, 200);
 	if ((r = listen_on(&d, listen_spec)) < 0) {
 		nf_err("cannot listen on '%s': %s", listen_spec, nf_strerror(r));
 		return 1;
@@ -763,12 +971,16 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	nf_info("listening on %s; images at %s/<file>%s%s; max %u attempts", listen_spec, d.nfs_prefix,
-		d.nfs_query[0] ? "?" : "", d.nfs_query, d.max_attempts);
+	nf_info("listening on %s; images at %s/<file>%s%s; max %u attempts, %u connections", listen_spec,
+		d.nfs_prefix, d.nfs_query[0] ? "?" : "", d.nfs_query, d.max_attempts, d.max_conns);
+	if (!d.peer_check)
+		nf_warn("--peer-check=off: a worker is who its token says; any host that reads a token (TFTP "
+			"serves it to the whole LAN) can take that worker's job and its provisioning secrets");
 	while (!stop) {
 		struct epoll_event evs[64];
-		int n = epoll_wait(d.epfd, evs, 64, 1000);
+		int n = epoll_wait(d.epfd, evs, 64, d.accept_resume_ms ? ACCEPT_PAUSE_MS / 5 : 1000);
 
+		resume_accept(&d);
 		for (int i = 0; i < n; i++) {
 			if (!evs[i].data.ptr)
 				on_accept(&d);

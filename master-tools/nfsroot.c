@@ -87,16 +87,18 @@ static void add_export(const char *mac, const char *dir, const char *clients, un
 	if (*go < EXPORTS_MAX)
 		*go += (size_t)snprintf(gx + *go, EXPORTS_MAX - *go,
 					"EXPORT {\n\t# %s\n\tExport_Id = %u;\n\tPath = %s;\n\tPseudo = %s;\n"
-					"\tAccess_Type = RW;\n\tSquash = No_Root_Squash;\n\tProtocols = 3;\n"
-					"\tTransports = TCP;\n\tSecType = sys;\n\tFSAL { Name = VFS; }\n}\n",
-					mac, id, dir, dir);
+					"\t# Nobody but the workers' LAN: the root is writable, root unsquashed.\n"
+					"\tAccess_Type = None;\n\tSquash = No_Root_Squash;\n\tProtocols = 3;\n"
+					"\tTransports = TCP;\n\tSecType = sys;\n"
+					"\tCLIENT { Clients = %s; Access_Type = RW; }\n\tFSAL { Name = VFS; }\n}\n",
+					mac, id, dir, dir, clients);
 }
 
 /* Rewrites both export files from ROOT/state/nfsroot. */
 static int write_exports(const struct master *m, char *detail, size_t cap)
 {
 	char sdir[1200], path[1600], dir[NFSROOT_DIR_MAX + 2], *kx = malloc(EXPORTS_MAX), *gx = malloc(EXPORTS_MAX);
-	const char *clients = m->conf.subnet[0] ? m->conf.subnet : "*";
+	const char *clients = m->conf.subnet;
 	size_t ko = 0, go = 0;
 	unsigned id = 1000;
 	struct dirent **names = NULL;
@@ -122,12 +124,19 @@ static int write_exports(const struct master *m, char *detail, size_t cap)
 			continue;
 		if (nfsroot_check(dir, path, sizeof(path)) == -EINVAL)
 			continue; /* edited by hand into something unsafe: leave it out */
+		if (!clients[0]) {
+			/* Read-write with root unsquashed must never go to "*". */
+			snprintf(detail, cap, "netflash.conf has no subnet to export diskless roots to (they are "
+				 "read-write, root unsquashed); run: netflash init --subnet CIDR");
+			r = -EINVAL;
+			break;
+		}
 		add_export(names[i]->d_name, dir, clients, id++, kx, &ko, gx, &go);
 	}
 	for (int i = 0; i < n_names; i++)
 		free(names[i]);
 	free(names);
-	if (ko >= EXPORTS_MAX || go >= EXPORTS_MAX) {
+	if (r == 0 && (ko >= EXPORTS_MAX || go >= EXPORTS_MAX)) {
 		snprintf(detail, cap, "too many diskless workers for one exports file");
 		r = -EFBIG;
 	}

@@ -1,6 +1,10 @@
 #include "store.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +46,26 @@ int store_open(struct store **out, const char *path)
 
 	if (!s)
 		return -ENOMEM;
+	/* Tokens live here: root only. SQLite gives the -wal and -shm files the
+	 * database file's mode. */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+	if (fd < 0 || fchmod(fd, 0600) < 0) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		free(s);
+		return -e;
+	}
+	close(fd);
+	for (const char *const *sfx = (const char *const[]){ "-wal", "-shm", NULL }; *sfx; sfx++) {
+		char side[PATH_MAX];
+
+		/* Left by an older netflash with the umask's mode. */
+		if (snprintf(side, sizeof(side), "%s%s", path, *sfx) < (int)sizeof(side))
+			chmod(side, 0600);
+	}
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(s->db, 10000) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
@@ -207,6 +231,11 @@ int store_set_sync(struct store *s, int full)
 {
 	return sqlite3_exec(s->db, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
 			    NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+}
+
+int store_set_busy_timeout(struct store *s, int ms)
+{
+	return sqlite3_busy_timeout(s->db, ms) == SQLITE_OK ? 0 : -EIO;
 }
 
 /* Runs a prepared statement to completion; finalizes it. */

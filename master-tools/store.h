@@ -81,6 +81,10 @@ int store_image_users(struct store *s, const char *image);
  * only: consistent after a crash of the process (daemon, for progress). */
 int store_set_sync(struct store *s, int full);
 
+/* How long a statement waits for another process's write lock before it
+ * fails with -EIO (store_open sets 10 s; the daemon's loop wants less). */
+int store_set_busy_timeout(struct store *s, int ms);
+
 /* Starts a job for mac (state running). Returns 0 with *id, or -EIO. */
 int store_job_new(struct store *s, const char *mac, const char *image, const char *target,
 		  uint64_t target_bytes, uint64_t *id);

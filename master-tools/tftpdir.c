@@ -150,14 +150,18 @@ static int is_ours(int root_fd, const char *name, const char *mac, char *detail,
 	return 0;
 }
 
-static int write_at(int dirfd, const char *name, const char *text)
+/* Writes text to dirfd/name; owner (uid) != (uid_t)-1: that user alone may
+ * read it (0400: the file holds a token), else everyone (0644). */
+static int write_at(int dirfd, const char *name, const char *text, uid_t owner)
 {
-	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644), r = 0;
+	int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600), r = 0;
 	size_t len = strlen(text);
 
+	errno = 0;
 	if (fd < 0)
 		return -errno;
-	if (fchmod(fd, 0644) < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
+	if ((owner != (uid_t)-1 && fchown(fd, owner, (gid_t)-1) < 0) ||
+	    fchmod(fd, owner != (uid_t)-1 ? 0400 : 0644) < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0)
 		r = errno ? -errno : -EIO;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
@@ -165,7 +169,7 @@ static int write_at(int dirfd, const char *name, const char *text)
 }
 
 static int build_new(int root_fd, const char *tmp, const char *mac, const char *boot_dir,
-		     const char *cmdline, const char *config, char *detail, size_t cap)
+		     const char *cmdline, const char *config, uid_t owner, char *detail, size_t cap)
 {
 	int bfd = -1, nfd = -1, r;
 	char marker[32];
@@ -184,17 +188,17 @@ static int build_new(int root_fd, const char *tmp, const char *mac, const char *
 	if (r == 0 && unlinkat(nfd, "cmdline.txt", 0) < 0 && errno != ENOENT)
 		r = -errno;
 	if (r == 0)
-		r = write_at(nfd, "cmdline.txt", cmdline);
+		r = write_at(nfd, "cmdline.txt", cmdline, owner);
 	if (r == 0 && config) {
 		if ((unlinkat(nfd, "config.txt", 0) < 0 && errno != ENOENT) ||
 		    (unlinkat(nfd, "netflash.cpio.gz", 0) < 0 && errno != ENOENT))
 			r = -errno;
 		else
-			r = write_at(nfd, "config.txt", config);
+			r = write_at(nfd, "config.txt", config, (uid_t)-1);
 	}
 	snprintf(marker, sizeof(marker), "%s\n", mac);
 	if (r == 0)
-		r = write_at(nfd, NF_TFTP_MARKER, marker);
+		r = write_at(nfd, NF_TFTP_MARKER, marker, (uid_t)-1);
 	if (r == 0 && fsync(nfd) < 0)
 		r = -errno;
 out:
@@ -206,7 +210,7 @@ out:
 }
 
 int tftpdir_create(const char *tftp_root, const char *mac, const char *boot_dir, const char *cmdline,
-		   const char *config, int replace, char *detail, size_t cap)
+		   const char *config, int replace, uid_t owner, char *detail, size_t cap)
 {
 	char tmp[64];
 	int root_fd = open(tftp_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
@@ -220,7 +224,7 @@ int tftpdir_create(const char *tftp_root, const char *mac, const char *boot_dir,
 		goto out;
 	/* Dot names: never a MAC, so dnsmasq never serves a half-built dir. */
 	snprintf(tmp, sizeof(tmp), ".new-%s-%s", mac, rnd);
-	r = build_new(root_fd, tmp, mac, boot_dir, cmdline, config, detail, cap);
+	r = build_new(root_fd, tmp, mac, boot_dir, cmdline, config, owner, detail, cap);
 	if (r < 0)
 		goto fail;
 	if (replace && faccessat(root_fd, mac, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {

@@ -6,6 +6,7 @@
 #define NETFLASH_TFTPDIR_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define NF_TFTP_MARKER ".netflash-mac"
 
@@ -14,10 +15,12 @@
  * content. config: NULL keeps boot_dir's config.txt; else this text is the
  * config.txt and the flasher's initramfs (netflash.cpio.gz) is left out (a
  * diskless worker boots its own system). replace: an existing dir of ours
- * is replaced atomically; else an existing dir is -EEXIST. Returns 0 or
- * -errno with detail set. */
+ * is replaced atomically; else an existing dir is -EEXIST. owner: the uid
+ * that alone may read cmdline.txt (it holds the worker's token; dnsmasq's
+ * user), or (uid_t)-1 for a world-readable one. Returns 0 or -errno with
+ * detail set. */
 int tftpdir_create(const char *tftp_root, const char *mac, const char *boot_dir, const char *cmdline,
-		   const char *config, int replace, char *detail, size_t cap);
+		   const char *config, int replace, uid_t owner, char *detail, size_t cap);
 
 /* Removes tftp_root/mac: refuses a symlink or anything without our marker
  * (-EPERM), never follows symlinks inside. Returns 0, -ENOENT (no dir) or

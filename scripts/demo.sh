@@ -51,7 +51,10 @@ token=$(grep -o 'netflash.token=[0-9a-f]*' "$work/root/tftp/52-54-00-de-40-01/cm
 
 step "3. Servers: nfs-ganesha (the catalog, read-only) and netflashd, on 127.0.0.1"
 ganesha_start "$work/root/images" "$work"
-build/master-tools/netflashd --root "$work/root" --listen "127.0.0.1:$port" \
+# --peer-check=off: the QEMU worker reaches this loopback master through
+# QEMU's user network, so there is no neighbour (ARP) entry to check its
+# MAC against; a master on a real LAN leaves it on (docs/security.md).
+build/master-tools/netflashd --root "$work/root" --listen "127.0.0.1:$port" --peer-check=off \
 	--nfs-url "nfs://10.0.2.2/export?$GANESHA_URL_ARGS" 2>"$work/netflashd.log" &
 DPID=$!
 sleep 0.5

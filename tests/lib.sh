@@ -8,6 +8,9 @@ set -euo pipefail
 NETFLASH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 NFW="$NETFLASH_BUILD/flasher-init/netflash-write"
 T=$(mktemp -d "${TMPDIR:-/tmp}/netflash-test.XXXXXX")
+# dnsmasq drops to its own user (the generated config says which): it must
+# be able to reach the TFTP root inside the work dir (search, not list).
+chmod 711 "$T"
 _LOOPS=() _PIDS=() _MOUNTS=()
 FAILS=0
 

@@ -49,6 +49,17 @@ nfs-ls "$U" 2>&1 | has 'sbin' &&
 	pass "ganesha with ganesha-nfsroot.conf serves the root read-write (a file written as root stays root's)" ||
 	fail "nfs: $(nfs-ls "$U" 2>&1 | head -3); $(ls -ln "$R/home/pi")"
 
+grep -q "Access_Type = None;" "$MR/etc/ganesha-nfsroot.conf" &&
+	grep -q "CLIENT { Clients = 127.0.0.0/8; Access_Type = RW; }" "$MR/etc/ganesha-nfsroot.conf" &&
+	pass "ganesha-nfsroot.conf gives the root to the workers' subnet only" ||
+	fail "ganesha export: $(cat "$MR/etc/ganesha-nfsroot.conf")"
+# A master without a subnet never exports a root read-write to everyone.
+NS=$T/nosubnet
+"$NF" --root "$NS" init --interface lo --server-ip 127.0.0.1 --broadcast 127.255.255.255 >/dev/null
+rc=0; "$NF" --root "$NS" enroll b8:27:eb:00:03:09 --nfsroot "$R" 2>"$T/err" || rc=$?
+[ $rc = 2 ] && has "needs the workers' subnet" "$T/err" && [ ! -e "$NS/etc/netflash-nfsroot.exports" ] &&
+	pass "enroll --nfsroot without a subnet is refused, nothing exported" || fail "no subnet: rc=$rc $(cat "$T/err")"
+
 # Unusable and hostile values: one-line errors, nothing enrolled.
 M2=b8:27:eb:00:03:02 D2=b8-27-eb-00-03-02
 bad() { # name exit-status regex args...

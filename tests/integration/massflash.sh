@@ -35,7 +35,7 @@ grep -q "^dhcp-script=$MR/etc/dhcp-event\$" "$MR/etc/dnsmasq.conf" && grep -q '^
 	fail "dnsmasq.conf: $(cat "$MR/etc/dnsmasq.conf")"
 "$NF" --root "$MR" image add "$img.mt.xz" --name pios >/dev/null
 "$NF" --root "$MR" boot-files import --from-image pios >/dev/null 2>&1
-nsx master dnsmasq --conf-file="$MR/etc/dnsmasq.conf" --keep-in-foreground --user=root &
+nsx master dnsmasq --conf-file="$MR/etc/dnsmasq.conf" --keep-in-foreground &
 register_pid $!
 for _ in $(seq 1 50); do grep -q "TFTP root is" "$MR/log/dnsmasq.log" 2>/dev/null && break; sleep 0.1; done
 ganesha_start "$MR/images" "$T"

@@ -33,7 +33,7 @@ grep -q '^tftp-unique-root=mac$' "$R/etc/dnsmasq.conf" && grep -q '^dhcp-range=1
 echo "fake initramfs for the TFTP test" >"$T/netflash.cpio.gz"
 "$NF" --root "$R" boot-files import --from-image pios --initramfs "$T/netflash.cpio.gz" >/dev/null
 start_master_dnsmasq() {
-	nsx master dnsmasq --conf-file="$R/etc/dnsmasq.conf" --keep-in-foreground --user=root &
+	nsx master dnsmasq --conf-file="$R/etc/dnsmasq.conf" --keep-in-foreground &
 	MASTER_PID=$!
 	register_pid "$MASTER_PID"
 	for _ in $(seq 1 50); do grep -q "TFTP root is" "$R/log/dnsmasq.log" 2>/dev/null && return 0; sleep 0.1; done

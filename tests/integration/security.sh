@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# The master against hostile hosts on a LAN of network namespaces: real
+# dnsmasq (TFTP), nfs-ganesha and netflashd in the master's namespace, a
+# worker and an attacker with their own MACs. A host that reads a worker's
+# token over TFTP gets nothing from netflashd; the real worker still
+# flashes; a connection opened before enroll --force cannot finish the new
+# enrollment. Then, on loopback: fd exhaustion, an internal error that must
+# not count against the worker, hostile numbers, file modes.
+source "$(dirname "$0")/../lib.sh"
+
+NF="$NETFLASH_BUILD/master-tools/netflash"
+NFD="$NETFLASH_BUILD/master-tools/netflashd"
+img=$(test_image 16)
+size=$(stat -c %s "$img")
+sha=$(sha256sum "$img" | cut -d' ' -f1)
+R=$T/root
+W1=b8:27:eb:00:00:01 W2=b8:27:eb:00:00:02 EVIL=02:00:00:00:00:66
+D1=b8-27-eb-00-00-01 D2=b8-27-eb-00-00-02
+
+netns_lan
+netns_host master 02:00:00:00:00:02 10.77.0.2
+netns_host w1 "$W1" 10.77.0.11
+netns_host w2 "$W2" 10.77.0.12
+netns_host evil "$EVIL" 10.77.0.66
+
+"$NF" --root "$R" init --interface eth0 --subnet 10.77.0.0/24 --server-ip 10.77.0.2 --port 7070 >/dev/null
+"$NF" --root "$R" image add "$img.zst" --name pios >/dev/null
+echo "fake initramfs" >"$T/netflash.cpio.gz"
+"$NF" --root "$R" boot-files import --from-image pios --initramfs "$T/netflash.cpio.gz" >/dev/null 2>&1
+"$NF" --root "$R" enroll "$W1" --image pios >/dev/null
+"$NF" --root "$R" enroll "$W2" --image pios >/dev/null
+
+# ---- file modes: tokens and secrets for root only -------------------------
+[ "$(stat -c %a "$R/state")" = 700 ] && [ "$(stat -c %a "$R/state/netflash.db")" = 600 ] &&
+	pass "state dir 0700, database 0600" || fail "modes: state $(stat -c %a "$R/state"), db $(stat -c %a "$R/state/netflash.db")"
+tftp_user=$(sed -n 's/^user=//p' "$R/etc/dnsmasq.conf")
+[ -n "$tftp_user" ] && [ "$(stat -c '%U %a' "$R/tftp/$D1/cmdline.txt")" = "$tftp_user 400" ] &&
+	pass "cmdline.txt (the token) is readable by dnsmasq's user ($tftp_user) only" ||
+	fail "cmdline.txt: $(stat -c '%U %a' "$R/tftp/$D1/cmdline.txt"), dnsmasq user '$tftp_user'"
+
+# ---- the master's servers, in its namespace ---------------------------------
+nsx master dnsmasq --conf-file="$R/etc/dnsmasq.conf" --keep-in-foreground &
+register_pid $!
+for _ in $(seq 1 50); do grep -q "TFTP root is" "$R/log/dnsmasq.log" 2>/dev/null && break; sleep 0.1; done
+GANESHA_ADDR=10.77.0.2 GANESHA_NETNS=$(_ns master)
+ganesha_start "$R/images" "$T" || { fail "ganesha did not start in the master's namespace"; finish; }
+nsx master "$NFD" --root "$R" --listen 10.77.0.2:7070 --nfs-url "nfs://10.77.0.2/export?$GANESHA_URL_ARGS" \
+	>>"$T/daemon.log" 2>&1 &
+register_pid $!
+for _ in $(seq 1 50); do grep -q "listening on" "$T/daemon.log" && break; sleep 0.1; done
+
+# ask NS LINE...: sends the lines over one connection from NS, prints the answers
+ask() {
+	local ns=$1
+	shift
+	nsx "$ns" bash -c 'exec 3<>/dev/tcp/10.77.0.2/7070 || exit 1
+		for l in "$@"; do printf "%s\n" "$l" >&3; sleep 0.3; done
+		timeout 3 cat <&3' _ "$@"
+}
+
+# ---- a host with another MAC, holding the token read over TFTP -------------
+nsx evil curl -s --max-time 10 -o "$T/stolen" "tftp://10.77.0.2/$D1/cmdline.txt" || true
+tok1=$(grep -o 'netflash.token=[0-9a-f]*' "$T/stolen" 2>/dev/null | cut -d= -f2 || true)
+[ -n "$tok1" ] && pass "(the attacker read $D1's token over TFTP, as any LAN host can)" ||
+	fail "the attacker could not read the token over TFTP: the test proves nothing"
+ans=$(ask evil "HELLO v=1 mac=$W1 token=$tok1")
+[ "$ans" = "ERR reason=refused" ] && pass "HELLO with the stolen token from another MAC: refused" ||
+	fail "stolen-token HELLO answered '$ans'"
+ans=$(ask evil "QUERY v=1 mac=$W1 token=$tok1")
+[ "$ans" = "ERR reason=refused" ] && pass "QUERY with the stolen token: refused" || fail "stolen-token QUERY: '$ans'"
+ans=$(ask evil "HELLO v=1 mac=$W1 token=$tok1" "DONE id=1 sha256=$sha bytes=$size seconds=1.0")
+[[ $ans != *RELEASED* ]] && [[ $ans != *JOB* ]] && [ -d "$R/tftp/$D1" ] && pass "no job, no patch, no release for the attacker" ||
+	fail "attacker got '$ans'"
+grep -q "refused $D1 from 10.77.0.66:[0-9]*: its address belongs to 02-00-00-00-00-66 on eth0" "$T/daemon.log" &&
+	pass "the refusal names the MAC behind the address" || fail "log: $(grep refused "$T/daemon.log" | tail -2)"
+# The master's own address has no neighbour entry: not a LAN peer.
+ans=$(ask master "HELLO v=1 mac=$W1 token=$tok1")
+[ "$ans" = "ERR reason=refused" ] && grep -q "no neighbour (ARP) entry" "$T/daemon.log" &&
+	pass "a connection without a neighbour entry is refused (routed setups opt out)" || fail "no-neigh HELLO: '$ans'"
+
+# ---- the real worker flashes ---------------------------------------------
+pattern_file "$T/card1" $((32 * 1048576))
+if nsx w1 "$NFW" -q --progress=none --report-to 10.77.0.2:7070 --mac "$W1" --token "$tok1" "$T/card1" 2>"$T/w1.log" &&
+	cmp -s -n "$size" "$img" "$T/card1" && [ ! -e "$R/tftp/$D1" ]; then
+	pass "the real worker (its own MAC) flashed, verified and was released"
+else
+	fail "real worker: $(cat "$T/w1.log"; tail -3 "$T/daemon.log")"
+fi
+
+# ---- a connection opened before enroll --force speaks for nothing ---------
+tok2=$(grep -o 'netflash.token=[0-9a-f]*' "$R/tftp/$D2/cmdline.txt" | cut -d= -f2)
+nsx w2 bash -c 'exec 3<>/dev/tcp/10.77.0.2/7070
+	printf "HELLO v=1 mac=%s token=%s\n" "$1" "$2" >&3
+	read -r job <&3; echo "$job"
+	id=${job#*id=}; id=${id%% *}
+	while [ ! -e "$3" ]; do sleep 0.1; done
+	printf "DONE id=%s sha256=%s bytes=%s seconds=1.0\n" "$id" "$4" "$5" >&3
+	timeout 3 cat <&3' _ "$W2" "$tok2" "$T/reenrolled" "$sha" "$size" >"$T/w2.out" &
+w2pid=$!
+register_pid "$w2pid"
+sleep 1
+"$NF" --root "$R" enroll "$W2" --image pios --force >/dev/null
+touch "$T/reenrolled"
+wait "$w2pid"
+grep -q '^JOB ' "$T/w2.out" && grep -q 'ERR .*reason=stale-token' "$T/w2.out" && [ -d "$R/tftp/$D2" ] &&
+	"$NF" --root "$R" ls | grep "$D2" | has enrolled &&
+	pass "DONE on a connection from before enroll --force: stale-token, the new enrollment stays" ||
+	fail "stale connection: $(cat "$T/w2.out")"
+
+# ---- connections per address are capped -------------------------------------
+nsx evil python3 - <<'PY' >"$T/flood.out"
+import socket, time
+socks = []
+for _ in range(60):
+    s = socket.create_connection(("10.77.0.2", 7070))
+    socks.append(s)
+time.sleep(1)
+alive = 0
+for s in socks:
+    s.setblocking(False)
+    try:
+        alive += s.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        alive += 1
+print(alive)
+PY
+alive=$(cat "$T/flood.out")
+[ "$alive" -le 32 ] && [ "$alive" -ge 1 ] && pass "one address holds at most 32 connections ($alive of 60 kept)" ||
+	fail "per-address cap: $alive of 60 connections kept"
+
+# ---- out of fds: no spinning, workers still served afterwards ---------------
+ganesha_stop
+GANESHA_ADDR= GANESHA_NETNS=
+MR=$T/lo
+MPORT=$("$NETFLASH_BUILD/tests/freeport")
+"$NF" --root "$MR" init --interface lo --server-ip 127.0.0.1 --subnet 127.0.0.0/8 --port "$MPORT" >/dev/null
+"$NF" --root "$MR" image add "$img.zst" --name pios >/dev/null
+"$NF" --root "$MR" boot-files import --from-image pios >/dev/null 2>&1
+ganesha_start "$MR/images" "$T/lo-g"
+"$NF" --root "$MR" enroll "$W1" --image pios >/dev/null
+prlimit --nofile=48:48 "$NFD" --root "$MR" --listen "127.0.0.1:$MPORT" --peer-check=off --slow-timeout 2 \
+	--nfs-url "nfs://127.0.0.1/export?$GANESHA_URL_ARGS" >>"$T/lo.log" 2>&1 &
+dpid=$!
+register_pid "$dpid"
+for _ in $(seq 1 50); do grep -q "listening on" "$T/lo.log" && break; sleep 0.1; done
+cpu() { awk '{print $14 + $15}' "/proc/$dpid/stat"; }
+before=$(cpu)
+python3 - "$MPORT" <<'PY' &
+import socket, sys, time
+socks = []
+for _ in range(200):
+    try:
+        socks.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1))
+    except OSError:
+        pass
+time.sleep(3)
+PY
+fpid=$!
+register_pid "$fpid"
+wait "$fpid"
+ticks=$(( $(cpu) - before ))
+[ "$ticks" -lt 100 ] && pass "200 connections against 48 fds: $ticks CPU ticks in 3 s (no accept spin)" ||
+	fail "accept loop spun: $ticks CPU ticks in 3 s"
+has "cannot accept connections: Too many open files\|too many connections" "$T/lo.log" &&
+	pass "running out of fds is logged" || fail "no log of fd exhaustion: $(tail -3 "$T/lo.log")"
+
+# ---- a master-side error is never the worker's failed attempt ------------
+tokl=$(token_of "$W1")
+exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+printf 'HELLO v=1 mac=%s token=%s\n' "$W1" "$tokl" >&$c
+read -r -t 5 job <&$c || job=
+id=$(echo "$job" | grep -o 'id=[0-9]*' | cut -d= -f2)
+mv "$MR/images/pios.manifest" "$T/pios.manifest"
+printf 'DONE id=%s sha256=%s bytes=%s seconds=1.0\n' "$id" "$sha" "$size" >&$c
+read -r -t 5 verdict <&$c || verdict=
+mv "$T/pios.manifest" "$MR/images/pios.manifest"
+[ "${verdict%% *}" = KEPT ] && "$NF" --root "$MR" status --json | has "\"attempts\":0" &&
+	grep -q "cannot read the manifest of image 'pios'" "$T/lo.log" &&
+	pass "DONE while the manifest is unreadable: KEPT, logged, no attempt counted" ||
+	fail "manifest error: '$verdict' $("$NF" --root "$MR" status --json)"
+# Numbers from the wire: no exponents, nan or inf.
+refused=0
+for bad in "PROGRESS id=$id stage=write done=1 total=2 mbps=1e-300" "PROGRESS id=$id stage=write done=1 total=2 mbps=nan" \
+	"DONE id=$id sha256=$sha bytes=$size seconds=nan" "PROGRESS id=999 stage=write done=1 total=2 mbps=1.0"; do
+	printf '%s\n' "$bad" >&$c
+	read -r -t 5 ans <&$c || ans=
+	case "$ans" in ERR*) refused=$((refused + 1)) ;; *) fail "'$bad' answered '$ans'" ;; esac
+	exec {c}>&-
+	exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+	printf 'HELLO v=1 mac=%s token=%s job=%s\n' "$W1" "$tokl" "$id" >&$c
+	read -r -t 5 job <&$c || job=
+done
+exec {c}>&-
+[ "$refused" = 4 ] && pass "mbps=1e-300, nan, seconds=nan and a foreign PROGRESS id are refused"
+finish
