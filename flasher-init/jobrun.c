@@ -64,6 +64,16 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 				 jr->client.detail[0] ? jr->client.detail : nf_strerror(r));
 		return r;
 	}
+	/* A JOB names an image on the master's NFS export, nothing else: a
+	 * fake master must not make the worker copy its own files to the card. */
+	if (strncmp(jr->job.url, "nfs://", 6) != 0) {
+		char q[160];
+
+		snprintf(detail, cap, "the master at %s sent a job whose image is not an nfs:// URL (%s); refusing it",
+			 server, nf_quote(q, sizeof(q), jr->job.url));
+		nf_job_free(&jr->job);
+		return -EPROTO;
+	}
 	fo->source = jr->job.url;
 	fo->format = nf_format_parse(jr->job.format);
 	memcpy(fo->expect_sha256, jr->job.sha256, 32);

@@ -64,6 +64,19 @@ const char *nf_quote(char *out, size_t cap, const char *s)
 	return out;
 }
 
+const char *nf_printable(char *out, size_t cap, const char *s)
+{
+	size_t n;
+
+	nf_quote(out, cap, s);
+	n = strlen(out);
+	if (n < 2)
+		return out;
+	memmove(out, out + 1, n - 2);
+	out[n - 2] = '\0';
+	return out;
+}
+
 const char *nf_strerror(int neg_errno)
 {
 	switch (-neg_errno) {

@@ -24,6 +24,10 @@ void nf_log(enum nf_log_level level, const char *fmt, ...)
  * Returns out, so it can be used inline in a log call. */
 const char *nf_quote(char *out, size_t cap, const char *s);
 
+/* The same escaping without the quotes, for table cells: a string from a
+ * worker or the database can carry no terminal escape to the screen. */
+const char *nf_printable(char *out, size_t cap, const char *s);
+
 /* Like strerror() for a negative errno, with project-specific wording for
  * the errno values the project reuses (EBADMSG: corrupt data, ...). */
 const char *nf_strerror(int neg_errno);

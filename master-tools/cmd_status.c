@@ -53,9 +53,14 @@ void worker_view(struct store *st, const struct enrollment *e, struct worker_vie
 			snprintf(v->pct, sizeof(v->pct), "%u%%", (unsigned)(j->done * 100 / j->total));
 		snprintf(v->rate, sizeof(v->rate), "%.1f", j->mbps);
 		if (j->mbps > 0 && j->total > j->done && strcmp(j->stage, "write") == 0) {
-			unsigned s = (unsigned)((double)(j->total - j->done) / 1e6 / j->mbps);
+			double eta = (double)(j->total - j->done) / 1e6 / j->mbps;
 
-			snprintf(v->eta, sizeof(v->eta), "%u:%02u", s / 60, s % 60);
+			/* A rate near 0 (old rows took any number) must not overflow the cast. */
+			if (eta < 100 * 3600) {
+				unsigned s = (unsigned)eta;
+
+				snprintf(v->eta, sizeof(v->eta), "%u:%02u", s / 60, s % 60);
+			}
 		}
 	} else if (strcmp(j->state, "done") == 0) {
 		snprintf(v->pct, sizeof(v->pct), "100%%");
@@ -73,7 +78,7 @@ static int status_row(const struct enrollment *e, void *ctx)
 
 	worker_view(c->st, e, &v);
 	have = v.have_job;
-	snprintf(err, sizeof(err), "%s", e->last_error[0] ? e->last_error : "-");
+	nf_printable(err, sizeof(err), e->last_error[0] ? e->last_error : "-");
 	if (c->json) {
 		char a[64], b[64], s[64];
 
@@ -84,8 +89,11 @@ static int status_row(const struct enrollment *e, void *ctx)
 		       have ? (unsigned long long)jp->done : 0ULL, have ? (unsigned long long)jp->total : 0ULL,
 		       have ? jp->mbps : 0.0, e->attempts, nf_json_str(jerr, sizeof(jerr), e->last_error));
 	} else {
+		char h[200], im[200];
+
 		printf("%-17s  %-12.12s %-16.16s %-9.9s %5s %6s %6s %3u  %.40s\n", e->mac,
-		       e->hostname[0] ? e->hostname : "-", e->image, v.state, v.pct, v.rate, v.eta, e->attempts, err);
+		       nf_printable(h, sizeof(h), e->hostname[0] ? e->hostname : "-"), nf_printable(im, sizeof(im), e->image),
+		       v.state, v.pct, v.rate, v.eta, e->attempts, err);
 	}
 	c->n++;
 	return 0;
@@ -166,20 +174,20 @@ static int history_row(const struct job *j, void *ctx)
 		       (unsigned long long)j->target_bytes, nf_json_str(a, sizeof(a), j->reason));
 	else
 		printf("%-6llu %s  %-17s %-16.16s %-9s %7.1f %6.1f %12llu  %s\n", (unsigned long long)j->id, when,
-		       j->mac, j->image, j->state, j->seconds, rate, (unsigned long long)j->bytes,
-		       j->reason[0] ? j->reason : "-");
+		       j->mac, nf_printable(b, sizeof(b), j->image), j->state, j->seconds, rate, (unsigned long long)j->bytes,
+		       nf_printable(a, sizeof(a), j->reason[0] ? j->reason : "-"));
 	c->n++;
 	return 0;
 }
 
 static int log_row(int64_t at, const char *line, void *ctx)
 {
-	char when[32];
+	char when[32], p[2048];
 	time_t t = (time_t)at;
 
 	(void)ctx;
 	strftime(when, sizeof(when), "%H:%M:%S", localtime(&t));
-	printf("  %s %s\n", when, line);
+	printf("  %s %s\n", when, nf_printable(p, sizeof(p), line));
 	return 0;
 }
 

@@ -190,6 +190,35 @@ for bad in "PROGRESS id=$id stage=write done=1 total=2 mbps=1e-300" "PROGRESS id
 	printf 'HELLO v=1 mac=%s token=%s job=%s\n' "$W1" "$tokl" "$id" >&$c
 	read -r -t 5 job <&$c || job=
 done
+# Text from a worker reaches a terminal only escaped.
+printf 'FAIL id=%s stage=write reason=%%1b]0;owned%%07%%1b[2Jgone\n' "$id" >&$c
+read -r -t 5 ans <&$c || ans=
+"$NF" --root "$MR" history "$W1" >"$T/hist.out"
+"$NF" --root "$MR" status >>"$T/hist.out"
+! grep -q $'\x1b' "$T/hist.out" && has '\\x1b\]0;owned' "$T/hist.out" &&
+	pass "a FAIL reason with terminal escapes is shown escaped by history and status" ||
+	fail "escapes: '$ans' $(od -c "$T/hist.out" | grep -m3 033)"
 exec {c}>&-
 [ "$refused" = 4 ] && pass "mbps=1e-300, nan, seconds=nan and a foreign PROGRESS id are refused"
+
+# A fake master's JOB naming a local file is refused by the worker.
+fport=$("$NETFLASH_BUILD/tests/freeport")
+python3 - "$fport" <<'PY' &
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); s.settimeout(20)
+c, _ = s.accept(); c.recv(1024)
+c.sendall(b"JOB id=1 url=/etc/os-release format=raw size=100 sha256=" + b"0" * 64 + b" image=x\n")
+c.settimeout(5)
+try: c.recv(1024)
+except OSError: pass
+PY
+register_pid $!
+sleep 0.3
+pattern_file "$T/card9" $((8 * 1048576))
+rc=0; "$NFW" -q --progress=none --report-to "127.0.0.1:$fport" --mac "$W1" --token 0123456789abcdef0123456789abcdef \
+	"$T/card9" 2>"$T/w9.log" || rc=$?
+[ $rc -ne 0 ] && has "is not an nfs:// URL" "$T/w9.log" &&
+	[ "$(first_mib "$T/card9")" = "$(pattern_file "$T/pat9" 1048576 && first_mib "$T/pat9")" ] &&
+	pass "a JOB whose url is a local file is refused, the card untouched" || fail "fake master: rc=$rc $(cat "$T/w9.log")"
 finish
