@@ -110,10 +110,53 @@ static int write_text(const struct master *m, const char *rel, const char *text,
 	return r;
 }
 
+/* 1 if root alone can change path: it and every directory above it are
+ * owned by root and not writable by group or others (a sticky directory,
+ * like /tmp, counts as safe for what root owns in it). As OpenSSH's
+ * safe_path() judges key files. */
+static int root_only(const char *path)
+{
+	char p[PATH_MAX];
+	size_t n;
+
+	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
+		return 0;
+	for (;;) {
+		struct stat st;
+
+		if (lstat(p, &st) < 0 || st.st_uid != 0 ||
+		    ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX))))
+			return 0;
+		if (strcmp(p, "/") == 0)
+			return 1;
+		n = strlen(p);
+		while (n > 1 && p[n - 1] != '/')
+			n--;
+		p[n > 1 ? n - 1 : 1] = '\0';
+	}
+}
+
+/* Where the generated dhcp-event script and unit find netflash and
+ * netflashd: beside this program when root alone can change it there,
+ * else the install directory (dnsmasq runs dhcp-event as root). */
+static void trusted_bindir(char *out, size_t cap)
+{
+	char self[PATH_MAX];
+
+	if (realpath("/proc/self/exe", self) && root_only(self)) {
+		*strrchr(self, '/') = '\0';
+		snprintf(out, cap, "%s", self[0] ? self : "/");
+		return;
+	}
+	snprintf(out, cap, "%s", NETFLASH_BINDIR);
+	nf_warn("this netflash is in a directory others can write; etc/dhcp-event and the units run %s/netflash "
+		"and %s/netflashd instead (install them: cmake --install build)", NETFLASH_BINDIR, NETFLASH_BINDIR);
+}
+
 static int write_configs(const struct master *m)
 {
 	const struct master_conf *c = &m->conf;
-	char buf[8192], self[PATH_MAX];
+	char buf[8192], bindir[PATH_MAX];
 	int r;
 
 	/* The dnsmasq options DESIGN.md verified: proxy DHCP for the Pi ROM
@@ -144,12 +187,9 @@ static int write_configs(const struct master *m)
 		 c->iface, c->broadcast, m->root, m->root, m->root, c->tftp_user, m->root);
 	if ((r = write_text(m, "etc/dnsmasq.conf", buf, 0644)) < 0)
 		return r;
-	if (!realpath("/proc/self/exe", self)) {
-		nf_err("cannot find this program's path: %s", strerror(errno));
-		return -errno;
-	}
-	if (strpbrk(self, "'\"") || strpbrk(m->root, "'\"")) {
-		nf_err("cannot write the configs: a path with a quote in it (%s, %s)", self, m->root);
+	trusted_bindir(bindir, sizeof(bindir));
+	if (strpbrk(bindir, "'\" \n") || strpbrk(m->root, "'\" \n")) {
+		nf_err("cannot write the configs: a path with a quote, space or newline in it (%s, %s)", bindir, m->root);
 		return -EINVAL;
 	}
 	/* dnsmasq runs as nobody and cannot create a new log in ROOT/log:
@@ -169,8 +209,8 @@ static int write_configs(const struct master *m)
 	snprintf(buf, sizeof(buf),
 		 "#!/bin/sh\n"
 		 "# dnsmasq's dhcp-script (netflash init): hands each event to netflash.\n"
-		 "exec '%s' --root '%s' dhcp-event \"$@\"\n",
-		 self, m->root);
+		 "exec '%s/netflash' --root '%s' dhcp-event \"$@\"\n",
+		 bindir, m->root);
 	if ((r = write_text(m, "etc/dhcp-event", buf, 0755)) < 0)
 		return r;
 	snprintf(buf, sizeof(buf),
@@ -189,18 +229,46 @@ static int write_configs(const struct master *m)
 		 m->root);
 	if ((r = write_text(m, "etc/ganesha.conf", buf, 0644)) < 0)
 		return r;
+	/* Sandboxing from systemd.exec(5). dnsmasq starts as root (raw DHCP
+	 * sockets, then drops to user=) and runs dhcp-event as root, which
+	 * writes the state database: ROOT's state, log and run stay writable.
+	 * Left out: PrivateNetwork/RestrictAddressFamilies narrower than this
+	 * (DHCP needs packet and netlink sockets), DynamicUser (dnsmasq's own
+	 * user owns the token files), CapabilityBoundingSet (dnsmasq keeps what
+	 * it needs and drops the rest itself). */
 	snprintf(buf, sizeof(buf),
 		 "[Unit]\nDescription=netflash proxy-DHCP and TFTP (dnsmasq)\n"
 		 "After=network-online.target\nWants=network-online.target\n\n"
 		 "[Service]\nExecStart=/usr/sbin/dnsmasq --keep-in-foreground --conf-file=%s/etc/dnsmasq.conf\n"
-		 "Restart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n", m->root);
+		 "Restart=on-failure\n"
+		 "NoNewPrivileges=yes\nProtectSystem=strict\nReadWritePaths=%s/log %s/run %s/state\n"
+		 "ProtectHome=yes\nPrivateTmp=yes\nPrivateDevices=yes\nProtectKernelTunables=yes\n"
+		 "ProtectKernelModules=yes\nProtectKernelLogs=yes\nProtectControlGroups=yes\nProtectClock=yes\n"
+		 "RestrictNamespaces=yes\nLockPersonality=yes\nMemoryDenyWriteExecute=yes\nRestrictRealtime=yes\n"
+		 "RestrictSUIDSGID=yes\nSystemCallArchitectures=native\n"
+		 "RestrictAddressFamilies=AF_INET AF_INET6 AF_NETLINK AF_PACKET AF_UNIX\n"
+		 "\n[Install]\nWantedBy=multi-user.target\n", m->root, m->root, m->root, m->root);
 	if ((r = write_text(m, "etc/netflash-dnsmasq.service", buf, 0644)) < 0)
 		return r;
+	/* netflashd: one fd per worker connection, so LimitNOFILE well above
+	 * the 1024 default (it also raises its soft limit itself). It writes
+	 * only under ROOT (state, TFTP dirs, provisioning patches) and reads
+	 * /proc/net/arp. Left out: DynamicUser/User= (it removes TFTP dirs and
+	 * secrets owned by root), PrivateNetwork (it serves the LAN), and
+	 * ProtectProc=invisible (it needs /proc/net of the host's network). */
 	snprintf(buf, sizeof(buf),
 		 "[Unit]\nDescription=netflash master daemon\nAfter=network-online.target\n"
 		 "Wants=network-online.target\n\n"
-		 "[Service]\nExecStart=/usr/local/bin/netflashd --root %s --listen 0.0.0.0:%u\n"
-		 "Restart=on-failure\n\n[Install]\nWantedBy=multi-user.target\n", m->root, c->port);
+		 "[Service]\nExecStart=%s/netflashd --root %s --listen 0.0.0.0:%u\n"
+		 "Restart=on-failure\nLimitNOFILE=65536\n"
+		 "NoNewPrivileges=yes\nProtectSystem=strict\nReadWritePaths=%s\nProtectHome=yes\nPrivateTmp=yes\n"
+		 "PrivateDevices=yes\nProtectKernelTunables=yes\nProtectKernelModules=yes\nProtectKernelLogs=yes\n"
+		 "ProtectControlGroups=yes\nProtectClock=yes\nProtectHostname=yes\nRestrictNamespaces=yes\n"
+		 "LockPersonality=yes\nMemoryDenyWriteExecute=yes\nRestrictRealtime=yes\nRestrictSUIDSGID=yes\n"
+		 "SystemCallArchitectures=native\nSystemCallFilter=@system-service\n"
+		 "RestrictAddressFamilies=AF_INET AF_UNIX\n"
+		 "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER\n"
+		 "\n[Install]\nWantedBy=multi-user.target\n", bindir, m->root, c->port, m->root);
 	return write_text(m, "etc/netflashd.service", buf, 0644);
 }
 

@@ -115,4 +115,28 @@ for p in "${pids[@]}"; do wait "$p" || fail "a concurrent enroll failed: $(cat "
 [ "$(nf ls | grep -c ' enrolled ')" -eq 20 ] && [ "$(ls "$R/tftp" | grep -c '^b8-27-eb-00-01-')" -eq 20 ] &&
 	pass "20 concurrent enrolls: 20 dirs, 20 records" || fail "concurrent: $(nf ls | grep -c enrolled) records"
 [ -z "$(ls -A "$R/tftp" | grep '^\.')" ] && pass "no temporary dirs left in the TFTP root" || fail "leftovers: $(ls -A "$R/tftp")"
+# init points dhcp-event (run as root by dnsmasq) and the units only at a
+# netflash that root alone can replace.
+mkdir -m 0777 "$T/open" && cp "$NF" "$T/open/netflash"
+"$T/open/netflash" --root "$T/r2" init --interface lo --server-ip 127.0.0.1 --subnet 127.0.0.0/8 >/dev/null 2>"$T/init.err"
+grep -q "exec '/usr/local/bin/netflash' --root" "$T/r2/etc/dhcp-event" && has "directory others can write" "$T/init.err" &&
+	grep -q "^ExecStart=/usr/local/bin/netflashd " "$T/r2/etc/netflashd.service" &&
+	pass "init from a world-writable dir points dhcp-event and the unit at the installed binaries" ||
+	fail "dhcp-event: $(cat "$T/r2/etc/dhcp-event" "$T/init.err")"
+# (The build dir's own verdict depends on the machine's parent dirs.)
+"$NF" --root "$T/r3" init --interface lo --server-ip 127.0.0.1 --subnet 127.0.0.0/8 >/dev/null 2>"$T/init3.err"
+if has "directory others can write" "$T/init3.err"; then
+	grep -q "exec '/usr/local/bin/netflash' --root" "$T/r3/etc/dhcp-event" && pass "(build dir not root-only: installed path)" ||
+		fail "dhcp-event: $(cat "$T/r3/etc/dhcp-event")"
+else
+	grep -q "exec '$(dirname "$(realpath "$NF")")/netflash' --root" "$T/r3/etc/dhcp-event" &&
+		pass "init from a root-only dir points dhcp-event at itself" || fail "dhcp-event: $(cat "$T/r3/etc/dhcp-event")"
+fi
+grep -q '^LimitNOFILE=65536$' "$R/etc/netflashd.service" && grep -q '^ProtectSystem=strict$' "$R/etc/netflashd.service" &&
+	grep -q '^NoNewPrivileges=yes$' "$R/etc/netflash-dnsmasq.service" &&
+	pass "the units raise netflashd's fd limit and are sandboxed" || fail "units: $(cat "$R/etc/netflashd.service")"
+if command -v systemd-analyze >/dev/null; then
+	systemd-analyze verify "$R/etc/netflashd.service" "$R/etc/netflash-dnsmasq.service" 2>"$T/verify.err" &&
+		pass "systemd-analyze verify accepts both units" || fail "units: $(cat "$T/verify.err")"
+fi
 finish
