@@ -21,7 +21,7 @@
 #include "parse.h"
 
 static const char usage[] =
-"Usage: netflash-agent reimage --master IP:PORT --token TOKEN [--mac MAC] [--boot DIR]\n"
+"Usage: netflash-agent reimage --master IP:PORT --token-file FILE|- [--mac MAC] [--boot DIR]\n"
 "                      [--keep-boot-files] [--no-reboot]\n"
 "       netflash-agent restore [--boot DIR]\n"
 "       netflash-agent status [--boot DIR]\n"
@@ -41,7 +41,11 @@ static const char usage[] =
 "mac      prints the MAC the worker netboots with.\n"
 "\n"
 "  --master IP:PORT    netflashd, as 'netflash reimage' passes it\n"
-"  --token TOKEN       this worker's enrollment token\n"
+"  --token-file FILE   a file holding this worker's enrollment token (one\n"
+"                      line); - reads it from stdin ('netflash reimage' sends\n"
+"                      it so)\n"
+"  --token TOKEN       the same on the command line, where every local user\n"
+"                      sees it (ps); kept for scripts, with a warning\n"
 "  --mac MAC           this worker's MAC (default: eth0's, else the first\n"
 "                      Ethernet interface's)\n"
 "  --boot DIR          the mounted FAT boot partition (default /boot/firmware,\n"
@@ -54,7 +58,8 @@ static const char usage[] =
 "2 usage error.\n";
 
 struct agent {
-	const char *cmd, *master, *token, *mac_arg, *boot;
+	const char *cmd, *master, *token, *token_file, *mac_arg, *boot;
+	char token_buf[NF_PROTO_VALUE_MAX + 2];
 	int keep, no_reboot;
 	char mac[18];
 	char boot_dir[PATH_MAX];
@@ -144,14 +149,41 @@ static int do_reboot(void)
 	return 1;
 }
 
+/* --token-file: one line from the file, or from stdin for "-". Logs;
+ * returns 0 or -1. */
+static int read_token(struct agent *a)
+{
+	FILE *f = strcmp(a->token_file, "-") == 0 ? stdin : fopen(a->token_file, "re");
+	size_t n;
+
+	if (!f) {
+		nf_err("cannot read --token-file '%s': %s", a->token_file, strerror(errno));
+		return -1;
+	}
+	if (!fgets(a->token_buf, sizeof(a->token_buf), f))
+		a->token_buf[0] = '\0';
+	if (f != stdin)
+		fclose(f);
+	n = strcspn(a->token_buf, "\r\n");
+	if (n == 0 || n == sizeof(a->token_buf) - 1) {
+		nf_err("--token-file '%s' holds no token line", a->token_file);
+		return -1;
+	}
+	a->token_buf[n] = '\0';
+	a->token = a->token_buf;
+	return 0;
+}
+
 static int cmd_reimage(struct agent *a)
 {
 	struct nf_client c;
 	char image[NF_PROTO_VALUE_MAX + 1], detail[600], why[200];
 	int r;
 
+	if (a->token_file && read_token(a) < 0)
+		return 2;
 	if (!a->master || !a->token) {
-		nf_err("reimage needs --master IP:PORT and --token TOKEN (see --help)");
+		nf_err("reimage needs --master IP:PORT and --token-file FILE (see --help)");
 		return 2;
 	}
 	if ((r = find_mac(a)) || (!a->keep && (r = find_boot(a))))
@@ -196,6 +228,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "master", required_argument, NULL, 'm' }, { "token", required_argument, NULL, 't' },
+		{ "token-file", required_argument, NULL, 'T' },
 		{ "mac", required_argument, NULL, 'a' }, { "boot", required_argument, NULL, 'b' },
 		{ "keep-boot-files", no_argument, NULL, 'k' }, { "no-reboot", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
@@ -208,7 +241,11 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'm': a.master = optarg; break;
-		case 't': a.token = optarg; break;
+		case 't':
+			a.token = optarg;
+			nf_warn("--token shows the token to every local user (ps); use --token-file - and pipe it in");
+			break;
+		case 'T': a.token_file = optarg; break;
 		case 'a': a.mac_arg = optarg; break;
 		case 'b': a.boot = optarg; break;
 		case 'k': a.keep = 1; break;

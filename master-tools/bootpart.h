@@ -14,6 +14,11 @@ struct nf_manifest;
  * 0, -EIO when it failed, or -errno when it could not start. */
 int master_run(char *const argv[], const char *out_path, int quiet);
 
+/* master_run() with input (a NUL-terminated text, at most 4 KiB, so it fits
+ * a pipe's buffer) on the program's stdin: for secrets that must not be on
+ * its command line, where every local user sees them in ps. */
+int master_run_input(char *const argv[], const char *out_path, int quiet, const char *input);
+
 /* Finds the first FAT partition of the image and writes its bytes to
  * out_path (sparse: zero blocks become holes; mode 0600), with its byte
  * offset and length in the image. Returns 0, or -errno with a one-line

@@ -60,7 +60,7 @@ static int host_valid(const char *h)
 
 /* Runs RSH HOST AGENT ARGS... (out: stdout into this file, or NULL). */
 static int run_agent(const char *rsh, const char *host, const char *agent, const char *const *args,
-		     const char *out)
+		     const char *out, const char *input)
 {
 	char buf[1024], *argv[RSH_WORDS + 16], *tok, *save = NULL;
 	size_t n = 0;
@@ -73,7 +73,7 @@ static int run_agent(const char *rsh, const char *host, const char *agent, const
 	for (size_t i = 0; args[i] && n < RSH_WORDS + 15; i++)
 		argv[n++] = (char *)args[i];
 	argv[n] = NULL;
-	return master_run(argv, out, 0);
+	return master_run_input(argv, out, 0, input);
 }
 
 /* The worker's MAC, as netflash-agent on HOST reports it. */
@@ -92,7 +92,7 @@ static int ask_mac(struct master *m, const char *rsh, const char *host, const ch
 		return 1;
 	}
 	close(fd);
-	r = run_agent(rsh, host, agent, args, out);
+	r = run_agent(rsh, host, agent, args, out, NULL);
 	n = nf_read_file(out, buf, sizeof(buf) - 1);
 	unlink(out);
 	if (r < 0) {
@@ -168,15 +168,21 @@ int cmd_reimage(struct master *m, int argc, char **argv)
 		return 1;
 	snprintf(master_at, sizeof(master_at), "%s:%u", m->conf.server_ip, m->conf.port);
 	if (!host) {
-		printf("now, on the worker, run as root:\n  netflash-agent reimage --master %s --token %s%s\n", master_at,
-		       e.token, keep ? " --keep-boot-files" : "");
+		/* printf is a shell builtin: the token is in no process's argv. */
+		printf("now, on the worker, run as root:\n  printf '%%s\\n' %s | netflash-agent reimage --master %s "
+		       "--token-file -%s\n", e.token, master_at, keep ? " --keep-boot-files" : "");
 		return 0;
 	}
-	const char *args[] = { "reimage", "--master", master_at, "--token", e.token, "--mac", e.mac,
+	/* The token goes on the agent's stdin (through ssh), never on a command
+	 * line where ps shows it to every local user, here and on the worker. */
+	const char *args[] = { "reimage", "--master", master_at, "--token-file", "-", "--mac", e.mac,
 			       keep ? "--keep-boot-files" : NULL, NULL, NULL };
+	char input[80];
+
 	if (no_reboot)
 		args[keep ? 8 : 7] = "--no-reboot";
-	r = run_agent(rsh, host, agent, args, NULL);
+	snprintf(input, sizeof(input), "%s\n", e.token);
+	r = run_agent(rsh, host, agent, args, NULL, input);
 	if (r < 0) {
 		nf_err("netflash-agent on %s did not make %s netboot (see its message above); the card is as it was, "
 		       "and %s stays enrolled ('netflash release %s' undoes that)", host, e.mac, e.mac, e.mac);

@@ -57,7 +57,7 @@ esac
 chmod 0755 "$stage/usr/sbin/netflash-agent"
 cat >"$stage/usr/share/doc/netflash-agent/README" <<'EOF'
 netflash-agent is the worker side of `netflash reimage`: the master runs
-`netflash-agent reimage --master IP:PORT --token TOKEN` over ssh; the agent
+`netflash-agent reimage --master IP:PORT --token-file -` over ssh (the token on stdin); the agent
 checks the enrollment with netflashd, moves the Pi firmware on the boot
 partition into netflash-disabled/ and reboots, so the Pi netboots into the
 netflash flasher. `netflash-agent restore` undoes the move; `status` and

@@ -42,6 +42,7 @@ cat >"$T/rsh" <<EOF
 #!/bin/sh
 # stands in for ssh: \$1 is the host; the rest runs here, never rebooting
 echo "\$1" >>"$T/rsh.hosts"
+echo "\$@" >>"$T/rsh.argv"
 shift
 agent=\$1; shift
 exec "$NFA" "\$@" --boot "$T/boot" --mac "$M1" --no-reboot
@@ -57,6 +58,8 @@ grep -q "pi-07.lab ($D1): its card no longer boots" "$T/r1.out" && [ -d "$MR/tft
 	pass "reimage HOST asks the agent for the MAC, enrolls it and has the card disabled" || fail "reimage: $(cat "$T/r1.out")"
 grep -q "is enrolled for image 'pios'" "$T/r1.out" && pass "the agent checked the enrollment with netflashd first" ||
 	fail "agent output: $(cat "$T/r1.out")"
+! grep -q "$(token_of "$M1")" "$T/rsh.argv" && grep -q -- "--token-file -" "$T/rsh.argv" &&
+	pass "the token reaches the agent on stdin, in no command line (ps)" || fail "argv: $(cat "$T/rsh.argv")"
 "$NFA" status --boot "$T/boot" | has "not bootable (2 firmware file(s) in netflash-disabled/)" &&
 	pass "agent status: not bootable" || fail "status: $("$NFA" status --boot "$T/boot")"
 umount_boot
@@ -88,7 +91,7 @@ expect_fail "wrong token" "refused .*the card is left as it was" \
 tok=$(token_of "$M1")
 "$NF" --root "$MR" release "$M1" >/dev/null
 expect_fail "released" "no job for $D1 \(released\)" \
-	"$NFA" reimage --master "127.0.0.1:$MPORT" --token "$tok" --mac "$M1" --boot "$T/boot" --no-reboot &&
+	"$NFA" reimage --master "127.0.0.1:$MPORT" --token-file <(echo "$tok") --mac "$M1" --boot "$T/boot" --no-reboot &&
 	pass "a released worker: the agent does nothing"
 port=$("$NETFLASH_BUILD/tests/freeport")
 expect_fail "no master" "cannot reach the master" \
@@ -140,10 +143,9 @@ fi
 # disabled (by the agent the .deb installed); then the worker netboots and
 # the flasher writes the image.
 "$NF" --root "$MR" reimage "$M1" --image pios >"$T/r2.out" 2>&1 || fail "reimage MAC: $(cat "$T/r2.out")"
-cmd=$(grep -o "netflash-agent reimage --master [0-9.:]* --token [0-9a-f]*" "$T/r2.out")
-[ -n "$cmd" ] && pass "reimage MAC prints the agent command" || fail "reimage MAC: $(cat "$T/r2.out")"
-# shellcheck disable=SC2086
-"$NFA" ${cmd#netflash-agent } --mac "$M1" --boot "$T/boot" --no-reboot >"$T/a2.out" 2>&1 &&
+cmd=$(grep -E "^  printf '%s.n' [0-9a-f]{32} \| netflash-agent reimage --master [0-9.:]+ --token-file -$" "$T/r2.out" | sed 's/^ *//' || true)
+[ -n "$cmd" ] && pass "reimage MAC prints the agent command (token piped in)" || fail "reimage MAC: $(cat "$T/r2.out")"
+bash -c "${cmd/netflash-agent/$NFA} --mac $M1 --boot $T/boot --no-reboot" >"$T/a2.out" 2>&1 &&
 	pass "the printed command disables the card" || fail "agent: $(cat "$T/a2.out")"
 umount_boot
 loop_detach "$CARD"
