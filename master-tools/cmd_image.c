@@ -349,6 +349,16 @@ static int image_add(struct master *m, const struct add_opts *a)
 	man.disk = head == NF_HEAD_DISK;
 	master_image_path(m, &man, dst, sizeof(dst));
 	note_bmap(a->file);
+	/* The state lock only for the commit: the daemon and other commands
+	 * must not wait while gigabytes decode. */
+	if (master_lock(m) < 0) {
+		nf_err("cannot take the state lock in %s/state", m->root);
+		goto out;
+	}
+	if (!a->force && stat(mpath, &st) == 0) {
+		nf_err("image '%s' was added to the catalog meanwhile (use --force to replace it)", a->name);
+		goto out;
+	}
 	r = 0;
 	if (rename(tmp, dst) < 0 || (r = nf_manifest_write(mpath, &man)) < 0) {
 		nf_err("cannot store image '%s': %s", a->name, r < 0 ? nf_strerror(r) : strerror(errno));
@@ -529,11 +539,9 @@ int cmd_image(struct master *m, int argc, char **argv)
 			       nf_quote(q, sizeof(q), name));
 			return 2;
 		}
-		if (master_lock(m) < 0)
-			return 1;
 		struct add_opts a = { argv[optind], name, os_list, force, not_a_disk };
 
-		r = image_add(m, &a);
+		r = image_add(m, &a); /* locks for its commit only; held on return */
 	} else if (strcmp(verb, "rm") == 0) {
 		if (master_lock(m) < 0)
 			return 1;

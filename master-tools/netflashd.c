@@ -39,6 +39,8 @@
 #define REFUSALS_LOGGED 20     /* refusals logged per second at most; the rest are counted */
 #define IDLE_TIMEOUT 300       /* s: a worker reports far more often */
 #define LOG_LINES_MAX 1000     /* worker console lines kept per connection */
+#define JOBS_KEPT 200          /* per worker: a HELLO makes a job row */
+#define EVENTS_KEPT 5000       /* per worker: LOG, CARD, job events */
 #define PROGRESS_SAVE 2        /* s: progress goes to the store at most this often */
 
 static const char usage[] =
@@ -393,6 +395,9 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		return -1;
 	if ((model && !nf_board_model_valid(model)) || (serial && !nf_board_serial_valid(serial)))
 		return refuse(d, c, "bad-hello", c->mac);
+	/* Every connection can add a job and 1000 lines: bound them per worker. */
+	if (store_trim_worker(d->st, c->mac, JOBS_KEPT, EVENTS_KEPT) < 0)
+		nf_warn("cannot trim the history of %s, ignoring", c->mac);
 	if (strcmp(e->state, "enrolled") != 0)
 		return reply_simple(c, "NOJOB", e->state);
 	/* A reconnect names its job: resume it, or say it is done already. */

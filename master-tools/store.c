@@ -263,6 +263,28 @@ int store_trim_events(struct store *s, const char *mac, const char *event, unsig
 	return step_done(st);
 }
 
+int store_trim_worker(struct store *s, const char *mac, unsigned keep_jobs, unsigned keep_events)
+{
+	static const char *const sql[] = {
+		"DELETE FROM jobs WHERE mac = ?1 AND id <= (SELECT id FROM jobs WHERE mac = ?1"
+		" ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+		"DELETE FROM events WHERE mac = ?1 AND id <= (SELECT id FROM events WHERE mac = ?1"
+		" ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+	};
+	int r = 0;
+
+	for (int i = 0; i < 2 && r == 0; i++) {
+		sqlite3_stmt *st = NULL;
+
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
+			return -EIO;
+		sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, i == 0 ? keep_jobs : keep_events);
+		r = step_done(st);
+	}
+	return r;
+}
+
 int store_job_new(struct store *s, const char *mac, const char *image, const char *target,
 		  uint64_t target_bytes, uint64_t *id)
 {

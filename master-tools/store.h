@@ -85,6 +85,11 @@ int store_set_sync(struct store *s, int full);
  * fails with -EIO (store_open sets 10 s; the daemon's loop wants less). */
 int store_set_busy_timeout(struct store *s, int ms);
 
+/* Keeps mac's newest keep_jobs jobs and keep_events events, drops older
+ * ones: what one worker's token can make the database hold is bounded.
+ * Returns 0 or -EIO. */
+int store_trim_worker(struct store *s, const char *mac, unsigned keep_jobs, unsigned keep_events);
+
 /* Starts a job for mac (state running). Returns 0 with *id, or -EIO. */
 int store_job_new(struct store *s, const char *mac, const char *image, const char *target,
 		  uint64_t target_bytes, uint64_t *id);

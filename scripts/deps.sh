@@ -13,7 +13,7 @@ pkgs=(
 	mtools dosfstools fusefat e2fsprogs fdisk util-linux mount python3-yaml
 	xz-utils gzip zstd bzip2 pigz bmap-tools procps bc time
 	# image intake tests: files made by the real tools
-	p7zip-full zip lz4 lzip ncompress
+	p7zip-full zip lz4 lzip ncompress strace
 	curl busybox-static iproute2 cpio kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
 )

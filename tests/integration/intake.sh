@@ -192,6 +192,18 @@ has "converting to zstd: .*MiB decoded" "$T/tty.out" && has "decoding: .*MiB dec
 "$NF" --root "$R" image add x.7z --name notty2 2>&1 | has "converting to zstd" &&
 	fail "progress written without a terminal" || pass "no progress lines when stderr is not a terminal"
 
+# ---- the state lock is not held while an image decodes --------------------
+# strace slows each read of the image; meanwhile the lock must be free.
+strace -f -o /dev/null -e trace=pread64 -e inject=pread64:delay_enter=400000 \
+	"$NF" --root "$R" image add "$img.xz" --name slow >/dev/null 2>&1 &
+spid=$!
+register_pid "$spid"
+sleep 1
+flock -n "$R/state/lock" true && pass "image add leaves the state lock free while it decodes" ||
+	fail "image add holds the state lock while it decodes"
+wait "$spid" && grep -q "^sha256=$want$" "$R/images/slow.manifest" && pass "(and the slowed add completes)" ||
+	fail "slowed image add failed"
+
 # ---- nothing left behind ------------------------------------------------------
 ls -A "$R/images" | has -v '^\.add-' && ! ls -A "$R/images" | has '^\.add-' &&
 	pass "no temporary files in the catalog" || fail "temporary files left: $(ls -A "$R/images")"

@@ -201,6 +201,25 @@ read -r -t 5 ans <&$c || ans=
 exec {c}>&-
 [ "$refused" = 4 ] && pass "mbps=1e-300, nan, seconds=nan and a foreign PROGRESS id are refused"
 
+# A token holder's HELLOs and LOG lines do not grow the database without bound.
+python3 - "$MPORT" "$W1" "$tokl" <<'PY'
+import socket, sys
+port, mac, tok = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+for i in range(260):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(("HELLO v=1 mac=%s token=%s\n" % (mac, tok)).encode())
+    line = s.makefile().readline()
+    if i < 7 and line.startswith("JOB "):
+        jid = line.split("id=")[1].split()[0]
+        s.sendall("".join("LOG id=%s line=console%%20line%%20%d\n" % (jid, n) for n in range(1000)).encode())
+    s.close()
+PY
+sleep 1
+jobs=$(sqlite3 "$MR/state/netflash.db" "SELECT COUNT(*) FROM jobs WHERE mac = '$D1'")
+events=$(sqlite3 "$MR/state/netflash.db" "SELECT COUNT(*) FROM events WHERE mac = '$D1'")
+[ "$jobs" -le 201 ] && [ "$events" -le 6000 ] && pass "260 HELLOs and 7000 LOG lines: $jobs job rows, $events events kept" ||
+	fail "unbounded: $jobs job rows, $events events"
+
 # A fake master's JOB naming a local file is refused by the worker.
 fport=$("$NETFLASH_BUILD/tests/freeport")
 python3 - "$fport" <<'PY' &
