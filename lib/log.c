@@ -66,14 +66,26 @@ const char *nf_quote(char *out, size_t cap, const char *s)
 
 const char *nf_printable(char *out, size_t cap, const char *s)
 {
-	size_t n;
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
 
-	nf_quote(out, cap, s);
-	n = strlen(out);
-	if (n < 2)
+	if (cap == 0)
 		return out;
-	memmove(out, out + 1, n - 2);
-	out[n - 2] = '\0';
+	for (; *s && o + 1 < cap; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c != 0x7f) {
+			out[o++] = (char)c;
+			continue;
+		}
+		if (o + 5 > cap)
+			break;
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 15];
+	}
+	out[o] = '\0';
 	return out;
 }
 

@@ -24,8 +24,9 @@ void nf_log(enum nf_log_level level, const char *fmt, ...)
  * Returns out, so it can be used inline in a log call. */
 const char *nf_quote(char *out, size_t cap, const char *s);
 
-/* The same escaping without the quotes, for table cells: a string from a
- * worker or the database can carry no terminal escape to the screen. */
+/* s with control bytes (below 0x20, and 0x7f) as \xNN, cut to fit cap, for
+ * table cells: a string from a worker or the database can carry no terminal
+ * escape to the screen. Everything else (quotes, UTF-8) is kept. */
 const char *nf_printable(char *out, size_t cap, const char *s);
 
 /* Like strerror() for a negative errno, with project-specific wording for

@@ -16,6 +16,7 @@
 #include "pimodel.h"
 #include "nfsroot.h"
 #include "provision.h"
+#include "recover.h"
 #include "store.h"
 #include "tftpdir.h"
 
@@ -268,7 +269,8 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 		     int force, int quiet)
 {
 	static char cmdline[CMDLINE_MAX + 256], config[CMDLINE_MAX * 16];
-	char tftp[PATH_MAX], boot[PATH_MAX], detail[512], summary[700] = "", model[48];
+	char tftp[PATH_MAX], boot[PATH_MAX], detail[512], summary[700] = "", model[48], gen[17];
+	char intent[NFSROOT_DIR_MAX + 64], displaced[64];
 	struct nf_manifest man;
 	struct enrollment old;
 	struct old_files of;
@@ -292,38 +294,59 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	if (nf_random_hex(e->token, NF_TOKEN_HEX / 2) < 0 || build_cmdline(m, e, nfsroot, cmdline, sizeof(cmdline)) ||
 	    (nfsroot && diskless_config(m, e->boot_set, config, sizeof(config))))
 		goto out;
+	/* Crash safety (recover.h): the old patch aside, then the intent, then
+	 * the new files; the database row is the commit; cleanup after it. */
 	if ((r = old_files_keep(m, e->mac, &of)) < 0) {
 		nf_err("cannot move the old provisioning patch of %s aside (%s): %s", e->mac, of.patch, strerror(-r));
 		goto out;
 	}
+	master_generation(e->token, gen);
+	snprintf(intent, sizeof(intent), "enroll %s patch=%d%s%s", gen, of.patch_aside, of.nfsroot[0] ? " nfsroot=" : "",
+		 of.nfsroot);
+	if ((r = intent_write(m, e->mac, intent)) < 0) {
+		nf_err("cannot record the intent to enroll %s: %s", e->mac, strerror(-r));
+		old_files_restore(m, e->mac, &of);
+		goto out;
+	}
 	if (worker_files(m, e, prov, nfsroot, summary, sizeof(summary))) {
 		old_files_restore(m, e->mac, &of);
+		intent_clear(m, e->mac);
 		goto out;
 	}
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	master_path(m, boot, sizeof(boot), e->boot_set);
 	detail[0] = '\0';
-	r = tftpdir_create(tftp, e->mac, boot, cmdline, nfsroot ? config : NULL, force, tftp_owner(m), detail,
-			   sizeof(detail));
+	r = tftpdir_create(tftp, e->mac, boot, cmdline, nfsroot ? config : NULL, gen, force, tftp_owner(m), displaced,
+			   sizeof(displaced), detail, sizeof(detail));
 	if (r == -EEXIST)
 		snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
 			 " (left from an earlier run? 'netflash release %s' or enroll --force)", e->mac);
 	if (r < 0) {
 		nf_err("cannot enroll %s: %s", e->mac, detail);
 		old_files_restore(m, e->mac, &of);
+		intent_clear(m, e->mac);
 		goto out;
 	}
-	old_files_drop(m, e->mac, &of, nfsroot != NULL);
 	snprintf(e->state, sizeof(e->state), "%s", nfsroot ? "diskless" : "enrolled");
+	if (store_put(st, e) < 0) {
+		nf_err("cannot record the enrollment of %s in the state database; it is undone", e->mac);
+		if (displaced[0] ? tftpdir_exchange(tftp, displaced, e->mac) == 0 && tftpdir_remove_aside(tftp, displaced) == 0
+				 : tftpdir_remove(tftp, e->mac, detail, sizeof(detail)) >= 0)
+			old_files_restore(m, e->mac, &of), intent_clear(m, e->mac);
+		goto out;
+	}
+	/* Committed. */
+	if (displaced[0] && tftpdir_remove_aside(tftp, displaced) < 0)
+		nf_warn("cannot remove the replaced tftp/%s, ignoring (the next command removes it)", displaced);
+	old_files_drop(m, e->mac, &of, nfsroot != NULL);
+	intent_clear(m, e->mac);
 	if (nfsroot)
 		snprintf(detail, sizeof(detail), "diskless, root %.200s over NFS (boot files: %s)", nfsroot, e->boot_set);
 	else
 		snprintf(detail, sizeof(detail), "%s (boot files: %s)", e->image, e->boot_set);
-	if (store_put(st, e) < 0 || store_event(st, e->mac, "enroll", detail) < 0 ||
-	    (summary[0] && store_event(st, e->mac, "provision", summary) < 0)) {
-		nf_err("enrolled %s on disk but could not record it in the state database", e->mac);
-		goto out;
-	}
+	if (store_event(st, e->mac, "enroll", detail) < 0 ||
+	    (summary[0] && store_event(st, e->mac, "provision", summary) < 0))
+		nf_warn("could not record the enroll of %s in its history, ignoring", e->mac);
 	if (!quiet)
 		say_enrolled(m, e, nfsroot, model, summary);
 	rc = 0;
@@ -472,7 +495,24 @@ int cmd_release(struct master *m, int argc, char **argv)
 		return 1;
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	detail[0] = '\0';
+	r = tftpdir_exists(tftp, macs);
+	if (r == 1 && tftpdir_generation(tftp, macs, detail, sizeof(detail)) == -ENOENT) {
+		nf_err("cannot release %s: tftp/%s was not made by netflash (no marker); remove it by hand", macs, macs);
+		master_unlock(m);
+		return 1;
+	}
+	/* The intent first (recover.h): from here the release is completed
+	 * whatever interrupts it. */
+	if ((r = intent_write(m, macs, "release 0")) < 0 || (r = master_open_store(m, &st)) < 0) {
+		nf_err("cannot release %s: %s", macs, nf_strerror(r));
+		intent_clear(m, macs);
+		master_unlock(m);
+		return 1;
+	}
+	store_set_state(st, macs, "released", NULL);
 	r = tftpdir_remove(tftp, macs, detail, sizeof(detail));
+	store_event(st, macs, "release", r == -ENOENT ? "no tftp dir" : "by netflash release");
+	store_close(st);
 	if (r < 0 && r != -ENOENT) {
 		nf_err("cannot release %s: %s", macs, detail);
 		master_unlock(m);
@@ -481,11 +521,7 @@ int cmd_release(struct master *m, int argc, char **argv)
 	provision_remove(m, macs);
 	if (nfsroot_set(m, macs, NULL, detail, sizeof(detail)) < 0)
 		nf_warn("%s, ignoring", detail);
-	if (master_open_store(m, &st) == 0) {
-		store_set_state(st, macs, "released", NULL);
-		store_event(st, macs, "release", r == -ENOENT ? "no tftp dir" : "by netflash release");
-		store_close(st);
-	}
+	intent_clear(m, macs);
 	master_unlock(m);
 	if (r == -ENOENT)
 		printf("%s has no TFTP dir (already released); it boots from its card\n", macs);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "manifest.h"
 #include "parse.h"
+#include "recover.h"
 #include "store.h"
 
 #define CONF_MAX 4096
@@ -141,15 +142,22 @@ static int lock_with(struct master *m, int how)
 	return 0;
 }
 
+/* Whoever takes the lock first finishes what a killed holder left. */
 int master_lock(struct master *m)
 {
-	return lock_with(m, LOCK_EX);
+	int r = lock_with(m, LOCK_EX);
+
+	if (r == 0)
+		master_recover(m);
+	return r;
 }
 
 int master_trylock(struct master *m)
 {
 	int r = lock_with(m, LOCK_EX | LOCK_NB);
 
+	if (r == 0)
+		master_recover(m);
 	return r == -EWOULDBLOCK ? -EBUSY : r;
 }
 

@@ -38,7 +38,8 @@ int master_load_conf(struct master *m);
 int master_save_conf(const struct master *m);
 
 /* Takes the exclusive state lock (ROOT/state/lock), waiting for other
- * netflash commands and the daemon. Returns 0 or -errno. */
+ * netflash commands and the daemon, then completes or undoes what a killed
+ * holder left half done (master_recover(), recover.h). Returns 0 or -errno. */
 int master_lock(struct master *m);
 /* The same without waiting (the daemon's loop must never block): 0, -EBUSY
  * while another holds it, or -errno. */
@@ -110,5 +111,6 @@ int cmd_dhcp_event(struct master *m, int argc, char **argv);
 int cmd_mass_flash(struct master *m, int argc, char **argv);
 int cmd_reimage(struct master *m, int argc, char **argv);
 int cmd_power(struct master *m, int argc, char **argv);
+int cmd_recover(struct master *m, int argc, char **argv);
 
 #endif

@@ -4,8 +4,10 @@
  * bounded buffer, a deadline and an explicit state per connection; a bad
  * message closes that connection, never the daemon. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -29,6 +31,7 @@
 #include "patch.h"
 #include "proto.h"
 #include "provision.h"
+#include "recover.h"
 #include "store.h"
 #include "tftpdir.h"
 
@@ -95,7 +98,7 @@ struct daemon {
 	int peer_check;         /* 1: HELLO's MAC must be the peer's neighbour entry */
 	const char *neigh_table;
 	uint64_t accept_resume_ms; /* > 0: the listener is paused until then */
-	time_t refusal_sec;
+	time_t refusal_sec, last_recovery;
 	unsigned refusals, refusals_dropped;
 	struct enrollment e; /* scratch for HELLO (large: holds an ssh key) */
 };
@@ -506,16 +509,25 @@ static int release(struct daemon *d, struct conn *c, const struct job *j, uint64
 		return -EAGAIN;
 	}
 	master_path(&d->m, tftp, sizeof(tftp), "tftp");
+	/* The intent first (recover.h): a kill at any later step is completed
+	 * by the next recovery (at start, or the next command). */
+	snprintf(detail, sizeof(detail), "release %llu", (unsigned long long)j->id);
+	if ((r = intent_write(&d->m, c->mac, detail)) < 0) {
+		nf_err("%s: verified, but cannot record the release: %s", c->mac, nf_strerror(r));
+		master_unlock(&d->m);
+		return r;
+	}
+	store_job_end(d->st, j->id, "done", NULL, bytes, seconds);
+	store_set_state(d->st, c->mac, "released", NULL);
 	r = tftpdir_remove(tftp, c->mac, detail, sizeof(detail));
+	store_event(d->st, c->mac, "release", r == 0 ? "verified DONE" : "verified DONE; no tftp dir");
 	if (r == 0 || r == -ENOENT) {
-		store_job_end(d->st, j->id, "done", NULL, bytes, seconds);
-		store_set_state(d->st, c->mac, "released", NULL);
-		store_event(d->st, c->mac, "release", r == 0 ? "verified DONE" : "verified DONE; no tftp dir");
 		provision_remove(&d->m, c->mac); /* it may hold secrets; the card has it now */
+		intent_clear(&d->m, c->mac);
 	}
 	master_unlock(&d->m);
 	if (r < 0 && r != -ENOENT) {
-		nf_err("%s: verified, but its TFTP dir stays: %s", c->mac, detail);
+		nf_err("%s: verified, but its TFTP dir stays: %s (recovery tries again)", c->mac, detail);
 		return r;
 	}
 	return 0;
@@ -823,6 +835,29 @@ static void sweep(struct daemon *d)
 	}
 }
 
+/* A command killed mid-change leaves an intent: finish it within half a
+ * minute even if no other command runs, never waiting for the lock. */
+static void recover_now_and_then(struct daemon *d)
+{
+	char dir[PATH_MAX];
+	time_t now = time(NULL);
+	DIR *dp;
+	struct dirent *e;
+	int pending = 0;
+
+	if (now - d->last_recovery < 30)
+		return;
+	d->last_recovery = now;
+	master_path(&d->m, dir, sizeof(dir), "state/intent");
+	if (!(dp = opendir(dir)))
+		return;
+	while (!pending && (e = readdir(dp)))
+		pending = e->d_name[0] != '.';
+	closedir(dp);
+	if (pending && master_trylock(&d->m) == 0)
+		master_unlock(&d->m);
+}
+
 static int listen_on(struct daemon *d, const char *spec)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
@@ -961,6 +996,12 @@ int main(int argc, char **argv)
 	if ((r = parse_args(&d, argc, argv, listen_spec, sizeof(listen_spec))) != 0)
 		return r;
 	size_for_fds(&d);
+	/* Finish what a kill left half done before serving anyone. */
+	if (master_lock(&d.m) < 0) {
+		nf_err("cannot take the state lock in %s/state", d.m.root);
+		return 1;
+	}
+	master_unlock(&d.m);
 	if (master_open_store(&d.m, &d.st) < 0)
 		return 1;
 	store_set_sync(d.st, 0);
@@ -993,6 +1034,7 @@ int main(int argc, char **argv)
 				on_readable(&d, evs[i].data.ptr);
 		}
 		sweep(&d);
+		recover_now_and_then(&d);
 	}
 	nf_info("stopping");
 	while (d.nconns)

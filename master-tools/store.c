@@ -2,9 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,31 +44,21 @@ int store_open(struct store **out, const char *path)
 
 	if (!s)
 		return -ENOMEM;
-	/* Tokens live here: root only. SQLite gives the -wal and -shm files the
-	 * database file's mode. */
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-
-	if (fd < 0 || fchmod(fd, 0600) < 0) {
-		int e = errno;
-
-		if (fd >= 0)
-			close(fd);
-		free(s);
-		return -e;
-	}
-	close(fd);
-	for (const char *const *sfx = (const char *const[]){ "-wal", "-shm", NULL }; *sfx; sfx++) {
-		char side[PATH_MAX];
-
-		/* Left by an older netflash with the umask's mode. */
-		if (snprintf(side, sizeof(side), "%s%s", path, *sfx) < (int)sizeof(side))
-			chmod(side, 0600);
-	}
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(s->db, 10000) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
 		store_close(s);
 		return -EIO;
+	}
+	/* Tokens live here: root only (the state dir is 0700 as well). By path,
+	 * never by an fd of our own: closing one would drop the POSIX locks
+	 * SQLite holds on the file for every connection of this process. SQLite
+	 * gives new -wal and -shm files the database's mode; older ones too. */
+	for (const char *const *sfx = (const char *const[]){ "", "-wal", "-shm", NULL }; *sfx; sfx++) {
+		char side[PATH_MAX];
+
+		if (snprintf(side, sizeof(side), "%s%s", path, *sfx) < (int)sizeof(side))
+			chmod(side, 0600);
 	}
 	*out = s;
 	return 0;

@@ -121,7 +121,7 @@ static int remove_tree(int root_fd, const char *name)
 static int is_ours(int root_fd, const char *name, const char *mac, char *detail, size_t cap)
 {
 	struct stat st;
-	char marker[64];
+	char marker[128];
 	int fd, mfd;
 	ssize_t n;
 
@@ -169,10 +169,11 @@ static int write_at(int dirfd, const char *name, const char *text, uid_t owner)
 }
 
 static int build_new(int root_fd, const char *tmp, const char *mac, const char *boot_dir,
-		     const char *cmdline, const char *config, uid_t owner, char *detail, size_t cap)
+		     const char *cmdline, const char *config, const char *generation, uid_t owner, char *detail,
+		     size_t cap)
 {
 	int bfd = -1, nfd = -1, r;
-	char marker[32];
+	char marker[96];
 
 	if (mkdirat(root_fd, tmp, 0755) < 0)
 		return -errno;
@@ -196,7 +197,7 @@ static int build_new(int root_fd, const char *tmp, const char *mac, const char *
 		else
 			r = write_at(nfd, "config.txt", config, (uid_t)-1);
 	}
-	snprintf(marker, sizeof(marker), "%s\n", mac);
+	snprintf(marker, sizeof(marker), "%s\ngeneration=%s\n", mac, generation);
 	if (r == 0)
 		r = write_at(nfd, NF_TFTP_MARKER, marker, (uid_t)-1);
 	if (r == 0 && fsync(nfd) < 0)
@@ -210,7 +211,8 @@ out:
 }
 
 int tftpdir_create(const char *tftp_root, const char *mac, const char *boot_dir, const char *cmdline,
-		   const char *config, int replace, uid_t owner, char *detail, size_t cap)
+		   const char *config, const char *generation, int replace, uid_t owner, char *displaced,
+		   size_t dcap, char *detail, size_t cap)
 {
 	char tmp[64];
 	int root_fd = open(tftp_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
@@ -223,20 +225,22 @@ int tftpdir_create(const char *tftp_root, const char *mac, const char *boot_dir,
 	if ((r = nf_random_hex(rnd, 8)) < 0)
 		goto out;
 	/* Dot names: never a MAC, so dnsmasq never serves a half-built dir. */
-	snprintf(tmp, sizeof(tmp), ".new-%s-%s", mac, rnd);
-	r = build_new(root_fd, tmp, mac, boot_dir, cmdline, config, owner, detail, cap);
+	snprintf(tmp, sizeof(tmp), "%s%s-%s", NF_TFTP_SWAP_PREFIX, mac, rnd);
+	displaced[0] = '\0';
+	r = build_new(root_fd, tmp, mac, boot_dir, cmdline, config, generation, owner, detail, cap);
 	if (r < 0)
 		goto fail;
 	if (replace && faccessat(root_fd, mac, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
 		r = is_ours(root_fd, mac, mac, detail, cap);
 		if (r < 0)
 			goto fail;
-		/* Swap in one step: the worker sees the old or the new dir, never none. */
+		/* Swap in one step: the worker sees the old or the new dir, never none.
+		 * The old one stays under tmp until the caller has committed. */
 		if (renameat2(root_fd, tmp, root_fd, mac, RENAME_EXCHANGE) < 0) {
 			r = -errno;
 			goto fail;
 		}
-		remove_tree(root_fd, tmp);
+		snprintf(displaced, dcap, "%s", tmp);
 	} else if (renameat2(root_fd, tmp, root_fd, mac, RENAME_NOREPLACE) < 0) {
 		r = -errno;
 		if (r == -EEXIST)
@@ -296,4 +300,56 @@ int tftpdir_exists(const char *tftp_root, const char *mac)
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	return S_ISDIR(st.st_mode) ? 1 : -ENOTDIR;
+}
+
+int tftpdir_remove_aside(const char *tftp_root, const char *name)
+{
+	int root_fd, r;
+
+	if (name[0] != '.' || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -EINVAL;
+	root_fd = open(tftp_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		return -errno;
+	r = remove_tree(root_fd, name);
+	close(root_fd);
+	return r;
+}
+
+int tftpdir_exchange(const char *tftp_root, const char *a, const char *b)
+{
+	int root_fd = open(tftp_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r = 0;
+
+	if (root_fd < 0)
+		return -errno;
+	if (renameat2(root_fd, a, root_fd, b, RENAME_EXCHANGE) < 0 ||
+	    fsync(root_fd) < 0)
+		r = -errno;
+	close(root_fd);
+	return r;
+}
+
+int tftpdir_generation(const char *tftp_root, const char *name, char *gen, size_t cap)
+{
+	char path[PATH_MAX], marker[128], *g;
+	int fd;
+	ssize_t n;
+
+	if (snprintf(path, sizeof(path), "%s/%s/%s", tftp_root, name, NF_TFTP_MARKER) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, marker, sizeof(marker) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	marker[n] = '\0';
+	g = strstr(marker, "\ngeneration=");
+	if (!g)
+		return -ENODATA; /* made before generations were recorded */
+	g += strlen("\ngeneration=");
+	g[strcspn(g, "\n")] = '\0';
+	snprintf(gen, cap, "%s", g);
+	return 0;
 }
