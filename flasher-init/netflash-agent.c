@@ -201,6 +201,11 @@ static int cmd_reimage(struct agent *a)
 		nf_err("the master refused %s (not enrolled, or not with this token); the card is left as it was", a->mac);
 		return 1;
 	}
+	if (r == -EPERM) {
+		nf_err("the master at %s did not prove it holds the token given for %s (a wrong token, or not "
+		       "netflashd), so the agent refused it; the card is left as it was", a->master, a->mac);
+		return 1;
+	}
 	if (r < 0) {
 		nf_err("cannot reach the master at %s: %s; the card is left as it was", a->master,
 		       c.detail[0] ? c.detail : nf_strerror(r));

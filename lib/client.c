@@ -2,6 +2,8 @@
  * QUERY, and notes (LOG, CARD) about the current job. The job itself
  * (HELLO, JOB, PATCH, PROGRESS, DONE, FAIL) is in client_job.c. */
 #include "client.h"
+#include "hmac.h"
+#include "fileutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -153,17 +155,71 @@ int nf_client_refusal(const struct nf_msg *m)
 	return -EPROTO;
 }
 
+/* proof (from the master) must be HMAC(token, role, ...): 1 if so. */
+static int proof_ok(const struct nf_client *c, const char *role, const char *cnonce, const char *snonce,
+		    const char *extra, const char *proof)
+{
+	char want[65];
+
+	return proof && nf_query_proof(c->token, role, c->mac, cnonce, snonce, extra, want) == 0 &&
+	       nf_equal_ct(want, proof);
+}
+
+/* QUERY v=2: the master proves it holds the token, then so does the agent,
+ * and the verdict carries a proof too; the token never travels. */
+static int query_exchange(struct nf_client *c, const char *cnonce, struct nf_msg *m)
+{
+	const char *snonce, *v;
+	char proof[65], sn[33];
+	int r;
+
+	nf_msg_init(m, "QUERY");
+	nf_msg_add(m, "v", "2");
+	nf_msg_add(m, "mac", c->mac);
+	nf_msg_add(m, "cnonce", cnonce);
+	if ((r = nf_client_send(c, m)) < 0 || (r = nf_client_recv(c, m)) < 0)
+		return r;
+	if (strcmp(m->verb, "ERR") == 0)
+		return 1; /* a refusal: the caller reads it */
+	if (strcmp(m->verb, "CHALLENGE") != 0)
+		return -EPERM; /* an unproven verdict (ENROLLED, NOJOB) counts for nothing */
+	snonce = nf_msg_get(m, "snonce");
+	if (!snonce || strlen(snonce) != 32 || !proof_ok(c, "master", cnonce, snonce, "", nf_msg_get(m, "proof")))
+		return -EPERM;
+	snprintf(sn, sizeof(sn), "%s", snonce); /* m is reused below */
+	if (nf_query_proof(c->token, "worker", c->mac, cnonce, sn, "", proof) < 0)
+		return -EPROTO;
+	nf_msg_init(m, "PROVE");
+	nf_msg_add(m, "proof", proof);
+	if ((r = nf_client_send(c, m)) < 0 || (r = nf_client_recv(c, m)) < 0)
+		return r;
+	v = nf_msg_get(m, strcmp(m->verb, "ENROLLED") == 0 ? "image" : "reason");
+	if ((strcmp(m->verb, "ENROLLED") == 0 || strcmp(m->verb, "NOJOB") == 0) &&
+	    !proof_ok(c, m->verb[0] == 'E' ? "enrolled" : "nojob", cnonce, sn, v ? v : "",
+		      nf_msg_get(m, "proof")))
+		return -EPERM;
+	return 1;
+}
+
 int nf_client_query(struct nf_client *c, char *image, size_t cap)
 {
 	struct nf_msg m;
+	char cnonce[33];
 	const char *v;
 	int r;
 
-	if ((r = nf_client_start(c, &m, "QUERY")) < 0)
+	if ((r = nf_random_hex(cnonce, 16)) < 0)
 		return r;
-	if ((r = nf_client_send(c, &m)) < 0 || (r = nf_client_recv(c, &m)) < 0)
+	if (c->fd < 0 && (r = nf_client_connect(c)) < 0)
 		return r;
+	r = query_exchange(c, cnonce, &m);
 	nf_client_close(c);
+	if (r == -EPERM) {
+		snprintf(c->detail, sizeof(c->detail), "the master could not prove it holds this worker's token");
+		return r;
+	}
+	if (r < 0)
+		return r;
 	v = nf_msg_get(&m, strcmp(m.verb, "ENROLLED") == 0 ? "image" : "reason");
 	snprintf(c->detail, sizeof(c->detail), "%s", v ? v : m.verb);
 	if (strcmp(m.verb, "ENROLLED") == 0 && v) {

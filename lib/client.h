@@ -56,10 +56,13 @@ int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_byt
 
 void nf_job_free(struct nf_job *job);
 
-/* QUERY: is this MAC's enrollment (with c's token) current? Returns 0 with
- * the image name in image, -ENOENT when it is not enrolled (c->detail: its
- * state), -EACCES when refused, -EPROTO, or a connection error. The
- * connection is closed afterwards. */
+/* QUERY v=2: is this MAC's enrollment (with c's token) current? The master
+ * first proves it holds the token (HMAC over both sides' nonces), then the
+ * agent does, and the verdict carries a proof too; the token itself never
+ * travels. Returns 0 with the image name in image, -ENOENT when it is not
+ * enrolled (c->detail: its state), -EACCES when refused, -EPERM when the
+ * master's proof is missing or wrong (a fake master), -EPROTO, or a
+ * connection error. The connection is closed afterwards. */
 int nf_client_query(struct nf_client *c, char *image, size_t cap);
 
 /* PROGRESS, best effort: on a lost connection, reconnects at most every few

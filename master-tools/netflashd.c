@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileutil.h"
+#include "hmac.h"
 #include "log.h"
 #include "manifest.h"
 #include "master.h"
@@ -81,6 +83,8 @@ struct conn {
 	int authed;
 	char mac[18];
 	char token[65];         /* the enrollment's generation this connection speaks for */
+	int challenged;         /* QUERY v=2 answered with CHALLENGE: PROVE may follow */
+	char cnonce[33], snonce[33];
 	uint64_t job;
 	time_t progress_saved;
 	unsigned log_lines;
@@ -366,11 +370,75 @@ static int still_current(struct daemon *d, struct conn *c)
 	return 0;
 }
 
+/* QUERY v=2: the agent's nonce in; our nonce and the proof that we hold the
+ * token out (CHALLENGE); the agent's proof comes in PROVE. */
+static int on_query_challenge(struct daemon *d, struct conn *c, const struct nf_msg *m)
+{
+	const char *mac_s = nf_msg_get(m, "mac"), *cnonce = nf_msg_get(m, "cnonce");
+	struct enrollment *e = &d->e;
+	char proof[65];
+	uint8_t mac[6];
+	struct nf_msg a;
+
+	if (c->authed || c->challenged || !mac_s || nf_parse_mac(mac_s, mac) < 0 || !cnonce || strlen(cnonce) != 32 ||
+	    strspn(cnonce, "0123456789abcdef") != 32)
+		return refuse(d, c, "bad-query", mac_s);
+	nf_format_mac(mac, c->mac);
+	if (store_get(d->st, c->mac, e) < 0)
+		return refuse(d, c, "refused", c->mac);
+	if (d->peer_check && check_peer(d, c) < 0)
+		return -1;
+	if (nf_random_hex(c->snonce, 16) < 0 ||
+	    nf_query_proof(e->token, "master", c->mac, cnonce, c->snonce, "", proof) < 0) {
+		reply_simple(c, "ERR", "master-error");
+		return -1;
+	}
+	snprintf(c->cnonce, sizeof(c->cnonce), "%s", cnonce);
+	snprintf(c->token, sizeof(c->token), "%s", e->token);
+	c->challenged = 1;
+	nf_msg_init(&a, "CHALLENGE");
+	nf_msg_add(&a, "snonce", c->snonce);
+	nf_msg_add(&a, "proof", proof);
+	return reply(c, &a) < 0 ? -1 : 0;
+}
+
+/* PROVE: the agent's proof; answered ENROLLED or NOJOB with our proof of
+ * the verdict, then the connection is closed. */
+static int on_prove(struct daemon *d, struct conn *c, const struct nf_msg *m)
+{
+	const char *got = nf_msg_get(m, "proof");
+	struct enrollment *e = &d->e;
+	char want[65], proof[65];
+	struct nf_msg a;
+	int enrolled;
+
+	if (!c->challenged || !got ||
+	    nf_query_proof(c->token, "worker", c->mac, c->cnonce, c->snonce, "", want) < 0 || !nf_equal_ct(want, got))
+		return refuse(d, c, "refused", c->mac);
+	if (store_get(d->st, c->mac, e) < 0 || !nf_equal_ct(e->token, c->token))
+		return refuse_because(d, c, "stale-token", c->mac, "its enrollment changed during QUERY (stale-token)");
+	enrolled = strcmp(e->state, "enrolled") == 0;
+	nf_query_proof(c->token, enrolled ? "enrolled" : "nojob", c->mac, c->cnonce, c->snonce,
+		       enrolled ? e->image : e->state, proof);
+	nf_msg_init(&a, enrolled ? "ENROLLED" : "NOJOB");
+	nf_msg_add(&a, enrolled ? "image" : "reason", enrolled ? e->image : e->state);
+	nf_msg_add(&a, "proof", proof);
+	reply(c, &a);
+	if (enrolled)
+		store_event(d->st, c->mac, "reimage", "netflash-agent checked the enrollment; it makes the card non-bootable");
+	return -1;
+}
+
 /* QUERY (netflash-agent, before it makes a card non-bootable): is this
- * enrollment current? Answered, then the connection is closed. */
+ * enrollment current? v=2 (challenge, above); v=1 (the token sent along,
+ * kept for agents from before) is answered, then the connection closed. */
 static int on_query(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
+	const char *v = nf_msg_get(m, "v");
 	struct nf_msg a;
+
+	if (v && strcmp(v, "2") == 0)
+		return on_query_challenge(d, c, m);
 
 	if (authenticate(d, c, m, "bad-query") < 0)
 		return -1;
@@ -517,8 +585,15 @@ static int release(struct daemon *d, struct conn *c, const struct job *j, uint64
 		master_unlock(&d->m);
 		return r;
 	}
-	store_job_end(d->st, j->id, "done", NULL, bytes, seconds);
-	store_set_state(d->st, c->mac, "released", NULL);
+	if (store_job_end(d->st, j->id, "done", NULL, bytes, seconds) < 0 ||
+	    store_set_state(d->st, c->mac, "released", NULL) < 0) {
+		/* The database is busy or failing: the intent stays, so recovery
+		 * finishes this release; the worker's DONE comes again meanwhile. */
+		nf_err("%s: verified, but the state database did not take the release; it is completed later",
+		       c->mac);
+		master_unlock(&d->m);
+		return -EAGAIN;
+	}
 	r = tftpdir_remove(tftp, c->mac, detail, sizeof(detail));
 	store_event(d->st, c->mac, "release", r == 0 ? "verified DONE" : "verified DONE; no tftp dir");
 	if (r == 0 || r == -ENOENT) {
@@ -683,6 +758,8 @@ static int dispatch(struct daemon *d, struct conn *c, const char *line, size_t l
 		return on_hello(d, c, &m);
 	if (strcmp(m.verb, "QUERY") == 0)
 		return on_query(d, c, &m);
+	if (strcmp(m.verb, "PROVE") == 0)
+		return on_prove(d, c, &m);
 	if (!c->authed)
 		return refuse(d, c, "hello-first", m.verb);
 	if (still_current(d, c) < 0)

@@ -102,6 +102,22 @@ expect_fail "not a mount point" "is not a mount point" \
 	pass "a boot dir that is not a mount point is refused"
 "$NFA" status --boot "$T/boot" | has ": bootable" && pass "after all refusals the card is still bootable" ||
 	fail "status: $("$NFA" status --boot "$T/boot")"
+# A fake master (no proof of the token) cannot make the agent disable a card.
+fport=$("$NETFLASH_BUILD/tests/freeport")
+python3 - "$fport" <<'PY' &
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4); s.settimeout(20)
+for answer in (b"ENROLLED image=pios\n", b"CHALLENGE snonce=" + b"ab" * 16 + b" proof=" + b"00" * 32 + b"\n"):
+    c, _ = s.accept(); c.recv(1024); c.sendall(answer); c.close()
+PY
+register_pid $!
+sleep 0.3
+for what in "an unproven ENROLLED" "a CHALLENGE with a wrong proof"; do
+	expect_fail "fake master: $what" "did not prove it holds the token .*the card is left as it was" \
+		"$NFA" reimage --master "127.0.0.1:$fport" --token-file <(echo 0123456789abcdef0123456789abcdef) --mac "$M1" \
+		--boot "$T/boot" --no-reboot && pass "a fake master's $what: the agent refuses, nothing moved"
+done
 expect_rc_2() { local rc=0; "$@" >/dev/null 2>"$T/err.log" || rc=$?; [ $rc = 2 ]; }
 expect_rc_2 "$NF" --root "$MR" reimage --image pios --rsh "$T/rsh" -- '-oProxyCommand=touch /tmp/pwned' &&
 	grep -q "invalid HOST or MAC" "$T/err.log" && pass "a HOST that looks like an ssh option is refused" ||
