@@ -101,7 +101,10 @@ static void __attribute__((format(printf, 1, 2))) say(const char *fmt, ...)
 	snprintf(stamped, sizeof(stamped), "[%6.2f] netflash: %s", (double)ts.tv_sec + ts.tv_nsec / 1e9, line);
 	fprintf(stderr, "%s\n", stamped);
 	if (kmsg_fd >= 0)
-		dprintf(kmsg_fd, "<6>netflash: %s\n", line);
+		/* <5> (notice): above the console's default threshold (7, and
+		 * the served cmdline drops quiet and loglevel=), so the copy
+		 * reaches every console=, the serial one too. */
+		dprintf(kmsg_fd, "<5>netflash: %s\n", line);
 	log_to_master(stamped);
 }
 

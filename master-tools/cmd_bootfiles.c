@@ -15,6 +15,7 @@
 #include "manifest.h"
 #include "master.h"
 #include "bootpart.h"
+#include "initramfs.h"
 
 #define CONFIG_MAX 65536
 
@@ -23,10 +24,14 @@ static const char bootfiles_usage[] =
 "                                  [--model pi3|pi4|pi5] [--initramfs FILE]\n"
 "       netflash [--root DIR] boot-files ls\n"
 "\n"
-"Collect what a Pi netboots from into ROOT/boot, from a Raspberry Pi OS /boot\n"
-"(or /boot/firmware) directory, or straight from the FAT boot partition of a\n"
-"catalog image (read with mtools; nothing is mounted). Then:\n"
-"  config.txt   gets 'initramfs netflash.cpio.gz followkernel' under [all]\n"
+"Collect what a Pi netboots from into ROOT/boot, from a 64-bit Raspberry Pi OS\n"
+"/boot (or /boot/firmware) directory, or straight from the FAT boot partition\n"
+"of a catalog image (read with mtools; nothing is mounted). Then:\n"
+"  config.txt   lines that redirect the firmware (auto_initramfs, initramfs,\n"
+"               ramfsfile, kernel=, os_prefix=, cmdline=, include) are disabled\n"
+"               and named; an [all] block adds arm_64bit=1, auto_initramfs=0,\n"
+"               enable_uart=1 and 'initramfs netflash.cpio.gz followkernel'\n"
+"  Pi OS's initramfs* files and 32-bit kernels are left out\n"
 "  cmdline.txt  becomes the template for each worker's own: console settings\n"
 "               kept, root=/init=/quiet/splash dropped, ip=dhcp added\n"
 "The originals are kept as .config.txt.orig and .cmdline.txt.orig. Models:\n"
@@ -89,7 +94,7 @@ static void cmdline_template(const char *orig, char *out, size_t cap)
 {
 	static const char *const drop[] = {
 		"root=", "rootfstype=", "rootwait", "init=", "quiet", "splash", "plymouth.", "fsck.",
-		"resize", "netflash.", "ip=", "cfg80211.",
+		"resize", "netflash.", "ip=", "cfg80211.", "loglevel=",
 	};
 	char copy[CONFIG_MAX], *tok, *save = NULL;
 	size_t o = 0;
@@ -107,23 +112,103 @@ static void cmdline_template(const char *orig, char *out, size_t cap)
 	snprintf(out + o, cap - o, "ip=dhcp\n");
 }
 
+/* config.txt settings that decide what the firmware loads, and why the
+ * served config cannot keep them (Raspberry Pi documentation, "config.txt":
+ * boot options). Matched on the key before '=' or the first blank. */
+static const struct { const char *key, *why; } redirects[] = {
+	{ "auto_initramfs", "the firmware would pick Pi OS's own initramfs (initramfs8, initramfs_2712)" },
+	{ "initramfs", "only the flasher's initramfs may load" },
+	{ "ramfsfile", "only the flasher's initramfs may load" },
+	{ "ramfsaddr", "only the flasher's initramfs may load" },
+	{ "kernel", "the flasher needs the 64-bit kernel8.img / kernel_2712.img" },
+	{ "arm_64bit", "the flasher is aarch64: the served config sets arm_64bit=1" },
+	{ "os_prefix", "it moves every file the firmware reads" },
+	{ "cmdline", "each worker's cmdline.txt carries its token" },
+	{ "include", "an included file could carry any of these" },
+};
+
+/* The key of one config.txt line ("kernel" of "kernel=x", "initramfs" of
+ * "initramfs f followkernel"), or "" for blank, comment, [section]. */
+static void config_key(const char *line, char *key, size_t cap)
+{
+	size_t i = strspn(line, " \t"), n = 0;
+
+	key[0] = '\0';
+	if (line[i] == '#' || line[i] == '[' || line[i] == '\0')
+		return;
+	while (line[i] && line[i] != '=' && line[i] != ' ' && line[i] != '\t' && n + 1 < cap)
+		key[n++] = line[i++];
+	key[n] = '\0';
+}
+
+/* The served config.txt: the imported one with every line that redirects
+ * the firmware disabled (said on stdout, once per line), then our [all]
+ * block: 64-bit kernel, no automatic initramfs, the UART console, and our
+ * initramfs. Returns the bytes written to out (capacity cap). */
+static size_t served_config(const char *orig, char *out, size_t cap)
+{
+	char copy[CONFIG_MAX + 1], key[32], *line, *save = NULL;
+	size_t o = 0;
+	unsigned no = 0;
+
+	snprintf(copy, sizeof(copy), "%s", orig);
+	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *why = NULL;
+
+		no++;
+		config_key(line, key, sizeof(key));
+		for (size_t i = 0; key[0] && i < sizeof(redirects) / sizeof(redirects[0]); i++)
+			if (strcmp(key, redirects[i].key) == 0)
+				why = redirects[i].why;
+		line[strcspn(line, "\r")] = '\0';
+		if (why && strcmp(line, "arm_64bit=1") != 0)
+			printf("config.txt line %u: '%.80s' disabled: %s\n", no, line, why);
+		if (o < cap)
+			o += (size_t)snprintf(out + o, cap - o, "%s%s\n", why ? "# netflash disabled: " : "", line);
+	}
+	if (o < cap)
+		o += (size_t)snprintf(out + o, cap - o,
+				      "\n[all]\n# netflash: the flasher is aarch64 and boots only its own initramfs;\n"
+				      "# its console also goes to the UART (serial0).\n"
+				      "arm_64bit=1\nauto_initramfs=0\nenable_uart=1\n"
+				      "initramfs netflash.cpio.gz followkernel\n");
+	return o < cap ? o : cap - 1;
+}
+
+/* Pi OS's own initramfs files and 32-bit kernels: never loaded by the
+ * served config, so never served (nothing ambiguous in a TFTP dir). */
+static void drop_os_boot_files(const char *dir)
+{
+	static const char *const names[] = {
+		"initramfs", "initramfs7", "initramfs7l", "initramfs8", "initramfs_2712",
+		"kernel.img", "kernel7.img", "kernel7l.img",
+	};
+	char path[PATH_MAX + 64];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		if (unlink(path) == 0)
+			printf("left out %s: the served config boots only the 64-bit kernel and the flasher's initramfs\n",
+			       names[i]);
+	}
+}
+
 static int rewrite_configs(const char *dir)
 {
-	char path[PATH_MAX], orig[CONFIG_MAX + 1], buf[CONFIG_MAX + 512];
+	char path[PATH_MAX], orig[CONFIG_MAX + 1], buf[2 * CONFIG_MAX + 512];
 	ssize_t n;
 	int r;
 
 	snprintf(path, sizeof(path), "%s/config.txt", dir);
 	n = nf_read_file(path, orig, CONFIG_MAX);
 	if (n < 0)
-		snprintf(orig, sizeof(orig), "arm_64bit=1\nenable_uart=1\n");
-	snprintf(buf, sizeof(buf), "%s%s\n[all]\n# netflash: boot the flasher's initramfs with the kernel\n"
-		 "initramfs netflash.cpio.gz followkernel\n", orig,
-		 orig[0] && orig[strlen(orig) - 1] != '\n' ? "\n" : "");
+		orig[0] = '\0';
+	served_config(orig, buf, sizeof(buf));
 	if ((r = nf_write_file_atomic(path, buf, strlen(buf), 0644)) < 0)
 		return r;
 	snprintf(path, sizeof(path), "%s/.config.txt.orig", dir);
 	nf_write_file_atomic(path, orig, strlen(orig), 0644);
+	drop_os_boot_files(dir);
 
 	snprintf(path, sizeof(path), "%s/cmdline.txt", dir);
 	n = nf_read_file(path, orig, CONFIG_MAX);
@@ -148,12 +233,20 @@ static int has(const char *dir, const char *name)
  * not NULL) cannot. */
 static int report_models(const char *dir, const char *family)
 {
+	/* The flasher is aarch64: only a 64-bit kernel counts (kernel8.img;
+	 * a Pi 5's firmware loads kernel_2712.img). */
 	int pi3 = has(dir, "bootcode.bin") && has(dir, "start.elf") && has(dir, "fixup.dat");
 	int pi4 = has(dir, "start4.elf") && has(dir, "fixup4.dat");
+	int kernel = has(dir, "kernel8.img");
 	int pi5 = has(dir, "kernel_2712.img");
-	int kernel = has(dir, "kernel8.img") || has(dir, "kernel7.img") || has(dir, "kernel7l.img") ||
-		     has(dir, "kernel.img");
+	int only32 = !kernel && !has(dir, "kernel_2712.img") &&
+		     (has(dir, "kernel7.img") || has(dir, "kernel7l.img") || has(dir, "kernel.img"));
 
+	if (only32) {
+		nf_err("these are 32-bit Raspberry Pi OS boot files (kernel7*.img, no kernel8.img): the flasher is "
+		       "aarch64; import the boot files of 64-bit Raspberry Pi OS");
+		return 1;
+	}
 	printf("boot files for: Pi 3 %s, Pi 4 %s, Pi 5 %s\n",
 	       pi3 && kernel ? "yes" : "no (needs bootcode.bin, start.elf, fixup.dat, kernel8.img)",
 	       pi4 && kernel ? "yes" : "no (needs start4.elf, fixup4.dat, kernel8.img)",
@@ -167,7 +260,7 @@ static int report_models(const char *dir, const char *family)
 		nf_err("no Raspberry Pi firmware and kernel found: missing%s%s%s%s",
 		       has(dir, "bootcode.bin") ? "" : " bootcode.bin", has(dir, "start.elf") || has(dir, "start4.elf") ? "" : " start.elf/start4.elf",
 		       has(dir, "fixup.dat") || has(dir, "fixup4.dat") ? "" : " fixup.dat/fixup4.dat",
-		       kernel || pi5 ? "" : " kernel8.img");
+		       kernel ? "" : " kernel8.img");
 		return 1;
 	}
 	return 0;
@@ -192,6 +285,14 @@ static int install_initramfs(const char *newdir, const char *olddir, const char 
 		nf_warn("no netflash.cpio.gz yet: workers will not find the flasher until one is installed "
 			"(boot-files import --initramfs FILE), ignoring");
 		return 0;
+	}
+	if (file) {
+		char why[300];
+
+		if (initramfs_check(file, why, sizeof(why)) < 0) {
+			nf_err("refusing --initramfs '%s': %s", file, why);
+			return 1;
+		}
 	}
 	char *const argv[] = { "cp", "--no-preserve=ownership,mode", src, dst, NULL };
 	return master_run(argv, NULL, 0) < 0;

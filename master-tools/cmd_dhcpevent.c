@@ -86,7 +86,10 @@ static int tftp_sent(struct master *m, const char *size, const char *ip, const c
 	}
 	rest = path + strlen(tftp);
 	slash = strchr(rest, '/');
-	if (!slash || slash - rest != 17 || strchr(slash + 1, '/') || !slash[1]) {
+	/* Files in subdirectories count too (the firmware reads overlays/
+	 * *.dtbo); a ".." component never (dnsmasq hands a resolved path). */
+	if (!slash || slash - rest != 17 || !slash[1] || strstr(slash, "/../") || strstr(slash, "//") ||
+	    (strlen(slash) >= 3 && strcmp(slash + strlen(slash) - 3, "/..") == 0)) {
 		nf_err("dhcp-event tftp: %s is not in a worker's dir", nf_quote(q, sizeof(q), path));
 		return 1;
 	}

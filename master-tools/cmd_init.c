@@ -348,7 +348,8 @@ static int resolve_network(struct master *m, const char *subnet, const char *bca
 			return 1;
 		}
 		snprintf(c->server_ip, sizeof(c->server_ip), "%s", server_ip);
-	} else {
+	} else if (!c->server_ip[0]) {
+		/* A re-run keeps the address an earlier init was given. */
 		snprintf(c->server_ip, sizeof(c->server_ip), "%s", ifip);
 	}
 	if (!c->server_ip[0] || !c->broadcast[0]) {
@@ -356,6 +357,12 @@ static int resolve_network(struct master *m, const char *subnet, const char *bca
 		       c->iface);
 		return 1;
 	}
+	if (ifip[0] && strcmp(ifip, c->server_ip) != 0)
+		nf_warn("--server-ip %s is not the address of %s (%s): workers must reach this master there, ignoring",
+			c->server_ip, c->iface, ifip);
+	if (ifbcast[0] && strcmp(ifbcast, c->broadcast) != 0)
+		nf_warn("the workers' broadcast address %s is not %s's (%s): proxy DHCP answers on %s, ignoring",
+			c->broadcast, c->iface, ifbcast, c->iface);
 	return 0;
 }
 

@@ -44,7 +44,10 @@ $NF --root "$work/root" init --interface lo --server-ip 127.0.0.1 --subnet 127.0
 images/build-test-image.sh --size 64 "$work/pios.img"
 xz -T2 -6 --block-size=4MiB -c "$work/pios.img" >"$work/pios.img.xz"
 $NF --root "$work/root" image add "$work/pios.img.xz" --name pios-demo
-$NF --root "$work/root" boot-files import --from-image pios-demo --initramfs "$work/netflash.cpio.gz"
+# The boot files a Pi would netboot (the demo's worker is an x86-64 QEMU
+# guest that starts the flasher directly, so the Pi set gets no initramfs:
+# boot-files import takes only an aarch64 one).
+$NF --root "$work/root" boot-files import --from-image pios-demo 2>&1 | grep -v 'no netflash.cpio.gz yet' || true
 MAC=52:54:00:de:40:01
 $NF --root "$work/root" enroll "$MAC" --image pios-demo --hostname demo-worker
 token=$(grep -o 'netflash.token=[0-9a-f]*' "$work/root/tftp/52-54-00-de-40-01/cmdline.txt" | cut -d= -f2)

@@ -106,6 +106,19 @@ random_disk() {
 	echo 'start=2048, type=83' | sfdisk -q --no-reread --no-tell-kernel "$1" >/dev/null
 }
 
+# pi_initramfs OUT [CFLAGS...]: a gzip'd newc cpio whose /init is a small
+# aarch64 program built with the cross compiler (static unless CFLAGS say
+# otherwise): what boot-files import takes as the flasher's initramfs.
+pi_initramfs() {
+	local out=$1 d
+	shift
+	d=$(mktemp -d "$T/initramfs.XXXXXX")
+	mkdir -p "$d/root"
+	printf 'int main(void) { return 0; }\n' >"$d/init.c"
+	aarch64-linux-gnu-gcc -O1 "${@:--static}" -o "$d/root/init" "$d/init.c"
+	(cd "$d/root" && find . | cpio -o -H newc --quiet | gzip -9) >"$out"
+}
+
 # first_mib FILE -> sha256 of its first MiB
 first_mib() { dd if="$1" bs=1048576 count=1 iflag=fullblock status=none | sha256sum | cut -d' ' -f1; }
 

@@ -30,7 +30,7 @@ register_pid $!
 grep -q '^tftp-unique-root=mac$' "$R/etc/dnsmasq.conf" && grep -q '^dhcp-range=10.77.0.255,proxy$' "$R/etc/dnsmasq.conf" &&
 	pass "init wrote the proxy-DHCP + per-MAC TFTP config" || fail "dnsmasq.conf: $(cat "$R/etc/dnsmasq.conf")"
 "$NF" --root "$R" image add "$img.mt.xz" --name pios >/dev/null
-echo "fake initramfs for the TFTP test" >"$T/netflash.cpio.gz"
+pi_initramfs "$T/netflash.cpio.gz"
 "$NF" --root "$R" boot-files import --from-image pios --initramfs "$T/netflash.cpio.gz" >/dev/null
 start_master_dnsmasq() {
 	nsx master dnsmasq --conf-file="$R/etc/dnsmasq.conf" --keep-in-foreground &

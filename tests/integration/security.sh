@@ -25,7 +25,7 @@ netns_host evil "$EVIL" 10.77.0.66
 
 "$NF" --root "$R" init --interface eth0 --subnet 10.77.0.0/24 --server-ip 10.77.0.2 --port 7070 >/dev/null
 "$NF" --root "$R" image add "$img.zst" --name pios >/dev/null
-echo "fake initramfs" >"$T/netflash.cpio.gz"
+pi_initramfs "$T/netflash.cpio.gz"
 "$NF" --root "$R" boot-files import --from-image pios --initramfs "$T/netflash.cpio.gz" >/dev/null 2>&1
 "$NF" --root "$R" enroll "$W1" --image pios >/dev/null
 "$NF" --root "$R" enroll "$W2" --image pios >/dev/null
