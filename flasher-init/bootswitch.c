@@ -12,9 +12,15 @@
 
 #define MAX_FILES 32
 
+/* What a Pi's boot ROM or EEPROM bootloader needs from the card to boot
+ * it: bootcode.bin (Pi 3 and older), start*.elf (the GPU firmware of every
+ * model before the Pi 5) and the kernels (a Pi 5's bootloader loads
+ * kernel_2712.img or kernel8.img itself, with no start*.elf). Without all
+ * of them no model finds anything to boot and goes on to the network. */
 static int is_firmware(const char *name)
 {
-	return strcasecmp(name, "bootcode.bin") == 0 || fnmatch("start*.elf", name, FNM_CASEFOLD) == 0;
+	return strcasecmp(name, "bootcode.bin") == 0 || fnmatch("start*.elf", name, FNM_CASEFOLD) == 0 ||
+	       fnmatch("kernel*.img", name, FNM_CASEFOLD) == 0;
 }
 
 static void sync_dir(const char *path)
@@ -75,7 +81,8 @@ int nf_boot_disable(const char *dir, const char *why, char *detail, size_t cap)
 		return -EEXIST;
 	}
 	if (n == 0) {
-		snprintf(detail, cap, "'%s' holds no bootcode.bin or start*.elf: not a Raspberry Pi boot partition", dir);
+		snprintf(detail, cap, "'%s' holds no bootcode.bin, start*.elf or kernel*.img: not a Raspberry Pi boot "
+			 "partition", dir);
 		return -ENOENT;
 	}
 	snprintf(path, sizeof(path), "%s/%s", dir, NF_BOOT_DISABLED_DIR);

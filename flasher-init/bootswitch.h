@@ -1,8 +1,9 @@
 /* Making a card non-bootable for a reimage, reversibly: the Pi firmware
- * (bootcode.bin, start*.elf) is moved from the root of the mounted FAT boot
- * partition into netflash-disabled/ beside a README.txt that says why. A
- * Pi 3B+ then finds no bootcode.bin on its card and netboots; a Pi 4/5 with
- * SD first in BOOT_ORDER finds no start4.elf and goes on to the network.
+ * and kernels (bootcode.bin, start*.elf, kernel*.img) are moved from the
+ * root of the mounted FAT boot partition into netflash-disabled/ beside a
+ * README.txt that says why. A Pi 3B+ then finds no bootcode.bin on its card
+ * and netboots; a Pi 4 with SD first in BOOT_ORDER finds no start4.elf, and
+ * a Pi 5 (its firmware is in EEPROM) no kernel, and goes on to the network.
  * Restoring moves them back. Used by netflash-agent on the running OS and
  * by flasher-init when a reimage aborts before the card was touched. */
 #ifndef NETFLASH_BOOTSWITCH_H

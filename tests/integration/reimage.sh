@@ -60,19 +60,20 @@ grep -q "is enrolled for image 'pios'" "$T/r1.out" && pass "the agent checked th
 	fail "agent output: $(cat "$T/r1.out")"
 ! grep -q "$(token_of "$M1")" "$T/rsh.argv" && grep -q -- "--token-file -" "$T/rsh.argv" &&
 	pass "the token reaches the agent on stdin, in no command line (ps)" || fail "argv: $(cat "$T/rsh.argv")"
-"$NFA" status --boot "$T/boot" | has "not bootable (2 firmware file(s) in netflash-disabled/)" &&
+"$NFA" status --boot "$T/boot" | has "not bootable (3 firmware file(s) in netflash-disabled/)" &&
 	pass "agent status: not bootable" || fail "status: $("$NFA" status --boot "$T/boot")"
 umount_boot
-! root_has bootcode.bin && ! root_has start.elf && root_has config.txt &&
+! root_has bootcode.bin && ! root_has start.elf && ! root_has kernel8.img && root_has config.txt &&
 	mt mdir -b -i "${CARD}p1" ::/netflash-disabled/bootcode.bin >/dev/null &&
+	mt mdir -b -i "${CARD}p1" ::/netflash-disabled/kernel8.img >/dev/null &&
 	mt mtype -i "${CARD}p1" ::/netflash-disabled/README.txt 2>/dev/null | has "netflash reimage to image 'pios'" &&
-	pass "on the raw partition: no firmware in the root (a Pi 3 netboots), it is in netflash-disabled/" ||
+	pass "on the raw partition: no firmware and no kernel in the root (a Pi 3, 4 or 5 netboots), they are in netflash-disabled/" ||
 	fail "partition: $(mt mdir -i "${CARD}p1" ::/ 2>&1)"
 fsck.fat -n "${CARD}p1" >"$T/fsck" 2>&1 && pass "the boot partition stays a clean FAT" || fail "fsck: $(cat "$T/fsck")"
 
 # 2. restore: the card boots again, byte-identical firmware.
 mount_boot
-"$NFA" restore --boot "$T/boot" >"$T/restore.out" 2>&1 && grep -q "moved 2 firmware file(s) back" "$T/restore.out" &&
+"$NFA" restore --boot "$T/boot" >"$T/restore.out" 2>&1 && grep -q "moved 3 firmware file(s) back" "$T/restore.out" &&
 	pass "agent restore moves the firmware back" || fail "restore: $(cat "$T/restore.out")"
 umount_boot
 mt mcopy -n -i "${CARD}p1" ::/bootcode.bin "$T/bc.got" 2>/dev/null
@@ -130,7 +131,7 @@ if [ -x "$AA" ] && command -v qemu-arm-static >/dev/null; then
 	"$NF" --root "$MR" enroll "$M1" --image pios >/dev/null
 	qemu-arm-static "$AA" reimage --master "127.0.0.1:$MPORT" --token "$(token_of "$M1")" --mac "$M1" --boot "$T/boot" \
 		--no-reboot >"$T/arm.out" 2>&1 &&
-		qemu-arm-static "$AA" status --boot "$T/boot" | has "not bootable (2 firmware file(s) in netflash-disabled/)" &&
+		qemu-arm-static "$AA" status --boot "$T/boot" | has "not bootable (3 firmware file(s) in netflash-disabled/)" &&
 		qemu-arm-static "$AA" restore --boot "$T/boot" >>"$T/arm.out" 2>&1 &&
 		qemu-arm-static "$AA" status --boot "$T/boot" | has ": bootable" &&
 		pass "the armhf agent (32-bit Pi OS) checks the enrollment, disables the card and restores it" ||
