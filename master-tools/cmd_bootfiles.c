@@ -277,6 +277,29 @@ static int install_initramfs(const char *newdir, const char *olddir, const char 
 		snprintf(src, sizeof(src), "%s/netflash.cpio.gz", olddir);
 	if (!file && access(src, R_OK) != 0)
 		snprintf(src, sizeof(src), "%s/netflash.cpio.gz", defdir);
+	if (!file && access(src, R_OK) != 0) {
+		/* The one installed with netflash: this build's prefix, the Debian
+		 * package's /usr (scripts/package-master.sh), or NETFLASH_DATADIR
+		 * (for tests of an unpacked package). */
+		const char *dirs[] = { getenv("NETFLASH_DATADIR"), NETFLASH_DATADIR, "/usr/share/netflash" };
+
+		for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+			if (!dirs[i] || !dirs[i][0])
+				continue;
+			snprintf(src, sizeof(src), "%s/netflash-arm64.cpio.gz", dirs[i]);
+			if (access(src, R_OK) == 0)
+				break;
+		}
+		if (access(src, R_OK) == 0) {
+			char why[300];
+
+			if (initramfs_check(src, why, sizeof(why)) < 0) {
+				nf_err("the installed flasher initramfs '%s' is unusable: %s", src, why);
+				return 1;
+			}
+			printf("flasher initramfs: %s\n", src);
+		}
+	}
 	if (access(src, R_OK) != 0) {
 		if (file) {
 			nf_err("cannot read --initramfs '%s': %s", file, strerror(errno));

@@ -40,6 +40,9 @@ done
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETFLASH_WERROR=$werror >/dev/null
 cmake --build build -j"$jobs"
+# The master's Debian package (binaries + the aarch64 flasher initramfs);
+# tests/integration/install.sh installs it and follows the README's steps.
+echo "test: $(scripts/package-master.sh build build-aarch64)"
 (cd build && ctest --output-on-failure -j2)
 # The README's other command: the demo must keep working (it checks its own
 # outcome; its card, logs and output stay in build/demo/).
