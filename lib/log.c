@@ -3,21 +3,40 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The log target is the one global the style allows. */
 static const char *log_prog = "netflash";
 static enum nf_log_level log_max = NF_LOG_INFO;
+static int log_journal; /* stderr is systemd's journal stream: add <N> priorities */
+
+/* systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it connected
+ * stderr to (systemd.exec(5)); only then does a "<3>" prefix mean a
+ * priority (sd-daemon(3)) rather than text. */
+static int stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+	       (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void nf_log_setup(const char *prog, enum nf_log_level max)
 {
 	log_prog = prog;
 	log_max = max;
+	log_journal = stderr_is_journal();
 }
 
 void nf_log(enum nf_log_level level, const char *fmt, ...)
 {
 	static const char *const prefix[] = { "error: ", "warning: ", "", "debug: " };
+	static const char *const prio[] = { "<3>", "<4>", "<6>", "<7>" }; /* LOG_ERR .. LOG_DEBUG */
 	char line[1024];
 	va_list ap;
 
@@ -27,7 +46,7 @@ void nf_log(enum nf_log_level level, const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	/* One write per line so concurrent writers do not interleave. */
-	fprintf(stderr, "%s: %s%s\n", log_prog, prefix[level], line);
+	fprintf(stderr, "%s%s: %s%s\n", log_journal ? prio[level] : "", log_prog, prefix[level], line);
 }
 
 const char *nf_quote(char *out, size_t cap, const char *s)

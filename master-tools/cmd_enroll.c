@@ -3,6 +3,7 @@
 #include <pwd.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -66,6 +67,27 @@ static uid_t tftp_owner(const struct master *m)
 	const struct passwd *pw = getpwnam(m->conf.tftp_user[0] ? m->conf.tftp_user : "nobody");
 
 	return pw ? pw->pw_uid : (uid_t)-1;
+}
+
+/* A MAC a Pi can have: not all zeros, not group (multicast or broadcast:
+ * the I/G bit, bit 0 of the first byte, IEEE 802). Says why; 0 or -1. */
+static int station_mac(const char *canon)
+{
+	uint8_t mac[6];
+	static const uint8_t zero[6];
+
+	if (nf_parse_mac(canon, mac) < 0)
+		return -1;
+	if (memcmp(mac, zero, 6) == 0) {
+		nf_err("%s is the all-zero MAC, which no network card has", canon);
+		return -1;
+	}
+	if (mac[0] & 1) {
+		nf_err("%s is a %s address, not a Pi's: its first byte is odd (the group bit)", canon,
+		       memcmp(mac, "\xff\xff\xff\xff\xff\xff", 6) == 0 ? "broadcast" : "multicast");
+		return -1;
+	}
+	return 0;
 }
 
 static int bad_mac(const char *s)
@@ -277,6 +299,8 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	struct store *st = NULL;
 	int r, rc = 1, had;
 
+	if (station_mac(e->mac) < 0)
+		return 1;
 	if (!nfsroot && (r = master_read_manifest(m, e->image, &man)) < 0) {
 		nf_err(r == -ENOENT ? "no image '%s' in the catalog (see netflash image ls)"
 				    : "the manifest of image '%s' is damaged", e->image);
@@ -402,6 +426,8 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 	memset(&e, 0, sizeof(e));
 	provision_init(&prov);
 	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
+	if (provision_spelled_out(argc, argv))
+		return 2;
 	while ((opt = getopt_long(argc, argv, "i:H:k:fm:n:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
@@ -432,6 +458,8 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 	if (nf_parse_mac(argv[optind], mac) < 0)
 		return bad_mac(argv[optind]);
 	nf_format_mac(mac, e.mac);
+	if (station_mac(e.mac) < 0)
+		return 2;
 	if (nfsroot)
 		return enroll_diskless(m, &e, &prov, nfsroot, host || key, force);
 	if ((r = master_enroll_settings(m, &e, &prov, image, host, key)))
@@ -495,6 +523,23 @@ int cmd_release(struct master *m, int argc, char **argv)
 		return 1;
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	detail[0] = '\0';
+	if (master_open_store(m, &st) < 0) {
+		master_unlock(m);
+		return 1;
+	}
+	{
+		struct enrollment *e = calloc(1, sizeof(*e));
+		int known = e && store_get(st, macs, e) == 0;
+
+		free(e);
+		store_close(st);
+		st = NULL;
+		if (!known && tftpdir_exists(tftp, macs) == 0) {
+			nf_err("%s is not enrolled (see netflash ls); nothing to release", macs);
+			master_unlock(m);
+			return 1;
+		}
+	}
 	r = tftpdir_exists(tftp, macs);
 	if (r == 1 && tftpdir_generation(tftp, macs, detail, sizeof(detail)) == -ENOENT) {
 		nf_err("cannot release %s: tftp/%s was not made by netflash (no marker); remove it by hand", macs, macs);

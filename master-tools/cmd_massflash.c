@@ -522,6 +522,8 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 	r.power_retries = 2;
 	provision_init(&r.prov);
 	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
+	if (provision_spelled_out(argc, argv))
+		return 2;
 	while ((opt = getopt_long(argc, argv, "i:o:H:n:s:t:k:b:r:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'k': key = optarg; break;

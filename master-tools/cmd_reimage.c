@@ -129,6 +129,8 @@ int cmd_reimage(struct master *m, int argc, char **argv)
 	memset(&e, 0, sizeof(e));
 	provision_init(&prov);
 	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
+	if (provision_spelled_out(argc, argv))
+		return 2;
 	while ((opt = getopt_long(argc, argv, "i:H:k:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'i': image = optarg; break;

@@ -169,19 +169,20 @@ static int refusal_loggable(struct daemon *d)
 	return 0;
 }
 
-/* Answers ERR reason; logs "refused WHAT from PEER: DETAIL" (rate-limited).
+/* Answers ERR reason; logs "refused 'WHAT' from PEER: DETAIL" (rate-limited;
+ * WHAT quoted, NULL: "message").
  * -1: the caller must close the connection. */
 static int __attribute__((format(printf, 5, 6)))
 refuse_because(struct daemon *d, struct conn *c, const char *reason, const char *what, const char *fmt, ...)
 {
-	char detail[300];
+	char detail[300], q[256];
 	va_list ap;
 
 	if (refusal_loggable(d)) {
 		va_start(ap, fmt);
 		vsnprintf(detail, sizeof(detail), fmt, ap);
 		va_end(ap);
-		nf_warn("refused %s from %s: %s", what, c->peer, detail);
+		nf_warn("refused %s from %s: %s", what ? nf_quote(q, sizeof(q), what) : "message", c->peer, detail);
 	}
 	reply_simple(c, "ERR", reason);
 	return -1;
@@ -190,9 +191,7 @@ refuse_because(struct daemon *d, struct conn *c, const char *reason, const char 
 /* -1: the caller must close the connection. */
 static int refuse(struct daemon *d, struct conn *c, const char *why, const char *log_detail)
 {
-	char q[256];
-
-	return refuse_because(d, c, why, log_detail ? nf_quote(q, sizeof(q), log_detail) : "message", "%s", why);
+	return refuse_because(d, c, why, log_detail, "%s", why);
 }
 
 /* The worker's provisioning patch: 0 with p empty when it has none, 0
@@ -346,10 +345,10 @@ static int authenticate(struct daemon *d, struct conn *c, const struct nf_msg *m
 		return refuse(d, c, bad, mac_s);
 	nf_format_mac(mac, c->mac);
 	if (store_get(d->st, c->mac, e) < 0)
-		return refuse(d, c, "refused", c->mac);
+		return refuse_because(d, c, "refused", c->mac, "not enrolled");
 	/* Constant time: a stray host learns nothing from timing. */
 	if (strlen(token) != strlen(e->token) || CRYPTO_memcmp(token, e->token, strlen(e->token)) != 0)
-		return refuse(d, c, "refused", c->mac);
+		return refuse_because(d, c, "refused", c->mac, "wrong token (not this MAC's current enrollment)");
 	if (d->peer_check && check_peer(d, c) < 0)
 		return -1;
 	snprintf(c->token, sizeof(c->token), "%s", e->token);

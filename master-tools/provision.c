@@ -86,6 +86,32 @@ void provision_merge_options(const struct option *own, size_t n, struct option *
 	memset(&out[o], 0, sizeof(out[o]));
 }
 
+/* Options whose value leads to a secret: never abbreviated, never echoed. */
+static const char *const secret_options[] = { "password-hash-file", "wifi-psk-file" };
+
+int provision_spelled_out(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		size_t n;
+
+		if (strcmp(a, "--") == 0)
+			break;
+		if (strncmp(a, "--", 2) != 0 || !a[2])
+			continue;
+		n = strcspn(a + 2, "=");
+		for (size_t k = 0; k < sizeof(secret_options) / sizeof(secret_options[0]); k++) {
+			if (n < strlen(secret_options[k]) && strncmp(secret_options[k], a + 2, n) == 0) {
+				nf_err("'--%.*s' is not an option here: options that lead to a secret are never "
+				       "abbreviated (--%s FILE); its value is not shown", (int)(n > 40 ? 40 : n), a + 2,
+				       secret_options[k]);
+				return 2;
+			}
+		}
+	}
+	return 0;
+}
+
 void provision_init(struct provision *p)
 {
 	memset(p, 0, sizeof(*p));
@@ -101,6 +127,29 @@ static int only(const char *s, const char *set, size_t max)
 }
 
 #define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+/* Reads the one-line file behind a secret option; on failure says why
+ * without the file's name (a secret typed there by mistake stays unseen).
+ * Returns 0 or -1. */
+static int secret_line_file(const char *opt, const char *file, char *out, size_t cap)
+{
+	ssize_t n = nf_read_file(file, out, cap - 1);
+	char *nl;
+
+	if (n < 0) {
+		nf_err("cannot read the file given to %s: %s; its name is not shown", opt,
+		       n == -EFBIG ? "too long" : nf_strerror((int)n));
+		return -1;
+	}
+	out[n] = '\0';
+	nl = strchr(out, '\n');
+	if (nl && nl[strspn(nl, "\r\n")] != '\0') {
+		nf_err("the file given to %s must hold exactly one line; its name is not shown", opt);
+		return -1;
+	}
+	out[strcspn(out, "\r\n")] = '\0';
+	return 0;
+}
 
 static int bad(const char *opt, const char *val, const char *why)
 {
@@ -144,12 +193,15 @@ int provision_option(struct provision *p, int opt, const char *arg)
 		p->user = arg;
 		return 0;
 	case O_HASH:
-		if (master_read_line_file("--password-hash-file", arg, p->password_hash, sizeof(p->password_hash)) < 0)
+		/* A password given here by mistake must not reach the screen. */
+		if (secret_line_file("--password-hash-file", arg, p->password_hash, sizeof(p->password_hash)) < 0)
 			return 2;
 		if (p->password_hash[0] != '$' || !only(p->password_hash, ALNUM "./$=,-", 256) ||
-		    !strchr(p->password_hash + 1, '$'))
-			return bad("--password-hash-file", arg, "it does not hold a crypt(3) hash like $6$salt$hash "
-				   "(make one with 'openssl passwd -6')");
+		    !strchr(p->password_hash + 1, '$')) {
+			nf_err("invalid --password-hash-file: the file does not hold a crypt(3) hash like $6$salt$hash "
+			       "(make one with 'openssl passwd -6'); its name is not shown");
+			return 2;
+		}
 		return 0;
 	case O_SSID: {
 		size_t n = strlen(arg);
@@ -222,11 +274,11 @@ int provision_option(struct provision *p, int opt, const char *arg)
  * SSID, 4096 rounds, 32 bytes); a 64-hex PSK is taken as it is. */
 static int wifi_psk(struct provision *p)
 {
-	char pass[128], q[PATH_MAX + 8];
+	char pass[128];
 	uint8_t key[32];
 	size_t n;
 
-	if (master_read_line_file("--wifi-psk-file", p->psk_file, pass, sizeof(pass)) < 0)
+	if (secret_line_file("--wifi-psk-file", p->psk_file, pass, sizeof(pass)) < 0)
 		return 2;
 	n = strlen(pass);
 	if (n == 64 && only(pass, "0123456789abcdefABCDEF", 64)) {
@@ -240,8 +292,8 @@ static int wifi_psk(struct provision *p)
 			n = 0;
 	}
 	if (n < 8 || n > 63) {
-		nf_err("--wifi-psk-file %s must hold a passphrase of 8 to 63 printable ASCII characters or a 64-hex PSK",
-		       nf_quote(q, sizeof(q), p->psk_file));
+		nf_err("the --wifi-psk-file file must hold a passphrase of 8 to 63 printable ASCII characters or a "
+		       "64-hex PSK; its name is not shown");
 		return 2;
 	}
 	if (!PKCS5_PBKDF2_HMAC_SHA1(pass, (int)n, (const unsigned char *)p->wifi_ssid, (int)strlen(p->wifi_ssid),

@@ -52,6 +52,12 @@ extern const char provision_usage[];
  * (cap entries, terminated). */
 void provision_merge_options(const struct option *own, size_t n, struct option *out, size_t cap);
 
+/* Refuses an abbreviation of an option that leads to a secret
+ * (--password-hash-file, --wifi-psk-file): getopt would take '--password
+ * S3cret!' as --password-hash-file and an error would echo it. Call before
+ * getopt_long. Logs without the value; returns 0 or 2. */
+int provision_spelled_out(int argc, char **argv);
+
 void provision_init(struct provision *p);
 /* Handles one provisioning option. Returns 0, or 2 after logging a usage
  * error naming the option and the reason. */

@@ -77,7 +77,9 @@ for hello in "mac=02:00:00:00:00:99 token=$tok3" "mac=$M3 token=0000000000000000
 done
 [ -d "$MR/tftp/b8-27-eb-00-00-03" ] && [ -d "$MR/tftp/$D2" ] && pass "unknown MAC, wrong or foreign token: refused, nothing removed" ||
 	fail "a refused HELLO removed a dir"
-grep -q "refused 'b8-27-eb-00-00-03' from 127.0.0.1" "$T/daemon.log" && pass "refusals are logged" || fail "no refusal logged"
+grep -q "refused 'b8-27-eb-00-00-03' from 127.0.0.1:[0-9]*: wrong token" "$T/daemon.log" &&
+	grep -q "refused '02-00-00-00-00-99' from 127.0.0.1:[0-9]*: not enrolled" "$T/daemon.log" &&
+	pass "refusals are logged with their reason (not enrolled, wrong token)" || fail "refusal log: $(grep refused "$T/daemon.log")"
 
 # The board a worker names in HELLO (model, serial) is kept with its job;
 # values that are not one clean line of text are refused.

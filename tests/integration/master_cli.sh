@@ -107,6 +107,24 @@ nf release b8:27:eb:0a:0b:0c >/dev/null && [ ! -e "$R/tftp/b8-27-eb-0a-0b-0c" ] 
 	pass "release removes a link inside our dir without following it" || fail "release with inner symlink"
 nf release b8:27:eb:0a:0b:0c >"$T/out.log" && grep -q "already released" "$T/out.log" && pass "release is safe to re-run" ||
 	fail "second release"
+expect_rc 1 "release of a MAC never enrolled says so" "b8-27-eb-0f-0f-0f is not enrolled" nf release b8:27:eb:0f:0f:0f
+# Under systemd (JOURNAL_STREAM names stderr's device:inode) lines carry
+# syslog priorities, so journalctl -p err finds the errors; elsewhere not.
+: >"$T/journal.err"
+JOURNAL_STREAM=$(stat -c '%d:%i' "$T/journal.err") "$NF" --root "$R" release b8:27:eb:0f:0f:0f 2>>"$T/journal.err" || true
+nf release b8:27:eb:0f:0f:0f 2>"$T/plain.err" || true
+grep -q '^<3>netflash: error: b8-27-eb-0f-0f-0f is not enrolled' "$T/journal.err" && grep -q '^netflash: error:' "$T/plain.err" &&
+	pass "log lines carry <3> priorities on the journal's stream only" || fail "priorities: $(cat "$T/journal.err" "$T/plain.err")"
+for bad in ff:ff:ff:ff:ff:ff 00:00:00:00:00:00 01:00:5e:00:00:01 03:00:00:00:00:01; do
+	expect_rc 2 "enroll refuses $bad" "(all-zero|broadcast|multicast)" nf enroll "$bad" --image pios-gz
+done
+# Options that lead to a secret are never abbreviated, and their values never shown.
+rc=0; nf enroll b8:27:eb:0a:0b:0d --image pios-gz --hostname x --password 'S3cret!' 2>"$T/err.log" || rc=$?
+[ $rc = 2 ] && has "'--password' is not an option here: options that lead to a secret are never abbreviated" "$T/err.log" &&
+	! grep -q 'S3cret' "$T/err.log" && pass "--password S3cret! is refused without echoing it" || fail "secret: $(cat "$T/err.log")"
+rc=0; nf enroll b8:27:eb:0a:0b:0d --image pios-gz --user pi --password-hash-file 'S3cret!' 2>"$T/err.log" || rc=$?
+[ $rc = 2 ] && ! grep -q 'S3cret' "$T/err.log" && has "its name is not shown" "$T/err.log" &&
+	pass "a secret given as the --password-hash-file name is not echoed" || fail "secret file: $(cat "$T/err.log")"
 
 # Concurrent enrolls do not corrupt the state.
 pids=()

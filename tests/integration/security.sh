@@ -71,7 +71,7 @@ ans=$(ask evil "QUERY v=1 mac=$W1 token=$tok1")
 ans=$(ask evil "HELLO v=1 mac=$W1 token=$tok1" "DONE id=1 sha256=$sha bytes=$size seconds=1.0")
 [[ $ans != *RELEASED* ]] && [[ $ans != *JOB* ]] && [ -d "$R/tftp/$D1" ] && pass "no job, no patch, no release for the attacker" ||
 	fail "attacker got '$ans'"
-grep -q "refused $D1 from 10.77.0.66:[0-9]*: its address belongs to 02-00-00-00-00-66 on eth0" "$T/daemon.log" &&
+grep -q "refused '$D1' from 10.77.0.66:[0-9]*: its address belongs to 02-00-00-00-00-66 on eth0" "$T/daemon.log" &&
 	pass "the refusal names the MAC behind the address" || fail "log: $(grep refused "$T/daemon.log" | tail -2)"
 # The master's own address has no neighbour entry: not a LAN peer.
 ans=$(ask master "HELLO v=1 mac=$W1 token=$tok1")
