@@ -11,7 +11,7 @@
 set -euo pipefail
 
 size_mib=16 fill=67 compress=0
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--size) size_mib=$2; shift 2 ;;

@@ -408,7 +408,7 @@ int cmd_boot_files(struct master *m, int argc, char **argv)
 			fputs(bootfiles_usage, stdout);
 			return 0;
 		}
-		fputs(bootfiles_usage, stderr);
+		master_usage_hint(argv[0]);
 		return 2;
 	}
 	optind = 2;
@@ -425,7 +425,7 @@ int cmd_boot_files(struct master *m, int argc, char **argv)
 			family = optarg;
 			break;
 		case 'h': fputs(bootfiles_usage, stdout); return 0;
-		default: fputs(bootfiles_usage, stderr); return 2;
+		default: master_usage_hint(argv[0]); return 2;
 		}
 	}
 	if (optind != argc || !from_boot == !from_image) {

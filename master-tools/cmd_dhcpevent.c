@@ -120,7 +120,7 @@ int cmd_dhcp_event(struct master *m, int argc, char **argv)
 		return 0;
 	}
 	if (argc < 2) {
-		fputs(usage, stderr);
+		master_usage_hint(argv[0]);
 		return 2;
 	}
 	if (master_require_init(m))

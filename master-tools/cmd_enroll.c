@@ -445,7 +445,7 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 		case 'f': force = 1; break;
 		case 'n': nfsroot = optarg; break;
 		case 'h': printf("%s\n%s", enroll_usage, provision_usage); return 0;
-		case '?': fputs(enroll_usage, stderr); return 2;
+		case '?': master_usage_hint(argv[0]); return 2;
 		default:
 			if (provision_option(&prov, opt, optarg))
 				return 2;
@@ -513,7 +513,7 @@ int cmd_release(struct master *m, int argc, char **argv)
 		return 0;
 	}
 	if (argc != 2) {
-		fputs(release_usage, stderr);
+		master_usage_hint(argv[0]);
 		return 2;
 	}
 	if (nf_parse_mac(argv[1], mac) < 0)

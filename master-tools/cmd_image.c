@@ -515,7 +515,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 		case 'o': os_list = optarg; break;
 		case 'D': not_a_disk = 1; break;
 		case 'h': fputs(image_usage, stdout); return 0;
-		default: fputs(image_usage, stderr); return 2;
+		default: master_usage_hint(argv[0]); return 2;
 		}
 	}
 	if (master_require_init(m))

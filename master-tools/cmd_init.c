@@ -404,7 +404,7 @@ int cmd_init(struct master *m, int argc, char **argv)
 			break;
 		case 'A': do_apply = 1; break;
 		case 'h': fputs(init_usage, stdout); return 0;
-		default: fputs(init_usage, stderr); return 2;
+		default: master_usage_hint(argv[0]); return 2;
 		}
 	}
 	if (optind != argc) {

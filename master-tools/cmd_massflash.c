@@ -565,7 +565,7 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 			r.power_retries = (unsigned)v;
 			break;
 		case 'h': fputs(usage, stdout); return 0;
-		case '?': fputs(usage, stderr); return 2;
+		case '?': master_usage_hint(argv[0]); return 2;
 		default:
 			if (provision_option(&r.prov, opt, optarg))
 				return 2;

@@ -121,6 +121,10 @@ int cmd_power(struct master *m, int argc, char **argv)
 		fputs(usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
+	if (strcmp(argv[1], "ls") == 0 && argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+		fputs(usage, stdout);
+		return 0;
+	}
 	if (strcmp(argv[1], "ls") == 0 && argc == 2)
 		return master_require_init(m) ? 1 : power_ls(m);
 	if (strcmp(argv[1], "cycle") != 0) {
@@ -141,7 +145,7 @@ int cmd_power(struct master *m, int argc, char **argv)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			fputs(usage, stderr);
+			master_usage_hint(argv[0]);
 			return 2;
 		}
 	}

@@ -249,3 +249,8 @@ int master_image_path(const struct master *m, const struct nf_manifest *man, cha
 	snprintf(rel, sizeof(rel), "images/%s", man->file);
 	return master_path(m, out, cap, rel);
 }
+
+void master_usage_hint(const char *cmd)
+{
+	fprintf(stderr, "netflash: see 'netflash %s --help' for its usage\n", cmd);
+}

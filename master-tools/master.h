@@ -99,6 +99,10 @@ struct worker_view {
 void worker_view(struct store *st, const struct enrollment *e, struct worker_view *v);
 
 /* Subcommands: argc/argv start at the subcommand's own name. Return the exit status. */
+/* A usage error's second line (getopt or the command said the first): a
+ * pointer to the command's --help, not the whole text. */
+void master_usage_hint(const char *cmd);
+
 int cmd_init(struct master *m, int argc, char **argv);
 int cmd_image(struct master *m, int argc, char **argv);
 int cmd_boot_files(struct master *m, int argc, char **argv);

@@ -1,6 +1,7 @@
 /* netflash: the master's command line (git-style subcommands). */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -34,6 +35,36 @@ static const char main_usage[] =
 "  -h, --help           this help; 'netflash COMMAND --help' for each command\n"
 "  -V, --version        the version\n";
 
+/* "netflash init --root R": --root given after the command is taken out
+ * of its arguments (up to a "--"). *n: the count left. Returns 0 or 2. */
+static int take_root(struct master *m, int argc, char **argv, int *n)
+{
+	int o = 1, i = 1;
+
+	for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		const char *v = NULL;
+
+		if (strcmp(argv[i], "--root") == 0 && i + 1 < argc)
+			v = argv[++i];
+		else if (strncmp(argv[i], "--root=", 7) == 0)
+			v = argv[i] + 7;
+		if (!v) {
+			argv[o++] = argv[i];
+			continue;
+		}
+		if (!v[0] || strlen(v) >= sizeof(m->root) - 64) {
+			nf_err("--root is empty or too long");
+			return 2;
+		}
+		snprintf(m->root, sizeof(m->root), "%s", v);
+	}
+	for (; i < argc; i++)
+		argv[o++] = argv[i];
+	argv[o] = NULL;
+	*n = o;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct { const char *name; int (*fn)(struct master *, int, char **); } cmds[] = {
@@ -44,10 +75,13 @@ int main(int argc, char **argv)
 		{ "recover", cmd_recover },
 	};
 	struct master m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 };
+	const char *env = getenv("NETFLASH_ROOT");
 	int i = 1;
 
 	nf_log_setup("netflash", NF_LOG_INFO);
-	/* Global options come before the command. */
+	if (env && env[0] && strlen(env) < sizeof(m.root) - 64)
+		snprintf(m.root, sizeof(m.root), "%s", env);
+	/* Global options before the command (and --root after it, below). */
 	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "--root") == 0 && i + 1 < argc) {
 			if (strlen(argv[i + 1]) == 0 || strlen(argv[i + 1]) >= sizeof(m.root) - 64) {
@@ -77,8 +111,12 @@ int main(int argc, char **argv)
 	}
 	for (size_t c = 0; c < sizeof(cmds) / sizeof(cmds[0]); c++) {
 		if (strcmp(argv[i], cmds[c].name) == 0) {
+			int n = 0, r = take_root(&m, argc - i, argv + i, &n);
+
+			if (r)
+				return r;
 			optind = 1;
-			return cmds[c].fn(&m, argc - i, argv + i);
+			return cmds[c].fn(&m, n, argv + i);
 		}
 	}
 	nf_err("unknown command '%s' (see netflash --help)", argv[i]);

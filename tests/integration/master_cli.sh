@@ -157,4 +157,18 @@ if command -v systemd-analyze >/dev/null; then
 	systemd-analyze verify "$R/etc/netflashd.service" "$R/etc/netflash-dnsmasq.service" 2>"$T/verify.err" &&
 		pass "systemd-analyze verify accepts both units" || fail "units: $(cat "$T/verify.err")"
 fi
+# Global options after the command, NETFLASH_ROOT, one-line usage errors,
+# --help everywhere.
+"$NF" init --root "$T/r4" --interface lo --server-ip 127.0.0.1 --subnet 127.0.0.0/8 >/dev/null 2>&1 &&
+	[ -f "$T/r4/netflash.conf" ] && NETFLASH_ROOT="$T/r4" "$NF" ls | has "no workers" &&
+	pass "--root after the command, and NETFLASH_ROOT, name the root" || fail "--root after the command"
+rc=0; "$NF" --root "$T/r4" init --bogus >/dev/null 2>"$T/usage.err" || rc=$?
+[ $rc = 2 ] && [ "$(wc -l <"$T/usage.err")" -le 2 ] && has "see 'netflash init --help'" "$T/usage.err" &&
+	pass "a usage error is two lines and a pointer to --help" || fail "usage error: rc=$rc $(cat "$T/usage.err")"
+"$NF" power ls --help | has "power cycle" && pass "power ls --help prints the help" || fail "power ls --help"
+for s in boot-files/build-initramfs.sh images/build-test-image.sh scripts/package-agent.sh scripts/package-master.sh; do
+	"$NETFLASH_SRC/$s" --help >"$T/help.out" && [ -s "$T/help.out" ] && ! has "set -euo" "$T/help.out" ||
+		fail "$s --help prints code (or nothing)"
+done
+pass "the scripts' --help prints their comment block, no code"
 finish
