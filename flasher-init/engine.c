@@ -939,7 +939,9 @@ int nf_flash(const struct nf_flash_opts *o, struct nf_flash_result *res)
 		goto out;
 	r = nf_target_open(&f.tgt, o->target, o->allow_partition, detail, sizeof(detail));
 	if (r < 0) {
-		flash_fail(&f, r, "target", "%s", detail);
+		/* A card that cannot be written stays so: its own stage, which the
+		 * master treats as final (no retries, like a failed probe). */
+		flash_fail(&f, r, r == -EROFS || r == -EACCES ? "read-only" : "target", "%s", detail);
 		goto out;
 	}
 	r = check_size(&f);

@@ -701,11 +701,12 @@ static int on_fail(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	snprintf(reason, sizeof(reason), "%.15s: %.250s", stage, why);
 	nf_warn("%s job %llu failed at %s", c->mac, (unsigned long long)j.id, nf_quote(q, sizeof(q), reason));
 	count_failure(d, c, "failed", reason, 0, 0);
-	if (strcmp(stage, "probe") == 0) {
-		/* A fake card stays fake: no retries; a new card needs a new enroll. */
+	if (strcmp(stage, "probe") == 0 || strcmp(stage, "read-only") == 0) {
+		/* A fake or write-protected card stays so: no retries; a new card
+		 * needs a new enroll. */
 		store_set_state(d->st, c->mac, "failed", reason);
-		nf_warn("%s: its card failed the capacity probe; marked failed (replace the card, enroll again)",
-			c->mac);
+		nf_warn("%s: its card %s; marked failed (replace the card, enroll again)", c->mac,
+			stage[0] == 'p' ? "failed the capacity probe" : "cannot be written (read-only)");
 	}
 	return reply_simple(c, "KEPT", "failure-recorded");
 }

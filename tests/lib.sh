@@ -59,6 +59,7 @@ _loop_detach_ours() {
 loop_detach() {
 	local l
 	for l in "${_LOOPS[@]}"; do [ "${l%%|*}" = "$1" ] && _loop_detach_ours "$l"; done
+	return 0 # not the last test's status: set -e would end the caller
 }
 
 # loop_partitions DEV IMAGE: makes sure DEVpN exist for IMAGE's MBR

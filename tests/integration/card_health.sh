@@ -67,6 +67,17 @@ grep -q "identity: '$FAKE_LOOP: not an SD/MMC card (no CID), 128.0 MiB'" "$T/h1"
 	pass "history shows the card's identity and the probe's verdict" || fail "history: $(cat "$T/h1")"
 [ -d "$MR/tftp/$D1" ] && pass "the worker keeps netbooting (its dir stays)" || fail "the dir of a failed worker went"
 
+# A write-protected card is as final as a fake one: failed at once.
+M3=b8:27:eb:00:00:03 D3=b8-27-eb-00-00-03
+truncate -s $((64 * MiB)) "$T/ro.card"
+loop_attach RO_LOOP "$T/ro.card" --read-only
+"$NF" --root "$MR" enroll "$M3" --image pios >/dev/null
+report "$M3" "$RO_LOOP" 2>"$T/w3.log" && fail "the worker flashed a read-only card"
+"$NF" --root "$MR" status --json | has "\"mac\":\"$D3\".*\"state\":\"failed\".*\"attempts\":1,.*read-only: .*is read-only" &&
+	pass "a read-only card marks the worker failed after one attempt, with the reason" ||
+	fail "read-only: $("$NF" --root "$MR" status --json | grep "$D3"; cat "$T/w3.log")"
+loop_detach "$RO_LOOP"
+
 # 4. The stall watchdog: a card whose write hangs 2.5 s (limit 1 s) is
 # reported while it hangs and in the summary; the flash still succeeds.
 loop_detach "$FAKE_LOOP"
