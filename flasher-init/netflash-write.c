@@ -121,8 +121,11 @@ static void usage(FILE *out)
 "running root filesystem, a read-only target, a partition (without --force),\n"
 "an image known to be larger than the target, unknown formats.\n"
 "\n"
-"Exit status: 0 written and verified; 1 flash failed (the first MiB was not\n"
-"written); 2 usage error.\n", out);
+"Exit status: 0 written and verified (with --report-to: and the master released\n"
+"the worker); 1 flash failed (the first MiB was not written), or the master\n"
+"refused the worker or did not release it; 2 usage error; 3 (--report-to) the\n"
+"master has no job for this worker (NOJOB: released, failed, too many\n"
+"attempts, its image removed ...; the reason is printed).\n", out);
 }
 
 static double mb_s(uint64_t bytes, double s)

@@ -445,14 +445,28 @@ static int image_rm(struct master *m, const char *name, int force)
 
 	if (load(m, name, &man) < 0)
 		return 1;
-	if (master_open_store(m, &st) == 0) {
-		users = store_image_users(st, name);
-		store_close(st);
-	}
+	if (master_open_store(m, &st) < 0)
+		return 1;
+	users = store_image_users(st, name);
 	if (users > 0 && !force) {
 		nf_err("image '%s' is used by %d enrolled worker(s); release them or use --force", name, users);
+		store_close(st);
 		return 1;
 	}
+	/* Their jobs can never finish: say so rather than leave them running. */
+	if (users > 0) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "image '%s' was removed from the catalog (image rm --force); enroll again",
+			 name);
+		if (store_image_removed(st, name, why) < 0) {
+			nf_err("cannot mark the workers of image '%s' failed; nothing removed", name);
+			store_close(st);
+			return 1;
+		}
+		nf_warn("%d worker(s) enrolled with '%s' are now failed: enroll them with another image", users, name);
+	}
+	store_close(st);
 	master_manifest_path(m, name, mpath, sizeof(mpath));
 	unlink(mpath);
 	master_image_path(m, &man, path, sizeof(path));

@@ -393,6 +393,27 @@ int store_job_abandon_others(struct store *s, const char *mac, uint64_t keep_id)
 	return step_done(st);
 }
 
+int store_image_removed(struct store *s, const char *image, const char *why)
+{
+	static const char *const sql[] = {
+		"UPDATE jobs SET state = 'abandoned', reason = ?2, ended_at = ?3 WHERE image = ?1 AND state = 'running'",
+		"UPDATE workers SET state = 'failed', last_error = ?2, updated_at = ?3 WHERE image = ?1 AND state = 'enrolled'",
+	};
+	int r = 0;
+
+	for (int i = 0; i < 2 && r == 0; i++) {
+		sqlite3_stmt *st = NULL;
+
+		if (sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL) != SQLITE_OK)
+			return -EIO;
+		sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, why, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, now());
+		r = step_done(st);
+	}
+	return r;
+}
+
 int store_add_attempt(struct store *s, const char *mac, const char *error)
 {
 	sqlite3_stmt *st = NULL;

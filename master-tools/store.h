@@ -100,6 +100,10 @@ int store_job_progress(struct store *s, uint64_t id, const char *stage, uint64_t
 /* Ends a job with state (done, failed, kept, abandoned) and reason (may be NULL). */
 int store_job_end(struct store *s, uint64_t id, const char *state, const char *reason, uint64_t bytes,
 		  double seconds);
+/* An image left the catalog: its running jobs are abandoned and the
+ * workers enrolled with it marked failed, both with why. 0 or -EIO. */
+int store_image_removed(struct store *s, const char *image, const char *why);
+
 /* Marks mac's running jobs other than keep_id abandoned. */
 int store_job_abandon_others(struct store *s, const char *mac, uint64_t keep_id);
 /* Adds one failed attempt to mac; returns the new count or -EIO. */

@@ -93,6 +93,13 @@ nf enroll b8:27:eb:0a:0b:0c --image pios-24M --force >/dev/null
 tok_b=$(grep -o 'netflash.token=[0-9a-f]*' "$R/tftp/b8-27-eb-0a-0b-0c/cmdline.txt")
 [ "$tok_a" != "$tok_b" ] && pass "--force replaces the enrollment with a new token" || fail "token unchanged"
 expect_rc 1 "image in use" "used by 1 enrolled worker" nf image rm pios-24M
+nf image add "$img.zst" --name doomed >/dev/null
+nf enroll b8:27:eb:0d:0d:0d --image doomed >/dev/null
+nf image rm doomed --force >/dev/null 2>"$T/rm.err"
+nf status --json | has '"mac":"b8-27-eb-0d-0d-0d".*"state":"failed".*removed from the catalog' &&
+	has "1 worker(s) enrolled with 'doomed' are now failed" "$T/rm.err" &&
+	pass "image rm --force fails its workers with the reason instead of leaving them running" ||
+	fail "rm --force: $(cat "$T/rm.err"; nf status --json | grep 0d-0d-0d)"
 
 # Symlinks planted in the TFTP root are never followed by release.
 mkdir -p "$T/precious" && echo keep >"$T/precious/file" && echo b8-27-eb-00-00-66 >"$T/precious/.netflash-mac"
