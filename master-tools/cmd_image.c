@@ -351,10 +351,8 @@ static int image_add(struct master *m, const struct add_opts *a)
 	note_bmap(a->file);
 	/* The state lock only for the commit: the daemon and other commands
 	 * must not wait while gigabytes decode. */
-	if (master_lock(m) < 0) {
-		nf_err("cannot take the state lock in %s/state", m->root);
+	if (master_lock(m) < 0)
 		goto out;
-	}
 	if (!a->force && stat(mpath, &st) == 0) {
 		nf_err("image '%s' was added to the catalog meanwhile (use --force to replace it)", a->name);
 		goto out;

@@ -123,22 +123,53 @@ int master_save_conf(const struct master *m)
 	return nf_write_file_atomic(path, body, (size_t)n, 0644);
 }
 
+/* The holder writes "PID COMMAND" into the lock file, for whoever waits. */
+static void say_holder(int fd)
+{
+	char me[64], cmd[48] = "";
+	ssize_t n = nf_read_file("/proc/self/comm", cmd, sizeof(cmd) - 1);
+	int len;
+
+	if (n > 0)
+		cmd[strcspn(cmd, "\n")] = '\0';
+	len = snprintf(me, sizeof(me), "%d %s\n", (int)getpid(), cmd);
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, me, (size_t)len, 0) < 0)
+		(void)0; /* only a courtesy to waiters */
+}
+
 static int lock_with(struct master *m, int how)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], holder[64] = "";
+	int waited = 0;
 
 	if (master_path(m, path, sizeof(path), "state/lock") < 0)
 		return -ENAMETOOLONG;
 	m->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (m->lock_fd < 0)
 		return -errno;
-	if (flock(m->lock_fd, how) < 0) {
+	/* A blocking lock waits a second quietly, then says for whom. */
+	while (flock(m->lock_fd, (how & ~LOCK_NB) | LOCK_NB) < 0) {
 		int e = errno;
 
-		close(m->lock_fd);
-		m->lock_fd = -1;
-		return -e;
+		if (e != EWOULDBLOCK || (how & LOCK_NB)) {
+			close(m->lock_fd);
+			m->lock_fd = -1;
+			return -e;
+		}
+		if (++waited == 20) {
+			ssize_t n = pread(m->lock_fd, holder, sizeof(holder) - 1, 0);
+
+			holder[n > 0 ? n : 0] = '\0';
+			holder[strcspn(holder, "\n")] = '\0';
+			nf_info("waiting for the state lock %s, held by %s", path,
+				holder[0] ? holder : "another netflash command or netflashd");
+		}
+		if (waited >= 20 && flock(m->lock_fd, how) == 0)
+			break;
+		if (waited < 20)
+			usleep(50000);
 	}
+	say_holder(m->lock_fd);
 	return 0;
 }
 
@@ -147,6 +178,9 @@ int master_lock(struct master *m)
 {
 	int r = lock_with(m, LOCK_EX);
 
+	if (r < 0)
+		nf_err("cannot take the state lock in %s/state: %s%s", m->root, nf_strerror(r),
+		       r == -EACCES || r == -EPERM ? " (netflash changes the master's state as root)" : "");
 	if (r == 0)
 		master_recover(m);
 	return r;

@@ -1074,10 +1074,8 @@ int main(int argc, char **argv)
 		return r;
 	size_for_fds(&d);
 	/* Finish what a kill left half done before serving anyone. */
-	if (master_lock(&d.m) < 0) {
-		nf_err("cannot take the state lock in %s/state", d.m.root);
+	if (master_lock(&d.m) < 0)
 		return 1;
-	}
 	master_unlock(&d.m);
 	if (master_open_store(&d.m, &d.st) < 0)
 		return 1;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct store {
 	sqlite3 *db;
@@ -44,6 +45,13 @@ int store_open(struct store **out, const char *path)
 
 	if (!s)
 		return -ENOMEM;
+	/* SQLite says only "unable to open": name the real reason. */
+	if (access(path, R_OK | W_OK) < 0 && errno != ENOENT) {
+		int e = errno;
+
+		free(s);
+		return -e;
+	}
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
 	    sqlite3_busy_timeout(s->db, 10000) != SQLITE_OK ||
 	    sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK) {

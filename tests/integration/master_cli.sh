@@ -178,4 +178,21 @@ for s in boot-files/build-initramfs.sh images/build-test-image.sh scripts/packag
 		fail "$s --help prints code (or nothing)"
 done
 pass "the scripts' --help prints their comment block, no code"
+# Without root: every changing command says why, status says permission denied.
+rc=0; setpriv --reuid=nobody --regid=nogroup --clear-groups "$NF" --root "$R" enroll b8:27:eb:0e:0e:0e --image pios-gz \
+	>/dev/null 2>"$T/nobody.err" || rc=$?
+[ $rc = 1 ] && has "Permission denied\|permission denied" "$T/nobody.err" &&
+	pass "enroll as a user who cannot write ROOT says why" || fail "enroll as nobody: rc=$rc $(cat "$T/nobody.err")"
+rc=0; setpriv --reuid=nobody --regid=nogroup --clear-groups "$NF" --root "$R" status >/dev/null 2>"$T/nobody.err" || rc=$?
+[ $rc = 1 ] && has -i "permission denied" "$T/nobody.err" && ! has "Input/output" "$T/nobody.err" &&
+	pass "status as such a user says permission denied" || fail "status as nobody: rc=$rc $(cat "$T/nobody.err")"
+# A command waiting for the state lock says so after a second.
+flock "$R/state/lock" sleep 2.5 &
+lpid=$!
+register_pid "$lpid"
+sleep 0.2
+nf enroll b8:27:eb:0e:0e:0f --image pios-gz >/dev/null 2>"$T/wait.err"
+wait "$lpid" || true
+has "waiting for the state lock .*, held by" "$T/wait.err" && pass "a command waiting for the lock says so, and then goes on" ||
+	fail "lock wait: $(cat "$T/wait.err")"
 finish

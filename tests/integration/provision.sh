@@ -215,7 +215,7 @@ M9=b8:27:eb:00:01:09 D9=b8-27-eb-00-01-09
 expect_rc 2 "--user without a hash is refused" "--user needs --password-hash-file" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --user admin
 printf '%s\n' 'plain-password' >"$T/badhash"
-expect_rc 2 "a password that is not a crypt hash is refused" "invalid --password-hash-file .*crypt" \
+expect_rc 2 "a password that is not a crypt hash is refused" "invalid --password-hash-file: .*crypt" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --user admin --password-hash-file "$T/badhash"
 expect_rc 2 "an SSID with a newline is refused" "invalid --wifi-ssid .*control characters" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --wifi-ssid "$(printf 'a\nb')" --wifi-psk-file "$T/psk"
