@@ -1,4 +1,5 @@
 #include "provision.h"
+#include "known.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -151,6 +152,28 @@ static int secret_line_file(const char *opt, const char *file, char *out, size_t
 	return 0;
 }
 
+/* The value must be on the list Debian ships (known.h); the error names
+ * the nearest valid spelling. A list that is not installed is warned
+ * about, and the value taken. Returns 0 or 2. */
+static int on_list(const char *opt, enum known_list list, const char *val)
+{
+	char near[512], q[200];
+	int r = known_value(list, val, near, sizeof(near));
+
+	if (r == 1)
+		return 0;
+	if (r < 0) {
+		nf_warn("cannot check %s %s: %s is not installed (package %s), ignoring", opt,
+			nf_quote(q, sizeof(q), val), near, known_package(list));
+		return 0;
+	}
+	nf_err("invalid %s %s: not a known %s%s%s%s", opt, nf_quote(q, sizeof(q), val),
+	       list == KNOWN_TIMEZONE ? "time zone" : list == KNOWN_COUNTRY ? "ISO 3166 country code"
+	       : list == KNOWN_KEYMAP ? "keyboard layout" : "supported locale",
+	       near[0] ? " (did you mean '" : "", near, near[0] ? "'?)" : "");
+	return 2;
+}
+
 static int bad(const char *opt, const char *val, const char *why)
 {
 	char q[200];
@@ -218,22 +241,30 @@ int provision_option(struct provision *p, int opt, const char *arg)
 	case O_COUNTRY:
 		if (strlen(arg) != 2 || !only(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", 2))
 			return bad("--wifi-country", arg, "a two-letter upper-case country code like GB");
+		if (on_list("--wifi-country", KNOWN_COUNTRY, arg))
+			return 2;
 		p->wifi_country = arg;
 		return 0;
 	case O_HIDDEN: p->wifi_hidden = 1; return 0;
 	case O_TZ:
 		if (!only(arg, ALNUM "_+-/", 64) || arg[0] == '/' || strstr(arg, "..") || strstr(arg, "//"))
 			return bad("--timezone", arg, "a zone name like Europe/London");
+		if (on_list("--timezone", KNOWN_TIMEZONE, arg))
+			return 2;
 		p->timezone = arg;
 		return 0;
 	case O_KEYMAP:
 		if (!only(arg, ALNUM "_-", 32))
 			return bad("--keymap", arg, "a layout name like gb or us");
+		if (on_list("--keymap", KNOWN_KEYMAP, arg))
+			return 2;
 		p->keymap = arg;
 		return 0;
 	case O_LOCALE:
 		if (!only(arg, ALNUM "_.@-", 32))
 			return bad("--locale", arg, "a locale name like en_GB.UTF-8");
+		if (on_list("--locale", KNOWN_LOCALE, arg))
+			return 2;
 		p->locale = arg;
 		return 0;
 	case O_FIRSTBOOT:

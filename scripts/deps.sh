@@ -14,6 +14,8 @@ pkgs=(
 	xz-utils gzip zstd bzip2 pigz bmap-tools procps bc time
 	# image intake tests: files made by the real tools
 	p7zip-full zip lz4 lzip ncompress strace
+	# the lists enroll checks --timezone, --wifi-country, --keymap, --locale against
+	tzdata xkb-data locales
 	curl busybox-static iproute2 cpio kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
 )

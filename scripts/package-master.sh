@@ -63,7 +63,7 @@ Version: $version
 Architecture: $arch
 Maintainer: netflash developers <netflash@localhost>
 Installed-Size: $size
-Depends: $deps, dnsmasq-base, mtools
+Depends: $deps, dnsmasq-base, mtools, tzdata, xkb-data, locales
 Recommends: nfs-kernel-server | nfs-ganesha-vfs, logrotate
 Section: admin
 Priority: optional

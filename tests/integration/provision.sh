@@ -224,6 +224,17 @@ expect_rc 2 "a short Wi-Fi passphrase is refused" "passphrase of 8 to 63" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --wifi-ssid lab --wifi-psk-file "$T/shortpsk"
 expect_rc 2 "a hostile timezone is refused" "invalid --timezone" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --timezone '../../etc/passwd'
+# Values checked against the lists Debian ships, the nearest spelling named.
+expect_rc 2 "a misspelt time zone" "invalid --timezone 'Europe/Londn': not a known time zone \(did you mean 'Europe/London'\?\)" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --timezone Europe/Londn
+expect_rc 2 "UK as a Wi-Fi country" "invalid --wifi-country 'UK': not a known ISO 3166 country code \(did you mean 'GB'\?\)" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --wifi-country UK
+expect_rc 2 "a misspelt keymap" "invalid --keymap 'gbb': not a known keyboard layout \(did you mean 'gb'\?\)" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --keymap gbb
+expect_rc 2 "a locale without its dash" "invalid --locale 'en_GB.UTF8': not a known supported locale \(did you mean 'en_GB.UTF-8'\?\)" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --locale en_GB.UTF8
+expect_rc 2 "a zone with nothing close" "invalid --timezone 'Mars/Olympus_Mons': not a known time zone$" \
+	"$NF" --root "$MR" enroll "$M9" --image pios --timezone Mars/Olympus_Mons
 expect_rc 2 "--user-data with --hostname is refused" "replaces the generated user-data" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --user-data "$T/user-data" --hostname x
 head -c 40000 /dev/zero | tr '\0' 'x' >"$T/big.sh"
