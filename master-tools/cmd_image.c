@@ -386,35 +386,54 @@ out:
 	return rc;
 }
 
+struct ls_ctx {
+	int shown, name_w, from_w, measure;
+};
+
+/* Two passes: the widest name and origin first, so no column breaks. */
 static int ls_row(const char *path, const struct nf_manifest *man, void *ctx)
 {
+	struct ls_ctx *c = ctx;
 	char sha[65];
 
+	if (c->measure) {
+		if (man && (int)strlen(man->name) > c->name_w)
+			c->name_w = (int)strlen(man->name);
+		if (man && (int)strlen(man->origin) > c->from_w)
+			c->from_w = (int)strlen(man->origin);
+		return 0;
+	}
 	if (!man) {
 		nf_warn("%s is not a valid manifest, ignoring", path);
 		return 0;
 	}
 	nf_format_hex(man->sha256, 32, sha);
-	printf("%-24s %-5s %-10s %12llu %12llu %4u%%  %.16s\n", man->name, nf_format_name(man->format),
-	       man->origin[0] ? man->origin : "-",
+	printf("%-*s %-5s %-*s %12llu %12llu %4u%%  %.16s\n", c->name_w, man->name, nf_format_name(man->format),
+	       c->from_w, man->origin[0] ? man->origin : "-",
 	       (unsigned long long)man->compressed_size, (unsigned long long)man->image_size,
 	       man->blocks ? (unsigned)(man->zero_blocks * 100 / man->blocks) : 0, sha);
-	++*(int *)ctx;
+	c->shown++;
 	return 0;
 }
 
 static int image_ls(struct master *m)
 {
 	char dir[PATH_MAX];
-	int shown = 0, r;
+	struct ls_ctx c = { .name_w = 4, .from_w = 4, .measure = 1 };
+	int r = master_each_manifest(m, ls_row, &c);
 
-	printf("%-24s %-5s %-10s %12s %12s %5s  %s\n", "NAME", "FMT", "FROM", "STORED", "IMAGE", "ZERO", "SHA256");
-	if ((r = master_each_manifest(m, ls_row, &shown)) < 0) {
+	if (r >= 0) {
+		c.measure = 0;
+		printf("%-*s %-5s %-*s %12s %12s %5s  %s\n", c.name_w, "NAME", "FMT", c.from_w, "FROM", "STORED", "IMAGE",
+		       "ZERO", "SHA256");
+		r = master_each_manifest(m, ls_row, &c);
+	}
+	if (r < 0) {
 		master_path(m, dir, sizeof(dir), "images");
 		nf_err("cannot list %s: %s", dir, strerror(-r));
 		return 1;
 	}
-	if (!shown)
+	if (!c.shown)
 		printf("(no images; add one with: netflash image add FILE)\n");
 	return 0;
 }

@@ -208,7 +208,10 @@ wait "$spid" && grep -q "^sha256=$want$" "$R/images/slow.manifest" && pass "(and
 # ---- nothing left behind ------------------------------------------------------
 ls -A "$R/images" | has -v '^\.add-' && ! ls -A "$R/images" | has '^\.add-' &&
 	pass "no temporary files in the catalog" || fail "temporary files left: $(ls -A "$R/images")"
+"$NF" --root "$R" image add "$img.zst" --name a-rather-long-image-name-for-the-catalog-2024-11-19 >/dev/null
 "$NF" --root "$R" image ls >"$T/ls.out"
 has "^a[0-9]* *zstd *tar.gzip" "$T/ls.out" && pass "image ls shows where a converted image came from" ||
 	fail "image ls: $(cat "$T/ls.out")"
+[ "$(awk '{ match($0, /^[^ ]+ +/); print RLENGTH }' "$T/ls.out" | sort -u | wc -l)" = 1 ] && pass "image ls keeps its columns aligned with a 51-character name" ||
+	fail "columns: $(cat "$T/ls.out")"
 finish
