@@ -24,7 +24,8 @@
 #define NCHUNKS 3              /* chunks in the pool: 12 MiB */
 #define RING_SIZE (2u << 20)   /* compressed bytes between reader and decoder */
 #define FLUSH_EVERY (64ull << 20) /* the verifier trails the writer by at most this */
-#define MAX_IMAGE (1ull << 40) /* 1 TiB: bounds the per-block hash table (16 MiB) */
+#define MAX_IMAGE (1ull << 40) /* 1 TiB: bounds the per-block hash table (24 MiB) */
+#define SAMPLE 4096u           /* bytes of each block read again after the last write */
 
 struct chunk {
 	uint8_t *buf;
@@ -51,6 +52,7 @@ struct flash {
 	int decode_done, writer_done, verifier_done;
 	int err;
 	XXH128_hash_t *hashes;        /* one per NF_BLOCK of the image */
+	uint64_t *samples;            /* XXH3-64 of each block's first SAMPLE bytes */
 	size_t nhashes, hcap;
 	uint64_t flushed;             /* written and flushed: the verifier may read below */
 	uint64_t image_size;          /* final, once writer_done */
@@ -243,7 +245,7 @@ static void *decoder_main(void *arg)
 
 /* ---- writer ------------------------------------------------------------- */
 
-static int store_hash(struct flash *f, size_t index, XXH128_hash_t h)
+static int store_hash(struct flash *f, size_t index, XXH128_hash_t h, uint64_t sample)
 {
 	int r = 0;
 
@@ -251,12 +253,16 @@ static int store_hash(struct flash *f, size_t index, XXH128_hash_t h)
 	if (index >= f->hcap) {
 		size_t cap = f->hcap ? f->hcap * 2 : 1024;
 		XXH128_hash_t *p;
+		uint64_t *s;
 
 		while (cap <= index)
 			cap *= 2;
 		p = realloc(f->hashes, cap * sizeof(*p));
-		if (p) {
+		if (p)
 			f->hashes = p;
+		s = p ? realloc(f->samples, cap * sizeof(*s)) : NULL;
+		if (s) {
+			f->samples = s;
 			f->hcap = cap;
 		} else {
 			r = -ENOMEM;
@@ -264,6 +270,7 @@ static int store_hash(struct flash *f, size_t index, XXH128_hash_t h)
 	}
 	if (r == 0) {
 		f->hashes[index] = h;
+		f->samples[index] = sample;
 		if (index >= f->nhashes)
 			f->nhashes = index + 1;
 	}
@@ -354,7 +361,8 @@ static int process_chunk(struct flash *f, struct chunk *c)
 	for (size_t i = 0; i < c->len; i += NF_BLOCK) {
 		size_t blen = c->len - i < NF_BLOCK ? c->len - i : NF_BLOCK;
 
-		if (store_hash(f, (size_t)((c->off + i) / NF_BLOCK), XXH3_128bits(c->buf + i, blen)) < 0) {
+		if (store_hash(f, (size_t)((c->off + i) / NF_BLOCK), XXH3_128bits(c->buf + i, blen),
+			       XXH3_64bits(c->buf + i, blen < SAMPLE ? blen : SAMPLE)) < 0) {
 			flash_fail(f, -ENOMEM, "write", "out of memory for block hashes");
 			return -ENOMEM;
 		}
@@ -750,6 +758,47 @@ static int apply_patch(struct flash *f)
 	return r;
 }
 
+/* Each block was read back soon after it was written. A card that keeps
+ * less than it claims (or remaps blocks) can let a later write land on an
+ * earlier, already verified block. So once every block is written, read
+ * the first SAMPLE bytes of every block again: a block a later write
+ * overwrote no longer matches. The head (block 0) is written and verified
+ * after this. Returns 0 or -EIO after flash_fail(). */
+static int recheck_samples(struct flash *f)
+{
+	uint8_t *buf = aligned_alloc(4096, SAMPLE + 4096);
+	size_t rlen = (SAMPLE + f->tgt.align - 1) / f->tgt.align * f->tgt.align;
+	double t0 = now_s();
+	int r = 0;
+
+	if (!buf) {
+		flash_fail(f, -ENOMEM, "verify", "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 1; i < f->nhashes && r == 0; i++) {
+		uint64_t off = (uint64_t)i * NF_BLOCK;
+		size_t len = f->image_size - off < SAMPLE ? (size_t)(f->image_size - off) : SAMPLE;
+		ssize_t n = nf_target_read(&f->tgt, buf, rlen, off);
+
+		if (n < (ssize_t)len) {
+			r = n < 0 ? (int)n : -EIO;
+			flash_fail(f, r, "verify", "cannot read back '%s' at offset %llu after the last write: %s",
+				   f->tgt.path, (unsigned long long)off, n < 0 ? strerror((int)-n) : "it ends there");
+		} else if (XXH3_64bits(buf, len) != f->samples[i]) {
+			r = -EIO;
+			f->res->have_bad_offset = 1;
+			f->res->bad_offset = off;
+			flash_fail(f, r, "verify", "verification failed: '%s' no longer holds the image at offset %llu "
+				   "once everything was written (it did when that block was written): a later write "
+				   "landed there, as on a fake-capacity card", f->tgt.path, (unsigned long long)off);
+		}
+	}
+	free(buf);
+	f->t_verify += now_s() - t0;
+	f->res->t_recheck = now_s() - t0;
+	return r;
+}
+
 static int finalize(struct flash *f)
 {
 	struct nf_flash_result *res = f->res;
@@ -770,6 +819,8 @@ static int finalize(struct flash *f)
 		return -EBADMSG;
 	}
 	atomic_store(&f->finalizing, 1);
+	if ((r = recheck_samples(f)) < 0)
+		return r;
 	if (f->o->patch && f->o->patch->n && (r = apply_patch(f)) < 0)
 		return r;
 	r = nf_target_write(&f->tgt, f->head, f->head_len, 0);
@@ -906,6 +957,7 @@ static void teardown(struct flash *f)
 	free(f->head);
 	free(f->zeros);
 	free(f->hashes);
+	free(f->samples);
 	EVP_MD_CTX_free(f->sha);
 	nf_target_close(&f->tgt);
 	nf_source_close(f->src);

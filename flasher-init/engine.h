@@ -77,6 +77,8 @@ struct nf_flash_result {
 	unsigned xz_threads;
 	unsigned reconnects;
 	double t_total, t_read, t_decode, t_write, t_verify;
+	double t_recheck;          /* of t_verify: re-reading every block's first
+				    * 4 KiB after the last write (aliasing) */
 	int have_bad_offset;
 	uint64_t bad_offset;       /* first offset that failed verification */
 	const char *stage;         /* where it failed: "source", "decode", "target", "write", "verify" */

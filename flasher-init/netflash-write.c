@@ -87,10 +87,14 @@ static void usage(FILE *out)
 "      --progress=MODE     bar, json (one JSON object a line on stdout), none;\n"
 "                          default: bar when stderr is a terminal, else none\n"
 "  -q, --quiet             no summary line\n"
-"      --probe-capacity    before writing, check that the card holds what it\n"
-"                          claims: marker blocks written up to its end must read\n"
-"                          back (what was there is put back); a fake or failing\n"
-"                          card is refused, nothing of the image is written\n"
+"      --no-probe-capacity skip the capacity probe, which runs by default:\n"
+"                          before writing, marker blocks written up to the\n"
+"                          card's end must read back (what was there is put\n"
+"                          back); a fake or failing card is refused, nothing of\n"
+"                          the image written. (--probe-capacity: the default.)\n"
+"                          Whatever the probe, every block is read back after\n"
+"                          it is written, and the first 4 KiB of every block\n"
+"                          again once all are written\n"
 "      --stall=SECONDS     a single write taking this long is a stall: reported\n"
 "                          while it hangs and in the summary (default 5)\n"
 "      --min-mbps=N        report a card that writes slower than N MB/s\n"
@@ -215,10 +219,10 @@ static void summary(const struct cli *c, const struct nf_flash_result *r, int er
 	nf_format_bytes(r->written_bytes, wr, sizeof(wr));
 	nf_format_bytes(r->skipped_bytes, sk, sizeof(sk));
 	nf_info("wrote and verified %s %s image on '%s' in %.1f s (%.1f MB/s): %s written, %s zero "
-		"skipped; busy read %.1f s, decode %.1f s, write %.1f s, verify %.1f s; "
-		"%u NFS reconnect(s); sha256 %s",
+		"skipped; busy read %.1f s, decode %.1f s, write %.1f s, verify %.1f s (of which %.2f s re-reading "
+		"each block's first 4 KiB after the last write); %u NFS reconnect(s); sha256 %s",
 		img, nf_format_name(r->format), c->fo.target, r->t_total, mb_s(r->image_bytes, r->t_total),
-		wr, sk, r->t_read, r->t_decode, r->t_write, r->t_verify, r->reconnects, sha);
+		wr, sk, r->t_read, r->t_decode, r->t_write, r->t_verify, r->t_recheck, r->reconnects, sha);
 }
 
 static int bad_option(const char *opt, const char *val, const char *why)
@@ -232,7 +236,7 @@ static int bad_option(const char *opt, const char *val, const char *why)
 enum {
 	OPT_SHA = 256, OPT_SIZE, OPT_NOZERO, OPT_FORCE, OPT_XZMEM, OPT_DEPTH, OPT_RETRY,
 	OPT_TIMEOUT, OPT_PROGRESS, OPT_REPORT, OPT_MAC, OPT_TOKEN, OPT_PROBE, OPT_STALL, OPT_MINMBPS,
-	OPT_PATCH, OPT_LED, OPT_ACT, OPT_BUTTON, OPT_NOTDISK,
+	OPT_PATCH, OPT_LED, OPT_ACT, OPT_BUTTON, OPT_NOTDISK, OPT_NOPROBE,
 };
 
 static int parse_args(int argc, char **argv, struct cli *c)
@@ -255,6 +259,7 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "mac", required_argument, NULL, OPT_MAC },
 		{ "token", required_argument, NULL, OPT_TOKEN },
 		{ "probe-capacity", no_argument, NULL, OPT_PROBE },
+		{ "no-probe-capacity", no_argument, NULL, OPT_NOPROBE },
 		{ "stall", required_argument, NULL, OPT_STALL },
 		{ "min-mbps", required_argument, NULL, OPT_MINMBPS },
 		{ "patch", required_argument, NULL, OPT_PATCH },
@@ -339,6 +344,9 @@ static int parse_args(int argc, char **argv, struct cli *c)
 			break;
 		case OPT_PROBE:
 			o->probe_capacity = 1;
+			break;
+		case OPT_NOPROBE:
+			o->probe_capacity = 0;
 			break;
 		case OPT_NOTDISK:
 			o->not_a_disk = 1;
@@ -570,6 +578,7 @@ int main(int argc, char **argv)
 	struct cli c = { .fo = {
 		.format = NF_FMT_UNKNOWN,
 		.zero_skip = 1,
+		.probe_capacity = 1, /* opt out: --no-probe-capacity */
 		.src = { .retry_seconds = 60 },
 		.interrupt = &interrupted,
 	} };

@@ -48,7 +48,9 @@ fake_card fake $((128 * MiB)) $((32 * MiB))
 expect_fail "fake card" "fake card: it claims 128.0 MiB, but data written at .* lands at .* \(it wraps: about 32.0 MiB real\)" \
 	"$NFW" --progress=none --probe-capacity "$img.mt.xz" "$FAKE_LOOP" && pass "a fake card is refused, and the real size named"
 head_not_written "fake card" "$FAKE_LOOP" "$img"
-"$NFW" --progress=none "$img.mt.xz" "$FAKE_LOOP" 2>/dev/null && pass "(without the probe, the 24 MiB image fits the 32 MiB it holds)" ||
+"$NFW" --progress=none "$img.mt.xz" "$FAKE_LOOP" 2>"$T/default.log" && fail "the probe did not run by default" ||
+	has "fake card: it claims 128.0 MiB" "$T/default.log" && pass "the probe runs by default"
+"$NFW" --progress=none --no-probe-capacity "$img.mt.xz" "$FAKE_LOOP" 2>/dev/null && pass "(without the probe, the 24 MiB image fits the 32 MiB it holds)" ||
 	fail "the fake card failed even without the probe"
 
 # 3. Through the master: the identity and the verdict are recorded, and a
@@ -83,7 +85,7 @@ loop_detach "$RO_LOOP"
 loop_detach "$FAKE_LOOP"
 fake_card slow $((64 * MiB)) $((64 * MiB)) --stall-at $((8 * MiB)) --stall-ms 2500
 "$NF" --root "$MR" enroll "$M2" --image pios >/dev/null
-if report "$M2" "$FAKE_LOOP" --stall 1 --min-mbps 100000 2>"$T/w2.log"; then
+if report "$M2" "$FAKE_LOOP" --no-probe-capacity --stall 1 --min-mbps 100000 2>"$T/w2.log"; then
 	pass "a stalling card is still flashed and released"
 else
 	fail "stalling card: $(cat "$T/w2.log")"
@@ -94,5 +96,16 @@ grep -q "card stall: a write at .* has not finished after [0-9.]* s" "$T/w2.log"
 "$NF" --root "$MR" history "$M2" >"$T/h2"
 grep -q "stall: 'a write at .* has not finished" "$T/h2" && grep -q "slow: 'the card wrote .* MB/s, below the floor of 100000.0 MB/s" "$T/h2" &&
 	pass "history shows the stall and a card below the --min-mbps floor" || fail "history: $(cat "$T/h2")"
+loop_detach "$FAKE_LOOP"
+
+# 5. The issue's card, without the probe: it claims 256 MiB and keeps 100;
+# a 105 MiB image wraps its last 5 MiB onto MiB 0-4, long after those
+# blocks were read back. The re-read after the last write catches it.
+fake_card wrap $((256 * MiB)) $((100 * MiB))
+random_disk "$T/wrap.img" $((105 * MiB))
+expect_fail "a wrapping card without the probe" "no longer holds the image at offset [0-9]+ once everything was written .*fake-capacity" \
+	"$NFW" --progress=none --no-probe-capacity "$T/wrap.img" "$FAKE_LOOP" &&
+	head_not_written "wrapping card" "$FAKE_LOOP" "$T/wrap.img" &&
+	pass "a card that wraps after the early blocks were verified is refused, its head never written"
 loop_detach "$FAKE_LOOP"
 finish
