@@ -23,7 +23,8 @@
 #include "store.h"
 
 static const char image_usage[] =
-"Usage: netflash [--root DIR] image add FILE [--name NAME] [--os-list-entry JSON] [--not-a-disk] [--force]\n"
+"Usage: netflash [--root DIR] image add FILE [--name NAME] [--os-list-entry JSON [--os-list-name NAME]]\n"
+"                                [--not-a-disk] [--force]\n"
 "       netflash [--root DIR] image ls\n"
 "       netflash [--root DIR] image rm NAME [--force]\n"
 "       netflash [--root DIR] image check NAME\n"
@@ -42,9 +43,11 @@ static const char image_usage[] =
 "       unless --not-a-disk. A .bmap beside it is not imported: netflash finds\n"
 "       zero ranges itself. NAME defaults to FILE's name without extensions;\n"
 "       names are [A-Za-z0-9._-], up to 64. --force replaces.\n"
-"       --os-list-entry: a file holding the image's entry from an rpi-imager\n"
-"       os_list JSON; its extract_size, extract_sha256 and image_download_size\n"
-"       must match what decoding found, or the image is refused.\n"
+"       --os-list-entry: an rpi-imager os_list JSON (the whole file, as\n"
+"       rpi-imager fetches it, or one entry); the entry whose url ends in\n"
+"       FILE's name (or named --os-list-name NAME; subitems searched too)\n"
+"       must match what decoding found (extract_size, extract_sha256,\n"
+"       image_download_size), or the image is refused.\n"
 "ls     lists the catalog.\n"
 "rm     removes an image; refused while enrolled workers use it (--force).\n"
 "       add --force and rm also drop the boot partitions cached for\n"
@@ -95,10 +98,38 @@ static int copy_into(const char *src, const char *dst)
 
 /* Compares the scan (and the size of the file given, download_size) with an
  * rpi-imager os_list entry. Logs; returns 0 or 1. */
-static int check_os_list(const char *json_file, const struct nf_scan *sc, uint64_t download_size)
+/* In an rpi-imager os_list (entries, and entries' subitems), the entry for
+ * the image: named `name` if given, else whose url ends in file's name.
+ * Borrowed from the tree; NULL if none. depth bounds hostile nesting. */
+static struct json_object *find_entry(struct json_object *list, const char *file, const char *name, int depth)
+{
+	const char *base = strrchr(file, '/');
+	size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
+
+	base = base ? base + 1 : file;
+	for (size_t i = 0; i < n && depth < 8; i++) {
+		struct json_object *e = json_object_array_get_idx(list, i), *v, *sub;
+		const char *s, *slash;
+
+		if (!json_object_is_type(e, json_type_object))
+			continue;
+		if (name && json_object_object_get_ex(e, "name", &v) && (s = json_object_get_string(v)) &&
+		    strcmp(s, name) == 0)
+			return e;
+		if (!name && json_object_object_get_ex(e, "url", &v) && (s = json_object_get_string(v)) &&
+		    (slash = strrchr(s, '/')) && strcmp(slash + 1, base) == 0)
+			return e;
+		if (json_object_object_get_ex(e, "subitems", &sub) && (sub = find_entry(sub, file, name, depth + 1)))
+			return sub;
+	}
+	return NULL;
+}
+
+static int check_os_list(const char *json_file, const char *file, const char *name, const struct nf_scan *sc,
+			 uint64_t download_size)
 {
 	static char body[OS_LIST_MAX + 1];
-	struct json_object *root = NULL, *v;
+	struct json_object *root = NULL, *v, *list, *entry;
 	enum json_tokener_error jerr;
 	uint8_t sha[32];
 	ssize_t n = nf_read_file(json_file, body, OS_LIST_MAX);
@@ -114,7 +145,21 @@ static int check_os_list(const char *json_file, const struct nf_scan *sc, uint64
 		       root ? "" : json_tokener_error_desc(jerr));
 		goto out;
 	}
-	if (json_object_object_get_ex(root, "extract_size", &v)) {
+	/* A whole os_list file, as rpi-imager users have it: pick the entry. */
+	entry = root;
+	if (json_object_object_get_ex(root, "os_list", &list)) {
+		char q[300];
+
+		if (!(entry = find_entry(list, file, name, 0))) {
+			nf_err("the os_list %s has no entry %s%s (pick one with --os-list-name NAME)", json_file,
+			       name ? "named " : "whose url ends in ", nf_quote(q, sizeof(q), name ? name : file));
+			goto out;
+		}
+	} else if (name) {
+		nf_err("--os-list-name needs a whole os_list file (with an \"os_list\" array) in --os-list-entry");
+		goto out;
+	}
+	if (json_object_object_get_ex(entry, "extract_size", &v)) {
 		if (!json_object_is_type(v, json_type_int) || (uint64_t)json_object_get_int64(v) != sc->image_size) {
 			nf_err("the image decodes to %llu bytes, but os_list says extract_size %s",
 			       (unsigned long long)sc->image_size, json_object_get_string(v));
@@ -122,7 +167,7 @@ static int check_os_list(const char *json_file, const struct nf_scan *sc, uint64
 		}
 		checked++;
 	}
-	if (json_object_object_get_ex(root, "image_download_size", &v)) {
+	if (json_object_object_get_ex(entry, "image_download_size", &v)) {
 		if (!json_object_is_type(v, json_type_int) || (uint64_t)json_object_get_int64(v) != download_size) {
 			nf_err("the file has %llu bytes, but os_list says image_download_size %s",
 			       (unsigned long long)download_size, json_object_get_string(v));
@@ -130,7 +175,7 @@ static int check_os_list(const char *json_file, const struct nf_scan *sc, uint64
 		}
 		checked++;
 	}
-	if (json_object_object_get_ex(root, "extract_sha256", &v)) {
+	if (json_object_object_get_ex(entry, "extract_sha256", &v)) {
 		if (!json_object_is_type(v, json_type_string) ||
 		    nf_parse_hex(json_object_get_string(v), sha, 32) < 0 || memcmp(sha, sc->sha256, 32) != 0) {
 			nf_err("the decoded image's SHA-256 differs from os_list's extract_sha256");
@@ -155,6 +200,7 @@ out:
 struct add_opts {
 	const char *file, *name, *os_list;
 	int force, not_a_disk;
+	const char *os_list_name;
 };
 
 static ssize_t fd_pread(void *ctx, void *buf, size_t len, uint64_t off)
@@ -334,7 +380,8 @@ static int image_add(struct master *m, const struct add_opts *a)
 		       head == NF_HEAD_NESTED ? "" : " (--not-a-disk adds it anyway)");
 		goto out;
 	}
-	if (a->os_list && check_os_list(a->os_list, sc, (uint64_t)(convert || retry ? cv->in_size : sc->file_size)))
+	if (a->os_list && check_os_list(a->os_list, a->file, a->os_list_name, sc,
+					(uint64_t)(convert || retry ? cv->in_size : sc->file_size)))
 		goto out;
 	snprintf(man.name, sizeof(man.name), "%s", a->name);
 	snprintf(man.file, sizeof(man.file), "%s%s", a->name, ext_of(sc->format));
@@ -527,9 +574,10 @@ int cmd_image(struct master *m, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, 'n' }, { "force", no_argument, NULL, 'f' },
 		{ "os-list-entry", required_argument, NULL, 'o' }, { "not-a-disk", no_argument, NULL, 'D' },
+		{ "os-list-name", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
-	const char *name = NULL, *os_list = NULL, *verb;
+	const char *name = NULL, *os_list = NULL, *os_list_name = NULL, *verb;
 	char defname[NF_NAME_MAX * 2];
 	int force = 0, not_a_disk = 0, opt, r, pruned;
 
@@ -545,6 +593,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 		case 'f': force = 1; break;
 		case 'o': os_list = optarg; break;
 		case 'D': not_a_disk = 1; break;
+		case 'L': os_list_name = optarg; break;
 		case 'h': fputs(image_usage, stdout); return 0;
 		default: master_usage_hint(argv[0]); return 2;
 		}
@@ -570,7 +619,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 			       nf_quote(q, sizeof(q), name));
 			return 2;
 		}
-		struct add_opts a = { argv[optind], name, os_list, force, not_a_disk };
+		struct add_opts a = { argv[optind], name, os_list, force, not_a_disk, os_list_name };
 
 		r = image_add(m, &a); /* locks for its commit only; held on return */
 	} else if (strcmp(verb, "rm") == 0) {

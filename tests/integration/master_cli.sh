@@ -53,6 +53,19 @@ nf image add "$img.xz" --name pios-xz --os-list-entry "$T/good.json" >/dev/null 
 expect_rc 1 "os_list digest mismatch refused" "SHA-256 differs from os_list's extract_sha256" nf image add "$img.xz" --name x1 --os-list-entry "$T/badsha.json"
 expect_rc 1 "os_list size mismatch refused" "decodes to $size bytes, but os_list says extract_size $((size + 512))" nf image add "$img.xz" --name x2 --os-list-entry "$T/badsize.json"
 expect_rc 1 "broken os_list JSON refused" "is not a JSON object" nf image add "$img.xz" --name x3 --os-list-entry "$T/broken.json"
+# A whole os_list file, as rpi-imager users have it: the entry whose url
+# ends in the file's name (in subitems too), or the one named.
+base=$(basename "$img.xz")
+printf '{"imager":{},"os_list":[{"name":"Other","url":"https://x/other.img.xz","extract_size":1},{"name":"Raspberry Pi OS (other)","subitems":[{"name":"Pi OS Lite","url":"https://downloads.example/images/%s","extract_size":%s,"extract_sha256":"%s"}]}]}' \
+	"$base" "$size" "$want" >"$T/os_list.json"
+nf image add "$img.xz" --name from-list --os-list-entry "$T/os_list.json" >/dev/null &&
+	nf image add "$img.xz" --name from-list2 --os-list-entry "$T/os_list.json" --os-list-name "Pi OS Lite" >/dev/null &&
+	pass "a whole os_list file: the entry is found by url (in subitems) or by name" || fail "whole os_list refused"
+expect_rc 1 "an os_list without the image's entry" "has no entry named 'Other Pi'" \
+	nf image add "$img.xz" --name x4 --os-list-entry "$T/os_list.json" --os-list-name "Other Pi"
+expect_rc 1 "an os_list entry that does not match" "decodes to $size bytes, but os_list says extract_size 1" \
+	nf image add "$img.xz" --name x5 --os-list-entry "$T/os_list.json" --os-list-name Other
+nf image rm from-list >/dev/null && nf image rm from-list2 >/dev/null
 [ ! -e "$R/images/x1.manifest" ] && [ -z "$(ls -A "$R/images" | grep '^\.')" ] && pass "refused os_list adds leave nothing behind" ||
 	fail "leftovers: $(ls -A "$R/images")"
 nf image rm pios-xz >/dev/null
