@@ -980,7 +980,8 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 		{ "root", required_argument, NULL, 'r' }, { "listen", required_argument, NULL, 'l' },
 		{ "nfs-url", required_argument, NULL, 'n' }, { "max-attempts", required_argument, NULL, 'a' },
 		{ "slow-timeout", required_argument, NULL, 's' }, { "peer-check", required_argument, NULL, 'p' },
-		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' }, { 0 },
+		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' }, { 0 },
 	};
 	const char *nfs = NULL;
 	char defurl[1200];
@@ -988,7 +989,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 	int opt;
 
 	listen_spec[0] = '\0';
-	while ((opt = getopt_long(argc, argv, "r:l:n:a:s:p:vh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "r:l:n:a:s:p:vhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'r':
 			if (strlen(optarg) == 0 || strlen(optarg) >= sizeof(d->m.root) - 64) {
@@ -1022,6 +1023,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 			break;
 		case 'v': nf_log_setup("netflashd", NF_LOG_DEBUG); break;
 		case 'h': fputs(usage, stdout); exit(0);
+		case 'V': printf("netflashd %s\n", NETFLASH_VERSION); exit(0);
 		default: fputs(usage, stderr); return 2;
 		}
 	}

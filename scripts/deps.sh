@@ -16,6 +16,8 @@ pkgs=(
 	p7zip-full zip lz4 lzip ncompress strace
 	# the lists enroll checks --timezone, --wifi-country, --keymap, --locale against
 	tzdata xkb-data locales
+	# the master package's man pages
+	help2man
 	curl busybox-static iproute2 cpio kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
 )

@@ -50,6 +50,17 @@ done
 "$src/boot-files/build-initramfs.sh" --init "$abuild/flasher-init/flasher-init" \
 	-o "$stage/usr/share/netflash/netflash-arm64.cpio.gz" >/dev/null
 cp "$src/README.md" "$src/docs/protocol.md" "$src/docs/security.md" "$stage/usr/share/doc/netflash/"
+# Man pages from the same text as --help (help2man), and bash completion
+# that reads each command's --help.
+mkdir -p "$stage/usr/share/man/man1" "$stage/usr/share/bash-completion/completions"
+for b in netflash netflashd netflash-write; do
+	help2man --no-info --no-discard-stderr --section=1 --name="$(case $b in
+		netflash) echo "netboot-to-SD flasher for Raspberry Pi fleets: the master's command" ;;
+		netflashd) echo "the netflash master daemon" ;;
+		netflash-write) echo "write a disk image onto a card and verify it" ;; esac)" \
+		"$stage/usr/bin/$b" | gzip -9n >"$stage/usr/share/man/man1/$b.1.gz"
+done
+install -m 0644 "$src/scripts/netflash-completion.bash" "$stage/usr/share/bash-completion/completions/netflash"
 
 # The packages of the shared libraries the binaries load.
 deps=$(for b in "$stage"/usr/bin/*; do ldd "$b" | awk '/=>/ { print $3 }'; done | sort -u |

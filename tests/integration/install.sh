@@ -26,6 +26,21 @@ dpkg --root="$DR" --force-script-chrootless --force-depends -i "$deb" >"$T/dpkg.
 	[ -x "$DR/usr/bin/netflashd" ] && [ -s "$DR/usr/share/netflash/netflash-arm64.cpio.gz" ] &&
 	pass "dpkg installs it into a scratch root" || fail "dpkg: $(cat "$T/dpkg.log")"
 
+# Man pages (help2man, from --help) and bash completion (from --help).
+for b in netflash netflashd netflash-write; do
+	zcat "$I/usr/share/man/man1/$b.1.gz" 2>/dev/null | has "^\.SH DESCRIPTION" || fail "no man page for $b"
+done
+zcat "$I/usr/share/man/man1/netflash.1.gz" | has -- "--root" && pass "man pages for netflash, netflashd, netflash-write" ||
+	fail "netflash.1 lacks --root"
+comp() { # WORDS...: what bash completes for the last word
+	PATH="$I/usr/bin:$PATH" bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _netflash
+		printf "%s\n" "${COMPREPLY[@]}"' _ "$I/usr/share/bash-completion/completions/netflash" "$@"
+}
+[ "$(comp netflash enr)" = enroll ] && [ "$(comp netflash enroll --ima)" = --image ] &&
+	comp netflash image add x --os | has -- "--os-list-name" && comp netflash --root /tmp boot | has boot-files &&
+	pass "bash completion: commands, and each command's options from its --help" ||
+	fail "completion: '$(comp netflash enr)' '$(comp netflash enroll --ima)'"
+
 # The README's steps with the installed binaries.
 NF="$I/usr/bin/netflash"
 R=$T/root
