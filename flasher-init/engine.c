@@ -575,19 +575,11 @@ static int refuse_format(struct flash *f, const struct nf_sniff *s)
 /* A name ending in .xz (.gz, .zip ...) is a claim the bytes must bear out. */
 static int check_claim(struct flash *f, const struct nf_sniff *s, const uint8_t *head, size_t n, int whole)
 {
-	const char *claim = nf_format_claim(f->o->source);
-	char why[160];
+	char why[300];
 
-	if (!claim || (s->family && strcmp(claim, s->family) == 0))
+	if (nf_format_check_claim(f->o->source, s, head, n, whole, why, sizeof(why)) == 0)
 		return 0;
-	if (s->family) {
-		flash_fail(f, -EBADMSG, "source", "'%s' is named %s but holds %s", f->o->source,
-			   nf_format_claim_ext(f->o->source), s->why);
-	} else {
-		nf_head_check(head, n, whole, NULL, why, sizeof(why));
-		flash_fail(f, -EBADMSG, "source", "'%s' is named %s but holds no %s data: %s", f->o->source,
-			   nf_format_claim_ext(f->o->source), claim, why);
-	}
+	flash_fail(f, -EBADMSG, "source", "'%s' is %s", f->o->source, why);
 	return -EBADMSG;
 }
 

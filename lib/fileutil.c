@@ -31,6 +31,16 @@ static int fsync_dir_of(const char *path)
 	return r;
 }
 
+ssize_t nf_pread_fd(void *ctx, void *buf, size_t len, uint64_t off)
+{
+	ssize_t n;
+
+	do
+		n = pread(*(int *)ctx, buf, len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
 int nf_write_full(int fd, const void *data, size_t len)
 {
 	const uint8_t *p = data;

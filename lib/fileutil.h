@@ -3,7 +3,13 @@
 #define NETFLASH_FILEUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+/* A positioned-read callback over a file descriptor (ctx: int *), the
+ * nf_pread_fn of xzinfo.h and decode.h: up to len bytes at off, across
+ * EINTR. Returns the count (0 at the end) or -errno. */
+ssize_t nf_pread_fd(void *ctx, void *buf, size_t len, uint64_t off);
 
 /* Writes all len bytes of data to fd at its offset, across EINTR and short
  * writes. Returns 0 or -errno. */

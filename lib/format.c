@@ -1,6 +1,7 @@
 #include "format.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -220,6 +221,23 @@ const char *nf_format_claim_ext(const char *name)
 	base = base ? base + 1 : name;
 	dot = strrchr(base, '.');
 	return dot && dot != base ? dot : "";
+}
+
+int nf_format_check_claim(const char *name, const struct nf_sniff *s, const uint8_t *head, size_t n, int whole,
+			  char *why, size_t cap)
+{
+	const char *claim = nf_format_claim(name);
+	char what[160];
+
+	if (!claim || (s->family && strcmp(claim, s->family) == 0))
+		return 0;
+	if (s->family) {
+		snprintf(why, cap, "named %s but holds %s", nf_format_claim_ext(name), s->why);
+	} else {
+		nf_head_check(head, n, whole, NULL, what, sizeof(what));
+		snprintf(why, cap, "named %s but holds no %s data: %s", nf_format_claim_ext(name), claim, what);
+	}
+	return -EBADMSG;
 }
 
 /* ---- decoded heads ------------------------------------------------------ */

@@ -47,6 +47,13 @@ const char *nf_format_claim(const char *name);
 /* The extension netflash's claim table knows for a family: "xz" -> ".xz". */
 const char *nf_format_claim_ext(const char *name);
 
+/* Whether name's extension claim holds for the bytes sniffed into s (head:
+ * their first n bytes; whole as for nf_format_sniff()). Returns 0 (holds,
+ * or no claim), or -EBADMSG with why (capacity cap): "named .xz but holds
+ * gzip data", "named .xz but holds no xz data: text ('...')". */
+int nf_format_check_claim(const char *name, const struct nf_sniff *s, const uint8_t *head, size_t n, int whole,
+			  char *why, size_t cap);
+
 /* What decoded bytes start like. */
 enum nf_head {
 	NF_HEAD_DISK,     /* an MBR (or protective MBR + GPT header) */

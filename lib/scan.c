@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "decode.h"
+#include "fileutil.h"
 #include "xzinfo.h"
 
 #define SCAN_BUF (1u << 20)
@@ -27,13 +28,10 @@ static ssize_t file_peek(void *ctx, const uint8_t **p)
 	struct file_input *in = ctx;
 
 	if (in->pos == in->len) {
-		ssize_t n;
+		ssize_t n = nf_pread_fd(&in->fd, in->buf, SCAN_BUF, in->off);
 
-		do
-			n = pread(in->fd, in->buf, SCAN_BUF, (off_t)in->off);
-		while (n < 0 && errno == EINTR);
 		if (n < 0)
-			return -errno;
+			return n;
 		in->off += (uint64_t)n;
 		in->len = (size_t)n;
 		in->pos = 0;
@@ -49,13 +47,6 @@ static void file_consume(void *ctx, size_t n)
 	struct file_input *in = ctx;
 
 	in->pos += n;
-}
-
-static ssize_t fd_pread(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	ssize_t n = pread(*(int *)ctx, buf, len, (off_t)off);
-
-	return n < 0 ? -errno : n;
 }
 
 int nf_is_zero(const uint8_t *p, size_t n)
@@ -82,7 +73,7 @@ static int detect(int fd, struct nf_scan *res)
 		return -EBADMSG;
 	}
 	if (res->format == NF_FMT_XZ &&
-	    nf_xz_info(fd_pread, &fd, res->file_size, &res->image_size, &res->xz_blocks) < 0) {
+	    nf_xz_info(nf_pread_fd, &fd, res->file_size, &res->image_size, &res->xz_blocks) < 0) {
 		snprintf(res->detail, sizeof(res->detail), "xz index is corrupt or the file is truncated");
 		return -EBADMSG;
 	}

@@ -504,9 +504,10 @@ int master_enroll(struct master *m, struct enrollment *e, const struct provision
 int cmd_release(struct master *m, int argc, char **argv)
 {
 	char tftp[PATH_MAX], detail[512], macs[18];
+	struct enrollment *e = NULL;
 	struct store *st = NULL;
 	uint8_t mac[6];
-	int r;
+	int r, known;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		fputs(release_usage, stdout);
@@ -523,45 +524,33 @@ int cmd_release(struct master *m, int argc, char **argv)
 		return 1;
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	detail[0] = '\0';
-	if (master_open_store(m, &st) < 0) {
-		master_unlock(m);
-		return 1;
-	}
-	{
-		struct enrollment *e = calloc(1, sizeof(*e));
-		int known = e && store_get(st, macs, e) == 0;
-
-		free(e);
-		store_close(st);
-		st = NULL;
-		if (!known && tftpdir_exists(tftp, macs) == 0) {
-			nf_err("%s is not enrolled (see netflash ls); nothing to release", macs);
-			master_unlock(m);
-			return 1;
-		}
-	}
+	if (master_open_store(m, &st) < 0)
+		goto fail;
+	known = (e = calloc(1, sizeof(*e))) && store_get(st, macs, e) == 0;
+	free(e);
 	r = tftpdir_exists(tftp, macs);
+	if (!known && r == 0) {
+		nf_err("%s is not enrolled (see netflash ls); nothing to release", macs);
+		goto fail;
+	}
 	if (r == 1 && tftpdir_generation(tftp, macs, detail, sizeof(detail)) == -ENOENT) {
 		nf_err("cannot release %s: tftp/%s was not made by netflash (no marker); remove it by hand", macs, macs);
-		master_unlock(m);
-		return 1;
+		goto fail;
 	}
 	/* The intent first (recover.h): from here the release is completed
 	 * whatever interrupts it. */
-	if ((r = intent_write(m, macs, "release 0")) < 0 || (r = master_open_store(m, &st)) < 0) {
+	if ((r = intent_write(m, macs, "release 0")) < 0) {
 		nf_err("cannot release %s: %s", macs, nf_strerror(r));
-		intent_clear(m, macs);
-		master_unlock(m);
-		return 1;
+		goto fail;
 	}
 	store_set_state(st, macs, "released", NULL);
 	r = tftpdir_remove(tftp, macs, detail, sizeof(detail));
 	store_event(st, macs, "release", r == -ENOENT ? "no tftp dir" : "by netflash release");
 	store_close(st);
+	st = NULL;
 	if (r < 0 && r != -ENOENT) {
 		nf_err("cannot release %s: %s", macs, detail);
-		master_unlock(m);
-		return 1;
+		goto fail;
 	}
 	provision_remove(m, macs);
 	if (nfsroot_set(m, macs, NULL, detail, sizeof(detail)) < 0)
@@ -573,6 +562,10 @@ int cmd_release(struct master *m, int argc, char **argv)
 	else
 		printf("released %s: its TFTP dir is gone, its next boot comes from its card\n", macs);
 	return 0;
+fail:
+	store_close(st);
+	master_unlock(m);
+	return 1;
 }
 
 struct ls_ctx {

@@ -203,26 +203,16 @@ struct add_opts {
 	const char *os_list_name;
 };
 
-static ssize_t fd_pread(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	ssize_t n;
-
-	do
-		n = pread(*(int *)ctx, buf, len, (off_t)off);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
-}
-
 /* What the file is: its sniff, and whether image add must convert it
  * (a format the worker cannot decode, or one holding compressed or tar data
  * again). Logs the refusal; returns 0 or 1. */
 static int classify(const char *file, struct nf_sniff *sn, int *convert)
 {
 	uint8_t head[NF_FORMAT_PROBE_LEN], dhead[NF_FORMAT_PROBE_LEN];
-	char q[PATH_MAX + 8], detail[200], why[160];
-	const char *claim = nf_format_claim(file), *inner;
+	char q[PATH_MAX + 8], detail[200], why[300];
+	const char *inner;
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -errno : fd_pread(&fd, head, sizeof(head), 0), dn;
+	ssize_t n = fd < 0 ? -errno : nf_pread_fd(&fd, head, sizeof(head), 0), dn;
 
 	nf_quote(q, sizeof(q), file);
 	*convert = 0;
@@ -231,14 +221,8 @@ static int classify(const char *file, struct nf_sniff *sn, int *convert)
 		goto fail;
 	}
 	nf_format_sniff(head, (size_t)n, (size_t)n < sizeof(head), sn);
-	if (claim && (!sn->family || strcmp(claim, sn->family) != 0)) {
-		if (sn->family) {
-			nf_err("refusing %s: it is named %s but holds %s", q, nf_format_claim_ext(file), sn->why);
-		} else {
-			nf_head_check(head, (size_t)n, (size_t)n < sizeof(head), NULL, why, sizeof(why));
-			nf_err("refusing %s: it is named %s but holds no %s data: %s", q, nf_format_claim_ext(file),
-			       claim, why);
-		}
+	if (nf_format_check_claim(file, sn, head, (size_t)n, (size_t)n < sizeof(head), why, sizeof(why)) < 0) {
+		nf_err("refusing %s: it is %s", q, why);
 		goto fail;
 	}
 	if (sn->format == NF_FMT_UNKNOWN && !sn->archive) {
@@ -248,7 +232,7 @@ static int classify(const char *file, struct nf_sniff *sn, int *convert)
 	if (sn->format == NF_FMT_UNKNOWN) {
 		*convert = 1;
 	} else {
-		dn = nf_decode_head(sn->format, fd_pread, &fd, 0, dhead, sizeof(dhead), detail, sizeof(detail));
+		dn = nf_decode_head(sn->format, nf_pread_fd, &fd, 0, dhead, sizeof(dhead), detail, sizeof(detail));
 		if (dn < 0) {
 			nf_err("refusing %s: %s", q, detail);
 			goto fail;

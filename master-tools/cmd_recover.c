@@ -75,10 +75,10 @@ static void check_leftovers(struct check *c, const char *rel, const char *const 
 	for (int i = 0; i < n; i++) {
 		const char *d = names[i]->d_name;
 		size_t len = strlen(d), sl = suffix ? strlen(suffix) : 0;
-		int bad = strcmp(d, ".") != 0 && strcmp(d, "..") != 0 && suffix && len > sl &&
-			  strcmp(d + len - sl, suffix) == 0;
+		int dots = strcmp(d, ".") == 0 || strcmp(d, "..") == 0;
+		int bad = !dots && suffix && len > sl && strcmp(d + len - sl, suffix) == 0;
 
-		for (const char *const *p = prefixes; *p && !bad && strcmp(d, ".") != 0 && strcmp(d, "..") != 0; p++)
+		for (const char *const *p = prefixes; *p && !bad && !dots; p++)
 			bad = strncmp(d, *p, strlen(*p)) == 0;
 		if (bad) {
 			snprintf(what, sizeof(what), "%s/%.200s is left from an interrupted change", rel, d);

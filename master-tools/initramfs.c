@@ -8,18 +8,12 @@
 #include <unistd.h>
 
 #include "decode.h"
+#include "fileutil.h"
 #include "format.h"
 
 #define INITRAMFS_MAX (256u << 20) /* decoded bytes looked at, at most */
 #define EM_AARCH64_ 183            /* <elf.h> e_machine */
 #define PT_INTERP_ 3
-
-static ssize_t fd_pread(void *ctx, void *buf, size_t len, uint64_t off)
-{
-	ssize_t n = pread(*(int *)ctx, buf, len, (off_t)off);
-
-	return n < 0 ? -errno : n;
-}
 
 static uint64_t le(const uint8_t *p, int n)
 {
@@ -140,7 +134,7 @@ int initramfs_check(const char *path, char *why, size_t cap)
 		snprintf(why, cap, "%s", strerror(errno));
 		return r;
 	}
-	n = fd_pread(&fd, head, sizeof(head), 0);
+	n = nf_pread_fd(&fd, head, sizeof(head), 0);
 	if (n <= 0) {
 		snprintf(why, cap, "%s", n == 0 ? "it is empty" : strerror((int)-n));
 		r = n == 0 ? -EBADMSG : (int)n;
@@ -157,7 +151,7 @@ int initramfs_check(const char *path, char *why, size_t cap)
 		snprintf(why, cap, "out of memory");
 		goto out;
 	}
-	n = nf_decode_head(sn.format, fd_pread, &fd, 0, buf, INITRAMFS_MAX, detail, sizeof(detail));
+	n = nf_decode_head(sn.format, nf_pread_fd, &fd, 0, buf, INITRAMFS_MAX, detail, sizeof(detail));
 	if (n < 0) {
 		snprintf(why, cap, "it does not decode: %s", detail);
 		r = -EBADMSG;

@@ -20,27 +20,34 @@
 
 #define CONF_MAX 4096
 
-int master_read_line_file(const char *what, const char *file, char *out, size_t cap)
+int master_read_one_line(const char *file, char *out, size_t cap)
 {
-	char q[PATH_MAX + 8];
 	ssize_t n = nf_read_file(file, out, cap - 1);
 	char *nl;
 
-	if (n < 0) {
-		nf_err("cannot read %s %s: %s", what, nf_quote(q, sizeof(q), file),
-		       n == -EFBIG ? "too long" : nf_strerror((int)n));
-		return -1;
-	}
+	if (n < 0)
+		return (int)n;
 	nl = strchr(out, '\n');
-	if (nl && nl[strspn(nl, "\r\n")] != '\0') {
-		nf_err("%s %s must hold exactly one line", what, nf_quote(q, sizeof(q), file));
-		return -1;
-	}
+	if (nl && nl[strspn(nl, "\r\n")] != '\0')
+		return -EBADMSG;
 	if (nl)
 		*nl = '\0';
 	if (nl && nl > out && nl[-1] == '\r')
 		nl[-1] = '\0';
 	return 0;
+}
+
+int master_read_line_file(const char *what, const char *file, char *out, size_t cap)
+{
+	char q[PATH_MAX + 8];
+	int r = master_read_one_line(file, out, cap);
+
+	if (r == -EBADMSG)
+		nf_err("%s %s must hold exactly one line", what, nf_quote(q, sizeof(q), file));
+	else if (r < 0)
+		nf_err("cannot read %s %s: %s", what, nf_quote(q, sizeof(q), file),
+		       r == -EFBIG ? "too long" : nf_strerror(r));
+	return r < 0 ? -1 : 0;
 }
 
 int master_path(const struct master *m, char *out, size_t cap, const char *rel)

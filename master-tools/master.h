@@ -83,6 +83,9 @@ int master_enroll_settings(struct master *m, struct enrollment *e, struct provis
  * CRLF, is dropped) into out; what names it in the error. Logs why not;
  * returns 0 or -1. */
 int master_read_line_file(const char *what, const char *file, char *out, size_t cap);
+/* The same without logging: 0, -EBADMSG (more than one line), -EFBIG (too
+ * long) or the read's -errno. For callers that must not name the file. */
+int master_read_one_line(const char *file, char *out, size_t cap);
 /* Reads one OpenSSH public key line from file into out. Logs why not;
  * returns 0 or 1. */
 int master_read_ssh_key(const char *file, char *out, size_t cap);

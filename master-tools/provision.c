@@ -134,22 +134,14 @@ static int only(const char *s, const char *set, size_t max)
  * Returns 0 or -1. */
 static int secret_line_file(const char *opt, const char *file, char *out, size_t cap)
 {
-	ssize_t n = nf_read_file(file, out, cap - 1);
-	char *nl;
+	int r = master_read_one_line(file, out, cap);
 
-	if (n < 0) {
-		nf_err("cannot read the file given to %s: %s; its name is not shown", opt,
-		       n == -EFBIG ? "too long" : nf_strerror((int)n));
-		return -1;
-	}
-	out[n] = '\0';
-	nl = strchr(out, '\n');
-	if (nl && nl[strspn(nl, "\r\n")] != '\0') {
+	if (r == -EBADMSG)
 		nf_err("the file given to %s must hold exactly one line; its name is not shown", opt);
-		return -1;
-	}
-	out[strcspn(out, "\r\n")] = '\0';
-	return 0;
+	else if (r < 0)
+		nf_err("cannot read the file given to %s: %s; its name is not shown", opt,
+		       r == -EFBIG ? "too long" : nf_strerror(r));
+	return r < 0 ? -1 : 0;
 }
 
 /* The value must be on the list Debian ships (known.h); the error names
