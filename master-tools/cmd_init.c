@@ -17,6 +17,11 @@
 #include "master.h"
 #include "parse.h"
 
+/* Where Debian packages put systemd units (merged /usr; /lib links here). */
+#define NF_PACKAGE_UNITDIR "/usr/lib/systemd/system"
+/* Room for a unit: its text plus five paths of up to PATH_MAX. */
+#define NF_UNIT_MAX (6 * PATH_MAX)
+
 static const char init_usage[] =
 "Usage: netflash [--root DIR] init [OPTIONS]\n"
 "\n"
@@ -46,7 +51,11 @@ static const char init_usage[] =
 "  -p, --port PORT       netflashd's TCP port (default 7070)\n"
 "      --apply           also install the exports file, the systemd units and\n"
 "                        the logrotate config into /etc and reload systemd\n"
-"                        (does not start anything)\n"
+"                        (does not start anything; a unit the Debian package\n"
+"                        already ships unchanged in " NF_PACKAGE_UNITDIR " is kept)\n"
+"      --units-only DIR  write only the two systemd units for ROOT into DIR and\n"
+"                        nothing else (for packagers; NETFLASH_BINDIR=DIR sets\n"
+"                        where they run netflashd from)\n"
 "  -h, --help            show this help\n"
 "\n"
 "Proxy DHCP answers only the Pis' network boot questions; an ordinary DHCP\n"
@@ -88,9 +97,15 @@ static int iface_addr(const char *ifname, char *ip, size_t ipcap, char *bcast, s
 	for (i = ifs; i; i = i->ifa_next) {
 		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || strcmp(i->ifa_name, ifname) != 0)
 			continue;
-		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, ip, (socklen_t)ipcap);
-		if (i->ifa_broadaddr && (i->ifa_flags & IFF_BROADCAST))
-			inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_broadaddr)->sin_addr, bcast, (socklen_t)bcap);
+		struct in_addr a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr, b;
+
+		inet_ntop(AF_INET, &a, ip, (socklen_t)ipcap);
+		/* From address and netmask, not ifa_broadaddr: an address added
+		 * without "brd" (ip addr add A/24) reports itself there. */
+		if (i->ifa_netmask && (i->ifa_flags & IFF_BROADCAST)) {
+			b.s_addr = a.s_addr | ~((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr;
+			inet_ntop(AF_INET, &b, bcast, (socklen_t)bcap);
+		}
 		r = 0;
 		break;
 	}
@@ -136,13 +151,19 @@ static int root_only(const char *path)
 	}
 }
 
-/* Where the generated dhcp-event script and unit find netflash and
- * netflashd: beside this program when root alone can change it there,
- * else the install directory (dnsmasq runs dhcp-event as root). */
+/* Where the generated dhcp-event script and units find netflash and
+ * netflashd: $NETFLASH_BINDIR when set (a packager's /usr/bin), else beside
+ * this program when root alone can change it there, else the install
+ * directory (dnsmasq runs dhcp-event as root). */
 static void trusted_bindir(char *out, size_t cap)
 {
+	const char *env = getenv("NETFLASH_BINDIR");
 	char self[PATH_MAX];
 
+	if (env && env[0] == '/') {
+		snprintf(out, cap, "%s", env);
+		return;
+	}
 	if (realpath("/proc/self/exe", self) && root_only(self)) {
 		*strrchr(self, '/') = '\0';
 		snprintf(out, cap, "%s", self[0] ? self : "/");
@@ -153,10 +174,59 @@ static void trusted_bindir(char *out, size_t cap)
 		"and %s/netflashd instead (install them: cmake --install build)", NETFLASH_BINDIR, NETFLASH_BINDIR);
 }
 
+/* The two systemd units for the state tree at root, running bindir's
+ * netflashd. Takes: root and bindir (absolute, no quotes or spaces), two
+ * buffers of NF_UNIT_MAX bytes. netflashd takes its port from ROOT's
+ * netflash.conf, so the units depend on nothing else: the Debian package
+ * ships them for /srv/netflash (init --units-only). */
+static void render_units(const char *root, const char *bindir, char *dnsmasq_unit, size_t dcap,
+			 char *nfd_unit, size_t ncap)
+{
+	/* Sandboxing from systemd.exec(5). dnsmasq starts as root (raw DHCP
+	 * sockets, then drops to user=) and runs dhcp-event as root, which
+	 * writes the state database: ROOT's state, log and run stay writable.
+	 * Left out: PrivateNetwork/RestrictAddressFamilies narrower than this
+	 * (DHCP needs packet and netlink sockets), DynamicUser (dnsmasq's own
+	 * user owns the token files), CapabilityBoundingSet (dnsmasq keeps what
+	 * it needs and drops the rest itself). */
+	snprintf(dnsmasq_unit, dcap,
+		 "[Unit]\nDescription=netflash proxy-DHCP and TFTP (dnsmasq)\n"
+		 "After=network-online.target\nWants=network-online.target\n"
+		 "ConditionPathExists=%s/etc/dnsmasq.conf\n\n"
+		 "[Service]\nExecStart=/usr/sbin/dnsmasq --keep-in-foreground --conf-file=%s/etc/dnsmasq.conf\n"
+		 "Restart=on-failure\n"
+		 "NoNewPrivileges=yes\nProtectSystem=strict\nReadWritePaths=%s/log %s/run %s/state\n"
+		 "ProtectHome=yes\nPrivateTmp=yes\nPrivateDevices=yes\nProtectKernelTunables=yes\n"
+		 "ProtectKernelModules=yes\nProtectKernelLogs=yes\nProtectControlGroups=yes\nProtectClock=yes\n"
+		 "RestrictNamespaces=yes\nLockPersonality=yes\nMemoryDenyWriteExecute=yes\nRestrictRealtime=yes\n"
+		 "RestrictSUIDSGID=yes\nSystemCallArchitectures=native\n"
+		 "RestrictAddressFamilies=AF_INET AF_INET6 AF_NETLINK AF_PACKET AF_UNIX\n"
+		 "\n[Install]\nWantedBy=multi-user.target\n", root, root, root, root, root);
+	/* netflashd: one fd per worker connection, so LimitNOFILE well above
+	 * the 1024 default (it also raises its soft limit itself). It writes
+	 * only under ROOT (state, TFTP dirs, provisioning patches) and reads
+	 * /proc/net/arp. Left out: DynamicUser/User= (it removes TFTP dirs and
+	 * secrets owned by root), PrivateNetwork (it serves the LAN), and
+	 * ProtectProc=invisible (it needs /proc/net of the host's network). */
+	snprintf(nfd_unit, ncap,
+		 "[Unit]\nDescription=netflash master daemon\nAfter=network-online.target\n"
+		 "Wants=network-online.target\nConditionPathExists=%s/netflash.conf\n\n"
+		 "[Service]\nExecStart=%s/netflashd --root %s\n"
+		 "Restart=on-failure\nLimitNOFILE=65536\n"
+		 "NoNewPrivileges=yes\nProtectSystem=strict\nReadWritePaths=%s\nProtectHome=yes\nPrivateTmp=yes\n"
+		 "PrivateDevices=yes\nProtectKernelTunables=yes\nProtectKernelModules=yes\nProtectKernelLogs=yes\n"
+		 "ProtectControlGroups=yes\nProtectClock=yes\nProtectHostname=yes\nRestrictNamespaces=yes\n"
+		 "LockPersonality=yes\nMemoryDenyWriteExecute=yes\nRestrictRealtime=yes\nRestrictSUIDSGID=yes\n"
+		 "SystemCallArchitectures=native\nSystemCallFilter=@system-service\n"
+		 "RestrictAddressFamilies=AF_INET AF_UNIX\n"
+		 "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER\n"
+		 "\n[Install]\nWantedBy=multi-user.target\n", root, bindir, root, root);
+}
+
 static int write_configs(const struct master *m)
 {
 	const struct master_conf *c = &m->conf;
-	char buf[8192], bindir[PATH_MAX];
+	char buf[8192], bindir[PATH_MAX], dnsmasq_unit[NF_UNIT_MAX], nfd_unit[NF_UNIT_MAX];
 	int r;
 
 	/* The dnsmasq options DESIGN.md verified: proxy DHCP for the Pi ROM
@@ -229,47 +299,10 @@ static int write_configs(const struct master *m)
 		 m->root);
 	if ((r = write_text(m, "etc/ganesha.conf", buf, 0644)) < 0)
 		return r;
-	/* Sandboxing from systemd.exec(5). dnsmasq starts as root (raw DHCP
-	 * sockets, then drops to user=) and runs dhcp-event as root, which
-	 * writes the state database: ROOT's state, log and run stay writable.
-	 * Left out: PrivateNetwork/RestrictAddressFamilies narrower than this
-	 * (DHCP needs packet and netlink sockets), DynamicUser (dnsmasq's own
-	 * user owns the token files), CapabilityBoundingSet (dnsmasq keeps what
-	 * it needs and drops the rest itself). */
-	snprintf(buf, sizeof(buf),
-		 "[Unit]\nDescription=netflash proxy-DHCP and TFTP (dnsmasq)\n"
-		 "After=network-online.target\nWants=network-online.target\n\n"
-		 "[Service]\nExecStart=/usr/sbin/dnsmasq --keep-in-foreground --conf-file=%s/etc/dnsmasq.conf\n"
-		 "Restart=on-failure\n"
-		 "NoNewPrivileges=yes\nProtectSystem=strict\nReadWritePaths=%s/log %s/run %s/state\n"
-		 "ProtectHome=yes\nPrivateTmp=yes\nPrivateDevices=yes\nProtectKernelTunables=yes\n"
-		 "ProtectKernelModules=yes\nProtectKernelLogs=yes\nProtectControlGroups=yes\nProtectClock=yes\n"
-		 "RestrictNamespaces=yes\nLockPersonality=yes\nMemoryDenyWriteExecute=yes\nRestrictRealtime=yes\n"
-		 "RestrictSUIDSGID=yes\nSystemCallArchitectures=native\n"
-		 "RestrictAddressFamilies=AF_INET AF_INET6 AF_NETLINK AF_PACKET AF_UNIX\n"
-		 "\n[Install]\nWantedBy=multi-user.target\n", m->root, m->root, m->root, m->root);
-	if ((r = write_text(m, "etc/netflash-dnsmasq.service", buf, 0644)) < 0)
+	render_units(m->root, bindir, dnsmasq_unit, sizeof(dnsmasq_unit), nfd_unit, sizeof(nfd_unit));
+	if ((r = write_text(m, "etc/netflash-dnsmasq.service", dnsmasq_unit, 0644)) < 0)
 		return r;
-	/* netflashd: one fd per worker connection, so LimitNOFILE well above
-	 * the 1024 default (it also raises its soft limit itself). It writes
-	 * only under ROOT (state, TFTP dirs, provisioning patches) and reads
-	 * /proc/net/arp. Left out: DynamicUser/User= (it removes TFTP dirs and
-	 * secrets owned by root), PrivateNetwork (it serves the LAN), and
-	 * ProtectProc=invisible (it needs /proc/net of the host's network). */
-	snprintf(buf, sizeof(buf),
-		 "[Unit]\nDescription=netflash master daemon\nAfter=network-online.target\n"
-		 "Wants=network-online.target\n\n"
-		 "[Service]\nExecStart=%s/netflashd --root %s --listen 0.0.0.0:%u\n"
-		 "Restart=on-failure\nLimitNOFILE=65536\n"
-		 "NoNewPrivileges=yes\nProtectSystem=strict\nReadWritePaths=%s\nProtectHome=yes\nPrivateTmp=yes\n"
-		 "PrivateDevices=yes\nProtectKernelTunables=yes\nProtectKernelModules=yes\nProtectKernelLogs=yes\n"
-		 "ProtectControlGroups=yes\nProtectClock=yes\nProtectHostname=yes\nRestrictNamespaces=yes\n"
-		 "LockPersonality=yes\nMemoryDenyWriteExecute=yes\nRestrictRealtime=yes\nRestrictSUIDSGID=yes\n"
-		 "SystemCallArchitectures=native\nSystemCallFilter=@system-service\n"
-		 "RestrictAddressFamilies=AF_INET AF_UNIX\n"
-		 "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER\n"
-		 "\n[Install]\nWantedBy=multi-user.target\n", bindir, m->root, c->port, m->root);
-	return write_text(m, "etc/netflashd.service", buf, 0644);
+	return write_text(m, "etc/netflashd.service", nfd_unit, 0644);
 }
 
 static int make_tree(const struct master *m)
@@ -291,13 +324,24 @@ static int make_tree(const struct master *m)
 	return 0;
 }
 
+/* 1 if path holds exactly len bytes of body (the package's unit, say). */
+static int same_file(const char *path, const char *body, size_t len)
+{
+	char cur[8192];
+	ssize_t n = nf_read_file(path, cur, sizeof(cur));
+
+	return n >= 0 && (size_t)n == len && memcmp(cur, body, len) == 0;
+}
+
 static int apply(const struct master *m)
 {
-	static const struct { const char *rel, *dst; } files[] = {
-		{ "etc/netflash.exports", "/etc/exports.d/netflash.exports" },
-		{ "etc/netflash-dnsmasq.service", "/etc/systemd/system/netflash-dnsmasq.service" },
-		{ "etc/netflashd.service", "/etc/systemd/system/netflashd.service" },
-		{ "etc/netflash.logrotate", "/etc/logrotate.d/netflash" },
+	static const struct { const char *rel, *dst, *packaged; } files[] = {
+		{ "etc/netflash.exports", "/etc/exports.d/netflash.exports", NULL },
+		{ "etc/netflash-dnsmasq.service", "/etc/systemd/system/netflash-dnsmasq.service",
+		  NF_PACKAGE_UNITDIR "/netflash-dnsmasq.service" },
+		{ "etc/netflashd.service", "/etc/systemd/system/netflashd.service",
+		  NF_PACKAGE_UNITDIR "/netflashd.service" },
+		{ "etc/netflash.logrotate", "/etc/logrotate.d/netflash", NULL },
 	};
 	char src[PATH_MAX], body[8192];
 
@@ -310,6 +354,13 @@ static int apply(const struct master *m)
 		if (master_path(m, src, sizeof(src), files[i].rel) < 0)
 			return 1;
 		n = nf_read_file(src, body, sizeof(body) - 1);
+		if (n >= 0 && files[i].packaged && same_file(files[i].packaged, body, (size_t)n) &&
+		    access(files[i].dst, F_OK) != 0) {
+			/* The package's unit already runs this ROOT with this
+			 * netflashd: a copy in /etc would only shadow its updates. */
+			printf("kept %s (the package's unit is the same)\n", files[i].packaged);
+			continue;
+		}
 		r = n < 0 ? (int)n : nf_write_file_atomic(files[i].dst, body, (size_t)n, 0644);
 		if (r < 0) {
 			nf_err("cannot install %s: %s", files[i].dst, nf_strerror(r));
@@ -319,6 +370,29 @@ static int apply(const struct master *m)
 	}
 	if (access("/run/systemd/system", F_OK) == 0 && system("systemctl daemon-reload") != 0)
 		nf_warn("systemctl daemon-reload failed, ignoring");
+	return 0;
+}
+
+/* init --units-only DIR: the two units for ROOT into DIR, nothing else
+ * (scripts/package-master.sh, with NETFLASH_BINDIR=/usr/bin). */
+static int write_units_only(const struct master *m, const char *dir)
+{
+	char bindir[PATH_MAX], dnsmasq_unit[NF_UNIT_MAX], nfd_unit[NF_UNIT_MAX], path[PATH_MAX];
+	const char *names[] = { "netflash-dnsmasq.service", "netflashd.service" };
+	const char *bodies[] = { dnsmasq_unit, nfd_unit };
+
+	trusted_bindir(bindir, sizeof(bindir));
+	render_units(m->root, bindir, dnsmasq_unit, sizeof(dnsmasq_unit), nfd_unit, sizeof(nfd_unit));
+	for (size_t i = 0; i < 2; i++) {
+		int r = -ENAMETOOLONG;
+
+		if (snprintf(path, sizeof(path), "%s/%s", dir, names[i]) < (int)sizeof(path))
+			r = nf_write_file_atomic(path, bodies[i], strlen(bodies[i]), 0644);
+		if (r < 0) {
+			nf_err("cannot write %s/%s: %s", dir, names[i], nf_strerror(r));
+			return 1;
+		}
+	}
 	return 0;
 }
 
@@ -372,9 +446,9 @@ int cmd_init(struct master *m, int argc, char **argv)
 		{ "interface", required_argument, NULL, 'i' }, { "subnet", required_argument, NULL, 's' },
 		{ "broadcast", required_argument, NULL, 'b' }, { "server-ip", required_argument, NULL, 'a' },
 		{ "port", required_argument, NULL, 'p' }, { "apply", no_argument, NULL, 'A' },
-		{ "help", no_argument, NULL, 'h' }, { 0 },
+		{ "units-only", required_argument, NULL, 'U' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
-	const char *subnet = NULL, *bcast = NULL, *server_ip = NULL;
+	const char *subnet = NULL, *bcast = NULL, *server_ip = NULL, *units_dir = NULL;
 	int do_apply = 0, opt;
 	uint64_t v;
 
@@ -403,6 +477,7 @@ int cmd_init(struct master *m, int argc, char **argv)
 			m->conf.port = (unsigned)v;
 			break;
 		case 'A': do_apply = 1; break;
+		case 'U': units_dir = optarg; break;
 		case 'h': fputs(init_usage, stdout); return 0;
 		default: master_usage_hint(argv[0]); return 2;
 		}
@@ -411,6 +486,8 @@ int cmd_init(struct master *m, int argc, char **argv)
 		nf_err("init takes no arguments (see netflash init --help)");
 		return 2;
 	}
+	if (units_dir)
+		return write_units_only(m, units_dir);
 	if (resolve_network(m, subnet, bcast, server_ip))
 		return 2;
 	/* Debian's dnsmasq-base makes a user of its own; elsewhere dnsmasq's
@@ -423,9 +500,10 @@ int cmd_init(struct master *m, int argc, char **argv)
 	if (do_apply)
 		return apply(m);
 	printf("next steps:\n"
-	       "  apt install dnsmasq-base nfs-kernel-server   (or nfs-ganesha nfs-ganesha-vfs)\n"
+	       "  apt install nfs-kernel-server logrotate   (or nfs-ganesha nfs-ganesha-vfs)\n"
 	       "  netflash init --apply        installs %s/etc/netflash.exports into /etc/exports.d/\n"
-	       "                               and the two systemd units, then: exportfs -ra;\n"
+	       "                               and the units unless the package's are the same,\n"
+	       "                               then: exportfs -ra;\n"
 	       "                               systemctl enable --now netflash-dnsmasq netflashd\n"
 	       "  netflash image add FILE      add an image to the catalog\n"
 	       "  netflash boot-files import --from-image NAME\n"

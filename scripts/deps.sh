@@ -1,36 +1,52 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages netflash builds and tests with. Idempotent:
 # apt runs only when something is missing. Run as root.
+#
+#   scripts/deps.sh            build and test (what scripts/test.sh needs)
+#   scripts/deps.sh --build    only what building the master's Debian
+#                              package needs (the package itself then pulls
+#                              in the master's runtime packages)
 set -euo pipefail
 
+mode=all
+case "${1:-}" in
+'') ;;
+--build) mode=build ;;
+-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+*) echo "deps: unknown option '$1' (try --help)" >&2; exit 2 ;;
+esac
+
 pkgs=(
-	# build
-	build-essential cmake pkg-config clang libclang-rt-14-dev
+	# build: the host tools, and the master package's man pages
+	build-essential cmake pkg-config
 	libnfs-dev zlib1g-dev liblzma-dev libzstd-dev libxxhash-dev libssl-dev
-	libgpiod-dev libsqlite3-dev libjson-c-dev libarchive-dev
+	libgpiod-dev libsqlite3-dev libjson-c-dev libarchive-dev help2man cpio
+	# the aarch64 worker (Raspberry Pi 3/4/5): a cross compiler and arm64
+	# static libraries from Debian multiarch
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+	libnfs-dev:arm64 liblzma-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 libxxhash-dev:arm64 libssl-dev:arm64
+	libgpiod-dev:arm64
+)
+[ "$mode" = all ] && pkgs+=(
+	clang libclang-rt-14-dev
+	# the master's runtime packages (the .deb depends on these)
+	tzdata xkb-data locales dnsmasq-base mtools
 	# test servers and tools
-	nfs-ganesha nfs-ganesha-vfs libnfs-utils dnsmasq-base
-	mtools dosfstools fusefat e2fsprogs fdisk util-linux mount python3-yaml
+	nfs-ganesha nfs-ganesha-vfs libnfs-utils
+	dosfstools fusefat e2fsprogs fdisk util-linux mount python3-yaml
 	xz-utils gzip zstd bzip2 pigz bmap-tools procps bc time
 	# image intake tests: files made by the real tools
 	p7zip-full zip lz4 lzip ncompress strace
-	# the lists enroll checks --timezone, --wifi-country, --keymap, --locale against
-	tzdata xkb-data locales
-	# the master package's man pages
-	help2man
-	curl busybox-static iproute2 cpio kmod qemu-system-x86 binutils sqlite3 logrotate
+	curl busybox-static iproute2 kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
+	# QEMU for the Pi 3 test
+	qemu-user-static qemu-system-arm
+	# netflash-agent for 32-bit Raspberry Pi OS (armhf): the agent alone,
+	# which needs only libc (no armhf multiarch: this mirror's armhf
+	# security index was seen broken, which would fail apt-get update for
+	# everything).
+	gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 )
-
-# The aarch64 worker (Raspberry Pi 3/4/5): a cross compiler, arm64 static
-# libraries from Debian multiarch, and QEMU for the Pi 3 test.
-pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static qemu-system-arm
-	libnfs-dev:arm64 liblzma-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 libxxhash-dev:arm64 libssl-dev:arm64
-	libgpiod-dev:arm64)
-# netflash-agent for 32-bit Raspberry Pi OS (armhf): the agent alone, which
-# needs only libc (no armhf multiarch: this mirror's armhf security index
-# was seen broken, which would fail apt-get update for everything).
-pkgs+=(gcc-arm-linux-gnueabihf libc6-dev-armhf-cross)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -4,7 +4,8 @@
 # flasher's initramfs, built here from AARCH64_BUILD_DIR's static
 # flasher-init, as /usr/share/netflash/netflash-arm64.cpio.gz (what
 # `netflash boot-files import` installs when given no --initramfs).
-# Depends: the Debian packages of the libraries the binaries load (from
+# It also ships the two systemd units for /srv/netflash (not enabled) and
+# man pages. Depends: the Debian packages of the libraries the binaries load (from
 # ldd and dpkg -S), plus dnsmasq-base and mtools; an NFS server is
 # recommended (nfs-kernel-server or nfs-ganesha-vfs).
 #
@@ -61,6 +62,17 @@ for b in netflash netflashd netflash-write; do
 		"$stage/usr/bin/$b" | gzip -9n >"$stage/usr/share/man/man1/$b.1.gz"
 done
 install -m 0644 "$src/scripts/netflash-completion.bash" "$stage/usr/share/bash-completion/completions/netflash"
+# The systemd units for the default state tree, as `netflash init` writes
+# them, running /usr/bin's netflashd. Not enabled: the master needs
+# `netflash init` first (the units have ConditionPathExists on its files).
+mkdir -p "$stage/usr/lib/systemd/system"
+NETFLASH_BINDIR=/usr/bin "$build/master-tools/netflash" --root /srv/netflash init \
+	--units-only "$stage/usr/lib/systemd/system"
+for s in postinst postrm; do
+	printf '#!/bin/sh\nset -e\n# systemd learns of the units (or of their removal); nothing is enabled.\n%s\n' \
+		'if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null || true; fi' >"$stage/DEBIAN/$s"
+	chmod 0755 "$stage/DEBIAN/$s"
+done
 
 # The packages of the shared libraries the binaries load.
 deps=$(for b in "$stage"/usr/bin/*; do ldd "$b" | awk '/=>/ { print $3 }'; done | sort -u |

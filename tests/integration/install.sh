@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The master as the Debian package installs it (scripts/package-master.sh;
-# the test command builds it before ctest): dpkg takes it, it holds the
-# binaries and the aarch64 flasher initramfs, and the README's setup steps
-# (init, image add, boot-files import without --initramfs, enroll) work with
-# the installed netflash on loopback.
+# the test command builds it before ctest): dpkg takes it; it holds the
+# binaries, the aarch64 flasher initramfs, the systemd units, man pages and
+# bash completion. Then the README's "Set up a master" steps run verbatim,
+# in order, in a namespace that is a fresh master on a LAN with a Pi.
 source "$(dirname "$0")/../lib.sh"
 
 deb=$(ls "$NETFLASH_BUILD"/netflash_*_*.deb 2>/dev/null | head -1 || true)
@@ -41,20 +41,69 @@ comp() { # WORDS...: what bash completes for the last word
 	pass "bash completion: commands, and each command's options from its --help" ||
 	fail "completion: '$(comp netflash enr)' '$(comp netflash enroll --ima)'"
 
-# The README's steps with the installed binaries.
-NF="$I/usr/bin/netflash"
-R=$T/root
-img=$(test_image 16)
-export NETFLASH_DATADIR="$I/usr/share/netflash"
-"$NF" --root "$R" init --interface lo --subnet 127.0.0.0/8 --server-ip 127.0.0.1 >/dev/null 2>&1 &&
-	"$NF" --root "$R" image add "$img.xz" --name bookworm-lite >/dev/null &&
-	"$NF" --root "$R" boot-files import --from-image bookworm-lite >"$T/import.out" 2>&1 &&
-	"$NF" --root "$R" enroll b8:27:eb:d3:85:78 --image bookworm-lite --hostname rack1-07 >/dev/null &&
-	"$NF" --root "$R" ls | has "b8-27-eb-d3-85-78" || fail "setup steps: $(cat "$T/import.out")"
-has "flasher initramfs: .*netflash-arm64.cpio.gz" "$T/import.out" &&
-	cmp -s "$NETFLASH_DATADIR/netflash-arm64.cpio.gz" "$R/tftp/b8-27-eb-d3-85-78/netflash.cpio.gz" &&
-	pass "boot-files import with no --initramfs serves the packaged aarch64 flasher" ||
-	fail "initramfs: $(cat "$T/import.out"; ls "$R/tftp/b8-27-eb-d3-85-78")"
-grep -q "^ExecStart=$I/usr/bin/netflashd \|^ExecStart=/usr/local/bin/netflashd " "$R/etc/netflashd.service" &&
-	pass "the generated unit runs the installed netflashd" || fail "unit: $(grep ExecStart "$R/etc/netflashd.service")"
+
+# ---- the README's "Set up a master" steps, as written ----------------------
+# Every command of the section's numbered steps runs verbatim, in order, as
+# root in a namespace that is a fresh master: its eth0 is 192.168.1.10 on a
+# LAN of network namespaces whose other end has the README's Pi MAC; /usr,
+# /etc and /var are overlays whose writes stay in this test's dir (apt and
+# dpkg install the package for real there); /srv is this test's. What this
+# machine cannot do, a shim checks instead (tests/fixtures/shims/README):
+# the build (done by the test command), systemd, the kernel NFS server.
+AB=${NETFLASH_AARCH64_BUILD:-$NETFLASH_SRC/build-aarch64}
+if [ ! -x "$AB/flasher-init/flasher-init" ]; then
+	echo "install: no aarch64 build in $AB: the README steps are skipped" >&2
+	finish
+	exit 0
+fi
+MAC=b8:27:eb:d3:85:78 DASH=b8-27-eb-d3-85-78
+awk '/^## Set up a master/ { on = 1; next } on && /^##/ { exit } on && /^       [^ ]/ { sub(/^       /, ""); print }' \
+	"$NETFLASH_SRC/README.md" >"$T/steps"
+[ "$(wc -l <"$T/steps")" -ge 12 ] && has '^netflash enroll' "$T/steps" && has '^apt install "./' "$T/steps" ||
+	fail "could not read the setup steps from README.md: $(cat "$T/steps")"
+CO=$T/co
+mkdir -p "$CO" "$T/srv" "$T/ov"
+chmod 755 "$T/srv"
+for f in "$NETFLASH_SRC"/*; do case ${f##*/} in build*) ;; *) ln -s "$f" "$CO/" ;; esac; done
+ln -s "$NETFLASH_BUILD" "$CO/build"
+ln -s "$AB" "$CO/build-aarch64"
+cp "$(test_image 16).xz" "$CO/2024-11-19-raspios-bookworm-arm64-lite.img.xz"
+netns_lan
+netns_host master 02:00:00:00:00:0a 192.168.1.10
+netns_host pi "$MAC" 192.168.1.50
+export SHIM_DIR=$T SHIM_SRC=$NETFLASH_SRC
+if nsx master unshare -m --propagation private "$NETFLASH_SRC/tests/fixtures/shims/run-steps.sh" \
+	"$T/steps" "$T/ov" "$T/srv" "$CO" 2>"$T/run.err"; then
+	pass "every command of the README's 'Set up a master' ran as written ($(wc -l <"$T/steps") lines)"
+else
+	fail "$(cat "$T/run.err"); output: $(tail -15 "$T/steps.out" 2>&1)"
+fi
+[ -f "$T/pids" ] && while read -r p; do register_pid "$p"; done <"$T/pids"
+has "apt: installed ./build/netflash_.*deb" "$T/shim.log" &&
+	has "systemctl: netflashd from /usr/lib/systemd/system/netflashd.service: /usr/bin/netflashd --root /srv/netflash" \
+		"$T/shim.log" && has "kept /usr/lib/systemd/system/netflashd.service" "$T/steps.out" &&
+	pass "apt installed the package; its systemd units run /usr/bin/netflashd for /srv/netflash" ||
+	fail "units: $(cat "$T/shim.log" 2>&1)"
+for _ in $(seq 1 50); do
+	grep -q "TFTP root is" "$T/srv/netflash/log/dnsmasq.log" 2>/dev/null &&
+		grep -q "listening on" "$T/netflashd.log" 2>/dev/null && break
+	sleep 0.1
+done
+nsx pi curl -s --max-time 10 -o "$T/cmdline.txt" "tftp://192.168.1.10/cmdline.txt" || true
+nsx pi curl -s --max-time 20 -o "$T/netflash.cpio.gz" "tftp://192.168.1.10/netflash.cpio.gz" || true
+tok=$(grep -o 'netflash.token=[0-9a-f]*' "$T/cmdline.txt" 2>/dev/null | cut -d= -f2 || true)
+[ -n "$tok" ] && has "netflash.server=192.168.1.10:7070" "$T/cmdline.txt" &&
+	cmp -s "$T/netflash.cpio.gz" "$T/ov/usr.up/share/netflash/netflash-arm64.cpio.gz" &&
+	pass "the Pi's MAC gets its cmdline.txt and the packaged flasher initramfs over TFTP from the unit's dnsmasq" ||
+	fail "TFTP: $(cat "$T/cmdline.txt" 2>&1); dnsmasq: $(tail -5 "$T/srv/netflash/log/dnsmasq.log" 2>&1)"
+ans=$(nsx pi bash -c 'exec 3<>/dev/tcp/192.168.1.10/7070 || exit 1; printf "%s\n" "$1" >&3; timeout 3 head -1 <&3' \
+	_ "HELLO v=1 mac=$MAC token=$tok" || true)
+[[ $ans == JOB\ * ]] && pass "the unit's netflashd gives the Pi its job: ${ans:0:70}..." ||
+	fail "HELLO answered '$ans': $(tail -5 "$T/netflashd.log" 2>&1)"
+! has "warning" "$T/steps.out" && pass "init warns of nothing on a master whose eth0 was set up without 'brd'" ||
+	fail "warnings: $(grep warning "$T/steps.out")"
+has "rack1-07" "$T/steps.out" && has "$DASH" "$T/steps.out" && pass "ls and status show the enrolled worker" ||
+	fail "steps output: $(cat "$T/steps.out")"
+[ ! -e /usr/bin/netflash ] && [ ! -e /srv/netflash ] && pass "nothing was installed outside the test's overlays" ||
+	fail "the host got /usr/bin/netflash or /srv/netflash"
 finish
