@@ -24,8 +24,17 @@
 #define NCHUNKS 3              /* chunks in the pool: 12 MiB */
 #define RING_SIZE (2u << 20)   /* compressed bytes between reader and decoder */
 #define FLUSH_EVERY (64ull << 20) /* the verifier trails the writer by at most this */
-#define MAX_IMAGE (1ull << 40) /* 1 TiB: bounds the per-block hash table (24 MiB) */
+#define MAX_IMAGE (1ull << 40) /* 1 TiB: bounds the per-block table (40 MiB) */
 #define SAMPLE 4096u           /* bytes of each block read again after the last write */
+
+/* What the engine knows of one NF_BLOCK of the image. */
+struct block_sum {
+	XXH128_hash_t full;           /* XXH3-128 of the image's block */
+	uint64_t sample;              /* XXH3-64 of its first SAMPLE bytes */
+	uint64_t before;              /* XXH3-64 of the card's first SAMPLE bytes there
+				       * before the write (valid if has_before) */
+	int has_before;
+};
 
 struct chunk {
 	uint8_t *buf;
@@ -51,8 +60,7 @@ struct flash {
 	unsigned free_[NCHUNKS], free_first, free_n;
 	int decode_done, writer_done, verifier_done;
 	int err;
-	XXH128_hash_t *hashes;        /* one per NF_BLOCK of the image */
-	uint64_t *samples;            /* XXH3-64 of each block's first SAMPLE bytes */
+	struct block_sum *sums;       /* one per NF_BLOCK of the image */
 	size_t nhashes, hcap;
 	uint64_t flushed;             /* written and flushed: the verifier may read below */
 	uint64_t image_size;          /* final, once writer_done */
@@ -66,6 +74,7 @@ struct flash {
 	uint8_t *head;                /* the image's first block, written last */
 	size_t head_len;
 	uint8_t *zeros;               /* NF_BLOCK zero bytes, for wiping the head */
+	uint8_t *before_buf;          /* the writer's SAMPLE-byte read buffer */
 	EVP_MD_CTX *sha;
 	double t_read, t_decode, t_write, t_verify;
 	double t_decode_wait;
@@ -245,37 +254,51 @@ static void *decoder_main(void *arg)
 
 /* ---- writer ------------------------------------------------------------- */
 
-static int store_hash(struct flash *f, size_t index, XXH128_hash_t h, uint64_t sample)
+/* Records block index's hashes (full, sample) and, if have_before, the
+ * sample hash of what the card held there before. Returns 0 or -ENOMEM. */
+static int store_hash(struct flash *f, size_t index, XXH128_hash_t h, uint64_t sample, int have_before,
+		      uint64_t before)
 {
 	int r = 0;
 
 	pthread_mutex_lock(&f->lock);
 	if (index >= f->hcap) {
 		size_t cap = f->hcap ? f->hcap * 2 : 1024;
-		XXH128_hash_t *p;
-		uint64_t *s;
+		struct block_sum *p;
 
 		while (cap <= index)
 			cap *= 2;
-		p = realloc(f->hashes, cap * sizeof(*p));
-		if (p)
-			f->hashes = p;
-		s = p ? realloc(f->samples, cap * sizeof(*s)) : NULL;
-		if (s) {
-			f->samples = s;
+		if ((p = realloc(f->sums, cap * sizeof(*p)))) {
+			f->sums = p;
 			f->hcap = cap;
 		} else {
 			r = -ENOMEM;
 		}
 	}
 	if (r == 0) {
-		f->hashes[index] = h;
-		f->samples[index] = sample;
+		f->sums[index] = (struct block_sum){ .full = h, .sample = sample, .before = before,
+						     .has_before = have_before };
 		if (index >= f->nhashes)
 			f->nhashes = index + 1;
 	}
 	pthread_mutex_unlock(&f->lock);
 	return r;
+}
+
+/* The sample hash of what the card holds at off now (before it is
+ * written), so a block that later reads back this can be called a dropped
+ * write. Returns 1 with *h set, or 0 when it cannot be read (a file
+ * target's end, an error: the write itself will tell). */
+static int sample_before(struct flash *f, uint64_t off, size_t len, uint64_t *h)
+{
+	size_t rlen = (SAMPLE + f->tgt.align - 1) / f->tgt.align * f->tgt.align;
+
+	if (!f->before_buf && !(f->before_buf = aligned_alloc(4096, rlen < 4096 ? 4096 : rlen)))
+		return 0;
+	if (nf_target_read(&f->tgt, f->before_buf, rlen, off) < (ssize_t)len)
+		return 0;
+	*h = XXH3_64bits(f->before_buf, len);
+	return 1;
 }
 
 static double stall_limit(const struct flash *f)
@@ -359,10 +382,13 @@ static int process_chunk(struct flash *f, struct chunk *c)
 	}
 	EVP_DigestUpdate(f->sha, c->buf, c->len);
 	for (size_t i = 0; i < c->len; i += NF_BLOCK) {
-		size_t blen = c->len - i < NF_BLOCK ? c->len - i : NF_BLOCK;
+		size_t blen = c->len - i < NF_BLOCK ? c->len - i : NF_BLOCK, slen = blen < SAMPLE ? blen : SAMPLE;
+		uint64_t before = 0;
+		/* Not the head: it is wiped first, then written last. */
+		int have_before = c->off + i > 0 && sample_before(f, c->off + i, slen, &before);
 
 		if (store_hash(f, (size_t)((c->off + i) / NF_BLOCK), XXH3_128bits(c->buf + i, blen),
-			       XXH3_64bits(c->buf + i, blen < SAMPLE ? blen : SAMPLE)) < 0) {
+			       XXH3_64bits(c->buf + i, slen), have_before, before) < 0) {
 			flash_fail(f, -ENOMEM, "write", "out of memory for block hashes");
 			return -ENOMEM;
 		}
@@ -473,6 +499,52 @@ static void *writer_main(void *arg)
 
 /* ---- verifier ----------------------------------------------------------- */
 
+static int all_bytes(const uint8_t *buf, size_t len, uint8_t v)
+{
+	return len > 0 && buf[0] == v && memcmp(buf, buf + 1, len - 1) == 0;
+}
+
+/* What block idx holds instead of the image, read back as buf (len > 0
+ * bytes from the block's start): a phrase for the failure message, as the
+ * capacity probe words its findings. A dropped write is told by the sample
+ * of the card's old content taken before the write. */
+static void describe_readback(struct flash *f, size_t idx, const uint8_t *buf, size_t len, char *out,
+			      size_t cap)
+{
+	size_t slen = len < SAMPLE ? len : SAMPLE, n;
+	uint64_t got = XXH3_64bits(buf, slen);
+	struct block_sum b;
+
+	pthread_mutex_lock(&f->lock);
+	b = f->sums[idx];
+	n = f->nhashes;
+	pthread_mutex_unlock(&f->lock);
+	if (got == b.sample) {
+		snprintf(out, cap, "its first %zu bytes are right, the rest reads back different", slen);
+		return;
+	}
+	if (b.has_before && got == b.before) {
+		snprintf(out, cap, "it reads back its previous content: the card acknowledged the write and kept "
+			 "the old data (a failing or counterfeit card)");
+		return;
+	}
+	if (all_bytes(buf, len, 0x00) || all_bytes(buf, len, 0xff)) {
+		snprintf(out, cap, "it reads back all 0x%02X bytes, as if erased", buf[0]);
+		return;
+	}
+	for (size_t j = 1; j < n; j++) {
+		pthread_mutex_lock(&f->lock);
+		int same = j != idx && f->sums[j].sample == got;
+		pthread_mutex_unlock(&f->lock);
+		if (same) {
+			snprintf(out, cap, "it reads back the image's block at offset %llu: writes land at other "
+				 "addresses, as on a fake-capacity card", (unsigned long long)j * NF_BLOCK);
+			return;
+		}
+	}
+	snprintf(out, cap, "it reads back data that is neither the image nor what the card held there before");
+}
+
 /* Reads back one block at off and compares it with the writer's hash.
  * Returns 0, or a negative errno after flash_fail(). */
 static int verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
@@ -487,7 +559,7 @@ static int verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
 		return (int)n;
 	}
 	pthread_mutex_lock(&f->lock);
-	want = f->hashes[off / NF_BLOCK];
+	want = f->sums[off / NF_BLOCK].full;
 	pthread_mutex_unlock(&f->lock);
 	if ((size_t)n < len) {
 		f->res->have_bad_offset = 1;
@@ -498,10 +570,13 @@ static int verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
 	}
 	got = XXH3_128bits(buf, len);
 	if (!XXH128_isEqual(want, got)) {
+		char what[200];
+
+		describe_readback(f, (size_t)(off / NF_BLOCK), buf, len, what, sizeof(what));
 		f->res->have_bad_offset = 1;
 		f->res->bad_offset = off;
-		flash_fail(f, -EIO, "verify", "verification failed: '%s' does not hold the image at offset %llu "
-			   "(the 1 MiB block from there reads back different)", f->tgt.path, (unsigned long long)off);
+		flash_fail(f, -EIO, "verify", "verification failed: '%s' does not hold the image's 1 MiB block at "
+			   "offset %llu: %s", f->tgt.path, (unsigned long long)off, what);
 		return -EIO;
 	}
 	return 0;
@@ -776,13 +851,16 @@ static int recheck_samples(struct flash *f)
 			r = n < 0 ? (int)n : -EIO;
 			flash_fail(f, r, "verify", "cannot read back '%s' at offset %llu after the last write: %s",
 				   f->tgt.path, (unsigned long long)off, n < 0 ? strerror((int)-n) : "it ends there");
-		} else if (XXH3_64bits(buf, len) != f->samples[i]) {
+		} else if (XXH3_64bits(buf, len) != f->sums[i].sample) {
+			char what[200];
+
+			describe_readback(f, i, buf, len, what, sizeof(what));
 			r = -EIO;
 			f->res->have_bad_offset = 1;
 			f->res->bad_offset = off;
 			flash_fail(f, r, "verify", "verification failed: '%s' no longer holds the image at offset %llu "
-				   "once everything was written (it did when that block was written): a later write "
-				   "landed there, as on a fake-capacity card", f->tgt.path, (unsigned long long)off);
+				   "once everything was written (it did when that block was written): %s",
+				   f->tgt.path, (unsigned long long)off, what);
 		}
 	}
 	free(buf);
@@ -948,8 +1026,8 @@ static void teardown(struct flash *f)
 		free(f->chunks[i].buf);
 	free(f->head);
 	free(f->zeros);
-	free(f->hashes);
-	free(f->samples);
+	free(f->sums);
+	free(f->before_buf);
 	EVP_MD_CTX_free(f->sha);
 	nf_target_close(&f->tgt);
 	nf_source_close(f->src);

@@ -37,6 +37,8 @@ pkgs=(
 	xz-utils gzip zstd bzip2 pigz bmap-tools procps bc time
 	# image intake tests: files made by the real tools
 	p7zip-full zip lz4 lzip ncompress strace
+	# the provisioning test boots the generated user-data through it
+	cloud-init
 	curl busybox-static iproute2 kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
 	# QEMU for the Pi 3 test
@@ -68,3 +70,6 @@ export DEBIAN_FRONTEND=noninteractive
 dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# cloud-init is here for a test that runs it by hand: never at this machine's boot.
+[ -d /etc/cloud ] && [ ! -e /etc/cloud/cloud-init.disabled ] && touch /etc/cloud/cloud-init.disabled
+exit 0

@@ -108,4 +108,14 @@ expect_fail "a wrapping card without the probe" "no longer holds the image at of
 	head_not_written "wrapping card" "$FAKE_LOOP" "$T/wrap.img" &&
 	pass "a card that wraps after the early blocks were verified is refused, its head never written"
 loop_detach "$FAKE_LOOP"
+
+# 6. A card that acknowledges writes past 8 MiB and keeps its old data
+# (random here): the verifier says the block reads back what was there.
+dd if=/dev/urandom of="$T/drop.back" bs=1M count=64 status=none
+fake_card drop $((64 * MiB)) $((64 * MiB)) --drop-writes-from $((8 * MiB))
+expect_fail "a card that drops writes" "does not hold the image's 1 MiB block at offset [0-9]+: it reads back its previous content: the card acknowledged the write and kept the old data" \
+	"$NFW" --progress=none --no-probe-capacity "$img" "$FAKE_LOOP" &&
+	head_not_written "dropping card" "$FAKE_LOOP" "$img" &&
+	pass "a card that drops writes is refused, and the message says the block kept its previous content"
+loop_detach "$FAKE_LOOP"
 finish

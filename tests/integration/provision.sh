@@ -69,7 +69,40 @@ grep -qx "NEW_HOSTNAME=node1" "$T/firstrun.sh" && grep -qF "SSH_KEY='$(cat "$T/k
 	grep -qF "do_change_locale 'en_GB.UTF-8'" "$T/firstrun.sh" &&
 	pass "firstrun.sh: hostname, key, Wi-Fi (PSK derived as openssl's PBKDF2, no passphrase), zone, keymap, locale" ||
 	fail "firstrun.sh: $(cat "$T/firstrun.sh")"
-# Run the script's Wi-Fi fallback on its own: the quoted SSID must survive.
+# The script's Wi-Fi without imager_custom, run as the Pi's first boot runs
+# it (tests/fixtures/firstrun-boot.sh): NetworkManager (Pi OS since
+# Bookworm) gets a keyfile, mode 0600, and no wpa_supplicant.conf it would
+# ignore; an older image gets wpa_supplicant.conf; one with neither is
+# told, in the boot partition's log.
+FRB="$NETFLASH_SRC/tests/fixtures/firstrun-boot.sh"
+mt mtype -i "$T/p1" ::/cmdline.txt >"$T/fr-cmdline"
+"$FRB" "$T/nm" "$T/firstrun.sh" "$T/fr-cmdline" 'printf "#!/bin/sh\n" >/usr/sbin/NetworkManager; chmod 755 /usr/sbin/NetworkManager'
+K=$T/nm/etc.up/NetworkManager/system-connections/preconfigured.nmconnection
+if [ -f "$K" ] && [ "$(stat -c %a "$K")" = 600 ] && [ ! -e "$T/nm/etc.up/wpa_supplicant/wpa_supplicant.conf" ] &&
+	"$PY" - "$K" "$SSID" "$psk" <<'EOF2'
+import configparser, sys, uuid
+k = configparser.ConfigParser(interpolation=None)
+k.read(sys.argv[1])
+ssid = bytes(int(b) for b in k["wifi"]["ssid"].rstrip(";").split(";")).decode()
+assert ssid == sys.argv[2], ssid
+assert k["wifi-security"]["psk"] == sys.argv[3] and k["wifi-security"]["key-mgmt"] == "wpa-psk"
+assert k["connection"]["type"] == "wifi" and uuid.UUID(k["connection"]["uuid"]).version == 4
+assert k["ipv4"]["method"] == "auto"
+EOF2
+then pass "NetworkManager image: a 0600 keyfile with the SSID (quotes and all) and the PSK, no wpa_supplicant.conf"
+else fail "NetworkManager keyfile: $(cat "$K" 2>&1; cat "$T/nm/firstrun.out")"; fi
+has "Wi-Fi: NetworkManager keyfile" "$T/nm/boot/netflash-firstrun.log" && has "cfg80211.ieee80211_regdom=GB" "$T/nm/boot/cmdline.txt" &&
+	! has "systemd.run" "$T/nm/boot/cmdline.txt" && [ ! -e "$T/nm/boot/firstrun.sh" ] &&
+	pass "it logs what it did, sets the Wi-Fi country on cmdline.txt, and removes itself" ||
+	fail "NM boot: log '$(cat "$T/nm/boot/netflash-firstrun.log" 2>&1)', cmdline '$(cat "$T/nm/boot/cmdline.txt")'"
+"$FRB" "$T/wpa" "$T/firstrun.sh" "$T/fr-cmdline" 'mkdir -p /etc/wpa_supplicant'
+W=$T/wpa/etc.up/wpa_supplicant/wpa_supplicant.conf
+[ "$(stat -c %a "$W" 2>&1)" = 600 ] && has -x "	psk=$psk" "$W" && [ ! -e "$T/wpa/etc.up/NetworkManager/system-connections" ] &&
+	pass "an image with wpa_supplicant and no NetworkManager gets wpa_supplicant.conf" || fail "wpa: $(cat "$W" 2>&1)"
+"$FRB" "$T/none" "$T/firstrun.sh" "$T/fr-cmdline"
+has "error: Wi-Fi is NOT configured: this system has neither imager_custom, NetworkManager nor wpa_supplicant" \
+	"$T/none/boot/netflash-firstrun.log" && pass "an image with neither: the failure is said in the boot partition's log" ||
+	fail "no-Wi-Fi image: $(cat "$T/none/boot/netflash-firstrun.log" 2>&1)"
 mt mcopy -n -i "$T/p1" ::/netflash-firstboot.sh "$T/fb.got"
 cmp -s "$T/fb.got" "$T/firstboot.sh" && pass "the first-boot script is on the card as given" || fail "netflash-firstboot.sh differs"
 cmdline=$(mt mtype -i "$T/p1" ::/cmdline.txt)
@@ -119,12 +152,27 @@ assert open(sys.argv[1]).readline().strip() == "#cloud-config"
 assert ud["hostname"] == "node2" and ud["timezone"] == "Europe/London"
 u = ud["users"][0]
 assert u["name"] == "admin" and u["passwd"] == hsh and u["ssh_authorized_keys"] == [key]
-assert "netflash-firstboot.sh" in ud["runcmd"][0][2]
+assert any("netflash-firstboot.sh" in c[2] for c in ud["runcmd"]), ud["runcmd"]
+assert "manage_etc_hosts" not in ud
 ap = nc["network"]["wifis"]["wlan0"]["access-points"]
 assert ap == {ssid: {"password": psk}}, ap
 EOF
 then pass "user-data and network-config parse as YAML and hold the settings"; else fail "cloud-init files: $(cat "$T/user-data" "$T/network-config")"; fi
 fsck.fat -n "$T/p2" >/dev/null 2>&1 && pass "the cloud-init card's boot partition is a clean FAT" || fail "fsck.fat on card 2"
+# The real cloud-init (Debian's) takes the user-data, and over two boots
+# (tests/fixtures/cloudinit-boot.sh) the hostname applies on the first and
+# an admin's later change of it and of /etc/hosts survives the second (with
+# `manage_etc_hosts: true` it did not: the second boot restored node2).
+cloud-init schema --config-file "$T/user-data" >"$T/schema.out" 2>&1 && pass "cloud-init schema: the user-data is valid" ||
+	fail "cloud-init schema: $(cat "$T/schema.out")"
+CIB="$NETFLASH_SRC/tests/fixtures/cloudinit-boot.sh"
+b1=$("$CIB" "$T/ci-state" "$T/user-data" 'hostname admin1; echo admin1 >/etc/hostname
+	sed -i "s/^127\.0\.1\.1.*/127.0.1.1 admin1/" /etc/hosts' 2>&1)
+b2=$("$CIB" "$T/ci-state" "$T/user-data" 2>&1)
+[ "$b1" = "hostname=node2 etc_hostname=node2 hosts=127.0.1.1 node2" ] &&
+	pass "cloud-init's first boot: hostname node2, and /etc/hosts names it" || fail "first boot: $b1"
+[ "$b2" = "hostname=admin1 etc_hostname=admin1 hosts=127.0.1.1 admin1" ] &&
+	pass "cloud-init's second boot keeps the admin's hostname and /etc/hosts" || fail "second boot: $b2"
 
 # 3. The master checks the patch's digest in DONE. A raw client that takes
 # the job and the patch, then claims success without it (or with another).
