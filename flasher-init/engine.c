@@ -51,6 +51,7 @@ struct flash {
 	struct nf_input input;
 	struct nf_ring ring;
 	uint64_t known_size;          /* 0: unknown until the end */
+	uint64_t budget;              /* decoder memory (xz threads, zstd window) */
 	uint64_t min_size;            /* a lower bound (zstd's first frame) */
 
 	pthread_mutex_t lock;         /* everything below up to the atomics */
@@ -690,12 +691,80 @@ static int check_head(struct flash *f, enum nf_format fmt, const char *outer)
 	}
 }
 
+/* The decoder's memory budget: --xz-memlimit, else a share of the
+ * machine's MemAvailable now (nf_decode_budget). Sets f->budget and
+ * writes where it came from into why. */
+static void decode_budget(struct flash *f, char *why, size_t cap)
+{
+	char b[32], a[32];
+	uint64_t avail = 0;
+
+	if (f->o->xz_memlimit) {
+		f->budget = f->o->xz_memlimit;
+		nf_format_bytes(f->budget, b, sizeof(b));
+		snprintf(why, cap, "budget %s from --xz-memlimit", b);
+		return;
+	}
+	if (nf_mem_available(&avail) < 0)
+		avail = 0;
+	f->budget = nf_decode_budget(avail);
+	nf_format_bytes(f->budget, b, sizeof(b));
+	nf_format_bytes(avail, a, sizeof(a));
+	snprintf(why, cap, "budget %s: a quarter of MemAvailable %s, at least %llu MiB", b, avail ? a : "(unknown)",
+		 (unsigned long long)(NF_DECODE_BUDGET_MIN >> 20));
+}
+
+/* xz: as many threads as cores while each fits the budget (liblzma's
+ * memlimit_threading enforces the same; this says what to expect). */
+static void plan_xz(struct flash *f, const struct nf_xz_index *x)
+{
+	unsigned cpus = f->o->threads ? f->o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	uint64_t per = nf_xz_thread_mem(x), fit;
+	char why[160], blk[32], need[32];
+
+	decode_budget(f, why, sizeof(why));
+	fit = per ? f->budget / per : cpus;
+	f->res->xz_threads = x->blocks <= 1 ? 1 : fit < 1 ? 1 : fit < cpus ? (unsigned)fit : cpus;
+	f->res->decode_budget = f->budget;
+	nf_format_bytes(x->max_block, blk, sizeof(blk));
+	nf_format_bytes(per, need, sizeof(need));
+	if (x->blocks <= 1)
+		snprintf(f->res->decode_plan, sizeof(f->res->decode_plan),
+			 "xz: 1 thread (one block: xz decodes a block on one core); %s", why);
+	else
+		snprintf(f->res->decode_plan, sizeof(f->res->decode_plan),
+			 "xz: %u thread(s) of %u CPU(s): %llu blocks of up to %s need about %s each; %s",
+			 f->res->xz_threads, cpus, (unsigned long long)x->blocks, blk, need, why);
+}
+
+/* zstd: the window the budget affords; an image that needs more is refused
+ * before the target is opened. Returns 0 or -ENOMEM after flash_fail(). */
+static int plan_zstd(struct flash *f, const uint8_t *head, size_t n)
+{
+	char why[160], w[32], max[32];
+	uint64_t window = 0;
+
+	decode_budget(f, why, sizeof(why));
+	f->res->decode_budget = f->budget;
+	nf_format_bytes(nf_zstd_window_max(f->budget), max, sizeof(max));
+	if (nf_zstd_first_window(head, n, &window) == 0 && window > nf_zstd_window_max(f->budget)) {
+		nf_format_bytes(window, w, sizeof(w));
+		flash_fail(f, -ENOMEM, "decode", "'%s' needs a zstd window of %s; this machine affords %s (%s): "
+			   "re-encode it (netflash image add does) or raise --xz-memlimit", f->o->source, w, max, why);
+		return -ENOMEM;
+	}
+	nf_format_bytes(window, w, sizeof(w));
+	snprintf(f->res->decode_plan, sizeof(f->res->decode_plan), "zstd: window %s of at most %s; %s",
+		 window ? w : "(unknown)", max, why);
+	return 0;
+}
+
 static int probe(struct flash *f, enum nf_format *fmt)
 {
 	uint8_t head[NF_FORMAT_PROBE_LEN];
 	ssize_t n = nf_source_pread(f->src, head, sizeof(head), 0);
 	struct nf_sniff sn;
-	uint64_t size = 0, blocks = 0;
+	uint64_t size = 0;
 	int r;
 
 	if (n < 0) {
@@ -724,19 +793,24 @@ static int probe(struct flash *f, enum nf_format *fmt)
 	} else if (*fmt == NF_FMT_XZ) {
 		/* The index gives the exact size before the target is touched;
 		 * a damaged or truncated file fails here. */
-		r = nf_xz_info(source_pread, f->src, nf_source_size(f->src), &size, &blocks);
+		struct nf_xz_index x;
+
+		r = nf_xz_info(source_pread, f->src, nf_source_size(f->src), &x);
 		if (r < 0) {
 			flash_fail(f, r, "decode", "'%s': %s", f->o->source, r == -EBADMSG
 				   ? "xz index is corrupt or the file is truncated" : nf_source_detail(f->src));
 			return r;
 		}
-		f->res->xz_threads = blocks > 1 ? (f->o->threads ? f->o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN)) : 1;
+		size = x.size;
+		plan_xz(f, &x);
 	} else if (*fmt == NF_FMT_ZSTD) {
 		unsigned long long fs = ZSTD_getFrameContentSize(head, (size_t)n);
 
 		/* Only a lower bound: more frames may follow. */
 		if (fs != ZSTD_CONTENTSIZE_UNKNOWN && fs != ZSTD_CONTENTSIZE_ERROR)
 			f->min_size = fs;
+		if ((r = plan_zstd(f, head, (size_t)n)) < 0)
+			return r;
 	}
 	if (size && f->o->expect_size && size != f->o->expect_size) {
 		flash_fail(f, -EBADMSG, "source", "'%s' decodes to %llu bytes, expected %llu",
@@ -921,7 +995,9 @@ static int setup(struct flash *f)
 	struct nf_decoder_opts dopts = {
 		.format = f->res->format,
 		.threads = f->o->threads ? f->o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN),
-		.memlimit_threading = f->o->xz_memlimit ? f->o->xz_memlimit : NF_XZ_MEMLIMIT_DEFAULT,
+		.memlimit_threading = f->budget ? f->budget : NF_DECODE_BUDGET_MIN,
+		.memlimit = f->budget > (160ull << 20) ? f->budget : 0, /* 0: decode.c's 160 MiB */
+		.zstd_window_max = nf_zstd_window_max(f->budget ? f->budget : NF_DECODE_BUDGET_MIN),
 	};
 	if (nf_ring_init(&f->ring, RING_SIZE) < 0)
 		return -ENOMEM;

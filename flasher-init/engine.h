@@ -50,7 +50,8 @@ struct nf_flash_opts {
 	uint8_t expect_sha256[32];
 	uint64_t expect_size;      /* 0: unknown */
 	unsigned threads;          /* xz decoder threads; 0: one per CPU */
-	uint64_t xz_memlimit;      /* memlimit_threading; 0: default */
+	uint64_t xz_memlimit;      /* decoder memory budget (xz threads, zstd
+				    * window); 0: nf_decode_budget(MemAvailable) */
 	struct nf_source_opts src;
 	atomic_int *interrupt;     /* set non-zero to abort (Ctrl-C) */
 	nf_progress_fn progress;
@@ -74,7 +75,10 @@ struct nf_flash_result {
 	uint64_t written_bytes;    /* bytes written as data */
 	uint64_t skipped_bytes;    /* zero bytes made zero without writing */
 	uint8_t sha256[32];        /* of the decoded image */
-	unsigned xz_threads;
+	unsigned xz_threads;       /* xz: threads the budget allows (1: one block) */
+	uint64_t decode_budget;    /* decoder memory budget, bytes */
+	char decode_plan[384];     /* one line: the decoder's threads or window,
+				    * and the budget they come from */
 	unsigned reconnects;
 	double t_total, t_read, t_decode, t_write, t_verify;
 	double t_recheck;          /* of t_verify: re-reading every block's first
@@ -106,7 +110,5 @@ struct nf_flash_result {
  * (interrupted), the source's errors, ... */
 int nf_flash(const struct nf_flash_opts *o, struct nf_flash_result *res);
 
-/* Default xz memlimit_threading: keeps the engine's peak RSS under 64 MiB. */
-#define NF_XZ_MEMLIMIT_DEFAULT (40ull << 20)
 
 #endif

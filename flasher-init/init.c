@@ -582,6 +582,8 @@ int main(int argc, char **argv)
 	nf_indicator_set(c.ind, NF_LED_WRITE);
 	r = nf_flash(&fo, &res);
 	c.card_untouched = !res.touched;
+	if (res.decode_plan[0])
+		say("%s", res.decode_plan);
 	if (r < 0) {
 		nf_jobrun_finish(&jr, r, &res, 0, detail, sizeof(detail));
 		fatal(&c, res.stage ? res.stage : "flash", "%s", res.detail);

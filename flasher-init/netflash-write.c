@@ -79,8 +79,10 @@ static void usage(FILE *out)
 "                          filesystem, a blob); compressed-again data is still\n"
 "                          refused\n"
 "  -j, --threads=N         xz decoder threads (default: one per CPU)\n"
-"      --xz-memlimit=SIZE  memory the threaded xz decoder may use (default 40M);\n"
-"                          fewer threads run when blocks need more\n"
+"      --xz-memlimit=SIZE  the decoder's memory budget (default: a quarter of\n"
+"                          MemAvailable, at least 40M, at most 1G): xz runs as\n"
+"                          many threads as fit, a zstd window beyond it (or\n"
+"                          beyond 128M) is refused; the plan is logged\n"
 "      --nfs-depth=N       NFS reads in flight (default 2, max 16)\n"
 "      --retry-seconds=N   keep reconnecting to a lost NFS server this long (default 60)\n"
 "      --timeout=N         seconds before one NFS call counts as failed (default 10)\n"
@@ -213,7 +215,11 @@ static void summary(const struct cli *c, const struct nf_flash_result *r, int er
 			       r->reconnects);
 		fflush(stdout);
 	}
-	if (err || c->quiet)
+	if (c->quiet)
+		return;
+	if (r->decode_plan[0])
+		nf_info("%s", r->decode_plan);
+	if (err)
 		return;
 	nf_format_bytes(r->image_bytes, img, sizeof(img));
 	nf_format_bytes(r->written_bytes, wr, sizeof(wr));

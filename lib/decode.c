@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+/* ZSTD_getFrameHeader: in the experimental section, exported by libzstd. */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -232,8 +234,12 @@ static int setup_codec(struct nf_decoder *d)
 		d->zs = ZSTD_createDStream();
 		if (!d->zs)
 			return -ENOMEM;
-		while (wlog < 31 && (2ull << wlog) <= d->opts.memlimit)
-			wlog++;
+		if (d->opts.zstd_window_max)
+			while (wlog < 31 && (2ull << wlog) <= d->opts.zstd_window_max)
+				wlog++;
+		else
+			while (wlog < 31 && (2ull << wlog) <= d->opts.memlimit)
+				wlog++;
 		ZSTD_DCtx_setParameter(d->zs, ZSTD_d_windowLogMax, (int)wlog);
 		return 0;
 	}
@@ -386,4 +392,71 @@ ssize_t nf_decode_head(enum nf_format fmt, nf_pread_fn pread_fn, void *ctx, uint
 	nf_decoder_free(d);
 	free(in);
 	return n < 0 ? n : (ssize_t)got;
+}
+
+uint64_t nf_decode_budget(uint64_t mem_available)
+{
+	uint64_t b = mem_available / 4;
+
+	return b < NF_DECODE_BUDGET_MIN ? NF_DECODE_BUDGET_MIN : b > NF_DECODE_BUDGET_MAX ? NF_DECODE_BUDGET_MAX : b;
+}
+
+int nf_mem_available(uint64_t *bytes)
+{
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "re");
+	int r = -ENODATA;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long kib;
+
+		if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+			*bytes = (uint64_t)kib << 10;
+			r = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+uint64_t nf_zstd_window_max(uint64_t budget)
+{
+	uint64_t w = 8ull << 20;
+
+	while (w < (128ull << 20) && w * 2 <= budget)
+		w *= 2;
+	return w;
+}
+
+int nf_zstd_first_window(const uint8_t *p, size_t n, uint64_t *window)
+{
+	size_t off = 0;
+
+	for (;;) {
+		ZSTD_frameHeader h;
+		size_t r;
+
+		if (n - off < 8)
+			return -EAGAIN;
+		/* Skippable frames: magic 0x184D2A5?, then a 32-bit length. */
+		if ((p[off] & 0xf0) == 0x50 && p[off + 1] == 0x2a && p[off + 2] == 0x4d && p[off + 3] == 0x18) {
+			uint64_t len = (uint64_t)p[off + 4] | (uint64_t)p[off + 5] << 8 | (uint64_t)p[off + 6] << 16 |
+				       (uint64_t)p[off + 7] << 24;
+
+			if (len > n - off - 8)
+				return -EAGAIN;
+			off += 8 + (size_t)len;
+			continue;
+		}
+		r = ZSTD_getFrameHeader(&h, p + off, n - off);
+		if (ZSTD_isError(r))
+			return -EBADMSG;
+		if (r > 0)
+			return -EAGAIN;
+		*window = h.windowSize;
+		return 0;
+	}
 }

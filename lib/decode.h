@@ -26,7 +26,36 @@ struct nf_decoder_opts {
 	unsigned threads;            /* xz: decoder threads (1 = single-threaded) */
 	uint64_t memlimit_threading; /* xz: fewer threads beyond this many bytes */
 	uint64_t memlimit;           /* xz, zstd: hard cap; beyond it the image is refused */
+	uint64_t zstd_window_max;    /* zstd: largest window accepted (0: from memlimit) */
 };
+
+/* The decoder's memory budget on a machine with mem_available bytes
+ * available (MemAvailable): a quarter of it, never below
+ * NF_DECODE_BUDGET_MIN (what fits a flasher of under 64 MiB) nor above
+ * NF_DECODE_BUDGET_MAX. A quarter: on a 512 MiB Pi Zero 2 W-class board
+ * (about 400 MiB available in the initramfs) that is 100 MiB, two or three
+ * threads on pi-gen's 24 MiB xz blocks; on a 1 GiB Pi 3, all four. */
+#define NF_DECODE_BUDGET_MIN (40ull << 20)
+#define NF_DECODE_BUDGET_MAX (1ull << 30)
+uint64_t nf_decode_budget(uint64_t mem_available);
+
+/* MemAvailable from /proc/meminfo (proc(5)), in bytes, into *bytes.
+ * Returns 0 or -errno (-ENODATA: no such line, a kernel before 3.14). */
+int nf_mem_available(uint64_t *bytes);
+
+/* The largest zstd window accepted within budget bytes: a power of two,
+ * from 8 MiB to 128 MiB (zstd's default limit, windowLog 27). */
+uint64_t nf_zstd_window_max(uint64_t budget);
+
+/* The window the first zstd frame in the n bytes at p declares (skippable
+ * frames, as pzstd writes, skipped). Returns 0 with *window set, or
+ * -EAGAIN when n bytes do not reach the frame header, -EBADMSG. */
+int nf_zstd_first_window(const uint8_t *p, size_t n, uint64_t *window);
+
+/* The smallest zstd window the budget of a 512 MiB worker affords
+ * (nf_zstd_window_max(nf_decode_budget(400 MiB))): image add refuses to
+ * store a zstd image with a larger window as it is. */
+#define NF_WORKER_ZSTD_WINDOW_MAX (64ull << 20)
 
 struct nf_decoder;
 

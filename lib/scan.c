@@ -72,11 +72,19 @@ static int detect(int fd, struct nf_scan *res)
 		snprintf(res->detail, sizeof(res->detail), "it is %s, which the worker cannot decode", sn.why);
 		return -EBADMSG;
 	}
-	if (res->format == NF_FMT_XZ &&
-	    nf_xz_info(nf_pread_fd, &fd, res->file_size, &res->image_size, &res->xz_blocks) < 0) {
-		snprintf(res->detail, sizeof(res->detail), "xz index is corrupt or the file is truncated");
-		return -EBADMSG;
+	if (res->format == NF_FMT_XZ) {
+		struct nf_xz_index x;
+
+		if (nf_xz_info(nf_pread_fd, &fd, res->file_size, &x) < 0) {
+			snprintf(res->detail, sizeof(res->detail), "xz index is corrupt or the file is truncated");
+			return -EBADMSG;
+		}
+		res->image_size = x.size;
+		res->xz_blocks = x.blocks;
+		res->xz_thread_mem = nf_xz_thread_mem(&x);
 	}
+	if (res->format == NF_FMT_ZSTD && nf_zstd_first_window(head, (size_t)n, &res->zstd_window) < 0)
+		res->zstd_window = 0; /* unknown: the decode below judges */
 	return 0;
 }
 

@@ -15,6 +15,8 @@ struct nf_scan {
 	uint64_t image_size;    /* decoded bytes */
 	uint64_t blocks, zero_blocks; /* 1 MiB blocks, all-zero ones */
 	uint64_t xz_blocks;
+	uint64_t xz_thread_mem; /* xz: decoder memory a thread needs (nf_xz_thread_mem) */
+	uint64_t zstd_window;   /* zstd: the first frame's window */
 	uint8_t sha256[32];
 	uint8_t head[NF_FORMAT_PROBE_LEN]; /* the decoded image's first bytes */
 	size_t head_len;        /* < sizeof(head) only when the image is that short */

@@ -7,9 +7,9 @@
 #define XZINFO_BUF (64u << 10)
 #define XZINFO_MEMLIMIT (64ull << 20) /* index memory: ~ 16 bytes a block */
 
-int nf_xz_info(nf_pread_fn pread_fn, void *ctx, uint64_t file_size,
-	       uint64_t *size, uint64_t *blocks)
+int nf_xz_info(nf_pread_fn pread_fn, void *ctx, uint64_t file_size, struct nf_xz_index *out)
 {
+	lzma_index_iter it;
 	lzma_stream s = LZMA_STREAM_INIT;
 	lzma_index *idx = NULL;
 	uint8_t *buf = malloc(XZINFO_BUF);
@@ -47,12 +47,26 @@ int nf_xz_info(nf_pread_fn pread_fn, void *ctx, uint64_t file_size,
 			goto out;
 		}
 	}
-	*size = lzma_index_uncompressed_size(idx);
-	*blocks = lzma_index_block_count(idx);
+	*out = (struct nf_xz_index){ .size = lzma_index_uncompressed_size(idx),
+				     .blocks = lzma_index_block_count(idx) };
+	lzma_index_iter_init(&it, idx);
+	while (!lzma_index_iter_next(&it, LZMA_INDEX_ITER_BLOCK)) {
+		if (it.block.uncompressed_size > out->max_block)
+			out->max_block = it.block.uncompressed_size;
+		if (it.block.total_size > out->max_block_in)
+			out->max_block_in = it.block.total_size;
+	}
 	r = 0;
 out:
 	lzma_index_end(idx, NULL);
 	lzma_end(&s);
 	free(buf);
 	return r;
+}
+
+uint64_t nf_xz_thread_mem(const struct nf_xz_index *x)
+{
+	uint64_t dict = x->max_block < (8ull << 20) ? x->max_block : (8ull << 20);
+
+	return x->max_block + x->max_block_in + dict;
 }

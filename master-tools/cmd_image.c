@@ -55,7 +55,7 @@ static const char image_usage[] =
 "check  decodes the stored image again and compares it with its manifest.\n"
 "\n"
 "Tip: xz with 4 MiB blocks (xz -T0 --block-size=4MiB) decodes on all cores\n"
-"of a worker within the flasher's 64 MiB memory budget.\n";
+"of a worker even within the flasher's smallest memory budget (40 MiB).\n";
 
 static const char *ext_of(enum nf_format f)
 {
