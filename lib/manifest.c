@@ -41,12 +41,14 @@ int nf_manifest_write(const char *path, const struct nf_manifest *m)
 	n = snprintf(body, sizeof(body),
 		     "# netflash image manifest\n"
 		     "name=%s\nfile=%s\nformat=%s\ncompressed_size=%llu\nimage_size=%llu\n"
-		     "sha256=%s\nxz_blocks=%llu\nblocks=%llu\nzero_blocks=%llu\ndisk=%d\n%s%s%s",
+		     "sha256=%s\nxz_blocks=%llu\nblocks=%llu\nzero_blocks=%llu\ndisk=%d\n",
 		     m->name, m->file, nf_format_name(m->format),
 		     (unsigned long long)m->compressed_size, (unsigned long long)m->image_size, sha,
 		     (unsigned long long)m->xz_blocks, (unsigned long long)m->blocks,
-		     (unsigned long long)m->zero_blocks, m->disk ? 1 : 0, m->origin[0] ? "origin=" : "", m->origin,
-		     m->origin[0] ? "\n" : "");
+		     (unsigned long long)m->zero_blocks, m->disk ? 1 : 0);
+	if (n > 0 && (size_t)n < sizeof(body) && m->origin[0])
+		n += snprintf(body + n, sizeof(body) - (size_t)n, "origin=%s\norigin_size=%llu\n", m->origin,
+			      (unsigned long long)m->origin_size);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		return -EMSGSIZE;
 	return nf_write_file_atomic(path, body, (size_t)n, 0644);
@@ -56,7 +58,7 @@ static int set_field(struct nf_manifest *m, const char *key, const char *val, un
 {
 	static const char *const keys[] = {
 		"name", "file", "format", "compressed_size", "image_size", "sha256",
-		"xz_blocks", "blocks", "zero_blocks", "bmap", "disk", "origin",
+		"xz_blocks", "blocks", "zero_blocks", "bmap", "disk", "origin", "origin_size",
 	};
 	uint64_t v = 0;
 	size_t k;
@@ -102,6 +104,8 @@ static int set_field(struct nf_manifest *m, const char *key, const char *val, un
 			m->blocks = v;
 		else if (k == 8)
 			m->zero_blocks = v;
+		else if (k == 12)
+			m->origin_size = v;
 		else if (v > 1)
 			return -EBADMSG;
 		else if (k == 9)
@@ -138,7 +142,7 @@ int nf_manifest_read(const char *path, struct nf_manifest *m)
 		if (set_field(m, line, eq + 1, &seen) < 0)
 			return -EBADMSG;
 	}
-	/* name .. zero_blocks are required; bmap (old), disk, origin are not. */
+	/* name .. zero_blocks are required; bmap (old), disk, origin(_size) are not. */
 	if ((seen & ((1u << 9) - 1)) != (1u << 9) - 1)
 		return -EBADMSG;
 	if (m->zero_blocks > m->blocks)

@@ -25,6 +25,8 @@ struct nf_manifest {
 	char origin[32];             /* what image add was given when it converted
 				      * it ("zip", "tar.xz", "bzip2"); "" when the
 				      * file was stored as given */
+	uint64_t origin_size;        /* bytes of the file image add was given
+				      * (with origin; 0 in older manifests) */
 	int disk;                    /* 1: starts like a disk; 0: added with
 				      * --not-a-disk (the JOB says disk=0) */
 };

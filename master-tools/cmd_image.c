@@ -22,9 +22,15 @@
 #include "decode.h"
 #include "store.h"
 
+/* zstd level of the worker copy (README "Image formats" has the
+ * measurements behind it); its window is capped at 8 MiB (convert.c). */
+#define WORKER_ZSTD_LEVEL 19
+#define NF_STR_(x) #x
+#define NF_STR(x) NF_STR_(x)
+
 static const char image_usage[] =
 "Usage: netflash [--root DIR] image add FILE [--name NAME] [--os-list-entry JSON [--os-list-name NAME]]\n"
-"                                [--not-a-disk] [--force]\n"
+"                                [--not-a-disk] [--keep-format] [--zstd-level N] [--force]\n"
 "       netflash [--root DIR] image ls\n"
 "       netflash [--root DIR] image rm NAME [--force]\n"
 "       netflash [--root DIR] image check NAME\n"
@@ -33,10 +39,14 @@ static const char image_usage[] =
 "SHA-256 of the decoded image, xz blocks, share of all-zero 1 MiB blocks).\n"
 "\n"
 "add    takes FILE in any format Raspberry Pi Imager takes, detected from its\n"
-"       bytes (a name ending in .xz, .zip ... must match them). raw, gzip, xz\n"
-"       and zstd are stored as they are; zip, 7z, bzip2, lz4, lzip, lzma, .Z,\n"
+"       bytes (a name ending in .xz, .zip ... must match them), and stores a\n"
+"       worker copy in zstd (level " NF_STR(WORKER_ZSTD_LEVEL) ", 8 MiB window: a worker decodes it\n"
+"       several times faster per core than xz; --zstd-level 1..19 trades\n"
+"       size for speed on the master); a zstd file whose window a\n"
+"       512 MiB worker affords is stored as it is. --keep-format stores raw,\n"
+"       gzip and xz as given too; zip, 7z, bzip2, lz4, lzip, lzma, .Z,\n"
 "       tar-wrapped (one member) and doubly compressed images, and gzip with\n"
-"       data after its end, are converted to zstd, which workers decode. The\n"
+"       data after its end, are always converted. The\n"
 "       image is decoded once to validate it and fill the manifest: a corrupt\n"
 "       image is refused with the offset of the damage, and one that does not\n"
 "       start like a disk (MBR, or protective MBR and GPT header) is refused\n"
@@ -48,7 +58,8 @@ static const char image_usage[] =
 "       FILE's name (or named --os-list-name NAME; subitems searched too)\n"
 "       must match what decoding found (extract_size, extract_sha256,\n"
 "       image_download_size), or the image is refused.\n"
-"ls     lists the catalog.\n"
+"ls     lists the catalog: the stored format and size, and for a worker\n"
+"       copy the format and size of the file given (FROM, GIVEN).\n"
 "rm     removes an image; refused while enrolled workers use it (--force).\n"
 "       add --force and rm also drop the boot partitions cached for\n"
 "       provisioning (ROOT/state/cache) of versions no longer in the catalog.\n"
@@ -193,20 +204,20 @@ out:
 	return rc;
 }
 
-/* zstd level of converted images: fast on the master, and a window (2 MiB)
- * any worker affords. */
-#define CONVERT_LEVEL 3
 
 struct add_opts {
 	const char *file, *name, *os_list;
 	int force, not_a_disk;
 	const char *os_list_name;
+	int keep_format;
+	int level;              /* zstd level of the worker copy */
 };
 
 /* What the file is: its sniff, and whether image add must convert it
  * (a format the worker cannot decode, or one holding compressed or tar data
- * again). Logs the refusal; returns 0 or 1. */
-static int classify(const char *file, struct nf_sniff *sn, int *convert)
+ * again). *window: a zstd file's first frame window (0: not zstd or
+ * unknown). Logs the refusal; returns 0 or 1. */
+static int classify(const char *file, struct nf_sniff *sn, int *convert, uint64_t *window)
 {
 	uint8_t head[NF_FORMAT_PROBE_LEN], dhead[NF_FORMAT_PROBE_LEN];
 	char q[PATH_MAX + 8], detail[200], why[300];
@@ -216,11 +227,14 @@ static int classify(const char *file, struct nf_sniff *sn, int *convert)
 
 	nf_quote(q, sizeof(q), file);
 	*convert = 0;
+	*window = 0;
 	if (n <= 0) {
 		nf_err("cannot read %s: %s", q, n == 0 ? "the file is empty" : nf_strerror((int)n));
 		goto fail;
 	}
 	nf_format_sniff(head, (size_t)n, (size_t)n < sizeof(head), sn);
+	if (sn->format == NF_FMT_ZSTD && nf_zstd_first_window(head, (size_t)n, window) < 0)
+		*window = 0;
 	if (nf_format_check_claim(file, sn, head, (size_t)n, (size_t)n < sizeof(head), why, sizeof(why)) < 0) {
 		nf_err("refusing %s: it is %s", q, why);
 		goto fail;
@@ -265,7 +279,7 @@ static int add_converted(const struct add_opts *a, const char *tmp, struct nf_sc
 {
 	char q[PATH_MAX + 8];
 	uint64_t shown = UINT64_MAX;
-	int r = nf_convert_to_zstd(a->file, tmp, CONVERT_LEVEL, 0, a->not_a_disk, convert_progress, &shown, cv);
+	int r = nf_convert_to_zstd(a->file, tmp, a->level, 0, a->not_a_disk, convert_progress, &shown, cv);
 
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
@@ -284,6 +298,26 @@ static int add_converted(const struct add_opts *a, const char *tmp, struct nf_sc
 		return 1;
 	}
 	return 0;
+}
+
+/* Decodes the file as it is (a format the worker decodes) into sc, to
+ * refuse damage with its offset before re-encoding. *retry: a gzip whose
+ * only fault is data after its last member, which conversion reads as
+ * gzip -dc does. Logs; returns 0 or 1. */
+static int validate(const struct add_opts *a, struct nf_scan *sc, int *retry)
+{
+	char q[PATH_MAX + 8];
+	int r = nf_scan_file(a->file, 0, progress, NULL, sc);
+
+	if (isatty(STDERR_FILENO))
+		fputc('\n', stderr);
+	nf_quote(q, sizeof(q), a->file);
+	*retry = r < 0 && sc->format == NF_FMT_GZIP && sc->trailing;
+	if (*retry)
+		nf_info("%s has data after its last gzip member, which gzip -dc ignores", q);
+	else if (r < 0)
+		nf_err("refusing %s: %s", q, sc->detail);
+	return r < 0;
 }
 
 /* Copies file into tmp as it is and scans the copy. *retry: a gzip whose
@@ -330,6 +364,33 @@ static void note_bmap(const char *file)
 			"MiB and verifies it reads back as zeros)", nf_quote(q, sizeof(q), b));
 }
 
+/* Whether the catalog stores the file as given or a zstd worker copy:
+ * zstd whose window any worker affords stays; everything else is re-encoded
+ * unless --keep-format (then raw, gzip and xz stay, and a zstd window a
+ * 512 MiB worker cannot afford is refused). Sets *convert; logs a refusal
+ * and returns 0, else 1. */
+static int worker_format(const struct add_opts *a, const struct nf_sniff *sn, uint64_t window, int *convert)
+{
+	char q[PATH_MAX + 8], w[32], max[32];
+
+	if (sn->format == NF_FMT_ZSTD && window > NF_WORKER_ZSTD_WINDOW_MAX) {
+		nf_format_bytes(window, w, sizeof(w));
+		nf_format_bytes(NF_WORKER_ZSTD_WINDOW_MAX, max, sizeof(max));
+		if (a->keep_format) {
+			nf_err("refusing %s with --keep-format: its zstd window is %s, more than a 512 MiB worker "
+			       "affords (%s); without --keep-format it is re-encoded", nf_quote(q, sizeof(q), a->file),
+			       w, max);
+			return 0;
+		}
+		nf_info("%s has a zstd window of %s, more than a 512 MiB worker affords (%s): re-encoding it",
+			nf_quote(q, sizeof(q), a->file), w, max);
+		*convert = 1;
+		return 1;
+	}
+	*convert = !a->keep_format && sn->format != NF_FMT_ZSTD;
+	return 1;
+}
+
 static int image_add(struct master *m, const struct add_opts *a)
 {
 	char mpath[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX], rel[160], q[PATH_MAX + 8], sha[65], why[160];
@@ -340,7 +401,9 @@ static int image_add(struct master *m, const struct add_opts *a)
 	enum nf_head head;
 	const char *inner;
 	struct stat st;
-	int convert = 0, retry = 0, rc = 1, r;
+	int convert = 0, reencode = 0, retry = 0, rc = 1, r;
+	uint64_t window = 0;
+	uint8_t want_sha[32];
 
 	tmp[0] = '\0';
 	nf_quote(q, sizeof(q), a->file);
@@ -350,14 +413,27 @@ static int image_add(struct master *m, const struct add_opts *a)
 		nf_err("image '%s' is already in the catalog (use --force to replace it)", a->name);
 		goto out;
 	}
-	if (classify(a->file, &sn, &convert))
+	if (classify(a->file, &sn, &convert, &window))
+		goto out;
+	if (!convert && !worker_format(a, &sn, window, &reencode))
+		goto out;
+	/* A file the worker could decode is checked by our own decoder first:
+	 * its damage is named with the offset (libarchive names no offset). */
+	if (reencode && validate(a, sc, &retry) && !retry)
 		goto out;
 	snprintf(rel, sizeof(rel), "images/.add-%s.%d", a->name, (int)getpid());
 	master_path(m, tmp, sizeof(tmp), rel);
-	if (!convert && add_as_is(a, tmp, sc, &retry) && !retry)
+	if (!convert && !reencode && add_as_is(a, tmp, sc, &retry) && !retry)
 		goto out;
-	if ((convert || retry) && add_converted(a, tmp, sc, cv))
+	if (reencode && !retry)
+		memcpy(want_sha, sc->sha256, 32);
+	convert = convert || reencode || retry;
+	if (convert && add_converted(a, tmp, sc, cv))
 		goto out;
+	if (reencode && !retry && memcmp(want_sha, sc->sha256, 32) != 0) {
+		nf_err("the zstd copy of %s decodes to another image than the file itself", q);
+		goto out;
+	}
 	head = nf_head_check(sc->head, sc->head_len, sc->head_len < sizeof(sc->head), &inner, why, sizeof(why));
 	if (head == NF_HEAD_NESTED || (head == NF_HEAD_NOT_DISK && !a->not_a_disk)) {
 		nf_err("refusing %s: it is not a disk image: %s%s", q, why,
@@ -365,11 +441,12 @@ static int image_add(struct master *m, const struct add_opts *a)
 		goto out;
 	}
 	if (a->os_list && check_os_list(a->os_list, a->file, a->os_list_name, sc,
-					(uint64_t)(convert || retry ? cv->in_size : sc->file_size)))
+					(uint64_t)(convert ? cv->in_size : sc->file_size)))
 		goto out;
 	snprintf(man.name, sizeof(man.name), "%s", a->name);
 	snprintf(man.file, sizeof(man.file), "%s%s", a->name, ext_of(sc->format));
-	snprintf(man.origin, sizeof(man.origin), "%s", convert || retry ? cv->origin : "");
+	snprintf(man.origin, sizeof(man.origin), "%s", convert ? cv->origin : "");
+	man.origin_size = convert ? cv->in_size : 0;
 	man.format = sc->format;
 	man.compressed_size = sc->file_size;
 	man.image_size = sc->image_size;
@@ -425,7 +502,7 @@ struct ls_ctx {
 static int ls_row(const char *path, const struct nf_manifest *man, void *ctx)
 {
 	struct ls_ctx *c = ctx;
-	char sha[65];
+	char sha[65], given[24];
 
 	if (c->measure) {
 		if (man && (int)strlen(man->name) > c->name_w)
@@ -439,9 +516,11 @@ static int ls_row(const char *path, const struct nf_manifest *man, void *ctx)
 		return 0;
 	}
 	nf_format_hex(man->sha256, 32, sha);
-	printf("%-*s %-5s %-*s %12llu %12llu %4u%%  %.16s\n", c->name_w, man->name, nf_format_name(man->format),
-	       c->from_w, man->origin[0] ? man->origin : "-",
-	       (unsigned long long)man->compressed_size, (unsigned long long)man->image_size,
+	if (man->origin_size)
+		snprintf(given, sizeof(given), "%llu", (unsigned long long)man->origin_size);
+	printf("%-*s %-5s %12llu %-*s %12s %12llu %4u%%  %.16s\n", c->name_w, man->name, nf_format_name(man->format),
+	       (unsigned long long)man->compressed_size, c->from_w, man->origin[0] ? man->origin : "-",
+	       man->origin_size ? given : "-", (unsigned long long)man->image_size,
 	       man->blocks ? (unsigned)(man->zero_blocks * 100 / man->blocks) : 0, sha);
 	c->shown++;
 	return 0;
@@ -455,8 +534,8 @@ static int image_ls(struct master *m)
 
 	if (r >= 0) {
 		c.measure = 0;
-		printf("%-*s %-5s %-*s %12s %12s %5s  %s\n", c.name_w, "NAME", "FMT", c.from_w, "FROM", "STORED", "IMAGE",
-		       "ZERO", "SHA256");
+		printf("%-*s %-5s %12s %-*s %12s %12s %5s  %s\n", c.name_w, "NAME", "FMT", "STORED", c.from_w, "FROM",
+		       "GIVEN", "IMAGE", "ZERO", "SHA256");
 		r = master_each_manifest(m, ls_row, &c);
 	}
 	if (r < 0) {
@@ -558,12 +637,14 @@ int cmd_image(struct master *m, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, 'n' }, { "force", no_argument, NULL, 'f' },
 		{ "os-list-entry", required_argument, NULL, 'o' }, { "not-a-disk", no_argument, NULL, 'D' },
-		{ "os-list-name", required_argument, NULL, 'L' },
+		{ "os-list-name", required_argument, NULL, 'L' }, { "keep-format", no_argument, NULL, 'K' },
+		{ "zstd-level", required_argument, NULL, 'Z' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	const char *name = NULL, *os_list = NULL, *os_list_name = NULL, *verb;
 	char defname[NF_NAME_MAX * 2];
-	int force = 0, not_a_disk = 0, opt, r, pruned;
+	int force = 0, not_a_disk = 0, keep_format = 0, level = WORKER_ZSTD_LEVEL, opt, r, pruned;
+	uint64_t v;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(image_usage, argc < 2 ? stderr : stdout);
@@ -578,6 +659,14 @@ int cmd_image(struct master *m, int argc, char **argv)
 		case 'o': os_list = optarg; break;
 		case 'D': not_a_disk = 1; break;
 		case 'L': os_list_name = optarg; break;
+		case 'K': keep_format = 1; break;
+		case 'Z':
+			if (nf_parse_u64(optarg, 1, 19, &v) < 0) {
+				nf_err("invalid --zstd-level '%s': expected 1..19", optarg);
+				return 2;
+			}
+			level = (int)v;
+			break;
 		case 'h': fputs(image_usage, stdout); return 0;
 		default: master_usage_hint(argv[0]); return 2;
 		}
@@ -603,7 +692,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 			       nf_quote(q, sizeof(q), name));
 			return 2;
 		}
-		struct add_opts a = { argv[optind], name, os_list, force, not_a_disk, os_list_name };
+		struct add_opts a = { argv[optind], name, os_list, force, not_a_disk, os_list_name, keep_format, level };
 
 		r = image_add(m, &a); /* locks for its commit only; held on return */
 	} else if (strcmp(verb, "rm") == 0) {

@@ -245,7 +245,8 @@ static int setup(struct conv *c, const char *src, const char *dst, int level, un
 	if (archive_read_open_filename(c->a, src, BUF) != ARCHIVE_OK)
 		return archive_fail(c, "cannot open it");
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_compressionLevel, level)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_checksumFlag, 1)))
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_checksumFlag, 1)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_windowLog, NF_CONVERT_WINDOW_LOG)))
 		return fail(c, -EINVAL, "%s", "zstd refused the compression level");
 	/* Multi-threaded compression where libzstd was built for it. */
 	ZSTD_CCtx_setParameter(c->z, ZSTD_c_nbWorkers, (int)(threads ? threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN)));

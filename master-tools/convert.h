@@ -1,6 +1,7 @@
-/* Converting what the worker cannot decode (zip, 7z, bzip2, lz4, lzip,
- * lzma, .Z, tar-wrapped or doubly compressed images, gzip with trailing
- * data) into zstd, which it can: libarchive reads, libzstd writes, on the
+/* The catalog's worker copy: any image (raw, gzip, xz, and what the worker
+ * cannot decode at all: zip, 7z, bzip2, lz4, lzip, lzma, .Z, tar-wrapped or
+ * doubly compressed images, gzip with trailing data) re-encoded as zstd,
+ * which a worker decodes fastest: libarchive reads, libzstd writes, on the
  * master only, so libarchive never goes into the static flasher. */
 #ifndef NETFLASH_CONVERT_H
 #define NETFLASH_CONVERT_H
@@ -22,12 +23,17 @@ struct nf_convert {
 	char detail[400];       /* on failure: one line, what and why */
 };
 
+/* The worker copy's zstd window: 8 MiB, which the smallest worker budget
+ * (40 MiB, decode.h) affords with room to spare. */
+#define NF_CONVERT_WINDOW_LOG 23
+
 /* Progress: input bytes consumed of the total, image bytes produced. */
 typedef void (*nf_convert_progress_fn)(uint64_t in_done, uint64_t in_total, uint64_t out_done, void *ctx);
 
 /* Decodes src (every compression layer; tar, zip and 7z must hold exactly
  * one regular file, directories aside) and writes the image as zstd at
- * `level` with `threads` compression threads (0: one per CPU) to dst
+ * `level` (window 2^NF_CONVERT_WINDOW_LOG, checksummed frames) with
+ * `threads` compression threads (0: one per CPU) to dst
  * (created with mode 0644, fsynced). The image's first bytes are checked
  * with nf_head_check() before anything is written: compressed data inside
  * the member is refused, and so is an image that is not a disk unless

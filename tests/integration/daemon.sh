@@ -53,10 +53,11 @@ rc=0; report "$M2" "$T/card2" 2>"$T/w2.log" || rc=$?
 
 # 3. A corrupt catalog image: the engine refuses it (FAIL), the dir stays.
 "$NF" --root "$MR" enroll "$M3" --image pios >/dev/null
-cp "$MR/images/pios.img.xz" "$T/pios.bak"
-printf 'XXXXXXXXXXXXXXXXXXXXXXXX' | dd of="$MR/images/pios.img.xz" bs=1 seek=1500000 conv=notrunc status=none
+stored=$(catalog_file pios)
+cp "$stored" "$T/pios.bak"
+corrupt_file "$stored"
 rc=0; report "$M3" "$T/card3" 2>"$T/w3.log" || rc=$?
-cp "$T/pios.bak" "$MR/images/pios.img.xz"
+cp "$T/pios.bak" "$stored"
 [ $rc -eq 1 ] && [ -d "$MR/tftp/b8-27-eb-00-00-03" ] && "$NF" --root "$MR" history "$M3" | has 'failed .*decode: ' &&
 	pass "corrupt image: FAIL recorded with the engine's reason, dir kept" || fail "corrupt image: rc=$rc $(cat "$T/w3.log")"
 
@@ -142,7 +143,7 @@ rss_max=16384
 M4=b8:27:eb:00:00:04 D4=b8-27-eb-00-00-04
 random_disk "$T/big.img" $((150 * 1048576))
 xz -T2 -0 --block-size=8MiB -c "$T/big.img" >"$T/big.img.xz"
-"$NF" --root "$MR" image add "$T/big.img.xz" --name big >/dev/null
+"$NF" --root "$MR" image add "$T/big.img.xz" --name big --keep-format >/dev/null
 "$NF" --root "$MR" enroll "$M4" --image big >/dev/null
 report "$M4" "$T/card4" 2>"$T/w4.log" &
 wpid=$!; register_pid "$wpid"

@@ -59,12 +59,13 @@ echo "MEASURE x86_64: kernel start to first byte written ${first:-?} s; flash ${
 
 # The failure twin: a corrupt image in the catalog.
 MAC2=52:54:00:12:34:57 D2=52-54-00-12-34-57
-cp "$MR/images/pios.img.xz" "$T/good.xz"
-printf 'XXXXXXXXXXXXXXXXXXXXXXXX' | dd of="$MR/images/pios.img.xz" bs=1 seek=1500000 conv=notrunc status=none
+stored=$(catalog_file pios)
+cp "$stored" "$T/good.img"
+corrupt_file "$stored"
 "$NF" --root "$MR" enroll "$MAC2" --image pios >/dev/null
 pattern_file "$T/card2.img" $((64 * 1048576))
 rc=$(boot "$MAC2" "$T/card2.img" "$T/guest2.log")
-cp "$T/good.xz" "$MR/images/pios.img.xz"
+cp "$T/good.img" "$stored"
 [ "$rc" = 0 ] && grep -q 'FAILED (decode)' "$T/guest2.log" && grep -q 'rebooting' "$T/guest2.log" &&
 	pass "corrupt image: the guest said why and rebooted by itself" || fail "twin: QEMU exit $rc; $(tail -8 "$T/guest2.log")"
 "$NF" --root "$MR" history "$MAC2" | has 'failed .*decode' && [ -d "$MR/tftp/$D2" ] &&

@@ -74,7 +74,7 @@ write_refused() {
 # add_ok NAME FILE FORMAT [FROM]: cataloged with the decoded image's digest
 add_ok() {
 	local n=a$((++adds))
-	if "$NF" --root "$R" image add "$2" --name "$n" >"$T/add.out" 2>"$T/err.log" &&
+	if "$NF" --root "$R" image add "$2" --name "$n" "${@:5}" >"$T/add.out" 2>"$T/err.log" &&
 		grep -qx "sha256=$want" "$R/images/$n.manifest" && grep -qx "format=$3" "$R/images/$n.manifest" &&
 		[ "$(sed -n 's/^origin=//p' "$R/images/$n.manifest")" = "${4:-}" ]; then
 		pass "image add: $1 ($(cut -c1-90 "$T/add.out"))"
@@ -162,9 +162,35 @@ expect_fail "netflash-write refuses gzip with NUL padding" "trailing garbage aft
 	pass "netflash-write refuses gzip with NUL padding, the card does not boot"
 add_ok "gzip with NUL padding (OpenWrt)" padded.img.gz zstd gzip
 add_ok "gzip with trailing metadata (OpenWrt)" meta.img.gz zstd gzip
-add_ok "plain gzip, kept" "$img.gz" gzip
-add_ok "multi-block xz, kept" "$img.mt.xz" xz
-add_ok "raw disk image, kept" x.img raw
+# The worker copy: what a worker can decode is still re-encoded as zstd
+# (it decodes several times faster) unless --keep-format; zstd stays.
+add_ok "plain gzip: a zstd worker copy" "$img.gz" zstd gzip
+add_ok "multi-block xz: a zstd worker copy" "$img.mt.xz" zstd xz
+add_ok "raw disk image: a zstd worker copy" x.img zstd raw
+add_ok "plain gzip, --keep-format" "$img.gz" gzip "" --keep-format
+add_ok "multi-block xz, --keep-format" "$img.mt.xz" xz "" --keep-format
+add_ok "raw disk image, --keep-format" x.img raw "" --keep-format
+add_ok "zstd (2 MiB window): stored as it is" "$img.zst" zstd ""
+[ "$(sed -n 's/^origin_size=//p' "$R/images/a$((adds - 5)).manifest")" = "$(stat -c %s "$img.mt.xz")" ] &&
+	"$NF" --root "$R" image ls | has "^a$((adds - 5)) *zstd *[0-9]* *xz *$(stat -c %s "$img.mt.xz") *16777216 " &&
+	pass "the manifest and image ls show the worker copy's format and size and the file given's" ||
+	fail "origin_size: $(cat "$R/images/a$((adds - 5)).manifest"; "$NF" --root "$R" image ls)"
+zstd -d -q -c "$R/images/a$((adds - 4)).img.zst" | cmp -s - x.img && zstd -lv "$R/images/a$((adds - 4)).img.zst" 2>/dev/null |
+	has "Window Size: *8.00 MiB" && pass "the worker copy decodes to the image, with an 8 MiB window" ||
+	fail "worker copy: $(zstd -lv "$R/images/a$((adds - 4)).img.zst" 2>&1 | head)"
+# A window larger than a 512 MiB worker affords (64 MiB): re-encoded, or
+# refused with --keep-format.
+cp x.img big.img
+truncate -s 130M big.img
+zstd -q -1 --long=27 -c big.img >big.img.zst
+bigsha=$(sha256sum big.img | cut -d' ' -f1)
+add_refused "a 128 MiB zstd window with --keep-format" "its zstd window is 128.0 MiB, more than a 512 MiB worker affords \(64.0 MiB\); without --keep-format it is re-encoded" \
+	big.img.zst --keep-format
+"$NF" --root "$R" image add big.img.zst --name bigwin >"$T/add.out" 2>"$T/err.log" &&
+	has "a zstd window of 128.0 MiB, more than a 512 MiB worker affords (64.0 MiB): re-encoding it" "$T/err.log" &&
+	grep -qx "sha256=$bigsha" "$R/images/bigwin.manifest" && grep -qx "origin=zstd" "$R/images/bigwin.manifest" &&
+	pass "a 128 MiB zstd window is re-encoded by default" || fail "bigwin: $(cat "$T/err.log" "$T/add.out")"
+"$NF" --root "$R" image rm bigwin >/dev/null
 
 # ---- the converted copy is what a worker flashes ------------------------------
 write_ok "the catalog's zstd copy of the zip" "$R/images/a$(grep -l '^origin=zip$' "$R"/images/*.manifest | head -1 | sed 's/.*\/a\([0-9]*\)\.manifest/\1/').img.zst" x.img
@@ -210,7 +236,7 @@ ls -A "$R/images" | has -v '^\.add-' && ! ls -A "$R/images" | has '^\.add-' &&
 	pass "no temporary files in the catalog" || fail "temporary files left: $(ls -A "$R/images")"
 "$NF" --root "$R" image add "$img.zst" --name a-rather-long-image-name-for-the-catalog-2024-11-19 >/dev/null
 "$NF" --root "$R" image ls >"$T/ls.out"
-has "^a[0-9]* *zstd *tar.gzip" "$T/ls.out" && pass "image ls shows where a converted image came from" ||
+has "^a[0-9]* *zstd *[0-9]* *tar.gzip *[0-9]* " "$T/ls.out" && pass "image ls shows where a converted image came from" ||
 	fail "image ls: $(cat "$T/ls.out")"
 [ "$(awk '{ match($0, /^[^ ]+ +/); print RLENGTH }' "$T/ls.out" | sort -u | wc -l)" = 1 ] && pass "image ls keeps its columns aligned with a 51-character name" ||
 	fail "columns: $(cat "$T/ls.out")"
