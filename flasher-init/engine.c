@@ -331,9 +331,11 @@ static int write_runs(struct flash *f, const struct chunk *c, size_t from, size_
 		atomic_store(&f->write_at, c->off + i);
 		atomic_store(&f->write_since_us, (uint64_t)(t0 * 1e6) | 1);
 		if (zero) {
-			r = nf_target_zero(&f->tgt, c->off + i, j - i, c->buf + i);
-			if (r == 0 && f->tgt.zero != NF_ZERO_WRITE)
-				atomic_fetch_add(&f->skipped, j - i);
+			uint64_t skipped = 0;
+
+			r = nf_target_zero(&f->tgt, c->off + i, j - i, c->buf + i, &skipped);
+			if (r == 0)
+				atomic_fetch_add(&f->skipped, skipped);
 		} else {
 			r = nf_target_write(&f->tgt, c->buf + i, j - i, c->off + i);
 		}
@@ -360,12 +362,12 @@ static int write_runs(struct flash *f, const struct chunk *c, size_t from, size_
  * flash does not finish, the Pi netboots into the flasher again. */
 static int wipe_head(struct flash *f, const uint8_t *zeros)
 {
-	uint64_t len = NF_BLOCK;
+	uint64_t len = NF_BLOCK, skipped;
 	int r;
 
 	if (f->tgt.size < len)
 		len = f->tgt.size & ~511ull;
-	r = len ? nf_target_zero(&f->tgt, 0, len, zeros) : 0;
+	r = len ? nf_target_zero(&f->tgt, 0, len, zeros, &skipped) : 0;
 	if (r < 0)
 		flash_fail(f, r, "write", "cannot write to '%s': %s", f->tgt.path, strerror(-r));
 	return r;
@@ -1105,6 +1107,7 @@ static void teardown(struct flash *f)
 	free(f->sums);
 	free(f->before_buf);
 	EVP_MD_CTX_free(f->sha);
+	snprintf(f->res->zero_plan, sizeof(f->res->zero_plan), "%s", f->tgt.zero_note);
 	nf_target_close(&f->tgt);
 	nf_source_close(f->src);
 	pthread_mutex_destroy(&f->lock);

@@ -77,6 +77,7 @@ struct nf_flash_result {
 	uint8_t sha256[32];        /* of the decoded image */
 	unsigned xz_threads;       /* xz: threads the budget allows (1: one block) */
 	uint64_t decode_budget;    /* decoder memory budget, bytes */
+	char zero_plan[200];       /* one line: how zero runs were made (target.h) */
 	char decode_plan[384];     /* one line: the decoder's threads or window,
 				    * and the budget they come from */
 	unsigned reconnects;

@@ -590,6 +590,8 @@ int main(int argc, char **argv)
 	}
 	if (res.probe_detail[0])
 		say("%s", res.probe_detail);
+	if (res.zero_plan[0])
+		say("%s", res.zero_plan);
 	say("wrote and verified %llu bytes in %.1f s (%llu skipped as zeros)", (unsigned long long)res.image_bytes,
 	    res.t_total, (unsigned long long)res.skipped_bytes);
 	if (res.patched)

@@ -221,6 +221,8 @@ static void summary(const struct cli *c, const struct nf_flash_result *r, int er
 		nf_info("%s", r->decode_plan);
 	if (err)
 		return;
+	if (r->zero_plan[0])
+		nf_info("%s", r->zero_plan);
 	nf_format_bytes(r->image_bytes, img, sizeof(img));
 	nf_format_bytes(r->written_bytes, wr, sizeof(wr));
 	nf_format_bytes(r->skipped_bytes, sk, sizeof(sk));

@@ -13,6 +13,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "fileutil.h"
+
 #define MAX_DEVS 256
 
 void nf_target_init(struct nf_target *t)
@@ -31,6 +33,9 @@ void nf_target_close(struct nf_target *t)
 	if (t->rfd >= 0)
 		close(t->rfd);
 	t->wfd = t->bfd = t->rfd = -1;
+	free(t->check_buf);
+	t->check_buf = NULL;
+	t->check_cap = 0;
 }
 
 dev_t nf_whole_disk(dev_t dev, int *is_partition)
@@ -202,7 +207,42 @@ static int check_blockdev(const char *path, dev_t dev, int allow_partition,
 	return 0;
 }
 
-static int open_blockdev(struct nf_target *t, char *detail, size_t cap)
+/* A queue limit of block device dev's whole disk from sysfs
+ * (Documentation/ABI/stable/sysfs-block), or 0. */
+static uint64_t queue_limit(dev_t dev, const char *name)
+{
+	char path[128], buf[32];
+	int part;
+	dev_t disk = nf_whole_disk(dev, &part);
+	ssize_t n;
+	uint64_t v = 0;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/%s", major(disk), minor(disk), name);
+	n = nf_read_file(path, buf, sizeof(buf) - 1);
+	if (n > 0) {
+		buf[n] = '\0';
+		v = strtoull(buf, NULL, 10);
+	}
+	return v;
+}
+
+static void choose_zero_method(struct nf_target *t, dev_t dev)
+{
+	if (queue_limit(dev, "write_zeroes_max_bytes")) {
+		t->zero = NF_ZERO_WRITE_ZEROES;
+	} else if (queue_limit(dev, "discard_max_bytes")) {
+		t->zero = NF_ZERO_DISCARD;
+		t->discard_granularity = queue_limit(dev, "discard_granularity");
+		if (t->discard_granularity < 512)
+			t->discard_granularity = 512;
+	} else {
+		t->zero = NF_ZERO_WRITE;
+		snprintf(t->zero_note, sizeof(t->zero_note),
+			 "zero runs are written: the device offers neither write-zeroes nor discard");
+	}
+}
+
+static int open_blockdev(struct nf_target *t, dev_t dev, char *detail, size_t cap)
 {
 	int ro = 0;
 	unsigned lbs = 512;
@@ -233,7 +273,7 @@ static int open_blockdev(struct nf_target *t, char *detail, size_t cap)
 	if (ioctl(t->wfd, BLKSSZGET, &lbs) == 0 && lbs > t->align)
 		t->align = lbs;
 	t->direct_w = t->direct_r = 1;
-	t->zero = NF_ZERO_ZEROOUT;
+	choose_zero_method(t, dev);
 	t->bfd = open(t->path, O_WRONLY | O_CLOEXEC);
 	t->rfd = open(t->path, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (t->bfd < 0 || t->rfd < 0) {
@@ -304,7 +344,7 @@ int nf_target_open(struct nf_target *t, const char *path, int allow_partition,
 	if (S_ISBLK(st.st_mode)) {
 		t->is_blk = 1;
 		r = check_blockdev(path, st.st_rdev, allow_partition, detail, cap);
-		return r < 0 ? r : open_blockdev(t, detail, cap);
+		return r < 0 ? r : open_blockdev(t, st.st_rdev, detail, cap);
 	}
 	if (S_ISREG(st.st_mode))
 		return open_file(t, detail, cap);
@@ -340,28 +380,107 @@ int nf_target_write(struct nf_target *t, const void *buf, size_t len, uint64_t o
 	return write_full(direct ? t->wfd : t->bfd, buf, len, off);
 }
 
-int nf_target_zero(struct nf_target *t, uint64_t off, size_t len, const void *zeros)
+static const char *zero_method_name(enum nf_zero_method m)
 {
+	return m == NF_ZERO_WRITE_ZEROES ? "write-zeroes" : m == NF_ZERO_DISCARD ? "discard" : "hole";
+}
+
+/* The first run made without writing: does it read back as zeros? If not,
+ * zeros are written from now on. Returns 1 (it does), 0 (it does not:
+ * t->zero is now NF_ZERO_WRITE), or a negative errno. */
+static int check_first_run(struct nf_target *t, uint64_t off, size_t len)
+{
+	size_t rlen = (len + t->align - 1) / t->align * t->align, i;
+	ssize_t n;
+
+	if (rlen > t->check_cap) {
+		free(t->check_buf);
+		t->check_cap = 0;
+		if (!(t->check_buf = aligned_alloc(4096, rlen)))
+			return -ENOMEM;
+		t->check_cap = rlen;
+	}
+	if ((n = nf_target_read(t, t->check_buf, rlen, off)) < (ssize_t)len)
+		return n < 0 ? (int)n : -EIO;
+	for (i = 0; i < len && t->check_buf[i] == 0; i++)
+		;
+	if (i == len) {
+		t->zero_checked = 1;
+		snprintf(t->zero_note, sizeof(t->zero_note), "zero runs are made with %s (the first, %zu bytes at "
+			 "%llu, read back as zeros)", zero_method_name(t->zero), len, (unsigned long long)off);
+		return 1;
+	}
+	snprintf(t->zero_note, sizeof(t->zero_note), "zero runs are written: after %s the card read back %s at "
+		 "offset %llu", zero_method_name(t->zero),
+		 t->check_buf[i] == 0xff ? "0xFF (it erases to ones)" : "old data", (unsigned long long)(off + i));
+	t->zero = NF_ZERO_WRITE;
+	return 0;
+}
+
+/* Makes [off, off+len) zero without writing, the target's way. Returns 1
+ * (done), 0 (this target cannot: t->zero is now NF_ZERO_WRITE or the run
+ * is too small to discard), or a negative errno. */
+static int zero_without_writing(struct nf_target *t, uint64_t off, uint64_t len)
+{
+	int r;
+
+	if (t->zero == NF_ZERO_WRITE_ZEROES) {
+		r = fallocate(t->wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len);
+	} else {
+		uint64_t range[2] = { off, len };
+
+		r = ioctl(t->wfd, BLKDISCARD, range);
+	}
+	if (r == 0)
+		return 1;
+	if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EINVAL && errno != EIO)
+		return -errno;
+	snprintf(t->zero_note, sizeof(t->zero_note), "zero runs are written: %s failed (%s)",
+		 zero_method_name(t->zero), strerror(errno));
+	t->zero = NF_ZERO_WRITE;
+	return 0;
+}
+
+int nf_target_zero(struct nf_target *t, uint64_t off, size_t len, const void *zeros, uint64_t *skipped)
+{
+	*skipped = 0;
 	if (t->zero == NF_ZERO_PUNCH) {
 		/* Past the file's old end there is nothing to clear: the file is
 		 * extended with holes (nf_target_extend) or written past. */
-		if (off >= t->initial_size)
+		if (off >= t->initial_size) {
+			*skipped = len;
 			return 0;
+		}
 		uint64_t n = len < t->initial_size - off ? len : t->initial_size - off;
 
-		if (fallocate(t->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)n) == 0)
+		if (fallocate(t->bfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)n) == 0) {
+			*skipped = len;
 			return 0;
+		}
 		if (errno != EOPNOTSUPP)
 			return -errno;
 		t->zero = NF_ZERO_WRITE;
-	} else if (t->zero == NF_ZERO_ZEROOUT && off % 512 == 0 && len % 512 == 0) {
-		uint64_t range[2] = { off, len };
+	} else if (t->zero != NF_ZERO_WRITE && off % 512 == 0 && len % 512 == 0) {
+		/* Discard: only whole granules; the ends are written. */
+		uint64_t g = t->zero == NF_ZERO_DISCARD ? t->discard_granularity : 512;
+		uint64_t a = (off + g - 1) / g * g, b = (off + len) / g * g;
+		int r;
 
-		if (ioctl(t->wfd, BLKZEROOUT, range) == 0)
-			return 0;
-		if (errno != EOPNOTSUPP && errno != ENOTTY && errno != EINVAL)
-			return -errno;
-		t->zero = NF_ZERO_WRITE;
+		if (b > a) {
+			r = zero_without_writing(t, a, b - a);
+			if (r > 0 && !t->zero_checked)
+				r = check_first_run(t, a, (size_t)(b - a));
+			if (r < 0)
+				return r;
+			if (r > 0) {
+				*skipped = b - a;
+				if (a > off && (r = nf_target_write(t, zeros, (size_t)(a - off), off)) < 0)
+					return r;
+				if (off + len > b)
+					r = nf_target_write(t, zeros, (size_t)(off + len - b), b);
+				return r < 0 ? r : 0;
+			}
+		}
 	}
 	return nf_target_write(t, zeros, len, off);
 }

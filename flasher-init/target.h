@@ -8,10 +8,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* How a run of zero blocks is made to read back as zeros. Not BLKZEROOUT:
+ * the kernel then writes the zeros itself where the device has no
+ * write-zeroes (block/ioctl.c, Linux 6.1), which on an SD card is always
+ * (drivers/mmc/core/queue.c offers write-zeroes only for eMMC TRIM on a
+ * card that erases to 0x00). */
 enum nf_zero_method {
-	NF_ZERO_WRITE,   /* no cheaper way: zeros are written like data */
-	NF_ZERO_PUNCH,   /* regular file: punch a hole */
-	NF_ZERO_ZEROOUT, /* block device: BLKZEROOUT (write-zeroes or discard) */
+	NF_ZERO_WRITE,        /* zeros are written like data */
+	NF_ZERO_PUNCH,        /* regular file: punch a hole */
+	NF_ZERO_WRITE_ZEROES, /* block device whose queue offers write-zeroes:
+			       * fallocate(PUNCH_HOLE|KEEP_SIZE), which the kernel
+			       * never turns into written zeros (block/fops.c) */
+	NF_ZERO_DISCARD,      /* block device with discard (an SD card's ERASE or
+			       * DISCARD): the granularity-aligned part of a run is
+			       * discarded, the rest written */
 };
 
 struct nf_target {
@@ -23,6 +33,11 @@ struct nf_target {
 	uint64_t initial_size; /* regular file: size before we started */
 	unsigned align; /* alignment O_DIRECT needs for offsets, lengths, buffers */
 	enum nf_zero_method zero;
+	int zero_checked;        /* the first run made with zero was read back as zeros */
+	uint64_t discard_granularity; /* bytes; NF_ZERO_DISCARD only */
+	uint8_t *check_buf;      /* for that read-back */
+	size_t check_cap;
+	char zero_note[200];     /* one line: how zero runs were made, and why */
 	char path[PATH_MAX];
 };
 
@@ -45,9 +60,13 @@ int nf_target_open(struct nf_target *t, const char *path, int allow_partition,
 int nf_target_write(struct nf_target *t, const void *buf, size_t len, uint64_t off);
 
 /* Makes [off, off+len) read back as zeros, the cheapest way the target
- * allows (see enum nf_zero_method). zeros must point at len zero bytes
- * (aligned) for the write fallback. Returns 0 or a negative errno. */
-int nf_target_zero(struct nf_target *t, uint64_t off, size_t len, const void *zeros);
+ * allows (see enum nf_zero_method), decided once per target: the first run
+ * made without writing is read back at once, and if it does not read as
+ * zeros (a card that erases to 0xFF, or keeps old data after DISCARD),
+ * zeros are written from then on (t->zero_note says which and why). zeros
+ * must point at len zero bytes (aligned) for the write fallback. *skipped:
+ * the bytes of the run not written as data. Returns 0 or a negative errno. */
+int nf_target_zero(struct nf_target *t, uint64_t off, size_t len, const void *zeros, uint64_t *skipped);
 
 /* Flushes written data to stable storage and drops cached pages of
  * [off, off+len) so that readback comes from the device. Returns 0 or -errno. */

@@ -31,13 +31,31 @@ MAC=b8:27:eb:12:34:56 D=b8-27-eb-12-34-56
 # raspi3b needs a power-of-two card; no PSCI: the flasher reboots through
 # the bcm2835 watchdog, which -no-reboot turns into QEMU's exit.
 pattern_file "$T/card.img" $((64 * 1048576))
+# The card image is served through tests/fixtures/fakecard (no faults, no
+# bus limit) only to count the bytes QEMU's SD card model reads and writes
+# (QEMU keeps no block statistics for SD cards).
+FAKECARD="$NETFLASH_BUILD/tests/fakecard"
+CARD=$T/card.img
+if [ -x "$FAKECARD" ]; then
+	mkdir -p "$T/card.mnt"
+	"$FAKECARD" --claimed $((64 * 1048576)) --backing "$T/card.img" --stats "$T/card.stats" "$T/card.mnt" &
+	FC_PID=$!
+	register_pid "$FC_PID"
+	register_mount "$T/card.mnt"
+	for _ in $(seq 1 50); do [ -e "$T/card.mnt/card" ] && break; sleep 0.1; done
+	CARD=$T/card.mnt/card
+fi
 t0=$SECONDS rc=0
 timeout 600 qemu-system-aarch64 -M raspi3b -display none -monitor none -no-reboot -kernel "$KERNEL_IMAGE" \
 	-dtb "$KERNEL_DTB" -initrd "$T/netflash.cpio.gz" \
 	-append "console=ttyAMA0,115200 panic=-1 netflash.server=10.0.2.2:$MPORT netflash.token=$(token_of "$MAC") netflash.after=reboot netflash.fail_delay=0" \
-	-drive "file=$T/card.img,if=sd,format=raw" -serial stdio -netdev user,id=n0 \
+	-drive "file=$CARD,if=sd,format=raw" -serial stdio -netdev user,id=n0 \
 	-device "usb-net,netdev=n0,mac=$MAC" </dev/null >"$T/guest.log" 2>&1 || rc=$?
 secs=$((SECONDS - t0))
+if [ -n "${FC_PID:-}" ]; then
+	umount "$T/card.mnt"
+	wait "$FC_PID"
+fi
 [ $rc -eq 0 ] && grep -q 'netflash: rebooting' "$T/guest.log" && pass "the Pi 3 flashed /dev/mmcblk0 and rebooted by itself (${secs} s)" ||
 	fail "guest: QEMU exit $rc; $(grep netflash "$T/guest.log" | tail -8)"
 cmp -s -n "$(stat -c %s "$T/small.img")" "$T/small.img" "$T/card.img" && pass "the SD card equals the catalog image byte for byte" ||
@@ -55,6 +73,29 @@ isz=$(stat -c %s "$T/small.img")
 pattern_file "$T/rest" $((64 * 1048576 - isz))
 cmp -s -i "$isz:0" "$T/card.img" "$T/rest" && pass "the card past the image is untouched by the probe" ||
 	fail "the probe left marks on the card past the image"
+# Zero runs on QEMU's SD card: the guest's mmc driver offers discard (the
+# card's ERASE) and no write-zeroes (an SD card never has it in Linux 6.1,
+# drivers/mmc/core/queue.c). QEMU's card model fills an erased range with
+# 0xFF, so the flasher must see that on its first run and write the zeros.
+# The bytes the card model wrote say which happened.
+nonzero=$(python3 -c 'import sys
+f=open(sys.argv[1],"rb"); n=0
+while True:
+    b=f.read(1<<20)
+    if not b: break
+    n+=len(b) if b.count(0)!=len(b) else 0
+print(n)' "$T/small.img")
+zero_note=$(tr -d '\r' <"$T/guest.log" | grep -o 'zero runs are .*' | head -1)
+read -r wr rd er < <(sed 's/[a-z]*=//g' "$T/card.stats" 2>/dev/null || echo "0 0 0")
+echo "MEASURE rpi3 card: QEMU's SD card wrote $wr bytes, read $rd (image $isz bytes, $nonzero in non-zero MiB blocks); $zero_note"
+case "$zero_note" in
+*"written: after discard the card read back 0xFF"*)
+	[ "$wr" -ge "$isz" ] && pass "QEMU's SD card erases to 0xFF: the flasher saw it on its first run and wrote the zeros ($wr bytes written)" ||
+		fail "zeros said written, but the card wrote $wr bytes of $isz" ;;
+*"made with discard"*)
+	[ "$wr" -lt "$isz" ] && pass "zero runs discarded: $wr bytes written of $isz" || fail "discard said, $wr bytes written" ;;
+*) fail "the guest did not say how it made zero runs: '$zero_note'" ;;
+esac
 stamp() { grep -m1 "$2" "$1" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'; }
 first=$(stamp "$T/guest.log" "writing /dev/mmcblk0") done=$(stamp "$T/guest.log" "wrote and verified")
 echo "MEASURE rpi3: kernel start to first byte written ${first:-?} s; flash ${first:+$(echo "$done - $first" | bc)} s; whole run ${secs} s"
