@@ -42,6 +42,7 @@ struct config {
 	char led[NF_GPIO_SPEC_MAX + 1], button[NF_GPIO_SPEC_MAX + 1], act[128];
 	unsigned led_hold;                  /* seconds "done" stays lit before the reboot */
 	int button_bad;                     /* netflash.button= too long */
+	char bad_num[96];                   /* the first numeric netflash.* key with a bad value */
 	struct nf_gpio_spec button_spec;    /* netflash.button=, parsed */
 	struct nf_indicator *ind;           /* the status lights, or NULL */
 	char cmdline[CMDLINE_MAX + 1];
@@ -252,13 +253,24 @@ static int cmdline_get(const char *cmdline, const char *key, char *out, size_t c
 	return 0;
 }
 
-static unsigned cmdline_uint(const char *cmdline, const char *key, unsigned def, unsigned max)
+/* A numeric key: def when absent. A value that is not a number in
+ * [0, max] is remembered in c->bad_num (the first one) and stops the
+ * worker at config time, as a bad netflash.button= does: a typo must not
+ * quietly become the default. */
+static unsigned cmdline_uint(struct config *c, const char *key, unsigned def, unsigned max)
 {
-	char v[16];
+	char v[16], q[40];
 	uint64_t n;
+	int r = cmdline_get(c->cmdline, key, v, sizeof(v));
 
-	cmdline_get(cmdline, key, v, sizeof(v));
-	return v[0] && nf_parse_u64(v, 0, max, &n) == 0 ? (unsigned)n : def;
+	if (r == 0)
+		return def;
+	if (r > 0 && nf_parse_u64(v, 0, max, &n) == 0)
+		return (unsigned)n;
+	if (!c->bad_num[0])
+		snprintf(c->bad_num, sizeof(c->bad_num), "%s=%s: expected a whole number from 0 to %u", key,
+			 r < 0 ? "(too long)" : nf_quote(q, sizeof(q), v), max);
+	return def;
 }
 
 static int read_config(struct config *c, const char *file)
@@ -283,19 +295,19 @@ static int read_config(struct config *c, const char *file)
 		snprintf(c->target, sizeof(c->target), "/dev/mmcblk0");
 	if (!c->after[0])
 		snprintf(c->after, sizeof(c->after), "reboot");
-	c->card_wait = cmdline_uint(c->cmdline, "netflash.card_wait", 30, 3600);
-	c->fail_delay = cmdline_uint(c->cmdline, "netflash.fail_delay", 10, 3600);
-	c->dhcp_timeout = cmdline_uint(c->cmdline, "netflash.dhcp_timeout", 60, 3600);
-	c->probe = cmdline_uint(c->cmdline, "netflash.probe", 1, 1);
-	c->stall_s = cmdline_uint(c->cmdline, "netflash.stall", 5, 3600);
-	c->min_mbps = cmdline_uint(c->cmdline, "netflash.min_mbps", 0, 100000);
+	c->card_wait = cmdline_uint(c, "netflash.card_wait", 30, 3600);
+	c->fail_delay = cmdline_uint(c, "netflash.fail_delay", 10, 3600);
+	c->dhcp_timeout = cmdline_uint(c, "netflash.dhcp_timeout", 60, 3600);
+	c->probe = cmdline_uint(c, "netflash.probe", 1, 1);
+	c->stall_s = cmdline_uint(c, "netflash.stall", 5, 3600);
+	c->min_mbps = cmdline_uint(c, "netflash.min_mbps", 0, 100000);
 	cmdline_get(c->cmdline, "netflash.led", c->led, sizeof(c->led));
 	/* An unreadable button setting must not mean "no button". */
 	c->button_bad = cmdline_get(c->cmdline, "netflash.button", c->button, sizeof(c->button)) < 0;
 	cmdline_get(c->cmdline, "netflash.act", c->act, sizeof(c->act));
 	if (!c->act[0])
 		snprintf(c->act, sizeof(c->act), "%s", c->pid1 ? "auto" : "off");
-	c->led_hold = cmdline_uint(c->cmdline, "netflash.led_hold", 3, 600);
+	c->led_hold = cmdline_uint(c, "netflash.led_hold", 3, 600);
 	return 0;
 }
 
@@ -462,13 +474,15 @@ static void start_lights(struct config *c)
 		say("status lights on%s%s%s%s", led ? " " : "", led ? c->led : "", act[0] ? " and " : "", act[0] ? act : "");
 }
 
-/* A start button that is asked for but cannot be understood stops the
- * worker before anything else. */
+/* A start button that is asked for but cannot be understood, or a number
+ * that is not one, stops the worker before anything else. */
 static void check_button(struct config *c)
 {
 	char q[NF_GPIO_SPEC_MAX + 8];
 	const char *why;
 
+	if (c->bad_num[0])
+		fatal(c, "config", "%s", c->bad_num);
 	if (c->button_bad)
 		fatal(c, "config", "netflash.button= is longer than %d characters", NF_GPIO_SPEC_MAX);
 	if (c->button[0] && nf_gpio_parse(c->button, &c->button_spec, &why) < 0)

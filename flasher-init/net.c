@@ -18,6 +18,35 @@
 #define DHCP_FIXED 236          /* op .. file */
 #define DHCP_MAGIC 0x63825363u
 
+/* The fixed header's fields (RFC 2131 section 2, figure 1): byte offsets. */
+#define BOOTP_OP_OFF 0
+#define BOOTP_HTYPE_OFF 1
+#define BOOTP_HLEN_OFF 2
+#define BOOTP_XID_OFF 4
+#define BOOTP_FLAGS_OFF 10
+#define BOOTP_YIADDR_OFF 16
+#define BOOTP_CHADDR_OFF 28
+#define BOOTP_MAGIC_OFF DHCP_FIXED
+#define BOOTP_OPTIONS_OFF (DHCP_FIXED + 4)
+#define BOOTREQUEST 1
+#define BOOTREPLY 2
+#define HTYPE_ETHERNET 1
+#define BOOTP_FLAG_BROADCAST 0x80 /* high bit of flags, first byte */
+
+/* Options (RFC 2132). */
+enum {
+	OPT_PAD = 0,
+	OPT_SUBNET_MASK = 1,        /* 4 bytes */
+	OPT_ROUTER = 3,             /* 4 bytes or more (a list) */
+	OPT_DNS = 6,
+	OPT_BROADCAST = 28,
+	OPT_REQUESTED_IP = 50,      /* 4 bytes */
+	OPT_MESSAGE_TYPE = 53,      /* 1 byte */
+	OPT_SERVER_ID = 54,         /* 4 bytes */
+	OPT_PARAMS = 55,
+	OPT_END = 255,
+};
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -162,62 +191,74 @@ static void put_opt(struct dhcp_msg *m, uint8_t code, const void *data, uint8_t 
 static void build(struct dhcp_msg *m, uint8_t type, uint32_t xid, const uint8_t mac[6],
 		  const struct nf_lease *offer)
 {
-	static const uint8_t params[] = { 1, 3, 6, 28, 54 };
+	static const uint8_t params[] = { OPT_SUBNET_MASK, OPT_ROUTER, OPT_DNS, OPT_BROADCAST, OPT_SERVER_ID };
 	uint32_t magic = htonl(DHCP_MAGIC);
 
 	memset(m, 0, sizeof(*m));
-	m->b[0] = 1;  /* BOOTREQUEST */
-	m->b[1] = 1;  /* Ethernet */
-	m->b[2] = 6;
-	memcpy(m->b + 4, &xid, 4);
-	m->b[10] = 0x80; /* broadcast flag: we cannot take unicast before we have an address */
-	memcpy(m->b + 28, mac, 6);
-	memcpy(m->b + DHCP_FIXED, &magic, 4);
-	m->len = DHCP_FIXED + 4;
-	put_opt(m, 53, &type, 1);
+	m->b[BOOTP_OP_OFF] = BOOTREQUEST;
+	m->b[BOOTP_HTYPE_OFF] = HTYPE_ETHERNET;
+	m->b[BOOTP_HLEN_OFF] = 6;
+	memcpy(m->b + BOOTP_XID_OFF, &xid, 4);
+	/* Broadcast: we cannot take unicast before we have an address. */
+	m->b[BOOTP_FLAGS_OFF] = BOOTP_FLAG_BROADCAST;
+	memcpy(m->b + BOOTP_CHADDR_OFF, mac, 6);
+	memcpy(m->b + BOOTP_MAGIC_OFF, &magic, 4);
+	m->len = BOOTP_OPTIONS_OFF;
+	put_opt(m, OPT_MESSAGE_TYPE, &type, 1);
 	if (offer) {
-		put_opt(m, 50, &offer->addr, 4);
-		put_opt(m, 54, &offer->server, 4);
+		put_opt(m, OPT_REQUESTED_IP, &offer->addr, 4);
+		put_opt(m, OPT_SERVER_ID, &offer->server, 4);
 	}
-	put_opt(m, 55, params, sizeof(params));
-	m->b[m->len++] = 255;
+	put_opt(m, OPT_PARAMS, params, sizeof(params));
+	m->b[m->len++] = OPT_END;
 	if (m->len < 300)
 		m->len = 300; /* some servers drop shorter BOOTP packets */
 }
 
-/* Parses a reply for xid: returns its message type (2 OFFER, 5 ACK, 6 NAK)
- * and fills l, or -EPROTO for anything that is not a well-formed reply. */
-static int parse(const uint8_t *b, size_t len, uint32_t xid, struct nf_lease *l)
+/* The length an option we read must have (RFC 2132); 0: any. A router
+ * list is a multiple of 4. */
+static int opt_len_ok(uint8_t code, uint8_t olen)
+{
+	switch (code) {
+	case OPT_MESSAGE_TYPE: return olen == 1;
+	case OPT_SUBNET_MASK:
+	case OPT_SERVER_ID: return olen == 4;
+	case OPT_ROUTER: return olen >= 4 && olen % 4 == 0;
+	default: return 1;
+	}
+}
+
+int nf_dhcp_parse_reply(const uint8_t *b, size_t len, uint32_t xid, struct nf_lease *l)
 {
 	uint32_t magic;
-	size_t i = DHCP_FIXED + 4;
+	size_t i = BOOTP_OPTIONS_OFF;
 	int type = -EPROTO;
 
-	if (len < DHCP_FIXED + 4 || b[0] != 2 || memcmp(b + 4, &xid, 4) != 0)
+	if (len < BOOTP_OPTIONS_OFF || b[BOOTP_OP_OFF] != BOOTREPLY || memcmp(b + BOOTP_XID_OFF, &xid, 4) != 0)
 		return -EPROTO;
-	memcpy(&magic, b + DHCP_FIXED, 4);
+	memcpy(&magic, b + BOOTP_MAGIC_OFF, 4);
 	if (ntohl(magic) != DHCP_MAGIC)
 		return -EPROTO;
 	memset(l, 0, sizeof(*l));
-	memcpy(&l->addr, b + 16, 4); /* yiaddr */
-	while (i < len && b[i] != 255) {
+	memcpy(&l->addr, b + BOOTP_YIADDR_OFF, 4);
+	while (i < len && b[i] != OPT_END) {
 		uint8_t code = b[i], olen;
 
-		if (code == 0) {
+		if (code == OPT_PAD) {
 			i++;
 			continue;
 		}
-		if (len - i < 2 || (olen = b[i + 1]) > len - i - 2)
+		if (len - i < 2 || (olen = b[i + 1]) > len - i - 2 || !opt_len_ok(code, olen))
 			return -EPROTO;
 		const uint8_t *v = b + i + 2;
 
-		if (code == 53 && olen == 1)
+		if (code == OPT_MESSAGE_TYPE)
 			type = v[0];
-		else if (code == 1 && olen == 4)
+		else if (code == OPT_SUBNET_MASK)
 			memcpy(&l->mask, v, 4);
-		else if (code == 3 && olen >= 4)
+		else if (code == OPT_ROUTER)
 			memcpy(&l->router, v, 4);
-		else if (code == 54 && olen == 4)
+		else if (code == OPT_SERVER_ID)
 			memcpy(&l->server, v, 4);
 		i += 2u + olen;
 	}
@@ -263,7 +304,7 @@ static int exchange(int fd, const struct dhcp_msg *m, uint32_t xid, int want, un
 		n = recv(fd, buf, sizeof(buf), 0);
 		if (n <= 0)
 			continue;
-		type = parse(buf, (size_t)n, xid, l);
+		type = nf_dhcp_parse_reply(buf, (size_t)n, xid, l);
 		if (type == 6)
 			return -ECONNREFUSED; /* NAK: start over */
 		if (type == want)

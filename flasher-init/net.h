@@ -30,6 +30,12 @@ int nf_net_up(const char *ifname);
  * Returns 0 with *lease filled, -ETIMEDOUT, or -errno. */
 int nf_dhcp(const char *ifname, const uint8_t mac[6], unsigned timeout_s, struct nf_lease *lease);
 
+/* Parses a DHCP reply of len bytes at b for transaction xid (as sent, in
+ * network order): returns its message type (2 OFFER, 5 ACK, 6 NAK) and
+ * fills l, or -EPROTO for anything that is not a well-formed BOOTREPLY
+ * (an option it uses with a length RFC 2132 does not allow included). */
+int nf_dhcp_parse_reply(const uint8_t *b, size_t len, uint32_t xid, struct nf_lease *l);
+
 /* Configures the lease's address, mask and default route. Returns 0 or -errno. */
 int nf_net_apply(const char *ifname, const struct nf_lease *lease);
 

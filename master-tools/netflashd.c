@@ -747,6 +747,23 @@ static int on_card(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	return 0;
 }
 
+/* The worker protocol's verbs (docs/protocol.md): which handler, and
+ * whether the connection must have said HELLO with a current token first. */
+static const struct {
+	const char *verb;
+	int needs_auth;
+	int (*handler)(struct daemon *d, struct conn *c, const struct nf_msg *m);
+} verbs[] = {
+	{ "HELLO", 0, on_hello },
+	{ "QUERY", 0, on_query },
+	{ "PROVE", 0, on_prove },
+	{ "PROGRESS", 1, on_progress },
+	{ "DONE", 1, on_done },
+	{ "FAIL", 1, on_fail },
+	{ "LOG", 1, on_log },
+	{ "CARD", 1, on_card },
+};
+
 static int dispatch(struct daemon *d, struct conn *c, const char *line, size_t len)
 {
 	struct nf_msg m;
@@ -754,27 +771,16 @@ static int dispatch(struct daemon *d, struct conn *c, const char *line, size_t l
 	if (nf_msg_parse(line, len, &m) < 0)
 		return refuse(d, c, "malformed", NULL);
 	c->last_msg = time(NULL);
-	if (strcmp(m.verb, "HELLO") == 0)
-		return on_hello(d, c, &m);
-	if (strcmp(m.verb, "QUERY") == 0)
-		return on_query(d, c, &m);
-	if (strcmp(m.verb, "PROVE") == 0)
-		return on_prove(d, c, &m);
-	if (!c->authed)
-		return refuse(d, c, "hello-first", m.verb);
-	if (still_current(d, c) < 0)
-		return -1;
-	if (strcmp(m.verb, "PROGRESS") == 0)
-		return on_progress(d, c, &m);
-	if (strcmp(m.verb, "DONE") == 0)
-		return on_done(d, c, &m);
-	if (strcmp(m.verb, "FAIL") == 0)
-		return on_fail(d, c, &m);
-	if (strcmp(m.verb, "LOG") == 0)
-		return on_log(d, c, &m);
-	if (strcmp(m.verb, "CARD") == 0)
-		return on_card(d, c, &m);
-	return refuse(d, c, "unknown-verb", m.verb);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(m.verb, verbs[i].verb) != 0)
+			continue;
+		if (verbs[i].needs_auth && !c->authed)
+			return refuse(d, c, "hello-first", m.verb);
+		if (verbs[i].needs_auth && still_current(d, c) < 0)
+			return -1;
+		return verbs[i].handler(d, c, &m);
+	}
+	return c->authed ? refuse(d, c, "unknown-verb", m.verb) : refuse(d, c, "hello-first", m.verb);
 }
 
 static void on_readable(struct daemon *d, struct conn *c)

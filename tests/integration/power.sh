@@ -79,6 +79,15 @@ rc1=0 rc2=0
 	[ "$rc2" = 1 ] && grep -q "FAILED (config): netflash.button= is longer than 160 characters" "$T/fi2.err" &&
 	pass "flasher-init stops on a hostile or oversize netflash.button= (never flashes without the asked-for press)" ||
 	fail "flasher-init button config: $rc1 $(cat "$T/fi1.err") / $rc2 $(cat "$T/fi2.err")"
+# Every numeric key: a typo stops the worker, it does not become the default.
+for kv in netflash.card_wait=30s netflash.fail_delay=-1 netflash.stall=99999 netflash.probe=yes; do
+	printf 'netflash.server=127.0.0.1:1 netflash.token=ab %s\n' "$kv" >"$T/cl3"
+	rc3=0
+	"$FI" --cmdline "$T/cl3" >/dev/null 2>"$T/fi3.err" || rc3=$?
+	[ "$rc3" = 1 ] && grep -q "FAILED (config): ${kv%%=*}='${kv#*=}': expected a whole number from 0 to [0-9]*" "$T/fi3.err" ||
+		fail "flasher-init with $kv: exit $rc3 $(cat "$T/fi3.err")"
+done
+pass "flasher-init stops at config time on a numeric netflash.* key that is not a number in range"
 
 # A worker that fails before it asks for its job (no card; a start button it
 # cannot open) still tells the master, which records the failed attempt
