@@ -309,7 +309,7 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	if (master_open_store(m, &st) < 0)
 		return 1;
 	had = store_get(st, e->mac, &old) == 0;
-	if (had && (strcmp(old.state, "enrolled") == 0 || strcmp(old.state, "diskless") == 0) && !force) {
+	if (had && (old.state == NF_WORKER_ENROLLED || old.state == NF_WORKER_DISKLESS) && !force) {
 		nf_err("%s is already enrolled (%s%s%s); use --force to replace the enrollment", e->mac,
 		       old.image[0] ? "image '" : "diskless", old.image, old.image[0] ? "'" : "");
 		goto out;
@@ -351,7 +351,7 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 		intent_clear(m, e->mac);
 		goto out;
 	}
-	snprintf(e->state, sizeof(e->state), "%s", nfsroot ? "diskless" : "enrolled");
+	e->state = nfsroot ? NF_WORKER_DISKLESS : NF_WORKER_ENROLLED;
 	if (store_put(st, e) < 0) {
 		nf_err("cannot record the enrollment of %s in the state database; it is undone", e->mac);
 		if (displaced[0] ? tftpdir_exchange(tftp, displaced, e->mac) == 0 && tftpdir_remove_aside(tftp, displaced) == 0
@@ -543,7 +543,7 @@ int cmd_release(struct master *m, int argc, char **argv)
 		nf_err("cannot release %s: %s", macs, nf_strerror(r));
 		goto fail;
 	}
-	store_set_state(st, macs, "released", NULL);
+	store_set_state(st, macs, NF_WORKER_RELEASED, NULL);
 	r = tftpdir_remove(tftp, macs, detail, sizeof(detail));
 	store_event(st, macs, "release", r == -ENOENT ? "no tftp dir" : "by netflash release");
 	store_close(st);
@@ -582,7 +582,7 @@ static int ls_row(const struct enrollment *e, void *ctx)
 
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M", localtime(&t));
 	printf("%-17s  %-16s %-20s %-9s %-4s %s\n", e->mac, e->hostname[0] ? e->hostname : "-", e->image,
-	       e->state, dir > 0 ? "yes" : "no", when);
+	       nf_worker_state_name(e->state), dir > 0 ? "yes" : "no", when);
 	c->n++;
 	return 0;
 }

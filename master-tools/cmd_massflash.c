@@ -247,11 +247,11 @@ static int on_sighting(const struct sighting *g, void *ctx)
 		ignore(r, g->mac, "too many Pis in one run");
 		return 0;
 	}
-	if (store_get(r->st, g->mac, &old) == 0 && strcmp(old.state, "diskless") == 0) {
+	if (store_get(r->st, g->mac, &old) == 0 && old.state == NF_WORKER_DISKLESS) {
 		ignore(r, g->mac, "a diskless worker (enroll --nfsroot); release it first to flash it");
 		return 0;
 	}
-	if (store_get(r->st, g->mac, &old) == 0 && strcmp(old.state, "enrolled") == 0) {
+	if (store_get(r->st, g->mac, &old) == 0 && old.state == NF_WORKER_ENROLLED) {
 		snprintf(why, sizeof(why), "already enrolled outside this run (image '%.60s')", old.image);
 		ignore(r, g->mac, why);
 		return 0;
@@ -299,9 +299,9 @@ static void look(struct run *r, struct member *mb, struct worker_view *v, struct
 		return;
 	}
 	worker_view(r->st, e, v);
-	if (strcmp(e->state, "released") == 0)
+	if (e->state == NF_WORKER_RELEASED)
 		mb->final = 1;
-	else if (strcmp(e->state, "failed") == 0)
+	else if (e->state == NF_WORKER_FAILED)
 		mb->final = -1;
 }
 
@@ -377,7 +377,7 @@ static void check_boot(struct run *r, struct member *mb, const struct worker_vie
 			 r->boot_timeout);
 	else
 		snprintf(what, sizeof(what), "did not ask again within %u s after job %llu %s", r->boot_timeout,
-			 (unsigned long long)v->job.id, v->job.state);
+			 (unsigned long long)v->job.id, nf_job_state_name(v->job.state));
 	if (mb->cycles < r->power_retries) {
 		start_cycle(r, mb, what);
 		return;
@@ -478,7 +478,7 @@ static int summary(struct run *r)
 		const char *res = mb->final > 0 ? "flashed" : mb->final < 0 ? "failed" : "not finished";
 
 		look(r, mb, &v, &e);
-		if (v.have_job && strcmp(v.job.state, "done") == 0 && v.job.seconds > 0) {
+		if (v.have_job && v.job.state == NF_JOB_DONE && v.job.seconds > 0) {
 			double mbps = (double)v.job.bytes / 1e6 / v.job.seconds;
 
 			fmt_duration(dur, sizeof(dur), v.job.seconds);

@@ -45,7 +45,7 @@ static int check_worker(const struct enrollment *e, void *ctx)
 
 	c->workers++;
 	provision_patch_path(c->m, e->mac, patch, sizeof(patch));
-	if (strcmp(e->state, "enrolled") == 0 || strcmp(e->state, "diskless") == 0) {
+	if (e->state == NF_WORKER_ENROLLED || e->state == NF_WORKER_DISKLESS) {
 		master_generation(e->token, gen);
 		r = dir == 1 ? tftpdir_generation(c->tftp, e->mac, have, sizeof(have)) : -ENOENT;
 		if (dir != 1)
@@ -54,7 +54,7 @@ static int check_worker(const struct enrollment *e, void *ctx)
 			problem(c, e->mac, "its TFTP dir holds another token than the database");
 		else if (r < 0 && r != -ENODATA)
 			problem(c, e->mac, "its TFTP dir has no netflash marker");
-	} else if (strcmp(e->state, "released") == 0) {
+	} else if (e->state == NF_WORKER_RELEASED) {
 		if (dir != 0)
 			problem(c, e->mac, "released, but its TFTP dir is still there");
 		if (access(patch, F_OK) == 0)

@@ -38,7 +38,7 @@ void worker_view(struct store *st, const struct enrollment *e, struct worker_vie
 {
 	memset(v, 0, sizeof(*v));
 	v->have_job = store_job_latest(st, e->mac, &v->job) == 0;
-	snprintf(v->state, sizeof(v->state), "%s", e->state);
+	snprintf(v->state, sizeof(v->state), "%s", nf_worker_state_name(e->state));
 	snprintf(v->pct, sizeof(v->pct), "-");
 	snprintf(v->rate, sizeof(v->rate), "-");
 	snprintf(v->eta, sizeof(v->eta), "-");
@@ -46,7 +46,7 @@ void worker_view(struct store *st, const struct enrollment *e, struct worker_vie
 		return;
 	const struct job *j = &v->job;
 
-	if (strcmp(j->state, "running") == 0 && strcmp(e->state, "enrolled") == 0) {
+	if (j->state == NF_JOB_RUNNING && e->state == NF_WORKER_ENROLLED) {
 		v->running = 1;
 		snprintf(v->state, sizeof(v->state), "%s", j->stage[0] ? j->stage : "started");
 		if (j->total)
@@ -62,7 +62,7 @@ void worker_view(struct store *st, const struct enrollment *e, struct worker_vie
 				snprintf(v->eta, sizeof(v->eta), "%u:%02u", s / 60, s % 60);
 			}
 		}
-	} else if (strcmp(j->state, "done") == 0) {
+	} else if (j->state == NF_JOB_DONE) {
 		snprintf(v->pct, sizeof(v->pct), "100%%");
 		snprintf(v->rate, sizeof(v->rate), "%.1f", j->seconds > 0 ? (double)j->bytes / 1e6 / j->seconds : 0);
 	}
@@ -169,12 +169,12 @@ static int history_row(const struct job *j, void *ctx)
 	if (c->json)
 		printf("{\"job\":%llu,\"mac\":\"%s\",\"image\":\"%s\",\"state\":\"%s\",\"started_at\":%lld,"
 		       "\"seconds\":%.3f,\"bytes\":%llu,\"mbps\":%.1f,\"target\":%s,\"target_bytes\":%llu,\"reason\":%s}\n",
-		       (unsigned long long)j->id, j->mac, j->image, j->state, (long long)j->started_at, j->seconds,
+		       (unsigned long long)j->id, j->mac, j->image, nf_job_state_name(j->state), (long long)j->started_at, j->seconds,
 		       (unsigned long long)j->bytes, rate, nf_json_str(b, sizeof(b), j->target),
 		       (unsigned long long)j->target_bytes, nf_json_str(a, sizeof(a), j->reason));
 	else
 		printf("%-6llu %s  %-17s %-16.16s %-9s %7.1f %6.1f %12llu  %s\n", (unsigned long long)j->id, when,
-		       j->mac, nf_printable(b, sizeof(b), j->image), j->state, j->seconds, rate, (unsigned long long)j->bytes,
+		       j->mac, nf_printable(b, sizeof(b), j->image), nf_job_state_name(j->state), j->seconds, rate, (unsigned long long)j->bytes,
 		       nf_printable(a, sizeof(a), j->reason[0] ? j->reason : "-"));
 	c->n++;
 	return 0;

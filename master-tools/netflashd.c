@@ -274,7 +274,7 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 	}
 	nf_patch_init(&patch);
 	if (load_patch(d, c->mac, &man, &patch, &why) < 0) {
-		store_job_end(d->st, j->id, "abandoned", why, 0, 0);
+		store_job_end(d->st, j->id, NF_JOB_ABANDONED, why, 0, 0);
 		reply_simple(c, "NOJOB", why);
 		return -1;
 	}
@@ -416,11 +416,11 @@ static int on_prove(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		return refuse(d, c, "refused", c->mac);
 	if (store_get(d->st, c->mac, e) < 0 || !nf_equal_ct(e->token, c->token))
 		return refuse_because(d, c, "stale-token", c->mac, "its enrollment changed during QUERY (stale-token)");
-	enrolled = strcmp(e->state, "enrolled") == 0;
+	enrolled = e->state == NF_WORKER_ENROLLED;
 	nf_query_proof(c->token, enrolled ? "enrolled" : "nojob", c->mac, c->cnonce, c->snonce,
-		       enrolled ? e->image : e->state, proof);
+		       enrolled ? e->image : nf_worker_state_name(e->state), proof);
 	nf_msg_init(&a, enrolled ? "ENROLLED" : "NOJOB");
-	nf_msg_add(&a, enrolled ? "image" : "reason", enrolled ? e->image : e->state);
+	nf_msg_add(&a, enrolled ? "image" : "reason", enrolled ? e->image : nf_worker_state_name(e->state));
 	nf_msg_add(&a, "proof", proof);
 	reply(c, &a);
 	if (enrolled)
@@ -441,8 +441,8 @@ static int on_query(struct daemon *d, struct conn *c, const struct nf_msg *m)
 
 	if (authenticate(d, c, m, "bad-query") < 0)
 		return -1;
-	if (strcmp(d->e.state, "enrolled") != 0) {
-		reply_simple(c, "NOJOB", d->e.state);
+	if (d->e.state != NF_WORKER_ENROLLED) {
+		reply_simple(c, "NOJOB", nf_worker_state_name(d->e.state));
 		return -1;
 	}
 	nf_msg_init(&a, "ENROLLED");
@@ -468,22 +468,22 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	/* Every connection can add a job and 1000 lines: bound them per worker. */
 	if (store_trim_worker(d->st, c->mac, JOBS_KEPT, EVENTS_KEPT) < 0)
 		nf_warn("cannot trim the history of %s, ignoring", c->mac);
-	if (strcmp(e->state, "enrolled") != 0)
-		return reply_simple(c, "NOJOB", e->state);
+	if (e->state != NF_WORKER_ENROLLED)
+		return reply_simple(c, "NOJOB", nf_worker_state_name(e->state));
 	/* A reconnect names its job: resume it, or say it is done already. */
 	if (nf_msg_get_u64(m, "job", 1, UINT64_MAX, &job_id) == 0 && store_job_get(d->st, job_id, &j) == 0 &&
 	    strcmp(j.mac, c->mac) == 0) {
-		if (strcmp(j.state, "running") == 0) {
+		if (j.state == NF_JOB_RUNNING) {
 			nf_info("%s resumed job %llu from %s", c->mac, (unsigned long long)job_id, c->peer);
 			return send_job(d, c, &j, 0);
 		}
-		if (strcmp(j.state, "done") == 0) {
+		if (j.state == NF_JOB_DONE) {
 			c->job = job_id; /* a DONE retried after we crashed: answered in on_done */
 			return reply_simple(c, "NOJOB", "done");
 		}
 	}
 	if (e->attempts >= d->max_attempts) {
-		store_set_state(d->st, c->mac, "failed", e->last_error);
+		store_set_state(d->st, c->mac, NF_WORKER_FAILED, e->last_error);
 		return reply_simple(c, "NOJOB", "too-many-attempts");
 	}
 	nf_msg_get_u64(m, "target_bytes", 0, UINT64_MAX, &tbytes);
@@ -549,16 +549,16 @@ static int on_progress(struct daemon *d, struct conn *c, const struct nf_msg *m)
 }
 
 /* Counts a failed attempt; marks the worker failed after the last one. */
-static void count_failure(struct daemon *d, struct conn *c, const char *state, const char *reason,
+static void count_failure(struct daemon *d, struct conn *c, enum nf_job_state state, const char *reason,
 			  uint64_t bytes, double seconds)
 {
 	int n;
 
 	store_job_end(d->st, c->job, state, reason, bytes, seconds);
 	n = store_add_attempt(d->st, c->mac, reason);
-	store_event(d->st, c->mac, state, reason);
+	store_event(d->st, c->mac, nf_job_state_name(state), reason);
 	if (n >= (int)d->max_attempts) {
-		store_set_state(d->st, c->mac, "failed", reason);
+		store_set_state(d->st, c->mac, NF_WORKER_FAILED, reason);
 		nf_warn("%s failed %d times (last: %s); no more jobs until re-enrolled", c->mac, n, reason);
 	}
 }
@@ -584,8 +584,8 @@ static int release(struct daemon *d, struct conn *c, const struct job *j, uint64
 		master_unlock(&d->m);
 		return r;
 	}
-	if (store_job_end(d->st, j->id, "done", NULL, bytes, seconds) < 0 ||
-	    store_set_state(d->st, c->mac, "released", NULL) < 0) {
+	if (store_job_end(d->st, j->id, NF_JOB_DONE, NULL, bytes, seconds) < 0 ||
+	    store_set_state(d->st, c->mac, NF_WORKER_RELEASED, NULL) < 0) {
 		/* The database is busy or failing: the intent stays, so recovery
 		 * finishes this release; the worker's DONE comes again meanwhile. */
 		nf_err("%s: verified, but the state database did not take the release; it is completed later",
@@ -654,9 +654,9 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	    nf_msg_get_u64(m, "bytes", 0, UINT64_MAX, &bytes) < 0 || !sec_s ||
 	    parse_decimal(sec_s, 1e7, &seconds) < 0)
 		return refuse(d, c, "bad-done", c->mac);
-	if (strcmp(j.state, "done") == 0)
+	if (j.state == NF_JOB_DONE)
 		return reply_simple(c, "RELEASED", "already"); /* a retry after our crash: released once */
-	if (strcmp(j.state, "running") != 0)
+	if (j.state != NF_JOB_RUNNING)
 		return reply_simple(c, "KEPT", "job-not-running");
 	if ((r = master_read_manifest(&d->m, j.image, &man)) < 0) {
 		/* The master's fault (an image removed, a damaged manifest, no fds),
@@ -670,13 +670,13 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		snprintf(reason, sizeof(reason), "%s", memcmp(sha, man.sha256, 32) ? "digest-mismatch" : "size-mismatch");
 		nf_warn("%s job %llu: DONE with a %s; TFTP dir kept", c->mac, (unsigned long long)j.id,
 			reason[0] == 'd' ? "digest that is not the image's" : "wrong size");
-		count_failure(d, c, "kept", reason, bytes, seconds);
+		count_failure(d, c, NF_JOB_KEPT, reason, bytes, seconds);
 		return reply_simple(c, "KEPT", reason);
 	}
 	if (check_patch(d, c, &man, nf_msg_get(m, "patch"), reason, sizeof(reason)) < 0) {
 		nf_warn("%s job %llu: DONE without the provisioning patch's digest (%s); TFTP dir kept", c->mac,
 			(unsigned long long)j.id, reason);
-		count_failure(d, c, "kept", reason, bytes, seconds);
+		count_failure(d, c, NF_JOB_KEPT, reason, bytes, seconds);
 		return reply_simple(c, "KEPT", reason);
 	}
 	if ((r = release(d, c, &j, bytes, seconds)) == -EAGAIN)
@@ -696,15 +696,15 @@ static int on_fail(struct daemon *d, struct conn *c, const struct nf_msg *m)
 
 	if (require_job(d, c, m, &j) < 0 || !stage || !why)
 		return refuse(d, c, "bad-fail", c->mac);
-	if (strcmp(j.state, "running") != 0)
+	if (j.state != NF_JOB_RUNNING)
 		return reply_simple(c, "KEPT", "job-not-running");
 	snprintf(reason, sizeof(reason), "%.15s: %.250s", stage, why);
 	nf_warn("%s job %llu failed at %s", c->mac, (unsigned long long)j.id, nf_quote(q, sizeof(q), reason));
-	count_failure(d, c, "failed", reason, 0, 0);
+	count_failure(d, c, NF_JOB_FAILED, reason, 0, 0);
 	if (strcmp(stage, "probe") == 0 || strcmp(stage, "read-only") == 0) {
 		/* A fake or write-protected card stays so: no retries; a new card
 		 * needs a new enroll. */
-		store_set_state(d->st, c->mac, "failed", reason);
+		store_set_state(d->st, c->mac, NF_WORKER_FAILED, reason);
 		nf_warn("%s: its card %s; marked failed (replace the card, enroll again)", c->mac,
 			stage[0] == 'p' ? "failed the capacity probe" : "cannot be written (read-only)");
 	}

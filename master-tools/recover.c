@@ -133,7 +133,7 @@ static int recover_enroll(struct master *m, struct store *st, const char *mac, c
 		/* Committed: only the cleanup was cut short. */
 		each_swap(tftp, mac, drop_swap, &repairs);
 		unlink(old);
-		if (strcmp(e->state, "diskless") != 0 && old_nfsroot[0])
+		if (e->state != NF_WORKER_DISKLESS && old_nfsroot[0])
 			nfsroot_set(m, mac, NULL, detail, sizeof(detail));
 		nf_warn("recovered %s: its interrupted enroll had committed; finished its cleanup", mac);
 	} else {
@@ -183,10 +183,10 @@ static int recover_release(struct master *m, struct store *st, const char *mac, 
 	unlink(cur);
 	unlink(old);
 	nfsroot_set(m, mac, NULL, detail, sizeof(detail));
-	if (job_id && store_job_get(st, job_id, &j) == 0 && strcmp(j.state, "running") == 0)
-		store_job_end(st, job_id, "done", NULL, j.done, 0);
-	if (store_get(st, mac, e) == 0 && strcmp(e->state, "released") != 0) {
-		store_set_state(st, mac, "released", NULL);
+	if (job_id && store_job_get(st, job_id, &j) == 0 && j.state == NF_JOB_RUNNING)
+		store_job_end(st, job_id, NF_JOB_DONE, NULL, j.done, 0);
+	if (store_get(st, mac, e) == 0 && e->state != NF_WORKER_RELEASED) {
+		store_set_state(st, mac, NF_WORKER_RELEASED, NULL);
 		store_event(st, mac, "release", "completed after an interruption");
 	}
 	nf_warn("recovered %s: finished its interrupted release", mac);
@@ -267,7 +267,7 @@ static int patch_leftovers(struct master *m, struct store *st)
 		snprintf(path, sizeof(path), "%s/%s", dir, d);
 		snprintf(mac, sizeof(mac), "%.17s", d);
 		if (!tmp)
-			gone = store_get(st, mac, e) < 0 || strcmp(e->state, "released") == 0;
+			gone = store_get(st, mac, e) < 0 || e->state == NF_WORKER_RELEASED;
 		if (old && !gone) {
 			/* Moved aside by an enroll cut short before its intent: put back. */
 			snprintf(cur, sizeof(cur), "%s/%s.patch", dir, mac);

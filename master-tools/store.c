@@ -92,6 +92,74 @@ static void copy_col(sqlite3_stmt *st, int col, char *out, size_t cap)
 	snprintf(out, cap, "%s", t ? (const char *)t : "");
 }
 
+static const char *const worker_states[] = {
+	[NF_WORKER_ENROLLED] = "enrolled", [NF_WORKER_DISKLESS] = "diskless",
+	[NF_WORKER_RELEASED] = "released", [NF_WORKER_FAILED] = "failed",
+};
+static const char *const job_states[] = {
+	[NF_JOB_RUNNING] = "running", [NF_JOB_DONE] = "done", [NF_JOB_FAILED] = "failed",
+	[NF_JOB_KEPT] = "kept", [NF_JOB_ABANDONED] = "abandoned",
+};
+#define NSTATES(t) (sizeof(t) / sizeof((t)[0]))
+
+const char *nf_worker_state_name(enum nf_worker_state s)
+{
+	return (unsigned)s < NSTATES(worker_states) ? worker_states[s] : "unknown";
+}
+
+const char *nf_job_state_name(enum nf_job_state s)
+{
+	return (unsigned)s < NSTATES(job_states) ? job_states[s] : "unknown";
+}
+
+static int parse_state(const char *const *names, size_t n, const char *name, int *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(names[i], name) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int nf_worker_state_parse(const char *name, enum nf_worker_state *out)
+{
+	int v, r = parse_state(worker_states, NSTATES(worker_states), name, &v);
+
+	if (r == 0)
+		*out = (enum nf_worker_state)v;
+	return r;
+}
+
+int nf_job_state_parse(const char *name, enum nf_job_state *out)
+{
+	int v, r = parse_state(job_states, NSTATES(job_states), name, &v);
+
+	if (r == 0)
+		*out = (enum nf_job_state)v;
+	return r;
+}
+
+/* A state column: a name this version does not know (a newer one wrote
+ * it) reads as failed (worker) or abandoned (job): never as one that
+ * hands out jobs or releases. */
+static enum nf_worker_state worker_state_col(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	enum nf_worker_state s;
+
+	return t && nf_worker_state_parse((const char *)t, &s) == 0 ? s : NF_WORKER_FAILED;
+}
+
+static enum nf_job_state job_state_col(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	enum nf_job_state s;
+
+	return t && nf_job_state_parse((const char *)t, &s) == 0 ? s : NF_JOB_ABANDONED;
+}
+
 static void row_to(sqlite3_stmt *st, struct enrollment *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -99,7 +167,7 @@ static void row_to(sqlite3_stmt *st, struct enrollment *e)
 	copy_col(st, 1, e->image, sizeof(e->image));
 	copy_col(st, 2, e->hostname, sizeof(e->hostname));
 	copy_col(st, 3, e->token, sizeof(e->token));
-	copy_col(st, 4, e->state, sizeof(e->state));
+	e->state = worker_state_col(st, 4);
 	copy_col(st, 5, e->ssh_key, sizeof(e->ssh_key));
 	e->attempts = (unsigned)sqlite3_column_int(st, 6);
 	copy_col(st, 7, e->last_error, sizeof(e->last_error));
@@ -121,7 +189,7 @@ int store_put(struct store *s, const struct enrollment *e)
 	sqlite3_bind_text(st, 2, e->image, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, e->hostname, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, e->token, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, e->state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, nf_worker_state_name(e->state), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, e->ssh_key, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 7, (int)e->attempts);
 	sqlite3_bind_text(st, 8, e->last_error, -1, SQLITE_STATIC);
@@ -147,7 +215,7 @@ int store_get(struct store *s, const char *mac, struct enrollment *e)
 	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
 }
 
-int store_set_state(struct store *s, const char *mac, const char *state, const char *error)
+int store_set_state(struct store *s, const char *mac, enum nf_worker_state state, const char *error)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -155,7 +223,7 @@ int store_set_state(struct store *s, const char *mac, const char *state, const c
 	if (sqlite3_prepare_v2(s->db, "UPDATE workers SET state = ?, last_error = ?, updated_at = ? WHERE mac = ?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
-	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, nf_worker_state_name(state), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, error ? error : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now());
 	sqlite3_bind_text(st, 4, mac, -1, SQLITE_STATIC);
@@ -311,7 +379,7 @@ static void job_row(sqlite3_stmt *st, struct job *j)
 	j->id = (uint64_t)sqlite3_column_int64(st, 0);
 	copy_col(st, 1, j->mac, sizeof(j->mac));
 	copy_col(st, 2, j->image, sizeof(j->image));
-	copy_col(st, 3, j->state, sizeof(j->state));
+	j->state = job_state_col(st, 3);
 	copy_col(st, 4, j->stage, sizeof(j->stage));
 	copy_col(st, 5, j->reason, sizeof(j->reason));
 	copy_col(st, 6, j->target, sizeof(j->target));
@@ -370,7 +438,7 @@ int store_job_progress(struct store *s, uint64_t id, const char *stage, uint64_t
 	return step_done(st);
 }
 
-int store_job_end(struct store *s, uint64_t id, const char *state, const char *reason, uint64_t bytes,
+int store_job_end(struct store *s, uint64_t id, enum nf_job_state state, const char *reason, uint64_t bytes,
 		  double seconds)
 {
 	sqlite3_stmt *st = NULL;
@@ -378,7 +446,7 @@ int store_job_end(struct store *s, uint64_t id, const char *state, const char *r
 	if (sqlite3_prepare_v2(s->db, "UPDATE jobs SET state = ?, reason = ?, bytes = ?, seconds = ?,"
 			       " ended_at = ?, updated_at = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
-	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, nf_job_state_name(state), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)bytes);
 	sqlite3_bind_double(st, 4, seconds);

@@ -11,12 +11,36 @@
 #define NF_HOSTNAME_MAX 63
 #define NF_SSHKEY_MAX 8192
 
+/* A worker's state. Stored as its name (nf_worker_state_name). */
+enum nf_worker_state {
+	NF_WORKER_ENROLLED,          /* netboots into the flasher (its TFTP dir exists) */
+	NF_WORKER_DISKLESS,          /* netboots a system over NFS (enroll --nfsroot) */
+	NF_WORKER_RELEASED,          /* flashed and verified, or released: boots its card */
+	NF_WORKER_FAILED,            /* out of attempts, or a permanent card fault */
+};
+
+/* A job's state. Stored as its name (nf_job_state_name). */
+enum nf_job_state {
+	NF_JOB_RUNNING,              /* handed to a worker, not ended */
+	NF_JOB_DONE,                 /* verified DONE */
+	NF_JOB_FAILED,               /* the worker reported FAIL */
+	NF_JOB_KEPT,                 /* DONE that did not match: the worker was kept */
+	NF_JOB_ABANDONED,            /* the worker started over, or the job could not start */
+};
+
+/* Names for the database and the CLI: "enrolled" ... Never NULL. */
+const char *nf_worker_state_name(enum nf_worker_state s);
+const char *nf_job_state_name(enum nf_job_state s);
+/* Parses a stored name. Returns 0 or -EINVAL. */
+int nf_worker_state_parse(const char *name, enum nf_worker_state *out);
+int nf_job_state_parse(const char *name, enum nf_job_state *out);
+
 struct enrollment {
 	char mac[18];
 	char image[NF_NAME_MAX + 1];
 	char hostname[NF_HOSTNAME_MAX + 1];
 	char token[NF_TOKEN_HEX + 1];
-	char state[16];              /* enrolled, released, failed */
+	enum nf_worker_state state;
 	char ssh_key[NF_SSHKEY_MAX + 1];
 	unsigned attempts;
 	char last_error[256];
@@ -31,7 +55,7 @@ struct job {
 	uint64_t id;
 	char mac[18];
 	char image[NF_NAME_MAX + 1];
-	char state[16];              /* running, done, failed, kept, abandoned */
+	enum nf_job_state state;
 	char stage[16];              /* last reported: write, verify, finalize */
 	char reason[256];
 	char target[128];
@@ -61,7 +85,7 @@ int store_put(struct store *s, const struct enrollment *e);
 /* Looks up mac. Returns 0, -ENOENT or -EIO. */
 int store_get(struct store *s, const char *mac, struct enrollment *e);
 /* Sets the state (and last error, may be NULL) of mac. Returns 0, -ENOENT, -EIO. */
-int store_set_state(struct store *s, const char *mac, const char *state, const char *error);
+int store_set_state(struct store *s, const char *mac, enum nf_worker_state state, const char *error);
 /* Appends an event to mac's history. Returns 0 or -EIO. */
 int store_event(struct store *s, const char *mac, const char *event, const char *detail);
 /* Drops all but the newest `keep` events of kind event for mac (the TFTP
@@ -98,7 +122,7 @@ int store_job_get(struct store *s, uint64_t id, struct job *j);
 /* Records the progress of a running job. */
 int store_job_progress(struct store *s, uint64_t id, const char *stage, uint64_t done, uint64_t total, double mbps);
 /* Ends a job with state (done, failed, kept, abandoned) and reason (may be NULL). */
-int store_job_end(struct store *s, uint64_t id, const char *state, const char *reason, uint64_t bytes,
+int store_job_end(struct store *s, uint64_t id, enum nf_job_state state, const char *reason, uint64_t bytes,
 		  double seconds);
 /* An image left the catalog: its running jobs are abandoned and the
  * workers enrolled with it marked failed, both with why. 0 or -EIO. */
