@@ -175,7 +175,7 @@ static int read_token(struct agent *a)
 	return 0;
 }
 
-static int cmd_reimage(struct agent *a)
+static int agent_reimage(struct agent *a)
 {
 	struct nf_client c;
 	char image[NF_PROTO_VALUE_MAX + 1], detail[600], why[200];
@@ -266,7 +266,7 @@ int main(int argc, char **argv)
 	}
 	a.cmd = argv[optind];
 	if (strcmp(a.cmd, "reimage") == 0)
-		return cmd_reimage(&a);
+		return agent_reimage(&a);
 	if (strcmp(a.cmd, "mac") == 0) {
 		if ((r = find_mac(&a)))
 			return r;

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bootpart.h"
+#include "run.h"
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bootpart.h"
+#include "run.h"
 #include "master.h"
 #include "parse.h"
 

@@ -75,6 +75,28 @@ loop_partitions() {
 register_mount() { _MOUNTS+=("$1"); }
 register_pid() { _PIDS+=("$1"); }
 
+# wait_for FILE REGEX [SECONDS]: waits (up to SECONDS, default 5) for a line
+# of FILE matching REGEX (grep's basic syntax); 0 once there, 1 on timeout.
+wait_for() {
+	local f=$1 re=$2 i
+	for ((i = 0; i < ${3:-5} * 10; i++)); do
+		grep -q -- "$re" "$f" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# wait_until SECONDS CMD...: waits for CMD to succeed; 0 once it does, 1 on timeout.
+wait_until() {
+	local s=$1 i
+	shift
+	for ((i = 0; i < s * 10; i++)); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # grep -q for a pipe: it reads its input to the end. With pipefail, grep -q
 # leaving at the first match kills a writer that is not done (SIGPIPE, 141)
 # and turns a match into a failure (seen: a 4.2 KiB --help under ASan).

@@ -21,7 +21,7 @@ fake_card() {
 	"$FAKECARD" --claimed "$claimed" --backing "$T/$name.back" "$@" "$T/$name.mnt" 2>>"$T/fakecard.log" &
 	register_pid $!
 	register_mount "$T/$name.mnt"
-	for _ in $(seq 1 50); do [ -e "$T/$name.mnt/card" ] && break; sleep 0.1; done
+	wait_until 5 test -e "$T/$name.mnt/card" || :
 	loop_attach FAKE_LOOP "$T/$name.mnt/card"
 }
 
@@ -140,7 +140,7 @@ for mode in zero ones keep; do
 	cmp -s -n "$size" "$img" "$FAKE_LOOP" || fail "sd card erasing to $mode: the card is not the image"
 	loop_detach "$FAKE_LOOP"
 	umount "$T/sd-$mode.mnt"
-	for _ in $(seq 1 50); do [ -s "$T/sd-$mode.stats" ] && break; sleep 0.1; done
+	wait_until 5 test -s "$T/sd-$mode.stats" || :
 	read -r wr rd er < <(sed 's/[a-z]*=//g' "$T/sd-$mode.stats")
 	echo "MEASURE sd card erasing to $mode: wrote $wr bytes, read $rd, erased $er (image $size bytes, $nonzero non-zero)"
 	case $mode in

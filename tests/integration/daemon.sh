@@ -147,7 +147,7 @@ xz -T2 -0 --block-size=8MiB -c "$T/big.img" >"$T/big.img.xz"
 "$NF" --root "$MR" enroll "$M4" --image big >/dev/null
 report "$M4" "$T/card4" 2>"$T/w4.log" &
 wpid=$!; register_pid "$wpid"
-for i in $(seq 1 100); do grep -q "$D4.*starts job" "$T/daemon.log" && break; sleep 0.05; done
+wait_for "$T/daemon.log" "$D4.*starts job" 5 || :
 sleep 0.5
 daemon_kill
 sleep 1

@@ -42,7 +42,7 @@ if [ -x "$FAKECARD" ]; then
 	FC_PID=$!
 	register_pid "$FC_PID"
 	register_mount "$T/card.mnt"
-	for _ in $(seq 1 50); do [ -e "$T/card.mnt/card" ] && break; sleep 0.1; done
+	wait_until 5 test -e "$T/card.mnt/card" || :
 	CARD=$T/card.mnt/card
 fi
 t0=$SECONDS rc=0

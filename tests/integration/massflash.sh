@@ -28,7 +28,7 @@ nsx router dnsmasq --conf-file=/dev/null --keep-in-foreground --user=root --port
 	--dhcp-range=10.77.0.100,10.77.0.150,255.255.255.0,1h --no-ping --dhcp-leasefile="$T/router.leases" &
 register_pid $!
 
-for _ in $(seq 1 50); do grep -q "sockets bound" "$T/router.log" 2>/dev/null && break; sleep 0.1; done
+wait_for "$T/router.log" "sockets bound" 5 || :
 "$NF" --root "$MR" init --interface eth0 --subnet 10.77.0.0/24 --server-ip 10.77.0.2 --port "$MPORT" >/dev/null
 grep -q "^dhcp-script=$MR/etc/dhcp-event\$" "$MR/etc/dnsmasq.conf" && grep -q '^script-arp$' "$MR/etc/dnsmasq.conf" &&
 	[ -x "$MR/etc/dhcp-event" ] && pass "init wires dnsmasq's dhcp-script to netflash dhcp-event" ||
@@ -37,7 +37,7 @@ grep -q "^dhcp-script=$MR/etc/dhcp-event\$" "$MR/etc/dnsmasq.conf" && grep -q '^
 "$NF" --root "$MR" boot-files import --from-image pios >/dev/null 2>&1
 nsx master dnsmasq --conf-file="$MR/etc/dnsmasq.conf" --keep-in-foreground &
 register_pid $!
-for _ in $(seq 1 50); do grep -q "TFTP root is" "$MR/log/dnsmasq.log" 2>/dev/null && break; sleep 0.1; done
+wait_for "$MR/log/dnsmasq.log" "TFTP root is" 5 || :
 ganesha_start "$MR/images" "$T"
 daemon_start --max-attempts 1
 
@@ -87,7 +87,7 @@ rc=0
 "$NF" --root "$MR" mass-flash --image pios --hostname-pattern 'node{n}' --limit 2 --since 0 >"$T/mf.out" 2>&1 &
 MF=$!
 register_pid $MF
-for _ in $(seq 1 50); do grep -q "enrolling Raspberry Pis" "$T/mf.out" && break; sleep 0.1; done
+wait_for "$T/mf.out" "enrolling Raspberry Pis" 5 || :
 
 pi_dhcp p1 && pi_tftp_until_served p1 && pass "an unknown Pi 3 is enrolled on its first TFTP try and then served" ||
 	fail "p1 never served: $(cat "$T/mf.out")"
@@ -142,7 +142,7 @@ MTOOLS_SKIP_CHECK=1 mtype -i "$T/boot1" ::/firstrun.sh | has -x "NEW_HOSTNAME=no
 "$NF" --root "$MR" mass-flash --image pios --since 0 >"$T/mf2.out" 2>&1 &
 MF=$!
 register_pid $MF
-for _ in $(seq 1 50); do grep -q "enrolling Raspberry Pis" "$T/mf2.out" && break; sleep 0.1; done
+wait_for "$T/mf2.out" "enrolling Raspberry Pis" 5 || :
 pi_dhcp p4 && pi_tftp_until_served p4 || fail "p4 never served: $(cat "$T/mf2.out")"
 kill -INT $MF
 rc=0

@@ -107,7 +107,7 @@ logrotate -s "$T/logrotate.state" -f "$R/etc/netflash.logrotate" 2>"$T/logrotate
 [ "$(wc -l <"$R/log/dnsmasq.log.1" 2>/dev/null)" = "$before" ] &&
 	pass "logrotate moved the log aside ($before lines in dnsmasq.log.1)" || fail "no dnsmasq.log.1 of $before lines"
 [ "$(fetch w2 config.txt)" = 0 ] || fail "w2 not served after the rotation"
-for _ in $(seq 1 30); do grep -q "sent $R/tftp/b8-27-eb-00-00-02/config.txt" "$R/log/dnsmasq.log" 2>/dev/null && break; sleep 0.1; done
+wait_for "$R/log/dnsmasq.log" "sent $R/tftp/b8-27-eb-00-00-02/config.txt" 3 || :
 grep -q "sent $R/tftp/b8-27-eb-00-00-02/config.txt" "$R/log/dnsmasq.log" &&
 	[ "$(wc -l <"$R/log/dnsmasq.log.1")" = "$before" ] &&
 	pass "after the rotation dnsmasq writes to the new log only" ||

@@ -41,13 +41,13 @@ tftp_user=$(sed -n 's/^user=//p' "$R/etc/dnsmasq.conf")
 # ---- the master's servers, in its namespace ---------------------------------
 nsx master dnsmasq --conf-file="$R/etc/dnsmasq.conf" --keep-in-foreground &
 register_pid $!
-for _ in $(seq 1 50); do grep -q "TFTP root is" "$R/log/dnsmasq.log" 2>/dev/null && break; sleep 0.1; done
+wait_for "$R/log/dnsmasq.log" "TFTP root is" 5 || :
 GANESHA_ADDR=10.77.0.2 GANESHA_NETNS=$(_ns master)
 ganesha_start "$R/images" "$T" || { fail "ganesha did not start in the master's namespace"; finish; }
 nsx master "$NFD" --root "$R" --listen 10.77.0.2:7070 --nfs-url "nfs://10.77.0.2/export?$GANESHA_URL_ARGS" \
 	>>"$T/daemon.log" 2>&1 &
 register_pid $!
-for _ in $(seq 1 50); do grep -q "listening on" "$T/daemon.log" && break; sleep 0.1; done
+wait_for "$T/daemon.log" "listening on" 5 || :
 
 # ask NS LINE...: sends the lines over one connection from NS, prints the answers
 ask() {
@@ -142,7 +142,7 @@ prlimit --nofile=48:48 "$NFD" --root "$MR" --listen "127.0.0.1:$MPORT" --peer-ch
 	--nfs-url "nfs://127.0.0.1/export?$GANESHA_URL_ARGS" >>"$T/lo.log" 2>&1 &
 dpid=$!
 register_pid "$dpid"
-for _ in $(seq 1 50); do grep -q "listening on" "$T/lo.log" && break; sleep 0.1; done
+wait_for "$T/lo.log" "listening on" 5 || :
 cpu() { awk '{print $14 + $15}' "/proc/$dpid/stat"; }
 before=$(cpu)
 python3 - "$MPORT" <<'PY' &
