@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "json.h"
 #include "log.h"
 #include "master.h"
@@ -34,60 +35,17 @@ struct status_ctx {
 	int n;
 };
 
-void worker_view(struct store *st, const struct enrollment *e, struct worker_view *v)
-{
-	memset(v, 0, sizeof(*v));
-	v->have_job = store_job_latest(st, e->mac, &v->job) == 0;
-	snprintf(v->state, sizeof(v->state), "%s", nf_worker_state_name(e->state));
-	snprintf(v->pct, sizeof(v->pct), "-");
-	snprintf(v->rate, sizeof(v->rate), "-");
-	snprintf(v->eta, sizeof(v->eta), "-");
-	if (!v->have_job)
-		return;
-	const struct job *j = &v->job;
-
-	if (j->state == NF_JOB_RUNNING && e->state == NF_WORKER_ENROLLED) {
-		v->running = 1;
-		snprintf(v->state, sizeof(v->state), "%s", j->stage[0] ? j->stage : "started");
-		if (j->total)
-			snprintf(v->pct, sizeof(v->pct), "%u%%", (unsigned)(j->done * 100 / j->total));
-		snprintf(v->rate, sizeof(v->rate), "%.1f", j->mbps);
-		if (j->mbps > 0 && j->total > j->done && strcmp(j->stage, "write") == 0) {
-			double eta = (double)(j->total - j->done) / 1e6 / j->mbps;
-
-			/* A rate near 0 (old rows took any number) must not overflow the cast. */
-			if (eta < 100 * 3600) {
-				unsigned s = (unsigned)eta;
-
-				snprintf(v->eta, sizeof(v->eta), "%u:%02u", s / 60, s % 60);
-			}
-		}
-	} else if (j->state == NF_JOB_DONE) {
-		snprintf(v->pct, sizeof(v->pct), "100%%");
-		snprintf(v->rate, sizeof(v->rate), "%.1f", j->seconds > 0 ? (double)j->bytes / 1e6 / j->seconds : 0);
-	}
-}
-
 static int status_row(const struct enrollment *e, void *ctx)
 {
 	struct status_ctx *c = ctx;
 	struct worker_view v;
-	char err[300], jerr[600];
-	const struct job *jp = &v.job;
-	int have;
+	char err[300];
 
 	worker_view(c->st, e, &v);
-	have = v.have_job;
 	nf_printable(err, sizeof(err), e->last_error[0] ? e->last_error : "-");
 	if (c->json) {
-		char a[64], b[64], s[64];
-
-		printf("{\"mac\":\"%s\",\"hostname\":%s,\"image\":%s,\"state\":%s,\"job\":%llu,\"done\":%llu,"
-		       "\"total\":%llu,\"mbps\":%.1f,\"attempts\":%u,\"last_error\":%s}\n",
-		       e->mac, nf_json_str(a, sizeof(a), e->hostname), nf_json_str(b, sizeof(b), e->image),
-		       nf_json_str(s, sizeof(s), v.state), have ? (unsigned long long)jp->id : 0ULL,
-		       have ? (unsigned long long)jp->done : 0ULL, have ? (unsigned long long)jp->total : 0ULL,
-		       have ? jp->mbps : 0.0, e->attempts, nf_json_str(jerr, sizeof(jerr), e->last_error));
+		api_worker_json(stdout, c->st, e);
+		putchar('\n');
 	} else {
 		char h[200], im[200];
 
@@ -166,12 +124,10 @@ static int history_row(const struct job *j, void *ctx)
 	double rate = j->seconds > 0 ? (double)j->bytes / 1e6 / j->seconds : 0;
 
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
-	if (c->json)
-		printf("{\"job\":%llu,\"mac\":\"%s\",\"image\":\"%s\",\"state\":\"%s\",\"started_at\":%lld,"
-		       "\"seconds\":%.3f,\"bytes\":%llu,\"mbps\":%.1f,\"target\":%s,\"target_bytes\":%llu,\"reason\":%s}\n",
-		       (unsigned long long)j->id, j->mac, j->image, nf_job_state_name(j->state), (long long)j->started_at, j->seconds,
-		       (unsigned long long)j->bytes, rate, nf_json_str(b, sizeof(b), j->target),
-		       (unsigned long long)j->target_bytes, nf_json_str(a, sizeof(a), j->reason));
+	if (c->json) {
+		api_job_json(stdout, j);
+		putchar('\n');
+	}
 	else
 		printf("%-6llu %s  %-17s %-16.16s %-9s %7.1f %6.1f %12llu  %s\n", (unsigned long long)j->id, when,
 		       j->mac, nf_printable(b, sizeof(b), j->image), nf_job_state_name(j->state), j->seconds, rate, (unsigned long long)j->bytes,

@@ -33,6 +33,7 @@
 #include "patch.h"
 #include "proto.h"
 #include "provision.h"
+#include "http.h"
 #include "recover.h"
 #include "store.h"
 #include "tftpdir.h"
@@ -71,6 +72,12 @@ static const char usage[] =
 "                     host that read a token over TFTP cannot use it. off: the\n"
 "                     token alone (routed workers, loopback tests); warned\n"
 "                     about at start. See docs/security.md\n"
+"  --http ADDR:PORT   the web dashboard, JSON API (/api/) and Prometheus\n"
+"                     metrics (/metrics); docs/api.md. Default 127.0.0.1:8070\n"
+"                     (loopback: open to local users; if that port is taken,\n"
+"                     a warning and no dashboard). Any other address needs a\n"
+"                     bearer token: ROOT/state/http.token (made at start,\n"
+"                     root only). off: no dashboard\n"
 "  --verbose          also log closed connections\n";
 
 struct conn {
@@ -105,6 +112,8 @@ struct daemon {
 	time_t refusal_sec, last_recovery;
 	unsigned refusals, refusals_dropped;
 	struct enrollment e; /* scratch for HELLO (large: holds an ssh key) */
+	const char *http_spec;  /* NULL: the default, "off": none */
+	struct nf_http *http;
 };
 
 static volatile sig_atomic_t stop;
@@ -987,7 +996,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 		{ "nfs-url", required_argument, NULL, 'n' }, { "max-attempts", required_argument, NULL, 'a' },
 		{ "slow-timeout", required_argument, NULL, 's' }, { "peer-check", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' }, { 0 },
+		{ "version", no_argument, NULL, 'V' }, { "http", required_argument, NULL, 'H' }, { 0 },
 	};
 	const char *nfs = NULL;
 	char defurl[1200];
@@ -1006,6 +1015,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 			break;
 		case 'l': snprintf(listen_spec, cap, "%s", optarg); break;
 		case 'n': nfs = optarg; break;
+		case 'H': d->http_spec = optarg; break;
 		case 'a':
 			if (nf_parse_u64(optarg, 1, 1000, &v) < 0) {
 				nf_err("invalid --max-attempts '%s': expected 1..1000", optarg);
@@ -1069,6 +1079,59 @@ static void size_for_fds(struct daemon *d)
 		       : rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE) : (unsigned)(rl.rlim_cur / 2);
 }
 
+/* The bearer token for a dashboard open beyond loopback: ROOT/state/
+ * http.token (made once, 0600). Returns 0 or -errno. */
+static int http_token(struct daemon *d, char *tok, size_t cap)
+{
+	char path[PATH_MAX];
+	ssize_t n;
+	int r;
+
+	if (master_path(&d->m, path, sizeof(path), "state/http.token") < 0)
+		return -ENAMETOOLONG;
+	n = nf_read_file(path, tok, cap - 1);
+	if (n >= 32) {
+		tok[n] = '\0';
+		tok[strcspn(tok, "\n")] = '\0';
+		return 0;
+	}
+	if ((r = nf_random_hex(tok, 16)) < 0)
+		return r;
+	tok[32] = '\0';
+	return nf_write_file_atomic(path, tok, 32, 0600);
+}
+
+/* The dashboard. Returns 0 (also when the default port is taken: warned)
+ * or -1 after logging. */
+static int start_http(struct daemon *d)
+{
+	const char *spec = d->http_spec ? d->http_spec : "127.0.0.1:8070";
+	char detail[160], tok[80] = "";
+	struct in_addr a;
+	char host[64];
+	const char *colon = strrchr(spec, ':');
+	int r;
+
+	if (strcmp(spec, "off") == 0)
+		return 0;
+	snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - spec) : 0, spec);
+	if (inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) != 127 && (r = http_token(d, tok, sizeof(tok))) < 0) {
+		nf_err("cannot make the dashboard's token (state/http.token): %s", nf_strerror(r));
+		return -1;
+	}
+	r = nf_http_start(&d->http, &d->m, spec, tok[0] ? tok : NULL, detail, sizeof(detail));
+	if (r < 0 && !d->http_spec) {
+		nf_warn("no dashboard on %s: %s, ignoring", spec, detail);
+		return 0;
+	}
+	if (r < 0) {
+		nf_err("--http %s: %s", spec, detail);
+		return -1;
+	}
+	nf_info("dashboard and API on http://%s/%s", spec, tok[0] ? " (bearer token in state/http.token)" : "");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 }, .max_attempts = 3, .slow_timeout = 10,
@@ -1102,6 +1165,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	nf_info("listening on %s; images at %s/<file>%s%s; max %u attempts, %u connections", listen_spec,
 		d.nfs_prefix, d.nfs_query[0] ? "?" : "", d.nfs_query, d.max_attempts, d.max_conns);
+	if (start_http(&d) < 0)
+		return 1;
 	if (!d.peer_check)
 		nf_warn("--peer-check=off: a worker is who its token says; any host that reads a token (TFTP "
 			"serves it to the whole LAN) can take that worker's job and its provisioning secrets");
@@ -1118,8 +1183,10 @@ int main(int argc, char **argv)
 		}
 		sweep(&d);
 		recover_now_and_then(&d);
+		nf_http_set_connections(d.http, (int)d.nconns);
 	}
 	nf_info("stopping");
+	nf_http_stop(d.http);
 	while (d.nconns)
 		conn_close(&d, d.conns[0]);
 	store_close(d.st);

@@ -20,7 +20,7 @@ pkgs=(
 	# build: the host tools, and the master package's man pages
 	build-essential cmake pkg-config
 	libnfs-dev zlib1g-dev liblzma-dev libzstd-dev libxxhash-dev libssl-dev
-	libgpiod-dev libsqlite3-dev libjson-c-dev libarchive-dev help2man cpio
+	libgpiod-dev libsqlite3-dev libjson-c-dev libarchive-dev libmicrohttpd-dev help2man cpio
 	# the aarch64 worker (Raspberry Pi 3/4/5): a cross compiler and arm64
 	# static libraries from Debian multiarch
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross
@@ -39,6 +39,8 @@ pkgs=(
 	p7zip-full zip lz4 lzip ncompress strace
 	# the provisioning test boots the generated user-data through it
 	cloud-init
+	# the dashboard test loads the page in it
+	chromium
 	curl busybox-static iproute2 kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
 	# QEMU for the Pi 3 test

@@ -1,0 +1,315 @@
+#include "api.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "manifest.h"
+#include "format.h"
+#include "parse.h"
+
+void worker_view(struct store *st, const struct enrollment *e, struct worker_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->have_job = store_job_latest(st, e->mac, &v->job) == 0;
+	snprintf(v->state, sizeof(v->state), "%s", nf_worker_state_name(e->state));
+	snprintf(v->pct, sizeof(v->pct), "-");
+	snprintf(v->rate, sizeof(v->rate), "-");
+	snprintf(v->eta, sizeof(v->eta), "-");
+	if (!v->have_job)
+		return;
+	const struct job *j = &v->job;
+
+	if (j->state == NF_JOB_RUNNING && e->state == NF_WORKER_ENROLLED) {
+		v->running = 1;
+		snprintf(v->state, sizeof(v->state), "%s", j->stage[0] ? j->stage : "started");
+		if (j->total)
+			snprintf(v->pct, sizeof(v->pct), "%u%%", (unsigned)(j->done * 100 / j->total));
+		snprintf(v->rate, sizeof(v->rate), "%.1f", j->mbps);
+		if (j->mbps > 0 && j->total > j->done && strcmp(j->stage, "write") == 0) {
+			double eta = (double)(j->total - j->done) / 1e6 / j->mbps;
+
+			/* A rate near 0 (old rows took any number) must not overflow the cast. */
+			if (eta < 100 * 3600) {
+				unsigned s = (unsigned)eta;
+
+				snprintf(v->eta, sizeof(v->eta), "%u:%02u", s / 60, s % 60);
+			}
+		}
+	} else if (j->state == NF_JOB_DONE) {
+		snprintf(v->pct, sizeof(v->pct), "100%%");
+		snprintf(v->rate, sizeof(v->rate), "%.1f", j->seconds > 0 ? (double)j->bytes / 1e6 / j->seconds : 0);
+	}
+}
+
+static double eta_of(const struct worker_view *v)
+{
+	const struct job *j = &v->job;
+
+	if (!v->running || j->mbps <= 0 || j->total <= j->done || strcmp(j->stage, "write") != 0)
+		return -1;
+	return (double)(j->total - j->done) / 1e6 / j->mbps;
+}
+
+void api_worker_json(FILE *out, struct store *st, const struct enrollment *e)
+{
+	struct worker_view v;
+	char a[200], b[200], s[64], st_[64], err[600];
+	const struct job *j = &v.job;
+
+	worker_view(st, e, &v);
+	fprintf(out, "{\"mac\":\"%s\",\"hostname\":%s,\"image\":%s,\"state\":%s,\"enrollment\":\"%s\",\"job\":%llu,"
+		"\"stage\":%s,\"done\":%llu,\"total\":%llu,\"mbps\":%.1f,\"eta_s\":%.0f,\"attempts\":%u,"
+		"\"last_error\":%s,\"updated_at\":%lld}",
+		e->mac, nf_json_str(a, sizeof(a), e->hostname), nf_json_str(b, sizeof(b), e->image),
+		nf_json_str(s, sizeof(s), v.state), nf_worker_state_name(e->state),
+		v.have_job ? (unsigned long long)j->id : 0ULL, nf_json_str(st_, sizeof(st_), v.running ? j->stage : ""),
+		v.have_job ? (unsigned long long)j->done : 0ULL, v.have_job ? (unsigned long long)j->total : 0ULL,
+		v.have_job ? j->mbps : 0.0, eta_of(&v), e->attempts, nf_json_str(err, sizeof(err), e->last_error),
+		(long long)e->updated_at);
+}
+
+void api_job_json(FILE *out, const struct job *j)
+{
+	char im[200], st[64], tg[300], rs[600];
+	double rate = j->seconds > 0 ? (double)j->bytes / 1e6 / j->seconds : j->mbps;
+
+	fprintf(out, "{\"job\":%llu,\"mac\":\"%s\",\"image\":%s,\"state\":\"%s\",\"stage\":%s,\"started_at\":%lld,"
+		"\"ended_at\":%lld,\"seconds\":%.3f,\"bytes\":%llu,\"done\":%llu,\"total\":%llu,\"mbps\":%.1f,"
+		"\"target\":%s,\"target_bytes\":%llu,\"reason\":%s}",
+		(unsigned long long)j->id, j->mac, nf_json_str(im, sizeof(im), j->image), nf_job_state_name(j->state),
+		nf_json_str(st, sizeof(st), j->stage), (long long)j->started_at, (long long)j->ended_at, j->seconds,
+		(unsigned long long)j->bytes, (unsigned long long)j->done, (unsigned long long)j->total, rate,
+		nf_json_str(tg, sizeof(tg), j->target), (unsigned long long)j->target_bytes,
+		nf_json_str(rs, sizeof(rs), j->reason));
+}
+
+void api_image_json(FILE *out, const struct nf_manifest *m)
+{
+	char sha[65], n[200], f[200], o[80];
+
+	nf_format_hex(m->sha256, 32, sha);
+	fprintf(out, "{\"name\":%s,\"file\":%s,\"format\":\"%s\",\"stored_bytes\":%llu,\"image_bytes\":%llu,"
+		"\"sha256\":\"%s\",\"zero_share\":%.3f,\"origin\":%s,\"origin_bytes\":%llu,\"disk\":%s}",
+		nf_json_str(n, sizeof(n), m->name), nf_json_str(f, sizeof(f), m->file), nf_format_name(m->format),
+		(unsigned long long)m->compressed_size, (unsigned long long)m->image_size, sha,
+		m->blocks ? (double)m->zero_blocks / (double)m->blocks : 0.0, nf_json_str(o, sizeof(o), m->origin),
+		(unsigned long long)m->origin_size, m->disk ? "true" : "false");
+}
+
+struct array_ctx {
+	FILE *out;
+	struct store *st;
+	unsigned n, limit;
+};
+
+static void sep(struct array_ctx *c)
+{
+	if (c->n++)
+		fputc(',', c->out);
+}
+
+static int worker_item(const struct enrollment *e, void *ctx)
+{
+	struct array_ctx *c = ctx;
+
+	sep(c);
+	api_worker_json(c->out, c->st, e);
+	return 0;
+}
+
+int api_workers_json(FILE *out, struct store *st)
+{
+	struct array_ctx c = { .out = out, .st = st };
+	int r;
+
+	fputc('[', out);
+	r = store_each(st, worker_item, &c);
+	fputc(']', out);
+	return r;
+}
+
+static int job_item(const struct job *j, void *ctx)
+{
+	struct array_ctx *c = ctx;
+
+	if (c->n >= c->limit)
+		return 1;
+	sep(c);
+	api_job_json(c->out, j);
+	return 0;
+}
+
+int api_jobs_json(FILE *out, struct store *st, const char *mac, unsigned limit)
+{
+	struct array_ctx c = { .out = out, .st = st, .limit = limit };
+	int r;
+
+	fputc('[', out);
+	r = store_job_each(st, mac, job_item, &c);
+	fputc(']', out);
+	return r < 0 ? r : 0;
+}
+
+static int image_item(const char *path, const struct nf_manifest *man, void *ctx)
+{
+	struct array_ctx *c = ctx;
+
+	(void)path;
+	if (!man)
+		return 0;
+	sep(c);
+	api_image_json(c->out, man);
+	return 0;
+}
+
+int api_images_json(FILE *out, const struct master *m)
+{
+	struct array_ctx c = { .out = out };
+	int r;
+
+	fputc('[', out);
+	r = master_each_manifest(m, image_item, &c);
+	fputc(']', out);
+	return r < 0 ? -EIO : 0;
+}
+
+static int event_item(int64_t at, const char *detail, void *ctx)
+{
+	struct array_ctx *c = ctx;
+	char d[2100];
+
+	sep(c);
+	fprintf(c->out, "{\"at\":%lld,\"line\":%s}", (long long)at, nf_json_str(d, sizeof(d), detail));
+	return 0;
+}
+
+static int events_json(FILE *out, struct store *st, const char *mac, const char *kind, unsigned limit)
+{
+	struct array_ctx c = { .out = out };
+	int r;
+
+	fputc('[', out);
+	r = store_events(st, mac, kind, limit, event_item, &c);
+	fputc(']', out);
+	return r;
+}
+
+int api_worker_detail_json(FILE *out, struct store *st, const char *mac)
+{
+	struct enrollment *e = calloc(1, sizeof(*e));
+	int r;
+
+	if (!e)
+		return -ENOMEM;
+	if ((r = store_get(st, mac, e)) < 0) {
+		free(e);
+		return r;
+	}
+	fputs("{\"worker\":", out);
+	api_worker_json(out, st, e);
+	fputs(",\"jobs\":", out);
+	r = api_jobs_json(out, st, mac, 50);
+	fputs(",\"log\":", out);
+	if (r == 0)
+		r = events_json(out, st, mac, "log", 200);
+	fputs(",\"card\":", out);
+	if (r == 0)
+		r = events_json(out, st, mac, "card", 50);
+	fputs(",\"provision\":", out);
+	if (r == 0)
+		r = events_json(out, st, mac, "provision", 20);
+	fputc('}', out);
+	free(e);
+	return r;
+}
+
+/* ---- metrics ----------------------------------------------------------- */
+
+static const double duration_buckets[] = { 30, 60, 120, 300, 600, 1200, 1800, 3600 };
+static const double speed_buckets[] = { 5, 10, 20, 30, 50, 80, 120 };
+#define NBUCKETS(a) (sizeof(a) / sizeof((a)[0]))
+
+struct metrics {
+	unsigned workers[4];
+	unsigned jobs[5];
+	uint64_t bytes_done;
+	unsigned long long dur[NBUCKETS(duration_buckets) + 1], speed[NBUCKETS(speed_buckets) + 1];
+	double dur_sum, speed_sum;
+	unsigned long long n_done;
+};
+
+static int count_worker(const struct enrollment *e, void *ctx)
+{
+	struct metrics *mt = ctx;
+
+	if ((unsigned)e->state < 4)
+		mt->workers[e->state]++;
+	return 0;
+}
+
+static void observe(unsigned long long *b, const double *bounds, size_t n, double v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v <= bounds[i])
+			b[i]++;
+	b[n]++;
+}
+
+static int count_job(const struct job *j, void *ctx)
+{
+	struct metrics *mt = ctx;
+
+	if ((unsigned)j->state < 5)
+		mt->jobs[j->state]++;
+	if (j->state == NF_JOB_DONE && j->seconds > 0) {
+		double speed = (double)j->bytes / 1e6 / j->seconds;
+
+		mt->bytes_done += j->bytes;
+		mt->n_done++;
+		mt->dur_sum += j->seconds;
+		mt->speed_sum += speed;
+		observe(mt->dur, duration_buckets, NBUCKETS(duration_buckets), j->seconds);
+		observe(mt->speed, speed_buckets, NBUCKETS(speed_buckets), speed);
+	}
+	return 0;
+}
+
+static void histogram(FILE *out, const char *name, const char *help, const double *bounds, size_t n,
+		      const unsigned long long *b, double sum, unsigned long long count)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "%s_bucket{le=\"%g\"} %llu\n", name, bounds[i], b[i]);
+	fprintf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.3f\n%s_count %llu\n", name, b[n], name, sum, name, count);
+}
+
+int api_metrics(FILE *out, struct store *st, int connections)
+{
+	struct metrics mt;
+	int r;
+
+	memset(&mt, 0, sizeof(mt));
+	if ((r = store_each(st, count_worker, &mt)) < 0 || (r = store_job_each(st, NULL, count_job, &mt)) < 0)
+		return r;
+	fputs("# HELP netflash_workers Enrolled workers by state.\n# TYPE netflash_workers gauge\n", out);
+	for (unsigned i = 0; i < 4; i++)
+		fprintf(out, "netflash_workers{state=\"%s\"} %u\n", nf_worker_state_name((enum nf_worker_state)i),
+			mt.workers[i]);
+	fputs("# HELP netflash_jobs Jobs in the database by state (jobs are kept, trimmed per worker).\n"
+	      "# TYPE netflash_jobs gauge\n", out);
+	for (unsigned i = 0; i < 5; i++)
+		fprintf(out, "netflash_jobs{state=\"%s\"} %u\n", nf_job_state_name((enum nf_job_state)i), mt.jobs[i]);
+	fprintf(out, "# HELP netflash_bytes_written_total Image bytes of verified jobs.\n"
+		"# TYPE netflash_bytes_written_total counter\nnetflash_bytes_written_total %llu\n",
+		(unsigned long long)mt.bytes_done);
+	histogram(out, "netflash_flash_duration_seconds", "Duration of verified jobs.", duration_buckets,
+		  NBUCKETS(duration_buckets), mt.dur, mt.dur_sum, mt.n_done);
+	histogram(out, "netflash_card_write_mbps", "Image MB/s of verified jobs (decimal MB).", speed_buckets,
+		  NBUCKETS(speed_buckets), mt.speed, mt.speed_sum, mt.n_done);
+	if (connections >= 0)
+		fprintf(out, "# HELP netflash_daemon_connections Open worker connections.\n"
+			"# TYPE netflash_daemon_connections gauge\nnetflash_daemon_connections %d\n", connections);
+	return 0;
+}

@@ -1,0 +1,315 @@
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "master.h"
+#include "parse.h"
+#include "store.h"
+#include "web_assets.h"
+
+#define HTTP_CONN_MAX 32          /* at once; more wait in the kernel's backlog */
+#define HTTP_TIMEOUT_S 30         /* an idle connection is closed */
+#define HTTP_MEMORY 32768         /* per connection: headers and URL must fit */
+#define SSE_INTERVAL_S 1
+#define SSE_MAX_EVENTS 3600       /* a stream ends after an hour; EventSource reconnects */
+#define JOBS_LIMIT_MAX 1000
+
+struct nf_http {
+	struct MHD_Daemon *mhd;
+	const struct master *m;
+	char token[128];
+	atomic_int connections;
+};
+
+/* The body of a response made with fn (into a memory stream). */
+struct body {
+	char *buf;
+	size_t len;
+	FILE *f;
+};
+
+static int body_open(struct body *b)
+{
+	b->buf = NULL;
+	b->len = 0;
+	b->f = open_memstream(&b->buf, &b->len);
+	return b->f ? 0 : -ENOMEM;
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *type, char *buf, size_t len,
+				enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, buf, mode);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	/* The page's own script and style only: data never becomes code. */
+	MHD_add_response_header(r, "Content-Security-Policy",
+				"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *why)
+{
+	char *msg = NULL;
+	int n = asprintf(&msg, "{\"error\":\"%s\"}\n", why); /* why: our own constant text */
+
+	if (n < 0)
+		return MHD_NO;
+	return send_buf(c, status, "application/json", msg, (size_t)n, MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result send_body(struct MHD_Connection *c, struct body *b, int r, const char *type)
+{
+	if (b->f)
+		fclose(b->f);
+	if (r < 0) {
+		free(b->buf);
+		return send_error(c, r == -ENOENT ? MHD_HTTP_NOT_FOUND : MHD_HTTP_INTERNAL_SERVER_ERROR,
+				  r == -ENOENT ? "not found" : "cannot read the state database");
+	}
+	return send_buf(c, MHD_HTTP_OK, type, b->buf, b->len, MHD_RESPMEM_MUST_FREE);
+}
+
+static int authorized(const struct nf_http *h, struct MHD_Connection *c)
+{
+	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	size_t tl = strlen(h->token);
+
+	if (!h->token[0])
+		return 1;
+	return auth && strncmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) == tl &&
+	       CRYPTO_memcmp(auth + 7, h->token, tl) == 0;
+}
+
+/* ---- server-sent events: the worker list every second ------------------ */
+
+struct stream {
+	struct nf_http *h;
+	char *pending;
+	size_t len, off;
+	unsigned events;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream *s = cls;
+	struct store *st = NULL;
+	struct body b;
+
+	(void)pos;
+	if (s->off == s->len) {
+		free(s->pending);
+		s->pending = NULL;
+		s->off = s->len = 0;
+		if (s->events++ >= SSE_MAX_EVENTS)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (s->events > 1)
+			sleep(SSE_INTERVAL_S);
+		if (body_open(&b) < 0)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		fputs("event: workers\ndata: ", b.f);
+		if (master_open_store((struct master *)s->h->m, &st) < 0 || api_workers_json(b.f, st) < 0) {
+			store_close(st);
+			fclose(b.f);
+			free(b.buf);
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+		store_close(st);
+		fputs("\n\n", b.f);
+		fclose(b.f);
+		s->pending = b.buf;
+		s->len = b.len;
+	}
+	size_t n = s->len - s->off < max ? s->len - s->off : max;
+
+	memcpy(buf, s->pending + s->off, n);
+	s->off += n;
+	return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+	struct stream *s = cls;
+
+	free(s->pending);
+	free(s);
+}
+
+static enum MHD_Result send_stream(struct nf_http *h, struct MHD_Connection *c)
+{
+	struct stream *s = calloc(1, sizeof(*s));
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!s)
+		return MHD_NO;
+	s->h = h;
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free);
+	if (!r) {
+		free(s);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", "text/event-stream");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* ---- routes ------------------------------------------------------------ */
+
+static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const char *url)
+{
+	struct store *st = NULL;
+	struct body b;
+	int r;
+
+	if (strcmp(url, "/api/stream") == 0)
+		return send_stream(h, c);
+	if (body_open(&b) < 0)
+		return MHD_NO;
+	if ((r = master_open_store((struct master *)h->m, &st)) < 0) {
+		r = -EIO;
+	} else if (strcmp(url, "/api/workers") == 0) {
+		r = api_workers_json(b.f, st);
+	} else if (strncmp(url, "/api/workers/", 13) == 0) {
+		uint8_t mac[6];
+		char macs[18];
+
+		r = -ENOENT;
+		if (nf_parse_mac(url + 13, mac) == 0) {
+			nf_format_mac(mac, macs);
+			r = api_worker_detail_json(b.f, st, macs);
+		}
+	} else if (strcmp(url, "/api/jobs") == 0) {
+		const char *ms = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mac");
+		const char *ls = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+		uint64_t limit = 100;
+		uint8_t mac[6];
+		char macs[18];
+
+		if ((ls && nf_parse_u64(ls, 1, JOBS_LIMIT_MAX, &limit) < 0) || (ms && nf_parse_mac(ms, mac) < 0)) {
+			store_close(st);
+			fclose(b.f);
+			free(b.buf);
+			return send_error(c, MHD_HTTP_BAD_REQUEST, "mac must be a MAC, limit 1..1000");
+		}
+		if (ms)
+			nf_format_mac(mac, macs);
+		r = api_jobs_json(b.f, st, ms ? macs : NULL, (unsigned)limit);
+	} else if (strcmp(url, "/api/images") == 0) {
+		r = api_images_json(b.f, h->m);
+	} else if (strcmp(url, "/metrics") == 0) {
+		r = api_metrics(b.f, st, atomic_load(&h->connections));
+		store_close(st);
+		return send_body(c, &b, r, "text/plain; version=0.0.4; charset=utf-8");
+	} else {
+		r = -ENOENT;
+	}
+	store_close(st);
+	if (r >= 0)
+		fputc('\n', b.f);
+	return send_body(c, &b, r, "application/json");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+				  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+	struct nf_http *h = cls;
+	static const struct { const char *path, *type; const char *data; const size_t *len; } assets[] = {
+		{ "/", "text/html; charset=utf-8", web_index_html, &web_index_html_len },
+		{ "/app.js", "text/javascript; charset=utf-8", web_app_js, &web_app_js_len },
+		{ "/style.css", "text/css; charset=utf-8", web_style_css, &web_style_css_len },
+	};
+
+	(void)version;
+	(void)upload_data;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		/* Nothing here changes state (yet): actions are the CLI's. The
+		 * answer goes out before any body is read (none is kept). */
+		(void)con_cls;
+		(void)upload_size;
+		return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET: changes go through the netflash CLI");
+	}
+	if (!authorized(h, c))
+		return send_error(c, MHD_HTTP_UNAUTHORIZED, "an Authorization: Bearer token is needed (ROOT/state/http.token)");
+	for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++)
+		if (strcmp(url, assets[i].path) == 0)
+			return send_buf(c, MHD_HTTP_OK, assets[i].type, (char *)assets[i].data, *assets[i].len,
+					MHD_RESPMEM_PERSISTENT);
+	if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/metrics") == 0)
+		return api(h, c, url);
+	return send_error(c, MHD_HTTP_NOT_FOUND, "not found");
+}
+
+int nf_http_start(struct nf_http **out, const struct master *m, const char *spec, const char *token,
+		  char *detail, size_t cap)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	char host[64];
+	const char *colon = strrchr(spec, ':');
+	uint64_t port;
+	struct nf_http *h;
+
+	if (!colon || (size_t)(colon - spec) >= sizeof(host) || nf_parse_u64(colon + 1, 1, 65535, &port) < 0) {
+		snprintf(detail, cap, "expected ADDR:PORT");
+		return -EINVAL;
+	}
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+		snprintf(detail, cap, "'%s' is not an IPv4 address", host);
+		return -EINVAL;
+	}
+	sa.sin_port = htons((uint16_t)port);
+	if (!(h = calloc(1, sizeof(*h))))
+		return -ENOMEM;
+	h->m = m;
+	snprintf(h->token, sizeof(h->token), "%s", token ? token : "");
+	atomic_store(&h->connections, -1);
+	h->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
+				  on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,
+				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY, MHD_OPTION_END);
+	if (!h->mhd) {
+		int e = errno ? errno : EADDRINUSE;
+
+		snprintf(detail, cap, "cannot listen there: %s", strerror(e));
+		free(h);
+		return -e;
+	}
+	*out = h;
+	return 0;
+}
+
+void nf_http_set_connections(struct nf_http *h, int n)
+{
+	if (h)
+		atomic_store(&h->connections, n);
+}
+
+void nf_http_stop(struct nf_http *h)
+{
+	if (!h)
+		return;
+	MHD_stop_daemon(h->mhd);
+	free(h);
+}

@@ -1,0 +1,148 @@
+// The netflash dashboard: everything the server sends is data, so it is
+// only ever put into the page as text (textContent), never as HTML.
+'use strict';
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function row(cells) {
+  const tr = document.createElement('tr');
+  for (const c of cells) {
+    const td = document.createElement('td');
+    if (c instanceof Node) td.appendChild(c); else td.textContent = c === undefined || c === null ? '' : String(c);
+    tr.appendChild(td);
+  }
+  return tr;
+}
+
+function bar(done, total) {
+  const b = el('div', undefined, 'bar');
+  const f = el('div');
+  const pct = total > 0 ? Math.min(100, Math.round(done * 100 / total)) : 0;
+  f.style.width = pct + '%';
+  b.appendChild(f);
+  b.title = total > 0 ? pct + '%' : '';
+  return b;
+}
+
+function eta(s) {
+  if (s < 0) return '-';
+  s = Math.round(s);
+  return Math.floor(s / 60) + ':' + String(s % 60).padStart(2, '0');
+}
+
+function macLink(mac) {
+  const a = el('a', mac);
+  a.href = '#w=' + encodeURIComponent(mac);
+  return a;
+}
+
+function renderFleet(workers) {
+  const counts = {};
+  let mbps = 0;
+  for (const w of workers) {
+    counts[w.state] = (counts[w.state] || 0) + 1;
+    if (w.stage) mbps += w.mbps;
+  }
+  const c = document.getElementById('counts');
+  c.replaceChildren();
+  c.appendChild(el('span', workers.length + ' workers'));
+  for (const k of Object.keys(counts).sort()) c.appendChild(el('span', k + ': ' + counts[k]));
+  c.appendChild(el('span', 'writing at ' + mbps.toFixed(1) + ' MB/s in all'));
+  const tb = document.querySelector('#workers tbody');
+  tb.replaceChildren();
+  for (const w of workers) {
+    const st = el('span', w.state, 'state-' + w.enrollment);
+    tb.appendChild(row([macLink(w.mac), w.hostname || '-', w.image, st, w.stage ? bar(w.done, w.total) : '',
+      w.stage ? w.mbps.toFixed(1) : '-', eta(w.eta_s), w.attempts, w.last_error || '-']));
+  }
+}
+
+function renderSpeeds(jobs) {
+  const svg = document.getElementById('speeds');
+  const ns = 'http://www.w3.org/2000/svg';
+  svg.replaceChildren();
+  const done = jobs.filter(j => j.state === 'done' && j.mbps > 0).slice(0, 60).reverse();
+  const max = Math.max(1, ...done.map(j => j.mbps));
+  const w = 720 / Math.max(done.length, 1);
+  done.forEach((j, i) => {
+    const h = Math.round(j.mbps / max * 140);
+    const r = document.createElementNS(ns, 'rect');
+    r.setAttribute('x', String(i * w + 1));
+    r.setAttribute('y', String(150 - h));
+    r.setAttribute('width', String(Math.max(w - 2, 1)));
+    r.setAttribute('height', String(h));
+    const t = document.createElementNS(ns, 'title');
+    t.textContent = j.mac + ' job ' + j.job + ': ' + j.mbps.toFixed(1) + ' MB/s';
+    r.appendChild(t);
+    svg.appendChild(r);
+  });
+}
+
+async function getJSON(url) {
+  const r = await fetch(url, { cache: 'no-store' });
+  if (!r.ok) throw new Error(url + ': ' + r.status);
+  return r.json();
+}
+
+async function showWorker(mac) {
+  const d = await getJSON('/api/workers/' + encodeURIComponent(mac));
+  const w = d.worker;
+  document.getElementById('w-title').textContent = w.mac + (w.hostname ? ' (' + w.hostname + ')' : '');
+  const facts = document.getElementById('w-facts');
+  facts.replaceChildren();
+  for (const [k, v] of [['image', w.image], ['state', w.state], ['attempts', w.attempts], ['last error', w.last_error || '-']]) {
+    facts.appendChild(el('dt', k));
+    facts.appendChild(el('dd', v));
+  }
+  const tb = document.querySelector('#w-jobs tbody');
+  tb.replaceChildren();
+  for (const j of d.jobs)
+    tb.appendChild(row([j.job, new Date(j.started_at * 1000).toLocaleString(), j.image, j.state, j.seconds.toFixed(1), j.mbps.toFixed(1), j.reason || '-']));
+  for (const [id, list] of [['w-card', d.card], ['w-provision', d.provision]]) {
+    const ul = document.getElementById(id);
+    ul.replaceChildren();
+    for (const e of list) ul.appendChild(el('li', e.line));
+  }
+  document.getElementById('w-log').textContent = d.log.map(e => e.line).join('\n');
+}
+
+async function showImages() {
+  const tb = document.querySelector('#catalog tbody');
+  tb.replaceChildren();
+  for (const i of await getJSON('/api/images'))
+    tb.appendChild(row([i.name, i.format, i.stored_bytes, i.image_bytes, i.origin || '-', Math.round(i.zero_share * 100) + '%', i.sha256.slice(0, 16)]));
+}
+
+function route() {
+  const h = location.hash;
+  const m = /^#w=(.+)$/.exec(h);
+  document.getElementById('fleet').hidden = !!m || h === '#images';
+  document.getElementById('worker').hidden = !m;
+  document.getElementById('images').hidden = h !== '#images';
+  if (m) showWorker(decodeURIComponent(m[1])).catch(e => { document.getElementById('w-title').textContent = e.message; });
+  if (h === '#images') showImages().catch(() => {});
+}
+
+function live() {
+  const es = new EventSource('/api/stream');
+  const s = document.getElementById('live');
+  es.addEventListener('workers', ev => {
+    renderFleet(JSON.parse(ev.data));
+    s.textContent = 'live ' + new Date().toLocaleTimeString();
+  });
+  es.onerror = () => { s.textContent = 'reconnecting…'; };
+}
+
+window.addEventListener('hashchange', route);
+route();
+// The first picture comes from /api/workers at once; the live stream
+// (server-sent events, one list a second) follows a moment later.
+getJSON('/api/workers').then(renderFleet).catch(() => {});
+setTimeout(live, 3000);
+getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {});
+setInterval(() => getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {}), 10000);

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# netflashd's dashboard, JSON API and metrics over real TCP (libmicrohttpd),
+# and the page in headless Chromium: a worker that flashed, one whose
+# failure reason and boot log carry HTML (it must show as text), the
+# catalog; GET only; no path escapes; a dashboard bound beyond loopback
+# wants its bearer token.
+source "$(dirname "$0")/../lib.sh"
+
+img=$(test_image 16)
+master_setup "$img.zst" pios
+HPORT=$("$NETFLASH_BUILD/tests/freeport")
+daemon_start --http "127.0.0.1:$HPORT"
+H="http://127.0.0.1:$HPORT"
+M1=b8:27:eb:00:03:01 D1=b8-27-eb-00-03-01 M2=b8:27:eb:00:03:02 D2=b8-27-eb-00-03-02
+"$NF" --root "$MR" enroll "$M1" --image pios --hostname rack1-01 >/dev/null
+"$NF" --root "$MR" enroll "$M2" --image pios >/dev/null
+pattern_file "$T/card1" $((32 * 1048576))
+report "$M1" "$T/card1" 2>"$T/w1.log" || fail "worker 1: $(cat "$T/w1.log")"
+# Worker 2 reports a failure whose reason and boot log hold markup.
+XSS='<img src=x onerror=alert(1)><script>alert(2)</script>'
+enc=$(printf '%s' "$XSS" | sed 's/ /%20/g')
+exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+printf 'HELLO v=1 mac=%s token=%s\n' "$M2" "$(token_of "$M2")" >&"$c"
+read -r -t 5 job <&"$c" || true
+id=$(sed -n 's/^JOB id=\([0-9]*\).*/\1/p' <<<"$job")
+printf 'LOG id=%s line=%s\nFAIL id=%s stage=write reason=%s\n' "$id" "$enc" "$id" "$enc" >&"$c"
+read -r -t 5 ans <&"$c" || true
+exec {c}>&-
+echo "raw worker: job [$job] answer [$ans]" >&2
+[ -n "$id" ] || fail "raw worker: no job: $job"
+
+# ---- the JSON API -----------------------------------------------------------
+json() { # URL FILE: fetches, checks it is one JSON document
+	curl -sf "$H$1" >"$2" && python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$2"
+}
+json /api/workers "$T/workers.json" && python3 - "$T/workers.json" "$D1" "$D2" <<'EOF' && pass "/api/workers: one JSON array, a released worker and a failed attempt with its reason" || fail "workers: $(cat "$T/workers.json")"
+import json, sys
+w = {x["mac"]: x for x in json.load(open(sys.argv[1]))}
+a, b = w[sys.argv[2]], w[sys.argv[3]]
+assert a["enrollment"] == "released" and a["hostname"] == "rack1-01", a
+assert b["attempts"] == 1 and "<script>" in b["last_error"], b
+EOF
+json "/api/workers/$M2" "$T/w2.json" && grep -q '"log":\[{"at":[0-9]*,"line":' "$T/w2.json" &&
+	grep -q '"jobs":\[{"job":' "$T/w2.json" && pass "/api/workers/MAC (any MAC spelling): its jobs and boot log" ||
+	fail "worker detail: $(cat "$T/w2.json")"
+json "/api/jobs?mac=$D1&limit=5" "$T/jobs.json" && grep -q '"state":"done"' "$T/jobs.json" &&
+	json /api/images "$T/images.json" && grep -q '"name":"pios","file":"pios.img.zst","format":"zstd"' "$T/images.json" &&
+	pass "/api/jobs and /api/images" || fail "jobs/images: $(cat "$T/jobs.json" "$T/images.json")"
+"$NF" --root "$MR" status --json | python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' &&
+	[ "$("$NF" --root "$MR" status --json | head -1 | python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)))')" = \
+	  "$(python3 -c 'import json,sys; print(sorted(json.load(open(sys.argv[1]))[0]))' "$T/workers.json")" ] &&
+	pass "status --json prints the API's worker objects, one a line" || fail "status --json differs from the API"
+
+# ---- metrics --------------------------------------------------------------------
+curl -sf "$H/metrics" >"$T/metrics"
+grep -qx 'netflash_workers{state="released"} 1' "$T/metrics" && grep -qx 'netflash_jobs{state="done"} 1' "$T/metrics" &&
+	grep -qx 'netflash_jobs{state="failed"} 1' "$T/metrics" && grep -qx 'netflash_flash_duration_seconds_count 1' "$T/metrics" &&
+	grep -q '^netflash_card_write_mbps_bucket{le="+Inf"} 1$' "$T/metrics" && grep -q '^netflash_daemon_connections [0-9]' "$T/metrics" &&
+	grep -qx 'netflash_bytes_written_total 16777216' "$T/metrics" &&
+	pass "/metrics: workers and jobs by state, bytes, duration and speed histograms" || fail "metrics: $(cat "$T/metrics")"
+
+# ---- hostile requests -------------------------------------------------------------
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+[ "$(code -X POST -d x "$H/api/workers")" = 405 ] && [ "$(code -X DELETE "$H/api/workers/$D1")" = 405 ] &&
+	[ "$(code --path-as-is "$H/../../etc/passwd")" = 404 ] && [ "$(code --path-as-is "$H/api/workers/../../../etc/passwd")" = 404 ] &&
+	[ "$(code "$H/api/workers/%2e%2e%2fstate")" = 404 ] && [ "$(code "$H/api/jobs?limit=0")" = 400 ] &&
+	[ "$(code -H "X-Big: $(head -c 40000 /dev/zero | tr '\0' a)" "$H/api/workers")" != 200 ] &&
+	pass "GET only (405), no path leaves the routes (404), bad query 400, oversize headers refused" ||
+	fail "hostile requests: $(code -X POST "$H/api/workers") $(code --path-as-is "$H/../../etc/passwd")"
+
+# ---- the page, in headless Chromium -----------------------------------------------
+chrome=$(command -v chromium || command -v chromium-browser || true)
+if [ -n "$chrome" ]; then
+	# Virtual time stops while a request is open: the budget ends before
+	# the page opens its event stream (3 s in), after its first fetches.
+	dump() { timeout 60 "$chrome" --headless=new --no-sandbox --disable-gpu --user-data-dir="$T/chrome" \
+		--virtual-time-budget=2500 --dump-dom "$1" 2>/dev/null || true; }
+	dump "$H/" >"$T/fleet.html"
+	grep -q "$D1" "$T/fleet.html" && grep -q 'rack1-01' "$T/fleet.html" && grep -q 'class="bar"\|state-released' "$T/fleet.html" &&
+		grep -q '&lt;img src=x onerror=alert(1)&gt;&lt;script&gt;alert(2)&lt;/script&gt;' "$T/fleet.html" &&
+		! grep -q '<img src="x"' "$T/fleet.html" && pass "Chromium: the fleet table is live, and a reason with markup shows as text" ||
+		fail "page: $(grep -o '<tbody>.*</tbody>' "$T/fleet.html" | head -c 600)"
+	dump "$H/#w=$D2" >"$T/worker.html"
+	grep -q "<pre id=\"w-log\">'&lt;img src=x" "$T/worker.html" && grep -q "<h2 id=\"w-title\">$D2</h2>" "$T/worker.html" &&
+		pass "Chromium: the worker page shows its boot log as text" || fail "worker page: $(grep -o '<section id="worker".*' "$T/worker.html" | head -c 600)"
+	dump "$H/#images" >"$T/images.html"
+	grep -q '<td>pios</td><td>zstd</td>' "$T/images.html" && pass "Chromium: the image catalog" ||
+		fail "catalog page: $(grep -o '<table id="catalog".*' "$T/images.html" | head -c 400)"
+else
+	echo "no chromium: page checks skipped" >&2
+fi
+
+# ---- beyond loopback: a bearer token ----------------------------------------------
+daemon_stop
+HP2=$("$NETFLASH_BUILD/tests/freeport")
+"$NFD" --root "$MR" --listen "127.0.0.1:$MPORT" --peer-check=off --http "0.0.0.0:$HP2" >>"$T/d2.log" 2>&1 &
+register_pid $!
+wait_for "$T/d2.log" "dashboard and API on" 5 || fail "the LAN dashboard did not start: $(cat "$T/d2.log")"
+tok=$(cat "$MR/state/http.token" 2>/dev/null)
+[ "$(stat -c %a "$MR/state/http.token")" = 600 ] && [ ${#tok} -ge 32 ] &&
+	[ "$(code "http://127.0.0.1:$HP2/api/workers")" = 401 ] && [ "$(code "http://127.0.0.1:$HP2/")" = 401 ] &&
+	[ "$(code -H "Authorization: Bearer ${tok}x" "http://127.0.0.1:$HP2/api/workers")" = 401 ] &&
+	[ "$(code -H "Authorization: Bearer $tok" "http://127.0.0.1:$HP2/api/workers")" = 200 ] &&
+	pass "bound to 0.0.0.0: nothing without the token in state/http.token (0600)" ||
+	fail "token: $(ls -l "$MR/state/http.token"; code "http://127.0.0.1:$HP2/api/workers")"
+finish
