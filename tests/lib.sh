@@ -97,6 +97,18 @@ wait_until() {
 	return 1
 }
 
+# nonzero_bytes FILE: the bytes of FILE in 1 MiB blocks that are not all
+# zero (what the engine writes; the rest it makes without writing).
+nonzero_bytes() {
+	python3 -c 'import sys
+f = open(sys.argv[1], "rb"); n = 0
+while True:
+    b = f.read(1 << 20)
+    if not b: break
+    n += len(b) if b.count(0) != len(b) else 0
+print(n)' "$1"
+}
+
 # grep -q for a pipe: it reads its input to the end. With pipefail, grep -q
 # leaving at the first match kills a writer that is not done (SIGPIPE, 141)
 # and turns a match into a failure (seen: a 4.2 KiB --help under ASan).

@@ -70,13 +70,7 @@ if [ ! -f "$simg.zst" ]; then
 	cp "$MR/images/sim.img.zst" "$simg.zst"
 fi
 sbytes=$(stat -c %s "$simg")
-snonzero=$(python3 -c 'import sys
-f=open(sys.argv[1],"rb"); n=0
-while True:
-    b=f.read(1<<20)
-    if not b: break
-    n+=len(b) if b.count(0)!=len(b) else 0
-print(n)' "$simg")
+snonzero=$(nonzero_bytes "$simg")
 WS=25 RS=45
 sim_card() { # NAME: a fresh simulated card, SIM (loop device)
 	mkdir -p "$T/$1.mnt"
@@ -112,13 +106,7 @@ loop_detach "$dev"
 
 cat <<EOT
 
-image: $size MiB Pi-OS-like ($(( (bytes - $(python3 -c 'import sys
-f=open(sys.argv[1],"rb"); n=0
-while True:
-    b=f.read(1<<20)
-    if not b: break
-    n+=len(b) if b.count(0)!=len(b) else 0
-print(n)' "$img")) * 100 / bytes ))% zero MiB); pi-gen xz $(stat -c %s "$img.pigen.xz") bytes, worker copy $(stat -c %s "$copy") bytes ($(ratio "$(stat -c %s "$copy")" "$(stat -c %s "$img.pigen.xz")")x xz)
+image: $size MiB Pi-OS-like ($(( (bytes - $(nonzero_bytes "$img")) * 100 / bytes ))% zero MiB); pi-gen xz $(stat -c %s "$img.pigen.xz") bytes, worker copy $(stat -c %s "$copy") bytes ($(ratio "$(stat -c %s "$copy")" "$(stat -c %s "$img.pigen.xz")")x xz)
 decoder plan on the loop run: $(cat "$T/plan")
 1. netflash vs naive, pi-gen xz over NFS, loop      $(ratio "${R[loop: naive nfs-cat | xz -dc | dd + cmp]}" "${R[loop: netflash-write pi-gen xz]}")x   (goal >= 2.0)
 2. worker copy decode vs xz, one core               $(ratio "${R[decode alone, 1 core: xz -T1 -dc (pi-gen xz)]}" "${R[decode alone, 1 core: zstd -dc (worker copy)]}")x   (goal >= 5)

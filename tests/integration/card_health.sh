@@ -125,13 +125,7 @@ loop_detach "$FAKE_LOOP"
 # only where the image is not zero; one that erases to 0xFF, or keeps its
 # old data, is found on the first run and gets the zeros written. Every
 # block is verified either way.
-nonzero=$(python3 -c 'import sys
-f=open(sys.argv[1],"rb"); n=0
-while True:
-    b=f.read(1<<20)
-    if not b: break
-    n+=len(b) if b.count(0)!=len(b) else 0
-print(n)' "$img")
+nonzero=$(nonzero_bytes "$img")
 for mode in zero ones keep; do
 	dd if=/dev/urandom of="$T/sd-$mode.back" bs=1M count=32 status=none
 	fake_card "sd-$mode" $((32 * MiB)) $((32 * MiB)) --erase "$mode" --stats "$T/sd-$mode.stats"

@@ -78,13 +78,7 @@ cmp -s -i "$isz:0" "$T/card.img" "$T/rest" && pass "the card past the image is u
 # drivers/mmc/core/queue.c). QEMU's card model fills an erased range with
 # 0xFF, so the flasher must see that on its first run and write the zeros.
 # The bytes the card model wrote say which happened.
-nonzero=$(python3 -c 'import sys
-f=open(sys.argv[1],"rb"); n=0
-while True:
-    b=f.read(1<<20)
-    if not b: break
-    n+=len(b) if b.count(0)!=len(b) else 0
-print(n)' "$T/small.img")
+nonzero=$(nonzero_bytes "$T/small.img")
 zero_note=$(tr -d '\r' <"$T/guest.log" | grep -o 'zero runs are .*' | head -1)
 read -r wr rd er < <(sed 's/[a-z]*=//g' "$T/card.stats" 2>/dev/null || echo "0 0 0")
 echo "MEASURE rpi3 card: QEMU's SD card wrote $wr bytes, read $rd (image $isz bytes, $nonzero in non-zero MiB blocks); $zero_note"
