@@ -418,8 +418,8 @@ static int check_first_run(struct nf_target *t, uint64_t off, size_t len)
 }
 
 /* Makes [off, off+len) zero without writing, the target's way. Returns 1
- * (done), 0 (this target cannot: t->zero is now NF_ZERO_WRITE or the run
- * is too small to discard), or a negative errno. */
+ * (done), 0 (the device refused: t->zero is now NF_ZERO_WRITE; a refused
+ * write-zeroes does not fall back to discard), or a negative errno. */
 static int zero_without_writing(struct nf_target *t, uint64_t off, uint64_t len)
 {
 	int r;
