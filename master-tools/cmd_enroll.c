@@ -12,6 +12,7 @@
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "api.h"
 #include "master.h"
 #include "parse.h"
 #include "pimodel.h"
@@ -591,17 +592,27 @@ int cmd_ls(struct master *m, int argc, char **argv)
 {
 	struct ls_ctx c = { .n = 0 };
 	struct store *st = NULL;
+	int json = argc == 2 && strcmp(argv[1], "--json") == 0;
 
-	if (argc > 1) {
+	if (argc > 1 && !json) {
 		if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-			printf("Usage: netflash [--root DIR] ls\n\nList enrolled and past workers: MAC, hostname, image, state,\nwhether a TFTP dir exists (the worker netboots) and the last change.\n");
+			printf("Usage: netflash [--root DIR] ls [--json]\n\nList enrolled and past workers: MAC, hostname, image, state,\n"
+			       "whether a TFTP dir exists (the worker netboots) and the last change.\n"
+			       "  --json    one JSON array of worker objects (docs/api.md), as /api/workers\n");
 			return 0;
 		}
-		nf_err("ls takes no arguments");
+		nf_err("ls takes only --json (see netflash ls --help)");
 		return 2;
 	}
 	if (master_require_init(m) || master_open_store(m, &st) < 0)
 		return 1;
+	if (json) {
+		int r = api_workers_json(stdout, st);
+
+		putchar('\n');
+		store_close(st);
+		return r < 0 ? 1 : 0;
+	}
 	master_path(m, c.tftp, sizeof(c.tftp), "tftp");
 	printf("%-17s  %-16s %-20s %-9s %-4s %s\n", "MAC", "HOSTNAME", "IMAGE", "STATE", "TFTP", "CHANGED");
 	store_each(st, ls_row, &c);

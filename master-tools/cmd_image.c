@@ -18,6 +18,7 @@
 #include "parse.h"
 #include "provision.h"
 #include "scan.h"
+#include "api.h"
 #include "convert.h"
 #include "decode.h"
 #include "store.h"
@@ -31,7 +32,7 @@
 static const char image_usage[] =
 "Usage: netflash [--root DIR] image add FILE [--name NAME] [--os-list-entry JSON [--os-list-name NAME]]\n"
 "                                [--not-a-disk] [--keep-format] [--zstd-level N] [--force]\n"
-"       netflash [--root DIR] image ls\n"
+"       netflash [--root DIR] image ls [--json]\n"
 "       netflash [--root DIR] image rm NAME [--force]\n"
 "       netflash [--root DIR] image check NAME\n"
 "\n"
@@ -59,7 +60,8 @@ static const char image_usage[] =
 "       must match what decoding found (extract_size, extract_sha256,\n"
 "       image_download_size), or the image is refused.\n"
 "ls     lists the catalog: the stored format and size, and for a worker\n"
-"       copy the format and size of the file given (FROM, GIVEN).\n"
+"       copy the format and size of the file given (FROM, GIVEN). --json: one\n"
+"       JSON array of image objects (docs/api.md), as /api/images.\n"
 "rm     removes an image; refused while enrolled workers use it (--force).\n"
 "       add --force and rm also drop the boot partitions cached for\n"
 "       provisioning (ROOT/state/cache) of versions no longer in the catalog.\n"
@@ -638,12 +640,12 @@ int cmd_image(struct master *m, int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' }, { "force", no_argument, NULL, 'f' },
 		{ "os-list-entry", required_argument, NULL, 'o' }, { "not-a-disk", no_argument, NULL, 'D' },
 		{ "os-list-name", required_argument, NULL, 'L' }, { "keep-format", no_argument, NULL, 'K' },
-		{ "zstd-level", required_argument, NULL, 'Z' },
+		{ "zstd-level", required_argument, NULL, 'Z' }, { "json", no_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	const char *name = NULL, *os_list = NULL, *os_list_name = NULL, *verb;
 	char defname[NF_NAME_MAX * 2];
-	int force = 0, not_a_disk = 0, keep_format = 0, level = WORKER_ZSTD_LEVEL, opt, r, pruned;
+	int force = 0, not_a_disk = 0, keep_format = 0, json = 0, level = WORKER_ZSTD_LEVEL, opt, r, pruned;
 	uint64_t v;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -660,6 +662,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 		case 'D': not_a_disk = 1; break;
 		case 'L': os_list_name = optarg; break;
 		case 'K': keep_format = 1; break;
+		case 'J': json = 1; break;
 		case 'Z':
 			if (nf_parse_u64(optarg, 1, 19, &v) < 0) {
 				nf_err("invalid --zstd-level '%s': expected 1..19", optarg);
@@ -673,6 +676,11 @@ int cmd_image(struct master *m, int argc, char **argv)
 	}
 	if (master_require_init(m))
 		return 1;
+	if (strcmp(verb, "ls") == 0 && json && optind == argc) {
+		r = api_images_json(stdout, m);
+		putchar('\n');
+		return r < 0 ? 1 : 0;
+	}
 	if (strcmp(verb, "ls") == 0)
 		return optind == argc ? image_ls(m) : (nf_err("image ls takes no arguments"), 2);
 	if (optind + 1 != argc) {

@@ -22,12 +22,16 @@ static const char status_usage[] =
 "  --watch   redraw every second until interrupted\n";
 
 static const char history_usage[] =
-"Usage: netflash [--root DIR] history [MAC] [--json]\n"
+"Usage: netflash [--root DIR] history [MAC] [--json | --csv]\n"
 "\n"
 "Past jobs, newest first: when, worker, image, result, duration, MB/s, bytes,\n"
 "target and the reason of a failure. With a MAC, also its model (when its\n"
 "bootloader sent one), its card's identity and health findings, the files dnsmasq sent it over TFTP and the last 100\n"
-"lines of its console (its boot log, as flasher-init sent it).\n";
+"lines of its console (its boot log, as flasher-init sent it).\n"
+"  --json    one job object a line (docs/api.md)\n"
+"  --csv     a report: RFC 4180 CSV with a header line, the jobs only; a\n"
+"            field that a spreadsheet would run as a formula (=, +, -, @)\n"
+"            starts with a quote\n";
 
 struct status_ctx {
 	struct store *st;
@@ -61,13 +65,20 @@ static int parse_flags(int argc, char **argv, int *json, int *watch, const char 
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' }, { "watch", no_argument, NULL, 'w' },
-		{ "help", no_argument, NULL, 'h' }, { 0 },
+		{ "csv", no_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "jwh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'j': *json = 1; break;
+		case 'c':
+			if (watch) { /* only history has a CSV report */
+				nf_err("status has no --csv (see netflash status --help)");
+				return 2;
+			}
+			*json = 2;
+			break;
 		case 'w':
 			if (!watch) {
 				fputs(help, stderr);
@@ -76,7 +87,7 @@ static int parse_flags(int argc, char **argv, int *json, int *watch, const char 
 			*watch = 1;
 			break;
 		case 'h': fputs(help, stdout); return -1;
-		default: fputs(help, stderr); return 2;
+		default: master_usage_hint(argv[0]); return 2;
 		}
 	}
 	*positional = optind;
@@ -113,8 +124,28 @@ int cmd_status(struct master *m, int argc, char **argv)
 }
 
 struct history_ctx {
-	int json, n;
+	int json, n; /* json: 1 JSON lines, 2 CSV */
 };
+
+/* One CSV field (RFC 4180): quoted when it holds a comma, quote or line
+ * break; a leading =, +, - or @ gets a ' first (OWASP's CSV injection). */
+static void csv_field(const char *s, int last)
+{
+	int quote = strpbrk(s, ",\"\r\n") != NULL || strchr("=+-@", s[0]) != NULL;
+
+	if (quote)
+		putchar('"');
+	if (s[0] && strchr("=+-@", s[0]))
+		putchar('\'');
+	for (; *s; s++) {
+		if (*s == '"')
+			putchar('"');
+		putchar(*s);
+	}
+	if (quote)
+		putchar('"');
+	putchar(last ? '\n' : ',');
+}
 
 static int history_row(const struct job *j, void *ctx)
 {
@@ -124,7 +155,24 @@ static int history_row(const struct job *j, void *ctx)
 	double rate = j->seconds > 0 ? (double)j->bytes / 1e6 / j->seconds : 0;
 
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
-	if (c->json) {
+	if (c->json == 2) {
+		char num[64];
+
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)j->id);
+		csv_field(num, 0);
+		csv_field(when, 0);
+		csv_field(j->mac, 0);
+		csv_field(j->image, 0);
+		csv_field(nf_job_state_name(j->state), 0);
+		snprintf(num, sizeof(num), "%.1f", j->seconds);
+		csv_field(num, 0);
+		snprintf(num, sizeof(num), "%.1f", rate);
+		csv_field(num, 0);
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)j->bytes);
+		csv_field(num, 0);
+		csv_field(j->target, 0);
+		csv_field(j->reason, 1);
+	} else if (c->json) {
 		api_job_json(stdout, j);
 		putchar('\n');
 	}
@@ -172,6 +220,8 @@ int cmd_history(struct master *m, int argc, char **argv)
 	}
 	if (master_require_init(m) || master_open_store(m, &st) < 0)
 		return 1;
+	if (c.json == 2)
+		printf("job,started,mac,image,result,seconds,mbps,bytes,target,reason\n");
 	if (!c.json)
 		printf("%-6s %-19s  %-17s %-16s %-9s %7s %6s %12s  %s\n", "JOB", "STARTED", "MAC", "IMAGE", "RESULT",
 		       "SECONDS", "MB/s", "BYTES", "REASON");

@@ -23,7 +23,8 @@ exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
 printf 'HELLO v=1 mac=%s token=%s\n' "$M2" "$(token_of "$M2")" >&"$c"
 read -r -t 5 job <&"$c" || true
 id=$(sed -n 's/^JOB id=\([0-9]*\).*/\1/p' <<<"$job")
-printf 'LOG id=%s line=%s\nFAIL id=%s stage=write reason=%s\n' "$id" "$enc" "$id" "$enc" >&"$c"
+# (its stage, =1+1, would be a formula in a spreadsheet: history --csv)
+printf 'LOG id=%s line=%s\nFAIL id=%s stage=%%3D1%%2B1 reason=%s\n' "$id" "$enc" "$id" "$enc" >&"$c"
 read -r -t 5 ans <&"$c" || true
 exec {c}>&-
 echo "raw worker: job [$job] answer [$ans]" >&2
@@ -51,6 +52,22 @@ json "/api/jobs?mac=$D1&limit=5" "$T/jobs.json" && grep -q '"state":"done"' "$T/
 	  "$(python3 -c 'import json,sys; print(sorted(json.load(open(sys.argv[1]))[0]))' "$T/workers.json")" ] &&
 	pass "status --json prints the API's worker objects, one a line" || fail "status --json differs from the API"
 
+# The CLI prints the same objects (ls, image ls), and a CSV report.
+"$NF" --root "$MR" ls --json >"$T/ls.json" && "$NF" --root "$MR" image ls --json >"$T/ils.json" &&
+	python3 -c 'import json, sys
+a, b, c, d = (json.load(open(f)) for f in sys.argv[1:5])
+assert [w["mac"] for w in a] == [w["mac"] for w in b] and [sorted(w) for w in a] == [sorted(w) for w in b]
+assert c == d, (c, d)' "$T/ls.json" "$T/workers.json" "$T/ils.json" "$T/images.json" &&
+	pass "ls --json and image ls --json: the API's arrays" || fail "ls/image ls --json: $(cat "$T/ls.json" "$T/ils.json")"
+"$NF" --root "$MR" history --csv >"$T/h.csv" && python3 -c 'import csv, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+assert rows[0] == ["job", "started", "mac", "image", "result", "seconds", "mbps", "bytes", "target", "reason"], rows[0]
+r = {x[2]: x for x in rows[1:]}
+assert len(rows) == 3 and r[sys.argv[2]][4] == "failed", rows
+assert r[sys.argv[2]][9].startswith("'\''=1+1: <img"), r[sys.argv[2]][9]' "$T/h.csv" "$D2" &&
+	pass "history --csv: an RFC 4180 report; a field that would be a formula starts with a quote" ||
+	fail "history --csv: $(cat "$T/h.csv")"
+
 # ---- metrics --------------------------------------------------------------------
 curl -sf "$H/metrics" >"$T/metrics"
 grep -qx 'netflash_workers{state="released"} 1' "$T/metrics" && grep -qx 'netflash_jobs{state="done"} 1' "$T/metrics" &&
@@ -77,7 +94,7 @@ if [ -n "$chrome" ]; then
 		--virtual-time-budget=2500 --dump-dom "$1" 2>/dev/null || true; }
 	dump "$H/" >"$T/fleet.html"
 	grep -q "$D1" "$T/fleet.html" && grep -q 'rack1-01' "$T/fleet.html" && grep -q 'class="bar"\|state-released' "$T/fleet.html" &&
-		grep -q '&lt;img src=x onerror=alert(1)&gt;&lt;script&gt;alert(2)&lt;/script&gt;' "$T/fleet.html" &&
+		grep -q '=1+1: &lt;img src=x onerror=alert(1)&gt;&lt;script&gt;alert(2)&lt;/script&gt;' "$T/fleet.html" &&
 		! grep -q '<img src="x"' "$T/fleet.html" && pass "Chromium: the fleet table is live, and a reason with markup shows as text" ||
 		fail "page: $(grep -o '<tbody>.*</tbody>' "$T/fleet.html" | head -c 600)"
 	dump "$H/#w=$D2" >"$T/worker.html"
