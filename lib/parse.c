@@ -1,5 +1,7 @@
 #include "parse.h"
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -155,4 +157,22 @@ int nf_board_serial_valid(const char *s)
 	if (n == 0 || n > NF_BOARD_SERIAL_MAX)
 		return 0;
 	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+int nf_parse_ipv4_port(const char *spec, struct sockaddr_in *out)
+{
+	const char *colon = strrchr(spec, ':');
+	char host[INET_ADDRSTRLEN];
+	uint64_t port;
+
+	if (!colon || (size_t)(colon - spec) >= sizeof(host) || nf_parse_u64(colon + 1, 1, 65535, &port) < 0)
+		return -EINVAL;
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	if (inet_pton(AF_INET, host, &out->sin_addr) != 1)
+		return -EINVAL;
+	out->sin_port = htons((uint16_t)port);
+	return 0;
 }

@@ -2,6 +2,7 @@
 #ifndef NETFLASH_PARSE_H
 #define NETFLASH_PARSE_H
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,10 @@ void nf_format_hex(const uint8_t *in, size_t len, char *out);
 /* Parses a MAC address in any common spelling (aa:bb:.., aa-bb-.., aabb.ccdd.eeff,
  * aabbccddeeff; either case) into 6 bytes. Returns 0 or -EINVAL. */
 int nf_parse_mac(const char *s, uint8_t mac[6]);
+
+/* Parses "A.B.C.D:PORT" (an IPv4 address, a port 1..65535) into *out
+ * (AF_INET, network order). Returns 0 or -EINVAL. */
+int nf_parse_ipv4_port(const char *spec, struct sockaddr_in *out);
 
 /* Prints the canonical TFTP directory form "b8-27-eb-d3-85-78" (18 bytes with NUL). */
 void nf_format_mac(const uint8_t mac[6], char out[18]);

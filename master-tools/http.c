@@ -259,33 +259,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return send_error(c, MHD_HTTP_NOT_FOUND, "not found");
 }
 
-int nf_http_start(struct nf_http **out, const struct master *m, const char *spec, const char *token,
-		  char *detail, size_t cap)
+int nf_http_start(struct nf_http **out, const struct master *m, const struct sockaddr_in *sa,
+		  const char *token, char *detail, size_t cap)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	char host[64];
-	const char *colon = strrchr(spec, ':');
-	uint64_t port;
 	struct nf_http *h;
 
-	if (!colon || (size_t)(colon - spec) >= sizeof(host) || nf_parse_u64(colon + 1, 1, 65535, &port) < 0) {
-		snprintf(detail, cap, "expected ADDR:PORT");
-		return -EINVAL;
-	}
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-		snprintf(detail, cap, "'%s' is not an IPv4 address", host);
-		return -EINVAL;
-	}
-	sa.sin_port = htons((uint16_t)port);
 	if (!(h = calloc(1, sizeof(*h))))
 		return -ENOMEM;
 	h->m = m;
 	snprintf(h->token, sizeof(h->token), "%s", token ? token : "");
 	atomic_store(&h->connections, -1);
 	h->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
-				  on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				  on_request, h, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY, MHD_OPTION_END);

@@ -952,19 +952,11 @@ static void recover_now_and_then(struct daemon *d)
 
 static int listen_on(struct daemon *d, const char *spec)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	const char *colon = strrchr(spec, ':');
-	char host[64];
-	uint64_t port;
+	struct sockaddr_in sa;
 	int one = 1;
 
-	if (!colon || (size_t)(colon - spec) >= sizeof(host) || nf_parse_u64(colon + 1, 1, 65535, &port) < 0)
+	if (nf_parse_ipv4_port(spec, &sa) < 0)
 		return -EINVAL;
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-		return -EINVAL;
-	sa.sin_port = htons((uint16_t)port);
 	d->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (d->lfd < 0)
 		return -errno;
@@ -1107,19 +1099,21 @@ static int start_http(struct daemon *d)
 {
 	const char *spec = d->http_spec ? d->http_spec : "127.0.0.1:8070";
 	char detail[160], tok[80] = "";
-	struct in_addr a;
-	char host[64];
-	const char *colon = strrchr(spec, ':');
+	struct sockaddr_in sa;
 	int r;
 
 	if (strcmp(spec, "off") == 0)
 		return 0;
-	snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - spec) : 0, spec);
-	if (inet_pton(AF_INET, host, &a) == 1 && (ntohl(a.s_addr) >> 24) != 127 && (r = http_token(d, tok, sizeof(tok))) < 0) {
+	if (nf_parse_ipv4_port(spec, &sa) < 0) {
+		nf_err("invalid --http '%s': expected an IPv4 ADDR:PORT or off", spec);
+		return -1;
+	}
+	/* Beyond loopback (127/8), every request needs the token. */
+	if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127 && (r = http_token(d, tok, sizeof(tok))) < 0) {
 		nf_err("cannot make the dashboard's token (state/http.token): %s", nf_strerror(r));
 		return -1;
 	}
-	r = nf_http_start(&d->http, &d->m, spec, tok[0] ? tok : NULL, detail, sizeof(detail));
+	r = nf_http_start(&d->http, &d->m, &sa, tok[0] ? tok : NULL, detail, sizeof(detail));
 	if (r < 0 && !d->http_spec) {
 		nf_warn("no dashboard on %s: %s, ignoring", spec, detail);
 		return 0;

@@ -1,4 +1,5 @@
 /* Edge-case tables for the project's parsers. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -127,6 +128,26 @@ static void test_board(void)
 	CHECK(!nf_board_serial_valid(big), "a serial one byte too long taken");
 }
 
+static void test_ipv4_port(void)
+{
+	static const struct { const char *s; int ok; uint32_t ip; uint16_t port; } t[] = {
+		{ "127.0.0.1:8070", 1, 0x7f000001, 8070 }, { "0.0.0.0:1", 1, 0, 1 },
+		{ "192.168.1.10:65535", 1, 0xc0a8010a, 65535 }, { "127.0.0.1:0", 0, 0, 0 },
+		{ "127.0.0.1:65536", 0, 0, 0 }, { "127.0.0.1", 0, 0, 0 }, { ":80", 0, 0, 0 },
+		{ "localhost:80", 0, 0, 0 }, { "127.0.0.1:80x", 0, 0, 0 }, { "1.2.3.4.5:80", 0, 0, 0 },
+		{ "[::1]:80", 0, 0, 0 }, { "", 0, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct sockaddr_in sa;
+		int r = nf_parse_ipv4_port(t[i].s, &sa);
+
+		CHECK((r == 0) == t[i].ok, "'%s': %d", t[i].s, r);
+		if (t[i].ok && r == 0)
+			CHECK(sa.sin_family == AF_INET && ntohl(sa.sin_addr.s_addr) == t[i].ip &&
+			      ntohs(sa.sin_port) == t[i].port, "'%s': wrong address", t[i].s);
+	}
+}
+
 int main(void)
 {
 	test_u64();
@@ -135,5 +156,6 @@ int main(void)
 	test_mac();
 	test_quote();
 	test_board();
+	test_ipv4_port();
 	return CHECK_DONE();
 }
