@@ -17,6 +17,7 @@ void worker_view(struct store *st, const struct enrollment *e, struct worker_vie
 	snprintf(v->pct, sizeof(v->pct), "-");
 	snprintf(v->rate, sizeof(v->rate), "-");
 	snprintf(v->eta, sizeof(v->eta), "-");
+	v->eta_s = -1;
 	if (!v->have_job)
 		return;
 	const struct job *j = &v->job;
@@ -34,6 +35,7 @@ void worker_view(struct store *st, const struct enrollment *e, struct worker_vie
 			if (eta < 100 * 3600) {
 				unsigned s = (unsigned)eta;
 
+				v->eta_s = eta;
 				snprintf(v->eta, sizeof(v->eta), "%u:%02u", s / 60, s % 60);
 			}
 		}
@@ -41,15 +43,6 @@ void worker_view(struct store *st, const struct enrollment *e, struct worker_vie
 		snprintf(v->pct, sizeof(v->pct), "100%%");
 		snprintf(v->rate, sizeof(v->rate), "%.1f", j->seconds > 0 ? (double)j->bytes / 1e6 / j->seconds : 0);
 	}
-}
-
-static double eta_of(const struct worker_view *v)
-{
-	const struct job *j = &v->job;
-
-	if (!v->running || j->mbps <= 0 || j->total <= j->done || strcmp(j->stage, "write") != 0)
-		return -1;
-	return (double)(j->total - j->done) / 1e6 / j->mbps;
 }
 
 void api_worker_json(FILE *out, struct store *st, const struct enrollment *e)
@@ -66,7 +59,7 @@ void api_worker_json(FILE *out, struct store *st, const struct enrollment *e)
 		nf_json_str(s, sizeof(s), v.state), nf_worker_state_name(e->state),
 		v.have_job ? (unsigned long long)j->id : 0ULL, nf_json_str(st_, sizeof(st_), v.running ? j->stage : ""),
 		v.have_job ? (unsigned long long)j->done : 0ULL, v.have_job ? (unsigned long long)j->total : 0ULL,
-		v.have_job ? j->mbps : 0.0, eta_of(&v), e->attempts, nf_json_str(err, sizeof(err), e->last_error),
+		v.have_job ? j->mbps : 0.0, v.eta_s, e->attempts, nf_json_str(err, sizeof(err), e->last_error),
 		(long long)e->updated_at);
 }
 

@@ -96,6 +96,7 @@ int master_hostname_valid(const char *h);
  * percent done, MB/s and ETA as text, and its newest job. */
 struct worker_view {
 	char state[16], pct[8], rate[16], eta[16];
+	double eta_s;                /* seconds left writing; -1: not known */
 	int have_job, running;
 	struct job job;
 };
