@@ -20,6 +20,8 @@ source "$NETFLASH_SRC/tests/fixtures/ganesha.sh"
 source "$NETFLASH_SRC/tests/fixtures/netns.sh"
 # shellcheck source=fixtures/master.sh
 source "$NETFLASH_SRC/tests/fixtures/master.sh"
+# shellcheck source=fixtures/fakecard.sh
+source "$NETFLASH_SRC/tests/fixtures/fakecard.sh"
 
 _cleanup() {
 	local rc=$?

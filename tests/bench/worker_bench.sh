@@ -22,7 +22,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 export NETFLASH_BUILD=${NETFLASH_BUILD:-$here/../../build}
 source "$here/../lib.sh"
 NF="$NETFLASH_BUILD/master-tools/netflash"
-FAKECARD="$NETFLASH_BUILD/tests/fakecard"
 [ -x "$FAKECARD" ] || { echo "worker_bench: no $FAKECARD (libfuse3-dev)" >&2; exit 1; }
 bench_dir=${BENCH_DIR:-$NETFLASH_BUILD/bench-images}
 mkdir -p "$bench_dir/export"
@@ -73,16 +72,11 @@ sbytes=$(stat -c %s "$simg")
 snonzero=$(nonzero_bytes "$simg")
 WS=25 RS=45
 sim_card() { # NAME: a fresh simulated card, SIM (loop device)
-	mkdir -p "$T/$1.mnt"
-	truncate -s $((sbytes + 64 * 1048576)) "$T/$1.back"
-	"$FAKECARD" --claimed $((sbytes + 64 * 1048576)) --backing "$T/$1.back" --write-mbps $WS --read-mbps $RS \
-		--erase zero --stats "$T/$1.stats" "$T/$1.mnt" &
-	register_pid $!
-	register_mount "$T/$1.mnt"
-	for _ in $(seq 1 50); do [ -e "$T/$1.mnt/card" ] && break; sleep 0.1; done
-	loop_attach SIM "$T/$1.mnt/card"
+	fake_card "$1" $((sbytes + 64 * 1048576)) $((sbytes + 64 * 1048576)) --write-mbps $WS --read-mbps $RS \
+		--erase zero --stats "$T/$1.stats"
+	SIM=$FAKE_LOOP
 }
-sim_done() { loop_detach "$SIM"; umount "$T/$1.mnt"; for _ in $(seq 1 50); do [ -s "$T/$1.stats" ] && break; sleep 0.1; done; }
+sim_done() { fake_card_done "$1"; }
 sim_card naive
 timeit "sim card: naive zstd -dc | dd + cmp" sh -c "zstd -q -dc '$simg.zst' | dd of='$SIM' bs=4M oflag=direct status=none && cmp -n $sbytes '$simg' '$SIM'"
 sim_done naive

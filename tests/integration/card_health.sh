@@ -6,24 +6,9 @@
 # write hangs, and what the master records of it all.
 source "$(dirname "$0")/../lib.sh"
 
-FAKECARD="$NETFLASH_BUILD/tests/fakecard"
 [ -x "$FAKECARD" ] || { echo "SKIP: no fakecard fixture (libfuse3-dev missing)"; exit 77; }
 img=$(test_image 24)
 MiB=1048576
-
-# fake_card NAME CLAIMED REAL [fakecard options]: mounts the fixture, sets
-# FAKE_LOOP to a loop device over it.
-fake_card() {
-	local name=$1 claimed=$2 real=$3
-	shift 3
-	mkdir -p "$T/$name.mnt"
-	truncate -s "$real" "$T/$name.back"
-	"$FAKECARD" --claimed "$claimed" --backing "$T/$name.back" "$@" "$T/$name.mnt" 2>>"$T/fakecard.log" &
-	register_pid $!
-	register_mount "$T/$name.mnt"
-	wait_until 5 test -e "$T/$name.mnt/card" || :
-	loop_attach FAKE_LOOP "$T/$name.mnt/card"
-}
 
 # 1. A healthy card: the probe passes, and what was on the card past the
 # image is still there (every probe block was put back).
@@ -132,9 +117,7 @@ for mode in zero ones keep; do
 	"$NFW" --progress=none --no-probe-capacity "$img" "$FAKE_LOOP" 2>"$T/sd-$mode.log" ||
 		fail "sd card erasing to $mode: $(cat "$T/sd-$mode.log")"
 	cmp -s -n "$size" "$img" "$FAKE_LOOP" || fail "sd card erasing to $mode: the card is not the image"
-	loop_detach "$FAKE_LOOP"
-	umount "$T/sd-$mode.mnt"
-	wait_until 5 test -s "$T/sd-$mode.stats" || :
+	fake_card_done "sd-$mode"
 	read -r wr rd er < <(sed 's/[a-z]*=//g' "$T/sd-$mode.stats")
 	echo "MEASURE sd card erasing to $mode: wrote $wr bytes, read $rd, erased $er (image $size bytes, $nonzero non-zero)"
 	case $mode in

@@ -34,16 +34,10 @@ pattern_file "$T/card.img" $((64 * 1048576))
 # The card image is served through tests/fixtures/fakecard (no faults, no
 # bus limit) only to count the bytes QEMU's SD card model reads and writes
 # (QEMU keeps no block statistics for SD cards).
-FAKECARD="$NETFLASH_BUILD/tests/fakecard"
 CARD=$T/card.img
 if [ -x "$FAKECARD" ]; then
-	mkdir -p "$T/card.mnt"
-	"$FAKECARD" --claimed $((64 * 1048576)) --backing "$T/card.img" --stats "$T/card.stats" "$T/card.mnt" &
-	FC_PID=$!
-	register_pid "$FC_PID"
-	register_mount "$T/card.mnt"
-	wait_until 5 test -e "$T/card.mnt/card" || :
-	CARD=$T/card.mnt/card
+	fake_card_mount card $((64 * 1048576)) "$T/card.img" --stats "$T/card.stats"
+	CARD=$FAKE_FILE
 fi
 t0=$SECONDS rc=0
 timeout 600 qemu-system-aarch64 -M raspi3b -display none -monitor none -no-reboot -kernel "$KERNEL_IMAGE" \
@@ -52,10 +46,7 @@ timeout 600 qemu-system-aarch64 -M raspi3b -display none -monitor none -no-reboo
 	-drive "file=$CARD,if=sd,format=raw" -serial stdio -netdev user,id=n0 \
 	-device "usb-net,netdev=n0,mac=$MAC" </dev/null >"$T/guest.log" 2>&1 || rc=$?
 secs=$((SECONDS - t0))
-if [ -n "${FC_PID:-}" ]; then
-	umount "$T/card.mnt"
-	wait "$FC_PID"
-fi
+[ "$CARD" = "$T/card.img" ] || fake_card_done card
 [ $rc -eq 0 ] && grep -q 'netflash: rebooting' "$T/guest.log" && pass "the Pi 3 flashed /dev/mmcblk0 and rebooted by itself (${secs} s)" ||
 	fail "guest: QEMU exit $rc; $(grep netflash "$T/guest.log" | tail -8)"
 cmp -s -n "$(stat -c %s "$T/small.img")" "$T/small.img" "$T/card.img" && pass "the SD card equals the catalog image byte for byte" ||

@@ -84,11 +84,8 @@ has "apt: installed ./build/netflash_.*deb" "$T/shim.log" &&
 		"$T/shim.log" && has "kept /usr/lib/systemd/system/netflashd.service" "$T/steps.out" &&
 	pass "apt installed the package; its systemd units run /usr/bin/netflashd for /srv/netflash" ||
 	fail "units: $(cat "$T/shim.log" 2>&1)"
-for _ in $(seq 1 50); do
-	grep -q "TFTP root is" "$T/srv/netflash/log/dnsmasq.log" 2>/dev/null &&
-		grep -q "listening on" "$T/netflashd.log" 2>/dev/null && break
-	sleep 0.1
-done
+wait_for "$T/srv/netflash/log/dnsmasq.log" "TFTP root is" 5 || :
+wait_for "$T/netflashd.log" "listening on" 5 || :
 nsx pi curl -s --max-time 10 -o "$T/cmdline.txt" "tftp://192.168.1.10/cmdline.txt" || true
 nsx pi curl -s --max-time 20 -o "$T/netflash.cpio.gz" "tftp://192.168.1.10/netflash.cpio.gz" || true
 tok=$(grep -o 'netflash.token=[0-9a-f]*' "$T/cmdline.txt" 2>/dev/null | cut -d= -f2 || true)
