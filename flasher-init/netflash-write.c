@@ -83,7 +83,7 @@ static void usage(FILE *out)
 "                          MemAvailable, at least 40M, at most 1G): xz runs as\n"
 "                          many threads as fit, a zstd window beyond it (or\n"
 "                          beyond 128M) is refused; the plan is logged\n"
-"      --nfs-depth=N       NFS reads in flight (default 2, max 16)\n"
+"      --nfs-depth=N       NFS reads in flight (default 8, max 16)\n"
 "      --retry-seconds=N   keep reconnecting to a lost NFS server this long (default 60)\n"
 "      --timeout=N         seconds before one NFS call counts as failed (default 10)\n"
 "      --progress=MODE     bar, json (one JSON object a line on stdout), none;\n"

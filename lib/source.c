@@ -18,6 +18,11 @@
 
 #define FILE_READ_SIZE (1u << 20)
 #define NFS_MAX_DEPTH 16
+/* The xz threaded decoder takes a whole block's input at once when a
+ * thread frees up (about 1.7 MiB for pi-gen's 24 MiB blocks), so the reader
+ * must run well ahead: 2 reads in flight left it waiting on the network
+ * after each burst (worker_bench: 4.6 s vs 3.8 s with 8, 1 GiB pi-gen xz). */
+#define NFS_DEFAULT_DEPTH 8
 /* libnfs holds a reply buffer per read in flight and we copy each into a
  * slot: 512 KiB reads keep both small (RSS budget) and are plenty for a LAN. */
 #define NFS_MAX_READ (512u << 10)
@@ -394,7 +399,7 @@ int nf_source_open(struct nf_source **out, const char *spec,
 	s->fd = -1;
 	s->opts = *opts;
 	if (s->opts.nfs_depth == 0)
-		s->opts.nfs_depth = 2;
+		s->opts.nfs_depth = NFS_DEFAULT_DEPTH;
 	if (s->opts.nfs_depth > NFS_MAX_DEPTH)
 		s->opts.nfs_depth = NFS_MAX_DEPTH;
 	if (s->opts.timeout_seconds == 0)

@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 struct nf_source_opts {
-	unsigned nfs_depth;       /* NFS reads in flight; 0: default (2) */
+	unsigned nfs_depth;       /* NFS reads in flight; 0: default (8) */
 	unsigned retry_seconds;   /* keep reconnecting this long after a failure */
 	unsigned timeout_seconds; /* one NFS call's timeout; 0: default (10) */
 	atomic_int *cancel;       /* set non-zero to stop a stream; may be NULL */
