@@ -178,3 +178,23 @@ int nf_random_hex(char *out, size_t nbytes)
 	nf_format_hex(raw, nbytes, out);
 	return 0;
 }
+
+void nf_read_attr(const char *dir, const char *name, char *out, size_t cap)
+{
+	char p[512];
+	ssize_t n;
+
+	out[0] = '\0';
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	n = nf_read_file(p, out, cap - 1);
+	if (n < 0) {
+		out[0] = '\0';
+		return;
+	}
+	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' ' || out[n - 1] == '\0')) /* DT strings end in NUL */
+		n--;
+	out[n] = '\0';
+	for (ssize_t i = 0; i < n; i++) /* sysfs text goes into protocol lines */
+		if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e)
+			out[i] = '?';
+}

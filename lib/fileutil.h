@@ -23,6 +23,11 @@ int nf_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
 /* Reads a whole file of at most max bytes into buf (capacity max + 1) and
  * NUL-terminates it. Returns its length, -EFBIG if longer, or -errno. */
 ssize_t nf_read_file(const char *path, char *buf, size_t max);
+/* One sysfs (or /proc/device-tree) attribute dir/name into out, trimmed of
+ * trailing newlines, spaces and NULs (device-tree strings end in one), with
+ * bytes outside printable ASCII as '?': the text goes into protocol lines.
+ * out is empty when the attribute is absent or unreadable. */
+void nf_read_attr(const char *dir, const char *name, char *out, size_t cap);
 
 #define NF_COPY_EXCL 1     /* fail if dst exists (else truncate it) */
 #define NF_COPY_NOFOLLOW 2 /* refuse a symlink as src */

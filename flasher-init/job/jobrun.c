@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "board.h"
 #include "health.h"
 #include "log.h"
 #include "parse.h"

@@ -2,8 +2,8 @@
 # serves them from memory, with no files to install or find at run time.
 #   cmake -DSRC=dir -DOUT=dir -P embed.cmake
 set(names index.html app.js style.css)
-set(h "/* Generated from master-tools/web by embed.cmake. */\n#include <stddef.h>\n")
-set(c "/* Generated from master-tools/web by embed.cmake. */\n#include \"web_assets.h\"\n")
+set(h "/* Generated from master-tools/daemon/web by embed.cmake. */\n#include <stddef.h>\n")
+set(c "/* Generated from master-tools/daemon/web by embed.cmake. */\n#include \"web_assets.h\"\n")
 foreach(n ${names})
   string(MAKE_C_IDENTIFIER "web_${n}" id)
   file(READ "${SRC}/${n}" hex HEX)

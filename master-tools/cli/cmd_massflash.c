@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "manifest.h"
+#include "enroll.h"
 #include "master.h"
 #include "parse.h"
 #include "power.h"

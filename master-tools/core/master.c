@@ -295,3 +295,11 @@ void master_usage_hint(const char *cmd)
 {
 	fprintf(stderr, "netflash: see 'netflash %s --help' for its usage\n", cmd);
 }
+
+int master_bad_mac(const char *s)
+{
+	char q[128];
+
+	nf_err("invalid MAC %s: expected six hex bytes like b8:27:eb:d3:85:78", nf_quote(q, sizeof(q), s));
+	return 2;
+}

@@ -1,25 +1,15 @@
-/* netflash status | history: the fleet as the daemon recorded it. */
-#include <errno.h>
+/* netflash history: past jobs and, for one worker, what the daemon kept of
+ * its boots (board, card health, provisioning, TFTP, console). */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "api.h"
-#include "json.h"
 #include "log.h"
 #include "master.h"
 #include "parse.h"
 #include "store.h"
-
-static const char status_usage[] =
-"Usage: netflash [--root DIR] status [--json] [--watch]\n"
-"\n"
-"One line a worker: MAC, hostname, image, state, progress of its current or\n"
-"last job, MB/s, ETA, failed attempts and the last error.\n"
-"  --json    one JSON object a worker, one a line\n"
-"  --watch   redraw every second until interrupted\n";
 
 static const char history_usage[] =
 "Usage: netflash [--root DIR] history [MAC] [--json | --csv]\n"
@@ -33,99 +23,33 @@ static const char history_usage[] =
 "            field that a spreadsheet would run as a formula (=, +, -, @)\n"
 "            starts with a quote\n";
 
-struct status_ctx {
-	struct store *st;
-	int json;
+struct history_ctx {
+	int out; /* HISTORY_* */
 	int n;
 };
 
-static int status_row(const struct enrollment *e, void *ctx)
-{
-	struct status_ctx *c = ctx;
-	struct worker_view v;
-	char err[300];
+enum { HISTORY_TEXT, HISTORY_JSON, HISTORY_CSV };
 
-	worker_view(c->st, e, &v);
-	nf_printable(err, sizeof(err), e->last_error[0] ? e->last_error : "-");
-	if (c->json) {
-		api_worker_json(stdout, c->st, e);
-		putchar('\n');
-	} else {
-		char h[200], im[200];
-
-		printf("%-17s  %-12.12s %-16.16s %-9.9s %5s %6s %6s %3u  %.40s\n", e->mac,
-		       nf_printable(h, sizeof(h), e->hostname[0] ? e->hostname : "-"), nf_printable(im, sizeof(im), e->image),
-		       v.state, v.pct, v.rate, v.eta, e->attempts, err);
-	}
-	c->n++;
-	return 0;
-}
-
-static int parse_flags(int argc, char **argv, int *json, int *watch, const char *help, int *positional)
+/* --json or --csv into *out (last wins); returns 0, -1 after --help, or 2. */
+static int parse_flags(int argc, char **argv, int *out, int *positional)
 {
 	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' }, { "watch", no_argument, NULL, 'w' },
-		{ "csv", no_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' }, { 0 },
+		{ "json", no_argument, NULL, 'j' }, { "csv", no_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "jwh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'j': *json = 1; break;
-		case 'c':
-			if (watch) { /* only history has a CSV report */
-				nf_err("status has no --csv (see netflash status --help)");
-				return 2;
-			}
-			*json = 2;
-			break;
-		case 'w':
-			if (!watch) {
-				fputs(help, stderr);
-				return 2;
-			}
-			*watch = 1;
-			break;
-		case 'h': fputs(help, stdout); return -1;
+		case 'j': *out = HISTORY_JSON; break;
+		case 'c': *out = HISTORY_CSV; break;
+		case 'h': fputs(history_usage, stdout); return -1;
 		default: master_usage_hint(argv[0]); return 2;
 		}
 	}
 	*positional = optind;
 	return 0;
 }
-
-int cmd_status(struct master *m, int argc, char **argv)
-{
-	struct status_ctx c = { .json = 0 };
-	int watch = 0, pos, r = parse_flags(argc, argv, &c.json, &watch, status_usage, &pos);
-
-	if (r)
-		return r < 0 ? 0 : r;
-	if (pos != argc) {
-		nf_err("status takes no arguments (see netflash status --help)");
-		return 2;
-	}
-	if (master_require_init(m) || master_open_store(m, &c.st) < 0)
-		return 1;
-	do {
-		if (watch)
-			printf("\033[H\033[2J");
-		if (!c.json)
-			printf("%-17s  %-12s %-16s %-9s %5s %6s %6s %3s  %s\n", "MAC", "HOSTNAME", "IMAGE", "STATE",
-			       "DONE", "MB/s", "ETA", "TRY", "LAST ERROR");
-		c.n = 0;
-		store_each(c.st, status_row, &c);
-		if (!c.n && !c.json)
-			printf("(no workers)\n");
-		fflush(stdout);
-	} while (watch && sleep(1) == 0);
-	store_close(c.st);
-	return 0;
-}
-
-struct history_ctx {
-	int json, n; /* json: 1 JSON lines, 2 CSV */
-};
 
 /* One CSV field (RFC 4180): quoted when it holds a comma, quote or line
  * break; a leading =, +, - or @ gets a ' first (OWASP's CSV injection). */
@@ -155,7 +79,7 @@ static int history_row(const struct job *j, void *ctx)
 	double rate = j->seconds > 0 ? (double)j->bytes / 1e6 / j->seconds : 0;
 
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
-	if (c->json == 2) {
+	if (c->out == HISTORY_CSV) {
 		char num[64];
 
 		snprintf(num, sizeof(num), "%llu", (unsigned long long)j->id);
@@ -172,7 +96,7 @@ static int history_row(const struct job *j, void *ctx)
 		csv_field(num, 0);
 		csv_field(j->target, 0);
 		csv_field(j->reason, 1);
-	} else if (c->json) {
+	} else if (c->out == HISTORY_JSON) {
 		api_job_json(stdout, j);
 		putchar('\n');
 	}
@@ -201,7 +125,7 @@ int cmd_history(struct master *m, int argc, char **argv)
 	struct store *st = NULL;
 	char macs[18];
 	uint8_t mac[6];
-	int pos, r = parse_flags(argc, argv, &c.json, NULL, history_usage, &pos);
+	int pos, r = parse_flags(argc, argv, &c.out, &pos);
 
 	if (r)
 		return r < 0 ? 0 : r;
@@ -210,25 +134,21 @@ int cmd_history(struct master *m, int argc, char **argv)
 		return 2;
 	}
 	if (argc - pos == 1) {
-		if (nf_parse_mac(argv[pos], mac) < 0) {
-			char q[128];
-
-			nf_err("invalid MAC %s", nf_quote(q, sizeof(q), argv[pos]));
-			return 2;
-		}
+		if (nf_parse_mac(argv[pos], mac) < 0)
+			return master_bad_mac(argv[pos]);
 		nf_format_mac(mac, macs);
 	}
 	if (master_require_init(m) || master_open_store(m, &st) < 0)
 		return 1;
-	if (c.json == 2)
+	if (c.out == HISTORY_CSV)
 		printf("job,started,mac,image,result,seconds,mbps,bytes,target,reason\n");
-	if (!c.json)
+	if (c.out == HISTORY_TEXT)
 		printf("%-6s %-19s  %-17s %-16s %-9s %7s %6s %12s  %s\n", "JOB", "STARTED", "MAC", "IMAGE", "RESULT",
 		       "SECONDS", "MB/s", "BYTES", "REASON");
 	store_job_each(st, argc - pos == 1 ? macs : NULL, history_row, &c);
-	if (!c.n && !c.json)
+	if (!c.n && c.out == HISTORY_TEXT)
 		printf("(no jobs yet)\n");
-	if (argc - pos == 1 && !c.json) {
+	if (argc - pos == 1 && c.out == HISTORY_TEXT) {
 		char model[48];
 
 		if (store_model(st, macs, model, sizeof(model)) == 0)

@@ -66,19 +66,6 @@ int master_open_store(const struct master *m, struct store **st);
 /* Fails with a hint when ROOT has not been initialised. Logs; returns 0 or 1. */
 int master_require_init(struct master *m);
 
-struct provision;
-/* Enrolls e->mac (e->image, hostname, ssh key set; token and state are
- * filled in): builds its provisioning patch (prov may be NULL: none) and
- * its TFTP dir and records it, under the state lock. force replaces an
- * enrollment in state "enrolled". quiet: no stdout line.
- * Logs why on failure; returns 0 or 1. */
-int master_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force, int quiet);
-/* What enroll and reimage share once their options are parsed: checks the
- * image name and hostname, puts them and the ssh key (read from key) into e,
- * and completes and checks prov. Logs why not; returns 0, 1 (a file cannot
- * be read, ROOT not initialised) or 2 (invalid settings). */
-int master_enroll_settings(struct master *m, struct enrollment *e, struct provision *prov, const char *image,
-			   const char *hostname, const char *key);
 /* Reads a small file that must hold one line (a trailing newline, LF or
  * CRLF, is dropped) into out; what names it in the error. Logs why not;
  * returns 0 or -1. */
@@ -86,11 +73,6 @@ int master_read_line_file(const char *what, const char *file, char *out, size_t 
 /* The same without logging: 0, -EBADMSG (more than one line), -EFBIG (too
  * long) or the read's -errno. For callers that must not name the file. */
 int master_read_one_line(const char *file, char *out, size_t cap);
-/* Reads one OpenSSH public key line from file into out. Logs why not;
- * returns 0 or 1. */
-int master_read_ssh_key(const char *file, char *out, size_t cap);
-/* 1 if h is an RFC 1123 host label (letters, digits, '-', up to 63). */
-int master_hostname_valid(const char *h);
 
 /* What `status` shows of a worker: state (its job's stage while running),
  * percent done, MB/s and ETA as text, and its newest job. */
@@ -106,6 +88,8 @@ void worker_view(struct store *st, const struct enrollment *e, struct worker_vie
 /* A usage error's second line (getopt or the command said the first): a
  * pointer to the command's --help, not the whole text. */
 void master_usage_hint(const char *cmd);
+/* Says s is not a MAC, with the spellings expected. Logs; returns 2. */
+int master_bad_mac(const char *s);
 
 int cmd_init(struct master *m, int argc, char **argv);
 int cmd_image(struct master *m, int argc, char **argv);

@@ -1,4 +1,7 @@
-/* netflash enroll | release | ls: which workers netboot into the flasher. */
+/* Enrolling and releasing a worker: its TFTP dir, cmdline.txt, provisioning
+ * patch and state row, each change under the state lock and crash-safe
+ * (recover.h). The CLI (cmd_enroll.c, cmd_release.c, cmd_reimage.c),
+ * mass-flash and the daemon's API share these. */
 #include <errno.h>
 #include <pwd.h>
 #include <getopt.h>
@@ -24,42 +27,7 @@
 
 #define CMDLINE_MAX 4096
 
-static const char enroll_usage[] =
-"Usage: netflash [--root DIR] enroll MAC --image NAME [--force] [--model F] [PROVISIONING OPTIONS]\n"
-"       netflash [--root DIR] enroll MAC --nfsroot DIR [--force] [--model F]\n"
-"\n"
-"Make the worker with this MAC netboot into the flasher and write image NAME.\n"
-"MAC may be spelled b8:27:eb:d3:85:78, B8-27-EB-D3-85-78, b827.ebd3.8578 or\n"
-"b827ebd38578; its TFTP dir is ROOT/tftp/b8-27-eb-d3-85-78 (lower case,\n"
-"dashes), holding the imported boot files (hard links, never symlinks) and\n"
-"its own cmdline.txt with netflash.server=IP:PORT and a fresh random\n"
-"netflash.token= that only this enrollment's reports may carry.\n"
-"\n"
-"  -i, --image NAME     catalog image to write (see netflash image ls)\n"
-"  -f, --force          replace an existing enrollment (new token)\n"
-"  -n, --nfsroot DIR    diskless instead of flashing: the worker netboots\n"
-"                       the imported Pi OS boot files (without the flasher)\n"
-"                       with root=/dev/nfs nfsroot=SERVER:DIR and runs from\n"
-"                       DIR, a Pi OS root filesystem on this master, one per\n"
-"                       worker (it is mounted read-write). DIR is added to\n"
-"                       ROOT/etc/netflash-nfsroot.exports and\n"
-"                       ROOT/etc/ganesha-nfsroot.conf; install one into your\n"
-"                       NFS server. 'netflash release MAC' ends it.\n"
-"  -m, --model FAMILY   use the boot files imported for pi3, pi4 or pi5\n"
-"                       (boot-files import --model); default: the family of\n"
-"                       the model its DHCP client GUID named (Pi 4/5 send\n"
-"                       one), else ROOT/boot\n"
-"\n"
-"  -H, --hostname H     hostname to provision (RFC 1123 label)\n"
-"  -k, --ssh-key FILE   an SSH public key to authorise for the first user (one line)\n";
-
-static const char release_usage[] =
-"Usage: netflash [--root DIR] release MAC\n"
-"\n"
-"Remove the worker's TFTP dir so its next boot comes from its card. Only a\n"
-"real directory that netflash made is removed; symlinks are never followed.\n"
-"A diskless worker's root leaves the NFS export files (ROOT/etc/netflash-\n"
-"nfsroot.exports, ganesha-nfsroot.conf); its files stay where they are.\n";
+#include "enroll.h"
 
 /* The uid that alone reads a worker's cmdline.txt: dnsmasq's user from
  * init (nobody for a tree made before init recorded it). */
@@ -72,7 +40,7 @@ static uid_t tftp_owner(const struct master *m)
 
 /* A MAC a Pi can have: not all zeros, not group (multicast or broadcast:
  * the I/G bit, bit 0 of the first byte, IEEE 802). Says why; 0 or -1. */
-static int station_mac(const char *canon)
+int master_station_mac(const char *canon)
 {
 	uint8_t mac[6];
 	static const uint8_t zero[6];
@@ -89,14 +57,6 @@ static int station_mac(const char *canon)
 		return -1;
 	}
 	return 0;
-}
-
-static int bad_mac(const char *s)
-{
-	char q[128];
-
-	nf_err("invalid MAC %s: expected six hex bytes like b8:27:eb:d3:85:78", nf_quote(q, sizeof(q), s));
-	return 2;
 }
 
 int master_hostname_valid(const char *h)
@@ -300,7 +260,7 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	struct store *st = NULL;
 	int r, rc = 1, had;
 
-	if (station_mac(e->mac) < 0)
+	if (master_station_mac(e->mac) < 0)
 		return 1;
 	if (!nfsroot && (r = master_read_manifest(m, e->image, &man)) < 0) {
 		nf_err(r == -ENOENT ? "no image '%s' in the catalog (see netflash image ls)"
@@ -380,8 +340,7 @@ out:
 	return rc;
 }
 
-/* enroll --nfsroot: checks, then enrolls under the lock. */
-static int enroll_diskless(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
+int master_enroll_diskless(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
 			   int settings, int force)
 {
 	char detail[512];
@@ -407,65 +366,6 @@ static int enroll_diskless(struct master *m, struct enrollment *e, const struct 
 	r = do_enroll(m, e, NULL, nfsroot, force, 0);
 	master_unlock(m);
 	return r;
-}
-
-int cmd_enroll(struct master *m, int argc, char **argv)
-{
-	static const struct option own[] = {
-		{ "image", required_argument, NULL, 'i' }, { "hostname", required_argument, NULL, 'H' },
-		{ "ssh-key", required_argument, NULL, 'k' }, { "force", no_argument, NULL, 'f' },
-		{ "model", required_argument, NULL, 'm' }, { "nfsroot", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-	};
-	struct option opts[64];
-	static struct enrollment e; /* large (ssh key); one per process */
-	struct provision prov;
-	const char *image = NULL, *host = NULL, *key = NULL, *nfsroot = NULL;
-	uint8_t mac[6];
-	int force = 0, opt, r;
-
-	memset(&e, 0, sizeof(e));
-	provision_init(&prov);
-	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
-	if (provision_spelled_out(argc, argv))
-		return 2;
-	while ((opt = getopt_long(argc, argv, "i:H:k:fm:n:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'm':
-			if (strcmp(optarg, "pi3") != 0 && strcmp(optarg, "pi4") != 0 && strcmp(optarg, "pi5") != 0) {
-				char q[64];
-
-				nf_err("invalid --model %s: expected pi3, pi4 or pi5", nf_quote(q, sizeof(q), optarg));
-				return 2;
-			}
-			snprintf(e.family, sizeof(e.family), "%s", optarg);
-			break;
-		case 'i': image = optarg; break;
-		case 'H': host = optarg; break;
-		case 'k': key = optarg; break;
-		case 'f': force = 1; break;
-		case 'n': nfsroot = optarg; break;
-		case 'h': printf("%s\n%s", enroll_usage, provision_usage); return 0;
-		case '?': master_usage_hint(argv[0]); return 2;
-		default:
-			if (provision_option(&prov, opt, optarg))
-				return 2;
-		}
-	}
-	if (optind + 1 != argc || !image == !nfsroot) {
-		nf_err("enroll needs a MAC and one of --image NAME or --nfsroot DIR (see netflash enroll --help)");
-		return 2;
-	}
-	if (nf_parse_mac(argv[optind], mac) < 0)
-		return bad_mac(argv[optind]);
-	nf_format_mac(mac, e.mac);
-	if (station_mac(e.mac) < 0)
-		return 2;
-	if (nfsroot)
-		return enroll_diskless(m, &e, &prov, nfsroot, host || key, force);
-	if ((r = master_enroll_settings(m, &e, &prov, image, host, key)))
-		return r;
-	return master_enroll(m, &e, &prov, force, 0);
 }
 
 int master_enroll_settings(struct master *m, struct enrollment *e, struct provision *prov, const char *image,
@@ -502,122 +402,60 @@ int master_enroll(struct master *m, struct enrollment *e, const struct provision
 	return r;
 }
 
-int cmd_release(struct master *m, int argc, char **argv)
+int master_release(struct master *m, const char *mac, char *why, size_t cap)
 {
-	char tftp[PATH_MAX], detail[512], macs[18];
-	struct enrollment *e = NULL;
+	char tftp[PATH_MAX], detail[512];
+	struct enrollment *e;
 	struct store *st = NULL;
-	uint8_t mac[6];
-	int r, known;
+	int r, known, dir;
 
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		fputs(release_usage, stdout);
-		return 0;
+	why[0] = '\0';
+	if ((r = master_lock(m)) < 0) {
+		snprintf(why, cap, "cannot take the state lock: %s", nf_strerror(r));
+		return r;
 	}
-	if (argc != 2) {
-		master_usage_hint(argv[0]);
-		return 2;
-	}
-	if (nf_parse_mac(argv[1], mac) < 0)
-		return bad_mac(argv[1]);
-	nf_format_mac(mac, macs);
-	if (master_require_init(m) || master_lock(m) < 0)
-		return 1;
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	detail[0] = '\0';
-	if (master_open_store(m, &st) < 0)
-		goto fail;
-	known = (e = calloc(1, sizeof(*e))) && store_get(st, macs, e) == 0;
-	free(e);
-	r = tftpdir_exists(tftp, macs);
-	if (!known && r == 0) {
-		nf_err("%s is not enrolled (see netflash ls); nothing to release", macs);
-		goto fail;
+	if ((r = master_open_store(m, &st)) < 0) {
+		snprintf(why, cap, "cannot open the state database: %s", nf_strerror(r));
+		goto out;
 	}
-	if (r == 1 && tftpdir_generation(tftp, macs, detail, sizeof(detail)) == -ENOENT) {
-		nf_err("cannot release %s: tftp/%s was not made by netflash (no marker); remove it by hand", macs, macs);
-		goto fail;
+	known = (e = calloc(1, sizeof(*e))) && store_get(st, mac, e) == 0;
+	free(e);
+	dir = tftpdir_exists(tftp, mac);
+	if (!known && dir == 0) {
+		snprintf(why, cap, "%s is not enrolled (see netflash ls); nothing to release", mac);
+		r = -ENOENT;
+		goto out;
+	}
+	if (dir == 1 && tftpdir_generation(tftp, mac, detail, sizeof(detail)) == -ENOENT) {
+		snprintf(why, cap, "tftp/%s was not made by netflash (no marker); remove it by hand", mac);
+		r = -EPERM;
+		goto out;
 	}
 	/* The intent first (recover.h): from here the release is completed
 	 * whatever interrupts it. */
-	if ((r = intent_write(m, macs, "release 0")) < 0) {
-		nf_err("cannot release %s: %s", macs, nf_strerror(r));
-		goto fail;
+	if ((r = intent_write(m, mac, "release 0")) < 0) {
+		snprintf(why, cap, "cannot record the release: %s", nf_strerror(r));
+		goto out;
 	}
-	store_set_state(st, macs, NF_WORKER_RELEASED, NULL);
-	r = tftpdir_remove(tftp, macs, detail, sizeof(detail));
-	store_event(st, macs, "release", r == -ENOENT ? "no tftp dir" : "by netflash release");
+	store_set_state(st, mac, NF_WORKER_RELEASED, NULL);
+	r = tftpdir_remove(tftp, mac, detail, sizeof(detail));
+	store_event(st, mac, "release", r == -ENOENT ? "no tftp dir" : "by netflash release");
 	store_close(st);
 	st = NULL;
 	if (r < 0 && r != -ENOENT) {
-		nf_err("cannot release %s: %s", macs, detail);
-		goto fail;
+		snprintf(why, cap, "%s", detail);
+		goto out;
 	}
-	provision_remove(m, macs);
-	if (nfsroot_set(m, macs, NULL, detail, sizeof(detail)) < 0)
-		nf_warn("%s, ignoring", detail);
-	intent_clear(m, macs);
-	master_unlock(m);
-	if (r == -ENOENT)
-		printf("%s has no TFTP dir (already released); it boots from its card\n", macs);
-	else
-		printf("released %s: its TFTP dir is gone, its next boot comes from its card\n", macs);
-	return 0;
-fail:
+	dir = r != -ENOENT;
+	provision_remove(m, mac);
+	if (nfsroot_set(m, mac, NULL, detail, sizeof(detail)) < 0)
+		snprintf(why, cap, "%s, ignoring", detail);
+	intent_clear(m, mac);
+	r = dir;
+out:
 	store_close(st);
 	master_unlock(m);
-	return 1;
-}
-
-struct ls_ctx {
-	char tftp[PATH_MAX];
-	int n;
-};
-
-static int ls_row(const struct enrollment *e, void *ctx)
-{
-	struct ls_ctx *c = ctx;
-	char when[32];
-	time_t t = (time_t)e->updated_at;
-	int dir = tftpdir_exists(c->tftp, e->mac);
-
-	strftime(when, sizeof(when), "%Y-%m-%d %H:%M", localtime(&t));
-	printf("%-17s  %-16s %-20s %-9s %-4s %s\n", e->mac, e->hostname[0] ? e->hostname : "-", e->image,
-	       nf_worker_state_name(e->state), dir > 0 ? "yes" : "no", when);
-	c->n++;
-	return 0;
-}
-
-int cmd_ls(struct master *m, int argc, char **argv)
-{
-	struct ls_ctx c = { .n = 0 };
-	struct store *st = NULL;
-	int json = argc == 2 && strcmp(argv[1], "--json") == 0;
-
-	if (argc > 1 && !json) {
-		if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-			printf("Usage: netflash [--root DIR] ls [--json]\n\nList enrolled and past workers: MAC, hostname, image, state,\n"
-			       "whether a TFTP dir exists (the worker netboots) and the last change.\n"
-			       "  --json    one JSON array of worker objects (docs/api.md), as /api/workers\n");
-			return 0;
-		}
-		nf_err("ls takes only --json (see netflash ls --help)");
-		return 2;
-	}
-	if (master_require_init(m) || master_open_store(m, &st) < 0)
-		return 1;
-	if (json) {
-		int r = api_workers_json(stdout, st);
-
-		putchar('\n');
-		store_close(st);
-		return r < 0 ? 1 : 0;
-	}
-	master_path(m, c.tftp, sizeof(c.tftp), "tftp");
-	printf("%-17s  %-16s %-20s %-9s %-4s %s\n", "MAC", "HOSTNAME", "IMAGE", "STATE", "TFTP", "CHANGED");
-	store_each(st, ls_row, &c);
-	store_close(st);
-	if (c.n == 0)
-		printf("(no workers; enroll one with: netflash enroll MAC --image NAME)\n");
-	return 0;
+	return r;
 }

@@ -16,27 +16,6 @@
 #include "parse.h"
 #include "scan.h"
 
-/* One sysfs attribute, trimmed, into out (empty if absent). */
-static void attr(const char *dir, const char *name, char *out, size_t cap)
-{
-	char p[512];
-	ssize_t n;
-
-	out[0] = '\0';
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	n = nf_read_file(p, out, cap - 1);
-	if (n < 0) {
-		out[0] = '\0';
-		return;
-	}
-	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' ' || out[n - 1] == '\0')) /* DT strings end in NUL */
-		n--;
-	out[n] = '\0';
-	for (ssize_t i = 0; i < n; i++) /* sysfs text goes into protocol lines */
-		if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e)
-			out[i] = '?';
-}
-
 void nf_card_identify(const char *path, struct nf_card_id *id)
 {
 	char dir[256];
@@ -60,35 +39,17 @@ void nf_card_identify(const char *path, struct nf_card_id *id)
 	/* A partition's card is its disk's device. */
 	disk = nf_whole_disk(sb.st_rdev, &is_partition);
 	snprintf(dir, sizeof(dir), "/sys/dev/block/%u:%u/device", major(disk), minor(disk));
-	attr(dir, "cid", id->cid, sizeof(id->cid));
+	nf_read_attr(dir, "cid", id->cid, sizeof(id->cid));
 	if (!id->cid[0])
 		return; /* not an MMC/SD card */
 	id->have = 1;
-	attr(dir, "csd", id->csd, sizeof(id->csd));
-	attr(dir, "name", id->name, sizeof(id->name));
-	attr(dir, "manfid", id->manfid, sizeof(id->manfid));
-	attr(dir, "oemid", id->oemid, sizeof(id->oemid));
-	attr(dir, "serial", id->serial, sizeof(id->serial));
-	attr(dir, "date", id->date, sizeof(id->date));
-	attr(dir, "type", id->type, sizeof(id->type));
-}
-
-void nf_board_identify(char *model, size_t mcap, char *serial, size_t scap)
-{
-	char vendor[NF_BOARD_MODEL_MAX + 1], product[NF_BOARD_MODEL_MAX + 1];
-
-	attr("/proc/device-tree", "model", model, mcap);
-	attr("/proc/device-tree", "serial-number", serial, scap);
-	if (!model[0]) {
-		attr("/sys/class/dmi/id", "sys_vendor", vendor, sizeof(vendor));
-		attr("/sys/class/dmi/id", "product_name", product, sizeof(product));
-		snprintf(model, mcap, "%s%s%s", vendor, vendor[0] && product[0] ? " " : "", product);
-		attr("/sys/class/dmi/id", "product_serial", serial, scap);
-	}
-	if (!nf_board_model_valid(model))
-		model[0] = '\0';
-	if (!nf_board_serial_valid(serial))
-		serial[0] = '\0';
+	nf_read_attr(dir, "csd", id->csd, sizeof(id->csd));
+	nf_read_attr(dir, "name", id->name, sizeof(id->name));
+	nf_read_attr(dir, "manfid", id->manfid, sizeof(id->manfid));
+	nf_read_attr(dir, "oemid", id->oemid, sizeof(id->oemid));
+	nf_read_attr(dir, "serial", id->serial, sizeof(id->serial));
+	nf_read_attr(dir, "date", id->date, sizeof(id->date));
+	nf_read_attr(dir, "type", id->type, sizeof(id->type));
 }
 
 void nf_card_describe(const struct nf_card_id *id, const char *path, char *out, size_t cap)

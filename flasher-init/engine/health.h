@@ -25,13 +25,6 @@ void nf_card_identify(const char *path, struct nf_card_id *id);
  * 15.9 GB, CID ..." or "loop0: not an SD/MMC card, 64.0 MB". */
 void nf_card_describe(const struct nf_card_id *id, const char *path, char *out, size_t cap);
 
-/* The board this runs on, as the kernel knows it: the device tree's model
- * and serial-number (on a Pi: "Raspberry Pi 4 Model B Rev 1.4" and the
- * serial the firmware fills in), else DMI's vendor and product name and
- * product serial. Each is left empty when unknown or not a valid HELLO
- * value (nf_board_model_valid, nf_board_serial_valid). */
-void nf_board_identify(char *model, size_t mcap, char *serial, size_t scap);
-
 #define NF_PROBE_BLOCK 4096u
 
 /* Fake-capacity probe: writes a unique marker block at offsets spread up to

@@ -12,6 +12,7 @@
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "enroll.h"
 #include "master.h"
 #include "parse.h"
 #include "provision.h"

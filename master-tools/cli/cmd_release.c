@@ -1,0 +1,53 @@
+/* netflash release: end a worker's enrollment (enroll.c does it). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "enroll.h"
+#include "log.h"
+#include "parse.h"
+
+static const char release_usage[] =
+"Usage: netflash [--root DIR] release MAC\n"
+"\n"
+"Remove the worker's TFTP dir so its next boot comes from its card. Only a\n"
+"real directory that netflash made is removed; symlinks are never followed.\n"
+"A diskless worker's root leaves the NFS export files (ROOT/etc/netflash-\n"
+"nfsroot.exports, ganesha-nfsroot.conf); its files stay where they are.\n";
+
+int cmd_release(struct master *m, int argc, char **argv)
+{
+	char why[600], macs[18];
+	uint8_t mac[6];
+	int r;
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(release_usage, stdout);
+		return 0;
+	}
+	if (argc != 2) {
+		master_usage_hint(argv[0]);
+		return 2;
+	}
+	if (nf_parse_mac(argv[1], mac) < 0)
+		return master_bad_mac(argv[1]);
+	nf_format_mac(mac, macs);
+	if (master_require_init(m))
+		return 1;
+	r = master_release(m, macs, why, sizeof(why));
+	if (r == -ENOENT) {
+		nf_err("%s", why);
+		return 1;
+	}
+	if (r < 0) {
+		nf_err("cannot release %s: %s", macs, why);
+		return 1;
+	}
+	if (why[0])
+		nf_warn("%s", why);
+	if (r == 0)
+		printf("%s has no TFTP dir (already released); it boots from its card\n", macs);
+	else
+		printf("released %s: its TFTP dir is gone, its next boot comes from its card\n", macs);
+	return 0;
+}

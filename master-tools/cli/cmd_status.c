@@ -1,0 +1,99 @@
+/* netflash status: the fleet now, as the daemon recorded it. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "json.h"
+#include "log.h"
+#include "master.h"
+#include "parse.h"
+#include "store.h"
+
+static const char status_usage[] =
+"Usage: netflash [--root DIR] status [--json] [--watch]\n"
+"\n"
+"One line a worker: MAC, hostname, image, state, progress of its current or\n"
+"last job, MB/s, ETA, failed attempts and the last error.\n"
+"  --json    one JSON object a worker, one a line\n"
+"  --watch   redraw every second until interrupted\n";
+
+struct status_ctx {
+	struct store *st;
+	int json;
+	int n;
+};
+
+static int status_row(const struct enrollment *e, void *ctx)
+{
+	struct status_ctx *c = ctx;
+	struct worker_view v;
+	char err[300];
+
+	worker_view(c->st, e, &v);
+	nf_printable(err, sizeof(err), e->last_error[0] ? e->last_error : "-");
+	if (c->json) {
+		api_worker_json(stdout, c->st, e);
+		putchar('\n');
+	} else {
+		char h[200], im[200];
+
+		printf("%-17s  %-12.12s %-16.16s %-9.9s %5s %6s %6s %3u  %.40s\n", e->mac,
+		       nf_printable(h, sizeof(h), e->hostname[0] ? e->hostname : "-"), nf_printable(im, sizeof(im), e->image),
+		       v.state, v.pct, v.rate, v.eta, e->attempts, err);
+	}
+	c->n++;
+	return 0;
+}
+
+static int parse_flags(int argc, char **argv, int *json, int *watch, int *positional)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' }, { "watch", no_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "jwh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': *json = 1; break;
+		case 'w': *watch = 1; break;
+		case 'h': fputs(status_usage, stdout); return -1;
+		default: master_usage_hint(argv[0]); return 2;
+		}
+	}
+	*positional = optind;
+	return 0;
+}
+
+int cmd_status(struct master *m, int argc, char **argv)
+{
+	struct status_ctx c = { .json = 0 };
+	int watch = 0, pos, r = parse_flags(argc, argv, &c.json, &watch, &pos);
+
+	if (r)
+		return r < 0 ? 0 : r;
+	if (pos != argc) {
+		nf_err("status takes no arguments (see netflash status --help)");
+		return 2;
+	}
+	if (master_require_init(m) || master_open_store(m, &c.st) < 0)
+		return 1;
+	do {
+		if (watch)
+			printf("\033[H\033[2J");
+		if (!c.json)
+			printf("%-17s  %-12s %-16s %-9s %5s %6s %6s %3s  %s\n", "MAC", "HOSTNAME", "IMAGE", "STATE",
+			       "DONE", "MB/s", "ETA", "TRY", "LAST ERROR");
+		c.n = 0;
+		store_each(c.st, status_row, &c);
+		if (!c.n && !c.json)
+			printf("(no workers)\n");
+		fflush(stdout);
+	} while (watch && sleep(1) == 0);
+	store_close(c.st);
+	return 0;
+}
