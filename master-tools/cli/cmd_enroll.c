@@ -64,7 +64,7 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 	};
 	struct option opts[64];
-	static struct enrollment e; /* large (ssh key); one per process */
+	struct enrollment e;
 	struct provision prov;
 	const char *image = NULL, *host = NULL, *key = NULL, *nfsroot = NULL;
 	uint8_t mac[6];

@@ -97,7 +97,6 @@ struct run {
 	const char *image;
 	const char *pattern;
 	struct provision prov;       /* hostname set per Pi */
-	char ssh_key[NF_SSHKEY_MAX + 1];
 	uint8_t ouis[MAX_OUIS][3];
 	size_t n_ouis;
 	unsigned limit;
@@ -227,9 +226,8 @@ static void ignore(struct run *r, const char *mac, const char *why)
 
 static int on_sighting(const struct sighting *g, void *ctx)
 {
-	static struct enrollment e; /* large (ssh key) */
 	struct run *r = ctx;
-	struct enrollment old;
+	struct enrollment e, old;
 	struct member *mb;
 	char why[128];
 
@@ -264,7 +262,6 @@ static int on_sighting(const struct sighting *g, void *ctx)
 		ignore(r, g->mac, "the hostname pattern gives no valid hostname");
 		return 0;
 	}
-	snprintf(e.ssh_key, sizeof(e.ssh_key), "%s", r->ssh_key);
 	r->prov.hostname = e.hostname[0] ? e.hostname : NULL;
 	if (master_enroll(r->m, &e, &r->prov, 1, 1) != 0) {
 		ignore(r, g->mac, "could not be enrolled (see the error above)");
@@ -404,7 +401,7 @@ static void fmt_duration(char *out, size_t cap, double s)
  * Returns how many still have a live job, and sets *open to those not final. */
 static size_t refresh(struct run *r, size_t *open)
 {
-	static struct enrollment e;
+	struct enrollment e;
 	size_t live = 0;
 	char el[32];
 
@@ -450,7 +447,7 @@ static size_t refresh(struct run *r, size_t *open)
 
 static int summary(struct run *r)
 {
-	static struct enrollment e;
+	struct enrollment e;
 	unsigned ok = 0, bad = 0, open = 0;
 	double sum_mbps = 0;
 	char el[32];
@@ -508,7 +505,7 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 		{ "boot-timeout", required_argument, NULL, 'b' }, { "power-retries", required_argument, NULL, 'r' },
 	};
 	struct option opts[64];
-	static struct run r; /* large (an ssh key); one per process */
+	static struct run r; /* large (the members table, an ssh key line); one per process */
 	const char *ouis = default_ouis, *key = NULL;
 	struct nf_manifest man;
 	struct sigaction sa;
@@ -585,9 +582,9 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 		       r.pattern);
 		return 2;
 	}
-	if (key && master_read_ssh_key(key, r.ssh_key, sizeof(r.ssh_key)))
+	if (key && master_read_ssh_key(key, r.prov.ssh_key_line, sizeof(r.prov.ssh_key_line)))
 		return 1;
-	r.prov.ssh_key = key ? r.ssh_key : NULL;
+	r.prov.ssh_key = key ? r.prov.ssh_key_line : NULL;
 	r.prov.hostname = r.pattern ? probe : NULL;
 	if (provision_check(&r.prov))
 		return 2;

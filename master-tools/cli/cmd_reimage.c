@@ -119,7 +119,7 @@ int cmd_reimage(struct master *m, int argc, char **argv)
 		{ "no-reboot", no_argument, NULL, O_NOREBOOT }, { "help", no_argument, NULL, 'h' },
 	};
 	struct option opts[64];
-	static struct enrollment e; /* large (an ssh key) */
+	struct enrollment e;
 	struct provision prov;
 	const char *image = NULL, *host = NULL, *key = NULL, *hostname = NULL, *target;
 	const char *rsh = "ssh -o BatchMode=yes -o ConnectTimeout=10 -l root", *agent = "netflash-agent";

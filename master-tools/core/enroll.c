@@ -384,10 +384,10 @@ int master_enroll_settings(struct master *m, struct enrollment *e, struct provis
 	snprintf(e->image, sizeof(e->image), "%s", image);
 	if (hostname)
 		snprintf(e->hostname, sizeof(e->hostname), "%s", hostname);
-	if (master_require_init(m) || (key && master_read_ssh_key(key, e->ssh_key, sizeof(e->ssh_key))))
+	if (master_require_init(m) || (key && master_read_ssh_key(key, prov->ssh_key_line, sizeof(prov->ssh_key_line))))
 		return 1;
 	prov->hostname = hostname;
-	prov->ssh_key = key ? e->ssh_key : NULL;
+	prov->ssh_key = key ? prov->ssh_key_line : NULL;
 	return provision_check(prov);
 }
 

@@ -25,10 +25,12 @@ struct master;
 enum provision_style { PROVISION_AUTO, PROVISION_FIRSTRUN, PROVISION_CLOUDINIT };
 
 #define PROVISION_FILE_MAX (32u << 10) /* --firstboot, --user-data, --network-config */
+#define NF_SSHKEY_MAX 8192             /* one OpenSSH public key line */
 
 struct provision {
 	const char *hostname;           /* validated by the caller */
 	const char *ssh_key;            /* one OpenSSH public key line, or NULL */
+	char ssh_key_line[NF_SSHKEY_MAX + 1]; /* where master_enroll_settings reads it */
 	int ssh;                        /* enable the SSH server */
 	const char *user;
 	char password_hash[257];        /* crypt(3) string from --password-hash-file */

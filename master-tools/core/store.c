@@ -168,7 +168,6 @@ static void row_to(sqlite3_stmt *st, struct enrollment *e)
 	copy_col(st, 2, e->hostname, sizeof(e->hostname));
 	copy_col(st, 3, e->token, sizeof(e->token));
 	e->state = worker_state_col(st, 4);
-	copy_col(st, 5, e->ssh_key, sizeof(e->ssh_key));
 	e->attempts = (unsigned)sqlite3_column_int(st, 6);
 	copy_col(st, 7, e->last_error, sizeof(e->last_error));
 	e->enrolled_at = sqlite3_column_int64(st, 8);
@@ -190,7 +189,9 @@ int store_put(struct store *s, const struct enrollment *e)
 	sqlite3_bind_text(st, 3, e->hostname, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, e->token, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 5, nf_worker_state_name(e->state), -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, e->ssh_key, -1, SQLITE_STATIC);
+	/* ssh_key: kept for older databases; the key lives only in the
+	 * provisioning patch, which is built at enroll time. */
+	sqlite3_bind_text(st, 6, "", -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 7, (int)e->attempts);
 	sqlite3_bind_text(st, 8, e->last_error, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 9, e->enrolled_at ? e->enrolled_at : now());

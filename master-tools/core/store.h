@@ -9,7 +9,6 @@
 
 #define NF_TOKEN_HEX 32
 #define NF_HOSTNAME_MAX 63
-#define NF_SSHKEY_MAX 8192
 
 /* A worker's state. Stored as its name (nf_worker_state_name). */
 enum nf_worker_state {
@@ -41,7 +40,6 @@ struct enrollment {
 	char hostname[NF_HOSTNAME_MAX + 1];
 	char token[NF_TOKEN_HEX + 1];
 	enum nf_worker_state state;
-	char ssh_key[NF_SSHKEY_MAX + 1];
 	unsigned attempts;
 	char last_error[256];
 	int64_t enrolled_at, updated_at;

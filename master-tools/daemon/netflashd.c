@@ -111,7 +111,7 @@ struct daemon {
 	uint64_t accept_resume_ms; /* > 0: the listener is paused until then */
 	time_t refusal_sec, last_recovery;
 	unsigned refusals, refusals_dropped;
-	struct enrollment e; /* scratch for HELLO (large: holds an ssh key) */
+	struct enrollment e; /* the enrollment bind_worker() loaded, for the verb handlers */
 	const char *http_spec;  /* NULL: the default, "off": none */
 	struct nf_http *http;
 };
