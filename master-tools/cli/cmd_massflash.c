@@ -82,7 +82,9 @@ struct member {
 	char mac[18];
 	char host[NF_HOSTNAME_MAX + 1];
 	char model[48];
-	char shown[64];   /* last state line printed (non-TTY mode) */
+	char state[16], pct[8], rate[16]; /* its worker_view, as of the last supervise() */
+	char last_error[256];
+	char shown[16];   /* last state printed (non-TTY mode) */
 	time_t enrolled;
 	time_t waited_from;  /* enrolled, or powered on again */
 	unsigned cycles;     /* power cycles so far */
@@ -399,13 +401,40 @@ static void fmt_duration(char *out, size_t cap, double s)
 
 /* One pass over the members: the live table (TTY) or state-change lines.
  * Returns how many still have a live job, and sets *open to those not final. */
-static size_t refresh(struct run *r, size_t *open)
+/* Brings each Pi's view up to date from the store and power-cycles those
+ * that stopped showing signs of life (check_boot). Sets *open to the Pis
+ * not yet flashed or failed; returns how many have a live job or a power
+ * cycle running. */
+static size_t supervise(struct run *r, size_t *open)
 {
 	struct enrollment e;
 	size_t live = 0;
-	char el[32];
 
 	*open = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		struct member *mb = &r->members[i];
+		struct worker_view v;
+
+		look(r, mb, &v, &e);
+		check_boot(r, mb, &v);
+		if (job_is_live(r, &v) || mb->cycling)
+			live++;
+		if (!mb->final)
+			(*open)++;
+		snprintf(mb->state, sizeof(mb->state), "%s", v.state);
+		snprintf(mb->pct, sizeof(mb->pct), "%s", v.pct);
+		snprintf(mb->rate, sizeof(mb->rate), "%s", v.rate);
+		snprintf(mb->last_error, sizeof(mb->last_error), "%s", e.last_error);
+	}
+	return live;
+}
+
+/* On a terminal, the live table; otherwise a line for each Pi whose state
+ * changed since the last call. */
+static void draw(struct run *r)
+{
+	char el[32];
+
 	if (r->tty) {
 		fmt_duration(el, sizeof(el), difftime(time(NULL), r->started));
 		printf("\033[H\033[2Jnetflash mass-flash: image '%s', %zu Pi(s), %s%s\n\n", r->image, r->n, el,
@@ -415,34 +444,23 @@ static size_t refresh(struct run *r, size_t *open)
 	}
 	for (size_t i = 0; i < r->n; i++) {
 		struct member *mb = &r->members[i];
-		struct worker_view v;
-		char line[64];
 
-		look(r, mb, &v, &e);
-		check_boot(r, mb, &v);
-		if (job_is_live(r, &v) || mb->cycling)
-			live++;
-		if (!mb->final)
-			(*open)++;
 		if (r->tty) {
 			printf("%-17s  %-14.14s %-14.14s %-9.9s %5s %6s  %.60s\n", mb->mac, mb->host[0] ? mb->host : "-",
-			       mb->model[0] ? mb->model : "-", v.state, v.pct, v.rate,
-			       e.last_error[0] ? e.last_error : "");
+			       mb->model[0] ? mb->model : "-", mb->state, mb->pct, mb->rate, mb->last_error);
 			continue;
 		}
-		snprintf(line, sizeof(line), "%s", v.state);
-		if (strcmp(line, mb->shown) != 0) {
-			snprintf(mb->shown, sizeof(mb->shown), "%s", line);
-			if (mb->final < 0)
-				note(r, "%s failed: %s", mb->mac, e.last_error[0] ? e.last_error : "(no reason recorded)");
-			else if (mb->final > 0)
-				note(r, "%s flashed and released", mb->mac);
-			else
-				note(r, "%s %s", mb->mac, v.state);
-		}
+		if (strcmp(mb->state, mb->shown) == 0)
+			continue;
+		snprintf(mb->shown, sizeof(mb->shown), "%s", mb->state);
+		if (mb->final < 0)
+			note(r, "%s failed: %s", mb->mac, mb->last_error[0] ? mb->last_error : "(no reason recorded)");
+		else if (mb->final > 0)
+			note(r, "%s flashed and released", mb->mac);
+		else
+			note(r, "%s %s", mb->mac, mb->state);
 	}
 	fflush(stdout);
-	return live;
 }
 
 static int summary(struct run *r)
@@ -627,7 +645,8 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 		}
 		if (!r.stopping && store_sightings_after(r.st, r.last_sighting, on_sighting, &r) < 0)
 			nf_warn("cannot read new sightings from the state database; retrying");
-		live = refresh(&r, &open);
+		live = supervise(&r, &open);
+		draw(&r);
 		if (r.limit && r.n == r.limit && open == 0)
 			break;
 		if (r.stopping && live == 0)
