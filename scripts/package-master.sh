@@ -50,7 +50,8 @@ for b in master-tools/netflash master-tools/netflashd flasher-init/netflash-writ
 done
 "$src/boot-files/build-initramfs.sh" --init "$abuild/flasher-init/flasher-init" \
 	-o "$stage/usr/share/netflash/netflash-arm64.cpio.gz" >/dev/null
-cp "$src/README.md" "$src/docs/protocol.md" "$src/docs/security.md" "$stage/usr/share/doc/netflash/"
+cp "$src/README.md" "$src"/docs/{operator-guide,kernel-cmdline,netflash-write,api,protocol,security}.md \
+	"$stage/usr/share/doc/netflash/"
 # Man pages from the same text as --help (help2man), and bash completion
 # that reads each command's --help.
 mkdir -p "$stage/usr/share/man/man1" "$stage/usr/share/bash-completion/completions"

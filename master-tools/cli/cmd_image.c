@@ -23,7 +23,7 @@
 #include "decode.h"
 #include "store.h"
 
-/* zstd level of the worker copy (README "Image formats" has the
+/* zstd level of the worker copy (docs/netflash-write.md "Image formats" has the
  * measurements behind it); its window is capped at 8 MiB (convert.c). */
 #define WORKER_ZSTD_LEVEL 19
 #define NF_STR_(x) #x

@@ -2,7 +2,7 @@
 # The decoder's memory budget (issue 17): a quarter of MemAvailable unless
 # --xz-memlimit says, xz threads chosen to fit it (pi-gen's 24 MiB blocks),
 # a zstd window beyond it refused before the card is touched, the plan
-# logged; and peak RSS per format against the README's figure.
+# logged; and peak RSS per format against docs/netflash-write.md's figure.
 source "$(dirname "$0")/../lib.sh"
 
 img=$(test_image 64)
@@ -39,5 +39,5 @@ for f in "$img" "$img.gz" "$T/pigen.xz" "$img.zst" "$T/long.zst"; do
 	echo "peak RSS ${f##*/}: $(($(cat "$T/rss") / 1024)) MiB"
 	[ "$(cat "$T/rss")" -lt $((200 * 1024)) ] || fail "${f##*/}: peak RSS $(cat "$T/rss") KiB"
 done
-pass "peak RSS stays within the README's bound (engine + budget) for every format"
+pass "peak RSS stays within the documented bound (engine + budget) for every format"
 finish
