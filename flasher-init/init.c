@@ -182,7 +182,7 @@ static void restore_boot_files(const struct config *c)
  * (no card, a start button that cannot be read): without this the master
  * would only see a Pi that fetched its boot files and went quiet. Takes
  * the job just to fail it, sending the boot log along. Best effort. */
-static void tell_master(const struct config *c, const char *stage, const char *why)
+static void tell_master(const struct config *c, enum nf_stage stage, const char *why)
 {
 	struct nf_flash_opts fo = { 0 };
 	struct nf_flash_result res = { 0 };
@@ -210,7 +210,7 @@ static void tell_master(const struct config *c, const char *stage, const char *w
  * reported as FAIL by its caller already; one before the job is reported
  * here. */
 static void __attribute__((noreturn, format(printf, 3, 4)))
-fatal(const struct config *c, const char *stage, const char *fmt, ...)
+fatal(const struct config *c, enum nf_stage stage, const char *fmt, ...)
 {
 	char why[600];
 	va_list ap;
@@ -218,7 +218,7 @@ fatal(const struct config *c, const char *stage, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	say("FAILED (%s): %s", stage, why);
+	say("FAILED (%s): %s", nf_stage_name(stage), why);
 	if (c->net_up && !c->asked)
 		tell_master(c, stage, why);
 	nf_indicator_set(c->ind, NF_LED_FAILED);
@@ -380,9 +380,9 @@ static void bring_up_network(struct config *c)
 
 	r = nf_net_find(c->iface[0] ? c->iface : NULL, 20, ifname);
 	if (r < 0)
-		fatal(c, "network", "no network interface appeared within 20 s");
+		fatal(c, NF_STAGE_NETWORK, "no network interface appeared within 20 s");
 	if ((r = nf_net_mac(ifname, mac)) < 0)
-		fatal(c, "network", "cannot read the MAC of %s: %s", ifname, strerror(-r));
+		fatal(c, NF_STAGE_NETWORK, "cannot read the MAC of %s: %s", ifname, strerror(-r));
 	if (!c->mac[0])
 		snprintf(c->mac, sizeof(c->mac), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
 			 mac[4], mac[5]);
@@ -391,13 +391,13 @@ static void bring_up_network(struct config *c)
 		return;
 	}
 	if ((r = nf_net_up(ifname)) < 0)
-		fatal(c, "network", "cannot bring %s up: %s", ifname, strerror(-r));
+		fatal(c, NF_STAGE_NETWORK, "cannot bring %s up: %s", ifname, strerror(-r));
 	say("%s (%s) is up; asking DHCP for an address", ifname, c->mac);
 	r = nf_dhcp(ifname, mac, c->dhcp_timeout, &lease);
 	if (r < 0)
-		fatal(c, "network", "no DHCP lease on %s within %u s: %s", ifname, c->dhcp_timeout, strerror(-r));
+		fatal(c, NF_STAGE_NETWORK, "no DHCP lease on %s within %u s: %s", ifname, c->dhcp_timeout, strerror(-r));
 	if ((r = nf_net_apply(ifname, &lease)) < 0)
-		fatal(c, "network", "cannot configure %s: %s", ifname, strerror(-r));
+		fatal(c, NF_STAGE_NETWORK, "cannot configure %s: %s", ifname, strerror(-r));
 	inet_ntop(AF_INET, &lease.addr, ip, sizeof(ip));
 	inet_ntop(AF_INET, &lease.router, gw, sizeof(gw));
 	say("%s has %s (router %s)", ifname, ip, gw);
@@ -482,11 +482,11 @@ static void check_button(struct config *c)
 	const char *why;
 
 	if (c->bad_num[0])
-		fatal(c, "config", "%s", c->bad_num);
+		fatal(c, NF_STAGE_CONFIG, "%s", c->bad_num);
 	if (c->button_bad)
-		fatal(c, "config", "netflash.button= is longer than %d characters", NF_GPIO_SPEC_MAX);
+		fatal(c, NF_STAGE_CONFIG, "netflash.button= is longer than %d characters", NF_GPIO_SPEC_MAX);
 	if (c->button[0] && nf_gpio_parse(c->button, &c->button_spec, &why) < 0)
-		fatal(c, "config", "netflash.button=%s: %s", nf_quote(q, sizeof(q), c->button), why);
+		fatal(c, NF_STAGE_CONFIG, "netflash.button=%s: %s", nf_quote(q, sizeof(q), c->button), why);
 }
 
 /* netflash.button=: nothing is written before someone presses it. A button
@@ -501,13 +501,13 @@ static void wait_start_button(struct config *c)
 	if (!c->button[0])
 		return;
 	if ((r = nf_gpio_input(&c->button_spec, "netflash-start", &b, detail, sizeof(detail))) < 0)
-		fatal(c, "button", "start button: %s", detail);
+		fatal(c, NF_STAGE_BUTTON, "start button: %s", detail);
 	nf_indicator_set(c->ind, NF_LED_BUTTON);
 	say("waiting for the start button (%s) before writing %s", c->button, c->target);
 	r = nf_gpio_wait_press(b, -1, 30, NULL);
 	nf_gpio_close(b);
 	if (r < 1)
-		fatal(c, "button", "cannot read the start button %s: %s", c->button, strerror(-r));
+		fatal(c, NF_STAGE_BUTTON, "cannot read the start button %s: %s", c->button, strerror(-r));
 	say("start button pressed");
 	nf_indicator_set(c->ind, NF_LED_BOOT);
 }
@@ -516,13 +516,13 @@ static void console_progress(const struct nf_progress *p, void *ctx)
 {
 	struct progress_ctx *pc = ctx;
 
-	nf_indicator_set(pc->ind, strcmp(p->stage, "write") == 0 ? NF_LED_WRITE : NF_LED_VERIFY);
+	nf_indicator_set(pc->ind, p->stage == NF_STAGE_WRITE ? NF_LED_WRITE : NF_LED_VERIFY);
 	/* A line every 5 s on the console: serial consoles are slow. */
 	if (p->elapsed - pc->last < 5)
 		return;
 	pc->last = p->elapsed;
-	say("%s: %llu of %llu MiB (%.1f MB/s)", p->stage,
-	    (unsigned long long)((strcmp(p->stage, "write") == 0 ? p->written : p->verified) >> 20),
+	say("%s: %llu of %llu MiB (%.1f MB/s)", nf_stage_name(p->stage),
+	    (unsigned long long)((p->stage == NF_STAGE_WRITE ? p->written : p->verified) >> 20),
 	    (unsigned long long)(p->total >> 20), p->elapsed > 0 ? (double)p->written / 1e6 / p->elapsed : 0);
 }
 
@@ -561,9 +561,9 @@ int main(int argc, char **argv)
 	nf_log_setup("netflash", NF_LOG_INFO);
 	say("flasher-init %s starting%s", NETFLASH_VERSION, c.pid1 ? " as PID 1" : " (test mode: no mounts, no reboot)");
 	if ((r = read_config(&c, cmdline_file)) < 0)
-		fatal(&c, "config", "cannot read %s: %s", cmdline_file, strerror(-r));
+		fatal(&c, NF_STAGE_CONFIG, "cannot read %s: %s", cmdline_file, strerror(-r));
 	if (!c.server[0] || !c.token[0])
-		fatal(&c, "config", "the kernel command line lacks netflash.server= or netflash.token=");
+		fatal(&c, NF_STAGE_CONFIG, "the kernel command line lacks netflash.server= or netflash.token=");
 	check_button(&c);
 	if (c.pid1)
 		load_modules(&c);
@@ -572,7 +572,7 @@ int main(int argc, char **argv)
 	c.net_up = 1;
 	card = wait_card(&c);
 	if (!card)
-		fatal(&c, "target", "no SD card found: %s did not appear within %u s", c.target, c.card_wait);
+		fatal(&c, NF_STAGE_TARGET, "no SD card found: %s did not appear within %u s", c.target, c.card_wait);
 	wait_start_button(&c);
 	c.card_untouched = 1;
 	fo.target = c.target;
@@ -590,7 +590,7 @@ int main(int argc, char **argv)
 		finish(&c, 3, strcmp(c.after, "poweroff") == 0);
 	}
 	if (r < 0)
-		fatal(&c, "hello", "%s", detail);
+		fatal(&c, NF_STAGE_HELLO, "%s", detail);
 	log_attach(&jr.client);
 	say("%s; writing %s", detail, c.target);
 	nf_indicator_set(c.ind, NF_LED_WRITE);
@@ -600,7 +600,7 @@ int main(int argc, char **argv)
 		say("%s", res.decode_plan);
 	if (r < 0) {
 		nf_jobrun_finish(&jr, r, &res, 0, detail, sizeof(detail));
-		fatal(&c, res.stage ? res.stage : "flash", "%s", res.detail);
+		fatal(&c, res.stage != NF_STAGE_NONE ? res.stage : NF_STAGE_FLASH, "%s", res.detail);
 	}
 	if (res.probe_detail[0])
 		say("%s", res.probe_detail);
@@ -613,7 +613,7 @@ int main(int argc, char **argv)
 		    (unsigned long long)fo.patch->bytes);
 	r = nf_jobrun_finish(&jr, 0, &res, 600, detail, sizeof(detail));
 	if (r < 0)
-		fatal(&c, "report", "%s", detail);
+		fatal(&c, NF_STAGE_REPORT, "%s", detail);
 	say("%s", detail);
 	finish(&c, 0, strcmp(c.after, "poweroff") == 0);
 }

@@ -142,14 +142,14 @@ static double mb_s(uint64_t bytes, double s)
 
 static void progress_bar(const struct nf_progress *p, struct cli *c)
 {
-	uint64_t done = strcmp(p->stage, "write") == 0 ? p->written : p->verified;
+	uint64_t done = p->stage == NF_STAGE_WRITE ? p->written : p->verified;
 	uint64_t total = p->total;
 	double frac = total ? (double)done / (double)total : 0;
 	double rate = mb_s(done, p->elapsed);
 	char d[32], t[32], eta[32] = "--:--", bar[31];
 	int fill = (int)(frac * 30);
 
-	if (strcmp(p->stage, "write") != 0)
+	if (p->stage != NF_STAGE_WRITE)
 		rate = 0;
 	if (total && rate > 0 && done < total) {
 		unsigned s = (unsigned)((double)(total - done) / 1e6 / rate);
@@ -165,7 +165,7 @@ static void progress_bar(const struct nf_progress *p, struct cli *c)
 	else
 		snprintf(t, sizeof(t), "?");
 	fprintf(stderr, "\r%-8s [%s] %s / %s  %.1f MB/s  ETA %s%s\033[K",
-		p->reconnecting ? "retry" : p->stage, total ? bar : "..............................",
+		p->reconnecting ? "retry" : nf_stage_name(p->stage), total ? bar : "..............................",
 		d, t, rate, eta, p->reconnecting ? "  (NFS server lost, reconnecting)" : "");
 	c->bar_drawn = 1;
 }
@@ -175,7 +175,7 @@ static void progress_json(const struct nf_progress *p)
 	printf("{\"event\":\"progress\",\"stage\":\"%s\",\"written\":%llu,\"total\":%llu,"
 	       "\"skipped\":%llu,\"verified\":%llu,\"source_read\":%llu,\"source_total\":%llu,"
 	       "\"elapsed\":%.3f,\"reconnects\":%u,\"reconnecting\":%s}\n",
-	       p->stage, (unsigned long long)p->written, (unsigned long long)p->total,
+	       nf_stage_name(p->stage), (unsigned long long)p->written, (unsigned long long)p->total,
 	       (unsigned long long)p->skipped, (unsigned long long)p->verified,
 	       (unsigned long long)p->src_read, (unsigned long long)p->src_total, p->elapsed,
 	       p->reconnects, p->reconnecting ? "true" : "false");
@@ -186,7 +186,7 @@ static void on_progress(const struct nf_progress *p, void *ctx)
 {
 	struct cli *c = ctx;
 
-	nf_indicator_set(c->ind, strcmp(p->stage, "write") == 0 ? NF_LED_WRITE : NF_LED_VERIFY);
+	nf_indicator_set(c->ind, p->stage == NF_STAGE_WRITE ? NF_LED_WRITE : NF_LED_VERIFY);
 	if (c->progress == PROGRESS_BAR)
 		progress_bar(p, c);
 	else if (c->progress == PROGRESS_JSON)
@@ -201,7 +201,7 @@ static void summary(const struct cli *c, const struct nf_flash_result *r, int er
 	if (c->progress == PROGRESS_JSON) {
 		if (err)
 			printf("{\"event\":\"error\",\"stage\":\"%s\",\"errno\":%d,\"bad_offset\":%lld,"
-			       "\"message\":%s}\n", r->stage ? r->stage : "", -err,
+			       "\"message\":%s}\n", nf_stage_name(r->stage), -err,
 			       r->have_bad_offset ? (long long)r->bad_offset : -1LL,
 			       nf_json_str(msg, sizeof(msg), r->detail));
 		else

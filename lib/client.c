@@ -251,7 +251,7 @@ int nf_client_log(struct nf_client *c, const char *line)
 	return send_note(c, "LOG", "line", line, NULL, NULL);
 }
 
-int nf_client_card(struct nf_client *c, const char *what, const char *text)
+int nf_client_card(struct nf_client *c, enum nf_card_finding what, const char *text)
 {
-	return send_note(c, "CARD", "what", what, "text", text);
+	return send_note(c, "CARD", "what", nf_card_finding_name(what), "text", text);
 }

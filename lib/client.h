@@ -67,7 +67,7 @@ int nf_client_query(struct nf_client *c, char *image, size_t cap);
 
 /* PROGRESS, best effort: on a lost connection, reconnects at most every few
  * seconds and otherwise drops the report. Returns 0 or -errno. */
-int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, uint64_t total, double mbps);
+int nf_client_progress(struct nf_client *c, enum nf_stage stage, uint64_t done, uint64_t total, double mbps);
 
 /* DONE and the master's verdict (patch_sha256: the digest of the
  * provisioning patch written and read back, or NULL); keeps reconnecting until deadline_s have
@@ -77,15 +77,15 @@ int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes
 		   const uint8_t *patch_sha256, unsigned deadline_s);
 
 /* FAIL with the stage and reason (sent once, best effort). Returns 0 or -errno. */
-int nf_client_fail(struct nf_client *c, const char *stage, const char *reason);
+int nf_client_fail(struct nf_client *c, enum nf_stage stage, const char *reason);
 
 /* LOG: one console line to the master, only while connected (never
  * reconnects for it). Returns 0 or -errno. */
 int nf_client_log(struct nf_client *c, const char *line);
 
-/* CARD: a card-health finding (what: identity, probe, stall, slow; text:
- * one line), only while connected. Returns 0 or -errno. */
-int nf_client_card(struct nf_client *c, const char *what, const char *text);
+/* CARD: a card-health finding (text: one line), only while connected.
+ * Returns 0 or -errno. */
+int nf_client_card(struct nf_client *c, enum nf_card_finding what, const char *text);
 
 void nf_client_close(struct nf_client *c);
 

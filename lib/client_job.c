@@ -137,7 +137,7 @@ int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_byt
 	return nf_client_refusal(&m);
 }
 
-int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, uint64_t total, double mbps)
+int nf_client_progress(struct nf_client *c, enum nf_stage stage, uint64_t done, uint64_t total, double mbps)
 {
 	struct nf_msg m;
 
@@ -157,7 +157,7 @@ int nf_client_progress(struct nf_client *c, const char *stage, uint64_t done, ui
 	}
 	nf_msg_init(&m, "PROGRESS");
 	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
-	nf_msg_add(&m, "stage", stage);
+	nf_msg_add(&m, "stage", nf_stage_name(stage));
 	nf_msg_addf(&m, "done", "%llu", (unsigned long long)done);
 	nf_msg_addf(&m, "total", "%llu", (unsigned long long)total);
 	nf_msg_addf(&m, "mbps", "%.1f", mbps);
@@ -208,7 +208,7 @@ int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes
 	return r;
 }
 
-int nf_client_fail(struct nf_client *c, const char *stage, const char *reason)
+int nf_client_fail(struct nf_client *c, enum nf_stage stage, const char *reason)
 {
 	struct nf_msg m;
 	int r;
@@ -217,7 +217,7 @@ int nf_client_fail(struct nf_client *c, const char *stage, const char *reason)
 		return r;
 	nf_msg_init(&m, "FAIL");
 	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
-	nf_msg_add(&m, "stage", stage);
+	nf_msg_add(&m, "stage", nf_stage_name(stage));
 	nf_msg_add(&m, "reason", reason);
 	r = nf_client_send(c, &m);
 	if (r == 0)

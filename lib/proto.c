@@ -176,3 +176,56 @@ int nf_msg_format(const struct nf_msg *m, char *out, size_t cap)
 	out[o] = '\0';
 	return (int)o;
 }
+
+static const char *const stage_names[] = {
+	[NF_STAGE_NONE] = "", [NF_STAGE_WRITE] = "write", [NF_STAGE_VERIFY] = "verify",
+	[NF_STAGE_FINALIZE] = "finalize", [NF_STAGE_CONFIG] = "config", [NF_STAGE_NETWORK] = "network",
+	[NF_STAGE_BUTTON] = "button", [NF_STAGE_TARGET] = "target", [NF_STAGE_READ_ONLY] = "read-only",
+	[NF_STAGE_PROBE] = "probe", [NF_STAGE_HELLO] = "hello", [NF_STAGE_SETUP] = "setup",
+	[NF_STAGE_SOURCE] = "source", [NF_STAGE_DECODE] = "decode", [NF_STAGE_PATCH] = "patch",
+	[NF_STAGE_INTERRUPTED] = "interrupted", [NF_STAGE_REPORT] = "report", [NF_STAGE_FLASH] = "flash",
+};
+
+static const char *const finding_names[] = {
+	[NF_CARD_IDENTITY] = "identity", [NF_CARD_PROBE] = "probe", [NF_CARD_STALL] = "stall",
+	[NF_CARD_SLOW] = "slow",
+};
+
+/* The index of name in names (n entries), or -1. */
+static int name_index(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (names[i] && strcmp(names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *nf_stage_name(enum nf_stage s)
+{
+	return (size_t)s < sizeof(stage_names) / sizeof(stage_names[0]) ? stage_names[s] : "flash";
+}
+
+int nf_stage_parse(const char *name, enum nf_stage *out)
+{
+	int i = name_index(stage_names, sizeof(stage_names) / sizeof(stage_names[0]), name);
+
+	if (i < 0)
+		return -EINVAL;
+	*out = (enum nf_stage)i;
+	return 0;
+}
+
+const char *nf_card_finding_name(enum nf_card_finding f)
+{
+	return (size_t)f < sizeof(finding_names) / sizeof(finding_names[0]) ? finding_names[f] : "identity";
+}
+
+int nf_card_finding_parse(const char *name, enum nf_card_finding *out)
+{
+	int i = name_index(finding_names, sizeof(finding_names) / sizeof(finding_names[0]), name);
+
+	if (i < 0)
+		return -EINVAL;
+	*out = (enum nf_card_finding)i;
+	return 0;
+}

@@ -46,4 +46,41 @@ int nf_msg_addf(struct nf_msg *m, const char *key, const char *fmt, ...) __attri
  * Returns the length, or -EMSGSIZE when it would exceed NF_PROTO_LINE_MAX. */
 int nf_msg_format(const struct nf_msg *m, char *out, size_t cap);
 
+/* Where a flash is (PROGRESS stage=) or where a worker's job failed (FAIL
+ * stage=); each has one name on the wire (docs/protocol.md). */
+enum nf_stage {
+	NF_STAGE_NONE,        /* "": no progress reported yet */
+	NF_STAGE_WRITE,       /* progress: writing */
+	NF_STAGE_VERIFY,      /* progress: reading back */
+	NF_STAGE_FINALIZE,    /* progress: the provisioning patch, the last sync */
+	NF_STAGE_CONFIG,      /* flasher-init: a bad kernel command line */
+	NF_STAGE_NETWORK,     /* flasher-init: no interface or no lease (console only) */
+	NF_STAGE_BUTTON,      /* flasher-init: the start button cannot be read */
+	NF_STAGE_TARGET,      /* the card is missing or cannot be opened */
+	NF_STAGE_READ_ONLY,   /* the card is write-protected: the worker is marked failed */
+	NF_STAGE_PROBE,       /* the fake-capacity probe failed: marked failed */
+	NF_STAGE_HELLO,       /* the master did not give the job */
+	NF_STAGE_SETUP,       /* the engine could not start */
+	NF_STAGE_SOURCE,      /* reading the image failed */
+	NF_STAGE_DECODE,      /* the image is damaged */
+	NF_STAGE_PATCH,       /* the provisioning patch could not be applied */
+	NF_STAGE_INTERRUPTED, /* a signal stopped the flash */
+	NF_STAGE_REPORT,      /* the master could not be told */
+	NF_STAGE_FLASH,       /* the engine failed without naming a stage */
+};
+/* The wire name ("write", "read-only", ...; "" for NONE). Never NULL. */
+const char *nf_stage_name(enum nf_stage s);
+/* Parses a wire name. Returns 0 or -EINVAL. */
+int nf_stage_parse(const char *name, enum nf_stage *out);
+
+/* What a CARD line reports (CARD what=). */
+enum nf_card_finding {
+	NF_CARD_IDENTITY, /* CID, CSD, name, serial, manufacturer, date, size */
+	NF_CARD_PROBE,    /* the fake-capacity probe's verdict */
+	NF_CARD_STALL,    /* a write took longer than the watchdog's limit */
+	NF_CARD_SLOW,     /* the card wrote slower than the floor */
+};
+const char *nf_card_finding_name(enum nf_card_finding f);
+int nf_card_finding_parse(const char *name, enum nf_card_finding *out);
+
 #endif

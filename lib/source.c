@@ -372,8 +372,6 @@ static int nfs_stream(struct nf_source *s, uint64_t off, nf_sink_fn sink, void *
 			return r;
 		/* The session is broken (server gone, timeout, stale handle):
 		 * start over at the first undelivered byte. */
-		if (getenv("NETFLASH_DEBUG_NFS"))
-			fprintf(stderr, "nfs: reconnect after %d at %llu: %s\n", r, (unsigned long long)st.pos, s->detail);
 		r = nfs_reconnect(s);
 		if (r < 0)
 			return r;

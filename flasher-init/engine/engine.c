@@ -29,7 +29,7 @@ double flash_now(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-void flash_fail(struct flash *f, int err, const char *stage, const char *fmt, ...)
+void flash_fail(struct flash *f, int err, enum nf_stage stage, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -80,7 +80,7 @@ static void *reader_main(void *arg)
 
 	f->t_read = flash_now() - t0;
 	if (r < 0 && r != -ECANCELED && !flash_failed(f))
-		flash_fail(f, r, "source", "reading '%s' failed at offset %llu: %s%s",
+		flash_fail(f, r, NF_STAGE_SOURCE, "reading '%s' failed at offset %llu: %s%s",
 			   f->o->source, (unsigned long long)atomic_load(&f->src_read),
 			   nf_source_detail(f->src),
 			   nf_source_is_nfs(f->src) && f->o->src.retry_seconds
@@ -112,10 +112,10 @@ static void decode_failed(struct flash *f, ssize_t n, uint64_t image_off)
 {
 	if (n != -EBADMSG && n != -ENOMEM) {
 		/* The input failed: the reader has said why. */
-		flash_fail(f, (int)n, "source", "reading '%s' failed", f->o->source);
+		flash_fail(f, (int)n, NF_STAGE_SOURCE, "reading '%s' failed", f->o->source);
 		return;
 	}
-	flash_fail(f, (int)n, "decode", "%s: %s at compressed offset %llu (image offset %llu)%s",
+	flash_fail(f, (int)n, NF_STAGE_DECODE, "%s: %s at compressed offset %llu (image offset %llu)%s",
 		   f->o->source, nf_decoder_detail(f->dec),
 		   (unsigned long long)nf_decoder_in_offset(f->dec), (unsigned long long)image_off,
 		   nf_decoder_trailing(f->dec) ? "; gzip -dc ignores such data, and netflash image add stores such an "
@@ -266,7 +266,7 @@ static int write_runs(struct flash *f, const struct chunk *c, size_t from, size_
 		if (dt >= stall_limit(f))
 			f->res->stalls++;
 		if (r < 0) {
-			flash_fail(f, r, "write", "cannot write to '%s' at offset %llu: %s",
+			flash_fail(f, r, NF_STAGE_WRITE, "cannot write to '%s' at offset %llu: %s",
 				   f->tgt.path, (unsigned long long)(c->off + i), strerror(-r));
 			return r;
 		}
@@ -286,7 +286,7 @@ static int wipe_head(struct flash *f, const uint8_t *zeros)
 		len = f->tgt.size & ~511ull;
 	r = len ? nf_target_zero(&f->tgt, 0, len, zeros, &skipped) : 0;
 	if (r < 0)
-		flash_fail(f, r, "write", "cannot write to '%s': %s", f->tgt.path, strerror(-r));
+		flash_fail(f, r, NF_STAGE_WRITE, "cannot write to '%s': %s", f->tgt.path, strerror(-r));
 	return r;
 }
 
@@ -296,7 +296,7 @@ static int process_chunk(struct flash *f, struct chunk *c)
 	size_t from = 0;
 
 	if (end > f->tgt.size || end > MAX_IMAGE) {
-		flash_fail(f, -ENOSPC, "target", "the image does not fit: '%s' has %llu bytes and the image is larger",
+		flash_fail(f, -ENOSPC, NF_STAGE_TARGET, "the image does not fit: '%s' has %llu bytes and the image is larger",
 			   f->tgt.path, (unsigned long long)(end > f->tgt.size ? f->tgt.size : MAX_IMAGE));
 		return -ENOSPC;
 	}
@@ -306,7 +306,7 @@ static int process_chunk(struct flash *f, struct chunk *c)
 
 		if (store_hash(f, (size_t)((c->off + i) / NF_BLOCK), XXH3_128bits(c->buf + i, blen),
 			       XXH3_64bits(c->buf + i, slen), c->has_before[i / NF_BLOCK], c->before[i / NF_BLOCK]) < 0) {
-			flash_fail(f, -ENOMEM, "write", "out of memory for block hashes");
+			flash_fail(f, -ENOMEM, NF_STAGE_WRITE, "out of memory for block hashes");
 			return -ENOMEM;
 		}
 	}
@@ -318,7 +318,7 @@ static int process_chunk(struct flash *f, struct chunk *c)
 		/* probe() checked the same bytes; a source that changed since
 		 * must not reach the card either. */
 		if (h == NF_HEAD_NESTED || (h == NF_HEAD_NOT_DISK && !f->o->not_a_disk)) {
-			flash_fail(f, -EBADMSG, "source", "'%s' changed while it was read: its image now starts with %s",
+			flash_fail(f, -EBADMSG, NF_STAGE_SOURCE, "'%s' changed while it was read: its image now starts with %s",
 				   f->o->source, why);
 			return -EBADMSG;
 		}
@@ -342,7 +342,7 @@ static int flush_to(struct flash *f, uint64_t *last_flush, uint64_t end)
 	if (r == 0)
 		r = nf_target_flush(&f->tgt, *last_flush, end - *last_flush);
 	if (r < 0) {
-		flash_fail(f, r, "write", "cannot flush or extend '%s': %s", f->tgt.path, strerror(-r));
+		flash_fail(f, r, NF_STAGE_WRITE, "cannot flush or extend '%s': %s", f->tgt.path, strerror(-r));
 		return r;
 	}
 	pthread_mutex_lock(&f->lock);
@@ -375,7 +375,7 @@ static void *writer_main(void *arg)
 	}
 	/* got == 0: the decoder closed the queue after the last chunk. */
 	if (got == 0 && end == 0)
-		flash_fail(f, -EBADMSG, "decode", "'%s' holds an empty image", f->o->source);
+		flash_fail(f, -EBADMSG, NF_STAGE_DECODE, "'%s' holds an empty image", f->o->source);
 	if (got == 0 && end > 0 && flush_to(f, &last_flush, end) == 0) {
 		pthread_mutex_lock(&f->lock);
 		f->image_size = end;
@@ -399,12 +399,12 @@ static ssize_t source_pread(void *ctx, void *buf, size_t len, uint64_t off)
 static int refuse_format(struct flash *f, const struct nf_sniff *s)
 {
 	if (s->archive)
-		flash_fail(f, -EBADMSG, "source", "'%s' is %s: netflash-write takes raw, gzip, xz and zstd images; "
+		flash_fail(f, -EBADMSG, NF_STAGE_SOURCE, "'%s' is %s: netflash-write takes raw, gzip, xz and zstd images; "
 			   "netflash image add converts %s for workers (or unpack it first)", f->o->source, s->why,
 			   strcmp(s->family, "tar") == 0 || strcmp(s->family, "zip") == 0 || strcmp(s->family, "7z") == 0
 				   ? "the image inside" : "it");
 	else
-		flash_fail(f, -EBADMSG, "source", "'%s' is %s, which netflash cannot decode", f->o->source, s->why);
+		flash_fail(f, -EBADMSG, NF_STAGE_SOURCE, "'%s' is %s, which netflash cannot decode", f->o->source, s->why);
 	return -EBADMSG;
 }
 
@@ -415,7 +415,7 @@ static int check_claim(struct flash *f, const struct nf_sniff *s, const uint8_t 
 
 	if (nf_format_check_claim(f->o->source, s, head, n, whole, why, sizeof(why)) == 0)
 		return 0;
-	flash_fail(f, -EBADMSG, "source", "'%s' is %s", f->o->source, why);
+	flash_fail(f, -EBADMSG, NF_STAGE_SOURCE, "'%s' is %s", f->o->source, why);
 	return -EBADMSG;
 }
 
@@ -429,14 +429,14 @@ static int check_head(struct flash *f, enum nf_format fmt, const char *outer)
 	ssize_t n = nf_decode_head(fmt, source_pread, f->src, 0, head, sizeof(head), detail, sizeof(detail));
 
 	if (n < 0) {
-		flash_fail(f, (int)n, "decode", "'%s': %s", f->o->source, detail);
+		flash_fail(f, (int)n, NF_STAGE_DECODE, "'%s': %s", f->o->source, detail);
 		return (int)n;
 	}
 	switch (nf_head_check(head, (size_t)n, (size_t)n < sizeof(head), &inner, why, sizeof(why))) {
 	case NF_HEAD_DISK:
 		return 0;
 	case NF_HEAD_NESTED:
-		flash_fail(f, -EBADMSG, "source", "'%s' is %s data holding %s%s: netflash image add %s; "
+		flash_fail(f, -EBADMSG, NF_STAGE_SOURCE, "'%s' is %s data holding %s%s: netflash image add %s; "
 			   "netflash-write needs the image itself", f->o->source, outer, why,
 			   strcmp(inner, "tar") == 0 ? "" : " (compressed twice)",
 			   strcmp(inner, "tar") == 0 ? "extracts its image" : "decodes every layer");
@@ -445,7 +445,7 @@ static int check_head(struct flash *f, enum nf_format fmt, const char *outer)
 	default:
 		if (f->o->not_a_disk)
 			return 0;
-		flash_fail(f, -EBADMSG, "source", "'%s' is not a disk image: %s (--not-a-disk writes it anyway)",
+		flash_fail(f, -EBADMSG, NF_STAGE_SOURCE, "'%s' is not a disk image: %s (--not-a-disk writes it anyway)",
 			   f->o->source, why);
 		return -EBADMSG;
 	}
@@ -509,7 +509,7 @@ static int plan_zstd(struct flash *f, const uint8_t *head, size_t n)
 	nf_format_bytes(nf_zstd_window_max(f->budget), max, sizeof(max));
 	if (nf_zstd_first_window(head, n, &window) == 0 && window > nf_zstd_window_max(f->budget)) {
 		nf_format_bytes(window, w, sizeof(w));
-		flash_fail(f, -ENOMEM, "decode", "'%s' needs a zstd window of %s; this machine affords %s (%s): "
+		flash_fail(f, -ENOMEM, NF_STAGE_DECODE, "'%s' needs a zstd window of %s; this machine affords %s (%s): "
 			   "re-encode it (netflash image add does) or raise --xz-memlimit", f->o->source, w, max, why);
 		return -ENOMEM;
 	}
@@ -528,11 +528,11 @@ static int probe(struct flash *f, enum nf_format *fmt)
 	int r;
 
 	if (n < 0) {
-		flash_fail(f, (int)n, "source", "cannot read '%s': %s", f->o->source, nf_source_detail(f->src));
+		flash_fail(f, (int)n, NF_STAGE_SOURCE, "cannot read '%s': %s", f->o->source, nf_source_detail(f->src));
 		return (int)n;
 	}
 	if (n == 0) {
-		flash_fail(f, -EBADMSG, "source", "'%s' is empty", f->o->source);
+		flash_fail(f, -EBADMSG, NF_STAGE_SOURCE, "'%s' is empty", f->o->source);
 		return -EBADMSG;
 	}
 	nf_format_sniff(head, (size_t)n, (size_t)n < sizeof(head), &sn);
@@ -542,7 +542,7 @@ static int probe(struct flash *f, enum nf_format *fmt)
 	if (*fmt == NF_FMT_UNKNOWN)
 		return refuse_format(f, &sn);
 	if (f->o->format != NF_FMT_UNKNOWN && f->o->format != *fmt) {
-		flash_fail(f, -EBADMSG, "source", "'%s' is %s data, not %s as --format says",
+		flash_fail(f, -EBADMSG, NF_STAGE_SOURCE, "'%s' is %s data, not %s as --format says",
 			   f->o->source, nf_format_name(*fmt), nf_format_name(f->o->format));
 		return -EBADMSG;
 	}
@@ -557,7 +557,7 @@ static int probe(struct flash *f, enum nf_format *fmt)
 
 		r = nf_xz_info(source_pread, f->src, nf_source_size(f->src), &x);
 		if (r < 0) {
-			flash_fail(f, r, "decode", "'%s': %s", f->o->source, r == -EBADMSG
+			flash_fail(f, r, NF_STAGE_DECODE, "'%s': %s", f->o->source, r == -EBADMSG
 				   ? "xz index is corrupt or the file is truncated" : nf_source_detail(f->src));
 			return r;
 		}
@@ -573,7 +573,7 @@ static int probe(struct flash *f, enum nf_format *fmt)
 			return r;
 	}
 	if (size && f->o->expect_size && size != f->o->expect_size) {
-		flash_fail(f, -EBADMSG, "source", "'%s' decodes to %llu bytes, expected %llu",
+		flash_fail(f, -EBADMSG, NF_STAGE_SOURCE, "'%s' decodes to %llu bytes, expected %llu",
 			   f->o->source, (unsigned long long)size, (unsigned long long)f->o->expect_size);
 		return -EBADMSG;
 	}
@@ -587,7 +587,7 @@ static int check_size(struct flash *f)
 	uint64_t need = f->known_size > f->min_size ? f->known_size : f->min_size;
 
 	if (need > f->tgt.size) {
-		flash_fail(f, -ENOSPC, "target", "the image does not fit: '%s' has %llu bytes, the image %s%llu",
+		flash_fail(f, -ENOSPC, NF_STAGE_TARGET, "the image does not fit: '%s' has %llu bytes, the image %s%llu",
 			   f->tgt.path, (unsigned long long)f->tgt.size, f->known_size ? "" : "at least ",
 			   (unsigned long long)need);
 		return -ENOSPC;
@@ -615,14 +615,14 @@ static int apply_patch(struct flash *f)
 			ssize_t n;
 
 			if (e->off < NF_BLOCK || e->off + e->len > f->image_size) {
-				flash_fail(f, -EINVAL, "patch", "the provisioning patch writes %u bytes at offset %llu, "
+				flash_fail(f, -EINVAL, NF_STAGE_PATCH, "the provisioning patch writes %u bytes at offset %llu, "
 					   "outside the image's %llu bytes past its first MiB", e->len,
 					   (unsigned long long)e->off, (unsigned long long)f->image_size);
 				return -EINVAL;
 			}
 			buf = aligned_alloc(4096, (size_t)(b - a));
 			if (!buf) {
-				flash_fail(f, -ENOMEM, "patch", "out of memory");
+				flash_fail(f, -ENOMEM, NF_STAGE_PATCH, "out of memory");
 				return -ENOMEM;
 			}
 			n = nf_target_read(&f->tgt, buf, (size_t)(b - a), a);
@@ -630,26 +630,26 @@ static int apply_patch(struct flash *f)
 				n = -EIO;
 			if (n < 0) {
 				r = (int)n;
-				flash_fail(f, r, "patch", "cannot read '%s' at offset %llu for the provisioning patch: %s",
+				flash_fail(f, r, NF_STAGE_PATCH, "cannot read '%s' at offset %llu for the provisioning patch: %s",
 					   f->tgt.path, (unsigned long long)a, strerror(-r));
 			} else if (pass == 0) {
 				memcpy(buf + (e->off - a), e->data, e->len);
 				/* n, not b - a: never extend a regular file past its end. */
 				r = nf_target_write(&f->tgt, buf, (size_t)n, a);
 				if (r < 0)
-					flash_fail(f, r, "patch", "cannot write the provisioning patch to '%s' at offset %llu: %s",
+					flash_fail(f, r, NF_STAGE_PATCH, "cannot write the provisioning patch to '%s' at offset %llu: %s",
 						   f->tgt.path, (unsigned long long)e->off, strerror(-r));
 			} else if (memcmp(buf + (e->off - a), e->data, e->len) != 0) {
 				r = -EIO;
 				f->res->have_bad_offset = 1;
 				f->res->bad_offset = e->off;
-				flash_fail(f, r, "patch", "the provisioning patch does not read back from '%s' at offset %llu",
+				flash_fail(f, r, NF_STAGE_PATCH, "the provisioning patch does not read back from '%s' at offset %llu",
 					   f->tgt.path, (unsigned long long)e->off);
 			}
 			free(buf);
 		}
 		if (r == 0 && pass == 0 && (r = nf_target_flush(&f->tgt, NF_BLOCK, f->image_size - NF_BLOCK)) < 0)
-			flash_fail(f, r, "patch", "cannot flush the provisioning patch to '%s': %s", f->tgt.path,
+			flash_fail(f, r, NF_STAGE_PATCH, "cannot flush the provisioning patch to '%s': %s", f->tgt.path,
 				   strerror(-r));
 	}
 	if (r == 0) {
@@ -669,12 +669,12 @@ static int finalize(struct flash *f)
 	EVP_DigestFinal_ex(f->sha, res->sha256, &mdlen);
 	res->image_bytes = f->image_size;
 	if (f->o->have_expect_sha256 && memcmp(res->sha256, f->o->expect_sha256, 32) != 0) {
-		flash_fail(f, -EBADMSG, "verify", "'%s' is not the expected image: its SHA-256 differs from --expect-sha256",
+		flash_fail(f, -EBADMSG, NF_STAGE_VERIFY, "'%s' is not the expected image: its SHA-256 differs from --expect-sha256",
 			   f->o->source);
 		return -EBADMSG;
 	}
 	if (f->o->expect_size && f->image_size != f->o->expect_size) {
-		flash_fail(f, -EBADMSG, "verify", "'%s' decoded to %llu bytes, expected %llu", f->o->source,
+		flash_fail(f, -EBADMSG, NF_STAGE_VERIFY, "'%s' decoded to %llu bytes, expected %llu", f->o->source,
 			   (unsigned long long)f->image_size, (unsigned long long)f->o->expect_size);
 		return -EBADMSG;
 	}
@@ -687,12 +687,12 @@ static int finalize(struct flash *f)
 	if (r == 0)
 		r = nf_target_flush(&f->tgt, 0, f->head_len);
 	if (r < 0) {
-		flash_fail(f, r, "write", "cannot write the first MiB of '%s': %s", f->tgt.path, strerror(-r));
+		flash_fail(f, r, NF_STAGE_WRITE, "cannot write the first MiB of '%s': %s", f->tgt.path, strerror(-r));
 		return r;
 	}
 	buf = aligned_alloc(4096, NF_BLOCK + 4096);
 	if (!buf) {
-		flash_fail(f, -ENOMEM, "verify", "out of memory");
+		flash_fail(f, -ENOMEM, NF_STAGE_VERIFY, "out of memory");
 		return -ENOMEM;
 	}
 	double t0 = flash_now();
@@ -759,7 +759,7 @@ static void report(struct flash *f, double t0)
 	wdone = f->writer_done;
 	vdone = f->verifier_done;
 	pthread_mutex_unlock(&f->lock);
-	p.stage = atomic_load(&f->finalizing) ? "finalize" : vdone || wdone ? "verify" : "write";
+	p.stage = atomic_load(&f->finalizing) ? NF_STAGE_FINALIZE : vdone || wdone ? NF_STAGE_VERIFY : NF_STAGE_WRITE;
 	if (f->o->progress)
 		f->o->progress(&p, f->o->progress_ctx);
 }
@@ -776,7 +776,7 @@ static void run_pipeline(struct flash *f, double t0)
 
 	for (; started < 4; started++) {
 		if (pthread_create(&th[started], NULL, mains[started], f) != 0) {
-			flash_fail(f, -EAGAIN, "setup", "cannot start a thread");
+			flash_fail(f, -EAGAIN, NF_STAGE_SETUP, "cannot start a thread");
 			break;
 		}
 	}
@@ -795,7 +795,7 @@ static void run_pipeline(struct flash *f, double t0)
 		over = f->err || f->verifier_done;
 		pthread_mutex_unlock(&f->lock);
 		if (f->o->interrupt && atomic_load(f->o->interrupt) && !flash_failed(f))
-			flash_fail(f, -EINTR, "interrupted", "interrupted; the first MiB of '%s' was not written, so it will not boot",
+			flash_fail(f, -EINTR, NF_STAGE_INTERRUPTED, "interrupted; the first MiB of '%s' was not written, so it will not boot",
 				   f->tgt.path);
 		if (over)
 			break;
@@ -846,7 +846,7 @@ int nf_flash(const struct nf_flash_opts *o, struct nf_flash_result *res)
 	sopts.cancel = &f.cancel;
 	r = nf_source_open(&f.src, o->source, &sopts, detail, sizeof(detail));
 	if (r < 0) {
-		flash_fail(&f, r, "source", "cannot open '%s': %s", o->source, detail);
+		flash_fail(&f, r, NF_STAGE_SOURCE, "cannot open '%s': %s", o->source, detail);
 		goto out;
 	}
 	/* The target is not even opened (or created) until the source proved
@@ -858,7 +858,7 @@ int nf_flash(const struct nf_flash_opts *o, struct nf_flash_result *res)
 	if (r < 0) {
 		/* A card that cannot be written stays so: its own stage, which the
 		 * master treats as final (no retries, like a failed probe). */
-		flash_fail(&f, r, r == -EROFS || r == -EACCES ? "read-only" : "target", "%s", detail);
+		flash_fail(&f, r, r == -EROFS || r == -EACCES ? NF_STAGE_READ_ONLY : NF_STAGE_TARGET, "%s", detail);
 		goto out;
 	}
 	r = check_size(&f);
@@ -869,13 +869,13 @@ int nf_flash(const struct nf_flash_opts *o, struct nf_flash_result *res)
 
 		r = nf_probe_capacity(&f.tgt, claimed, res->probe_detail, sizeof(res->probe_detail));
 		if (r < 0) {
-			flash_fail(&f, r, "probe", "'%s': %s", f.tgt.path, res->probe_detail);
+			flash_fail(&f, r, NF_STAGE_PROBE, "'%s': %s", f.tgt.path, res->probe_detail);
 			goto out;
 		}
 	}
 	r = setup(&f);
 	if (r < 0) {
-		flash_fail(&f, r, "setup", "cannot set up the pipeline: %s", strerror(-r));
+		flash_fail(&f, r, NF_STAGE_SETUP, "cannot set up the pipeline: %s", strerror(-r));
 		goto out;
 	}
 	res->stall_limit_s = stall_limit(&f);

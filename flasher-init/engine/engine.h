@@ -19,12 +19,13 @@
 
 #include "format.h"
 #include "patch.h"
+#include "proto.h"
 #include "source.h"
 
 #define NF_BLOCK (1u << 20) /* hash, zero-skip and head granularity */
 
 struct nf_progress {
-	const char *stage;     /* "write", "verify", "finalize" */
+	enum nf_stage stage;   /* NF_STAGE_WRITE, _VERIFY or _FINALIZE */
 	uint64_t written;      /* image bytes handled by the writer */
 	uint64_t total;        /* image size if known, else 0 */
 	uint64_t skipped;      /* zero bytes not written */
@@ -86,7 +87,7 @@ struct nf_flash_result {
 				    * 4 KiB after the last write (aliasing) */
 	int have_bad_offset;
 	uint64_t bad_offset;       /* first offset that failed verification */
-	const char *stage;         /* where it failed: "source", "decode", "target", "write", "verify" */
+	enum nf_stage stage;       /* where it failed (NF_STAGE_SOURCE, _DECODE, ...); NONE: it did not */
 	char detail[512];          /* one line: what failed and why */
 	char probe_detail[256];    /* the capacity probe's verdict, if it ran */
 	unsigned stalls;           /* writes that took stall_limit_s or longer */

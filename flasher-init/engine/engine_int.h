@@ -89,7 +89,7 @@ double flash_now(void);
  * every stage (queues failed, ring failed). Later failures (usually
  * consequences) are dropped. */
 void __attribute__((format(printf, 4, 5)))
-flash_fail(struct flash *f, int err, const char *stage, const char *fmt, ...);
+flash_fail(struct flash *f, int err, enum nf_stage stage, const char *fmt, ...);
 
 /* 1 once any stage has failed. */
 int flash_failed(struct flash *f);

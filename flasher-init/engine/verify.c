@@ -63,7 +63,7 @@ int flash_verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
 	XXH128_hash_t want, got;
 
 	if (n < 0) {
-		flash_fail(f, (int)n, "verify", "cannot read back '%s' at offset %llu: %s",
+		flash_fail(f, (int)n, NF_STAGE_VERIFY, "cannot read back '%s' at offset %llu: %s",
 			   f->tgt.path, (unsigned long long)off, strerror((int)-n));
 		return (int)n;
 	}
@@ -73,7 +73,7 @@ int flash_verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
 	if ((size_t)n < len) {
 		f->res->have_bad_offset = 1;
 		f->res->bad_offset = off + (uint64_t)n;
-		flash_fail(f, -EIO, "verify", "verification failed: '%s' ends at offset %llu, inside the image",
+		flash_fail(f, -EIO, NF_STAGE_VERIFY, "verification failed: '%s' ends at offset %llu, inside the image",
 			   f->tgt.path, (unsigned long long)(off + (uint64_t)n));
 		return -EIO;
 	}
@@ -84,7 +84,7 @@ int flash_verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
 		describe_readback(f, (size_t)(off / NF_BLOCK), buf, len, what, sizeof(what));
 		f->res->have_bad_offset = 1;
 		f->res->bad_offset = off;
-		flash_fail(f, -EIO, "verify", "verification failed: '%s' does not hold the image's 1 MiB block at "
+		flash_fail(f, -EIO, NF_STAGE_VERIFY, "verification failed: '%s' does not hold the image's 1 MiB block at "
 			   "offset %llu: %s", f->tgt.path, (unsigned long long)off, what);
 		return -EIO;
 	}
@@ -99,7 +99,7 @@ void *flash_verifier_main(void *arg)
 	double busy = 0;
 
 	if (!buf) {
-		flash_fail(f, -ENOMEM, "verify", "out of memory");
+		flash_fail(f, -ENOMEM, NF_STAGE_VERIFY, "out of memory");
 		return NULL;
 	}
 	for (;;) {
@@ -149,7 +149,7 @@ int flash_recheck_samples(struct flash *f)
 	int r = 0;
 
 	if (!buf) {
-		flash_fail(f, -ENOMEM, "verify", "out of memory");
+		flash_fail(f, -ENOMEM, NF_STAGE_VERIFY, "out of memory");
 		return -ENOMEM;
 	}
 	for (size_t i = 1; i < f->nhashes && r == 0; i++) {
@@ -159,7 +159,7 @@ int flash_recheck_samples(struct flash *f)
 
 		if (n < (ssize_t)len) {
 			r = n < 0 ? (int)n : -EIO;
-			flash_fail(f, r, "verify", "cannot read back '%s' at offset %llu after the last write: %s",
+			flash_fail(f, r, NF_STAGE_VERIFY, "cannot read back '%s' at offset %llu after the last write: %s",
 				   f->tgt.path, (unsigned long long)off, n < 0 ? strerror((int)-n) : "it ends there");
 		} else if (XXH3_64bits(buf, len) != f->sums[i].sample) {
 			char what[200];
@@ -168,7 +168,7 @@ int flash_recheck_samples(struct flash *f)
 			r = -EIO;
 			f->res->have_bad_offset = 1;
 			f->res->bad_offset = off;
-			flash_fail(f, r, "verify", "verification failed: '%s' no longer holds the image at offset %llu "
+			flash_fail(f, r, NF_STAGE_VERIFY, "verification failed: '%s' no longer holds the image at offset %llu "
 				   "once everything was written (it did when that block was written): %s",
 				   f->tgt.path, (unsigned long long)off, what);
 		}

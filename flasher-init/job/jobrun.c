@@ -15,7 +15,7 @@ static void forward_progress(const struct nf_progress *p, void *ctx)
 
 	/* About one report a second to the master: enough for a status table. */
 	if (p->elapsed - jr->last_report >= 1.0) {
-		int writing = strcmp(p->stage, "write") == 0;
+		int writing = p->stage == NF_STAGE_WRITE;
 
 		nf_client_progress(&jr->client, p->stage, writing ? p->written : p->verified, p->total,
 				   p->elapsed > 0 ? (double)p->written / 1e6 / p->elapsed : 0);
@@ -27,7 +27,7 @@ static void forward_progress(const struct nf_progress *p, void *ctx)
 
 		nf_format_bytes(p->stall_at, at, sizeof(at));
 		snprintf(line, sizeof(line), "a write at %s has not finished after %.1f s", at, p->stall_s);
-		nf_client_card(&jr->client, "stall", line);
+		nf_client_card(&jr->client, NF_CARD_STALL, line);
 		nf_warn("card stall: %s", line);
 		jr->stall_reported = p->stall_at + 1;
 	}
@@ -92,7 +92,7 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 
 		nf_card_identify(target, &id);
 		nf_card_describe(&id, target, line, sizeof(line));
-		nf_client_card(&jr->client, "identity", line);
+		nf_client_card(&jr->client, NF_CARD_IDENTITY, line);
 	}
 	snprintf(detail, cap, "job %llu from %s: image '%s' (%s, %llu bytes)%s", (unsigned long long)jr->job.id, server,
 		 jr->job.image, jr->job.format, (unsigned long long)jr->job.size,
@@ -106,14 +106,14 @@ int nf_jobrun_finish(struct nf_jobrun *jr, int r, const struct nf_flash_result *
 	char line[300];
 
 	if (res->probe_detail[0])
-		nf_client_card(&jr->client, "probe", res->probe_detail);
+		nf_client_card(&jr->client, NF_CARD_PROBE, res->probe_detail);
 	if (res->stalls) {
 		char at[32];
 
 		nf_format_bytes(res->max_stall_at, at, sizeof(at));
 		snprintf(line, sizeof(line), "%u write(s) took %.0f s or longer; the slowest %.1f s at %s", res->stalls,
 			 res->stall_limit_s, res->max_stall_s, at);
-		nf_client_card(&jr->client, "stall", line);
+		nf_client_card(&jr->client, NF_CARD_STALL, line);
 	}
 	if (jr->min_mbps > 0 && res->t_write > 1 && res->written_bytes) {
 		double mbps = (double)res->written_bytes / 1e6 / res->t_write;
@@ -121,13 +121,13 @@ int nf_jobrun_finish(struct nf_jobrun *jr, int r, const struct nf_flash_result *
 		if (mbps < jr->min_mbps) {
 			snprintf(line, sizeof(line), "the card wrote %.1f MB/s, below the floor of %.1f MB/s", mbps,
 				 jr->min_mbps);
-			nf_client_card(&jr->client, "slow", line);
+			nf_client_card(&jr->client, NF_CARD_SLOW, line);
 			nf_warn("slow card: %s", line);
 		}
 	}
 	nf_job_free(&jr->job);
 	if (r < 0) {
-		nf_client_fail(&jr->client, res->stage ? res->stage : "flash", res->detail);
+		nf_client_fail(&jr->client, res->stage != NF_STAGE_NONE ? res->stage : NF_STAGE_FLASH, res->detail);
 		snprintf(detail, cap, "reported the failure to the master");
 		return r;
 	}

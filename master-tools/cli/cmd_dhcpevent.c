@@ -104,8 +104,8 @@ static int tftp_sent(struct master *m, const char *size, const char *ip, const c
 		 (unsigned long long)bytes, ip);
 	if (master_open_store(m, &st) < 0)
 		return 1;
-	r = store_event(st, mac, "tftp", detail);
-	if (r == 0 && store_trim_events(st, mac, "tftp", TFTP_EVENTS_KEEP) < 0)
+	r = store_event(st, mac, NF_EVENT_TFTP, detail);
+	if (r == 0 && store_trim_events(st, mac, NF_EVENT_TFTP, TFTP_EVENTS_KEEP) < 0)
 		nf_warn("dhcp-event tftp: cannot drop the old tftp events of %s, ignoring", mac);
 	store_close(st);
 	return r < 0 ? 1 : 0;

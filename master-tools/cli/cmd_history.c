@@ -154,17 +154,17 @@ int cmd_history(struct master *m, int argc, char **argv)
 		if (store_model(st, macs, model, sizeof(model)) == 0)
 			printf("model (from its DHCP client GUID): %s\n", model);
 		printf("board (as the worker reported it at each job's start, last 3):\n");
-		store_events(st, macs, "board", 3, log_row, NULL);
+		store_events(st, macs, NF_EVENT_BOARD, 3, log_row, NULL);
 		printf("provisioning (written to the boot partition at flash time, last 5):\n");
-		store_events(st, macs, "provision", 5, log_row, NULL);
+		store_events(st, macs, NF_EVENT_PROVISION, 5, log_row, NULL);
 		printf("card health (last 20):\n");
-		store_events(st, macs, "card", 20, log_row, NULL);
+		store_events(st, macs, NF_EVENT_CARD, 20, log_row, NULL);
 		printf("power (netflash power cycle, mass-flash retries; last 10):\n");
-		store_events(st, macs, "power", 10, log_row, NULL);
+		store_events(st, macs, NF_EVENT_POWER, 10, log_row, NULL);
 		printf("network boot (files dnsmasq sent, last 20):\n");
-		store_events(st, macs, "tftp", 20, log_row, NULL);
+		store_events(st, macs, NF_EVENT_TFTP, 20, log_row, NULL);
 		printf("worker console (last 100 lines):\n");
-		store_events(st, macs, "log", 100, log_row, NULL);
+		store_events(st, macs, NF_EVENT_LOG, 100, log_row, NULL);
 	}
 	store_close(st);
 	return 0;

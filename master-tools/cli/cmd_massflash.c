@@ -276,7 +276,7 @@ static int on_sighting(const struct sighting *g, void *ctx)
 	if (store_model(r->st, g->mac, mb->model, sizeof(mb->model)) < 0)
 		mb->model[0] = '\0';
 	mb->enrolled = mb->waited_from = time(NULL);
-	store_event(r->st, g->mac, "mass-flash", mb->model[0] ? mb->model : "model unknown");
+	store_event(r->st, g->mac, NF_EVENT_MASS_FLASH, mb->model[0] ? mb->model : "model unknown");
 	note(r, "enrolled %s%s%s%s%s%s (seen at %s; boot files %s)", mb->mac, mb->model[0] ? " (" : "", mb->model,
 	     mb->model[0] ? ")" : "", mb->host[0] ? " as " : "", mb->host, g->ip, e.boot_set);
 	return 0;
@@ -336,7 +336,7 @@ static void start_cycle(struct run *r, struct member *mb, const char *what)
 	mb->cycling = pid;
 	mb->cycles++;
 	snprintf(ev, sizeof(ev), "mass-flash: power cycle (%s)", what);
-	store_event(r->st, mb->mac, "power", ev);
+	store_event(r->st, mb->mac, NF_EVENT_POWER, ev);
 	note(r, "%s %s: power cycle %u of %u", mb->mac, what, mb->cycles, r->power_retries);
 }
 
@@ -359,7 +359,7 @@ static void check_boot(struct run *r, struct member *mb, const struct worker_vie
 		mb->cycling = 0;
 		mb->waited_from = time(NULL);
 		if (w < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			store_event(r->st, mb->mac, "power", "mass-flash: power cycle failed");
+			store_event(r->st, mb->mac, NF_EVENT_POWER, "mass-flash: power cycle failed");
 		return;
 	}
 	if (r->stopping || mb->final)

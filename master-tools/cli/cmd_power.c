@@ -99,11 +99,11 @@ static int cycle_one(struct master *m, struct store *st, const char *arg, unsign
 	if ((r = power_cycle(&e, off_s * 1000, detail, sizeof(detail))) < 0) {
 		nf_err("%s: power cycle failed: %s", mac, detail);
 		if (st)
-			store_event(st, mac, "power", "power cycle failed");
+			store_event(st, mac, NF_EVENT_POWER, "power cycle failed");
 		return 1;
 	}
 	if (st)
-		store_event(st, mac, "power", what);
+		store_event(st, mac, NF_EVENT_POWER, what);
 	printf("power-cycled %s (%s)\n", mac, what);
 	return 0;
 }

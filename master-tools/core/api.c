@@ -24,11 +24,11 @@ void worker_view(struct store *st, const struct enrollment *e, struct worker_vie
 
 	if (j->state == NF_JOB_RUNNING && e->state == NF_WORKER_ENROLLED) {
 		v->running = 1;
-		snprintf(v->state, sizeof(v->state), "%s", j->stage[0] ? j->stage : "started");
+		snprintf(v->state, sizeof(v->state), "%s", j->stage != NF_STAGE_NONE ? nf_stage_name(j->stage) : "started");
 		if (j->total)
 			snprintf(v->pct, sizeof(v->pct), "%u%%", (unsigned)(j->done * 100 / j->total));
 		snprintf(v->rate, sizeof(v->rate), "%.1f", j->mbps);
-		if (j->mbps > 0 && j->total > j->done && strcmp(j->stage, "write") == 0) {
+		if (j->mbps > 0 && j->total > j->done && j->stage == NF_STAGE_WRITE) {
 			double eta = (double)(j->total - j->done) / 1e6 / j->mbps;
 
 			/* A rate near 0 (old rows took any number) must not overflow the cast. */
@@ -57,7 +57,7 @@ void api_worker_json(FILE *out, struct store *st, const struct enrollment *e)
 		"\"last_error\":%s,\"updated_at\":%lld}",
 		e->mac, nf_json_str(a, sizeof(a), e->hostname), nf_json_str(b, sizeof(b), e->image),
 		nf_json_str(s, sizeof(s), v.state), nf_worker_state_name(e->state),
-		v.have_job ? (unsigned long long)j->id : 0ULL, nf_json_str(st_, sizeof(st_), v.running ? j->stage : ""),
+		v.have_job ? (unsigned long long)j->id : 0ULL, nf_json_str(st_, sizeof(st_), v.running ? nf_stage_name(j->stage) : ""),
 		v.have_job ? (unsigned long long)j->done : 0ULL, v.have_job ? (unsigned long long)j->total : 0ULL,
 		v.have_job ? j->mbps : 0.0, v.eta_s, e->attempts, nf_json_str(err, sizeof(err), e->last_error),
 		(long long)e->updated_at);
@@ -72,7 +72,7 @@ void api_job_json(FILE *out, const struct job *j)
 		"\"ended_at\":%lld,\"seconds\":%.3f,\"bytes\":%llu,\"done\":%llu,\"total\":%llu,\"mbps\":%.1f,"
 		"\"target\":%s,\"target_bytes\":%llu,\"reason\":%s}",
 		(unsigned long long)j->id, j->mac, nf_json_str(im, sizeof(im), j->image), nf_job_state_name(j->state),
-		nf_json_str(st, sizeof(st), j->stage), (long long)j->started_at, (long long)j->ended_at, j->seconds,
+		nf_json_str(st, sizeof(st), nf_stage_name(j->stage)), (long long)j->started_at, (long long)j->ended_at, j->seconds,
 		(unsigned long long)j->bytes, (unsigned long long)j->done, (unsigned long long)j->total, rate,
 		nf_json_str(tg, sizeof(tg), j->target), (unsigned long long)j->target_bytes,
 		nf_json_str(rs, sizeof(rs), j->reason));
@@ -178,7 +178,7 @@ static int event_item(int64_t at, const char *detail, void *ctx)
 	return 0;
 }
 
-static int events_json(FILE *out, struct store *st, const char *mac, const char *kind, unsigned limit)
+static int events_json(FILE *out, struct store *st, const char *mac, enum nf_event_kind kind, unsigned limit)
 {
 	struct array_ctx c = { .out = out };
 	int r;
@@ -206,13 +206,13 @@ int api_worker_detail_json(FILE *out, struct store *st, const char *mac)
 	r = api_jobs_json(out, st, mac, 50);
 	fputs(",\"log\":", out);
 	if (r == 0)
-		r = events_json(out, st, mac, "log", 200);
+		r = events_json(out, st, mac, NF_EVENT_LOG, 200);
 	fputs(",\"card\":", out);
 	if (r == 0)
-		r = events_json(out, st, mac, "card", 50);
+		r = events_json(out, st, mac, NF_EVENT_CARD, 50);
 	fputs(",\"provision\":", out);
 	if (r == 0)
-		r = events_json(out, st, mac, "provision", 20);
+		r = events_json(out, st, mac, NF_EVENT_PROVISION, 20);
 	fputc('}', out);
 	free(e);
 	return r;

@@ -329,8 +329,8 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 		snprintf(detail, sizeof(detail), "diskless, root %.200s over NFS (boot files: %s)", nfsroot, e->boot_set);
 	else
 		snprintf(detail, sizeof(detail), "%s (boot files: %s)", e->image, e->boot_set);
-	if (store_event(st, e->mac, "enroll", detail) < 0 ||
-	    (summary[0] && store_event(st, e->mac, "provision", summary) < 0))
+	if (store_event(st, e->mac, NF_EVENT_ENROLL, detail) < 0 ||
+	    (summary[0] && store_event(st, e->mac, NF_EVENT_PROVISION, summary) < 0))
 		nf_warn("could not record the enroll of %s in its history, ignoring", e->mac);
 	if (!quiet)
 		say_enrolled(m, e, nfsroot, model, summary);
@@ -441,7 +441,7 @@ int master_release(struct master *m, const char *mac, char *why, size_t cap)
 	}
 	store_set_state(st, mac, NF_WORKER_RELEASED, NULL);
 	r = tftpdir_remove(tftp, mac, detail, sizeof(detail));
-	store_event(st, mac, "release", r == -ENOENT ? "no tftp dir" : "by netflash release");
+	store_event(st, mac, NF_EVENT_RELEASE, r == -ENOENT ? "no tftp dir" : "by netflash release");
 	store_close(st);
 	st = NULL;
 	if (r < 0 && r != -ENOENT) {

@@ -187,7 +187,7 @@ static int recover_release(struct master *m, struct store *st, const char *mac, 
 		store_job_end(st, job_id, NF_JOB_DONE, NULL, j.done, 0);
 	if (store_get(st, mac, e) == 0 && e->state != NF_WORKER_RELEASED) {
 		store_set_state(st, mac, NF_WORKER_RELEASED, NULL);
-		store_event(st, mac, "release", "completed after an interruption");
+		store_event(st, mac, NF_EVENT_RELEASE, "completed after an interruption");
 	}
 	nf_warn("recovered %s: finished its interrupted release", mac);
 	free(e);

@@ -160,6 +160,16 @@ static enum nf_job_state job_state_col(sqlite3_stmt *st, int col)
 	return t && nf_job_state_parse((const char *)t, &s) == 0 ? s : NF_JOB_ABANDONED;
 }
 
+/* A stored flash stage; an unknown name (a database from a newer netflash)
+ * reads as none. */
+static enum nf_stage stage_col(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	enum nf_stage s;
+
+	return t && nf_stage_parse((const char *)t, &s) == 0 ? s : NF_STAGE_NONE;
+}
+
 static void row_to(sqlite3_stmt *st, struct enrollment *e)
 {
 	memset(e, 0, sizeof(*e));
@@ -235,7 +245,20 @@ int store_set_state(struct store *s, const char *mac, enum nf_worker_state state
 	return sqlite3_changes(s->db) ? 0 : -ENOENT;
 }
 
-int store_event(struct store *s, const char *mac, const char *event, const char *detail)
+static const char *const event_kind_names[] = {
+	[NF_EVENT_ENROLL] = "enroll", [NF_EVENT_PROVISION] = "provision", [NF_EVENT_RELEASE] = "release",
+	[NF_EVENT_JOB] = "job", [NF_EVENT_JOB_FAILED] = "failed", [NF_EVENT_JOB_KEPT] = "kept",
+	[NF_EVENT_BOARD] = "board", [NF_EVENT_CARD] = "card", [NF_EVENT_LOG] = "log", [NF_EVENT_POWER] = "power",
+	[NF_EVENT_TFTP] = "tftp", [NF_EVENT_REIMAGE] = "reimage", [NF_EVENT_MASS_FLASH] = "mass-flash",
+};
+
+const char *nf_event_kind_name(enum nf_event_kind k)
+{
+	return (size_t)k < sizeof(event_kind_names) / sizeof(event_kind_names[0]) && event_kind_names[k]
+		       ? event_kind_names[k] : "event";
+}
+
+int store_event(struct store *s, const char *mac, enum nf_event_kind kind, const char *detail)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -245,7 +268,7 @@ int store_event(struct store *s, const char *mac, const char *event, const char 
 		return -EIO;
 	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now());
-	sqlite3_bind_text(st, 3, event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, nf_event_kind_name(kind), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, detail ? detail : "", -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
@@ -312,7 +335,7 @@ static int step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
-int store_trim_events(struct store *s, const char *mac, const char *event, unsigned keep)
+int store_trim_events(struct store *s, const char *mac, enum nf_event_kind kind, unsigned keep)
 {
 	sqlite3_stmt *st = NULL;
 
@@ -323,7 +346,7 @@ int store_trim_events(struct store *s, const char *mac, const char *event, unsig
 			       NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, nf_event_kind_name(kind), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, keep);
 	return step_done(st);
 }
@@ -381,7 +404,7 @@ static void job_row(sqlite3_stmt *st, struct job *j)
 	copy_col(st, 1, j->mac, sizeof(j->mac));
 	copy_col(st, 2, j->image, sizeof(j->image));
 	j->state = job_state_col(st, 3);
-	copy_col(st, 4, j->stage, sizeof(j->stage));
+	j->stage = stage_col(st, 4);
 	copy_col(st, 5, j->reason, sizeof(j->reason));
 	copy_col(st, 6, j->target, sizeof(j->target));
 	j->target_bytes = (uint64_t)sqlite3_column_int64(st, 7);
@@ -423,14 +446,14 @@ int store_job_latest(struct store *s, const char *mac, struct job *j)
 	return job_query(s, "SELECT " JOB_COLS " FROM jobs WHERE mac = ? ORDER BY id DESC LIMIT 1", mac, 0, j);
 }
 
-int store_job_progress(struct store *s, uint64_t id, const char *stage, uint64_t done, uint64_t total, double mbps)
+int store_job_progress(struct store *s, uint64_t id, enum nf_stage stage, uint64_t done, uint64_t total, double mbps)
 {
 	sqlite3_stmt *st = NULL;
 
 	if (sqlite3_prepare_v2(s->db, "UPDATE jobs SET stage = ?, done = ?, total = ?, mbps = ?, updated_at = ?"
 			       " WHERE id = ? AND state = 'running'", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
-	sqlite3_bind_text(st, 1, stage, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, nf_stage_name(stage), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)done);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)total);
 	sqlite3_bind_double(st, 4, mbps);
@@ -535,7 +558,7 @@ int store_job_each(struct store *s, const char *mac, int (*fn)(const struct job 
 	return r < 0 ? r : (rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO);
 }
 
-int store_events(struct store *s, const char *mac, const char *event, unsigned limit,
+int store_events(struct store *s, const char *mac, enum nf_event_kind kind, unsigned limit,
 		 int (*fn)(int64_t at, const char *detail, void *ctx), void *ctx)
 {
 	sqlite3_stmt *st = NULL;
@@ -545,7 +568,7 @@ int store_events(struct store *s, const char *mac, const char *event, unsigned l
 			       " AND event = ? ORDER BY id DESC LIMIT ?) ORDER BY id", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, nf_event_kind_name(kind), -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 3, (int)limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const unsigned char *t = sqlite3_column_text(st, 1);

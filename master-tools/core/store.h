@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "manifest.h"
+#include "proto.h"
 
 #define NF_TOKEN_HEX 32
 #define NF_HOSTNAME_MAX 63
@@ -54,7 +55,7 @@ struct job {
 	char mac[18];
 	char image[NF_NAME_MAX + 1];
 	enum nf_job_state state;
-	char stage[16];              /* last reported: write, verify, finalize */
+	enum nf_stage stage;         /* last reported: write, verify, finalize */
 	char reason[256];
 	char target[128];
 	uint64_t target_bytes, done, total, bytes;
@@ -84,15 +85,33 @@ int store_put(struct store *s, const struct enrollment *e);
 int store_get(struct store *s, const char *mac, struct enrollment *e);
 /* Sets the state (and last error, may be NULL) of mac. Returns 0, -ENOENT, -EIO. */
 int store_set_state(struct store *s, const char *mac, enum nf_worker_state state, const char *error);
+/* What an event in a worker's history is; stored by name ("enroll", ...). */
+enum nf_event_kind {
+	NF_EVENT_ENROLL,      /* enrolled: image, TFTP dir, reports */
+	NF_EVENT_PROVISION,   /* the provisioning summary, without secrets */
+	NF_EVENT_RELEASE,     /* released: by the CLI, a verified DONE, recovery */
+	NF_EVENT_JOB,         /* a job started: its image */
+	NF_EVENT_JOB_FAILED,  /* a failed attempt: stage and reason */
+	NF_EVENT_JOB_KEPT,    /* a DONE that did not match: the worker was kept */
+	NF_EVENT_BOARD,       /* the board the worker named in HELLO */
+	NF_EVENT_CARD,        /* a card-health finding */
+	NF_EVENT_LOG,         /* a line of the worker's console */
+	NF_EVENT_POWER,       /* a power cycle */
+	NF_EVENT_TFTP,        /* a file dnsmasq sent it */
+	NF_EVENT_REIMAGE,     /* netflash-agent made its card non-bootable */
+	NF_EVENT_MASS_FLASH,  /* mass-flash enrolled it */
+};
+/* The stored name ("enroll", "failed", "mass-flash", ...). Never NULL. */
+const char *nf_event_kind_name(enum nf_event_kind k);
 /* Appends an event to mac's history. Returns 0 or -EIO. */
-int store_event(struct store *s, const char *mac, const char *event, const char *detail);
+int store_event(struct store *s, const char *mac, enum nf_event_kind kind, const char *detail);
 /* Drops all but the newest `keep` events of kind event for mac (the TFTP
  * files a boot-looping Pi fetches would otherwise pile up forever).
  * Returns 0 or -EIO. */
-int store_trim_events(struct store *s, const char *mac, const char *event, unsigned keep);
+int store_trim_events(struct store *s, const char *mac, enum nf_event_kind kind, unsigned keep);
 /* Calls fn(at, detail) for the last `limit` events of kind event for mac,
  * oldest first. Returns 0 or -EIO. */
-int store_events(struct store *s, const char *mac, const char *event, unsigned limit,
+int store_events(struct store *s, const char *mac, enum nf_event_kind kind, unsigned limit,
 		 int (*fn)(int64_t at, const char *detail, void *ctx), void *ctx);
 /* Calls fn for each enrollment, by MAC. Returns 0 or -EIO. */
 int store_each(struct store *s, int (*fn)(const struct enrollment *e, void *ctx), void *ctx);
@@ -118,7 +137,7 @@ int store_job_new(struct store *s, const char *mac, const char *image, const cha
 /* Looks up a job. Returns 0, -ENOENT, -EIO. */
 int store_job_get(struct store *s, uint64_t id, struct job *j);
 /* Records the progress of a running job. */
-int store_job_progress(struct store *s, uint64_t id, const char *stage, uint64_t done, uint64_t total, double mbps);
+int store_job_progress(struct store *s, uint64_t id, enum nf_stage stage, uint64_t done, uint64_t total, double mbps);
 /* Ends a job with state (done, failed, kept, abandoned) and reason (may be NULL). */
 int store_job_end(struct store *s, uint64_t id, enum nf_job_state state, const char *reason, uint64_t bytes,
 		  double seconds);

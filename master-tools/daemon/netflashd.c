@@ -433,7 +433,7 @@ static int on_prove(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	nf_msg_add(&a, "proof", proof);
 	reply(c, &a);
 	if (enrolled)
-		store_event(d->st, c->mac, "reimage", "netflash-agent checked the enrollment; it makes the card non-bootable");
+		store_event(d->st, c->mac, NF_EVENT_REIMAGE, "netflash-agent checked the enrollment; it makes the card non-bootable");
 	return -1;
 }
 
@@ -457,7 +457,7 @@ static int on_query(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	nf_msg_init(&a, "ENROLLED");
 	nf_msg_add(&a, "image", d->e.image);
 	reply(c, &a);
-	store_event(d->st, c->mac, "reimage", "netflash-agent checked the enrollment; it makes the card non-bootable");
+	store_event(d->st, c->mac, NF_EVENT_REIMAGE, "netflash-agent checked the enrollment; it makes the card non-bootable");
 	return -1;
 }
 
@@ -502,11 +502,11 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		return -1;
 	}
 	store_job_abandon_others(d->st, c->mac, job_id);
-	store_event(d->st, c->mac, "job", e->image);
+	store_event(d->st, c->mac, NF_EVENT_JOB, e->image);
 	if (model || serial) {
 		snprintf(board, sizeof(board), "%s%s%s", model ? model : "unknown board", serial ? ", serial " : "",
 			 serial ? serial : "");
-		store_event(d->st, c->mac, "board", board);
+		store_event(d->st, c->mac, NF_EVENT_BOARD, board);
 	}
 	nf_info("%s (%s%s%s) starts job %llu: image '%s'", c->mac, c->peer, board[0] ? ", " : "", board,
 		(unsigned long long)job_id, e->image);
@@ -540,12 +540,14 @@ static int parse_decimal(const char *s, double max, double *out)
 
 static int on_progress(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
-	const char *stage = nf_msg_get(m, "stage"), *mbps_s = nf_msg_get(m, "mbps");
+	const char *stage_s = nf_msg_get(m, "stage"), *mbps_s = nf_msg_get(m, "mbps");
 	uint64_t done = 0, total = 0, id = 0;
+	enum nf_stage stage = NF_STAGE_NONE;
 	double mbps = 0;
 	time_t now = time(NULL);
 
-	if (!c->authed || !c->job || !stage || strlen(stage) > 15 ||
+	if (!c->authed || !c->job || !stage_s || nf_stage_parse(stage_s, &stage) < 0 ||
+	    (stage != NF_STAGE_WRITE && stage != NF_STAGE_VERIFY && stage != NF_STAGE_FINALIZE) ||
 	    nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job ||
 	    nf_msg_get_u64(m, "done", 0, UINT64_MAX, &done) < 0 || nf_msg_get_u64(m, "total", 0, UINT64_MAX, &total) < 0 ||
 	    (mbps_s && parse_decimal(mbps_s, 100000, &mbps) < 0))
@@ -565,7 +567,7 @@ static void count_failure(struct daemon *d, struct conn *c, enum nf_job_state st
 
 	store_job_end(d->st, c->job, state, reason, bytes, seconds);
 	n = store_add_attempt(d->st, c->mac, reason);
-	store_event(d->st, c->mac, nf_job_state_name(state), reason);
+	store_event(d->st, c->mac, state == NF_JOB_KEPT ? NF_EVENT_JOB_KEPT : NF_EVENT_JOB_FAILED, reason);
 	if (n >= (int)d->max_attempts) {
 		store_set_state(d->st, c->mac, NF_WORKER_FAILED, reason);
 		nf_warn("%s failed %d times (last: %s); no more jobs until re-enrolled", c->mac, n, reason);
@@ -603,7 +605,7 @@ static int release(struct daemon *d, struct conn *c, const struct job *j, uint64
 		return -EAGAIN;
 	}
 	r = tftpdir_remove(tftp, c->mac, detail, sizeof(detail));
-	store_event(d->st, c->mac, "release", r == 0 ? "verified DONE" : "verified DONE; no tftp dir");
+	store_event(d->st, c->mac, NF_EVENT_RELEASE, r == 0 ? "verified DONE" : "verified DONE; no tftp dir");
 	if (r == 0 || r == -ENOENT) {
 		provision_remove(&d->m, c->mac); /* it may hold secrets; the card has it now */
 		intent_clear(&d->m, c->mac);
@@ -676,9 +678,11 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	}
 	/* Never trust a claim of success: the digest must be the catalog's. */
 	if (memcmp(sha, man.sha256, 32) != 0 || bytes != man.image_size) {
-		snprintf(reason, sizeof(reason), "%s", memcmp(sha, man.sha256, 32) ? "digest-mismatch" : "size-mismatch");
+		int digest_ok = memcmp(sha, man.sha256, 32) == 0;
+
+		snprintf(reason, sizeof(reason), "%s", digest_ok ? "size-mismatch" : "digest-mismatch");
 		nf_warn("%s job %llu: DONE with a %s; TFTP dir kept", c->mac, (unsigned long long)j.id,
-			reason[0] == 'd' ? "digest that is not the image's" : "wrong size");
+			digest_ok ? "wrong size" : "digest that is not the image's");
 		count_failure(d, c, NF_JOB_KEPT, reason, bytes, seconds);
 		return reply_simple(c, "KEPT", reason);
 	}
@@ -699,23 +703,25 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 
 static int on_fail(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
-	const char *stage = nf_msg_get(m, "stage"), *why = nf_msg_get(m, "reason");
+	const char *stage_s = nf_msg_get(m, "stage"), *why = nf_msg_get(m, "reason");
+	enum nf_stage stage = NF_STAGE_NONE;
 	char reason[300], q[256];
 	struct job j;
 
-	if (require_job(d, c, m, &j) < 0 || !stage || !why)
+	if (require_job(d, c, m, &j) < 0 || !stage_s || nf_stage_parse(stage_s, &stage) < 0 ||
+	    stage == NF_STAGE_NONE || !why)
 		return refuse(d, c, "bad-fail", c->mac);
 	if (j.state != NF_JOB_RUNNING)
 		return reply_simple(c, "KEPT", "job-not-running");
-	snprintf(reason, sizeof(reason), "%.15s: %.250s", stage, why);
+	snprintf(reason, sizeof(reason), "%s: %.250s", nf_stage_name(stage), why);
 	nf_warn("%s job %llu failed at %s", c->mac, (unsigned long long)j.id, nf_quote(q, sizeof(q), reason));
 	count_failure(d, c, NF_JOB_FAILED, reason, 0, 0);
-	if (strcmp(stage, "probe") == 0 || strcmp(stage, "read-only") == 0) {
+	if (stage == NF_STAGE_PROBE || stage == NF_STAGE_READ_ONLY) {
 		/* A fake or write-protected card stays so: no retries; a new card
 		 * needs a new enroll. */
 		store_set_state(d->st, c->mac, NF_WORKER_FAILED, reason);
 		nf_warn("%s: its card %s; marked failed (replace the card, enroll again)", c->mac,
-			stage[0] == 'p' ? "failed the capacity probe" : "cannot be written (read-only)");
+			stage == NF_STAGE_PROBE ? "failed the capacity probe" : "cannot be written (read-only)");
 	}
 	return reply_simple(c, "KEPT", "failure-recorded");
 }
@@ -729,7 +735,7 @@ static int on_log(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	if (!c->authed || !line || nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job)
 		return refuse(d, c, "bad-log", c->mac);
 	if (c->log_lines++ < LOG_LINES_MAX)
-		store_event(d->st, c->mac, "log", nf_quote(q, sizeof(q), line));
+		store_event(d->st, c->mac, NF_EVENT_LOG, nf_quote(q, sizeof(q), line));
 	return 0;
 }
 
@@ -737,21 +743,17 @@ static int on_log(struct daemon *d, struct conn *c, const struct nf_msg *m)
  * write stalls, a card slower than the floor. Kept in the worker's history. */
 static int on_card(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
-	static const char *const kinds[] = { "identity", "probe", "stall", "slow" };
-	const char *what = nf_msg_get(m, "what"), *text = nf_msg_get(m, "text");
+	const char *what_s = nf_msg_get(m, "what"), *text = nf_msg_get(m, "text");
 	char q[NF_PROTO_VALUE_MAX * 4 + 8], ev[NF_PROTO_VALUE_MAX * 4 + 32];
-	size_t k = 0;
+	enum nf_card_finding what;
 	uint64_t id;
 
-	if (!c->authed || !what || !text || nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job)
-		return refuse(d, c, "bad-card", c->mac);
-	while (k < sizeof(kinds) / sizeof(kinds[0]) && strcmp(kinds[k], what) != 0)
-		k++;
-	if (k == sizeof(kinds) / sizeof(kinds[0]))
+	if (!c->authed || !what_s || !text || nf_card_finding_parse(what_s, &what) < 0 ||
+	    nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job)
 		return refuse(d, c, "bad-card", c->mac);
 	if (c->log_lines++ < LOG_LINES_MAX) {
-		snprintf(ev, sizeof(ev), "%s: %s", kinds[k], nf_quote(q, sizeof(q), text));
-		store_event(d->st, c->mac, "card", ev);
+		snprintf(ev, sizeof(ev), "%s: %s", nf_card_finding_name(what), nf_quote(q, sizeof(q), text));
+		store_event(d->st, c->mac, NF_EVENT_CARD, ev);
 	}
 	return 0;
 }

@@ -20,15 +20,20 @@ report "$M1" "$T/card1" 2>"$T/w1.log" || fail "worker 1: $(cat "$T/w1.log")"
 XSS='<img src=x onerror=alert(1)><script>alert(2)</script>'
 enc=$(printf '%s' "$XSS" | sed 's/ /%20/g')
 exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
-printf 'HELLO v=1 mac=%s token=%s\n' "$M2" "$(token_of "$M2")" >&"$c"
+# (its target, =1+1, would be a formula in a spreadsheet: history --csv)
+printf 'HELLO v=1 mac=%s token=%s target=%%3D1%%2B1\n' "$M2" "$(token_of "$M2")" >&"$c"
 read -r -t 5 job <&"$c" || true
 id=$(sed -n 's/^JOB id=\([0-9]*\).*/\1/p' <<<"$job")
-# (its stage, =1+1, would be a formula in a spreadsheet: history --csv)
-printf 'LOG id=%s line=%s\nFAIL id=%s stage=%%3D1%%2B1 reason=%s\n' "$id" "$enc" "$id" "$enc" >&"$c"
+printf 'LOG id=%s line=%s\nFAIL id=%s stage=verify reason=%s\n' "$id" "$enc" "$id" "$enc" >&"$c"
 read -r -t 5 ans <&"$c" || true
+# A stage the protocol does not name is refused (typed stages, docs/protocol.md).
+printf 'FAIL id=%s stage=%%3D1%%2B1 reason=x\n' "$id" >&"$c"
+read -r -t 5 ans2 <&"$c" || true
 exec {c}>&-
-echo "raw worker: job [$job] answer [$ans]" >&2
+echo "raw worker: job [$job] answers [$ans] [$ans2]" >&2
 [ -n "$id" ] || fail "raw worker: no job: $job"
+[[ "$ans2" == "ERR "*"reason=bad-fail" ]] && pass "a FAIL whose stage the protocol does not name is refused" ||
+	fail "FAIL with an unknown stage: [$ans2]"
 
 # ---- the JSON API -----------------------------------------------------------
 json() { # URL FILE: fetches, checks it is one JSON document
@@ -64,7 +69,8 @@ rows = list(csv.reader(open(sys.argv[1], newline="")))
 assert rows[0] == ["job", "started", "mac", "image", "result", "seconds", "mbps", "bytes", "target", "reason"], rows[0]
 r = {x[2]: x for x in rows[1:]}
 assert len(rows) == 3 and r[sys.argv[2]][4] == "failed", rows
-assert r[sys.argv[2]][9].startswith("'\''=1+1: <img"), r[sys.argv[2]][9]' "$T/h.csv" "$D2" &&
+assert r[sys.argv[2]][8] == "'\''=1+1", r[sys.argv[2]][8]
+assert r[sys.argv[2]][9].startswith("verify: <img"), r[sys.argv[2]][9]' "$T/h.csv" "$D2" &&
 	pass "history --csv: an RFC 4180 report; a field that would be a formula starts with a quote" ||
 	fail "history --csv: $(cat "$T/h.csv")"
 
@@ -94,7 +100,7 @@ if [ -n "$chrome" ]; then
 		--virtual-time-budget=2500 --dump-dom "$1" 2>/dev/null || true; }
 	dump "$H/" >"$T/fleet.html"
 	grep -q "$D1" "$T/fleet.html" && grep -q 'rack1-01' "$T/fleet.html" && grep -q 'class="bar"\|state-released' "$T/fleet.html" &&
-		grep -q '=1+1: &lt;img src=x onerror=alert(1)&gt;&lt;script&gt;alert(2)&lt;/script&gt;' "$T/fleet.html" &&
+		grep -q 'verify: &lt;img src=x onerror=alert(1)&gt;&lt;script&gt;alert(2)&lt;/script&gt;' "$T/fleet.html" &&
 		! grep -q '<img src="x"' "$T/fleet.html" && pass "Chromium: the fleet table is live, and a reason with markup shows as text" ||
 		fail "page: $(grep -o '<tbody>.*</tbody>' "$T/fleet.html" | head -c 600)"
 	dump "$H/#w=$D2" >"$T/worker.html"

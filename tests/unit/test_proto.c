@@ -101,8 +101,32 @@ static void test_roundtrip(void)
 	CHECK(nf_msg_format(&m, line, sizeof(line)) == -EMSGSIZE, "oversized format refused");
 }
 
+/* Every stage and card finding has one wire name that parses back to it;
+ * names the protocol does not list, other spellings and "" (outside
+ * progress) do not. */
+static void test_names(void)
+{
+	static const char *const bad[] = { "=1+1", "Write", "write ", "read_only", "probe\n", "identity2" };
+	enum nf_stage s;
+	enum nf_card_finding f;
+
+	for (int i = NF_STAGE_NONE; i <= NF_STAGE_FLASH; i++)
+		CHECK(nf_stage_parse(nf_stage_name((enum nf_stage)i), &s) == 0 && s == (enum nf_stage)i,
+		      "stage %d round trip (%s)", i, nf_stage_name((enum nf_stage)i));
+	for (int i = NF_CARD_IDENTITY; i <= NF_CARD_SLOW; i++)
+		CHECK(nf_card_finding_parse(nf_card_finding_name((enum nf_card_finding)i), &f) == 0 &&
+		      f == (enum nf_card_finding)i, "finding %d round trip", i);
+	CHECK(strcmp(nf_stage_name(NF_STAGE_READ_ONLY), "read-only") == 0, "read-only's wire name");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(nf_stage_parse(bad[i], &s) == -EINVAL, "stage '%s' refused", bad[i]);
+		CHECK(nf_card_finding_parse(bad[i], &f) == -EINVAL, "finding '%s' refused", bad[i]);
+	}
+	CHECK(nf_card_finding_parse("", &f) == -EINVAL, "empty finding refused");
+}
+
 int main(void)
 {
+	test_names();
 	test_parse_table();
 	test_limits();
 	test_roundtrip();
