@@ -1,0 +1,127 @@
+/* The boot-partition cache: each image version's FAT partition extracted
+ * once into ROOT/state/cache, pruned when the catalog drops the version. */
+#include "provision_int.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bootpart.h"
+#include "fileutil.h"
+#include "log.h"
+#include "parse.h"
+
+/* The image's boot partition, extracted once per image digest into
+ * ROOT/state/cache (mass-flash enrolls many workers with one image). */
+int provision_cached_partition(const struct master *m, const struct nf_manifest *man, char *path, size_t cap,
+			    uint64_t *off, uint64_t *len)
+{
+	char rel[128], hex[65], tmp[PATH_MAX + 8], detail[400], meta[64];
+	unsigned long long v[2];
+	int r;
+
+	nf_format_hex(man->sha256, 32, hex);
+	master_path(m, tmp, sizeof(tmp), "state/cache");
+	mkdir(tmp, 0700);
+	snprintf(rel, sizeof(rel), "state/cache/boot-%s.part", hex);
+	if (master_path(m, path, cap, rel) < 0)
+		return -ENAMETOOLONG;
+	snprintf(tmp, sizeof(tmp), "%s.where", path);
+	if (nf_read_file(tmp, meta, sizeof(meta) - 1) > 0 && sscanf(meta, "%llu %llu", &v[0], &v[1]) == 2 &&
+	    access(path, R_OK) == 0) {
+		*off = v[0];
+		*len = v[1];
+		return 0;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if ((r = master_boot_partition(m, man, tmp, off, len, detail, sizeof(detail))) < 0) {
+		unlink(tmp);
+		nf_err("cannot provision: %s", detail);
+		return r;
+	}
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		nf_err("cannot keep %s: %s", path, strerror(-r));
+		unlink(tmp);
+		return r;
+	}
+	snprintf(meta, sizeof(meta), "%llu %llu\n", (unsigned long long)*off, (unsigned long long)*len);
+	snprintf(tmp, sizeof(tmp), "%s.where", path);
+	return nf_write_file_atomic(tmp, meta, strlen(meta), 0600);
+}
+
+struct digests {
+	char (*hex)[65];
+	size_t n;
+};
+
+static int add_digest(const char *path, const struct nf_manifest *man, void *ctx)
+{
+	struct digests *d = ctx;
+	char(*grown)[65];
+
+	if (!man)
+		return 0;
+	if (!(grown = realloc(d->hex, (d->n + 1) * sizeof(*grown))))
+		return -ENOMEM;
+	d->hex = grown;
+	nf_format_hex(man->sha256, 32, d->hex[d->n++]);
+	return 0;
+}
+
+int provision_cache_prune(const struct master *m)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 300];
+	struct digests keep = { NULL, 0 };
+	struct dirent *de;
+	int r, removed = 0;
+	DIR *d;
+
+	/* Without a readable catalog nothing can be known unused. */
+	if ((r = master_each_manifest(m, add_digest, &keep)) < 0) {
+		free(keep.hex);
+		return r;
+	}
+	master_path(m, dir, sizeof(dir), "state/cache");
+	if (!(d = opendir(dir))) {
+		free(keep.hex);
+		return errno == ENOENT ? 0 : -errno;
+	}
+	while ((de = readdir(d))) {
+		size_t i = 0;
+
+		/* boot-<64 hex>.part, and its .where and .tmp */
+		if (strncmp(de->d_name, "boot-", 5) != 0 || strlen(de->d_name) < 5 + 64 + 5 ||
+		    strncmp(de->d_name + 5 + 64, ".part", 5) != 0)
+			continue;
+		while (i < keep.n && strncmp(keep.hex[i], de->d_name + 5, 64) != 0)
+			i++;
+		if (i < keep.n)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) == 0 && strcmp(de->d_name + 5 + 64, ".part") == 0)
+			removed++;
+	}
+	closedir(d);
+	free(keep.hex);
+	return removed;
+}
+
+int provision_prepare(struct master *m, const char *image)
+{
+	char cache[PATH_MAX];
+	struct nf_manifest man;
+	uint64_t off, len;
+
+	if (master_read_manifest(m, image, &man) < 0) {
+		nf_err("no image '%s' in the catalog (see netflash image ls)", image);
+		return 1;
+	}
+	return provision_cached_partition(m, &man, cache, sizeof(cache), &off, &len) < 0;
+}

@@ -1,0 +1,38 @@
+/* What provision.c's parts share: the options (provision_opts.c), the
+ * first-boot files (provision_render.c), the boot-partition cache
+ * (provision_cache.c) and the patch (provision.c). Not for other modules. */
+#ifndef NETFLASH_PROVISION_INT_H
+#define NETFLASH_PROVISION_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "manifest.h"
+#include "master.h"
+#include "provision.h"
+
+#define PROVISION_TEXT_MAX (64u << 10)
+
+/* A rendered file: add() appends, over is set once it did not fit. */
+struct provision_text {
+	char *buf;
+	size_t len;
+	int over;
+};
+
+/* The files written to the boot partition, each into t (PROVISION_TEXT_MAX
+ * bytes): firstrun.sh (Raspberry Pi Imager's scheme), cloud-init's
+ * user-data and network-config. mac names the worker in comments. */
+void provision_render_firstrun(const struct provision *p, const char *mac, struct provision_text *t);
+void provision_render_user_data(const struct provision *p, const char *mac, struct provision_text *t);
+void provision_render_network_config(const struct provision *p, struct provision_text *t);
+/* userconf.txt (Pi OS's first user): "user:crypt-hash" and a newline. */
+void provision_render_userconf(const struct provision *p, struct provision_text *t);
+
+/* The image's FAT boot partition, extracted once per image digest into
+ * ROOT/state/cache: its path, and its offset and length in the image
+ * (bytes). Logs why not; returns 0 or -1. */
+int provision_cached_partition(const struct master *m, const struct nf_manifest *man, char *path, size_t cap,
+			       uint64_t *off, uint64_t *len);
+
+#endif
