@@ -247,6 +247,151 @@ enum {
 	OPT_PATCH, OPT_LED, OPT_ACT, OPT_BUTTON, OPT_NOTDISK, OPT_NOPROBE,
 };
 
+/* Takes one option (getopt_long's opt and optarg) into c. Returns 0, or 2
+ * after saying what is wrong with it; --help and --version exit. */
+static int take_option(struct cli *c, int opt, const char *arg)
+{
+	struct nf_flash_opts *o = &c->fo;
+	uint64_t v;
+
+	switch (opt) {
+	case 'f':
+		o->format = nf_format_parse(arg);
+		if (o->format == NF_FMT_UNKNOWN)
+			return bad_option("--format", arg, "expected raw, gzip, xz or zstd");
+		break;
+	case OPT_SHA:
+		if (nf_parse_hex(arg, o->expect_sha256, 32) < 0)
+			return bad_option("--expect-sha256", arg, "expected 64 hex digits");
+		o->have_expect_sha256 = 1;
+		break;
+	case OPT_SIZE:
+		if (nf_parse_size(arg, 1ull << 50, &o->expect_size) < 0 || o->expect_size == 0)
+			return bad_option("--expect-size", arg, "expected a positive size like 4294967296 or 4G");
+		break;
+	case OPT_NOZERO:
+		o->zero_skip = 0;
+		break;
+	case OPT_FORCE:
+		o->allow_partition = 1;
+		break;
+	case 'j':
+		if (nf_parse_u64(arg, 1, 256, &v) < 0)
+			return bad_option("--threads", arg, "expected 1..256");
+		o->threads = (unsigned)v;
+		break;
+	case OPT_XZMEM:
+		if (nf_parse_size(arg, 1ull << 40, &o->xz_memlimit) < 0 || o->xz_memlimit < (1u << 20))
+			return bad_option("--xz-memlimit", arg, "expected a size of at least 1M");
+		break;
+	case OPT_DEPTH:
+		if (nf_parse_u64(arg, 1, 16, &v) < 0)
+			return bad_option("--nfs-depth", arg, "expected 1..16");
+		o->src.nfs_depth = (unsigned)v;
+		break;
+	case OPT_RETRY:
+		if (nf_parse_u64(arg, 0, 86400, &v) < 0)
+			return bad_option("--retry-seconds", arg, "expected 0..86400");
+		o->src.retry_seconds = (unsigned)v;
+		break;
+	case OPT_TIMEOUT:
+		if (nf_parse_u64(arg, 1, 3600, &v) < 0)
+			return bad_option("--timeout", arg, "expected 1..3600");
+		o->src.timeout_seconds = (unsigned)v;
+		break;
+	case OPT_PROGRESS:
+		if (strcmp(arg, "bar") == 0)
+			c->progress = PROGRESS_BAR;
+		else if (strcmp(arg, "json") == 0)
+			c->progress = PROGRESS_JSON;
+		else if (strcmp(arg, "none") == 0)
+			c->progress = PROGRESS_NONE;
+		else
+			return bad_option("--progress", arg, "expected bar, json or none");
+		break;
+	case 'q':
+		c->quiet = 1;
+		break;
+	case OPT_REPORT:
+		c->report_to = arg;
+		break;
+	case OPT_MAC:
+		c->mac = arg;
+		break;
+	case OPT_TOKEN:
+		c->token = arg;
+		break;
+	case OPT_PROBE:
+		o->probe_capacity = 1;
+		break;
+	case OPT_NOPROBE:
+		o->probe_capacity = 0;
+		break;
+	case OPT_NOTDISK:
+		o->not_a_disk = 1;
+		break;
+	case OPT_STALL:
+		if (nf_parse_u64(arg, 1, 3600, &v) < 0)
+			return bad_option("--stall", arg, "expected 1..3600 seconds");
+		o->stall_s = (double)v;
+		break;
+	case OPT_MINMBPS:
+		if (nf_parse_u64(arg, 1, 100000, &v) < 0)
+			return bad_option("--min-mbps", arg, "expected 1..100000");
+		c->min_mbps = (double)v;
+		break;
+	case OPT_PATCH:
+		c->patch_file = arg;
+		break;
+	case OPT_LED:
+		c->led = arg;
+		break;
+	case OPT_ACT:
+		c->act_led = arg;
+		break;
+	case OPT_BUTTON:
+		c->button = arg;
+		break;
+	case 'h':
+		usage(stdout);
+		exit(0);
+	case 'V':
+		printf("netflash-write %s\n", NETFLASH_VERSION);
+		exit(0);
+	default:
+		usage(stderr);
+		return 2;
+	}
+	return 0;
+}
+
+/* SOURCE and TARGET, or TARGET alone with --report-to (the master names
+ * the source). Returns 0 or 2 after saying why not. */
+static int take_operands(struct cli *c, int argc, char **argv, int first)
+{
+	struct nf_flash_opts *o = &c->fo;
+
+	if (c->report_to && c->patch_file) {
+		nf_err("--patch and --report-to do not go together: the master sends the worker's patch");
+		return 2;
+	}
+	if (c->report_to) {
+		if (argc - first != 1 || !c->mac || !c->token) {
+			nf_err("--report-to takes TARGET only, and needs --mac and --token (see --help)");
+			return 2;
+		}
+		o->target = argv[first];
+		return 0;
+	}
+	if (argc - first != 2) {
+		nf_err("expected SOURCE and TARGET (see --help)");
+		return 2;
+	}
+	o->source = argv[first];
+	o->target = argv[first + 1];
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct cli *c)
 {
 	static const struct option longopts[] = {
@@ -278,139 +423,12 @@ static int parse_args(int argc, char **argv, struct cli *c)
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 },
 	};
-	struct nf_flash_opts *o = &c->fo;
-	uint64_t v;
-	int opt;
+	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "f:j:qhV", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'f':
-			o->format = nf_format_parse(optarg);
-			if (o->format == NF_FMT_UNKNOWN)
-				return bad_option("--format", optarg, "expected raw, gzip, xz or zstd");
-			break;
-		case OPT_SHA:
-			if (nf_parse_hex(optarg, o->expect_sha256, 32) < 0)
-				return bad_option("--expect-sha256", optarg, "expected 64 hex digits");
-			o->have_expect_sha256 = 1;
-			break;
-		case OPT_SIZE:
-			if (nf_parse_size(optarg, 1ull << 50, &o->expect_size) < 0 || o->expect_size == 0)
-				return bad_option("--expect-size", optarg, "expected a positive size like 4294967296 or 4G");
-			break;
-		case OPT_NOZERO:
-			o->zero_skip = 0;
-			break;
-		case OPT_FORCE:
-			o->allow_partition = 1;
-			break;
-		case 'j':
-			if (nf_parse_u64(optarg, 1, 256, &v) < 0)
-				return bad_option("--threads", optarg, "expected 1..256");
-			o->threads = (unsigned)v;
-			break;
-		case OPT_XZMEM:
-			if (nf_parse_size(optarg, 1ull << 40, &o->xz_memlimit) < 0 || o->xz_memlimit < (1u << 20))
-				return bad_option("--xz-memlimit", optarg, "expected a size of at least 1M");
-			break;
-		case OPT_DEPTH:
-			if (nf_parse_u64(optarg, 1, 16, &v) < 0)
-				return bad_option("--nfs-depth", optarg, "expected 1..16");
-			o->src.nfs_depth = (unsigned)v;
-			break;
-		case OPT_RETRY:
-			if (nf_parse_u64(optarg, 0, 86400, &v) < 0)
-				return bad_option("--retry-seconds", optarg, "expected 0..86400");
-			o->src.retry_seconds = (unsigned)v;
-			break;
-		case OPT_TIMEOUT:
-			if (nf_parse_u64(optarg, 1, 3600, &v) < 0)
-				return bad_option("--timeout", optarg, "expected 1..3600");
-			o->src.timeout_seconds = (unsigned)v;
-			break;
-		case OPT_PROGRESS:
-			if (strcmp(optarg, "bar") == 0)
-				c->progress = PROGRESS_BAR;
-			else if (strcmp(optarg, "json") == 0)
-				c->progress = PROGRESS_JSON;
-			else if (strcmp(optarg, "none") == 0)
-				c->progress = PROGRESS_NONE;
-			else
-				return bad_option("--progress", optarg, "expected bar, json or none");
-			break;
-		case 'q':
-			c->quiet = 1;
-			break;
-		case OPT_REPORT:
-			c->report_to = optarg;
-			break;
-		case OPT_MAC:
-			c->mac = optarg;
-			break;
-		case OPT_TOKEN:
-			c->token = optarg;
-			break;
-		case OPT_PROBE:
-			o->probe_capacity = 1;
-			break;
-		case OPT_NOPROBE:
-			o->probe_capacity = 0;
-			break;
-		case OPT_NOTDISK:
-			o->not_a_disk = 1;
-			break;
-		case OPT_STALL:
-			if (nf_parse_u64(optarg, 1, 3600, &v) < 0)
-				return bad_option("--stall", optarg, "expected 1..3600 seconds");
-			o->stall_s = (double)v;
-			break;
-		case OPT_MINMBPS:
-			if (nf_parse_u64(optarg, 1, 100000, &v) < 0)
-				return bad_option("--min-mbps", optarg, "expected 1..100000");
-			c->min_mbps = (double)v;
-			break;
-		case OPT_PATCH:
-			c->patch_file = optarg;
-			break;
-		case OPT_LED:
-			c->led = optarg;
-			break;
-		case OPT_ACT:
-			c->act_led = optarg;
-			break;
-		case OPT_BUTTON:
-			c->button = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case 'V':
-			printf("netflash-write %s\n", NETFLASH_VERSION);
-			exit(0);
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (c->report_to && c->patch_file) {
-		nf_err("--patch and --report-to do not go together: the master sends the worker's patch");
-		return 2;
-	}
-	if (c->report_to) {
-		if (argc - optind != 1 || !c->mac || !c->token) {
-			nf_err("--report-to takes TARGET only, and needs --mac and --token (see --help)");
-			return 2;
-		}
-		o->target = argv[optind];
-		return 0;
-	}
-	if (argc - optind != 2) {
-		nf_err("expected SOURCE and TARGET (see --help)");
-		return 2;
-	}
-	o->source = argv[optind];
-	o->target = argv[optind + 1];
-	return 0;
+	while ((opt = getopt_long(argc, argv, "f:j:qhV", longopts, NULL)) != -1)
+		if ((r = take_option(c, opt, optarg)) != 0)
+			return r;
+	return take_operands(c, argc, argv, optind);
 }
 
 /* What the card-health checks found, on stderr (and to the master through
