@@ -108,24 +108,15 @@ static int cmp_off(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
-int nf_probe_capacity(struct nf_target *t, uint64_t size, char *detail, size_t cap)
+/* Where the probes go: a random block in the second MiB (away from the
+ * partition table), that base plus every power of two from 1 MiB up to
+ * the claimed end, 31 even steps (jittered by the nonce) and the last
+ * block. Sorted low to high; returns how many. */
+static size_t plan_probes(struct probe *p, uint64_t size, uint64_t nonce)
 {
-	struct probe p[MAX_PROBES];
-	uint64_t nonce, base, blocks = size / NF_PROBE_BLOCK;
-	uint8_t *mem = NULL, *buf;
-	size_t n = 0, bad = 0;
-	char hex[17], s1[32], s2[32];
-	int r = 0;
+	uint64_t blocks = size / NF_PROBE_BLOCK, base = (256 + nonce % 256) * NF_PROBE_BLOCK;
+	size_t n = 0;
 
-	if (blocks < 1024) {
-		snprintf(detail, cap, "skipped: the target is too small to probe");
-		return 0;
-	}
-	if (nf_random_hex(hex, 8) < 0)
-		return -EIO;
-	nonce = strtoull(hex, NULL, 16);
-	/* base: a random block in the second MiB, away from the partition table. */
-	base = (256 + nonce % 256) * NF_PROBE_BLOCK;
 	add_probe(p, &n, base);
 	for (uint64_t step = 1u << 20; step && base + step + NF_PROBE_BLOCK <= size; step <<= 1)
 		add_probe(p, &n, base + step);
@@ -133,23 +124,121 @@ int nf_probe_capacity(struct nf_target *t, uint64_t size, char *detail, size_t c
 		add_probe(p, &n, (blocks * k / 32 + nonce % 97) * NF_PROBE_BLOCK % (blocks * NF_PROBE_BLOCK));
 	add_probe(p, &n, (blocks - 1) * NF_PROBE_BLOCK);
 	qsort(p, n, sizeof(p[0]), cmp_off);
-	mem = aligned_alloc(NF_PROBE_BLOCK, (n + 1) * NF_PROBE_BLOCK);
-	if (!mem)
-		return -ENOMEM;
-	buf = mem + n * NF_PROBE_BLOCK;
-	/* Save what is there. */
-	for (size_t i = 0; i < n; i++) {
-		ssize_t got;
+	return n;
+}
 
-		p[i].saved = mem + i * NF_PROBE_BLOCK;
-		got = nf_target_read(t, p[i].saved, NF_PROBE_BLOCK, p[i].off);
+/* Reads what each probe block holds now into its saved buffer. Returns 0
+ * or -errno with detail naming the offset. */
+static int save_blocks(struct nf_target *t, struct probe *p, size_t n, char *detail, size_t cap)
+{
+	char s1[32];
+
+	for (size_t i = 0; i < n; i++) {
+		ssize_t got = nf_target_read(t, p[i].saved, NF_PROBE_BLOCK, p[i].off);
+
 		if (got != (ssize_t)NF_PROBE_BLOCK) {
 			nf_format_bytes(p[i].off, s1, sizeof(s1));
 			snprintf(detail, cap, "cannot read the card at %s: %s", s1,
 				 got < 0 ? strerror((int)-got) : "short read");
-			free(mem);
 			return got < 0 ? (int)got : -EIO;
 		}
+	}
+	return 0;
+}
+
+/* What reading the markers back found. */
+struct probe_verdict {
+	size_t nbad, first_bad;      /* markers that did not read back; the lowest */
+	const char *how;             /* what the lowest one read back as */
+	uint64_t alias_from, alias_to; /* a marker written at from found at to */
+};
+
+/* Reads every marker back (buf: one block of scratch) into v. */
+static void check_markers(struct nf_target *t, const struct probe *p, size_t n, uint64_t nonce, uint8_t *buf,
+			  struct probe_verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->how = "reads back wrong";
+	for (size_t i = 0; i < n; i++) {
+		uint8_t want[NF_PROBE_BLOCK];
+		ssize_t got = nf_target_read(t, buf, NF_PROBE_BLOCK, p[i].off);
+		unsigned long long other;
+
+		marker(want, p[i].off, nonce);
+		if (got == (ssize_t)NF_PROBE_BLOCK && memcmp(buf, want, NF_PROBE_BLOCK) == 0)
+			continue;
+		if (v->nbad++ == 0) {
+			v->first_bad = i;
+			if (got != (ssize_t)NF_PROBE_BLOCK)
+				v->how = "cannot be read back";
+			else if (memcmp(buf, p[i].saved, NF_PROBE_BLOCK) == 0)
+				v->how = "reads back its old content (the write was lost)";
+			else if (nf_is_zero(buf, NF_PROBE_BLOCK))
+				v->how = "reads back as zeros";
+		}
+		/* Another probe's marker here: the card maps that offset onto this
+		 * one. The smallest such distance is the best guess of its size. */
+		buf[63] = '\0';
+		if (got == (ssize_t)NF_PROBE_BLOCK &&
+		    sscanf((const char *)buf, "netflash capacity probe @%llu", &other) == 1 && other > p[i].off &&
+		    (!v->alias_from || other - p[i].off < v->alias_from - v->alias_to)) {
+			v->alias_from = other;
+			v->alias_to = p[i].off;
+		}
+	}
+}
+
+/* The verdict as one line into detail. */
+static void describe_verdict(const struct probe_verdict *v, const struct probe *p, size_t n, uint64_t size,
+			     char *detail, size_t cap)
+{
+	char s1[32], s2[32], s3[32], s4[32];
+
+	nf_format_bytes(size, s1, sizeof(s1));
+	if (!v->nbad) {
+		snprintf(detail, cap, "capacity probe passed: %zu markers up to %s read back", n, s1);
+	} else if (v->alias_from) {
+		nf_format_bytes(v->alias_from, s3, sizeof(s3));
+		nf_format_bytes(v->alias_from - v->alias_to, s4, sizeof(s4));
+		nf_format_bytes(v->alias_to, s2, sizeof(s2));
+		snprintf(detail, cap,
+			 "fake card: it claims %s, but data written at %s lands at %s (it wraps: about %s real); "
+			 "%zu of %zu probe markers did not read back", s1, s3, s2, s4, v->nbad, n);
+	} else {
+		nf_format_bytes(p[v->first_bad].off, s2, sizeof(s2));
+		snprintf(detail, cap,
+			 "fake or failing card: it claims %s, but data written at %s %s; "
+			 "%zu of %zu probe markers did not read back", s1, s2, v->how, v->nbad, n);
+	}
+}
+
+int nf_probe_capacity(struct nf_target *t, uint64_t size, char *detail, size_t cap)
+{
+	struct probe p[MAX_PROBES];
+	struct probe_verdict v;
+	uint64_t nonce;
+	uint8_t *mem, *buf;
+	char hex[17];
+	size_t n;
+	int r = 0;
+
+	if (size / NF_PROBE_BLOCK < 1024) {
+		snprintf(detail, cap, "skipped: the target is too small to probe");
+		return 0;
+	}
+	if (nf_random_hex(hex, 8) < 0)
+		return -EIO;
+	nonce = strtoull(hex, NULL, 16);
+	n = plan_probes(p, size, nonce);
+	mem = aligned_alloc(NF_PROBE_BLOCK, (n + 1) * NF_PROBE_BLOCK);
+	if (!mem)
+		return -ENOMEM;
+	buf = mem + n * NF_PROBE_BLOCK;
+	for (size_t i = 0; i < n; i++)
+		p[i].saved = mem + i * NF_PROBE_BLOCK;
+	if ((r = save_blocks(t, p, n, detail, cap)) < 0) {
+		free(mem);
+		return r;
 	}
 	/* Markers, low to high: a card that wraps overwrites low ones last. */
 	for (size_t i = 0; i < n && r == 0; i++) {
@@ -160,64 +249,11 @@ int nf_probe_capacity(struct nf_target *t, uint64_t size, char *detail, size_t c
 		r = nf_target_flush(t, 0, size);
 	if (r < 0) {
 		snprintf(detail, cap, "cannot write probe markers: %s", strerror(-r));
-		goto restore;
-	}
-	uint64_t alias_from = 0, alias_to = 0;
-	size_t nbad = 0;
-	const char *how = "reads back wrong";
-
-	for (size_t i = 0; i < n; i++) {
-		uint8_t want[NF_PROBE_BLOCK];
-		ssize_t got = nf_target_read(t, buf, NF_PROBE_BLOCK, p[i].off);
-		unsigned long long other;
-
-		marker(want, p[i].off, nonce);
-		if (got == (ssize_t)NF_PROBE_BLOCK && memcmp(buf, want, NF_PROBE_BLOCK) == 0)
-			continue;
-		if (nbad++ == 0) {
-			bad = i;
-			if (got != (ssize_t)NF_PROBE_BLOCK)
-				how = "cannot be read back";
-			else if (memcmp(buf, p[i].saved, NF_PROBE_BLOCK) == 0)
-				how = "reads back its old content (the write was lost)";
-			else if (nf_is_zero(buf, NF_PROBE_BLOCK))
-				how = "reads back as zeros";
-		}
-		/* Another probe's marker here: the card maps that offset onto this
-		 * one. The smallest such distance is the best guess of its size. */
-		buf[63] = '\0';
-		if (got == (ssize_t)NF_PROBE_BLOCK &&
-		    sscanf((const char *)buf, "netflash capacity probe @%llu", &other) == 1 && other > p[i].off &&
-		    (!alias_from || other - p[i].off < alias_from - alias_to)) {
-			alias_from = other;
-			alias_to = p[i].off;
-		}
-	}
-	if (nbad) {
-		char s3[32];
-
-		nf_format_bytes(size, s1, sizeof(s1));
-		nf_format_bytes(p[bad].off, s2, sizeof(s2));
-		if (alias_from) {
-			char s4[32];
-
-			nf_format_bytes(alias_from, s3, sizeof(s3));
-			nf_format_bytes(alias_from - alias_to, s4, sizeof(s4));
-			nf_format_bytes(alias_to, s2, sizeof(s2));
-			snprintf(detail, cap,
-				 "fake card: it claims %s, but data written at %s lands at %s (it wraps: about %s real); "
-				 "%zu of %zu probe markers did not read back", s1, s3, s2, s4, nbad, n);
-		} else {
-			snprintf(detail, cap,
-				 "fake or failing card: it claims %s, but data written at %s %s; "
-				 "%zu of %zu probe markers did not read back", s1, s2, how, nbad, n);
-		}
-		r = -EIO;
 	} else {
-		nf_format_bytes(size, s1, sizeof(s1));
-		snprintf(detail, cap, "capacity probe passed: %zu markers up to %s read back", n, s1);
+		check_markers(t, p, n, nonce, buf, &v);
+		describe_verdict(&v, p, n, size, detail, cap);
+		r = v.nbad ? -EIO : 0;
 	}
-restore:
 	/* Put back what was there, high to low (on a wrapping card the low
 	 * blocks are the real ones, written last). */
 	for (size_t i = n; i-- > 0;) {
