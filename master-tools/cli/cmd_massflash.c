@@ -232,6 +232,7 @@ static int on_sighting(const struct sighting *g, void *ctx)
 	struct enrollment e, old;
 	struct member *mb;
 	char why[128];
+	int rc;
 
 	r->last_sighting = g->id;
 	if (g->at < r->since || r->stopping || find_member(r, g->mac))
@@ -265,7 +266,9 @@ static int on_sighting(const struct sighting *g, void *ctx)
 		return 0;
 	}
 	r->prov.hostname = e.hostname[0] ? e.hostname : NULL;
-	if (master_enroll(r->m, &e, &r->prov, 1, 1) != 0) {
+	rc = master_enroll(r->m, &e, &r->prov, 1, 1);
+	r->prov.hostname = NULL; /* e is this call's */
+	if (rc != 0) {
 		ignore(r, g->mac, "could not be enrolled (see the error above)");
 		return 0;
 	}
@@ -513,7 +516,29 @@ static int summary(struct run *r)
 	return bad || open ? 1 : 0;
 }
 
-int cmd_mass_flash(struct master *m, int argc, char **argv)
+/* Settings of a run from the command line, before they are checked. */
+struct run_args {
+	const char *ouis, *key;
+	uint64_t since;              /* seconds before the start */
+};
+
+/* A count or seconds option in min..max into *out. Logs why not; returns 0 or 2. */
+static int number_option(const char *name, const char *arg, uint64_t min, uint64_t max, const char *what,
+			 unsigned *out)
+{
+	uint64_t v;
+
+	if (nf_parse_u64(arg, min, max, &v) < 0) {
+		nf_err("invalid --%s '%s': %s", name, arg, what);
+		return 2;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* The options into r and a. Returns 0, -1 after --help, or 2 after saying
+ * what is wrong. */
+static int parse_run_options(struct run *r, struct run_args *a, int argc, char **argv)
 {
 	static const struct option own[] = {
 		{ "image", required_argument, NULL, 'i' }, { "oui", required_argument, NULL, 'o' },
@@ -523,13 +548,120 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 		{ "boot-timeout", required_argument, NULL, 'b' }, { "power-retries", required_argument, NULL, 'r' },
 	};
 	struct option opts[64];
-	static struct run r; /* large (the members table, an ssh key line); one per process */
-	const char *ouis = default_ouis, *key = NULL;
+	unsigned since = (unsigned)a->since;
+	int opt, bad = 0;
+
+	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
+	if (provision_spelled_out(argc, argv))
+		return 2;
+	while (!bad && (opt = getopt_long(argc, argv, "i:o:H:n:s:t:k:b:r:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'k': a->key = optarg; break;
+		case 'i': r->image = optarg; break;
+		case 'o': a->ouis = optarg; break;
+		case 'H': r->pattern = optarg; break;
+		case 'n': bad = number_option("limit", optarg, 1, MAX_MEMBERS, "a count from 1 to 4096", &r->limit); break;
+		case 's': bad = number_option("since", optarg, 0, 86400, "seconds, at most 86400", &since); break;
+		case 't': bad = number_option("stale", optarg, 1, 86400, "seconds, 1 to 86400", &r->stale); break;
+		case 'b':
+			bad = number_option("boot-timeout", optarg, 1, 86400, "seconds, 1 to 86400", &r->boot_timeout);
+			break;
+		case 'r':
+			bad = number_option("power-retries", optarg, 0, 20, "a count from 0 to 20", &r->power_retries);
+			break;
+		case 'h': fputs(usage, stdout); return -1;
+		case '?': master_usage_hint(argv[0]); return 2;
+		default: bad = provision_option(&r->prov, opt, optarg);
+		}
+	}
+	a->since = since;
+	if (bad)
+		return 2;
+	if (optind != argc || !r->image) {
+		nf_err("mass-flash needs --image NAME and no other arguments (see netflash mass-flash --help)");
+		return 2;
+	}
+	return 0;
+}
+
+/* The image exists, and (with settings to write) its boot partition is
+ * extracted now: settings an image cannot take fail before any Pi is
+ * enrolled, not once per Pi. Logs why not; returns 0 or 1. */
+static int prepare_image(struct master *m, struct run *r)
+{
 	struct nf_manifest man;
-	struct sigaction sa;
-	uint64_t since = 600, v;
+	int rc;
+
+	if (master_require_init(m))
+		return 1;
+	if ((rc = master_read_manifest(m, r->image, &man)) < 0) {
+		nf_err(rc == -ENOENT ? "no image '%s' in the catalog (see netflash image ls)"
+				     : "image '%s': invalid name or damaged manifest", r->image);
+		return 1;
+	}
+	return provision_wanted(&r->prov) && provision_prepare(m, r->image) ? 1 : 0;
+}
+
+/* Checks the settings against each other, the image and the state tree,
+ * and opens the store. Logs why not; returns 0, 1 or 2. */
+static int prepare_run(struct master *m, struct run *r, const struct run_args *a)
+{
 	char probe[NF_HOSTNAME_MAX + 1];
-	int opt, rc;
+	int rc;
+
+	if (parse_ouis(r, a->ouis) < 0) {
+		nf_err("invalid --oui '%s': expected comma-separated 3-byte prefixes like b8:27:eb", a->ouis);
+		return 2;
+	}
+	if (r->pattern && expand_hostname(r->pattern, 1, "00:00:00:00:00:00", probe, sizeof(probe)) < 0) {
+		nf_err("invalid --hostname-pattern '%s': it must give a hostname (letters, digits, '-', up to 63)",
+		       r->pattern);
+		return 2;
+	}
+	if (a->key && master_read_ssh_key(a->key, r->prov.ssh_key_line, sizeof(r->prov.ssh_key_line)))
+		return 1;
+	r->prov.ssh_key = a->key ? r->prov.ssh_key_line : NULL;
+	r->prov.hostname = r->pattern ? probe : NULL;
+	if (provision_check(&r->prov))
+		return 2;
+	rc = prepare_image(m, r);
+	r->prov.hostname = NULL; /* probe is this function's: each Pi gets its own */
+	if (rc)
+		return rc;
+	return master_open_store(m, &r->st) < 0 ? 1 : 0;
+}
+
+/* Enrolls new Pis as they are seen and supervises them until the limit
+ * is flashed, or a Ctrl-C's running jobs are over (a second leaves now). */
+static void run_loop(struct run *r)
+{
+	for (;;) {
+		size_t open, live;
+
+		if (stop_requests >= 2)
+			break;
+		if (stop_requests == 1 && !r->stopping) {
+			r->stopping = 1;
+			note(r, "stopping: no new Pis are enrolled; waiting for running jobs (Ctrl-C again to leave now)");
+		}
+		if (!r->stopping && store_sightings_after(r->st, r->last_sighting, on_sighting, r) < 0)
+			nf_warn("cannot read new sightings from the state database; retrying");
+		live = supervise(r, &open);
+		draw(r);
+		if (r->limit && r->n == r->limit && open == 0)
+			break;
+		if (r->stopping && live == 0)
+			break;
+		usleep(500 * 1000);
+	}
+}
+
+int cmd_mass_flash(struct master *m, int argc, char **argv)
+{
+	static struct run r; /* large (the members table, an ssh key line); one per process */
+	struct run_args a = { .ouis = default_ouis, .since = 600 };
+	struct sigaction sa;
+	int rc;
 
 	memset(&r, 0, sizeof(r));
 	r.m = m;
@@ -537,87 +669,10 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 	r.boot_timeout = 300;
 	r.power_retries = 2;
 	provision_init(&r.prov);
-	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
-	if (provision_spelled_out(argc, argv))
-		return 2;
-	while ((opt = getopt_long(argc, argv, "i:o:H:n:s:t:k:b:r:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'k': key = optarg; break;
-		case 'i': r.image = optarg; break;
-		case 'o': ouis = optarg; break;
-		case 'H': r.pattern = optarg; break;
-		case 'n':
-			if (nf_parse_u64(optarg, 1, MAX_MEMBERS, &v) < 0) {
-				nf_err("invalid --limit '%s': a count from 1 to %d", optarg, MAX_MEMBERS);
-				return 2;
-			}
-			r.limit = (unsigned)v;
-			break;
-		case 's':
-			if (nf_parse_u64(optarg, 0, 86400, &since) < 0) {
-				nf_err("invalid --since '%s': seconds, at most 86400", optarg);
-				return 2;
-			}
-			break;
-		case 't':
-			if (nf_parse_u64(optarg, 1, 86400, &v) < 0) {
-				nf_err("invalid --stale '%s': seconds, 1 to 86400", optarg);
-				return 2;
-			}
-			r.stale = (unsigned)v;
-			break;
-		case 'b':
-			if (nf_parse_u64(optarg, 1, 86400, &v) < 0) {
-				nf_err("invalid --boot-timeout '%s': seconds, 1 to 86400", optarg);
-				return 2;
-			}
-			r.boot_timeout = (unsigned)v;
-			break;
-		case 'r':
-			if (nf_parse_u64(optarg, 0, 20, &v) < 0) {
-				nf_err("invalid --power-retries '%s': a count from 0 to 20", optarg);
-				return 2;
-			}
-			r.power_retries = (unsigned)v;
-			break;
-		case 'h': fputs(usage, stdout); return 0;
-		case '?': master_usage_hint(argv[0]); return 2;
-		default:
-			if (provision_option(&r.prov, opt, optarg))
-				return 2;
-		}
-	}
-	if (optind != argc || !r.image) {
-		nf_err("mass-flash needs --image NAME and no other arguments (see netflash mass-flash --help)");
-		return 2;
-	}
-	if (parse_ouis(&r, ouis) < 0) {
-		nf_err("invalid --oui '%s': expected comma-separated 3-byte prefixes like b8:27:eb", ouis);
-		return 2;
-	}
-	if (r.pattern && expand_hostname(r.pattern, 1, "00:00:00:00:00:00", probe, sizeof(probe)) < 0) {
-		nf_err("invalid --hostname-pattern '%s': it must give a hostname (letters, digits, '-', up to 63)",
-		       r.pattern);
-		return 2;
-	}
-	if (key && master_read_ssh_key(key, r.prov.ssh_key_line, sizeof(r.prov.ssh_key_line)))
-		return 1;
-	r.prov.ssh_key = key ? r.prov.ssh_key_line : NULL;
-	r.prov.hostname = r.pattern ? probe : NULL;
-	if (provision_check(&r.prov))
-		return 2;
-	if (master_require_init(m))
-		return 1;
-	if ((rc = master_read_manifest(m, r.image, &man)) < 0) {
-		nf_err(rc == -ENOENT ? "no image '%s' in the catalog (see netflash image ls)"
-				     : "image '%s': invalid name or damaged manifest", r.image);
-		return 1;
-	}
-	/* Settings an image cannot take fail now, not once per Pi. */
-	if (provision_wanted(&r.prov) && provision_prepare(m, r.image))
-		return 1;
-	if (master_open_store(m, &r.st) < 0)
-		return 1;
+	if ((rc = parse_run_options(&r, &a, argc, argv)))
+		return rc < 0 ? 0 : rc;
+	if ((rc = prepare_run(m, &r, &a)))
+		return rc;
 	r.members = calloc(MAX_MEMBERS, sizeof(*r.members));
 	r.ignored = calloc(MAX_IGNORED, sizeof(*r.ignored));
 	if (!r.members || !r.ignored) {
@@ -627,32 +682,14 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 	}
 	r.tty = isatty(STDOUT_FILENO);
 	r.started = time(NULL);
-	r.since = r.started - (time_t)since;
+	r.since = r.started - (time_t)a.since;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	note(&r, "mass-flash: enrolling Raspberry Pis (OUIs %s) with image '%s'%s; Ctrl-C to stop", ouis, r.image,
+	note(&r, "mass-flash: enrolling Raspberry Pis (OUIs %s) with image '%s'%s; Ctrl-C to stop", a.ouis, r.image,
 	     r.limit ? "" : ", no limit");
-	for (;;) {
-		size_t open, live;
-
-		if (stop_requests >= 2)
-			break;
-		if (stop_requests == 1 && !r.stopping) {
-			r.stopping = 1;
-			note(&r, "stopping: no new Pis are enrolled; waiting for running jobs (Ctrl-C again to leave now)");
-		}
-		if (!r.stopping && store_sightings_after(r.st, r.last_sighting, on_sighting, &r) < 0)
-			nf_warn("cannot read new sightings from the state database; retrying");
-		live = supervise(&r, &open);
-		draw(&r);
-		if (r.limit && r.n == r.limit && open == 0)
-			break;
-		if (r.stopping && live == 0)
-			break;
-		usleep(500 * 1000);
-	}
+	run_loop(&r);
 	rc = summary(&r);
 out:
 	free(r.members);
