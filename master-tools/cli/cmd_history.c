@@ -16,7 +16,8 @@ static const char history_usage[] =
 "\n"
 "Past jobs, newest first: when, worker, image, result, duration, MB/s, bytes,\n"
 "target and the reason of a failure. With a MAC, also its model (when its\n"
-"bootloader sent one), its card's identity and health findings, the files dnsmasq sent it over TFTP and the last 100\n"
+"bootloader sent one), its card's identity and health findings, what its\n"
+"hooks did, the files dnsmasq sent it over TFTP and the last 100\n"
 "lines of its console (its boot log, as flasher-init sent it).\n"
 "  --json    one job object a line (docs/api.md)\n"
 "  --csv     a report: RFC 4180 CSV with a header line, the jobs only; a\n"
@@ -159,6 +160,8 @@ int cmd_history(struct master *m, int argc, char **argv)
 		store_events(st, macs, NF_EVENT_PROVISION, 5, log_row, NULL);
 		printf("card health (last 20):\n");
 		store_events(st, macs, NF_EVENT_CARD, 20, log_row, NULL);
+		printf("hooks (ROOT/hooks/*.d: exit status and output; last 20):\n");
+		store_events(st, macs, NF_EVENT_HOOK, 20, log_row, NULL);
 		printf("power (netflash power cycle, mass-flash retries; last 10):\n");
 		store_events(st, macs, NF_EVENT_POWER, 10, log_row, NULL);
 		printf("network boot (files dnsmasq sent, last 20):\n");

@@ -29,6 +29,7 @@ static const char main_usage[] =
 "  power cycle MAC...   switch workers off and on (relays in ROOT/power.conf)\n"
 "  dhcp-event ...       dnsmasq's dhcp-script (records the Pis it sees)\n"
 "  recover              finish what a crash interrupted, check the state tree\n"
+"  hook-run EVENT       run ROOT/hooks/EVENT.d (done, failed, enrolled) now\n"
 "\n"
 "Options:\n"
 "  --root DIR           the state tree (default " NF_DEFAULT_ROOT ")\n"
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
 		{ "enroll", cmd_enroll }, { "release", cmd_release }, { "ls", cmd_ls },
 		{ "status", cmd_status }, { "history", cmd_history }, { "mass-flash", cmd_mass_flash },
 		{ "dhcp-event", cmd_dhcp_event }, { "reimage", cmd_reimage }, { "power", cmd_power },
-		{ "recover", cmd_recover },
+		{ "recover", cmd_recover }, { "hook-run", cmd_hook_run },
 	};
 	struct master m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 };
 	const char *env = getenv("NETFLASH_ROOT");

@@ -213,6 +213,9 @@ int api_worker_detail_json(FILE *out, struct store *st, const char *mac)
 	fputs(",\"provision\":", out);
 	if (r == 0)
 		r = events_json(out, st, mac, NF_EVENT_PROVISION, 20);
+	fputs(",\"hooks\":", out);
+	if (r == 0)
+		r = events_json(out, st, mac, NF_EVENT_HOOK, 20);
 	fputc('}', out);
 	free(e);
 	return r;

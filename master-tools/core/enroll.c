@@ -28,6 +28,7 @@
 #define CMDLINE_MAX 4096
 
 #include "enroll.h"
+#include "hooks.h"
 
 /* The uid that alone reads a worker's cmdline.txt: dnsmasq's user from
  * init (nobody for a tree made before init recorded it). */
@@ -85,6 +86,20 @@ int master_read_ssh_key(const char *file, char *out, size_t cap)
 		return 1;
 	}
 	return 0;
+}
+
+/* ROOT/hooks/enrolled.d, detached: the enroll does not wait for it. */
+static void start_enrolled_hooks(const struct master *m, const struct enrollment *e, int diskless)
+{
+	struct hook_facts f = { .mac = e->mac, .hostname = e->hostname, .image = diskless ? NULL : e->image,
+				.result = "enrolled", .worker_state = diskless ? "diskless" : "enrolled" };
+	char bin[PATH_MAX];
+	int r;
+
+	if ((r = master_netflash_path(bin, sizeof(bin))) == 0)
+		r = master_hooks_start(m, bin, NF_HOOK_ENROLLED, &f);
+	if (r < 0)
+		nf_warn("%s: cannot start the enrolled hooks: %s", e->mac, nf_strerror(r));
 }
 
 /* The boot-file set for e: ROOT/boot-FAMILY when it was imported and the
@@ -334,6 +349,7 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 		nf_warn("could not record the enroll of %s in its history, ignoring", e->mac);
 	if (!quiet)
 		say_enrolled(m, e, nfsroot, model, summary);
+	start_enrolled_hooks(m, e, nfsroot != NULL);
 	rc = 0;
 out:
 	store_close(st);

@@ -67,6 +67,12 @@ static int conf_set(struct master_conf *c, const char *key, const char *val)
 		c->port = (unsigned)v;
 		return 0;
 	}
+	if (strcmp(key, "hook_timeout") == 0) {
+		if (nf_parse_u64(val, 1, 3600, &v) < 0)
+			return -EBADMSG;
+		c->hook_timeout = (unsigned)v;
+		return 0;
+	}
 	struct { const char *key; char *dst; size_t cap; } strs[] = {
 		{ "server_ip", c->server_ip, sizeof(c->server_ip) },
 		{ "interface", c->iface, sizeof(c->iface) },
@@ -125,6 +131,8 @@ int master_save_conf(const struct master *m)
 		     "# netflash master configuration (written by netflash init)\n"
 		     "server_ip=%s\nport=%u\ninterface=%s\nbroadcast=%s\nsubnet=%s\ntftp_user=%s\n",
 		     c->server_ip, c->port, c->iface, c->broadcast, c->subnet, c->tftp_user);
+	if (n >= 0 && (size_t)n < sizeof(body) && c->hook_timeout)
+		n += snprintf(body + n, sizeof(body) - (size_t)n, "hook_timeout=%u\n", c->hook_timeout);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		return -EMSGSIZE;
 	return nf_write_file_atomic(path, body, (size_t)n, 0644);

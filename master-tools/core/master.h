@@ -20,6 +20,7 @@ struct master_conf {
 	char subnet[64];        /* for the NFS export; empty: any host */
 	char tftp_user[33];     /* dnsmasq's user: owns the per-worker TFTP files
 				 * that hold a token (mode 0400); empty: nobody */
+	unsigned hook_timeout;  /* seconds a hook may run (hooks.h); 0: the default */
 };
 
 struct master {
@@ -92,6 +93,7 @@ void master_usage_hint(const char *cmd);
 int master_bad_mac(const char *s);
 
 int cmd_init(struct master *m, int argc, char **argv);
+int cmd_hook_run(struct master *m, int argc, char **argv);
 int cmd_image(struct master *m, int argc, char **argv);
 int cmd_boot_files(struct master *m, int argc, char **argv);
 int cmd_enroll(struct master *m, int argc, char **argv);

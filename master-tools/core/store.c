@@ -250,6 +250,7 @@ static const char *const event_kind_names[] = {
 	[NF_EVENT_JOB] = "job", [NF_EVENT_JOB_FAILED] = "failed", [NF_EVENT_JOB_KEPT] = "kept",
 	[NF_EVENT_BOARD] = "board", [NF_EVENT_CARD] = "card", [NF_EVENT_LOG] = "log", [NF_EVENT_POWER] = "power",
 	[NF_EVENT_TFTP] = "tftp", [NF_EVENT_REIMAGE] = "reimage", [NF_EVENT_MASS_FLASH] = "mass-flash",
+	[NF_EVENT_HOOK] = "hook",
 };
 
 const char *nf_event_kind_name(enum nf_event_kind k)

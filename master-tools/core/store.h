@@ -100,6 +100,7 @@ enum nf_event_kind {
 	NF_EVENT_TFTP,        /* a file dnsmasq sent it */
 	NF_EVENT_REIMAGE,     /* netflash-agent made its card non-bootable */
 	NF_EVENT_MASS_FLASH,  /* mass-flash enrolled it */
+	NF_EVENT_HOOK,        /* a hook ran for it: name, exit status, output */
 };
 /* The stored name ("enroll", "failed", "mass-flash", ...). Never NULL. */
 const char *nf_event_kind_name(enum nf_event_kind k);

@@ -33,6 +33,7 @@
 #include "patch.h"
 #include "proto.h"
 #include "provision.h"
+#include "hooks.h"
 #include "http.h"
 #include "recover.h"
 #include "store.h"
@@ -113,6 +114,7 @@ struct daemon {
 	unsigned refusals, refusals_dropped;
 	struct enrollment e; /* the enrollment bind_worker() loaded, for the verb handlers */
 	const char *http_spec;  /* NULL: the default, "off": none */
+	char netflash_bin[PATH_MAX]; /* runs the hooks; empty: cannot */
 	struct nf_http *http;
 };
 
@@ -559,6 +561,28 @@ static int on_progress(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	return 0;
 }
 
+/* Starts the hooks of ev for c's worker (hooks.h), never waiting for
+ * them. job may be NULL. */
+static void run_hooks(struct daemon *d, struct conn *c, enum nf_hook_event ev, const struct job *j,
+		      const char *result, const char *reason, uint64_t bytes, double seconds)
+{
+	struct enrollment e;
+	struct hook_facts f = { .mac = c->mac, .result = result, .reason = reason, .bytes = bytes,
+				.seconds = seconds, .job = j ? j->id : c->job };
+	int r;
+
+	if (!d->netflash_bin[0])
+		return;
+	if (store_get(d->st, c->mac, &e) == 0) {
+		f.hostname = e.hostname;
+		f.image = e.image;
+		f.attempts = e.attempts;
+		f.worker_state = nf_worker_state_name(e.state);
+	}
+	if ((r = master_hooks_start(&d->m, d->netflash_bin, ev, &f)) < 0)
+		nf_warn("%s: cannot start the %s hooks: %s", c->mac, nf_hook_event_name(ev), nf_strerror(r));
+}
+
 /* Counts a failed attempt; marks the worker failed after the last one. */
 static void count_failure(struct daemon *d, struct conn *c, enum nf_job_state state, const char *reason,
 			  uint64_t bytes, double seconds)
@@ -572,6 +596,7 @@ static void count_failure(struct daemon *d, struct conn *c, enum nf_job_state st
 		store_set_state(d->st, c->mac, NF_WORKER_FAILED, reason);
 		nf_warn("%s failed %d times (last: %s); no more jobs until re-enrolled", c->mac, n, reason);
 	}
+	run_hooks(d, c, NF_HOOK_FAILED, NULL, nf_job_state_name(state), reason, bytes, seconds);
 }
 
 static int release(struct daemon *d, struct conn *c, const struct job *j, uint64_t bytes, double seconds)
@@ -698,6 +723,7 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		return reply_simple(c, "KEPT", "release-failed");
 	nf_info("%s job %llu verified (%llu bytes in %.1f s): released", c->mac, (unsigned long long)j.id,
 		(unsigned long long)bytes, seconds);
+	run_hooks(d, c, NF_HOOK_DONE, &j, "done", NULL, bytes, seconds);
 	return reply_simple(c, "RELEASED", NULL);
 }
 
@@ -1163,6 +1189,10 @@ int main(int argc, char **argv)
 		d.nfs_prefix, d.nfs_query[0] ? "?" : "", d.nfs_query, d.max_attempts, d.max_conns);
 	if (start_http(&d) < 0)
 		return 1;
+	if ((r = master_netflash_path(d.netflash_bin, sizeof(d.netflash_bin))) < 0 || access(d.netflash_bin, X_OK) < 0) {
+		nf_warn("no netflash program next to netflashd (%s): hooks will not run", d.netflash_bin);
+		d.netflash_bin[0] = '\0';
+	}
 	if (!d.peer_check)
 		nf_warn("--peer-check=off: a worker is who its token says; any host that reads a token (TFTP "
 			"serves it to the whole LAN) can take that worker's job and its provisioning secrets");

@@ -1,0 +1,92 @@
+/* netflash hook-run EVENT: the hooks runner that netflashd and enroll
+ * start, detached, when something happened to a worker (hooks.h). */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hooks.h"
+#include "log.h"
+#include "master.h"
+#include "store.h"
+
+extern char **environ;
+
+static const char usage[] =
+"Usage: netflash [--root DIR] hook-run done|failed|enrolled\n"
+"\n"
+"Run the hooks in ROOT/hooks/EVENT.d/ one by one, in name order, with this\n"
+"process's NETFLASH_* variables (the facts of the event) in their\n"
+"environment, each for at most hook_timeout seconds of netflash.conf (30),\n"
+"and record each one's exit status and the start of its output in the\n"
+"worker's history (netflash history MAC). netflashd and enroll start this\n"
+"themselves; run it by hand to try a hook.\n";
+
+struct ctx {
+	const char *event, *mac;
+	struct store *st;
+	unsigned timeout;
+};
+
+static void record(const struct hook_result *h, void *arg)
+{
+	struct ctx *c = arg;
+	char line[700];
+
+	if (h->skipped[0])
+		snprintf(line, sizeof(line), "%s.d/%s: skipped: %s", c->event, h->name, h->skipped);
+	else if (h->timed_out)
+		snprintf(line, sizeof(line), "%s.d/%s: killed after %u s%s%s", c->event, h->name, c->timeout,
+			 h->output[0] ? ": " : "", h->output);
+	else
+		snprintf(line, sizeof(line), "%s.d/%s: %s %d in %.1f s%s%s", c->event, h->name,
+			 h->status < 0 ? "signal" : "exit", h->status < 0 ? -h->status : h->status, h->seconds,
+			 h->output[0] ? ": " : "", h->output);
+	if (h->skipped[0] || h->timed_out || h->status != 0)
+		nf_warn("hook %s for %s", line, c->mac ? c->mac : "-");
+	else
+		nf_info("hook %s for %s", line, c->mac ? c->mac : "-");
+	if (c->st && c->mac)
+		store_event(c->st, c->mac, NF_EVENT_HOOK, line);
+}
+
+int cmd_hook_run(struct master *m, int argc, char **argv)
+{
+	char dir[PATH_MAX], rel[32], *env[32];
+	enum nf_hook_event ev;
+	struct ctx c = { 0 };
+	size_t n = 0;
+	int r;
+
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (argc != 2 || nf_hook_event_parse(argv[1], &ev) < 0) {
+		nf_err("hook-run takes one event: done, failed or enrolled (see netflash hook-run --help)");
+		return 2;
+	}
+	if (master_require_init(m))
+		return 1;
+	c.event = nf_hook_event_name(ev);
+	c.timeout = m->conf.hook_timeout ? m->conf.hook_timeout : NF_HOOK_TIMEOUT_DEFAULT;
+	c.mac = getenv("NETFLASH_MAC");
+	/* The hooks get our PATH and facts, nothing else of our environment. */
+	for (char **e = environ; *e && n + 1 < sizeof(env) / sizeof(env[0]); e++)
+		if (strncmp(*e, "NETFLASH_", 9) == 0 || strncmp(*e, "PATH=", 5) == 0)
+			env[n++] = *e;
+	env[n] = NULL;
+	snprintf(rel, sizeof(rel), "hooks/%s.d", c.event);
+	if (master_path(m, dir, sizeof(dir), rel) < 0)
+		return 1;
+	if (master_open_store(m, &c.st) < 0)
+		c.st = NULL;
+	r = master_hooks_run(dir, env, c.timeout, record, &c);
+	if (r == -EPERM)
+		nf_err("hooks in %s not run: the directory must be owned by root and writable by its owner only", dir);
+	else if (r < 0 && r != -ENOENT)
+		nf_err("cannot read %s: %s", dir, nf_strerror(r));
+	store_close(c.st);
+	return r < 0 && r != -ENOENT ? 1 : 0;
+}
