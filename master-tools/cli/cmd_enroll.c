@@ -1,34 +1,27 @@
 /* netflash enroll: make a worker netboot into the flasher (enroll.c does it). */
 #include <errno.h>
-#include <pwd.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <time.h>
+#include <strings.h>
 
+#include "enroll.h"
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
-#include "api.h"
 #include "master.h"
 #include "parse.h"
-#include "pimodel.h"
-#include "nfsroot.h"
 #include "provision.h"
-#include "recover.h"
 #include "store.h"
-#include "tftpdir.h"
 
-#define CMDLINE_MAX 4096
-
-#include "enroll.h"
+#define CSV_LINE_MAX 1024
+#define CSV_ROWS_MAX 4096
 
 static const char enroll_usage[] =
 "Usage: netflash [--root DIR] enroll MAC --image NAME [--force] [--model F] [PROVISIONING OPTIONS]\n"
 "       netflash [--root DIR] enroll MAC --nfsroot DIR [--force] [--model F]\n"
+"       netflash [--root DIR] enroll --from-csv FILE [--force] [PROVISIONING OPTIONS]\n"
 "\n"
 "Make the worker with this MAC netboot into the flasher and write image NAME.\n"
 "MAC may be spelled b8:27:eb:d3:85:78, B8-27-EB-D3-85-78, b827.ebd3.8578 or\n"
@@ -39,6 +32,15 @@ static const char enroll_usage[] =
 "\n"
 "  -i, --image NAME     catalog image to write (see netflash image ls)\n"
 "  -f, --force          replace an existing enrollment (new token)\n"
+"  -c, --from-csv FILE  enroll many: one worker a line, MAC,HOSTNAME,IMAGE[,MODEL]\n"
+"                       (RFC 4180 CSV; a first line starting with 'mac' is a\n"
+"                       header; HOSTNAME may be empty; MODEL pi3, pi4, pi5;\n"
+"                       '#' lines and blank lines are skipped). All or\n"
+"                       nothing: every line is checked first and each\n"
+"                       problem named with its line number; if an enroll\n"
+"                       still fails, those made by this run are released\n"
+"                       again (one replaced with --force stays replaced).\n"
+"                       Provisioning options apply to every line.\n"
 "  -n, --nfsroot DIR    diskless instead of flashing: the worker netboots\n"
 "                       the imported Pi OS boot files (without the flasher)\n"
 "                       with root=/dev/nfs nfsroot=SERVER:DIR and runs from\n"
@@ -55,18 +57,269 @@ static const char enroll_usage[] =
 "  -H, --hostname H     hostname to provision (RFC 1123 label)\n"
 "  -k, --ssh-key FILE   an SSH public key to authorise for the first user (one line)\n";
 
+/* One worker of a --from-csv file. */
+struct csv_row {
+	unsigned line;
+	char mac[18];
+	char hostname[NF_HOSTNAME_MAX + 1];
+	char image[NF_NAME_MAX + 1];
+	char family[8];
+};
+
+/* Splits one RFC 4180 line into at most cap fields (quoted fields may hold
+ * commas and "" for a quote; no line breaks). Returns the field count, or
+ * -1 for a stray quote or too many fields. Fields point into line. */
+static int csv_split(char *line, char **f, int cap)
+{
+	int n = 0;
+	char *r = line, *w;
+
+	for (;;) {
+		if (n == cap)
+			return -1;
+		f[n++] = w = r;
+		if (*r == '"') {
+			for (r++;; r++) {
+				if (*r == '\0')
+					return -1;
+				if (*r == '"' && r[1] == '"')
+					*w++ = *r++;
+				else if (*r == '"')
+					break;
+				else
+					*w++ = *r;
+			}
+			r++;
+			if (*r != ',' && *r != '\0')
+				return -1;
+		} else {
+			while (*r && *r != ',') {
+				if (*r == '"')
+					return -1;
+				*w++ = *r++;
+			}
+		}
+		if (*r == '\0') {
+			*w = '\0';
+			return n;
+		}
+		*w = '\0';
+		r++;
+	}
+}
+
+/* Checks one line's fields into row; says what is wrong with "FILE:LINE: "
+ * first. Returns 0 or -1. */
+static int csv_row(struct master *m, const char *file, unsigned ln, char **f, int n, struct csv_row *row)
+{
+	char q[200];
+	uint8_t mac[6];
+
+	row->line = ln;
+	if (n < 3 || n > 4) {
+		nf_err("%s:%u: expected MAC,HOSTNAME,IMAGE[,MODEL], got %d field(s)", file, ln, n);
+		return -1;
+	}
+	if (nf_parse_mac(f[0], mac) < 0) {
+		nf_err("%s:%u: invalid MAC %s: expected six hex bytes like b8:27:eb:d3:85:78", file, ln,
+		       nf_quote(q, sizeof(q), f[0]));
+		return -1;
+	}
+	nf_format_mac(mac, row->mac);
+	if (mac[0] & 1 || !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5])) {
+		nf_err("%s:%u: %s is not a Pi's MAC (all zeros, or a group address)", file, ln, row->mac);
+		return -1;
+	}
+	if (f[1][0] && !master_hostname_valid(f[1])) {
+		nf_err("%s:%u: invalid hostname %s: letters, digits and '-', up to 63", file, ln,
+		       nf_quote(q, sizeof(q), f[1]));
+		return -1;
+	}
+	snprintf(row->hostname, sizeof(row->hostname), "%s", f[1]);
+	if (nf_name_valid(f[2]) < 0) {
+		nf_err("%s:%u: invalid image name %s", file, ln, nf_quote(q, sizeof(q), f[2]));
+		return -1;
+	}
+	snprintf(row->image, sizeof(row->image), "%s", f[2]);
+	if (n == 4 && f[3][0]) {
+		if (strcmp(f[3], "pi3") != 0 && strcmp(f[3], "pi4") != 0 && strcmp(f[3], "pi5") != 0) {
+			nf_err("%s:%u: invalid model %s: expected pi3, pi4 or pi5", file, ln, nf_quote(q, sizeof(q), f[3]));
+			return -1;
+		}
+		snprintf(row->family, sizeof(row->family), "%s", f[3]);
+	}
+	(void)m;
+	return 0;
+}
+
+/* Reads and checks every line of file into rows (malloc'd; *n of them).
+ * Names each problem with its line number; returns 0, or 2 when any line
+ * is wrong, 1 when the file cannot be read. */
+static int csv_read(struct master *m, const char *file, int force, struct csv_row **rows, size_t *n)
+{
+	FILE *in = fopen(file, "re");
+	char line[CSV_LINE_MAX + 2], q[PATH_MAX + 8];
+	struct store *st = NULL;
+	unsigned ln = 0, bad = 0;
+
+	*rows = NULL;
+	*n = 0;
+	if (!in) {
+		nf_err("cannot read %s: %s", nf_quote(q, sizeof(q), file), strerror(errno));
+		return 1;
+	}
+	if (!(*rows = calloc(CSV_ROWS_MAX, sizeof(**rows))) || master_open_store(m, &st) < 0) {
+		fclose(in);
+		return 1;
+	}
+	while (fgets(line, sizeof(line), in)) {
+		size_t len = strlen(line);
+		char *f[8];
+		int nf;
+
+		ln++;
+		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+			nf_err("%s:%u: line longer than %d bytes", file, ln, CSV_LINE_MAX);
+			bad++;
+			while (len && line[len - 1] != '\n' && fgets(line, sizeof(line), in))
+				len = strlen(line);
+			continue;
+		}
+		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len == 0 || line[0] == '#' || (ln == 1 && strncasecmp(line, "mac", 3) == 0))
+			continue;
+		if (*n == CSV_ROWS_MAX) {
+			nf_err("%s:%u: more than %d workers in one file", file, ln, CSV_ROWS_MAX);
+			bad++;
+			break;
+		}
+		nf = csv_split(line, f, 8);
+		if (nf < 0) {
+			nf_err("%s:%u: not CSV (a stray quote, or more than 4 fields)", file, ln);
+			bad++;
+			continue;
+		}
+		struct csv_row *row = &(*rows)[*n];
+		struct nf_manifest man;
+		struct enrollment old;
+
+		if (csv_row(m, file, ln, f, nf, row) < 0) {
+			bad++;
+			continue;
+		}
+		for (size_t i = 0; i < *n; i++) {
+			if (strcmp((*rows)[i].mac, row->mac) == 0) {
+				nf_err("%s:%u: %s is on line %u too", file, ln, row->mac, (*rows)[i].line);
+				bad++;
+				goto next;
+			}
+			if (row->hostname[0] && strcmp((*rows)[i].hostname, row->hostname) == 0) {
+				nf_err("%s:%u: hostname %s is on line %u too", file, ln, row->hostname, (*rows)[i].line);
+				bad++;
+				goto next;
+			}
+		}
+		if (master_read_manifest(m, row->image, &man) < 0) {
+			nf_err("%s:%u: no image '%s' in the catalog (see netflash image ls)", file, ln, row->image);
+			bad++;
+			continue;
+		}
+		if (!force && store_get(st, row->mac, &old) == 0 && old.state == NF_WORKER_ENROLLED) {
+			nf_err("%s:%u: %s is already enrolled (image '%s'); use --force to replace it", file, ln, row->mac,
+			       old.image);
+			bad++;
+			continue;
+		}
+		(*n)++;
+next:;
+	}
+	if (ferror(in)) {
+		nf_err("cannot read %s: %s", nf_quote(q, sizeof(q), file), strerror(errno));
+		bad++;
+	}
+	fclose(in);
+	store_close(st);
+	if (!bad && *n == 0) {
+		nf_err("%s has no workers (expected MAC,HOSTNAME,IMAGE[,MODEL] lines)", file);
+		bad++;
+	}
+	if (bad) {
+		nf_err("%s: %u problem(s); nothing was enrolled", file, bad);
+		return 2;
+	}
+	return 0;
+}
+
+/* enroll --from-csv: all lines checked, then enrolled; on a failure those
+ * enrolled by this run are released again. */
+static int enroll_csv(struct master *m, const char *file, struct provision *prov, const char *key, int force)
+{
+	struct csv_row *rows;
+	size_t n, done = 0;
+	int rc;
+
+	if (master_require_init(m))
+		return 1;
+	if ((rc = csv_read(m, file, force, &rows, &n)) != 0) {
+		free(rows);
+		return rc;
+	}
+	/* An image that cannot take the settings fails now, before any enroll. */
+	for (size_t i = 0; i < n; i++) {
+		int seen = 0;
+
+		if (!rows[i].hostname[0] && !provision_wanted(prov))
+			continue;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = strcmp(rows[k].image, rows[i].image) == 0 && (rows[k].hostname[0] || provision_wanted(prov));
+		if (!seen && provision_prepare(m, rows[i].image)) {
+			nf_err("%s:%u: image '%s' cannot be provisioned; nothing was enrolled", file, rows[i].line,
+			       rows[i].image);
+			free(rows);
+			return 1;
+		}
+	}
+	for (; done < n; done++) {
+		struct enrollment e;
+
+		memset(&e, 0, sizeof(e));
+		snprintf(e.mac, sizeof(e.mac), "%s", rows[done].mac);
+		snprintf(e.family, sizeof(e.family), "%s", rows[done].family);
+		if ((rc = master_enroll_settings(m, &e, prov, rows[done].image,
+						 rows[done].hostname[0] ? rows[done].hostname : NULL, key)) != 0 ||
+		    (rc = master_enroll(m, &e, prov, force, 1)) != 0) {
+			nf_err("%s:%u: %s could not be enrolled (above); releasing the %zu enrolled before it", file,
+			       rows[done].line, rows[done].mac, done);
+			break;
+		}
+	}
+	if (done < n) {
+		char why[600];
+
+		while (done-- > 0)
+			if (master_release(m, rows[done].mac, why, sizeof(why)) < 0)
+				nf_warn("cannot release %s again: %s", rows[done].mac, why);
+		free(rows);
+		return rc ? rc : 1;
+	}
+	printf("enrolled %zu worker(s) from %s (netflash ls lists them)\n", n, file);
+	free(rows);
+	return 0;
+}
+
 int cmd_enroll(struct master *m, int argc, char **argv)
 {
 	static const struct option own[] = {
 		{ "image", required_argument, NULL, 'i' }, { "hostname", required_argument, NULL, 'H' },
 		{ "ssh-key", required_argument, NULL, 'k' }, { "force", no_argument, NULL, 'f' },
 		{ "model", required_argument, NULL, 'm' }, { "nfsroot", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "from-csv", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
 	};
 	struct option opts[64];
 	struct enrollment e;
 	struct provision prov;
-	const char *image = NULL, *host = NULL, *key = NULL, *nfsroot = NULL;
+	const char *image = NULL, *host = NULL, *key = NULL, *nfsroot = NULL, *csv = NULL;
 	uint8_t mac[6];
 	int force = 0, opt, r;
 
@@ -75,7 +328,7 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 	provision_merge_options(own, sizeof(own) / sizeof(own[0]), opts, sizeof(opts) / sizeof(opts[0]));
 	if (provision_spelled_out(argc, argv))
 		return 2;
-	while ((opt = getopt_long(argc, argv, "i:H:k:fm:n:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "i:H:k:fm:n:c:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
 			if (strcmp(optarg, "pi3") != 0 && strcmp(optarg, "pi4") != 0 && strcmp(optarg, "pi5") != 0) {
@@ -91,12 +344,20 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 		case 'k': key = optarg; break;
 		case 'f': force = 1; break;
 		case 'n': nfsroot = optarg; break;
+		case 'c': csv = optarg; break;
 		case 'h': printf("%s\n%s", enroll_usage, provision_usage); return 0;
 		case '?': master_usage_hint(argv[0]); return 2;
 		default:
 			if (provision_option(&prov, opt, optarg))
 				return 2;
 		}
+	}
+	if (csv) {
+		if (optind != argc || image || nfsroot || host || e.family[0]) {
+			nf_err("--from-csv takes no MAC, --image, --hostname, --model or --nfsroot: the file names them");
+			return 2;
+		}
+		return enroll_csv(m, csv, &prov, key, force);
 	}
 	if (optind + 1 != argc || !image == !nfsroot) {
 		nf_err("enroll needs a MAC and one of --image NAME or --nfsroot DIR (see netflash enroll --help)");

@@ -208,4 +208,51 @@ nf enroll b8:27:eb:0e:0e:0f --image pios-gz >/dev/null 2>"$T/wait.err"
 wait "$lpid" || true
 has "waiting for the state lock .*, held by" "$T/wait.err" && pass "a command waiting for the lock says so, and then goes on" ||
 	fail "lock wait: $(cat "$T/wait.err")"
+# ---- enroll --from-csv: all or nothing, problems named by line ----------
+cat >"$T/fleet.csv" <<'EOT'
+mac,hostname,image,model
+# rack 3
+b8:27:eb:03:00:01,rack3-01,pios-gz,pi3
+"B8-27-EB-03-00-02",rack3-02,pios-gz,
+
+b8:27:eb:03:00:03,,pios-gz
+EOT
+nf enroll --from-csv "$T/fleet.csv" >"$T/out.log" 2>"$T/err.log" && has "enrolled 3 worker(s)" "$T/out.log" &&
+	nf ls | has "b8-27-eb-03-00-02  rack3-02" && [ -d "$R/tftp/b8-27-eb-03-00-03" ] &&
+	pass "enroll --from-csv: a header, comments, quotes, spellings, an empty hostname" ||
+	fail "from-csv: $(cat "$T/out.log" "$T/err.log")"
+cat >"$T/bad.csv" <<'EOT'
+b8:27:eb:03:00:11,rack3-11,pios-gz
+b8:27:eb:03:00:1g,rack3-12,pios-gz
+b8:27:eb:03:00:13,rack_3,pios-gz
+b8:27:eb:03:00:14,rack3-11,pios-gz
+b8:27:eb:03:00:15,rack3-15,nosuch
+b8:27:eb:03:00:01,rack3-16,pios-gz
+b8:27:eb:03:00:17,"rack3-17,pios-gz
+01:00:5e:00:00:01,rack3-18,pios-gz
+b8:27:eb:03:00:19,rack3-19,pios-gz,pi9
+EOT
+rc=0
+nf enroll --from-csv "$T/bad.csv" >"$T/out.log" 2>"$T/err.log" || rc=$?
+[ "$rc" = 2 ] && has "bad.csv:2: invalid MAC 'b8:27:eb:03:00:1g'" "$T/err.log" &&
+	has "bad.csv:3: invalid hostname 'rack_3'" "$T/err.log" && has "bad.csv:4: hostname rack3-11 is on line 1 too" "$T/err.log" &&
+	has "bad.csv:5: no image 'nosuch'" "$T/err.log" &&
+	has "bad.csv:6: b8-27-eb-03-00-01 is already enrolled (image 'pios-gz'); use --force" "$T/err.log" &&
+	has "bad.csv:7: not CSV" "$T/err.log" && has "bad.csv:8: .* is not a Pi's MAC" "$T/err.log" &&
+	has "bad.csv:9: invalid model 'pi9'" "$T/err.log" && has "bad.csv: 8 problem(s); nothing was enrolled" "$T/err.log" &&
+	[ ! -e "$R/tftp/b8-27-eb-03-00-11" ] && ! nf ls | has "03-00-11" &&
+	pass "enroll --from-csv: every bad line named with its number, nothing enrolled" ||
+	fail "bad csv: rc $rc $(cat "$T/err.log")"
+# A failure while enrolling (a TFTP dir netflash did not make) undoes the
+# lines enrolled before it.
+mkdir -p "$R/tftp/b8-27-eb-03-00-23"
+printf 'b8:27:eb:03:00:21,rack3-21,pios-gz\nb8:27:eb:03:00:22,,pios-gz\nb8:27:eb:03:00:23,,pios-gz\n' >"$T/late.csv"
+rc=0
+nf enroll --from-csv "$T/late.csv" >"$T/out.log" 2>"$T/err.log" || rc=$?
+[ "$rc" != 0 ] && has "late.csv:3: b8-27-eb-03-00-23 could not be enrolled (above); releasing the 2 enrolled before it" "$T/err.log" &&
+	[ ! -e "$R/tftp/b8-27-eb-03-00-21" ] && [ ! -e "$R/tftp/b8-27-eb-03-00-22" ] &&
+	! nf ls | grep "03-00-2[12]" | has enrolled &&
+	pass "enroll --from-csv: a line that fails while enrolling releases those before it" ||
+	fail "late failure: rc $rc $(cat "$T/err.log"; ls "$R/tftp")"
+rmdir "$R/tftp/b8-27-eb-03-00-23"
 finish
