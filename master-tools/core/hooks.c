@@ -1,4 +1,5 @@
 #include "hooks.h"
+#include "run.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,7 +19,6 @@ static const char *const event_names[] = {
 };
 
 #define HOOK_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define KILL_GRACE_MS 2000
 
 const char *nf_hook_event_name(enum nf_hook_event ev)
 {
@@ -153,97 +153,21 @@ static int trusted(const struct stat *sb)
 	return (sb->st_uid == 0 || sb->st_uid == geteuid()) && !(sb->st_mode & (S_IWGRP | S_IWOTH));
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Keeps the start of what the hook printed, as one printable line. */
-static void take_output(struct hook_result *h, size_t *len, const char *buf, ssize_t n)
-{
-	for (ssize_t i = 0; i < n && *len + 1 < sizeof(h->output); i++) {
-		unsigned char c = (unsigned char)buf[i];
-
-		if (c == '\n' && i == n - 1)
-			continue;
-		h->output[(*len)++] = c == '\n' || c == '\t' ? ' ' : c < 0x20 || c > 0x7e ? '?' : (char)c;
-	}
-	h->output[*len] = '\0';
-}
-
-/* Runs one hook; fills status, timed_out, seconds and output. */
+/* Runs one hook into h. */
 static void run_one(const char *path, char *const env[], unsigned timeout_s, struct hook_result *h)
 {
 	char *const argv[] = { (char *)path, NULL };
-	double t0 = now_s(), deadline = t0 + timeout_s, kill_at = 0;
-	int out[2], status = 0, open_out = 1;
-	size_t len = 0;
-	pid_t pid;
+	struct run_capture rc;
+	int r = master_run_bounded(argv, env, timeout_s, &rc);
 
-	if (pipe2(out, O_CLOEXEC) < 0) {
-		snprintf(h->skipped, sizeof(h->skipped), "cannot make a pipe: %s", strerror(errno));
+	if (r < 0) {
+		snprintf(h->skipped, sizeof(h->skipped), "cannot start it: %s", strerror(-r));
 		return;
 	}
-	pid = fork();
-	if (pid < 0) {
-		snprintf(h->skipped, sizeof(h->skipped), "cannot fork: %s", strerror(errno));
-		close(out[0]);
-		close(out[1]);
-		return;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		setpgid(0, 0);
-		if (null >= 0)
-			dup2(null, STDIN_FILENO);
-		dup2(out[1], STDOUT_FILENO);
-		dup2(out[1], STDERR_FILENO);
-		close_range(3, ~0U, 0);
-		execve(path, argv, env);
-		_exit(127);
-	}
-	setpgid(pid, pid); /* also here: no race with the kill below */
-	close(out[1]);
-	for (;;) {
-		struct pollfd p = { .fd = out[0], .events = POLLIN };
-		double now = now_s();
-		char buf[512];
-		pid_t w;
-
-		if (!kill_at && now >= deadline) {
-			h->timed_out = 1;
-			kill(-pid, SIGTERM);
-			kill_at = now + KILL_GRACE_MS / 1000.0;
-		} else if (kill_at && now >= kill_at) {
-			kill(-pid, SIGKILL);
-			kill_at = now + 3600;
-		}
-		if (open_out && poll(&p, 1, 100) > 0) {
-			ssize_t n = read(out[0], buf, sizeof(buf));
-
-			if (n > 0)
-				take_output(h, &len, buf, n);
-			else if (n == 0 || errno != EINTR)
-				open_out = 0;
-		} else if (!open_out) {
-			usleep(50 * 1000);
-		}
-		w = waitpid(pid, &status, WNOHANG);
-		if (w == pid)
-			break;
-		if (w < 0 && errno != EINTR)
-			break;
-	}
-	/* What it left behind in its group does not outlive a killed hook. */
-	if (h->timed_out)
-		kill(-pid, SIGKILL);
-	close(out[0]);
-	h->seconds = now_s() - t0;
-	h->status = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? -WTERMSIG(status) : -1;
+	h->status = rc.status;
+	h->timed_out = rc.timed_out;
+	h->seconds = rc.seconds;
+	snprintf(h->output, sizeof(h->output), "%s", rc.output);
 }
 
 int master_hooks_run(const char *dir, char *const env[], unsigned timeout_s,

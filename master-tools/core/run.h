@@ -2,6 +2,8 @@
 #ifndef NETFLASH_RUN_H
 #define NETFLASH_RUN_H
 
+#include <stddef.h>
+
 /* Runs argv (PATH lookup) and waits. out_path: its stdout goes there (NULL:
  * inherited); stderr is inherited unless quiet. Returns 0 when it exited
  * 0, -EIO when it failed, or -errno when it could not start. */
@@ -11,5 +13,22 @@ int master_run(char *const argv[], const char *out_path, int quiet);
  * a pipe's buffer) on the program's stdin: for secrets that must not be on
  * its command line, where every local user sees them in ps. */
 int master_run_input(char *const argv[], const char *out_path, int quiet, const char *input);
+
+/* What a bounded run saw (master_run_bounded). */
+struct run_capture {
+	int status;        /* exit status, or -signal (-1: unknown) */
+	int timed_out;     /* it ran past timeout_s and was killed */
+	double seconds;
+	size_t len;
+	char output[400];  /* the start of its stdout and stderr, as one printable line */
+};
+
+/* Runs argv[0] (a path: no PATH lookup, no shell) with env (NULL-terminated
+ * "KEY=value"), stdin /dev/null, stdout and stderr into out->output, in a
+ * process group of its own, for at most timeout_s seconds: then the group
+ * gets SIGTERM, and SIGKILL 2 s later. Only async-signal-safe calls between
+ * fork and exec, so threaded callers (netflashd's HTTP server) may use it.
+ * Returns 0 with out filled, or -errno when it could not start. */
+int master_run_bounded(char *const argv[], char *const env[], unsigned timeout_s, struct run_capture *out);
 
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "actions.h"
 #include "api.h"
 #include "master.h"
 #include "parse.h"
@@ -23,12 +24,22 @@
 #define SSE_INTERVAL_S 1
 #define SSE_MAX_EVENTS 3600       /* a stream ends after an hour; EventSource reconnects */
 #define JOBS_LIMIT_MAX 1000
+#define BODY_MAX 4096             /* an action's JSON settings */
 
 struct nf_http {
 	struct MHD_Daemon *mhd;
 	const struct master *m;
 	char token[128];
+	char admin_token[128];
+	struct nf_actions *actions;
 	atomic_int connections;
+};
+
+/* An action's request while its body arrives. */
+struct upload {
+	char body[BODY_MAX + 1];
+	size_t len;
+	int too_big;
 };
 
 /* The body of a response made with fn (into a memory stream). */
@@ -87,15 +98,21 @@ static enum MHD_Result send_body(struct MHD_Connection *c, struct body *b, int r
 	return send_buf(c, MHD_HTTP_OK, type, b->buf, b->len, MHD_RESPMEM_MUST_FREE);
 }
 
-static int authorized(const struct nf_http *h, struct MHD_Connection *c)
+/* 1 if the request's Authorization is "Bearer " and token (constant time). */
+static int bearer_is(struct MHD_Connection *c, const char *token)
 {
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	size_t tl = strlen(h->token);
+	size_t tl = strlen(token);
 
-	if (!h->token[0])
-		return 1;
-	return auth && strncmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) == tl &&
-	       CRYPTO_memcmp(auth + 7, h->token, tl) == 0;
+	return tl && auth && strncmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) == tl &&
+	       CRYPTO_memcmp(auth + 7, token, tl) == 0;
+}
+
+/* Reads: open without a reader token (loopback), else that token or the
+ * admin token. */
+static int authorized(const struct nf_http *h, struct MHD_Connection *c)
+{
+	return !h->token[0] || bearer_is(c, h->token) || bearer_is(c, h->admin_token);
 }
 
 /* ---- server-sent events: the worker list every second ------------------ */
@@ -216,6 +233,13 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 		r = api_jobs_json(b.f, st, ms ? macs : NULL, (unsigned)limit);
 	} else if (strcmp(url, "/api/images") == 0) {
 		r = api_images_json(b.f, h->m);
+	} else if (strcmp(url, "/api/mass-flash") == 0 && h->actions) {
+		store_close(st);
+		unsigned status = nf_actions_handle(h->actions, "GET", "mass-flash", NULL, b.f);
+
+		fclose(b.f);
+		b.f = NULL;
+		return send_buf(c, status, "application/json", b.buf, b.len, MHD_RESPMEM_MUST_FREE);
 	} else if (strcmp(url, "/metrics") == 0) {
 		r = api_metrics(b.f, st, atomic_load(&h->connections));
 		store_close(st);
@@ -229,6 +253,57 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 	return send_body(c, &b, r, "application/json");
 }
 
+/* POST or DELETE under /api/: an action, with the admin token only. The
+ * body (at most BODY_MAX bytes of JSON) arrives over several calls. */
+static enum MHD_Result action(struct nf_http *h, struct MHD_Connection *c, const char *url, const char *method,
+			      const char *upload_data, size_t *upload_size, void **con_cls)
+{
+	struct upload *u = *con_cls;
+	struct body b;
+	unsigned status;
+
+	if (!u) {
+		/* Refused before any body is read. */
+		if (!h->actions || !h->admin_token[0])
+			return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "actions are off in this netflashd");
+		if (!bearer_is(c, h->admin_token))
+			return send_error(c, MHD_HTTP_UNAUTHORIZED,
+					  "actions need Authorization: Bearer with the admin token (ROOT/state/admin.token)");
+		if (!(u = calloc(1, sizeof(*u))))
+			return MHD_NO;
+		*con_cls = u;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (u->len + *upload_size > BODY_MAX)
+			u->too_big = 1;
+		else
+			memcpy(u->body + u->len, upload_data, *upload_size), u->len += *upload_size;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (u->too_big)
+		return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the body is larger than 4096 bytes");
+	u->body[u->len] = '\0';
+	if (memchr(u->body, '\0', u->len))
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "the body holds a NUL byte");
+	if (body_open(&b) < 0)
+		return MHD_NO;
+	status = nf_actions_handle(h->actions, method, url + 5, u->body, b.f);
+	fclose(b.f);
+	b.f = NULL;
+	return send_buf(c, status, "application/json", b.buf, b.len, MHD_RESPMEM_MUST_FREE);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	free(*con_cls);
+	*con_cls = NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 				  const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
@@ -240,14 +315,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	};
 
 	(void)version;
-	(void)upload_data;
-	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		/* Nothing here changes state (yet): actions are the CLI's. The
-		 * answer goes out before any body is read (none is kept). */
-		(void)con_cls;
-		(void)upload_size;
-		return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET: changes go through the netflash CLI");
-	}
+	if ((strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0) && strncmp(url, "/api/", 5) == 0)
+		return action(h, c, url, method, upload_data, upload_size, con_cls);
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, or POST and DELETE for the actions under /api/");
 	if (!authorized(h, c))
 		return send_error(c, MHD_HTTP_UNAUTHORIZED, "an Authorization: Bearer token is needed (ROOT/state/http.token)");
 	for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++)
@@ -260,7 +331,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 int nf_http_start(struct nf_http **out, const struct master *m, const struct sockaddr_in *sa,
-		  const char *token, char *detail, size_t cap)
+		  const char *token, const char *admin_token, struct nf_actions *actions, char *detail, size_t cap)
 {
 	struct nf_http *h;
 
@@ -268,12 +339,15 @@ int nf_http_start(struct nf_http **out, const struct master *m, const struct soc
 		return -ENOMEM;
 	h->m = m;
 	snprintf(h->token, sizeof(h->token), "%s", token ? token : "");
+	snprintf(h->admin_token, sizeof(h->admin_token), "%s", admin_token ? admin_token : "");
+	h->actions = actions;
 	atomic_store(&h->connections, -1);
 	h->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
 				  on_request, h, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
-				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY, MHD_OPTION_END);
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY,
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
 	if (!h->mhd) {
 		int e = errno ? errno : EADDRINUSE;
 

@@ -10,12 +10,16 @@
 struct master;
 struct nf_http;
 
+struct nf_actions;
+
 /* Serves on sa (nf_parse_ipv4_port). token: NULL, or the bearer token
- * every request must carry (Authorization: Bearer TOKEN; compared in
- * constant time). Returns 0 with *out, or -errno with a one-line reason
- * in detail. m must outlive the server. */
+ * every read must carry (Authorization: Bearer TOKEN). admin_token: the
+ * one every action (POST, DELETE) must carry, and which also allows reads;
+ * NULL: no actions. Tokens are compared in constant time. actions: runs
+ * them (actions.h). Returns 0 with *out, or -errno with a one-line reason
+ * in detail. m and actions must outlive the server. */
 int nf_http_start(struct nf_http **out, const struct master *m, const struct sockaddr_in *sa,
-		  const char *token, char *detail, size_t cap);
+		  const char *token, const char *admin_token, struct nf_actions *actions, char *detail, size_t cap);
 
 /* The daemon's open worker connections, for /metrics. */
 void nf_http_set_connections(struct nf_http *h, int n);

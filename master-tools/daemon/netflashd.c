@@ -33,6 +33,7 @@
 #include "patch.h"
 #include "proto.h"
 #include "provision.h"
+#include "actions.h"
 #include "hooks.h"
 #include "http.h"
 #include "recover.h"
@@ -114,7 +115,8 @@ struct daemon {
 	unsigned refusals, refusals_dropped;
 	struct enrollment e; /* the enrollment bind_worker() loaded, for the verb handlers */
 	const char *http_spec;  /* NULL: the default, "off": none */
-	char netflash_bin[PATH_MAX]; /* runs the hooks; empty: cannot */
+	char netflash_bin[PATH_MAX]; /* runs the hooks and the API's actions; empty: cannot */
+	struct nf_actions *actions;  /* the API's actions; NULL: none */
 	struct nf_http *http;
 };
 
@@ -936,6 +938,7 @@ static void sweep(struct daemon *d)
 {
 	time_t now = time(NULL);
 
+	nf_actions_reap(d->actions);
 	for (unsigned i = 0; i < d->nconns;) {
 		struct conn *c = d->conns[i];
 		const char *why = NULL;
@@ -1101,13 +1104,16 @@ static void size_for_fds(struct daemon *d)
 
 /* The bearer token for a dashboard open beyond loopback: ROOT/state/
  * http.token (made once, 0600). Returns 0 or -errno. */
-static int http_token(struct daemon *d, char *tok, size_t cap)
+/* ROOT/state/NAME: a 32-hex-digit bearer token, made (0600) if missing.
+ * Returns 0 or -errno. */
+static int http_token(struct daemon *d, const char *name, char *tok, size_t cap)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], rel[64];
 	ssize_t n;
 	int r;
 
-	if (master_path(&d->m, path, sizeof(path), "state/http.token") < 0)
+	snprintf(rel, sizeof(rel), "state/%s", name);
+	if (master_path(&d->m, path, sizeof(path), rel) < 0)
 		return -ENAMETOOLONG;
 	n = nf_read_file(path, tok, cap - 1);
 	if (n >= 32) {
@@ -1126,7 +1132,7 @@ static int http_token(struct daemon *d, char *tok, size_t cap)
 static int start_http(struct daemon *d)
 {
 	const char *spec = d->http_spec ? d->http_spec : "127.0.0.1:8070";
-	char detail[160], tok[80] = "";
+	char detail[160], tok[80] = "", admin[80] = "";
 	struct sockaddr_in sa;
 	int r;
 
@@ -1137,11 +1143,20 @@ static int start_http(struct daemon *d)
 		return -1;
 	}
 	/* Beyond loopback (127/8), every request needs the token. */
-	if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127 && (r = http_token(d, tok, sizeof(tok))) < 0) {
+	if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127 && (r = http_token(d, "http.token", tok, sizeof(tok))) < 0) {
 		nf_err("cannot make the dashboard's token (state/http.token): %s", nf_strerror(r));
 		return -1;
 	}
-	r = nf_http_start(&d->http, &d->m, &sa, tok[0] ? tok : NULL, detail, sizeof(detail));
+	/* Actions (docs/api.md) always need the admin token, on loopback too. */
+	if ((r = http_token(d, "admin.token", admin, sizeof(admin))) < 0) {
+		nf_warn("cannot make the API's admin token (state/admin.token): %s; the API takes no actions",
+			nf_strerror(r));
+		admin[0] = '\0';
+	}
+	if (admin[0] && d->netflash_bin[0] && !(d->actions = nf_actions_new(&d->m, d->netflash_bin)))
+		return -1;
+	r = nf_http_start(&d->http, &d->m, &sa, tok[0] ? tok : NULL, d->actions ? admin : NULL, d->actions, detail,
+			  sizeof(detail));
 	if (r < 0 && !d->http_spec) {
 		nf_warn("no dashboard on %s: %s, ignoring", spec, detail);
 		return 0;
@@ -1187,12 +1202,12 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	nf_info("listening on %s; images at %s/<file>%s%s; max %u attempts, %u connections", listen_spec,
 		d.nfs_prefix, d.nfs_query[0] ? "?" : "", d.nfs_query, d.max_attempts, d.max_conns);
-	if (start_http(&d) < 0)
-		return 1;
 	if ((r = master_netflash_path(d.netflash_bin, sizeof(d.netflash_bin))) < 0 || access(d.netflash_bin, X_OK) < 0) {
-		nf_warn("no netflash program next to netflashd (%s): hooks will not run", d.netflash_bin);
+		nf_warn("no netflash program next to netflashd (%s): no hooks, no API actions", d.netflash_bin);
 		d.netflash_bin[0] = '\0';
 	}
+	if (start_http(&d) < 0)
+		return 1;
 	if (!d.peer_check)
 		nf_warn("--peer-check=off: a worker is who its token says; any host that reads a token (TFTP "
 			"serves it to the whole LAN) can take that worker's job and its provisioning secrets");
@@ -1213,6 +1228,7 @@ int main(int argc, char **argv)
 	}
 	nf_info("stopping");
 	nf_http_stop(d.http);
+	nf_actions_free(d.actions);
 	while (d.nconns)
 		conn_close(&d, d.conns[0]);
 	store_close(d.st);

@@ -84,11 +84,12 @@ grep -qx 'netflash_workers{state="released"} 1' "$T/metrics" && grep -qx 'netfla
 
 # ---- hostile requests -------------------------------------------------------------
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
-[ "$(code -X POST -d x "$H/api/workers")" = 405 ] && [ "$(code -X DELETE "$H/api/workers/$D1")" = 405 ] &&
+[ "$(code -X PUT -d x "$H/api/workers")" = 405 ] && [ "$(code -X POST -d x "$H/api/workers/$D1/release")" = 401 ] &&
+	[ "$(code -X DELETE "$H/api/mass-flash")" = 401 ] &&
 	[ "$(code --path-as-is "$H/../../etc/passwd")" = 404 ] && [ "$(code --path-as-is "$H/api/workers/../../../etc/passwd")" = 404 ] &&
 	[ "$(code "$H/api/workers/%2e%2e%2fstate")" = 404 ] && [ "$(code "$H/api/jobs?limit=0")" = 400 ] &&
 	[ "$(code -H "X-Big: $(head -c 40000 /dev/zero | tr '\0' a)" "$H/api/workers")" != 200 ] &&
-	pass "GET only (405), no path leaves the routes (404), bad query 400, oversize headers refused" ||
+	pass "GET, or actions with the admin token (401), no path leaves the routes (404), bad query 400, oversize headers refused" ||
 	fail "hostile requests: $(code -X POST "$H/api/workers") $(code --path-as-is "$H/../../etc/passwd")"
 
 # ---- the page, in headless Chromium -----------------------------------------------
@@ -124,6 +125,7 @@ tok=$(cat "$MR/state/http.token" 2>/dev/null)
 	[ "$(code "http://127.0.0.1:$HP2/api/workers")" = 401 ] && [ "$(code "http://127.0.0.1:$HP2/")" = 401 ] &&
 	[ "$(code -H "Authorization: Bearer ${tok}x" "http://127.0.0.1:$HP2/api/workers")" = 401 ] &&
 	[ "$(code -H "Authorization: Bearer $tok" "http://127.0.0.1:$HP2/api/workers")" = 200 ] &&
-	pass "bound to 0.0.0.0: nothing without the token in state/http.token (0600)" ||
+	[ "$(code -X POST -H "Authorization: Bearer $tok" "http://127.0.0.1:$HP2/api/workers/$D1/release")" = 401 ] &&
+	pass "bound to 0.0.0.0: nothing without the token in state/http.token (0600); it reads, takes no action" ||
 	fail "token: $(ls -l "$MR/state/http.token"; code "http://127.0.0.1:$HP2/api/workers")"
 finish

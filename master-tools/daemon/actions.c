@@ -1,0 +1,402 @@
+#include "actions.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "master.h"
+#include "parse.h"
+#include "run.h"
+
+#define ACTION_TIMEOUT_S 120 /* enroll with provisioning extracts a boot partition */
+#define ARG_MAX_LEN 256      /* one setting from the request */
+
+extern char **environ;
+
+struct nf_actions {
+	const struct master *m;
+	char bin[PATH_MAX];
+	pthread_mutex_t lock;
+	/* the mass-flash this daemon started */
+	pid_t mf_pid;
+	char mf_image[ARG_MAX_LEN];
+	time_t mf_started;
+	int mf_stops;           /* SIGINTs sent */
+	int mf_exit;            /* the last one's exit status; -1: none yet */
+};
+
+struct nf_actions *nf_actions_new(const struct master *m, const char *netflash_bin)
+{
+	struct nf_actions *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->m = m;
+	snprintf(a->bin, sizeof(a->bin), "%s", netflash_bin);
+	pthread_mutex_init(&a->lock, NULL);
+	a->mf_exit = -1;
+	return a;
+}
+
+void nf_actions_free(struct nf_actions *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+/* ---- the request's settings ------------------------------------------- */
+
+/* One JSON object of string, integer and boolean members, each named in
+ * allowed (a NULL-terminated list); anything else is refused. */
+struct settings {
+	json_object *obj;
+	char why[160];
+};
+
+static int settings_parse(struct settings *s, const char *body, const char *const *allowed)
+{
+	enum json_tokener_error err;
+
+	s->why[0] = '\0';
+	s->obj = NULL;
+	if (!body || !body[strspn(body, " \t\r\n")])
+		return 0;
+	s->obj = json_tokener_parse_verbose(body, &err);
+	if (!s->obj || !json_object_is_type(s->obj, json_type_object)) {
+		snprintf(s->why, sizeof(s->why), "the body must be one JSON object");
+		return -1;
+	}
+	json_object_object_foreach(s->obj, key, val) {
+		size_t i = 0;
+
+		while (allowed[i] && strcmp(allowed[i], key) != 0)
+			i++;
+		if (!allowed[i]) {
+			snprintf(s->why, sizeof(s->why), "unknown setting '%.40s' for this action (docs/api.md)", key);
+			return -1;
+		}
+		if (!json_object_is_type(val, json_type_string) && !json_object_is_type(val, json_type_int) &&
+		    !json_object_is_type(val, json_type_boolean)) {
+			snprintf(s->why, sizeof(s->why), "settings are strings, whole numbers or booleans");
+			return -1;
+		}
+		if (json_object_is_type(val, json_type_string) && strlen(json_object_get_string(val)) >= ARG_MAX_LEN) {
+			snprintf(s->why, sizeof(s->why), "a setting is longer than %d bytes", ARG_MAX_LEN - 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The string or number member key as text, or NULL. */
+static const char *setting(struct settings *s, const char *key)
+{
+	json_object *v;
+
+	return s->obj && json_object_object_get_ex(s->obj, key, &v) && !json_object_is_type(v, json_type_boolean)
+		       ? json_object_get_string(v) : NULL;
+}
+
+static int flag(struct settings *s, const char *key)
+{
+	json_object *v;
+
+	return s->obj && json_object_object_get_ex(s->obj, key, &v) && json_object_get_boolean(v);
+}
+
+/* ---- running the CLI ---------------------------------------------------- */
+
+/* argv (up to 16 strings) for netflash --root ROOT ... */
+struct args {
+	char *v[24];
+	char buf[16][ARG_MAX_LEN + 32];
+	int n, nb;
+};
+
+static void args_init(struct args *a, struct nf_actions *ac)
+{
+	a->n = a->nb = 0;
+	a->v[a->n++] = ac->bin;
+	a->v[a->n++] = "--root";
+	a->v[a->n++] = (char *)ac->m->root;
+	a->v[a->n] = NULL;
+}
+
+/* Adds "--opt=value" (or the word alone when opt is NULL) as ONE argument:
+ * a value can never be read as an option of its own. */
+static void args_add(struct args *a, const char *opt, const char *val)
+{
+	if (a->nb == 16 || a->n + 1 >= (int)(sizeof(a->v) / sizeof(a->v[0])))
+		return;
+	snprintf(a->buf[a->nb], sizeof(a->buf[0]), "%s%s%s", opt ? opt : "", opt && val ? "=" : "", val ? val : "");
+	a->v[a->n++] = a->buf[a->nb++];
+	a->v[a->n] = NULL;
+}
+
+static void answer(FILE *out, int ok, int exit_status, const char *output)
+{
+	char q[sizeof(((struct run_capture *)0)->output) * 6 + 8];
+
+	fprintf(out, "{\"ok\":%s,\"exit\":%d,\"output\":%s}\n", ok ? "true" : "false", exit_status,
+		nf_json_str(q, sizeof(q), output));
+}
+
+static void answer_error(FILE *out, const char *why)
+{
+	char q[800];
+
+	fprintf(out, "{\"ok\":false,\"error\":%s}\n", nf_json_str(q, sizeof(q), why));
+}
+
+/* Runs the command; its exit status decides the HTTP status. */
+static unsigned run_cli(struct args *a, FILE *out)
+{
+	struct run_capture rc;
+	int r = master_run_bounded(a->v, environ, ACTION_TIMEOUT_S, &rc);
+
+	if (r < 0) {
+		answer_error(out, "netflash could not be started");
+		return 500;
+	}
+	answer(out, rc.status == 0, rc.status, rc.output);
+	return rc.status == 0 ? 200 : rc.timed_out ? 504 : rc.status == 2 ? 400 : 409;
+}
+
+/* ---- mass-flash: one at a time, in the background ------------------------ */
+
+static void reap_locked(struct nf_actions *a)
+{
+	int status;
+
+	if (a->mf_pid > 0 && waitpid(a->mf_pid, &status, WNOHANG) == a->mf_pid) {
+		a->mf_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		a->mf_pid = 0;
+	}
+}
+
+void nf_actions_reap(struct nf_actions *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->lock);
+	reap_locked(a);
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void mf_status(struct nf_actions *a, FILE *out)
+{
+	char q[ARG_MAX_LEN * 6 + 8];
+
+	fprintf(out, "{\"running\":%s,\"pid\":%d,\"image\":%s,\"started_at\":%lld,\"stopping\":%s,\"last_exit\":%d,"
+		"\"log\":\"log/mass-flash.log\"}\n", a->mf_pid > 0 ? "true" : "false", (int)a->mf_pid,
+		nf_json_str(q, sizeof(q), a->mf_image), (long long)a->mf_started, a->mf_stops ? "true" : "false",
+		a->mf_exit);
+}
+
+static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
+{
+	const char *image = setting(s, "image"), *limit = setting(s, "limit"), *pattern = setting(s, "hostname_pattern");
+	char logp[PATH_MAX];
+	struct args args;
+	pid_t pid;
+	int fd;
+
+	if (!image) {
+		answer_error(out, "mass-flash needs {\"image\": NAME}");
+		return 400;
+	}
+	if (a->mf_pid > 0) {
+		answer_error(out, "a mass-flash is running already (DELETE /api/mass-flash stops it)");
+		return 409;
+	}
+	args_init(&args, a);
+	args_add(&args, "mass-flash", NULL);
+	args_add(&args, "--image", image);
+	if (limit)
+		args_add(&args, "--limit", limit);
+	if (pattern)
+		args_add(&args, "--hostname-pattern", pattern);
+	if (master_path(a->m, logp, sizeof(logp), "log/mass-flash.log") < 0) {
+		answer_error(out, "the log path is too long");
+		return 500;
+	}
+	fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		answer_error(out, "cannot open log/mass-flash.log");
+		return 500;
+	}
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (null >= 0)
+			dup2(null, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		close_range(3, ~0U, 0);
+		execve(args.v[0], args.v, environ);
+		_exit(127);
+	}
+	close(fd);
+	if (pid < 0) {
+		answer_error(out, "cannot start mass-flash");
+		return 500;
+	}
+	a->mf_pid = pid;
+	snprintf(a->mf_image, sizeof(a->mf_image), "%s", image);
+	a->mf_started = time(NULL);
+	a->mf_stops = 0;
+	/* Settings mass-flash refuses end it at once: say so now. */
+	for (int i = 0; i < 20 && a->mf_pid > 0; i++) {
+		usleep(50 * 1000);
+		reap_locked(a);
+	}
+	if (a->mf_pid == 0) {
+		answer_error(out, "mass-flash ended at once (its reason is in log/mass-flash.log)");
+		return a->mf_exit == 2 ? 400 : 409;
+	}
+	mf_status(a, out);
+	return 202;
+}
+
+static unsigned mf_stop(struct nf_actions *a, FILE *out)
+{
+	if (a->mf_pid <= 0) {
+		answer_error(out, "no mass-flash is running");
+		return 409;
+	}
+	/* As Ctrl-C: the first lets running jobs finish, a second leaves now. */
+	kill(a->mf_pid, SIGINT);
+	a->mf_stops++;
+	mf_status(a, out);
+	return 200;
+}
+
+/* ---- routes --------------------------------------------------------------- */
+
+static unsigned build_worker_args(struct args *args, struct nf_actions *a, const char *mac, const char *verb,
+				  struct settings *s, FILE *out);
+
+static unsigned worker_action(struct nf_actions *a, const char *mac, const char *verb, const char *body,
+			      FILE *out)
+{
+	static const char *const enroll_keys[] = { "image", "hostname", "model", "force", NULL };
+	static const char *const reimage_keys[] = { "image", "hostname", NULL };
+	static const char *const power_keys[] = { "off_time", NULL };
+	static const char *const none[] = { NULL };
+	const char *const *keys = strcmp(verb, "enroll") == 0 ? enroll_keys
+				  : strcmp(verb, "reimage") == 0 ? reimage_keys
+				  : strcmp(verb, "power-cycle") == 0 ? power_keys : none;
+	struct settings st;
+	struct args args;
+	unsigned status;
+
+	if (strcmp(verb, "enroll") != 0 && strcmp(verb, "release") != 0 && strcmp(verb, "reimage") != 0 &&
+	    strcmp(verb, "power-cycle") != 0) {
+		answer_error(out, "no such action: enroll, release, reimage or power-cycle");
+		return 404;
+	}
+	if (settings_parse(&st, body, keys) < 0) {
+		answer_error(out, st.why);
+		json_object_put(st.obj);
+		return 400;
+	}
+	status = build_worker_args(&args, a, mac, verb, &st, out);
+	json_object_put(st.obj);
+	return status ? status : run_cli(&args, out);
+}
+
+/* The command line of a worker action. Returns 0, or 400 after answering. */
+static unsigned build_worker_args(struct args *args, struct nf_actions *a, const char *mac, const char *verb,
+				  struct settings *s, FILE *out)
+{
+	args_init(args, a);
+	if (strcmp(verb, "enroll") == 0 || strcmp(verb, "reimage") == 0) {
+		args_add(args, verb, NULL);
+		args_add(args, NULL, mac);
+		if (!setting(s, "image")) {
+			answer_error(out, "this action needs {\"image\": NAME}");
+			return 400;
+		}
+		args_add(args, "--image", setting(s, "image"));
+		if (setting(s, "hostname"))
+			args_add(args, "--hostname", setting(s, "hostname"));
+		if (setting(s, "model"))
+			args_add(args, "--model", setting(s, "model"));
+		if (flag(s, "force"))
+			args_add(args, "--force", NULL);
+	} else if (strcmp(verb, "release") == 0) {
+		args_add(args, "release", NULL);
+		args_add(args, NULL, mac);
+	} else {
+		args_add(args, "power", NULL);
+		args_add(args, "cycle", NULL);
+		if (setting(s, "off_time"))
+			args_add(args, "--off-time", setting(s, "off_time"));
+		args_add(args, NULL, mac);
+	}
+	return 0;
+}
+
+unsigned nf_actions_handle(struct nf_actions *a, const char *method, const char *path, const char *body,
+			   FILE *out)
+{
+	static const char *const mf_keys[] = { "image", "limit", "hostname_pattern", NULL };
+	struct settings s = { .obj = NULL };
+	unsigned status;
+
+	if (strncmp(path, "workers/", 8) == 0 && strcmp(method, "POST") == 0) {
+		char macs[18], verb[16];
+		const char *slash = strchr(path + 8, '/');
+		uint8_t mac[6];
+		size_t ml;
+
+		if (!slash || (ml = (size_t)(slash - (path + 8))) >= 32 || strlen(slash + 1) >= sizeof(verb)) {
+			answer_error(out, "expected POST /api/workers/MAC/ACTION");
+			return 404;
+		}
+		char ms[32];
+
+		memcpy(ms, path + 8, ml);
+		ms[ml] = '\0';
+		if (nf_parse_mac(ms, mac) < 0) {
+			answer_error(out, "not a MAC");
+			return 404;
+		}
+		nf_format_mac(mac, macs);
+		snprintf(verb, sizeof(verb), "%s", slash + 1);
+		return worker_action(a, macs, verb, body, out);
+	}
+	if (strcmp(path, "mass-flash") == 0) {
+		pthread_mutex_lock(&a->lock);
+		reap_locked(a);
+		if (strcmp(method, "POST") == 0) {
+			if (settings_parse(&s, body, mf_keys) < 0) {
+				answer_error(out, s.why);
+				status = 400;
+			} else {
+				status = mf_start(a, &s, out);
+			}
+		} else if (strcmp(method, "DELETE") == 0) {
+			status = mf_stop(a, out);
+		} else {
+			mf_status(a, out);
+			status = 200;
+		}
+		pthread_mutex_unlock(&a->lock);
+		json_object_put(s.obj);
+		return status;
+	}
+	answer_error(out, "no such action");
+	return 404;
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The API's actions (docs/api.md): enroll, release, power cycle, reimage and
+# mass-flash start/stop, over real TCP against a real master. Only with the
+# admin token (state/admin.token, 0600): refused without it, with a wrong
+# one, or with the read-only dashboard token; settings a command refuses
+# come back with its one-line error; bodies are bounded and must be JSON.
+source "$(dirname "$0")/../lib.sh"
+
+img=$(test_image 16)
+master_setup "$img.zst" pios
+HPORT=$("$NETFLASH_BUILD/tests/freeport")
+daemon_start --http "127.0.0.1:$HPORT"
+H="http://127.0.0.1:$HPORT/api"
+M1=b8:27:eb:00:06:01 D1=b8-27-eb-00-06-01
+ADMIN=$(cat "$MR/state/admin.token")
+# post PATH [JSON] [TOKEN]: the HTTP status, the answer in $T/ans
+post() { curl -s -o "$T/ans" -w '%{http_code}' -X "${METHOD:-POST}" -H "Authorization: Bearer ${3-$ADMIN}" \
+	-H 'Content-Type: application/json' --data-binary "${2-}" "$H/$1"; }
+field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$T/ans" "$1"; }
+
+[ "$(stat -c %a "$MR/state/admin.token")" = 600 ] && [ ${#ADMIN} -ge 32 ] &&
+	pass "netflashd makes the admin token, readable by its owner only" || fail "admin token: $(ls -l "$MR/state")"
+
+# ---- refused without the admin token ---------------------------------------------
+[ "$(post "workers/$M1/enroll" '{"image":"pios"}' '')" = 401 ] &&
+	[ "$(post "workers/$M1/enroll" '{"image":"pios"}' "${ADMIN}0")" = 401 ] &&
+	[ "$(post "workers/$M1/enroll" '{"image":"pios"}' "${ADMIN:1}")" = 401 ] &&
+	[ ! -d "$MR/tftp/$D1" ] && has "admin token" "$T/ans" &&
+	pass "an action without the admin token, or a wrong one, is refused (401) and does nothing" ||
+	fail "auth: $(cat "$T/ans")"
+
+# ---- enroll, release ------------------------------------------------------------
+[ "$(post "workers/$M1/enroll" '{"image":"pios","hostname":"rack4-01"}')" = 200 ] && [ "$(field ok)" = True ] &&
+	has "enrolled $D1" "$T/ans" && [ -d "$MR/tftp/$D1" ] &&
+	curl -sf "$H/workers/$D1" | has '"hostname":"rack4-01","image":"pios","state":"enrolled"' &&
+	pass "POST /api/workers/MAC/enroll enrolls it as netflash enroll would (its output in the answer)" ||
+	fail "enroll: $(cat "$T/ans")"
+[ "$(post "workers/$M1/enroll" '{"image":"pios"}')" = 409 ] && [ "$(field exit)" = 1 ] &&
+	has "already enrolled" "$T/ans" && pass "enrolling again without force: 409 with the command's reason" ||
+	fail "enroll twice: $(cat "$T/ans")"
+[ "$(post "workers/$M1/enroll" '{"image":"nosuch","force":true}')" = 409 ] && has "no image 'nosuch'" "$T/ans" &&
+	[ "$(post "workers/$M1/enroll" '{"image":"--force"}')" != 200 ] && has "invalid image name" "$T/ans" &&
+	pass "a setting is one argument: an image named like an option is just a bad name" ||
+	fail "bad image: $(cat "$T/ans")"
+[ "$(post "workers/$M1/enroll" '{"image":"pios","shell":"rm -rf /"}')" = 400 ] && has "unknown setting 'shell'" "$T/ans" &&
+	[ "$(post "workers/$M1/enroll" '[1,2]')" = 400 ] && [ "$(post "workers/$M1/enroll" 'not json')" = 400 ] &&
+	[ "$(post "workers/$M1/enroll" '{"image":{"x":1}}')" = 400 ] &&
+	[ "$(post "workers/$M1/enroll" "{\"image\":\"$(head -c 5000 /dev/zero | tr '\0' a)\"}")" = 413 ] &&
+	[ "$(post "workers/$M1/explode" '{}')" = 404 ] && [ "$(post "workers/not-a-mac/release" '')" = 404 ] &&
+	pass "unknown settings, non-objects, nested values, bodies over 4 KiB and unknown actions are refused" ||
+	fail "hostile bodies: $(cat "$T/ans")"
+[ "$(post "workers/$D1/release" '')" = 200 ] && [ ! -d "$MR/tftp/$D1" ] && has "released $D1" "$T/ans" &&
+	pass "POST /api/workers/MAC/release releases it" || fail "release: $(cat "$T/ans")"
+[ "$(post "workers/$M1/reimage" '{"image":"pios"}')" = 200 ] && [ -d "$MR/tftp/$D1" ] && has "netflash-agent" "$T/ans" &&
+	pass "POST /api/workers/MAC/reimage enrolls it and says how to disable its card" ||
+	fail "reimage: $(cat "$T/ans")"
+[ "$(post "workers/$M1/power-cycle" '{"off_time":"1"}')" = 409 ] && has "power.conf" "$T/ans" &&
+	pass "power-cycle with no power control for it: 409, the reason named" || fail "power: $(cat "$T/ans")"
+
+# ---- mass-flash start, status, stop -----------------------------------------------
+[ "$(post mass-flash '{"image":"pios","limit":"3"}')" = 202 ] && [ "$(field running)" = True ] &&
+	pid=$(field pid) && register_pid "$pid" &&
+	curl -sf "$H/mass-flash" | has '"running":true' && [ "$(post mass-flash '{"image":"pios"}')" = 409 ] &&
+	pass "POST /api/mass-flash starts one (202), GET shows it, a second is refused (409)" ||
+	fail "mass-flash start: $(cat "$T/ans"; cat "$MR/log/mass-flash.log")"
+[ "$(METHOD=DELETE post mass-flash '')" = 200 ] && [ "$(field stopping)" = True ] &&
+	wait_until 10 sh -c "curl -sf '$H/mass-flash' | grep -q '\"running\":false'" &&
+	! kill -0 "$pid" 2>/dev/null && has "mass-flash: enrolling Raspberry Pis" "$MR/log/mass-flash.log" &&
+	pass "DELETE /api/mass-flash stops it as Ctrl-C does; its output is in log/mass-flash.log" ||
+	fail "mass-flash stop: $(cat "$T/ans"; curl -s "$H/mass-flash")"
+[ "$(post mass-flash '{"image":"nosuch"}')" = 409 ] && has "ended at once" "$T/ans" &&
+	[ "$(METHOD=DELETE post mass-flash '')" = 409 ] &&
+	pass "a mass-flash that cannot start says so; stopping none is 409" || fail "mass-flash bad: $(cat "$T/ans")"
+finish
