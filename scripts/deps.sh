@@ -52,11 +52,29 @@ pkgs=(
 	gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 )
 
+# The browser test's driver (tests/web: playwright-core, pinned in its
+# package-lock.json) from the npm registry, with the machine's Node.js; it
+# drives Debian's chromium, so it downloads no browser.
+web_deps() {
+	local web
+	web=$(cd "$(dirname "$0")/../tests/web" && pwd)
+	[ "$mode" = all ] && [ ! -d "$web/node_modules/playwright-core" ] || return 0
+	if ! command -v npm >/dev/null; then
+		echo "deps: no npm: the browser test (web_browser) will be skipped" >&2
+		return 0
+	fi
+	echo "deps: npm ci in $web" >&2
+	npm ci --prefix "$web" --no-audit --no-fund --loglevel=error >&2
+}
+
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+	web_deps
+	exit 0
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps: missing packages: ${missing[*]}; run as root to install them" >&2
@@ -74,4 +92,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # cloud-init is here for a test that runs it by hand: never at this machine's boot.
 [ -d /etc/cloud ] && [ ! -e /etc/cloud/cloud-init.disabled ] && touch /etc/cloud/cloud-init.disabled
+web_deps
 exit 0

@@ -41,9 +41,16 @@ function macLink(mac) {
   return a;
 }
 
+let releasedSeen = -1;
+
 function renderFleet(workers) {
   const counts = {};
   let mbps = 0;
+  // A job just ended well: its bar joins the plot now, not at the next poll.
+  const released = workers.filter(w => w.enrollment === 'released').length;
+  if (releasedSeen >= 0 && released !== releasedSeen)
+    getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {});
+  releasedSeen = released;
   for (const w of workers) {
     counts[w.state] = (counts[w.state] || 0) + 1;
     if (w.stage) mbps += w.mbps;
@@ -68,9 +75,9 @@ function renderSpeeds(jobs) {
   svg.replaceChildren();
   const done = jobs.filter(j => j.state === 'done' && j.mbps > 0).slice(0, 60).reverse();
   const max = Math.max(1, ...done.map(j => j.mbps));
-  const w = 720 / Math.max(done.length, 1);
+  const w = Math.min(720 / Math.max(done.length, 1), 60);
   done.forEach((j, i) => {
-    const h = Math.round(j.mbps / max * 140);
+    const h = Math.round(j.mbps / max * 130);
     const r = document.createElementNS(ns, 'rect');
     r.setAttribute('x', String(i * w + 1));
     r.setAttribute('y', String(150 - h));
@@ -80,6 +87,14 @@ function renderSpeeds(jobs) {
     t.textContent = j.mac + ' job ' + j.job + ': ' + j.mbps.toFixed(1) + ' MB/s';
     r.appendChild(t);
     svg.appendChild(r);
+    if (w >= 28) {
+      const v = document.createElementNS(ns, 'text');
+      v.setAttribute('x', String(i * w + w / 2));
+      v.setAttribute('y', String(150 - h - 3));
+      v.setAttribute('text-anchor', 'middle');
+      v.textContent = j.mbps.toFixed(0);
+      svg.appendChild(v);
+    }
   });
 }
 
@@ -103,7 +118,7 @@ async function showWorker(mac) {
   tb.replaceChildren();
   for (const j of d.jobs)
     tb.appendChild(row([j.job, new Date(j.started_at * 1000).toLocaleString(), j.image, j.state, j.seconds.toFixed(1), j.mbps.toFixed(1), j.reason || '-']));
-  for (const [id, list] of [['w-card', d.card], ['w-provision', d.provision]]) {
+  for (const [id, list] of [['w-card', d.card], ['w-provision', d.provision], ['w-hooks', d.hooks || []]]) {
     const ul = document.getElementById(id);
     ul.replaceChildren();
     for (const e of list) ul.appendChild(el('li', e.line));

@@ -1,0 +1,16 @@
+// Saves a screenshot of a page (and optionally a worker's page) in Debian's
+// Chromium: node shot.mjs URL PNG PROFILE_DIR [WAIT_SELECTOR]
+import { chromium } from 'playwright-core';
+
+const [url, png, profile, sel] = process.argv.slice(2);
+const ctx = await chromium.launchPersistentContext(profile, {
+  executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1180, height: 560 },
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const page = ctx.pages()[0] || await ctx.newPage();
+await page.goto(url);
+if (sel) await page.locator(sel).first().waitFor({ timeout: 30000 });
+await page.waitForTimeout(4500); // the live stream's first update
+await page.screenshot({ path: png, fullPage: true });
+await ctx.close();

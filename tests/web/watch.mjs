@@ -1,0 +1,49 @@
+// Watches netflashd's dashboard in Debian's Chromium (playwright-core):
+// a worker goes from enrolled to released on the page, live, without a
+// reload; worker-supplied markup shows as text and never runs; a
+// screenshot is saved. Driven by tests/integration/web_browser.sh, which
+// flashes the worker once this prints "SEEN enrolled".
+//   node watch.mjs URL MAC HOSTILE_MAC SCREENSHOT PROFILE_DIR
+import { chromium } from 'playwright-core';
+
+const [url, mac, hostileMac, shot, profile] = process.argv.slice(2);
+const say = (s) => process.stdout.write(s + '\n');
+
+const ctx = await chromium.launchPersistentContext(profile, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  viewport: { width: 1280, height: 720 },
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+let failed = false;
+const check = (ok, what) => { say((ok ? 'PASS: ' : 'FAIL: ') + what); if (!ok) failed = true; };
+try {
+  const page = ctx.pages()[0] || await ctx.newPage();
+  let loads = 0, dialogs = 0;
+  page.on('load', () => loads++);
+  page.on('dialog', (d) => { dialogs++; d.dismiss(); });
+  await page.goto(url);
+  const state = (m) => page.locator('#workers tbody tr', { has: page.locator(`a[href="#w=${m}"]`) }).locator('td').nth(3);
+  await state(mac).locator('.state-enrolled').waitFor({ timeout: 20000 });
+  say('SEEN enrolled');
+  await state(mac).locator('.state-released').waitFor({ timeout: 90000 });
+  check(loads === 1, 'the worker went from enrolled to released on the page, live (no reload)');
+  await page.locator('#speeds rect').first().waitFor({ timeout: 15000 });
+  const bar = await page.locator('#speeds rect title').first().textContent();
+  check(bar.startsWith(mac + ' job '), 'its verified job joins the write-speed plot at once: ' + bar);
+  const hostile = page.locator('#workers tbody tr', { has: page.locator(`a[href="#w=${hostileMac}"]`) });
+  const text = await hostile.locator('td').last().textContent();
+  const imgs = await page.locator('#workers img').count();
+  const pwned = await page.evaluate(() => window.pwned);
+  check(text.includes('<img src=x onerror=window.pwned=1>') && imgs === 0 && pwned === undefined && dialogs === 0,
+    'markup a worker sent shows as text and does not run');
+  await page.screenshot({ path: shot, fullPage: true });
+  say('SCREENSHOT ' + shot);
+} catch (e) {
+  say('FAIL: ' + e.message.split('\n')[0]);
+  failed = true;
+} finally {
+  await ctx.close();
+}
+process.exit(failed ? 1 : 0);
