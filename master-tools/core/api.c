@@ -48,14 +48,17 @@ void worker_view(struct store *st, const struct enrollment *e, struct worker_vie
 void api_worker_json(FILE *out, struct store *st, const struct enrollment *e)
 {
 	struct worker_view v;
-	char a[200], b[200], s[64], st_[64], err[600];
+	char a[200], b[200], s[64], st_[64], err[600], model[48], mq[300];
 	const struct job *j = &v.job;
 
 	worker_view(st, e, &v);
-	fprintf(out, "{\"mac\":\"%s\",\"hostname\":%s,\"image\":%s,\"state\":%s,\"enrollment\":\"%s\",\"job\":%llu,"
+	if (store_model(st, e->mac, model, sizeof(model)) < 0)
+		model[0] = '\0';
+	fprintf(out, "{\"mac\":\"%s\",\"hostname\":%s,\"model\":%s,\"image\":%s,\"state\":%s,\"enrollment\":\"%s\",\"job\":%llu,"
 		"\"stage\":%s,\"done\":%llu,\"total\":%llu,\"mbps\":%.1f,\"eta_s\":%.0f,\"attempts\":%u,"
 		"\"last_error\":%s,\"updated_at\":%lld}",
-		e->mac, nf_json_str(a, sizeof(a), e->hostname), nf_json_str(b, sizeof(b), e->image),
+		e->mac, nf_json_str(a, sizeof(a), e->hostname), nf_json_str(mq, sizeof(mq), model),
+		nf_json_str(b, sizeof(b), e->image),
 		nf_json_str(s, sizeof(s), v.state), nf_worker_state_name(e->state),
 		v.have_job ? (unsigned long long)j->id : 0ULL, nf_json_str(st_, sizeof(st_), v.running ? nf_stage_name(j->stage) : ""),
 		v.have_job ? (unsigned long long)j->done : 0ULL, v.have_job ? (unsigned long long)j->total : 0ULL,
@@ -185,6 +188,28 @@ static int events_json(FILE *out, struct store *st, const char *mac, enum nf_eve
 
 	fputc('[', out);
 	r = store_events(st, mac, kind, limit, event_item, &c);
+	fputc(']', out);
+	return r;
+}
+
+static int event_any(int64_t at, enum nf_event_kind kind, const char *detail, void *ctx)
+{
+	struct array_ctx *c = ctx;
+	char d[2100];
+
+	sep(c);
+	fprintf(c->out, "{\"at\":%lld,\"kind\":\"%s\",\"line\":%s}", (long long)at, nf_event_kind_name(kind),
+		nf_json_str(d, sizeof(d), detail));
+	return 0;
+}
+
+int api_events_json(FILE *out, struct store *st, const char *mac, const enum nf_event_kind *kind, unsigned limit)
+{
+	struct array_ctx c = { .out = out };
+	int r;
+
+	fputc('[', out);
+	r = store_event_list(st, mac, kind, limit, event_any, &c);
 	fputc(']', out);
 	return r;
 }

@@ -31,10 +31,15 @@ int api_workers_json(FILE *out, struct store *st);
 int api_jobs_json(FILE *out, struct store *st, const char *mac, unsigned limit);
 int api_images_json(FILE *out, const struct master *m);
 
-/* One worker with its jobs, boot log lines, card findings and other
- * events: {"worker": {...}, "jobs": [...], "log": [{"at", "line"}],
- * "card": [...], "events": [...]}. Returns 0, -ENOENT, -EIO. */
+/* One worker with its jobs, boot log lines, card findings, provisioning
+ * and hooks: {"worker": {...}, "jobs": [...], "log": [{"at", "line"}],
+ * "card": [...], "provision": [...], "hooks": [...]}. Returns 0, -ENOENT,
+ * -EIO. */
 int api_worker_detail_json(FILE *out, struct store *st, const char *mac);
+
+/* mac's history: the last limit events of one kind (kind non-NULL) or of
+ * all, oldest first, as [{"at", "kind", "line"}]. Returns 0 or -EIO. */
+int api_events_json(FILE *out, struct store *st, const char *mac, const enum nf_event_kind *kind, unsigned limit);
 
 /* Prometheus text exposition format (version 0.0.4): workers by state,
  * jobs by state, bytes written by verified jobs, and histograms of flash

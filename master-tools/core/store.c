@@ -259,6 +259,17 @@ const char *nf_event_kind_name(enum nf_event_kind k)
 		       ? event_kind_names[k] : "event";
 }
 
+int nf_event_kind_parse(const char *name, enum nf_event_kind *out)
+{
+	for (size_t i = 0; i < sizeof(event_kind_names) / sizeof(event_kind_names[0]); i++) {
+		if (event_kind_names[i] && strcmp(event_kind_names[i], name) == 0) {
+			*out = (enum nf_event_kind)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 int store_event(struct store *s, const char *mac, enum nf_event_kind kind, const char *detail)
 {
 	sqlite3_stmt *st = NULL;
@@ -553,6 +564,35 @@ int store_job_each(struct store *s, const char *mac, int (*fn)(const struct job 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		job_row(st, &j);
 		if ((r = fn(&j, ctx)) < 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return r < 0 ? r : (rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO);
+}
+
+int store_event_list(struct store *s, const char *mac, const enum nf_event_kind *kind, unsigned limit,
+		     int (*fn)(int64_t at, enum nf_event_kind kind, const char *detail, void *ctx), void *ctx)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, r = 0;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT at, event, detail FROM (SELECT id, at, event, detail FROM events"
+			       " WHERE mac = ?1 AND (?2 IS NULL OR event = ?2) ORDER BY id DESC LIMIT ?3) ORDER BY id",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	if (kind)
+		sqlite3_bind_text(st, 2, nf_event_kind_name(*kind), -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_int(st, 3, (int)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *k = sqlite3_column_text(st, 1), *t = sqlite3_column_text(st, 2);
+		enum nf_event_kind ek;
+
+		if (!k || nf_event_kind_parse((const char *)k, &ek) < 0)
+			continue; /* a kind this netflash does not know */
+		if ((r = fn(sqlite3_column_int64(st, 0), ek, t ? (const char *)t : "", ctx)) < 0)
 			break;
 	}
 	sqlite3_finalize(st);

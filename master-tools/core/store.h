@@ -104,6 +104,8 @@ enum nf_event_kind {
 };
 /* The stored name ("enroll", "failed", "mass-flash", ...). Never NULL. */
 const char *nf_event_kind_name(enum nf_event_kind k);
+/* Parses a stored name. Returns 0 or -EINVAL. */
+int nf_event_kind_parse(const char *name, enum nf_event_kind *out);
 /* Appends an event to mac's history. Returns 0 or -EIO. */
 int store_event(struct store *s, const char *mac, enum nf_event_kind kind, const char *detail);
 /* Drops all but the newest `keep` events of kind event for mac (the TFTP
@@ -114,6 +116,10 @@ int store_trim_events(struct store *s, const char *mac, enum nf_event_kind kind,
  * oldest first. Returns 0 or -EIO. */
 int store_events(struct store *s, const char *mac, enum nf_event_kind kind, unsigned limit,
 		 int (*fn)(int64_t at, const char *detail, void *ctx), void *ctx);
+/* Calls fn(at, kind, detail) for the last `limit` events of mac, of every
+ * kind (kind NULL) or of one, oldest first. Returns 0 or -EIO. */
+int store_event_list(struct store *s, const char *mac, const enum nf_event_kind *kind, unsigned limit,
+		     int (*fn)(int64_t at, enum nf_event_kind kind, const char *detail, void *ctx), void *ctx);
 /* Calls fn for each enrollment, by MAC. Returns 0 or -EIO. */
 int store_each(struct store *s, int (*fn)(const struct enrollment *e, void *ctx), void *ctx);
 /* Counts enrollments in state "enrolled" that use image. Returns >= 0 or -EIO. */

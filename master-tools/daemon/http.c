@@ -231,6 +231,25 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 		if (ms)
 			nf_format_mac(mac, macs);
 		r = api_jobs_json(b.f, st, ms ? macs : NULL, (unsigned)limit);
+	} else if (strcmp(url, "/api/events") == 0) {
+		const char *ms = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mac");
+		const char *ks = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "kind");
+		const char *ls = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+		uint64_t limit = 200;
+		enum nf_event_kind kind;
+		uint8_t mac[6];
+		char macs[18];
+
+		if (!ms || nf_parse_mac(ms, mac) < 0 || (ks && nf_event_kind_parse(ks, &kind) < 0) ||
+		    (ls && nf_parse_u64(ls, 1, JOBS_LIMIT_MAX, &limit) < 0)) {
+			store_close(st);
+			fclose(b.f);
+			free(b.buf);
+			return send_error(c, MHD_HTTP_BAD_REQUEST,
+					  "mac must be a MAC, kind an event kind (docs/api.md), limit 1..1000");
+		}
+		nf_format_mac(mac, macs);
+		r = api_events_json(b.f, st, macs, ks ? &kind : NULL, (unsigned)limit);
 	} else if (strcmp(url, "/api/images") == 0) {
 		r = api_images_json(b.f, h->m);
 	} else if (strcmp(url, "/api/mass-flash") == 0 && h->actions) {

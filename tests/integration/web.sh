@@ -52,6 +52,17 @@ json "/api/workers/$M2" "$T/w2.json" && grep -q '"log":\[{"at":[0-9]*,"line":' "
 json "/api/jobs?mac=$D1&limit=5" "$T/jobs.json" && grep -q '"state":"done"' "$T/jobs.json" &&
 	json /api/images "$T/images.json" && grep -q '"name":"pios","file":"pios.img.zst","format":"zstd"' "$T/images.json" &&
 	pass "/api/jobs and /api/images" || fail "jobs/images: $(cat "$T/jobs.json" "$T/images.json")"
+json "/api/events?mac=$M2" "$T/ev.json" && python3 -c 'import json, sys
+ev = json.load(open(sys.argv[1]))
+kinds = [e["kind"] for e in ev]
+assert {"enroll", "job", "log", "failed"} <= set(kinds), kinds
+assert all(set(e) == {"at", "kind", "line"} for e in ev), ev' "$T/ev.json" &&
+	json "/api/events?mac=$D2&kind=failed&limit=5" "$T/evf.json" && grep -q '"kind":"failed","line":"verify: ' "$T/evf.json" &&
+	! grep -q '"kind":"log"' "$T/evf.json" &&
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$H/api/events?mac=$D2&kind=bogus")" = 400 ] &&
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$H/api/events")" = 400 ] &&
+	pass "/api/events: a worker's history, all kinds or one; a bad kind or no MAC is 400" ||
+	fail "events: $(cat "$T/ev.json" "$T/evf.json")"
 "$NF" --root "$MR" status --json | python3 -c 'import json,sys; [json.loads(l) for l in sys.stdin]' &&
 	[ "$("$NF" --root "$MR" status --json | head -1 | python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)))')" = \
 	  "$(python3 -c 'import json,sys; print(sorted(json.load(open(sys.argv[1]))[0]))' "$T/workers.json")" ] &&

@@ -64,7 +64,7 @@ function renderFleet(workers) {
   tb.replaceChildren();
   for (const w of workers) {
     const st = el('span', w.state, 'state-' + w.enrollment);
-    tb.appendChild(row([macLink(w.mac), w.hostname || '-', w.image, st, w.stage ? bar(w.done, w.total) : '',
+    tb.appendChild(row([macLink(w.mac), w.hostname || '-', w.model || '-', w.image, st, w.stage ? bar(w.done, w.total) : '',
       w.stage ? w.mbps.toFixed(1) : '-', eta(w.eta_s), w.attempts, w.last_error || '-']));
   }
 }
