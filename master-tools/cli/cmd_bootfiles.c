@@ -13,6 +13,7 @@
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "cli.h"
 #include "master.h"
 #include "bootpart.h"
 #include "initramfs.h"
@@ -402,13 +403,13 @@ int cmd_boot_files(struct master *m, int argc, char **argv)
 	int opt, r;
 
 	if (argc == 2 && strcmp(argv[1], "ls") == 0)
-		return master_require_init(m) ? 1 : list_sets(m);
+		return cli_require_init(m) ? 1 : list_sets(m);
 	if (argc < 2 || strcmp(argv[1], "import") != 0) {
 		if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 			fputs(bootfiles_usage, stdout);
 			return 0;
 		}
-		master_usage_hint(argv[0]);
+		cli_usage_hint(argv[0]);
 		return 2;
 	}
 	optind = 2;
@@ -425,14 +426,14 @@ int cmd_boot_files(struct master *m, int argc, char **argv)
 			family = optarg;
 			break;
 		case 'h': fputs(bootfiles_usage, stdout); return 0;
-		default: master_usage_hint(argv[0]); return 2;
+		default: cli_usage_hint(argv[0]); return 2;
 		}
 	}
 	if (optind != argc || !from_boot == !from_image) {
 		nf_err("boot-files import needs exactly one of --from-boot DIR or --from-image NAME");
 		return 2;
 	}
-	if (master_require_init(m) || master_lock(m) < 0)
+	if (cli_require_init(m) || master_lock(m) < 0)
 		return 1;
 	r = import(m, from_boot, from_image, family, initramfs);
 	master_unlock(m);

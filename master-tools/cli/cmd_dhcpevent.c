@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "cli.h"
 #include "master.h"
 #include "parse.h"
 #include "pimodel.h"
@@ -54,7 +55,7 @@ static int sighting(struct master *m, const char *kind, const char *mac_s, const
 	n = pi_guid_from_log(logp, g.mac, guid, sizeof(guid));
 	if (n > 0 && pi_guid_model(guid, (size_t)n, g.model, sizeof(g.model)) < 0)
 		g.model[0] = '\0';
-	if (master_open_store(m, &st) < 0)
+	if (cli_open_store(m, &st) < 0)
 		return 1;
 	r = store_sighting_add(st, &g);
 	store_close(st);
@@ -102,7 +103,7 @@ static int tftp_sent(struct master *m, const char *size, const char *ip, const c
 	nf_format_mac(bin, mac);
 	snprintf(detail, sizeof(detail), "sent %s (%llu bytes) to %s", nf_quote(q, 300, slash + 1),
 		 (unsigned long long)bytes, ip);
-	if (master_open_store(m, &st) < 0)
+	if (cli_open_store(m, &st) < 0)
 		return 1;
 	r = store_event(st, mac, NF_EVENT_TFTP, detail);
 	if (r == 0 && store_trim_events(st, mac, NF_EVENT_TFTP, TFTP_EVENTS_KEEP) < 0)
@@ -120,10 +121,10 @@ int cmd_dhcp_event(struct master *m, int argc, char **argv)
 		return 0;
 	}
 	if (argc < 2) {
-		master_usage_hint(argv[0]);
+		cli_usage_hint(argv[0]);
 		return 2;
 	}
-	if (master_require_init(m))
+	if (cli_require_init(m))
 		return 1;
 	if (strcmp(act, "arp-add") == 0 && argc == 4)
 		return sighting(m, "arp-add", argv[2], argv[3]);

@@ -10,9 +10,11 @@
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "cli.h"
 #include "master.h"
+#include "nfsroot.h"
 #include "parse.h"
-#include "provision.h"
+#include "provision_opts.h"
 #include "store.h"
 
 #define CSV_LINE_MAX 1024
@@ -168,7 +170,7 @@ static int csv_read(struct master *m, const char *file, int force, struct csv_ro
 		nf_err("cannot read %s: %s", nf_quote(q, sizeof(q), file), strerror(errno));
 		return 1;
 	}
-	if (!(*rows = calloc(CSV_ROWS_MAX, sizeof(**rows))) || master_open_store(m, &st) < 0) {
+	if (!(*rows = calloc(CSV_ROWS_MAX, sizeof(**rows))) || cli_open_store(m, &st) < 0) {
 		fclose(in);
 		return 1;
 	}
@@ -255,11 +257,12 @@ next:;
  * enrolled by this run are released again. */
 static int enroll_csv(struct master *m, const char *file, struct provision *prov, const char *key, int force)
 {
+	char why[600];
 	struct csv_row *rows;
 	size_t n, done = 0;
 	int rc;
 
-	if (master_require_init(m))
+	if (cli_require_init(m))
 		return 1;
 	if ((rc = csv_read(m, file, force, &rows, &n)) != 0) {
 		free(rows);
@@ -273,9 +276,9 @@ static int enroll_csv(struct master *m, const char *file, struct provision *prov
 			continue;
 		for (size_t k = 0; k < i && !seen; k++)
 			seen = strcmp(rows[k].image, rows[i].image) == 0 && (rows[k].hostname[0] || provision_wanted(prov));
-		if (!seen && provision_prepare(m, rows[i].image)) {
-			nf_err("%s:%u: image '%s' cannot be provisioned; nothing was enrolled", file, rows[i].line,
-			       rows[i].image);
+		if (!seen && provision_prepare(m, rows[i].image, why, sizeof(why)) < 0) {
+			nf_err("%s:%u: image '%s' cannot be provisioned (%s); nothing was enrolled", file, rows[i].line,
+			       rows[i].image, why);
 			free(rows);
 			return 1;
 		}
@@ -286,17 +289,20 @@ static int enroll_csv(struct master *m, const char *file, struct provision *prov
 		memset(&e, 0, sizeof(e));
 		snprintf(e.mac, sizeof(e.mac), "%s", rows[done].mac);
 		snprintf(e.family, sizeof(e.family), "%s", rows[done].family);
-		if ((rc = master_enroll_settings(m, &e, prov, rows[done].image,
-						 rows[done].hostname[0] ? rows[done].hostname : NULL, key)) != 0 ||
-		    (rc = master_enroll(m, &e, prov, force, 1)) != 0) {
+		struct master_report rep = { .nwarnings = 0 };
+
+		if ((rc = cli_enroll_settings(m, &e, prov, rows[done].image,
+					      rows[done].hostname[0] ? rows[done].hostname : NULL, key)) == 0) {
+			rc = master_enroll(m, &e, prov, force, &rep) < 0 ? 1 : 0;
+			cli_print_report(&rep, 1);
+		}
+		if (rc != 0) {
 			nf_err("%s:%u: %s could not be enrolled (above); releasing the %zu enrolled before it", file,
 			       rows[done].line, rows[done].mac, done);
 			break;
 		}
 	}
 	if (done < n) {
-		char why[600];
-
 		while (done-- > 0)
 			if (master_release(m, rows[done].mac, why, sizeof(why)) < 0)
 				nf_warn("cannot release %s again: %s", rows[done].mac, why);
@@ -308,6 +314,35 @@ static int enroll_csv(struct master *m, const char *file, struct provision *prov
 	return 0;
 }
 
+/* enroll --nfsroot: no provisioning settings (a diskless worker's live in
+ * its root). */
+static int enroll_diskless(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
+			   int settings, int force)
+{
+	struct master_report rep = { .nwarnings = 0 };
+	char detail[512];
+	int r;
+
+	if (settings || provision_wanted(prov)) {
+		nf_err("--nfsroot does not go with provisioning options: a diskless worker's settings live in its root");
+		return 2;
+	}
+	if ((r = nfsroot_check(nfsroot, detail, sizeof(detail))) < 0) {
+		nf_err("%s", detail);
+		return r == -EINVAL ? 2 : 1;
+	}
+	if (cli_require_init(m))
+		return 1;
+	if (!m->conf.subnet[0]) {
+		nf_err("--nfsroot needs the workers' subnet in netflash.conf: the root is exported read-write with "
+		       "root unsquashed, never to every host; run: netflash init --subnet CIDR");
+		return 2;
+	}
+	r = master_enroll_diskless(m, e, nfsroot, force, &rep);
+	cli_print_report(&rep, 0);
+	return r < 0 ? 1 : 0;
+}
+
 int cmd_enroll(struct master *m, int argc, char **argv)
 {
 	static const struct option own[] = {
@@ -316,6 +351,8 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 		{ "model", required_argument, NULL, 'm' }, { "nfsroot", required_argument, NULL, 'n' },
 		{ "from-csv", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
 	};
+	struct master_report rep = { .nwarnings = 0 };
+	char why[200];
 	struct option opts[64];
 	struct enrollment e;
 	struct provision prov;
@@ -346,7 +383,7 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 		case 'n': nfsroot = optarg; break;
 		case 'c': csv = optarg; break;
 		case 'h': printf("%s\n%s", enroll_usage, provision_usage); return 0;
-		case '?': master_usage_hint(argv[0]); return 2;
+		case '?': cli_usage_hint(argv[0]); return 2;
 		default:
 			if (provision_option(&prov, opt, optarg))
 				return 2;
@@ -364,13 +401,17 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 		return 2;
 	}
 	if (nf_parse_mac(argv[optind], mac) < 0)
-		return master_bad_mac(argv[optind]);
+		return cli_bad_mac(argv[optind]);
 	nf_format_mac(mac, e.mac);
-	if (master_station_mac(e.mac) < 0)
+	if (master_station_mac(e.mac, why, sizeof(why)) < 0) {
+		nf_err("%s", why);
 		return 2;
+	}
 	if (nfsroot)
-		return master_enroll_diskless(m, &e, &prov, nfsroot, host || key, force);
-	if ((r = master_enroll_settings(m, &e, &prov, image, host, key)))
+		return enroll_diskless(m, &e, &prov, nfsroot, host || key, force);
+	if ((r = cli_enroll_settings(m, &e, &prov, image, host, key)))
 		return r;
-	return master_enroll(m, &e, &prov, force, 0);
+	r = master_enroll(m, &e, &prov, force, &rep);
+	cli_print_report(&rep, 0);
+	return r < 0 ? 1 : 0;
 }

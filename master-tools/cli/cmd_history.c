@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "cli.h"
 #include "master.h"
 #include "parse.h"
 #include "store.h"
@@ -45,7 +46,7 @@ static int parse_flags(int argc, char **argv, int *out, int *positional)
 		case 'j': *out = HISTORY_JSON; break;
 		case 'c': *out = HISTORY_CSV; break;
 		case 'h': fputs(history_usage, stdout); return -1;
-		default: master_usage_hint(argv[0]); return 2;
+		default: cli_usage_hint(argv[0]); return 2;
 		}
 	}
 	*positional = optind;
@@ -136,10 +137,10 @@ int cmd_history(struct master *m, int argc, char **argv)
 	}
 	if (argc - pos == 1) {
 		if (nf_parse_mac(argv[pos], mac) < 0)
-			return master_bad_mac(argv[pos]);
+			return cli_bad_mac(argv[pos]);
 		nf_format_mac(mac, macs);
 	}
-	if (master_require_init(m) || master_open_store(m, &st) < 0)
+	if (cli_require_init(m) || cli_open_store(m, &st) < 0)
 		return 1;
 	if (c.out == HISTORY_CSV)
 		printf("job,started,mac,image,result,seconds,mbps,bytes,target,reason\n");

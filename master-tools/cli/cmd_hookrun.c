@@ -8,6 +8,7 @@
 
 #include "hooks.h"
 #include "log.h"
+#include "cli.h"
 #include "master.h"
 #include "store.h"
 
@@ -67,7 +68,7 @@ int cmd_hook_run(struct master *m, int argc, char **argv)
 		nf_err("hook-run takes one event: done, failed or enrolled (see netflash hook-run --help)");
 		return 2;
 	}
-	if (master_require_init(m))
+	if (cli_require_init(m))
 		return 1;
 	c.event = nf_hook_event_name(ev);
 	c.timeout = m->conf.hook_timeout ? m->conf.hook_timeout : NF_HOOK_TIMEOUT_DEFAULT;
@@ -80,7 +81,7 @@ int cmd_hook_run(struct master *m, int argc, char **argv)
 	snprintf(rel, sizeof(rel), "hooks/%s.d", c.event);
 	if (master_path(m, dir, sizeof(dir), rel) < 0)
 		return 1;
-	if (master_open_store(m, &c.st) < 0)
+	if (cli_open_store(m, &c.st) < 0)
 		c.st = NULL;
 	r = master_hooks_run(dir, env, c.timeout, record, &c);
 	if (r == -EPERM)

@@ -14,6 +14,7 @@
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
+#include "cli.h"
 #include "master.h"
 #include "parse.h"
 #include "provision.h"
@@ -574,7 +575,7 @@ static int image_rm(struct master *m, const char *name, int force)
 
 	if (load(m, name, &man) < 0)
 		return 1;
-	if (master_open_store(m, &st) < 0)
+	if (cli_open_store(m, &st) < 0)
 		return 1;
 	users = store_image_users(st, name);
 	if (users > 0 && !force) {
@@ -671,10 +672,10 @@ int cmd_image(struct master *m, int argc, char **argv)
 			level = (int)v;
 			break;
 		case 'h': fputs(image_usage, stdout); return 0;
-		default: master_usage_hint(argv[0]); return 2;
+		default: cli_usage_hint(argv[0]); return 2;
 		}
 	}
-	if (master_require_init(m))
+	if (cli_require_init(m))
 		return 1;
 	if (strcmp(verb, "ls") == 0 && json && optind == argc) {
 		r = api_images_json(stdout, m);

@@ -14,6 +14,7 @@
 
 #include "fileutil.h"
 #include "log.h"
+#include "cli.h"
 #include "master.h"
 #include "parse.h"
 
@@ -479,7 +480,7 @@ int cmd_init(struct master *m, int argc, char **argv)
 		case 'A': do_apply = 1; break;
 		case 'U': units_dir = optarg; break;
 		case 'h': fputs(init_usage, stdout); return 0;
-		default: master_usage_hint(argv[0]); return 2;
+		default: cli_usage_hint(argv[0]); return 2;
 		}
 	}
 	if (optind != argc) {

@@ -6,6 +6,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "cli.h"
 #include "master.h"
 #include "store.h"
 #include "tftpdir.h"
@@ -45,7 +46,7 @@ int cmd_ls(struct master *m, int argc, char **argv)
 		nf_err("ls takes only --json (see netflash ls --help)");
 		return 2;
 	}
-	if (master_require_init(m) || master_open_store(m, &st) < 0)
+	if (cli_require_init(m) || cli_open_store(m, &st) < 0)
 		return 1;
 	if (json) {
 		int r = api_workers_json(stdout, st);

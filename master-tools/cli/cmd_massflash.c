@@ -15,10 +15,11 @@
 #include "log.h"
 #include "manifest.h"
 #include "enroll.h"
+#include "cli.h"
 #include "master.h"
 #include "parse.h"
 #include "power.h"
-#include "provision.h"
+#include "provision_opts.h"
 #include "store.h"
 
 static const char usage[] =
@@ -228,6 +229,7 @@ static void ignore(struct run *r, const char *mac, const char *why)
 
 static int on_sighting(const struct sighting *g, void *ctx)
 {
+	struct master_report rep = { .nwarnings = 0 };
 	struct run *r = ctx;
 	struct enrollment e, old;
 	struct member *mb;
@@ -266,10 +268,13 @@ static int on_sighting(const struct sighting *g, void *ctx)
 		return 0;
 	}
 	r->prov.hostname = e.hostname[0] ? e.hostname : NULL;
-	rc = master_enroll(r->m, &e, &r->prov, 1, 1);
+	rc = master_enroll(r->m, &e, &r->prov, 1, &rep);
 	r->prov.hostname = NULL; /* e is this call's */
+	for (unsigned i = 0; i < rep.nwarnings; i++)
+		note(r, "%s: %s", g->mac, rep.warnings[i]);
 	if (rc != 0) {
-		ignore(r, g->mac, "could not be enrolled (see the error above)");
+		snprintf(why, sizeof(why), "could not be enrolled: %.100s", rep.error);
+		ignore(r, g->mac, why);
 		return 0;
 	}
 	mb = &r->members[r->n++];
@@ -570,7 +575,7 @@ static int parse_run_options(struct run *r, struct run_args *a, int argc, char *
 			bad = number_option("power-retries", optarg, 0, 20, "a count from 0 to 20", &r->power_retries);
 			break;
 		case 'h': fputs(usage, stdout); return -1;
-		case '?': master_usage_hint(argv[0]); return 2;
+		case '?': cli_usage_hint(argv[0]); return 2;
 		default: bad = provision_option(&r->prov, opt, optarg);
 		}
 	}
@@ -590,16 +595,21 @@ static int parse_run_options(struct run *r, struct run_args *a, int argc, char *
 static int prepare_image(struct master *m, struct run *r)
 {
 	struct nf_manifest man;
+	char why[600];
 	int rc;
 
-	if (master_require_init(m))
+	if (cli_require_init(m))
 		return 1;
 	if ((rc = master_read_manifest(m, r->image, &man)) < 0) {
 		nf_err(rc == -ENOENT ? "no image '%s' in the catalog (see netflash image ls)"
 				     : "image '%s': invalid name or damaged manifest", r->image);
 		return 1;
 	}
-	return provision_wanted(&r->prov) && provision_prepare(m, r->image) ? 1 : 0;
+	if (provision_wanted(&r->prov) && (rc = provision_prepare(m, r->image, why, sizeof(why))) < 0) {
+		nf_err("%s", why);
+		return 1;
+	}
+	return 0;
 }
 
 /* Checks the settings against each other, the image and the state tree,
@@ -618,7 +628,7 @@ static int prepare_run(struct master *m, struct run *r, const struct run_args *a
 		       r->pattern);
 		return 2;
 	}
-	if (a->key && master_read_ssh_key(a->key, r->prov.ssh_key_line, sizeof(r->prov.ssh_key_line)))
+	if (a->key && cli_read_ssh_key(a->key, r->prov.ssh_key_line, sizeof(r->prov.ssh_key_line)))
 		return 1;
 	r->prov.ssh_key = a->key ? r->prov.ssh_key_line : NULL;
 	r->prov.hostname = r->pattern ? probe : NULL;
@@ -628,7 +638,7 @@ static int prepare_run(struct master *m, struct run *r, const struct run_args *a
 	r->prov.hostname = NULL; /* probe is this function's: each Pi gets its own */
 	if (rc)
 		return rc;
-	return master_open_store(m, &r->st) < 0 ? 1 : 0;
+	return cli_open_store(m, &r->st) < 0 ? 1 : 0;
 }
 
 /* Enrolls new Pis as they are seen and supervises them until the limit

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "cli.h"
 #include "master.h"
 #include "parse.h"
 #include "power.h"
@@ -126,7 +127,7 @@ int cmd_power(struct master *m, int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "ls") == 0 && argc == 2)
-		return master_require_init(m) ? 1 : power_ls(m);
+		return cli_require_init(m) ? 1 : power_ls(m);
 	if (strcmp(argv[1], "cycle") != 0) {
 		nf_err("unknown power command '%s' (expected cycle or ls; see netflash power --help)", argv[1]);
 		return 2;
@@ -145,7 +146,7 @@ int cmd_power(struct master *m, int argc, char **argv)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			master_usage_hint(argv[0]);
+			cli_usage_hint(argv[0]);
 			return 2;
 		}
 	}
@@ -153,9 +154,9 @@ int cmd_power(struct master *m, int argc, char **argv)
 		nf_err("power cycle needs at least one MAC (see netflash power --help)");
 		return 2;
 	}
-	if (master_require_init(m))
+	if (cli_require_init(m))
 		return 1;
-	if (master_open_store(m, &st) < 0)
+	if (cli_open_store(m, &st) < 0)
 		st = NULL; /* the cycle matters more than its history line */
 	for (int i = optind; i < argc; i++)
 		rc |= cycle_one(m, st, argv[i], (unsigned)off_s);

@@ -13,9 +13,10 @@
 #include "log.h"
 #include "manifest.h"
 #include "enroll.h"
+#include "cli.h"
 #include "master.h"
 #include "parse.h"
-#include "provision.h"
+#include "provision_opts.h"
 
 #define RSH_WORDS 24
 
@@ -119,6 +120,7 @@ int cmd_reimage(struct master *m, int argc, char **argv)
 		{ "no-reboot", no_argument, NULL, O_NOREBOOT }, { "help", no_argument, NULL, 'h' },
 	};
 	struct option opts[64];
+	struct master_report rep = { .nwarnings = 0 };
 	struct enrollment e;
 	struct provision prov;
 	const char *image = NULL, *host = NULL, *key = NULL, *hostname = NULL, *target;
@@ -142,7 +144,7 @@ int cmd_reimage(struct master *m, int argc, char **argv)
 		case O_KEEP: keep = 1; break;
 		case O_NOREBOOT: no_reboot = 1; break;
 		case 'h': printf("%s\n%s", usage, provision_usage); return 0;
-		case '?': master_usage_hint(argv[0]); return 2;
+		case '?': cli_usage_hint(argv[0]); return 2;
 		default:
 			if (provision_option(&prov, opt, optarg))
 				return 2;
@@ -163,11 +165,13 @@ int cmd_reimage(struct master *m, int argc, char **argv)
 		nf_err("invalid HOST or MAC %s", nf_quote(q, sizeof(q), target));
 		return 2;
 	}
-	if ((r = master_enroll_settings(m, &e, &prov, image, hostname, key)))
+	if ((r = cli_enroll_settings(m, &e, &prov, image, hostname, key)))
 		return r;
 	if (host && ask_mac(m, rsh, host, agent, e.mac))
 		return 1;
-	if (master_enroll(m, &e, &prov, 1, 0))
+	r = master_enroll(m, &e, &prov, 1, &rep);
+	cli_print_report(&rep, 0);
+	if (r < 0)
 		return 1;
 	snprintf(master_at, sizeof(master_at), "%s:%u", m->conf.server_ip, m->conf.port);
 	if (!host) {

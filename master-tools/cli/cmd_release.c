@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
 #include "enroll.h"
 #include "log.h"
 #include "parse.h"
@@ -26,13 +27,13 @@ int cmd_release(struct master *m, int argc, char **argv)
 		return 0;
 	}
 	if (argc != 2) {
-		master_usage_hint(argv[0]);
+		cli_usage_hint(argv[0]);
 		return 2;
 	}
 	if (nf_parse_mac(argv[1], mac) < 0)
-		return master_bad_mac(argv[1]);
+		return cli_bad_mac(argv[1]);
 	nf_format_mac(mac, macs);
-	if (master_require_init(m))
+	if (cli_require_init(m))
 		return 1;
 	r = master_release(m, macs, why, sizeof(why));
 	if (r == -ENOENT) {

@@ -9,6 +9,7 @@
 #include "api.h"
 #include "json.h"
 #include "log.h"
+#include "cli.h"
 #include "master.h"
 #include "parse.h"
 #include "store.h"
@@ -62,7 +63,7 @@ static int parse_flags(int argc, char **argv, int *json, int *watch, int *positi
 		case 'j': *json = 1; break;
 		case 'w': *watch = 1; break;
 		case 'h': fputs(status_usage, stdout); return -1;
-		default: master_usage_hint(argv[0]); return 2;
+		default: cli_usage_hint(argv[0]); return 2;
 		}
 	}
 	*positional = optind;
@@ -80,7 +81,7 @@ int cmd_status(struct master *m, int argc, char **argv)
 		nf_err("status takes no arguments (see netflash status --help)");
 		return 2;
 	}
-	if (master_require_init(m) || master_open_store(m, &c.st) < 0)
+	if (cli_require_init(m) || cli_open_store(m, &c.st) < 0)
 		return 1;
 	do {
 		if (watch)

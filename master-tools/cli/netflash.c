@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "cli.h"
 #include "master.h"
 
 static const char main_usage[] =

@@ -40,22 +40,24 @@ static uid_t tftp_owner(const struct master *m)
 }
 
 /* A MAC a Pi can have: not all zeros, not group (multicast or broadcast:
- * the I/G bit, bit 0 of the first byte, IEEE 802). Says why; 0 or -1. */
-int master_station_mac(const char *canon)
+ * the I/G bit, bit 0 of the first byte, IEEE 802). */
+int master_station_mac(const char *canon, char *why, size_t cap)
 {
 	uint8_t mac[6];
 	static const uint8_t zero[6];
 
-	if (nf_parse_mac(canon, mac) < 0)
-		return -1;
+	if (nf_parse_mac(canon, mac) < 0) {
+		snprintf(why, cap, "invalid MAC %s", canon);
+		return -EINVAL;
+	}
 	if (memcmp(mac, zero, 6) == 0) {
-		nf_err("%s is the all-zero MAC, which no network card has", canon);
-		return -1;
+		snprintf(why, cap, "%s is the all-zero MAC, which no network card has", canon);
+		return -EINVAL;
 	}
 	if (mac[0] & 1) {
-		nf_err("%s is a %s address, not a Pi's: its first byte is odd (the group bit)", canon,
-		       memcmp(mac, "\xff\xff\xff\xff\xff\xff", 6) == 0 ? "broadcast" : "multicast");
-		return -1;
+		snprintf(why, cap, "%s is a %s address, not a Pi's: its first byte is odd (the group bit)", canon,
+			 memcmp(mac, "\xff\xff\xff\xff\xff\xff", 6) == 0 ? "broadcast" : "multicast");
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -75,21 +77,10 @@ int master_hostname_valid(const char *h)
 	return 1;
 }
 
-int master_read_ssh_key(const char *file, char *out, size_t cap)
-{
-	char q[PATH_MAX + 8];
-
-	if (master_read_line_file("ssh key", file, out, cap) < 0)
-		return 1;
-	if (strncmp(out, "ssh-", 4) != 0 && strncmp(out, "ecdsa-", 6) != 0 && strncmp(out, "sk-", 3) != 0) {
-		nf_err("ssh key %s does not look like an OpenSSH public key", nf_quote(q, sizeof(q), file));
-		return 1;
-	}
-	return 0;
-}
 
 /* ROOT/hooks/enrolled.d, detached: the enroll does not wait for it. */
-static void start_enrolled_hooks(const struct master *m, const struct enrollment *e, int diskless)
+static void start_enrolled_hooks(const struct master *m, const struct enrollment *e, int diskless,
+				 struct master_report *rep)
 {
 	struct hook_facts f = { .mac = e->mac, .hostname = e->hostname, .image = diskless ? NULL : e->image,
 				.result = "enrolled", .worker_state = diskless ? "diskless" : "enrolled" };
@@ -99,7 +90,7 @@ static void start_enrolled_hooks(const struct master *m, const struct enrollment
 	if ((r = master_netflash_path(bin, sizeof(bin))) == 0)
 		r = master_hooks_start(m, bin, NF_HOOK_ENROLLED, &f);
 	if (r < 0)
-		nf_warn("%s: cannot start the enrolled hooks: %s", e->mac, nf_strerror(r));
+		master_report_warn(rep, "%s: cannot start the enrolled hooks: %s", e->mac, nf_strerror(r));
 }
 
 /* The boot-file set for e: ROOT/boot-FAMILY when it was imported and the
@@ -126,7 +117,8 @@ static void pick_boot_set(struct master *m, struct store *st, struct enrollment 
 
 /* The set's cmdline.txt template plus this worker's own words: the
  * flasher's server and token, or a diskless worker's NFS root. */
-static int build_cmdline(struct master *m, const struct enrollment *e, const char *nfsroot, char *out, size_t cap)
+static int build_cmdline(struct master *m, const struct enrollment *e, const char *nfsroot, char *out, size_t cap,
+			 struct master_report *rep)
 {
 	char path[PATH_MAX], tmpl[CMDLINE_MAX + 1], rel[64];
 	ssize_t n;
@@ -136,8 +128,9 @@ static int build_cmdline(struct master *m, const struct enrollment *e, const cha
 	master_path(m, path, sizeof(path), rel);
 	n = nf_read_file(path, tmpl, CMDLINE_MAX);
 	if (n < 0) {
-		nf_err("no boot files yet (%s: %s); run 'netflash boot-files import' first", path, nf_strerror((int)n));
-		return 1;
+		master_report_error(rep, "no boot files yet (%s: %s); run 'netflash boot-files import' first", path,
+				    nf_strerror((int)n));
+		return (int)n;
 	}
 	while (n > 0 && (tmpl[n - 1] == '\n' || tmpl[n - 1] == ' '))
 		tmpl[--n] = '\0';
@@ -147,12 +140,16 @@ static int build_cmdline(struct master *m, const struct enrollment *e, const cha
 	else
 		w = snprintf(out, cap, "%s netflash.server=%s:%u netflash.token=%s\n", tmpl, m->conf.server_ip,
 			     m->conf.port, e->token);
-	return w < 0 || (size_t)w >= cap;
+	if (w < 0 || (size_t)w >= cap) {
+		master_report_error(rep, "%s is too long", path);
+		return -EMSGSIZE;
+	}
+	return 0;
 }
 
 /* A diskless worker boots Pi OS as imported, without the flasher's
  * initramfs line: the set's original config.txt. */
-static int diskless_config(struct master *m, const char *set, char *out, size_t cap)
+static int diskless_config(struct master *m, const char *set, char *out, size_t cap, struct master_report *rep)
 {
 	char path[PATH_MAX], rel[64];
 	ssize_t n;
@@ -160,8 +157,9 @@ static int diskless_config(struct master *m, const char *set, char *out, size_t 
 	snprintf(rel, sizeof(rel), "%s/.config.txt.orig", set);
 	master_path(m, path, sizeof(path), rel);
 	if ((n = nf_read_file(path, out, cap - 1)) < 0) {
-		nf_err("%s: %s; import the boot files again (netflash boot-files import)", path, nf_strerror((int)n));
-		return 1;
+		master_report_error(rep, "%s: %s; import the boot files again (netflash boot-files import)", path,
+				    nf_strerror((int)n));
+		return (int)n;
 	}
 	out[n] = '\0';
 	return 0;
@@ -195,76 +193,76 @@ static int old_files_keep(struct master *m, const char *mac, struct old_files *o
 
 /* The new enrollment stands: the old patch goes, and so does the old NFS
  * root unless the new one is diskless (nfsroot_set replaced it). */
-static void old_files_drop(struct master *m, const char *mac, struct old_files *o, int diskless)
+static void old_files_drop(struct master *m, const char *mac, struct old_files *o, int diskless,
+			   struct master_report *rep)
 {
 	char detail[1400];
 
 	if (o->patch_aside)
 		unlink(o->aside);
 	if (!diskless && o->nfsroot[0] && nfsroot_set(m, mac, NULL, detail, sizeof(detail)) < 0)
-		nf_warn("%s, ignoring", detail);
+		master_report_warn(rep, "%s, ignoring", detail);
 }
 
 /* The new enrollment failed: the old one gets its files back. */
-static void old_files_restore(struct master *m, const char *mac, struct old_files *o)
+static void old_files_restore(struct master *m, const char *mac, struct old_files *o, struct master_report *rep)
 {
 	char detail[1400];
 
 	provision_remove(m, mac);
 	if (o->patch_aside && rename(o->aside, o->patch) < 0)
-		nf_warn("cannot put %s back: %s", o->patch, strerror(errno));
+		master_report_warn(rep, "cannot put %s back: %s", o->patch, strerror(errno));
 	if (nfsroot_set(m, mac, o->nfsroot[0] ? o->nfsroot : NULL, detail, sizeof(detail)) < 0)
-		nf_warn("%s", detail);
+		master_report_warn(rep, "%s", detail);
 }
 
 /* The per-worker files that go with the TFTP dir: the provisioning patch
  * (flasher) or the NFS root export (diskless). Undone by release. */
 static int worker_files(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
-			char *summary, size_t cap)
+			char *summary, size_t cap, struct master_report *rep)
 {
 	char detail[1400];
 	int r;
 
 	if (nfsroot) {
-		if ((r = nfsroot_set(m, e->mac, nfsroot, detail, sizeof(detail))) < 0) {
-			nf_err("cannot export %s for %s: %s", nfsroot, e->mac, detail);
-			return 1;
-		}
-		return 0;
+		if ((r = nfsroot_set(m, e->mac, nfsroot, detail, sizeof(detail))) < 0)
+			master_report_error(rep, "cannot export %s for %s: %s", nfsroot, e->mac, detail);
+		return r;
 	}
 	/* The patch first: settings that cannot be written enroll nothing. */
 	if (prov && provision_wanted(prov))
-		return provision_build(m, e->mac, e->image, prov, summary, cap);
+		return provision_build(m, e->mac, e->image, prov, summary, cap, rep->error, sizeof(rep->error));
 	return 0;
 }
 
 static void say_enrolled(struct master *m, const struct enrollment *e, const char *nfsroot, const char *model,
-			 const char *summary)
+			 const char *summary, struct master_report *rep)
 {
 	char what[256];
 
 	if (nfsroot) {
-		printf("enrolled %s as a diskless worker: it boots Pi OS with its root on %s:%s over NFS (TFTP dir "
-		       "%s/tftp/%s)\n", e->mac, m->conf.server_ip, nfsroot, m->root, e->mac);
-		printf("export that directory: %s/etc/netflash-nfsroot.exports (nfs-kernel-server: copy into "
-		       "/etc/exports.d/, then exportfs -ra) or %s/etc/ganesha-nfsroot.conf (nfs-ganesha: %%include it)\n",
-		       m->root, m->root);
+		master_report_out(rep, "enrolled %s as a diskless worker: it boots Pi OS with its root on %s:%s over NFS "
+				  "(TFTP dir %s/tftp/%s)\n", e->mac, m->conf.server_ip, nfsroot, m->root, e->mac);
+		master_report_out(rep, "export that directory: %s/etc/netflash-nfsroot.exports (nfs-kernel-server: copy "
+				  "into /etc/exports.d/, then exportfs -ra) or %s/etc/ganesha-nfsroot.conf (nfs-ganesha: "
+				  "%%include it)\n", m->root, m->root);
 		if (nfsroot_fstab_mounts_card(nfsroot, what, sizeof(what)))
-			nf_warn("%s/etc/fstab mounts / from %s, which a diskless worker does not have: remove that "
-				"line, ignoring", nfsroot, what);
+			master_report_warn(rep, "%s/etc/fstab mounts / from %s, which a diskless worker does not have: "
+					   "remove that line, ignoring", nfsroot, what);
 	} else {
-		printf("enrolled %s: image '%s', TFTP dir %s/tftp/%s, reports to %s:%u\n", e->mac, e->image, m->root,
-		       e->mac, m->conf.server_ip, m->conf.port);
+		master_report_out(rep, "enrolled %s: image '%s', TFTP dir %s/tftp/%s, reports to %s:%u\n", e->mac,
+				  e->image, m->root, e->mac, m->conf.server_ip, m->conf.port);
 	}
-	printf("boot files: %s/%s%s%s%s\n", m->root, e->boot_set, model[0] ? " (model " : "", model, model[0] ? ")" : "");
+	master_report_out(rep, "boot files: %s/%s%s%s%s\n", m->root, e->boot_set, model[0] ? " (model " : "", model,
+			  model[0] ? ")" : "");
 	if (summary[0])
-		printf("provisioning: %s\n", summary);
+		master_report_out(rep, "provisioning: %s\n", summary);
 }
 
 /* Enrolls e for the flasher (nfsroot NULL: e->image) or as a diskless
- * worker on nfsroot. Takes no lock; logs. Returns 0 or 1. */
+ * worker on nfsroot. Takes no lock. Returns 0 or -errno, with rep filled. */
 static int do_enroll(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
-		     int force, int quiet)
+		     int force, struct master_report *rep)
 {
 	static char cmdline[CMDLINE_MAX + 256], config[CMDLINE_MAX * 16];
 	char tftp[PATH_MAX], boot[PATH_MAX], detail[512], summary[700] = "", model[48], gen[17];
@@ -273,43 +271,51 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	struct enrollment old;
 	struct old_files of;
 	struct store *st = NULL;
-	int r, rc = 1, had;
+	int r, had;
 
-	if (master_station_mac(e->mac) < 0)
-		return 1;
+	if ((r = master_station_mac(e->mac, rep->error, sizeof(rep->error))) < 0)
+		return r;
 	if (!nfsroot && (r = master_read_manifest(m, e->image, &man)) < 0) {
-		nf_err(r == -ENOENT ? "no image '%s' in the catalog (see netflash image ls)"
-				    : "the manifest of image '%s' is damaged", e->image);
-		return 1;
+		master_report_error(rep, r == -ENOENT ? "no image '%s' in the catalog (see netflash image ls)"
+						      : "the manifest of image '%s' is damaged", e->image);
+		return r;
 	}
-	if (master_open_store(m, &st) < 0)
-		return 1;
+	if ((r = master_open_store(m, &st)) < 0) {
+		master_report_error(rep, "cannot open the state database: %s", nf_strerror(r));
+		return r;
+	}
 	had = store_get(st, e->mac, &old) == 0;
 	if (had && (old.state == NF_WORKER_ENROLLED || old.state == NF_WORKER_DISKLESS) && !force) {
-		nf_err("%s is already enrolled (%s%s%s); use --force to replace the enrollment", e->mac,
-		       old.image[0] ? "image '" : "diskless", old.image, old.image[0] ? "'" : "");
+		master_report_error(rep, "%s is already enrolled (%s%s%s); use --force to replace the enrollment", e->mac,
+				    old.image[0] ? "image '" : "diskless", old.image, old.image[0] ? "'" : "");
+		r = -EEXIST;
 		goto out;
 	}
 	pick_boot_set(m, st, e, model, sizeof(model));
-	if (nf_random_hex(e->token, NF_TOKEN_HEX / 2) < 0 || build_cmdline(m, e, nfsroot, cmdline, sizeof(cmdline)) ||
-	    (nfsroot && diskless_config(m, e->boot_set, config, sizeof(config))))
+	if ((r = nf_random_hex(e->token, NF_TOKEN_HEX / 2)) < 0) {
+		master_report_error(rep, "cannot make a token: %s", nf_strerror(r));
+		goto out;
+	}
+	if ((r = build_cmdline(m, e, nfsroot, cmdline, sizeof(cmdline), rep)) < 0 ||
+	    (nfsroot && (r = diskless_config(m, e->boot_set, config, sizeof(config), rep)) < 0))
 		goto out;
 	/* Crash safety (recover.h): the old patch aside, then the intent, then
 	 * the new files; the database row is the commit; cleanup after it. */
 	if ((r = old_files_keep(m, e->mac, &of)) < 0) {
-		nf_err("cannot move the old provisioning patch of %s aside (%s): %s", e->mac, of.patch, strerror(-r));
+		master_report_error(rep, "cannot move the old provisioning patch of %s aside (%s): %s", e->mac, of.patch,
+				    strerror(-r));
 		goto out;
 	}
 	master_generation(e->token, gen);
 	snprintf(intent, sizeof(intent), "enroll %s patch=%d%s%s", gen, of.patch_aside, of.nfsroot[0] ? " nfsroot=" : "",
 		 of.nfsroot);
 	if ((r = intent_write(m, e->mac, intent)) < 0) {
-		nf_err("cannot record the intent to enroll %s: %s", e->mac, strerror(-r));
-		old_files_restore(m, e->mac, &of);
+		master_report_error(rep, "cannot record the intent to enroll %s: %s", e->mac, strerror(-r));
+		old_files_restore(m, e->mac, &of, rep);
 		goto out;
 	}
-	if (worker_files(m, e, prov, nfsroot, summary, sizeof(summary))) {
-		old_files_restore(m, e->mac, &of);
+	if ((r = worker_files(m, e, prov, nfsroot, summary, sizeof(summary), rep)) < 0) {
+		old_files_restore(m, e->mac, &of, rep);
 		intent_clear(m, e->mac);
 		goto out;
 	}
@@ -322,23 +328,25 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 		snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
 			 " (left from an earlier run? 'netflash release %s' or enroll --force)", e->mac);
 	if (r < 0) {
-		nf_err("cannot enroll %s: %s", e->mac, detail);
-		old_files_restore(m, e->mac, &of);
+		master_report_error(rep, "cannot enroll %s: %s", e->mac, detail);
+		old_files_restore(m, e->mac, &of, rep);
 		intent_clear(m, e->mac);
 		goto out;
 	}
 	e->state = nfsroot ? NF_WORKER_DISKLESS : NF_WORKER_ENROLLED;
-	if (store_put(st, e) < 0) {
-		nf_err("cannot record the enrollment of %s in the state database; it is undone", e->mac);
+	if ((r = store_put(st, e)) < 0) {
+		master_report_error(rep, "cannot record the enrollment of %s in the state database; it is undone",
+				    e->mac);
 		if (displaced[0] ? tftpdir_exchange(tftp, displaced, e->mac) == 0 && tftpdir_remove_aside(tftp, displaced) == 0
 				 : tftpdir_remove(tftp, e->mac, detail, sizeof(detail)) >= 0)
-			old_files_restore(m, e->mac, &of), intent_clear(m, e->mac);
+			old_files_restore(m, e->mac, &of, rep), intent_clear(m, e->mac);
 		goto out;
 	}
 	/* Committed. */
 	if (displaced[0] && tftpdir_remove_aside(tftp, displaced) < 0)
-		nf_warn("cannot remove the replaced tftp/%s, ignoring (the next command removes it)", displaced);
-	old_files_drop(m, e->mac, &of, nfsroot != NULL);
+		master_report_warn(rep, "cannot remove the replaced tftp/%s, ignoring (the next command removes it)",
+				   displaced);
+	old_files_drop(m, e->mac, &of, nfsroot != NULL, rep);
 	intent_clear(m, e->mac);
 	if (nfsroot)
 		snprintf(detail, sizeof(detail), "diskless, root %.200s over NFS (boot files: %s)", nfsroot, e->boot_set);
@@ -346,77 +354,44 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 		snprintf(detail, sizeof(detail), "%s (boot files: %s)", e->image, e->boot_set);
 	if (store_event(st, e->mac, NF_EVENT_ENROLL, detail) < 0 ||
 	    (summary[0] && store_event(st, e->mac, NF_EVENT_PROVISION, summary) < 0))
-		nf_warn("could not record the enroll of %s in its history, ignoring", e->mac);
-	if (!quiet)
-		say_enrolled(m, e, nfsroot, model, summary);
-	start_enrolled_hooks(m, e, nfsroot != NULL);
-	rc = 0;
+		master_report_warn(rep, "could not record the enroll of %s in its history, ignoring", e->mac);
+	say_enrolled(m, e, nfsroot, model, summary, rep);
+	start_enrolled_hooks(m, e, nfsroot != NULL, rep);
+	r = 0;
 out:
 	store_close(st);
-	return rc;
+	return r;
 }
 
-int master_enroll_diskless(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
-			   int settings, int force)
+int master_enroll_diskless(struct master *m, struct enrollment *e, const char *nfsroot, int force,
+			   struct master_report *rep)
 {
-	char detail[512];
 	int r;
 
-	if (settings || provision_wanted(prov)) {
-		nf_err("--nfsroot does not go with provisioning options: a diskless worker's settings live in its root");
-		return 2;
+	if ((r = master_lock(m)) < 0) {
+		master_report_error(rep, "cannot take the state lock: %s", nf_strerror(r));
+		return r;
 	}
-	if ((r = nfsroot_check(nfsroot, detail, sizeof(detail))) < 0) {
-		nf_err("%s", detail);
-		return r == -EINVAL ? 2 : 1;
-	}
-	if (master_require_init(m))
-		return 1;
-	if (!m->conf.subnet[0]) {
-		nf_err("--nfsroot needs the workers' subnet in netflash.conf: the root is exported read-write with "
-		       "root unsquashed, never to every host; run: netflash init --subnet CIDR");
-		return 2;
-	}
-	if (master_lock(m) < 0)
-		return 1;
-	r = do_enroll(m, e, NULL, nfsroot, force, 0);
+	r = do_enroll(m, e, NULL, nfsroot, force, rep);
 	master_unlock(m);
 	return r;
 }
 
-int master_enroll_settings(struct master *m, struct enrollment *e, struct provision *prov, const char *image,
-			   const char *hostname, const char *key)
-{
-	char q[200];
-
-	if (nf_name_valid(image) < 0) {
-		nf_err("invalid image name %s", nf_quote(q, sizeof(q), image));
-		return 2;
-	}
-	if (hostname && !master_hostname_valid(hostname)) {
-		nf_err("invalid --hostname %s: letters, digits and '-', up to 63", nf_quote(q, sizeof(q), hostname));
-		return 2;
-	}
-	snprintf(e->image, sizeof(e->image), "%s", image);
-	if (hostname)
-		snprintf(e->hostname, sizeof(e->hostname), "%s", hostname);
-	if (master_require_init(m) || (key && master_read_ssh_key(key, prov->ssh_key_line, sizeof(prov->ssh_key_line))))
-		return 1;
-	prov->hostname = hostname;
-	prov->ssh_key = key ? prov->ssh_key_line : NULL;
-	return provision_check(prov);
-}
-
-int master_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force, int quiet)
+int master_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force,
+		  struct master_report *rep)
 {
 	int r;
 
-	if (master_lock(m) < 0)
-		return 1;
-	r = do_enroll(m, e, prov, NULL, force, quiet);
+	if ((r = master_lock(m)) < 0) {
+		master_report_error(rep, "cannot take the state lock: %s", nf_strerror(r));
+		return r;
+	}
+	r = do_enroll(m, e, prov, NULL, force, rep);
 	master_unlock(m);
 	return r;
 }
+
+
 
 int master_release(struct master *m, const char *mac, char *why, size_t cap)
 {

@@ -9,32 +9,25 @@
 #include "store.h"
 
 struct provision;
-/* Enrolls e->mac (e->image, hostname, ssh key set; token and state are
- * filled in): builds its provisioning patch (prov may be NULL: none) and
- * its TFTP dir and records it, under the state lock. force replaces an
- * enrollment in state "enrolled". quiet: no stdout line.
- * Logs why on failure; returns 0 or 1. */
-int master_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force, int quiet);
-/* What enroll and reimage share once their options are parsed: checks the
- * image name and hostname, puts them and the ssh key (read from key) into e,
- * and completes and checks prov. Logs why not; returns 0, 1 (a file cannot
- * be read, ROOT not initialised) or 2 (invalid settings). */
-int master_enroll_settings(struct master *m, struct enrollment *e, struct provision *prov, const char *image,
-			   const char *hostname, const char *key);
-/* Reads one OpenSSH public key line from file into out. Logs why not;
- * returns 0 or 1. */
-int master_read_ssh_key(const char *file, char *out, size_t cap);
+/* Enrolls e->mac (e->image, hostname set; token and state are filled in):
+ * builds its provisioning patch (prov may be NULL: none) and its TFTP dir
+ * and records it, under the state lock, and starts the enrolled hooks.
+ * force replaces an enrollment in state "enrolled". Returns 0 or -errno,
+ * with rep's error, warnings and the lines a command shows (rep->out)
+ * filled. */
+int master_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force,
+		  struct master_report *rep);
 /* 0 if canon (a MAC as nf_format_mac writes it) can be a Pi's: not all
- * zeros, not a group address (IEEE 802 I/G bit). Logs why not; returns -1. */
-int master_station_mac(const char *canon);
+ * zeros, not a group address (IEEE 802 I/G bit); else -EINVAL with why. */
+int master_station_mac(const char *canon, char *why, size_t cap);
 /* 1 if h is an RFC 1123 host label (letters, digits, '-', up to 63). */
 int master_hostname_valid(const char *h);
-/* enroll --nfsroot: checks nfsroot (a Pi OS root, on this master) and the
- * subnet it would be exported to, then enrolls e->mac diskless under the
- * state lock. settings: provisioning options were given (refused). Logs why
- * not; returns 0, 1 or 2 (invalid settings). */
-int master_enroll_diskless(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
-			   int settings, int force);
+/* enroll --nfsroot: enrolls e->mac diskless, its root nfsroot (checked by
+ * the caller with nfsroot_check(), and the subnet it is exported to set),
+ * under the state lock. Returns 0 or -errno with rep filled, as
+ * master_enroll. */
+int master_enroll_diskless(struct master *m, struct enrollment *e, const char *nfsroot, int force,
+			   struct master_report *rep);
 
 /* Releases mac (canonical "b8-27-eb-d3-85-78"): marks it released, removes
  * its TFTP dir (only one that netflash made), its provisioning patch and

@@ -1,6 +1,7 @@
 #include "master.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -37,18 +38,6 @@ int master_read_one_line(const char *file, char *out, size_t cap)
 	return 0;
 }
 
-int master_read_line_file(const char *what, const char *file, char *out, size_t cap)
-{
-	char q[PATH_MAX + 8];
-	int r = master_read_one_line(file, out, cap);
-
-	if (r == -EBADMSG)
-		nf_err("%s %s must hold exactly one line", what, nf_quote(q, sizeof(q), file));
-	else if (r < 0)
-		nf_err("cannot read %s %s: %s", what, nf_quote(q, sizeof(q), file),
-		       r == -EFBIG ? "too long" : nf_strerror(r));
-	return r < 0 ? -1 : 0;
-}
 
 int master_path(const struct master *m, char *out, size_t cap, const char *rel)
 {
@@ -217,35 +206,29 @@ void master_unlock(struct master *m)
 	m->lock_fd = -1;
 }
 
-int master_require_init(struct master *m)
+int master_check_init(struct master *m, char *why, size_t cap)
 {
 	char q[PATH_MAX + 16];
 	int r = master_load_conf(m);
 
-	if (r == 0)
-		return 0;
 	if (r == -ENOENT)
-		nf_err("%s is not a netflash root; run 'netflash init' first (or pass --root)",
-		       nf_quote(q, sizeof(q), m->root));
-	else
-		nf_err("cannot read %s/netflash.conf: %s", nf_quote(q, sizeof(q), m->root), nf_strerror(r));
-	return 1;
+		snprintf(why, cap, "%s is not a netflash root; run 'netflash init' first (or pass --root)",
+			 nf_quote(q, sizeof(q), m->root));
+	else if (r < 0)
+		snprintf(why, cap, "cannot read %s/netflash.conf: %s", nf_quote(q, sizeof(q), m->root), nf_strerror(r));
+	return r;
 }
 
 int master_open_store(const struct master *m, struct store **st)
 {
 	char path[PATH_MAX];
-	int r;
 
 	/* The state dir holds the tokens and provisioning secrets: root only
 	 * (also for trees made by an older init, with 0755). */
 	master_path(m, path, sizeof(path), "state");
 	chmod(path, 0700);
 	master_path(m, path, sizeof(path), "state/netflash.db");
-	r = store_open(st, path);
-	if (r < 0)
-		nf_err("cannot open the state database %s: %s", path, nf_strerror(r));
-	return r;
+	return store_open(st, path);
 }
 
 int master_manifest_path(const struct master *m, const char *name, char *out, size_t cap)
@@ -299,15 +282,36 @@ int master_image_path(const struct master *m, const struct nf_manifest *man, cha
 	return master_path(m, out, cap, rel);
 }
 
-void master_usage_hint(const char *cmd)
+
+
+void master_report_error(struct master_report *r, const char *fmt, ...)
 {
-	fprintf(stderr, "netflash: see 'netflash %s --help' for its usage\n", cmd);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
 }
 
-int master_bad_mac(const char *s)
+void master_report_warn(struct master_report *r, const char *fmt, ...)
 {
-	char q[128];
+	va_list ap;
 
-	nf_err("invalid MAC %s: expected six hex bytes like b8:27:eb:d3:85:78", nf_quote(q, sizeof(q), s));
-	return 2;
+	if (r->nwarnings >= sizeof(r->warnings) / sizeof(r->warnings[0]))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->warnings[r->nwarnings++], sizeof(r->warnings[0]), fmt, ap);
+	va_end(ap);
+}
+
+void master_report_out(struct master_report *r, const char *fmt, ...)
+{
+	size_t n = strlen(r->out);
+	va_list ap;
+
+	if (n + 1 >= sizeof(r->out))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(r->out + n, sizeof(r->out) - n, fmt, ap);
+	va_end(ap);
 }

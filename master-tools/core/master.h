@@ -30,6 +30,19 @@ struct master {
 	int lock_fd;
 };
 
+/* What a library call has to tell, for its caller to log: library code
+ * fills it and never prints (docs/hacking.md "Errors"). */
+struct master_report {
+	char error[700];          /* why it failed: one line */
+	char warnings[4][400];    /* what went wrong but was carried on with */
+	unsigned nwarnings;       /* more than 4: the last ones are dropped */
+	char out[1600];           /* lines a command prints on success */
+};
+void master_report_error(struct master_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void master_report_warn(struct master_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends a line (its newline included in fmt) to r->out. */
+void master_report_out(struct master_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Formats ROOT/rel into out. Returns 0 or -ENAMETOOLONG. */
 int master_path(const struct master *m, char *out, size_t cap, const char *rel);
 
@@ -61,18 +74,16 @@ int master_each_manifest(const struct master *m, int (*fn)(const char *path, con
 /* ROOT/images/<the manifest's image file> into out. Returns 0 or -ENAMETOOLONG. */
 int master_image_path(const struct master *m, const struct nf_manifest *man, char *out, size_t cap);
 
-/* Opens ROOT/state/netflash.db. Logs on failure; returns 0 or -errno. */
+/* Opens ROOT/state/netflash.db. Returns 0 or -errno. */
 int master_open_store(const struct master *m, struct store **st);
 
-/* Fails with a hint when ROOT has not been initialised. Logs; returns 0 or 1. */
-int master_require_init(struct master *m);
+/* Loads ROOT's netflash.conf: 0, or -errno with why saying what to do
+ * (-ENOENT: ROOT is not a netflash root; run init). */
+int master_check_init(struct master *m, char *why, size_t cap);
 
 /* Reads a small file that must hold one line (a trailing newline, LF or
- * CRLF, is dropped) into out; what names it in the error. Logs why not;
- * returns 0 or -1. */
-int master_read_line_file(const char *what, const char *file, char *out, size_t cap);
-/* The same without logging: 0, -EBADMSG (more than one line), -EFBIG (too
- * long) or the read's -errno. For callers that must not name the file. */
+ * CRLF, is dropped) into out: 0, -EBADMSG (more than one line), -EFBIG
+ * (too long) or the read's -errno. */
 int master_read_one_line(const char *file, char *out, size_t cap);
 
 /* What `status` shows of a worker: state (its job's stage while running),
@@ -84,27 +95,5 @@ struct worker_view {
 	struct job job;
 };
 void worker_view(struct store *st, const struct enrollment *e, struct worker_view *v);
-
-/* Subcommands: argc/argv start at the subcommand's own name. Return the exit status. */
-/* A usage error's second line (getopt or the command said the first): a
- * pointer to the command's --help, not the whole text. */
-void master_usage_hint(const char *cmd);
-/* Says s is not a MAC, with the spellings expected. Logs; returns 2. */
-int master_bad_mac(const char *s);
-
-int cmd_init(struct master *m, int argc, char **argv);
-int cmd_hook_run(struct master *m, int argc, char **argv);
-int cmd_image(struct master *m, int argc, char **argv);
-int cmd_boot_files(struct master *m, int argc, char **argv);
-int cmd_enroll(struct master *m, int argc, char **argv);
-int cmd_release(struct master *m, int argc, char **argv);
-int cmd_ls(struct master *m, int argc, char **argv);
-int cmd_status(struct master *m, int argc, char **argv);
-int cmd_history(struct master *m, int argc, char **argv);
-int cmd_dhcp_event(struct master *m, int argc, char **argv);
-int cmd_mass_flash(struct master *m, int argc, char **argv);
-int cmd_reimage(struct master *m, int argc, char **argv);
-int cmd_power(struct master *m, int argc, char **argv);
-int cmd_recover(struct master *m, int argc, char **argv);
 
 #endif

@@ -16,7 +16,6 @@
 #include "bootpart.h"
 #include "fileutil.h"
 #include "format.h"
-#include "log.h"
 #include "parse.h"
 
 #define SECTOR 512
@@ -44,6 +43,7 @@ struct work {
 	char dir[PATH_MAX - 64];
 	char part[PATH_MAX];
 	char names[512];     /* files written, for the summary */
+	char why[600];       /* what went wrong */
 };
 
 static int put_file(struct work *w, const char *name, const char *data, size_t len, const char *src)
@@ -55,13 +55,13 @@ static int put_file(struct work *w, const char *name, const char *data, size_t l
 	if (src) {
 		snprintf(path, sizeof(path), "%s", src);
 	} else if ((r = nf_write_file_atomic(path, data, len, 0600)) < 0) {
-		nf_err("cannot write %s: %s", path, strerror(-r));
+		snprintf(w->why, sizeof(w->why), "cannot write %.400s: %s", path, strerror(-r));
 		return 1;
 	}
 	snprintf(dst, sizeof(dst), "::/%s", name);
 	char *const argv[] = { "mcopy", "-o", "-i", w->part, path, dst, NULL };
 	if (master_run(argv, NULL, 0) < 0) {
-		nf_err("mcopy could not write %s to the boot partition (is it full? is mtools installed?)", name);
+		snprintf(w->why, sizeof(w->why), "mcopy could not write %s to the boot partition (is it full? is mtools installed?)", name);
 		return 1;
 	}
 	snprintf(w->names + strlen(w->names), sizeof(w->names) - strlen(w->names), "%s%s", w->names[0] ? ", " : "",
@@ -87,13 +87,13 @@ static int add_firstrun_args(struct work *w, const struct provision *p)
 	snprintf(path, sizeof(path), "%s/cmdline.orig", w->dir);
 	char *const argv[] = { "mtype", "-i", w->part, "::/cmdline.txt", NULL };
 	if (master_run(argv, path, 1) < 0) {
-		nf_err("the image's boot partition has no cmdline.txt for the firstrun.sh convention "
+		snprintf(w->why, sizeof(w->why), "the image's boot partition has no cmdline.txt for the firstrun.sh convention "
 		       "(try --provision-style cloud-init)");
 		return 1;
 	}
 	n = nf_read_file(path, line, sizeof(line) - sizeof(add_args) - 2);
 	if (n < 0) {
-		nf_err("the image's cmdline.txt is unreadable or too long");
+		snprintf(w->why, sizeof(w->why), "the image's cmdline.txt is unreadable or too long");
 		return 1;
 	}
 	line[strcspn(line, "\r\n")] = '\0';
@@ -177,13 +177,13 @@ static int write_files(struct work *w, const struct provision *p, const char *ma
 	rc = 0;
 out:
 	if (t.over)
-		nf_err("the generated provisioning files are larger than %u KiB", PROVISION_TEXT_MAX >> 10);
+		snprintf(w->why, sizeof(w->why), "the generated provisioning files are larger than %u KiB", PROVISION_TEXT_MAX >> 10);
 	free(t.buf);
 	return rc;
 }
 
 int provision_build(struct master *m, const char *mac, const char *image, const struct provision *p,
-		    char *summary, size_t cap)
+		    char *summary, size_t cap, char *why, size_t why_cap)
 {
 	char cache[PATH_MAX], out[PATH_MAX], dir[PATH_MAX - 128], sz[32];
 	struct nf_manifest man;
@@ -191,52 +191,58 @@ int provision_build(struct master *m, const char *mac, const char *image, const 
 	struct work w;
 	enum provision_style style = p->style;
 	uint64_t off, len;
-	int r, rc = 1;
+	int r, rc = -EIO;
 
 	nf_patch_init(&patch);
 	memset(&w, 0, sizeof(w));
 	if (master_read_manifest(m, image, &man) < 0) {
-		nf_err("no image '%s' in the catalog (see netflash image ls)", image);
-		return 1;
+		snprintf(why, why_cap, "no image '%s' in the catalog (see netflash image ls)", image);
+		return -ENOENT;
 	}
-	if (provision_cached_partition(m, &man, cache, sizeof(cache), &off, &len) < 0)
-		return 1;
+	if ((r = provision_cached_partition(m, &man, cache, sizeof(cache), &off, &len, why, why_cap)) < 0)
+		return r;
 	if (off < (1u << 20)) {
-		nf_err("cannot provision: the boot partition of image '%s' starts inside its first MiB", image);
-		return 1;
+		snprintf(why, why_cap, "cannot provision: the boot partition of image '%s' starts inside its first MiB", image);
+		return -EINVAL;
 	}
 	if (master_path(m, dir, sizeof(dir), "state/provision") < 0) {
-		nf_err("cannot provision: the state path under %s is too long", m->root);
-		return 1;
+		snprintf(why, why_cap, "cannot provision: the state path under %s is too long", m->root);
+		return -ENAMETOOLONG;
 	}
 	mkdir(dir, 0700);
 	snprintf(w.dir, sizeof(w.dir), "%s/.work-XXXXXX", dir);
 	if (!mkdtemp(w.dir)) {
-		nf_err("cannot create a work dir in %s: %s", dir, strerror(errno));
-		return 1;
+		r = -errno;
+		snprintf(why, why_cap, "cannot create a work dir in %s: %s", dir, strerror(-r));
+		return r;
 	}
 	snprintf(w.part, sizeof(w.part), "%s/boot.part", w.dir);
 	char *const cp[] = { "cp", "--sparse=always", "--reflink=auto", cache, w.part, NULL };
 	if (master_run(cp, NULL, 0) < 0) {
-		nf_err("cannot copy the boot partition of '%s' to %s", image, w.dir);
+		snprintf(why, why_cap, "cannot copy the boot partition of '%s' to %s", image, w.dir);
 		goto out;
 	}
 	if (style == PROVISION_AUTO)
 		style = has_file(&w, "user-data") || has_file(&w, "meta-data") ? PROVISION_CLOUDINIT : PROVISION_FIRSTRUN;
-	if (write_files(&w, p, mac, style))
+	if (write_files(&w, p, mac, style)) {
+		snprintf(why, why_cap, "%s", w.why);
 		goto out;
+	}
 	r = diff_sectors(cache, w.part, off, len, &patch);
 	if (r == -EFBIG)
-		nf_err("cannot provision: the settings change more than %u KiB of the boot partition "
+		snprintf(why, why_cap, "cannot provision: the settings change more than %u KiB of the boot partition "
 		       "(a smaller --firstboot or --user-data?)", NF_PATCH_MAX >> 10);
 	else if (r < 0)
-		nf_err("cannot compare the boot partition copies in %s: %s", w.dir, strerror(-r));
-	if (r < 0)
+		snprintf(why, why_cap, "cannot compare the boot partition copies in %s: %s", w.dir, strerror(-r));
+	if (r < 0) {
+		rc = r;
 		goto out;
+	}
 	memcpy(patch.base_sha256, man.sha256, 32);
 	provision_patch_path(m, mac, out, sizeof(out));
 	if ((r = nf_patch_save(&patch, out)) < 0) {
-		nf_err("cannot write %s: %s", out, strerror(-r));
+		snprintf(why, why_cap, "cannot write %s: %s", out, strerror(-r));
+		rc = r;
 		goto out;
 	}
 	nf_format_bytes(patch.bytes, sz, sizeof(sz));
@@ -251,4 +257,10 @@ out:
 	}
 	nf_patch_free(&patch);
 	return rc;
+}
+
+int provision_wanted(const struct provision *p)
+{
+	return p->hostname || p->ssh || p->ssh_key || p->user || p->wifi_ssid || p->timezone || p->keymap ||
+	       p->locale || p->firstboot || p->user_data || p->network_config;
 }

@@ -15,7 +15,6 @@
 #ifndef NETFLASH_PROVISION_H
 #define NETFLASH_PROVISION_H
 
-#include <getopt.h>
 #include <stddef.h>
 
 #include "patch.h"
@@ -44,28 +43,6 @@ struct provision {
 	const char *psk_file;           /* read once the SSID is known */
 };
 
-/* The long options every provisioning command takes (enroll, mass-flash),
- * ending in an empty entry; option values start at PROVISION_OPT. */
-#define PROVISION_OPT 0x1000
-extern const struct option provision_options[];
-extern const char provision_usage[];
-
-/* own (n entries, no terminator) followed by provision_options into out
- * (cap entries, terminated). */
-void provision_merge_options(const struct option *own, size_t n, struct option *out, size_t cap);
-
-/* Refuses an abbreviation of an option that leads to a secret
- * (--password-hash-file, --wifi-psk-file): getopt would take '--password
- * S3cret!' as --password-hash-file and an error would echo it. Call before
- * getopt_long. Logs without the value; returns 0 or 2. */
-int provision_spelled_out(int argc, char **argv);
-
-void provision_init(struct provision *p);
-/* Handles one provisioning option. Returns 0, or 2 after logging a usage
- * error naming the option and the reason. */
-int provision_option(struct provision *p, int opt, const char *arg);
-/* Checks the options against each other (after parsing). Logs; returns 0 or 2. */
-int provision_check(struct provision *p);
 /* 1 if anything is to be written to the card. */
 int provision_wanted(const struct provision *p);
 
@@ -73,9 +50,9 @@ int provision_wanted(const struct provision *p);
 int provision_patch_path(const struct master *m, const char *mac, char *out, size_t cap);
 
 /* Checks that image can be provisioned (it has a FAT boot partition) and
- * extracts that partition into the cache ahead of many enrollments. Logs
- * why not; returns 0 or 1. */
-int provision_prepare(struct master *m, const char *image);
+ * extracts that partition into the cache ahead of many enrollments.
+ * Returns 0, or -errno with why (one line) set. */
+int provision_prepare(struct master *m, const char *image, char *why, size_t cap);
 
 /* Removes the cached boot partitions (ROOT/state/cache) of image versions
  * no longer in the catalog (after image rm, or add --force replacing one).
@@ -84,9 +61,9 @@ int provision_cache_prune(const struct master *m);
 
 /* Builds and stores mac's patch for catalog image `image`; summary gets a
  * line such as "firstrun.sh, cmdline.txt, ssh: 9 sectors (4.5 KiB)". Call
- * under the state lock. Logs why on failure; returns 0 or 1. */
+ * under the state lock. Returns 0, or -errno with why (one line) set. */
 int provision_build(struct master *m, const char *mac, const char *image, const struct provision *p,
-		    char *summary, size_t cap);
+		    char *summary, size_t cap, char *why, size_t why_cap);
 
 /* Removes mac's patch (release, re-enroll without settings). Returns 0 or -errno. */
 int provision_remove(const struct master *m, const char *mac);

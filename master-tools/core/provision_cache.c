@@ -14,13 +14,12 @@
 
 #include "bootpart.h"
 #include "fileutil.h"
-#include "log.h"
 #include "parse.h"
 
 /* The image's boot partition, extracted once per image digest into
  * ROOT/state/cache (mass-flash enrolls many workers with one image). */
 int provision_cached_partition(const struct master *m, const struct nf_manifest *man, char *path, size_t cap,
-			    uint64_t *off, uint64_t *len)
+			       uint64_t *off, uint64_t *len, char *why, size_t why_cap)
 {
 	char rel[128], hex[65], tmp[PATH_MAX + 8], detail[400], meta[64];
 	unsigned long long v[2];
@@ -30,8 +29,10 @@ int provision_cached_partition(const struct master *m, const struct nf_manifest 
 	master_path(m, tmp, sizeof(tmp), "state/cache");
 	mkdir(tmp, 0700);
 	snprintf(rel, sizeof(rel), "state/cache/boot-%s.part", hex);
-	if (master_path(m, path, cap, rel) < 0)
+	if (master_path(m, path, cap, rel) < 0) {
+		snprintf(why, why_cap, "cannot provision: the state path under %s is too long", m->root);
 		return -ENAMETOOLONG;
+	}
 	snprintf(tmp, sizeof(tmp), "%s.where", path);
 	if (nf_read_file(tmp, meta, sizeof(meta) - 1) > 0 && sscanf(meta, "%llu %llu", &v[0], &v[1]) == 2 &&
 	    access(path, R_OK) == 0) {
@@ -42,18 +43,20 @@ int provision_cached_partition(const struct master *m, const struct nf_manifest 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if ((r = master_boot_partition(m, man, tmp, off, len, detail, sizeof(detail))) < 0) {
 		unlink(tmp);
-		nf_err("cannot provision: %s", detail);
+		snprintf(why, why_cap, "cannot provision: %s", detail);
 		return r;
 	}
 	if (rename(tmp, path) < 0) {
 		r = -errno;
-		nf_err("cannot keep %s: %s", path, strerror(-r));
+		snprintf(why, why_cap, "cannot keep %s: %s", path, strerror(-r));
 		unlink(tmp);
 		return r;
 	}
 	snprintf(meta, sizeof(meta), "%llu %llu\n", (unsigned long long)*off, (unsigned long long)*len);
 	snprintf(tmp, sizeof(tmp), "%s.where", path);
-	return nf_write_file_atomic(tmp, meta, strlen(meta), 0600);
+	if ((r = nf_write_file_atomic(tmp, meta, strlen(meta), 0600)) < 0)
+		snprintf(why, why_cap, "cannot write %s: %s", tmp, strerror(-r));
+	return r;
 }
 
 struct digests {
@@ -113,15 +116,15 @@ int provision_cache_prune(const struct master *m)
 	return removed;
 }
 
-int provision_prepare(struct master *m, const char *image)
+int provision_prepare(struct master *m, const char *image, char *why, size_t cap)
 {
 	char cache[PATH_MAX];
 	struct nf_manifest man;
 	uint64_t off, len;
 
 	if (master_read_manifest(m, image, &man) < 0) {
-		nf_err("no image '%s' in the catalog (see netflash image ls)", image);
-		return 1;
+		snprintf(why, cap, "no image '%s' in the catalog (see netflash image ls)", image);
+		return -ENOENT;
 	}
-	return provision_cached_partition(m, &man, cache, sizeof(cache), &off, &len) < 0;
+	return provision_cached_partition(m, &man, cache, sizeof(cache), &off, &len, why, cap);
 }

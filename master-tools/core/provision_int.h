@@ -31,8 +31,8 @@ void provision_render_userconf(const struct provision *p, struct provision_text 
 
 /* The image's FAT boot partition, extracted once per image digest into
  * ROOT/state/cache: its path, and its offset and length in the image
- * (bytes). Logs why not; returns 0 or -1. */
+ * (bytes). Returns 0, or -errno with why (one line) set. */
 int provision_cached_partition(const struct master *m, const struct nf_manifest *man, char *path, size_t cap,
-			       uint64_t *off, uint64_t *len);
+			       uint64_t *off, uint64_t *len, char *why, size_t why_cap);
 
 #endif

@@ -300,7 +300,7 @@ int master_recover(struct master *m)
 
 	master_path(m, dir, sizeof(dir), "state/intent");
 	master_path(m, tftp, sizeof(tftp), "tftp");
-	if (master_open_store(m, &st) < 0)
+	if (master_open_store(m, &st) < 0) /* the caller's next step says why */
 		return -EIO;
 	n = scandir(dir, &names, NULL, alphasort);
 	for (int i = 0; i < n; i++) {

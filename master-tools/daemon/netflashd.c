@@ -1070,8 +1070,10 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 		nf_err("netflashd takes no arguments (see --help)");
 		return 2;
 	}
-	if (master_require_init(&d->m))
+	if (master_check_init(&d->m, defurl, sizeof(defurl)) < 0) {
+		nf_err("%s", defurl);
 		return 1;
+	}
 	if (!listen_spec[0])
 		snprintf(listen_spec, cap, "0.0.0.0:%u", d->m.conf.port);
 	if (!nfs) {
@@ -1185,8 +1187,10 @@ int main(int argc, char **argv)
 	if (master_lock(&d.m) < 0)
 		return 1;
 	master_unlock(&d.m);
-	if (master_open_store(&d.m, &d.st) < 0)
+	if ((r = master_open_store(&d.m, &d.st)) < 0) {
+		nf_err("cannot open the state database %s/state/netflash.db: %s", d.m.root, nf_strerror(r));
 		return 1;
+	}
 	store_set_sync(d.st, 0);
 	/* A command's transaction must not freeze the loop for long. */
 	store_set_busy_timeout(d.st, 200);

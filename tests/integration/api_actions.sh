@@ -32,7 +32,7 @@ field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.ar
 # ---- enroll, release ------------------------------------------------------------
 [ "$(post "workers/$M1/enroll" '{"image":"pios","hostname":"rack4-01"}')" = 200 ] && [ "$(field ok)" = True ] &&
 	has "enrolled $D1" "$T/ans" && [ -d "$MR/tftp/$D1" ] &&
-	curl -sf "$H/workers/$D1" | has '"hostname":"rack4-01","image":"pios","state":"enrolled"' &&
+	curl -sf "$H/workers/$D1" | has '"hostname":"rack4-01","model":"","image":"pios","state":"enrolled"' &&
 	pass "POST /api/workers/MAC/enroll enrolls it as netflash enroll would (its output in the answer)" ||
 	fail "enroll: $(cat "$T/ans")"
 [ "$(post "workers/$M1/enroll" '{"image":"pios"}')" = 409 ] && [ "$(field exit)" = 1 ] &&

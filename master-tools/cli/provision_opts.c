@@ -1,6 +1,8 @@
-/* Provisioning options: parsing and checking what enroll and mass-flash
- * are told to write to a card's boot partition. */
-#include "provision_int.h"
+/* Provisioning options: parsing and checking what enroll, reimage and
+ * mass-flash are told to write to a card's boot partition (the CLI's: they
+ * log usage errors; the settings they fill are core/provision.h's). */
+#include "cli.h"
+#include "provision_opts.h"
 #include "known.h"
 
 #include <getopt.h>
@@ -359,8 +361,3 @@ int provision_check(struct provision *p)
 	return p->wifi_ssid ? wifi_psk(p) : 0;
 }
 
-int provision_wanted(const struct provision *p)
-{
-	return p->hostname || p->ssh || p->ssh_key || p->user || p->wifi_ssid || p->timezone || p->keymap ||
-	       p->locale || p->firstboot || p->user_data || p->network_config;
-}

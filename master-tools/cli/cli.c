@@ -1,0 +1,103 @@
+/* Helpers that log for the subcommands (cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "enroll.h"
+#include "log.h"
+#include "provision_opts.h"
+#include "parse.h"
+
+void cli_usage_hint(const char *cmd)
+{
+	fprintf(stderr, "netflash: see 'netflash %s --help' for its usage\n", cmd);
+}
+
+int cli_bad_mac(const char *s)
+{
+	char q[128];
+
+	nf_err("invalid MAC %s: expected six hex bytes like b8:27:eb:d3:85:78", nf_quote(q, sizeof(q), s));
+	return 2;
+}
+
+void cli_print_report(const struct master_report *r, int quiet)
+{
+	if (!quiet && r->out[0])
+		fputs(r->out, stdout);
+	for (unsigned i = 0; i < r->nwarnings; i++)
+		nf_warn("%s", r->warnings[i]);
+	if (r->error[0])
+		nf_err("%s", r->error);
+}
+
+int cli_open_store(const struct master *m, struct store **st)
+{
+	int r = master_open_store(m, st);
+
+	if (r < 0)
+		nf_err("cannot open the state database %s/state/netflash.db: %s", m->root, nf_strerror(r));
+	return r;
+}
+
+int cli_read_ssh_key(const char *file, char *out, size_t cap)
+{
+	char q[PATH_MAX + 8];
+
+	if (cli_read_line_file("ssh key", file, out, cap) < 0)
+		return 1;
+	if (strncmp(out, "ssh-", 4) != 0 && strncmp(out, "ecdsa-", 6) != 0 && strncmp(out, "sk-", 3) != 0) {
+		nf_err("ssh key %s does not look like an OpenSSH public key", nf_quote(q, sizeof(q), file));
+		return 1;
+	}
+	return 0;
+}
+
+int cli_enroll_settings(struct master *m, struct enrollment *e, struct provision *prov, const char *image,
+			   const char *hostname, const char *key)
+{
+	char q[200];
+
+	if (nf_name_valid(image) < 0) {
+		nf_err("invalid image name %s", nf_quote(q, sizeof(q), image));
+		return 2;
+	}
+	if (hostname && !master_hostname_valid(hostname)) {
+		nf_err("invalid --hostname %s: letters, digits and '-', up to 63", nf_quote(q, sizeof(q), hostname));
+		return 2;
+	}
+	snprintf(e->image, sizeof(e->image), "%s", image);
+	if (hostname)
+		snprintf(e->hostname, sizeof(e->hostname), "%s", hostname);
+	if (cli_require_init(m) || (key && cli_read_ssh_key(key, prov->ssh_key_line, sizeof(prov->ssh_key_line))))
+		return 1;
+	prov->hostname = hostname;
+	prov->ssh_key = key ? prov->ssh_key_line : NULL;
+	return provision_check(prov);
+}
+
+int cli_read_line_file(const char *what, const char *file, char *out, size_t cap)
+{
+	char q[PATH_MAX + 8];
+	int r = master_read_one_line(file, out, cap);
+
+	if (r == -EBADMSG)
+		nf_err("%s %s must hold exactly one line", what, nf_quote(q, sizeof(q), file));
+	else if (r < 0)
+		nf_err("cannot read %s %s: %s", what, nf_quote(q, sizeof(q), file),
+		       r == -EFBIG ? "too long" : nf_strerror(r));
+	return r < 0 ? -1 : 0;
+}
+
+int cli_require_init(struct master *m)
+{
+	char why[PATH_MAX + 100];
+
+	if (master_check_init(m, why, sizeof(why)) == 0)
+		return 0;
+	nf_err("%s", why);
+	return 1;
+}
