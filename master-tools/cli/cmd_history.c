@@ -110,16 +110,32 @@ static int history_row(const struct job *j, void *ctx)
 	return 0;
 }
 
-static int log_row(int64_t at, const char *line, void *ctx)
+static int log_row(int64_t at, enum nf_event_kind kind, const char *line, void *ctx)
 {
 	char when[32], p[2048];
 	time_t t = (time_t)at;
 
+	(void)kind;
 	(void)ctx;
 	strftime(when, sizeof(when), "%H:%M:%S", localtime(&t));
 	printf("  %s %s\n", when, nf_printable(p, sizeof(p), line));
 	return 0;
 }
+
+/* What history MAC shows of a worker's events, in this order. */
+static const struct {
+	const char *title;
+	enum nf_event_kind kind;
+	unsigned limit;
+} sections[] = {
+	{ "board (as the worker reported it at each job's start, last 3)", NF_EVENT_BOARD, 3 },
+	{ "provisioning (written to the boot partition at flash time, last 5)", NF_EVENT_PROVISION, 5 },
+	{ "card health (last 20)", NF_EVENT_CARD, 20 },
+	{ "hooks (ROOT/hooks/*.d: exit status and output; last 20)", NF_EVENT_HOOK, 20 },
+	{ "power (netflash power cycle, mass-flash retries; last 10)", NF_EVENT_POWER, 10 },
+	{ "network boot (files dnsmasq sent, last 20)", NF_EVENT_TFTP, 20 },
+	{ "worker console (last 100 lines)", NF_EVENT_LOG, 100 },
+};
 
 int cmd_history(struct master *m, int argc, char **argv)
 {
@@ -155,20 +171,10 @@ int cmd_history(struct master *m, int argc, char **argv)
 
 		if (store_model(st, macs, model, sizeof(model)) == 0)
 			printf("model (from its DHCP client GUID): %s\n", model);
-		printf("board (as the worker reported it at each job's start, last 3):\n");
-		store_events(st, macs, NF_EVENT_BOARD, 3, log_row, NULL);
-		printf("provisioning (written to the boot partition at flash time, last 5):\n");
-		store_events(st, macs, NF_EVENT_PROVISION, 5, log_row, NULL);
-		printf("card health (last 20):\n");
-		store_events(st, macs, NF_EVENT_CARD, 20, log_row, NULL);
-		printf("hooks (ROOT/hooks/*.d: exit status and output; last 20):\n");
-		store_events(st, macs, NF_EVENT_HOOK, 20, log_row, NULL);
-		printf("power (netflash power cycle, mass-flash retries; last 10):\n");
-		store_events(st, macs, NF_EVENT_POWER, 10, log_row, NULL);
-		printf("network boot (files dnsmasq sent, last 20):\n");
-		store_events(st, macs, NF_EVENT_TFTP, 20, log_row, NULL);
-		printf("worker console (last 100 lines):\n");
-		store_events(st, macs, NF_EVENT_LOG, 100, log_row, NULL);
+		for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+			printf("%s:\n", sections[i].title);
+			store_event_list(st, macs, &sections[i].kind, sections[i].limit, log_row, NULL);
+		}
 	}
 	store_close(st);
 	return 0;

@@ -98,6 +98,7 @@ struct array_ctx {
 	FILE *out;
 	struct store *st;
 	unsigned n, limit;
+	int with_kind;          /* events: say each one's kind */
 };
 
 static void sep(struct array_ctx *c)
@@ -171,47 +172,41 @@ int api_images_json(FILE *out, const struct master *m)
 	return r < 0 ? -EIO : 0;
 }
 
-static int event_item(int64_t at, const char *detail, void *ctx)
+/* One event, with its kind when c->with_kind. */
+static int event_item(int64_t at, enum nf_event_kind kind, const char *detail, void *ctx)
 {
 	struct array_ctx *c = ctx;
 	char d[2100];
 
 	sep(c);
-	fprintf(c->out, "{\"at\":%lld,\"line\":%s}", (long long)at, nf_json_str(d, sizeof(d), detail));
+	fprintf(c->out, "{\"at\":%lld,", (long long)at);
+	if (c->with_kind)
+		fprintf(c->out, "\"kind\":\"%s\",", nf_event_kind_name(kind));
+	fprintf(c->out, "\"line\":%s}", nf_json_str(d, sizeof(d), detail));
 	return 0;
+}
+
+/* [{"at", ["kind",] "line"}] of mac's last limit events (of kind, if not NULL). */
+static int events_array(FILE *out, struct store *st, const char *mac, const enum nf_event_kind *kind, unsigned limit,
+			int with_kind)
+{
+	struct array_ctx c = { .out = out, .with_kind = with_kind };
+	int r;
+
+	fputc('[', out);
+	r = store_event_list(st, mac, kind, limit, event_item, &c);
+	fputc(']', out);
+	return r;
 }
 
 static int events_json(FILE *out, struct store *st, const char *mac, enum nf_event_kind kind, unsigned limit)
 {
-	struct array_ctx c = { .out = out };
-	int r;
-
-	fputc('[', out);
-	r = store_events(st, mac, kind, limit, event_item, &c);
-	fputc(']', out);
-	return r;
-}
-
-static int event_any(int64_t at, enum nf_event_kind kind, const char *detail, void *ctx)
-{
-	struct array_ctx *c = ctx;
-	char d[2100];
-
-	sep(c);
-	fprintf(c->out, "{\"at\":%lld,\"kind\":\"%s\",\"line\":%s}", (long long)at, nf_event_kind_name(kind),
-		nf_json_str(d, sizeof(d), detail));
-	return 0;
+	return events_array(out, st, mac, &kind, limit, 0);
 }
 
 int api_events_json(FILE *out, struct store *st, const char *mac, const enum nf_event_kind *kind, unsigned limit)
 {
-	struct array_ctx c = { .out = out };
-	int r;
-
-	fputc('[', out);
-	r = store_event_list(st, mac, kind, limit, event_any, &c);
-	fputc(']', out);
-	return r;
+	return events_array(out, st, mac, kind, limit, 1);
 }
 
 int api_worker_detail_json(FILE *out, struct store *st, const char *mac)

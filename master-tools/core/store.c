@@ -599,28 +599,6 @@ int store_event_list(struct store *s, const char *mac, const enum nf_event_kind 
 	return r < 0 ? r : (rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO);
 }
 
-int store_events(struct store *s, const char *mac, enum nf_event_kind kind, unsigned limit,
-		 int (*fn)(int64_t at, const char *detail, void *ctx), void *ctx)
-{
-	sqlite3_stmt *st = NULL;
-	int rc, r = 0;
-
-	if (sqlite3_prepare_v2(s->db, "SELECT at, detail FROM (SELECT id, at, detail FROM events WHERE mac = ?"
-			       " AND event = ? ORDER BY id DESC LIMIT ?) ORDER BY id", -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, nf_event_kind_name(kind), -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 3, (int)limit);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(st, 1);
-
-		if ((r = fn(sqlite3_column_int64(st, 0), t ? (const char *)t : "", ctx)) < 0)
-			break;
-	}
-	sqlite3_finalize(st);
-	return r < 0 ? r : (rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO);
-}
-
 int store_sighting_add(struct store *s, const struct sighting *g)
 {
 	sqlite3_stmt *st = NULL;

@@ -112,10 +112,6 @@ int store_event(struct store *s, const char *mac, enum nf_event_kind kind, const
  * files a boot-looping Pi fetches would otherwise pile up forever).
  * Returns 0 or -EIO. */
 int store_trim_events(struct store *s, const char *mac, enum nf_event_kind kind, unsigned keep);
-/* Calls fn(at, detail) for the last `limit` events of kind event for mac,
- * oldest first. Returns 0 or -EIO. */
-int store_events(struct store *s, const char *mac, enum nf_event_kind kind, unsigned limit,
-		 int (*fn)(int64_t at, const char *detail, void *ctx), void *ctx);
 /* Calls fn(at, kind, detail) for the last `limit` events of mac, of every
  * kind (kind NULL) or of one, oldest first. Returns 0 or -EIO. */
 int store_event_list(struct store *s, const char *mac, const enum nf_event_kind *kind, unsigned limit,
