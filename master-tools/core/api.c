@@ -209,6 +209,16 @@ int api_events_json(FILE *out, struct store *st, const char *mac, const enum nf_
 	return events_array(out, st, mac, kind, limit, 1);
 }
 
+/* The event arrays of a worker's detail: key, kind, how many. */
+static const struct {
+	const char *key;
+	enum nf_event_kind kind;
+	unsigned limit;
+} detail_events[] = {
+	{ "log", NF_EVENT_LOG, 200 }, { "card", NF_EVENT_CARD, 50 },
+	{ "provision", NF_EVENT_PROVISION, 20 }, { "hooks", NF_EVENT_HOOK, 20 },
+};
+
 int api_worker_detail_json(FILE *out, struct store *st, const char *mac)
 {
 	struct enrollment *e = calloc(1, sizeof(*e));
@@ -224,18 +234,10 @@ int api_worker_detail_json(FILE *out, struct store *st, const char *mac)
 	api_worker_json(out, st, e);
 	fputs(",\"jobs\":", out);
 	r = api_jobs_json(out, st, mac, 50);
-	fputs(",\"log\":", out);
-	if (r == 0)
-		r = events_json(out, st, mac, NF_EVENT_LOG, 200);
-	fputs(",\"card\":", out);
-	if (r == 0)
-		r = events_json(out, st, mac, NF_EVENT_CARD, 50);
-	fputs(",\"provision\":", out);
-	if (r == 0)
-		r = events_json(out, st, mac, NF_EVENT_PROVISION, 20);
-	fputs(",\"hooks\":", out);
-	if (r == 0)
-		r = events_json(out, st, mac, NF_EVENT_HOOK, 20);
+	for (size_t i = 0; i < sizeof(detail_events) / sizeof(detail_events[0]) && r == 0; i++) {
+		fprintf(out, ",\"%s\":", detail_events[i].key);
+		r = events_json(out, st, mac, detail_events[i].kind, detail_events[i].limit);
+	}
 	fputc('}', out);
 	free(e);
 	return r;

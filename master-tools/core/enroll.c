@@ -363,8 +363,9 @@ out:
 	return r;
 }
 
-int master_enroll_diskless(struct master *m, struct enrollment *e, const char *nfsroot, int force,
-			   struct master_report *rep)
+/* do_enroll() under the state lock. */
+static int locked_enroll(struct master *m, struct enrollment *e, const struct provision *prov, const char *nfsroot,
+			 int force, struct master_report *rep)
 {
 	int r;
 
@@ -372,23 +373,21 @@ int master_enroll_diskless(struct master *m, struct enrollment *e, const char *n
 		master_report_error(rep, "cannot take the state lock: %s", nf_strerror(r));
 		return r;
 	}
-	r = do_enroll(m, e, NULL, nfsroot, force, rep);
+	r = do_enroll(m, e, prov, nfsroot, force, rep);
 	master_unlock(m);
 	return r;
+}
+
+int master_enroll_diskless(struct master *m, struct enrollment *e, const char *nfsroot, int force,
+			   struct master_report *rep)
+{
+	return locked_enroll(m, e, NULL, nfsroot, force, rep);
 }
 
 int master_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force,
 		  struct master_report *rep)
 {
-	int r;
-
-	if ((r = master_lock(m)) < 0) {
-		master_report_error(rep, "cannot take the state lock: %s", nf_strerror(r));
-		return r;
-	}
-	r = do_enroll(m, e, prov, NULL, force, rep);
-	master_unlock(m);
-	return r;
+	return locked_enroll(m, e, prov, NULL, force, rep);
 }
 
 
