@@ -116,6 +116,7 @@ int master_hooks_start(const struct master *m, const char *netflash_bin, enum nf
 		pid_t runner;
 
 		setsid();
+		master_child_signals();
 		runner = fork();
 		if (runner == 0) {
 			int null = open("/dev/null", O_RDWR | O_CLOEXEC);

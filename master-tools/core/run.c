@@ -86,6 +86,16 @@ static void take_output(struct run_capture *h, size_t *len, const char *buf, ssi
 	h->output[*len] = '\0';
 }
 
+void master_child_signals(void)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	sigaction(SIGPIPE, &dfl, NULL);
+}
+
 int master_run_bounded(char *const argv[], char *const env[], unsigned timeout_s, struct run_capture *h)
 {
 	double t0 = now_s(), deadline = t0 + timeout_s, kill_at = 0;
@@ -109,6 +119,7 @@ int master_run_bounded(char *const argv[], char *const env[], unsigned timeout_s
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 		setpgid(0, 0);
+		master_child_signals();
 		if (null >= 0)
 			dup2(null, STDIN_FILENO);
 		dup2(out[1], STDOUT_FILENO);

@@ -14,6 +14,12 @@ int master_run(char *const argv[], const char *out_path, int quiet);
  * its command line, where every local user sees them in ps. */
 int master_run_input(char *const argv[], const char *out_path, int quiet, const char *input);
 
+/* In a child between fork and exec: no signal blocked, SIGPIPE back to
+ * its default (netflashd ignores it, and an ignored signal stays ignored
+ * across exec: a hook's `yes | head` would then never end). Only
+ * async-signal-safe calls. */
+void master_child_signals(void);
+
 /* What a bounded run saw (master_run_bounded). */
 struct run_capture {
 	int status;        /* exit status, or -signal (-1: unknown) */

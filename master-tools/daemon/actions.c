@@ -239,6 +239,7 @@ static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
+		master_child_signals();
 		if (null >= 0)
 			dup2(null, STDIN_FILENO);
 		dup2(fd, STDOUT_FILENO);

@@ -23,7 +23,8 @@ hook() {
 }
 # Each records its environment and the runner's PID (to end it by PID).
 for ev in done failed enrolled; do
-	hook "$ev.d" 10-record "echo \$PPID >>$T/runners; env | sort >$T/$ev.env; echo recorded \$NETFLASH_MAC"
+	hook "$ev.d" 10-record "echo \$PPID >>$T/runners; grep ^SigIgn /proc/\$\$/status >$T/$ev.sig
+env | sort >$T/$ev.env; echo recorded \$NETFLASH_MAC"
 done
 hook done.d 20-fails 'echo oops >&2; exit 3'
 hook done.d 30-hangs "echo \$\$ >$T/hang.pid; exec sleep 600"
@@ -47,6 +48,9 @@ wait_for "$T/done.env" "NETFLASH_RESULT=done" &&
 	has -x "NETFLASH_WORKER_STATE=released" "$T/done.env" && has -x "NETFLASH_ROOT=$MR" "$T/done.env" &&
 	pass "a verified DONE runs done.d with the job's facts (job, bytes, seconds, released)" ||
 	fail "done hook: $(cat "$T/done.env" 2>&1)"
+# netflashd ignores SIGPIPE; a hook must not inherit that (bit 13: 0x1000).
+[ $((0x$(awk '{print $2}' "$T/done.sig") & 0x1000)) = 0 ] &&
+	pass "a hook starts with SIGPIPE at its default, not netflashd's ignore" || fail "hook SigIgn: $(cat "$T/done.sig")"
 # Only NETFLASH_* and PATH reach a hook (no HOME, no secrets of the daemon's).
 ! grep -v '^NETFLASH_\|^PATH=\|^PWD=\|^SHLVL=\|^_=' "$T/done.env" | has . &&
 	pass "a hook's environment is the facts and PATH, nothing else" ||
