@@ -101,3 +101,23 @@ int cli_require_init(struct master *m)
 	nf_err("%s", why);
 	return 1;
 }
+
+int cli_lock(struct master *m)
+{
+	char why[PATH_MAX + 100];
+	int r = master_lock(m);
+
+	if (r < 0) {
+		master_lock_error(m, r, why, sizeof(why));
+		nf_err("%s", why);
+	}
+	return r;
+}
+
+void cli_tell(int warning, const char *line)
+{
+	if (warning)
+		nf_warn("%s", line);
+	else
+		nf_info("%s", line);
+}

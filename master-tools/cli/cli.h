@@ -17,6 +17,10 @@ int cli_bad_mac(const char *s);
 void cli_print_report(const struct master_report *r, int quiet);
 /* Fails with a hint when ROOT has not been initialised. Logs; returns 0 or 1. */
 int cli_require_init(struct master *m);
+/* master_lock(), saying why not. Returns 0 or -errno. */
+int cli_lock(struct master *m);
+/* struct master's tell: lock waits as information, repairs as warnings. */
+void cli_tell(int warning, const char *line);
 /* master_read_one_line(), saying "what FILE" is wrong. Returns 0 or -1. */
 int cli_read_line_file(const char *what, const char *file, char *out, size_t cap);
 /* Reads one OpenSSH public key line from file into out. Logs why not;

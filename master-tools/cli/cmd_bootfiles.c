@@ -433,7 +433,7 @@ int cmd_boot_files(struct master *m, int argc, char **argv)
 		nf_err("boot-files import needs exactly one of --from-boot DIR or --from-image NAME");
 		return 2;
 	}
-	if (cli_require_init(m) || master_lock(m) < 0)
+	if (cli_require_init(m) || cli_lock(m) < 0)
 		return 1;
 	r = import(m, from_boot, from_image, family, initramfs);
 	master_unlock(m);

@@ -462,7 +462,7 @@ static int image_add(struct master *m, const struct add_opts *a)
 	note_bmap(a->file);
 	/* The state lock only for the commit: the daemon and other commands
 	 * must not wait while gigabytes decode. */
-	if (master_lock(m) < 0)
+	if (cli_lock(m) < 0)
 		goto out;
 	if (!a->force && stat(mpath, &st) == 0) {
 		nf_err("image '%s' was added to the catalog meanwhile (use --force to replace it)", a->name);
@@ -705,7 +705,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 
 		r = image_add(m, &a); /* locks for its commit only; held on return */
 	} else if (strcmp(verb, "rm") == 0) {
-		if (master_lock(m) < 0)
+		if (cli_lock(m) < 0)
 			return 1;
 		r = image_rm(m, argv[optind], force);
 	} else if (strcmp(verb, "check") == 0) {

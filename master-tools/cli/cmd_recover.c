@@ -102,7 +102,7 @@ int cmd_recover(struct master *m, int argc, char **argv)
 		fputs(recover_usage, strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? stdout : stderr);
 		return strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ? 0 : 2;
 	}
-	if (cli_require_init(m) || master_lock(m) < 0 || cli_open_store(m, &st) < 0)
+	if (cli_require_init(m) || cli_lock(m) < 0 || cli_open_store(m, &st) < 0)
 		return 1;
 	master_path(m, c.tftp, sizeof(c.tftp), "tftp");
 	store_each(st, check_worker, &c);

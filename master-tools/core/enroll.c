@@ -370,7 +370,7 @@ static int locked_enroll(struct master *m, struct enrollment *e, const struct pr
 	int r;
 
 	if ((r = master_lock(m)) < 0) {
-		master_report_error(rep, "cannot take the state lock: %s", nf_strerror(r));
+		master_lock_error(m, r, rep->error, sizeof(rep->error));
 		return r;
 	}
 	r = do_enroll(m, e, prov, nfsroot, force, rep);
@@ -401,7 +401,7 @@ int master_release(struct master *m, const char *mac, char *why, size_t cap)
 
 	why[0] = '\0';
 	if ((r = master_lock(m)) < 0) {
-		snprintf(why, cap, "cannot take the state lock: %s", nf_strerror(r));
+		master_lock_error(m, r, why, cap);
 		return r;
 	}
 	master_path(m, tftp, sizeof(tftp), "tftp");

@@ -165,8 +165,8 @@ static int lock_with(struct master *m, int how)
 
 			holder[n > 0 ? n : 0] = '\0';
 			holder[strcspn(holder, "\n")] = '\0';
-			nf_info("waiting for the state lock %s, held by %s", path,
-				holder[0] ? holder : "another netflash command or netflashd");
+			master_tell(m, 0, "waiting for the state lock %s, held by %s", path,
+				    holder[0] ? holder : "another netflash command or netflashd");
 		}
 		if (waited >= 20 && flock(m->lock_fd, how) == 0)
 			break;
@@ -182,12 +182,28 @@ int master_lock(struct master *m)
 {
 	int r = lock_with(m, LOCK_EX);
 
-	if (r < 0)
-		nf_err("cannot take the state lock in %s/state: %s%s", m->root, nf_strerror(r),
-		       r == -EACCES || r == -EPERM ? " (netflash changes the master's state as root)" : "");
 	if (r == 0)
 		master_recover(m);
 	return r;
+}
+
+void master_lock_error(const struct master *m, int r, char *why, size_t cap)
+{
+	snprintf(why, cap, "cannot take the state lock in %s/state: %s%s", m->root, nf_strerror(r),
+		 r == -EACCES || r == -EPERM ? " (netflash changes the master's state as root)" : "");
+}
+
+void master_tell(const struct master *m, int warning, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!m->tell)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	m->tell(warning, line);
 }
 
 int master_trylock(struct master *m)

@@ -28,7 +28,14 @@ struct master {
 	struct master_conf conf;
 	int have_conf;
 	int lock_fd;
+	/* Where what the library says while it works goes (library code never
+	 * logs): that master_lock() waits for another holder (warning 0), and
+	 * each repair master_recover() makes (warning 1). NULL: nothing. */
+	void (*tell)(int warning, const char *line);
 };
+
+/* Formats a line and hands it to m->tell, if set. */
+void master_tell(const struct master *m, int warning, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* What a library call has to tell, for its caller to log: library code
  * fills it and never prints (docs/hacking.md "Errors"). */
@@ -52,9 +59,13 @@ int master_load_conf(struct master *m);
 int master_save_conf(const struct master *m);
 
 /* Takes the exclusive state lock (ROOT/state/lock), waiting for other
- * netflash commands and the daemon, then completes or undoes what a killed
- * holder left half done (master_recover(), recover.h). Returns 0 or -errno. */
+ * netflash commands and the daemon (after a second, m->tell hears for
+ * whom), then completes or undoes what a killed holder left half done
+ * (master_recover(), recover.h). Returns 0 or -errno; master_lock_error()
+ * says why. */
 int master_lock(struct master *m);
+/* "cannot take the state lock in ROOT/state: ..." for master_lock's r. */
+void master_lock_error(const struct master *m, int r, char *why, size_t cap);
 /* The same without waiting (the daemon's loop must never block): 0, -EBUSY
  * while another holds it, or -errno. */
 int master_trylock(struct master *m);

@@ -135,7 +135,7 @@ static int recover_enroll(struct master *m, struct store *st, const char *mac, c
 		unlink(old);
 		if (e->state != NF_WORKER_DISKLESS && old_nfsroot[0])
 			nfsroot_set(m, mac, NULL, detail, sizeof(detail));
-		nf_warn("recovered %s: its interrupted enroll had committed; finished its cleanup", mac);
+		master_tell(m, 1, "recovered %s: its interrupted enroll had committed; finished its cleanup", mac);
 	} else {
 		/* Not committed: back to the enrollment the database holds (or none). */
 		if (tftpdir_generation(tftp, mac, now, sizeof(now)) == 0 && strcmp(now, gen) == 0) {
@@ -154,8 +154,8 @@ static int recover_enroll(struct master *m, struct store *st, const char *mac, c
 		if (rename(old, cur) < 0 && errno == ENOENT && !had_patch)
 			unlink(cur);
 		if (nfsroot_set(m, mac, old_nfsroot[0] ? old_nfsroot : NULL, detail, sizeof(detail)) < 0)
-			nf_warn("%s, ignoring", detail);
-		nf_warn("recovered %s: its interrupted enroll had not committed; %s", mac,
+			master_tell(m, 1, "%s, ignoring", detail);
+		master_tell(m, 1, "recovered %s: its interrupted enroll had not committed; %s", mac,
 			have ? "its previous enrollment stands" : "it is not enrolled");
 	}
 	free(e);
@@ -175,7 +175,7 @@ static int recover_release(struct master *m, struct store *st, const char *mac, 
 		return -ENOMEM;
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	if ((r = tftpdir_remove(tftp, mac, detail, sizeof(detail))) < 0 && r != -ENOENT) {
-		nf_warn("cannot finish releasing %s: %s; left for the next recovery", mac, detail);
+		master_tell(m, 1, "cannot finish releasing %s: %s; left for the next recovery", mac, detail);
 		free(e);
 		return 0;
 	}
@@ -189,7 +189,7 @@ static int recover_release(struct master *m, struct store *st, const char *mac, 
 		store_set_state(st, mac, NF_WORKER_RELEASED, NULL);
 		store_event(st, mac, NF_EVENT_RELEASE, "completed after an interruption");
 	}
-	nf_warn("recovered %s: finished its interrupted release", mac);
+	master_tell(m, 1, "recovered %s: finished its interrupted release", mac);
 	free(e);
 	return 1;
 }
@@ -213,7 +213,7 @@ static int recover_intent(struct master *m, struct store *st, const char *mac, c
 	} else if (strcmp(verb, "release") == 0 && nf_parse_u64(arg, 0, UINT64_MAX, &job) == 0) {
 		r = recover_release(m, st, mac, job);
 	} else {
-		nf_warn("unreadable intent %s, removing it", path);
+		master_tell(m, 1, "unreadable intent %s, removing it", path);
 	}
 	if (r >= 0 || r == -EBADMSG)
 		intent_clear(m, mac);
@@ -222,7 +222,7 @@ static int recover_intent(struct master *m, struct store *st, const char *mac, c
 
 /* ---- leftovers no intent owns -------------------------------------------- */
 
-static int tftp_leftovers(const char *tftp)
+static int tftp_leftovers(const struct master *m, const char *tftp)
 {
 	struct dirent **names = NULL;
 	int n = scandir(tftp, &names, NULL, alphasort), repairs = 0;
@@ -232,7 +232,7 @@ static int tftp_leftovers(const char *tftp)
 
 		if ((strncmp(d, NF_TFTP_SWAP_PREFIX, strlen(NF_TFTP_SWAP_PREFIX)) == 0 || strncmp(d, ".new-", 5) == 0 ||
 		     strncmp(d, ".del-", 5) == 0) && tftpdir_remove_aside(tftp, d) == 0) {
-			nf_warn("recovered: removed tftp/%s, left by an interrupted change", d);
+			master_tell(m, 1, "recovered: removed tftp/%s, left by an interrupted change", d);
 			repairs++;
 		}
 		free(names[i]);
@@ -272,14 +272,14 @@ static int patch_leftovers(struct master *m, struct store *st)
 			/* Moved aside by an enroll cut short before its intent: put back. */
 			snprintf(cur, sizeof(cur), "%s/%s.patch", dir, mac);
 			if (access(cur, F_OK) < 0 && rename(path, cur) == 0) {
-				nf_warn("recovered %s: put its provisioning patch back", mac);
+				master_tell(m, 1, "recovered %s: put its provisioning patch back", mac);
 				repairs++;
 				free(names[i]);
 				continue;
 			}
 		}
 		if ((tmp || old || gone) && unlink(path) == 0) {
-			nf_warn("recovered: removed %s (%s)", path, tmp ? "a half-written file" : old ? "an old patch"
+			master_tell(m, 1, "recovered: removed %s (%s)", path, tmp ? "a half-written file" : old ? "an old patch"
 												   : "secrets of a worker that is not enrolled");
 			repairs++;
 		}
@@ -316,7 +316,7 @@ int master_recover(struct master *m)
 		free(names[i]);
 	}
 	free(names);
-	repairs += tftp_leftovers(tftp);
+	repairs += tftp_leftovers(m, tftp);
 	repairs += patch_leftovers(m, st);
 	store_close(st);
 	return repairs;

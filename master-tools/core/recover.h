@@ -35,8 +35,8 @@ int intent_write(const struct master *m, const char *mac, const char *line);
 int intent_clear(const struct master *m, const char *mac);
 
 /* Completes or undoes every interrupted change, then removes leftovers.
- * The caller holds the state lock (master_lock() runs it). Logs each
- * repair as a warning. Returns the number of repairs, or -errno when the
+ * The caller holds the state lock (master_lock() runs it). Tells each
+ * repair to m->tell as a warning. Returns the number of repairs, or -errno when the
  * state could not be read (then nothing is trusted to be consistent). */
 int master_recover(struct master *m);
 

@@ -122,6 +122,16 @@ struct daemon {
 
 static volatile sig_atomic_t stop;
 
+/* struct master's tell: lock waits as information, recovery's repairs as
+ * warnings, in the daemon's log. */
+static void tell(int warning, const char *line)
+{
+	if (warning)
+		nf_warn("%s", line);
+	else
+		nf_info("%s", line);
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -1173,7 +1183,8 @@ static int start_http(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1 }, .max_attempts = 3, .slow_timeout = 10,
+	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1, .tell = tell }, .max_attempts = 3,
+				   .slow_timeout = 10,
 				   .lfd = -1, .peer_check = 1, .neigh_table = NF_NEIGH_TABLE };
 	struct sigaction sa = { .sa_handler = on_signal };
 	char listen_spec[128];
@@ -1184,8 +1195,13 @@ int main(int argc, char **argv)
 		return r;
 	size_for_fds(&d);
 	/* Finish what a kill left half done before serving anyone. */
-	if (master_lock(&d.m) < 0)
+	if ((r = master_lock(&d.m)) < 0) {
+		char why[PATH_MAX + 100];
+
+		master_lock_error(&d.m, r, why, sizeof(why));
+		nf_err("%s", why);
 		return 1;
+	}
 	master_unlock(&d.m);
 	if ((r = master_open_store(&d.m, &d.st)) < 0) {
 		nf_err("cannot open the state database %s/state/netflash.db: %s", d.m.root, nf_strerror(r));
