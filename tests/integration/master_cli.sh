@@ -255,4 +255,11 @@ nf enroll --from-csv "$T/late.csv" >"$T/out.log" 2>"$T/err.log" || rc=$?
 	pass "enroll --from-csv: a line that fails while enrolling releases those before it" ||
 	fail "late failure: rc $rc $(cat "$T/err.log"; ls "$R/tftp")"
 rmdir "$R/tftp/b8-27-eb-03-00-23"
+# What recovery repairs reaches the user (mastercore says it through the
+# CLI's tell callback, never by itself).
+mkdir -p "$R/tftp/.new-leftover"
+nf recover >"$T/out.log" 2>"$T/err.log" &&
+	has "warning: recovered: removed tftp/.new-leftover, left by an interrupted change" "$T/err.log" &&
+	[ ! -e "$R/tftp/.new-leftover" ] && pass "recover removes a stray TFTP dir and says so" ||
+	fail "recover: $(cat "$T/out.log" "$T/err.log")"
 finish
