@@ -66,6 +66,7 @@ struct csv_row {
 	char hostname[NF_HOSTNAME_MAX + 1];
 	char image[NF_NAME_MAX + 1];
 	char family[8];
+	int replaces;   /* it is enrolled now (--force replaces it) */
 };
 
 /* Splits one RFC 4180 line into at most cap fields (quoted fields may hold
@@ -160,9 +161,10 @@ static int csv_row(struct master *m, const char *file, unsigned ln, char **f, in
 static int csv_read(struct master *m, const char *file, int force, struct csv_row **rows, size_t *n)
 {
 	FILE *in = fopen(file, "re");
-	char line[CSV_LINE_MAX + 2], q[PATH_MAX + 8];
+	char line[CSV_LINE_MAX + 3], q[PATH_MAX + 8];
 	struct store *st = NULL;
 	unsigned ln = 0, bad = 0;
+	int content = 0; /* a line other than blank or '#' was seen */
 
 	*rows = NULL;
 	*n = 0;
@@ -180,6 +182,11 @@ static int csv_read(struct master *m, const char *file, int force, struct csv_ro
 		int nf;
 
 		ln++;
+		/* Excel's "CSV UTF-8" starts with a byte order mark. */
+		if (ln == 1 && strncmp(line, "\xef\xbb\xbf", 3) == 0) {
+			memmove(line, line + 3, len - 2);
+			len -= 3;
+		}
 		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
 			nf_err("%s:%u: line longer than %d bytes", file, ln, CSV_LINE_MAX);
 			bad++;
@@ -189,8 +196,10 @@ static int csv_read(struct master *m, const char *file, int force, struct csv_ro
 		}
 		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = '\0';
-		if (len == 0 || line[0] == '#' || (ln == 1 && strncasecmp(line, "mac", 3) == 0))
+		if (len == 0 || line[0] == '#')
 			continue;
+		if (!content++ && strncasecmp(line, "mac", 3) == 0)
+			continue; /* the header */
 		if (*n == CSV_ROWS_MAX) {
 			nf_err("%s:%u: more than %d workers in one file", file, ln, CSV_ROWS_MAX);
 			bad++;
@@ -216,7 +225,7 @@ static int csv_read(struct master *m, const char *file, int force, struct csv_ro
 				bad++;
 				goto next;
 			}
-			if (row->hostname[0] && strcmp((*rows)[i].hostname, row->hostname) == 0) {
+			if (row->hostname[0] && strcasecmp((*rows)[i].hostname, row->hostname) == 0) {
 				nf_err("%s:%u: hostname %s is on line %u too", file, ln, row->hostname, (*rows)[i].line);
 				bad++;
 				goto next;
@@ -227,9 +236,11 @@ static int csv_read(struct master *m, const char *file, int force, struct csv_ro
 			bad++;
 			continue;
 		}
-		if (!force && store_get(st, row->mac, &old) == 0 && old.state == NF_WORKER_ENROLLED) {
-			nf_err("%s:%u: %s is already enrolled (image '%s'); use --force to replace it", file, ln, row->mac,
-			       old.image);
+		row->replaces = store_get(st, row->mac, &old) == 0 &&
+				(old.state == NF_WORKER_ENROLLED || old.state == NF_WORKER_DISKLESS);
+		if (!force && row->replaces) {
+			nf_err("%s:%u: %s is already enrolled (%s%s%s); use --force to replace it", file, ln, row->mac,
+			       old.image[0] ? "image '" : "diskless", old.image, old.image[0] ? "'" : "");
 			bad++;
 			continue;
 		}
@@ -297,14 +308,16 @@ static int enroll_csv(struct master *m, const char *file, struct provision *prov
 			cli_print_report(&rep, 1);
 		}
 		if (rc != 0) {
-			nf_err("%s:%u: %s could not be enrolled (above); releasing the %zu enrolled before it", file,
-			       rows[done].line, rows[done].mac, done);
+			nf_err("%s:%u: %s could not be enrolled (above); releasing the workers this file enrolled "
+			       "before it (any it replaced with --force stay replaced)", file, rows[done].line, rows[done].mac);
 			break;
 		}
 	}
 	if (done < n) {
+		/* Replaced enrollments stay replaced: releasing them would
+		 * take away more than this run gave. */
 		while (done-- > 0)
-			if (master_release(m, rows[done].mac, why, sizeof(why)) < 0)
+			if (!rows[done].replaces && master_release(m, rows[done].mac, why, sizeof(why)) < 0)
 				nf_warn("cannot release %s again: %s", rows[done].mac, why);
 		free(rows);
 		return rc ? rc : 1;

@@ -91,19 +91,38 @@ int master_load_conf(struct master *m)
 	if (n < 0)
 		return n == -EFBIG ? -EBADMSG : (int)n;
 	memset(&m->conf, 0, sizeof(m->conf));
+	m->conf_error[0] = '\0';
+	/* Hand edits are welcome: CRLF, blanks around '=' and the value. */
 	for (line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *eq = strchr(line, '=');
+		char *eq, *key, *val, *end;
 
-		if (line[0] == '#')
+		line[strcspn(line, "\r")] = '\0';
+		line += strspn(line, " \t");
+		if (line[0] == '#' || line[0] == '\0')
 			continue;
-		if (!eq)
+		if (!(eq = strchr(line, '='))) {
+			snprintf(m->conf_error, sizeof(m->conf_error), "'%.60s' is not KEY=VALUE", line);
 			return -EBADMSG;
+		}
 		*eq = '\0';
-		if (conf_set(&m->conf, line, eq + 1) < 0)
+		key = line;
+		for (end = eq; end > key && (end[-1] == ' ' || end[-1] == '\t'); end--)
+			end[-1] = '\0';
+		val = eq + 1 + strspn(eq + 1, " \t");
+		for (end = val + strlen(val); end > val && (end[-1] == ' ' || end[-1] == '\t'); end--)
+			end[-1] = '\0';
+		if (conf_set(&m->conf, key, val) < 0) {
+			snprintf(m->conf_error, sizeof(m->conf_error), "%.40s=%.40s: %s", key, val,
+				 strcmp(key, "hook_timeout") == 0 ? "expected seconds, 1 to 3600"
+				 : strcmp(key, "port") == 0 ? "expected a port, 1 to 65535"
+				 : "an unknown key or a value too long");
 			return -EBADMSG;
+		}
 	}
-	if (!m->conf.server_ip[0] || !m->conf.port)
+	if (!m->conf.server_ip[0] || !m->conf.port) {
+		snprintf(m->conf_error, sizeof(m->conf_error), "server_ip= and port= are needed");
 		return -EBADMSG;
+	}
 	m->have_conf = 1;
 	return 0;
 }
@@ -230,6 +249,8 @@ int master_check_init(struct master *m, char *why, size_t cap)
 	if (r == -ENOENT)
 		snprintf(why, cap, "%s is not a netflash root; run 'netflash init' first (or pass --root)",
 			 nf_quote(q, sizeof(q), m->root));
+	else if (r == -EBADMSG && m->conf_error[0])
+		snprintf(why, cap, "%s/netflash.conf: %s", nf_quote(q, sizeof(q), m->root), m->conf_error);
 	else if (r < 0)
 		snprintf(why, cap, "cannot read %s/netflash.conf: %s", nf_quote(q, sizeof(q), m->root), nf_strerror(r));
 	return r;

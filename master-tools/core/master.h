@@ -27,6 +27,7 @@ struct master {
 	char root[1024];        /* bounded so every generated file fits its buffer */
 	struct master_conf conf;
 	int have_conf;
+	char conf_error[160];   /* which line of netflash.conf master_load_conf() refused */
 	int lock_fd;
 	/* Where what the library says while it works goes (library code never
 	 * logs): that master_lock() waits for another holder (warning 0), and

@@ -249,12 +249,28 @@ mkdir -p "$R/tftp/b8-27-eb-03-00-23"
 printf 'b8:27:eb:03:00:21,rack3-21,pios-gz\nb8:27:eb:03:00:22,,pios-gz\nb8:27:eb:03:00:23,,pios-gz\n' >"$T/late.csv"
 rc=0
 nf enroll --from-csv "$T/late.csv" >"$T/out.log" 2>"$T/err.log" || rc=$?
-[ "$rc" != 0 ] && has "late.csv:3: b8-27-eb-03-00-23 could not be enrolled (above); releasing the 2 enrolled before it" "$T/err.log" &&
+[ "$rc" != 0 ] && has "late.csv:3: b8-27-eb-03-00-23 could not be enrolled (above); releasing the workers this file enrolled before it" "$T/err.log" &&
 	[ ! -e "$R/tftp/b8-27-eb-03-00-21" ] && [ ! -e "$R/tftp/b8-27-eb-03-00-22" ] &&
 	! nf ls | grep "03-00-2[12]" | has enrolled &&
 	pass "enroll --from-csv: a line that fails while enrolling releases those before it" ||
 	fail "late failure: rc $rc $(cat "$T/err.log"; ls "$R/tftp")"
 rmdir "$R/tftp/b8-27-eb-03-00-23"
+# Excel's "CSV UTF-8" (a byte order mark), a comment before the header.
+printf '\357\273\277# rack 3b\r\nmac,hostname,image\r\nb8:27:eb:03:00:31,Rack3-31,pios-gz\r\n' >"$T/bom.csv"
+nf enroll --from-csv "$T/bom.csv" >"$T/out.log" 2>"$T/err.log" && [ -d "$R/tftp/b8-27-eb-03-00-31" ] &&
+	pass "enroll --from-csv: a byte order mark, CRLF, a comment before the header" ||
+	fail "bom csv: $(cat "$T/err.log")"
+# With --force, a failure later in the file leaves a replaced enrollment
+# replaced, and releases only what the file added.
+mkdir -p "$R/tftp/b8-27-eb-03-00-33"
+printf 'b8:27:eb:03:00:31,rack3-31b,pios-gz\nb8:27:eb:03:00:32,,pios-gz\nb8:27:eb:03:00:33,,pios-gz\n' >"$T/force.csv"
+rc=0
+nf enroll --force --from-csv "$T/force.csv" >"$T/out.log" 2>"$T/err.log" || rc=$?
+[ "$rc" = 1 ] && [ -d "$R/tftp/b8-27-eb-03-00-31" ] && [ ! -e "$R/tftp/b8-27-eb-03-00-32" ] &&
+	nf ls | grep "b8-27-eb-03-00-31" | has enrolled &&
+	pass "enroll --force --from-csv: a late failure keeps the replaced worker enrolled" ||
+	fail "force rollback: rc $rc $(cat "$T/err.log"; nf ls | grep 03-00-3)"
+rmdir "$R/tftp/b8-27-eb-03-00-33"
 # What recovery repairs reaches the user (mastercore says it through the
 # CLI's tell callback, never by itself).
 mkdir -p "$R/tftp/.new-leftover"
@@ -262,4 +278,14 @@ nf recover >"$T/out.log" 2>"$T/err.log" &&
 	has "warning: recovered: removed tftp/.new-leftover, left by an interrupted change" "$T/err.log" &&
 	[ ! -e "$R/tftp/.new-leftover" ] && pass "recover removes a stray TFTP dir and says so" ||
 	fail "recover: $(cat "$T/out.log" "$T/err.log")"
+# A hand-edited netflash.conf: blanks and CRLF are fine; a bad value is
+# named with its key.
+cp "$R/netflash.conf" "$T/conf.bak"
+printf 'hook_timeout = 5 \r\n' >>"$R/netflash.conf"
+nf ls >/dev/null 2>"$T/err.log" && pass "netflash.conf: blanks around '=' and CRLF are taken" ||
+	fail "conf blanks: $(cat "$T/err.log")"
+echo "hook_timeout=0" >>"$R/netflash.conf"
+expect_rc 1 "a bad netflash.conf value is named with its key and range" \
+	"netflash.conf: hook_timeout=0: expected seconds, 1 to 3600" nf ls
+cp "$T/conf.bak" "$R/netflash.conf"
 finish
