@@ -56,38 +56,69 @@ void nf_actions_free(struct nf_actions *a)
 
 /* ---- the request's settings ------------------------------------------- */
 
-/* One JSON object of string, integer and boolean members, each named in
- * allowed (a NULL-terminated list); anything else is refused. */
+/* One JSON object whose members are each named in allowed, a
+ * NULL-terminated list of "name:T": T is s (a string without NUL bytes),
+ * n (a whole number >= 0, or a string of digits) or b (true or false).
+ * Anything else, and anything after the object, is refused. */
 struct settings {
 	json_object *obj;
 	char why[160];
 };
 
+static int type_ok(json_object *v, char t)
+{
+	const char *str;
+
+	switch (t) {
+	case 'b':
+		return json_object_is_type(v, json_type_boolean);
+	case 'n':
+		if (json_object_is_type(v, json_type_int))
+			return json_object_get_int64(v) >= 0;
+		if (!json_object_is_type(v, json_type_string))
+			return 0;
+		str = json_object_get_string(v);
+		return str[0] && strspn(str, "0123456789") == strlen(str) &&
+		       (size_t)json_object_get_string_len(v) == strlen(str);
+	default:
+		return json_object_is_type(v, json_type_string) &&
+		       (size_t)json_object_get_string_len(v) == strlen(json_object_get_string(v));
+	}
+}
+
 static int settings_parse(struct settings *s, const char *body, const char *const *allowed)
 {
-	enum json_tokener_error err;
+	struct json_tokener *tok;
+	size_t len = body ? strlen(body) : 0, end;
 
 	s->why[0] = '\0';
 	s->obj = NULL;
 	if (!body || !body[strspn(body, " \t\r\n")])
 		return 0;
-	s->obj = json_tokener_parse_verbose(body, &err);
-	if (!s->obj || !json_object_is_type(s->obj, json_type_object)) {
-		snprintf(s->why, sizeof(s->why), "the body must be one JSON object");
+	if (!(tok = json_tokener_new())) {
+		snprintf(s->why, sizeof(s->why), "out of memory");
+		return -1;
+	}
+	s->obj = json_tokener_parse_ex(tok, body, (int)len);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (!s->obj || !json_object_is_type(s->obj, json_type_object) || body[end + strspn(body + end, " \t\r\n")]) {
+		snprintf(s->why, sizeof(s->why), "the body must be one JSON object, and nothing after it");
 		return -1;
 	}
 	json_object_object_foreach(s->obj, key, val) {
-		size_t i = 0;
+		size_t i = 0, kl = strlen(key);
 
-		while (allowed[i] && strcmp(allowed[i], key) != 0)
+		while (allowed[i] && !(strncmp(allowed[i], key, kl) == 0 && allowed[i][kl] == ':'))
 			i++;
 		if (!allowed[i]) {
 			snprintf(s->why, sizeof(s->why), "unknown setting '%.40s' for this action (docs/api.md)", key);
 			return -1;
 		}
-		if (!json_object_is_type(val, json_type_string) && !json_object_is_type(val, json_type_int) &&
-		    !json_object_is_type(val, json_type_boolean)) {
-			snprintf(s->why, sizeof(s->why), "settings are strings, whole numbers or booleans");
+		if (!type_ok(val, allowed[i][kl + 1])) {
+			snprintf(s->why, sizeof(s->why), "setting '%.40s' must be %s", key,
+				 allowed[i][kl + 1] == 'b' ? "true or false"
+				 : allowed[i][kl + 1] == 'n' ? "a whole number" : "a string (without NUL)");
 			return -1;
 		}
 		if (json_object_is_type(val, json_type_string) && strlen(json_object_get_string(val)) >= ARG_MAX_LEN) {
@@ -111,7 +142,8 @@ static int flag(struct settings *s, const char *key)
 {
 	json_object *v;
 
-	return s->obj && json_object_object_get_ex(s->obj, key, &v) && json_object_get_boolean(v);
+	return s->obj && json_object_object_get_ex(s->obj, key, &v) && json_object_is_type(v, json_type_boolean) &&
+	       json_object_get_boolean(v);
 }
 
 /* ---- running the CLI ---------------------------------------------------- */
@@ -291,9 +323,9 @@ static unsigned build_worker_args(struct args *args, struct nf_actions *a, const
 static unsigned worker_action(struct nf_actions *a, const char *mac, const char *verb, const char *body,
 			      FILE *out)
 {
-	static const char *const enroll_keys[] = { "image", "hostname", "model", "force", NULL };
-	static const char *const reimage_keys[] = { "image", "hostname", NULL };
-	static const char *const power_keys[] = { "off_time", NULL };
+	static const char *const enroll_keys[] = { "image:s", "hostname:s", "model:s", "force:b", NULL };
+	static const char *const reimage_keys[] = { "image:s", "hostname:s", NULL };
+	static const char *const power_keys[] = { "off_time:n", NULL };
 	static const char *const none[] = { NULL };
 	const char *const *keys = strcmp(verb, "enroll") == 0 ? enroll_keys
 				  : strcmp(verb, "reimage") == 0 ? reimage_keys
@@ -352,7 +384,7 @@ static unsigned build_worker_args(struct args *args, struct nf_actions *a, const
 unsigned nf_actions_handle(struct nf_actions *a, const char *method, const char *path, const char *body,
 			   FILE *out)
 {
-	static const char *const mf_keys[] = { "image", "limit", "hostname_pattern", NULL };
+	static const char *const mf_keys[] = { "image:s", "limit:n", "hostname_pattern:s", NULL };
 	struct settings s = { .obj = NULL };
 	unsigned status;
 

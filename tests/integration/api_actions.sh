@@ -49,6 +49,16 @@ field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.ar
 	[ "$(post "workers/$M1/explode" '{}')" = 404 ] && [ "$(post "workers/not-a-mac/release" '')" = 404 ] &&
 	pass "unknown settings, non-objects, nested values, bodies over 4 KiB and unknown actions are refused" ||
 	fail "hostile bodies: $(cat "$T/ans")"
+[ "$(post "workers/$M1/enroll" '{"image":"pios","force":"false"}')" = 400 ] && has "must be true or false" "$T/ans" &&
+	[ "$(post "workers/$M1/enroll" '{"image":"pios","hostname":false}')" = 400 ] &&
+	[ "$(post "workers/$M1/enroll" '{"image":"pios"} trailing')" = 400 ] &&
+	[ "$(post "workers/$M1/enroll" '{"image":"pios"}{"force":true}')" = 400 ] &&
+	[ "$(post "workers/$M1/enroll" '{"image":"pios\u0000x","force":true}')" = 400 ] &&
+	[ "$(post mass-flash '{"image":"pios","limit":true}')" = 400 ] &&
+	[ "$(post mass-flash '{"image":"pios","limit":"3x"}')" = 400 ] &&
+	curl -sf "$H/workers/$D1" | has '"hostname":"rack4-01"' &&
+	pass "each setting has its type: \"false\" is not a boolean, nothing after the object, no NUL" ||
+	fail "types: $(cat "$T/ans")"
 [ "$(post "workers/$D1/release" '')" = 200 ] && [ ! -d "$MR/tftp/$D1" ] && has "released $D1" "$T/ans" &&
 	pass "POST /api/workers/MAC/release releases it" || fail "release: $(cat "$T/ans")"
 [ "$(post "workers/$M1/reimage" '{"image":"pios"}')" = 200 ] && [ -d "$MR/tftp/$D1" ] && has "netflash-agent" "$T/ans" &&
