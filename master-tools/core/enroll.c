@@ -88,7 +88,7 @@ static void start_enrolled_hooks(const struct master *m, const struct enrollment
 	int r;
 
 	if ((r = master_netflash_path(bin, sizeof(bin))) == 0)
-		r = master_hooks_start(m, bin, NF_HOOK_ENROLLED, &f);
+		r = master_hooks_start(m, bin, NF_HOOK_ENROLLED, &f, -1);
 	if (r < 0)
 		master_report_warn(rep, "%s: cannot start the enrolled hooks: %s", e->mac, nf_strerror(r));
 }

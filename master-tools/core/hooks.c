@@ -92,7 +92,7 @@ static size_t facts_env(const struct master *m, enum nf_hook_event ev, const str
 }
 
 int master_hooks_start(const struct master *m, const char *netflash_bin, enum nf_hook_event ev,
-		       const struct hook_facts *f)
+		       const struct hook_facts *f, int log_fd)
 {
 	char dir[PATH_MAX], rel[32], buf[FACTS_MAX][FACT_LEN], *env[FACTS_MAX + 1];
 	char *argv[] = { (char *)netflash_bin, "--root", (char *)m->root, "hook-run", (char *)nf_hook_event_name(ev),
@@ -121,8 +121,11 @@ int master_hooks_start(const struct master *m, const char *netflash_bin, enum nf
 		if (runner == 0) {
 			int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 
-			if (null >= 0)
+			if (null >= 0) {
 				dup2(null, STDIN_FILENO);
+				dup2(null, STDOUT_FILENO);
+				dup2(log_fd >= 0 ? log_fd : null, STDERR_FILENO);
+			}
 			close_range(3, ~0U, 0);
 			execve(netflash_bin, argv, env);
 			_exit(127);

@@ -42,10 +42,13 @@ struct hook_facts {
 /* Starts the runner for ev when ROOT/hooks/EV.d exists: netflash_bin
  * hook-run EV with --root ROOT and the facts in its environment, in a
  * session of its own, detached (double fork: nothing to reap). Safe to
- * call from a threaded process. Returns 1 when started, 0 when there is
- * no such directory, or -errno. */
+ * call from a threaded process. The runner's stdin and stdout are
+ * /dev/null, its stderr (a line per hook) log_fd, or /dev/null for -1: it
+ * holds no pipe of the caller's open (a CLI's $(...), an API action's
+ * capture). Returns 1 when started, 0 when there is no such directory, or
+ * -errno. */
 int master_hooks_start(const struct master *m, const char *netflash_bin, enum nf_hook_event ev,
-		       const struct hook_facts *f);
+		       const struct hook_facts *f, int log_fd);
 
 /* The netflash program next to the running one (/proc/self/exe's
  * directory), into out. Returns 0 or -errno. */

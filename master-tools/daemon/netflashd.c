@@ -591,7 +591,7 @@ static void run_hooks(struct daemon *d, struct conn *c, enum nf_hook_event ev, c
 		f.attempts = e.attempts;
 		f.worker_state = nf_worker_state_name(e.state);
 	}
-	if ((r = master_hooks_start(&d->m, d->netflash_bin, ev, &f)) < 0)
+	if ((r = master_hooks_start(&d->m, d->netflash_bin, ev, &f, STDERR_FILENO)) < 0)
 		nf_warn("%s: cannot start the %s hooks: %s", c->mac, nf_hook_event_name(ev), nf_strerror(r));
 }
 

@@ -31,6 +31,7 @@ hook done.d 30-hangs "echo \$\$ >$T/hang.pid; exec sleep 600"
 hook done.d 40-writable "touch $T/writable-ran"
 chmod 0775 "$MR/hooks/done.d/40-writable"
 hook done.d x.bak "touch $T/bak-ran"
+hook enrolled.d 20-late "sleep 2; echo late"
 
 "$NF" --root "$MR" enroll "$M1" --image pios --hostname rack2-01 >/dev/null
 wait_for "$T/enrolled.env" "NETFLASH_MAC=$D1" &&
@@ -74,6 +75,24 @@ wait_for "$T/failed.env" "NETFLASH_MAC=$D2" &&
 	has -x "NETFLASH_RESULT=failed" "$T/failed.env" && has -x "NETFLASH_REASON=verify: block at 4096 differs" "$T/failed.env" &&
 	has -x "NETFLASH_ATTEMPTS=1" "$T/failed.env" && has -x "NETFLASH_WORKER_STATE=enrolled" "$T/failed.env" &&
 	pass "a failed job runs failed.d with its reason and attempts" || fail "failed hook: $(cat "$T/failed.env" 2>&1)"
+
+# An enroll returns before its hooks end: the runner holds none of its
+# output open ($(...) would wait for it).
+M3=b8:27:eb:00:05:03 D3=b8-27-eb-00-05-03 M4=b8:27:eb:00:05:04 D4=b8-27-eb-00-05-04
+t0=$(date +%s%N)
+out=$("$NF" --root "$MR" enroll "$M3" --image pios 2>&1)
+t1=$(date +%s%N)
+[ $(((t1 - t0) / 1000000)) -lt 1800 ] && has "enrolled $D3" <<<"$out" && ! has "hook" <<<"$out" &&
+	pass "enroll returns before its enrolled hooks end, and they print nothing into its output" ||
+	fail "enroll with hooks took $(((t1 - t0) / 1000000)) ms: $out"
+# Hooks of an API action run to the end although the action's output pipe
+# closes when its netflash exits.
+curl -s -o "$T/ans" -H "Authorization: Bearer $(cat "$MR/state/admin.token")" -d '{"image":"pios"}' \
+	"http://127.0.0.1:$HPORT/api/workers/$M4/enroll"
+wait_until 10 sh -c "'$NF' --root '$MR' history '$M4' | grep -q 'enrolled.d/20-late: exit 0 in [0-9.]* s: late'" &&
+	"$NF" --root "$MR" history "$M4" | has "enrolled.d/10-record: exit 0" &&
+	pass "an API enroll's hooks all run and are recorded" ||
+	fail "API enroll hooks: $(cat "$T/ans"; "$NF" --root "$MR" history "$M4" | grep hook)"
 
 # What each done hook did, in the worker's history.
 wait_until 10 sh -c "'$NF' --root '$MR' history '$M1' | grep -q 'done.d/30-hangs: killed after 2 s'"
