@@ -10,6 +10,7 @@
 #include "log.h"
 #include "cli.h"
 #include "master.h"
+#include "parse.h"
 #include "store.h"
 
 extern char **environ;
@@ -54,8 +55,10 @@ static void record(const struct hook_result *h, void *arg)
 
 int cmd_hook_run(struct master *m, int argc, char **argv)
 {
-	char dir[PATH_MAX], rel[32], *env[32];
+	char dir[PATH_MAX], rel[32], *env[32], macs[18], mac_var[40], ev_var[40], root_var[PATH_MAX + 16];
+	const char *mac_s = getenv("NETFLASH_MAC");
 	enum nf_hook_event ev;
+	uint8_t mac[6];
 	struct ctx c = { 0 };
 	size_t n = 0;
 	int r;
@@ -72,10 +75,25 @@ int cmd_hook_run(struct master *m, int argc, char **argv)
 		return 1;
 	c.event = nf_hook_event_name(ev);
 	c.timeout = m->conf.hook_timeout ? m->conf.hook_timeout : NF_HOOK_TIMEOUT_DEFAULT;
-	c.mac = getenv("NETFLASH_MAC");
-	/* The hooks get our PATH and facts, nothing else of our environment. */
+	/* The worker's MAC as the history keys it (any spelling given). */
+	if (mac_s) {
+		if (nf_parse_mac(mac_s, mac) < 0)
+			return cli_bad_mac(mac_s);
+		nf_format_mac(mac, macs);
+		c.mac = macs;
+		snprintf(mac_var, sizeof(mac_var), "NETFLASH_MAC=%s", macs);
+		env[n++] = mac_var;
+	}
+	/* The hooks get the facts and a fixed PATH, nothing else of our
+	 * environment; the event and root are this run's. */
+	snprintf(ev_var, sizeof(ev_var), "NETFLASH_EVENT=%s", c.event);
+	snprintf(root_var, sizeof(root_var), "NETFLASH_ROOT=%s", m->root);
+	env[n++] = (char *)NF_HOOK_PATH;
+	env[n++] = ev_var;
+	env[n++] = root_var;
 	for (char **e = environ; *e && n + 1 < sizeof(env) / sizeof(env[0]); e++)
-		if (strncmp(*e, "NETFLASH_", 9) == 0 || strncmp(*e, "PATH=", 5) == 0)
+		if (strncmp(*e, "NETFLASH_", 9) == 0 && strncmp(*e, "NETFLASH_MAC=", 13) != 0 &&
+		    strncmp(*e, "NETFLASH_EVENT=", 15) != 0 && strncmp(*e, "NETFLASH_ROOT=", 14) != 0)
 			env[n++] = *e;
 	env[n] = NULL;
 	snprintf(rel, sizeof(rel), "hooks/%s.d", c.event);
@@ -84,8 +102,13 @@ int cmd_hook_run(struct master *m, int argc, char **argv)
 	if (cli_open_store(m, &c.st) < 0)
 		c.st = NULL;
 	r = master_hooks_run(dir, env, c.timeout, record, &c);
-	if (r == -EPERM)
-		nf_err("hooks in %s not run: the directory must be owned by root and writable by its owner only", dir);
+	if (r == -EPERM) {
+		nf_err("hooks in %s not run: it and its parent must be owned by root and writable by their owner only",
+		       dir);
+		if (c.st && c.mac)
+			store_event(c.st, c.mac, NF_EVENT_HOOK, "hooks not run: their directory (or ROOT/hooks) may be "
+				    "written by others than root");
+	}
 	else if (r < 0 && r != -ENOENT)
 		nf_err("cannot read %s: %s", dir, nf_strerror(r));
 	store_close(c.st);

@@ -18,7 +18,6 @@ static const char *const event_names[] = {
 	[NF_HOOK_DONE] = "done", [NF_HOOK_FAILED] = "failed", [NF_HOOK_ENROLLED] = "enrolled",
 };
 
-#define HOOK_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 const char *nf_hook_event_name(enum nf_hook_event ev)
 {
@@ -63,7 +62,7 @@ static size_t facts_env(const struct master *m, enum nf_hook_event ev, const str
 	size_t n = 0;
 
 #define PUT(...) do { snprintf(buf[n], FACT_LEN, __VA_ARGS__); env[n] = buf[n]; n++; } while (0)
-	PUT("%s", HOOK_PATH);
+	PUT("%s", NF_HOOK_PATH);
 	PUT("NETFLASH_ROOT=%s", m->root);
 	PUT("NETFLASH_EVENT=%s", nf_hook_event_name(ev));
 	if (f->mac)
@@ -177,6 +176,7 @@ static void run_one(const char *path, char *const env[], unsigned timeout_s, str
 int master_hooks_run(const char *dir, char *const env[], unsigned timeout_s,
 		     void (*fn)(const struct hook_result *h, void *ctx), void *ctx)
 {
+	char parent[PATH_MAX + 4];
 	struct dirent **names;
 	struct stat sb;
 	int n;
@@ -186,6 +186,10 @@ int master_hooks_run(const char *dir, char *const env[], unsigned timeout_s,
 	if (!S_ISDIR(sb.st_mode))
 		return -ENOTDIR;
 	if (!trusted(&sb))
+		return -EPERM;
+	/* ROOT/hooks too: whoever may write it may swap EVENT.d. */
+	snprintf(parent, sizeof(parent), "%s/..", dir);
+	if (stat(parent, &sb) < 0 || !trusted(&sb))
 		return -EPERM;
 	n = scandir(dir, &names, hook_name, alphasort);
 	if (n < 0)

@@ -35,6 +35,9 @@ struct hook_facts {
 	unsigned attempts;
 };
 
+/* The PATH a hook gets (nothing else of its starter's environment). */
+#define NF_HOOK_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 /* The seconds each hook may run before it is killed: netflash.conf's
  * hook_timeout, default 30. */
 #define NF_HOOK_TIMEOUT_DEFAULT 30
@@ -71,8 +74,8 @@ struct hook_result {
  * SIGTERM, and SIGKILL 2 s later). A hook that is not a regular executable
  * owned by root (or by this user), or that its group or others may write,
  * is skipped with the reason. Calls fn for each. Returns the number of
- * hooks seen, or -errno when dir cannot be read (-ENOENT: none). dir
- * itself must be owned by root or this user and not group- or
+ * hooks seen, or -errno when dir cannot be read (-ENOENT: none). dir and
+ * its parent must be owned by root or this user and not group- or
  * world-writable (-EPERM). */
 int master_hooks_run(const char *dir, char *const env[], unsigned timeout_s,
 		     void (*fn)(const struct hook_result *h, void *ctx), void *ctx);

@@ -108,12 +108,27 @@ has "done.d/40-writable: skipped: not owned by root, or its group or others may 
 ! has "x.bak" "$T/h1" && [ ! -e "$T/bak-ran" ] && pass "names run-parts would skip (x.bak) are ignored" ||
 	fail "x.bak ran"
 
+# hook-run by hand: the MAC in any spelling is keyed as history keys it;
+# the event, root and a fixed PATH are the run's, not the caller's.
+rm -f "$T/enrolled.env"
+PATH=/opt/nowhere:$PATH NETFLASH_MAC=B8:27:EB:00:05:01 NETFLASH_EVENT=bogus "$NF" --root "$MR" hook-run enrolled 2>/dev/null
+has -x "NETFLASH_MAC=$D1" "$T/enrolled.env" && has -x "NETFLASH_EVENT=enrolled" "$T/enrolled.env" &&
+	! has "/opt/nowhere" "$T/enrolled.env" && [ "$(grep -c '^NETFLASH_EVENT=' "$T/enrolled.env")" = 1 ] &&
+	"$NF" --root "$MR" history "$M1" | has "enrolled.d/10-record: exit 0 .*recorded $D1" &&
+	pass "hook-run by hand: the MAC spelled as history keys it, the run's event and PATH" ||
+	fail "hook-run by hand: $(cat "$T/enrolled.env")"
+rc=0
+NETFLASH_MAC="zz'; drop" "$NF" --root "$MR" hook-run enrolled 2>"$T/badmac.err" || rc=$?
+[ "$rc" = 2 ] && has "invalid MAC" "$T/badmac.err" && pass "hook-run refuses a NETFLASH_MAC that is not a MAC" ||
+	fail "bad MAC: rc $rc $(cat "$T/badmac.err")"
+
 # A hooks dir others may write runs nothing, and says why.
 chmod 0777 "$MR/hooks/failed.d"
 rm -f "$T/failed.env"
 rc=0
 NETFLASH_MAC=$D2 "$NF" --root "$MR" hook-run failed 2>"$T/open.err" || rc=$?
-[ "$rc" = 1 ] && has "must be owned by root and writable by its owner only" "$T/open.err" && [ ! -e "$T/failed.env" ] &&
+[ "$rc" = 1 ] && has "must be owned by root and writable by their owner only" "$T/open.err" &&
+	"$NF" --root "$MR" history "$M2" | has "hooks not run: their directory" && [ ! -e "$T/failed.env" ] &&
 	pass "a hooks dir others may write: nothing runs, a one-line error" || fail "open dir: rc $rc $(cat "$T/open.err")"
 rc=0
 "$NF" --root "$MR" hook-run bogus 2>"$T/bogus.err" || rc=$?
