@@ -22,6 +22,7 @@
 #define HTTP_TIMEOUT_S 30         /* an idle connection is closed */
 #define HTTP_MEMORY 32768         /* per connection: headers and URL must fit */
 #define SSE_INTERVAL_S 1
+#define SSE_STREAMS_MAX 8         /* of the 32: open streams never starve requests */
 #define SSE_MAX_EVENTS 3600       /* a stream ends after an hour; EventSource reconnects */
 #define JOBS_LIMIT_MAX 1000
 #define BODY_MAX 4096             /* an action's JSON settings */
@@ -33,6 +34,7 @@ struct nf_http {
 	char admin_token[128];
 	struct nf_actions *actions;
 	atomic_int connections;
+	atomic_int streams;       /* open /api/stream responses */
 };
 
 /* An action's request while its body arrives. */
@@ -165,6 +167,7 @@ static void stream_free(void *cls)
 {
 	struct stream *s = cls;
 
+	atomic_fetch_sub(&s->h->streams, 1);
 	free(s->pending);
 	free(s);
 }
@@ -177,9 +180,15 @@ static enum MHD_Result send_stream(struct nf_http *h, struct MHD_Connection *c)
 
 	if (!s)
 		return MHD_NO;
+	if (atomic_fetch_add(&h->streams, 1) >= SSE_STREAMS_MAX) {
+		atomic_fetch_sub(&h->streams, 1);
+		free(s);
+		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many live streams open; the page polls instead");
+	}
 	s->h = h;
 	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free);
 	if (!r) {
+		atomic_fetch_sub(&h->streams, 1);
 		free(s);
 		return MHD_NO;
 	}

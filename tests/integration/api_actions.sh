@@ -81,4 +81,17 @@ field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.ar
 [ "$(post mass-flash '{"image":"nosuch"}')" = 409 ] && has "ended at once" "$T/ans" &&
 	[ "$(METHOD=DELETE post mass-flash '')" = 409 ] &&
 	pass "a mass-flash that cannot start says so; stopping none is 409" || fail "mass-flash bad: $(cat "$T/ans")"
+# Live streams are capped: open ones never lock out the API.
+spids=()
+for i in 1 2 3 4 5 6 7 8; do
+	curl -sN "$H/stream" >/dev/null 2>&1 &
+	spids+=($!)
+	register_pid $!
+done
+sleep 1
+[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$H/stream")" = 503 ] &&
+	[ "$(post "workers/$D1/release" '')" = 200 ] && curl -sf --max-time 5 "$H/workers" >/dev/null &&
+	pass "a ninth live stream is refused (503) while actions and reads still answer" ||
+	fail "streams: $(cat "$T/ans")"
+for p in "${spids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
 finish

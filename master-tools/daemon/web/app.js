@@ -150,7 +150,15 @@ function live() {
     renderFleet(JSON.parse(ev.data));
     s.textContent = 'live ' + new Date().toLocaleTimeString();
   });
-  es.onerror = () => { s.textContent = 'reconnecting…'; };
+  let poll = null;
+  es.onerror = () => {
+    s.textContent = 'reconnecting…';
+    // A refused stream (netflashd keeps a few) is not retried: poll.
+    if (es.readyState === EventSource.CLOSED && !poll) {
+      s.textContent = 'polling';
+      poll = setInterval(() => getJSON('/api/workers').then(renderFleet).catch(() => {}), 2000);
+    }
+  };
 }
 
 window.addEventListener('hashchange', route);
