@@ -5,7 +5,9 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -666,6 +668,35 @@ static void run_loop(struct run *r)
 	}
 }
 
+/* One mass-flash a root: ROOT/state/mass-flash.lock, held (flock) for the
+ * run's life, names its PID for whoever finds it taken (another run, or
+ * netflashd's API after a restart). Logs why not; returns 0 or 1. */
+static int take_run_lock(struct master *m)
+{
+	char path[PATH_MAX], pid[32] = "";
+	ssize_t n;
+	int fd;
+
+	if (master_path(m, path, sizeof(path), "state/mass-flash.lock") < 0 ||
+	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		nf_err("cannot open %s/state/mass-flash.lock: %s", m->root, strerror(errno));
+		return 1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		nf_err("another mass-flash is running on %s (pid %s); stop it first (Ctrl-C there, or DELETE "
+		       "/api/mass-flash)", m->root, pid[0] ? pid : "?");
+		close(fd);
+		return 1;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) < 0)
+		(void)0; /* the PID is a courtesy; the lock is what counts */
+	return 0; /* fd stays open: the lock goes with the process */
+}
+
 int cmd_mass_flash(struct master *m, int argc, char **argv)
 {
 	static struct run r; /* large (the members table, an ssh key line); one per process */
@@ -683,6 +714,10 @@ int cmd_mass_flash(struct master *m, int argc, char **argv)
 		return rc < 0 ? 0 : rc;
 	if ((rc = prepare_run(m, &r, &a)))
 		return rc;
+	if (take_run_lock(m)) {
+		store_close(r.st);
+		return 1;
+	}
 	r.members = calloc(MAX_MEMBERS, sizeof(*r.members));
 	r.ignored = calloc(MAX_IGNORED, sizeof(*r.ignored));
 	if (!r.members || !r.ignored) {

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -225,14 +226,39 @@ void nf_actions_reap(struct nf_actions *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* A mass-flash this netflashd did not start (the CLI's, or one from
+ * before a restart) holds ROOT/state/mass-flash.lock: its PID, or 0. */
+static pid_t other_mass_flash(struct nf_actions *a)
+{
+	char path[PATH_MAX], buf[32] = "";
+	uint64_t pid = 0;
+	ssize_t n;
+	int fd;
+
+	if (master_path(a->m, path, sizeof(path), "state/mass-flash.lock") < 0 ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) { /* nobody holds it */
+		close(fd);
+		return 0;
+	}
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return nf_parse_u64(buf, 2, 4194304, &pid) == 0 ? (pid_t)pid : 0;
+}
+
 static void mf_status(struct nf_actions *a, FILE *out)
 {
 	char q[ARG_MAX_LEN * 6 + 8];
 
-	fprintf(out, "{\"running\":%s,\"pid\":%d,\"image\":%s,\"started_at\":%lld,\"stopping\":%s,\"last_exit\":%d,"
-		"\"log\":\"log/mass-flash.log\"}\n", a->mf_pid > 0 ? "true" : "false", (int)a->mf_pid,
-		nf_json_str(q, sizeof(q), a->mf_image), (long long)a->mf_started, a->mf_stops ? "true" : "false",
-		a->mf_exit);
+	pid_t other = a->mf_pid > 0 ? 0 : other_mass_flash(a);
+
+	fprintf(out, "{\"running\":%s,\"pid\":%d,\"ours\":%s,\"image\":%s,\"started_at\":%lld,\"stopping\":%s,"
+		"\"last_exit\":%d,\"log\":\"log/mass-flash.log\"}\n", a->mf_pid > 0 || other ? "true" : "false",
+		(int)(other ? other : a->mf_pid), other ? "false" : "true", nf_json_str(q, sizeof(q), other ? "" : a->mf_image),
+		(long long)(other ? 0 : a->mf_started), a->mf_stops ? "true" : "false", a->mf_exit);
 }
 
 static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
@@ -247,7 +273,7 @@ static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
 		answer_error(out, "mass-flash needs {\"image\": NAME}");
 		return 400;
 	}
-	if (a->mf_pid > 0) {
+	if (a->mf_pid > 0 || other_mass_flash(a)) {
 		answer_error(out, "a mass-flash is running already (DELETE /api/mass-flash stops it)");
 		return 409;
 	}
@@ -304,12 +330,14 @@ static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
 
 static unsigned mf_stop(struct nf_actions *a, FILE *out)
 {
-	if (a->mf_pid <= 0) {
+	pid_t pid = a->mf_pid > 0 ? a->mf_pid : other_mass_flash(a);
+
+	if (pid <= 0) {
 		answer_error(out, "no mass-flash is running");
 		return 409;
 	}
 	/* As Ctrl-C: the first lets running jobs finish, a second leaves now. */
-	kill(a->mf_pid, SIGINT);
+	kill(pid, SIGINT);
 	a->mf_stops++;
 	mf_status(a, out);
 	return 200;

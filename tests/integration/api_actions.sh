@@ -81,6 +81,22 @@ field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.ar
 [ "$(post mass-flash '{"image":"nosuch"}')" = 409 ] && has "ended at once" "$T/ans" &&
 	[ "$(METHOD=DELETE post mass-flash '')" = 409 ] &&
 	pass "a mass-flash that cannot start says so; stopping none is 409" || fail "mass-flash bad: $(cat "$T/ans")"
+# One mass-flash a root: one the CLI started (or one from before a
+# restart) is seen, refuses a second, and DELETE stops it.
+"$NF" --root "$MR" mass-flash --image pios >"$T/mf-cli.log" 2>&1 &
+cpid=$!
+register_pid "$cpid"
+wait_for "$T/mf-cli.log" "enrolling Raspberry Pis" 10
+rc=0
+"$NF" --root "$MR" mass-flash --image pios >/dev/null 2>"$T/mf2.err" || rc=$?
+curl -sf "$H/mass-flash" >"$T/mfs.json"
+[ "$rc" = 1 ] && has "another mass-flash is running on .* (pid $cpid)" "$T/mf2.err" &&
+	has "\"running\":true,\"pid\":$cpid,\"ours\":false" "$T/mfs.json" && [ "$(post mass-flash '{"image":"pios"}')" = 409 ] &&
+	[ "$(METHOD=DELETE post mass-flash '')" = 200 ] && wait_until 10 sh -c "! kill -0 $cpid 2>/dev/null" &&
+	pass "a mass-flash netflashd did not start: seen by the API, a second refused, DELETE stops it" ||
+	fail "foreign mass-flash: rc $rc $(cat "$T/mf2.err" "$T/mfs.json" "$T/ans")"
+wait "$cpid" 2>/dev/null || true
+
 # Live streams are capped: open ones never lock out the API.
 spids=()
 for i in 1 2 3 4 5 6 7 8; do
