@@ -188,8 +188,10 @@ static int csv_read(struct master *m, const char *file, int force, struct csv_ro
 			len -= 3;
 		}
 		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
-			nf_err("%s:%u: line longer than %d bytes", file, ln, CSV_LINE_MAX);
-			bad++;
+			if (line[0] != '#') { /* a long comment is still a comment */
+				nf_err("%s:%u: line longer than %d bytes", file, ln, CSV_LINE_MAX);
+				bad++;
+			}
 			while (len && line[len - 1] != '\n' && fgets(line, sizeof(line), in))
 				len = strlen(line);
 			continue;

@@ -256,9 +256,10 @@ nf enroll --from-csv "$T/late.csv" >"$T/out.log" 2>"$T/err.log" || rc=$?
 	fail "late failure: rc $rc $(cat "$T/err.log"; ls "$R/tftp")"
 rmdir "$R/tftp/b8-27-eb-03-00-23"
 # Excel's "CSV UTF-8" (a byte order mark), a comment before the header.
-printf '\357\273\277# rack 3b\r\nmac,hostname,image\r\nb8:27:eb:03:00:31,Rack3-31,pios-gz\r\n' >"$T/bom.csv"
+printf '\357\273\277# rack 3b\r\n#%s\r\nmac,hostname,image\r\nb8:27:eb:03:00:31,Rack3-31,pios-gz\r\n' \
+	"$(head -c 3000 /dev/zero | tr '\0' x)" >"$T/bom.csv"
 nf enroll --from-csv "$T/bom.csv" >"$T/out.log" 2>"$T/err.log" && [ -d "$R/tftp/b8-27-eb-03-00-31" ] &&
-	pass "enroll --from-csv: a byte order mark, CRLF, a comment before the header" ||
+	pass "enroll --from-csv: a byte order mark, CRLF, comments (one of 3000 bytes) before the header" ||
 	fail "bom csv: $(cat "$T/err.log")"
 # With --force, a failure later in the file leaves a replaced enrollment
 # replaced, and releases only what the file added.
