@@ -5,9 +5,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <sys/file.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -668,33 +666,18 @@ static void run_loop(struct run *r)
 	}
 }
 
-/* One mass-flash a root: ROOT/state/mass-flash.lock, held (flock) for the
- * run's life, names its PID for whoever finds it taken (another run, or
- * netflashd's API after a restart). Logs why not; returns 0 or 1. */
+/* One mass-flash a root (master_run_lock). Logs why not; returns 0 or 1. */
 static int take_run_lock(struct master *m)
 {
-	char path[PATH_MAX], pid[32] = "";
-	ssize_t n;
-	int fd;
+	pid_t holder;
+	int r = master_run_lock(m, "mass-flash", &holder);
 
-	if (master_path(m, path, sizeof(path), "state/mass-flash.lock") < 0 ||
-	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
-		nf_err("cannot open %s/state/mass-flash.lock: %s", m->root, strerror(errno));
-		return 1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		n = pread(fd, pid, sizeof(pid) - 1, 0);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
-		nf_err("another mass-flash is running on %s (pid %s); stop it first (Ctrl-C there, or DELETE "
-		       "/api/mass-flash)", m->root, pid[0] ? pid : "?");
-		close(fd);
-		return 1;
-	}
-	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) < 0)
-		(void)0; /* the PID is a courtesy; the lock is what counts */
-	return 0; /* fd stays open: the lock goes with the process */
+	if (r == -EWOULDBLOCK)
+		nf_err("another mass-flash is running on %s (pid %d); stop it first (Ctrl-C there, or DELETE "
+		       "/api/mass-flash)", m->root, (int)holder);
+	else if (r < 0)
+		nf_err("cannot take %s/state/mass-flash.lock: %s", m->root, nf_strerror(r));
+	return r < 0;
 }
 
 int cmd_mass_flash(struct master *m, int argc, char **argv)

@@ -115,20 +115,9 @@ int master_hooks_start(const struct master *m, const char *netflash_bin, enum nf
 		pid_t runner;
 
 		setsid();
-		master_child_signals();
 		runner = fork();
-		if (runner == 0) {
-			int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-
-			if (null >= 0) {
-				dup2(null, STDIN_FILENO);
-				dup2(null, STDOUT_FILENO);
-				dup2(log_fd >= 0 ? log_fd : null, STDERR_FILENO);
-			}
-			close_range(3, ~0U, 0);
-			execve(netflash_bin, argv, env);
-			_exit(127);
-		}
+		if (runner == 0)
+			master_child_exec(argv, env, -1, log_fd);
 		_exit(runner < 0 ? 1 : 0);
 	}
 	if (waitpid(pid, &status, 0) < 0)

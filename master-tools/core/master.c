@@ -160,6 +160,65 @@ static void say_holder(int fd)
 		(void)0; /* only a courtesy to waiters */
 }
 
+/* What say_holder() wrote into fd's file: "PID COMMAND" ("" if nothing). */
+static void read_holder(int fd, char *out, size_t cap)
+{
+	ssize_t n = pread(fd, out, cap - 1, 0);
+
+	out[n > 0 ? n : 0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+/* The PID at the start of a holder line, or 0. */
+static pid_t holder_pid(const char *holder)
+{
+	char digits[16];
+	uint64_t pid;
+
+	snprintf(digits, sizeof(digits), "%.*s", (int)strcspn(holder, " "), holder);
+	return nf_parse_u64(digits, 2, 4194304, &pid) == 0 ? (pid_t)pid : 0;
+}
+
+int master_run_lock(const struct master *m, const char *name, pid_t *holder)
+{
+	char path[PATH_MAX], rel[64], line[64];
+	int fd;
+
+	*holder = 0;
+	snprintf(rel, sizeof(rel), "state/%s.lock", name);
+	if (master_path(m, path, sizeof(path), rel) < 0)
+		return -ENAMETOOLONG;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		read_holder(fd, line, sizeof(line));
+		*holder = holder_pid(line);
+		close(fd);
+		return -e;
+	}
+	say_holder(fd);
+	return 0; /* fd stays open: the lock goes with the process */
+}
+
+pid_t master_run_lock_holder(const struct master *m, const char *name)
+{
+	char path[PATH_MAX], rel[64], line[64];
+	pid_t pid = 0;
+	int fd;
+
+	snprintf(rel, sizeof(rel), "state/%s.lock", name);
+	if (master_path(m, path, sizeof(path), rel) < 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0) { /* somebody holds it */
+		read_holder(fd, line, sizeof(line));
+		pid = holder_pid(line);
+	}
+	close(fd);
+	return pid;
+}
+
 static int lock_with(struct master *m, int how)
 {
 	char path[PATH_MAX], holder[64] = "";
@@ -180,10 +239,7 @@ static int lock_with(struct master *m, int how)
 			return -e;
 		}
 		if (++waited == 20) {
-			ssize_t n = pread(m->lock_fd, holder, sizeof(holder) - 1, 0);
-
-			holder[n > 0 ? n : 0] = '\0';
-			holder[strcspn(holder, "\n")] = '\0';
+			read_holder(m->lock_fd, holder, sizeof(holder));
 			master_tell(m, 0, "waiting for the state lock %s, held by %s", path,
 				    holder[0] ? holder : "another netflash command or netflashd");
 		}

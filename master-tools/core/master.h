@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <net/if.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "store.h"
 
@@ -65,6 +66,14 @@ int master_save_conf(const struct master *m);
  * (master_recover(), recover.h). Returns 0 or -errno; master_lock_error()
  * says why. */
 int master_lock(struct master *m);
+/* A run that must be alone on a root (name "mass-flash"): takes
+ * ROOT/state/NAME.lock without waiting, for the life of the process (the
+ * fd stays open, close-on-exec), with "PID COMMAND" in it. Returns 0,
+ * -EWOULDBLOCK with *holder the running one's PID (0: unknown), or
+ * -errno. */
+int master_run_lock(const struct master *m, const char *name, pid_t *holder);
+/* The PID holding ROOT/state/NAME.lock, or 0 when nobody does. */
+pid_t master_run_lock_holder(const struct master *m, const char *name);
 /* "cannot take the state lock in ROOT/state: ..." for master_lock's r. */
 void master_lock_error(const struct master *m, int r, char *why, size_t cap);
 /* The same without waiting (the daemon's loop must never block): 0, -EBUSY

@@ -86,14 +86,22 @@ static void take_output(struct run_capture *h, size_t *len, const char *buf, ssi
 	h->output[*len] = '\0';
 }
 
-void master_child_signals(void)
+void master_child_exec(char *const argv[], char *const env[], int out_fd, int err_fd)
 {
 	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	sigset_t none;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	sigaction(SIGPIPE, &dfl, NULL);
+	if (null >= 0)
+		dup2(null, STDIN_FILENO);
+	dup2(out_fd >= 0 ? out_fd : null, STDOUT_FILENO);
+	dup2(err_fd >= 0 ? err_fd : null, STDERR_FILENO);
+	close_range(3, ~0U, 0);
+	execve(argv[0], argv, env);
+	_exit(127);
 }
 
 int master_run_bounded(char *const argv[], char *const env[], unsigned timeout_s, struct run_capture *h)
@@ -116,17 +124,8 @@ int master_run_bounded(char *const argv[], char *const env[], unsigned timeout_s
 		return -e;
 	}
 	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
 		setpgid(0, 0);
-		master_child_signals();
-		if (null >= 0)
-			dup2(null, STDIN_FILENO);
-		dup2(out[1], STDOUT_FILENO);
-		dup2(out[1], STDERR_FILENO);
-		close_range(3, ~0U, 0);
-		execve(argv[0], argv, env);
-		_exit(127);
+		master_child_exec(argv, env, out[1], out[1]);
 	}
 	setpgid(pid, pid); /* also here: no race with the kill below */
 	close(out[1]);

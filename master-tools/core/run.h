@@ -14,11 +14,13 @@ int master_run(char *const argv[], const char *out_path, int quiet);
  * its command line, where every local user sees them in ps. */
 int master_run_input(char *const argv[], const char *out_path, int quiet, const char *input);
 
-/* In a child between fork and exec: no signal blocked, SIGPIPE back to
- * its default (netflashd ignores it, and an ignored signal stays ignored
- * across exec: a hook's `yes | head` would then never end). Only
- * async-signal-safe calls. */
-void master_child_signals(void);
+/* Signals restored (nothing blocked, SIGPIPE at its default: netflashd
+ * ignores it, and an ignored signal stays ignored across exec), stdin
+ * /dev/null, stdout out_fd and stderr err_fd (-1: /dev/null), no other
+ * fd, then argv[0] (a path) with env. For a child between fork and exec:
+ * only async-signal-safe calls, so threaded parents may use it. Never
+ * returns (exit 127 when the exec fails). */
+void master_child_exec(char *const argv[], char *const env[], int out_fd, int err_fd) __attribute__((noreturn));
 
 /* What a bounded run saw (master_run_bounded). */
 struct run_capture {

@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -226,34 +225,10 @@ void nf_actions_reap(struct nf_actions *a)
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* A mass-flash this netflashd did not start (the CLI's, or one from
- * before a restart) holds ROOT/state/mass-flash.lock: its PID, or 0. */
-static pid_t other_mass_flash(struct nf_actions *a)
-{
-	char path[PATH_MAX], buf[32] = "";
-	uint64_t pid = 0;
-	ssize_t n;
-	int fd;
-
-	if (master_path(a->m, path, sizeof(path), "state/mass-flash.lock") < 0 ||
-	    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return 0;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0) { /* nobody holds it */
-		close(fd);
-		return 0;
-	}
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	return nf_parse_u64(buf, 2, 4194304, &pid) == 0 ? (pid_t)pid : 0;
-}
-
 static void mf_status(struct nf_actions *a, FILE *out)
 {
+	pid_t other = a->mf_pid > 0 ? 0 : master_run_lock_holder(a->m, "mass-flash");
 	char q[ARG_MAX_LEN * 6 + 8];
-
-	pid_t other = a->mf_pid > 0 ? 0 : other_mass_flash(a);
 
 	fprintf(out, "{\"running\":%s,\"pid\":%d,\"ours\":%s,\"image\":%s,\"started_at\":%lld,\"stopping\":%s,"
 		"\"last_exit\":%d,\"log\":\"log/mass-flash.log\"}\n", a->mf_pid > 0 || other ? "true" : "false",
@@ -273,7 +248,7 @@ static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
 		answer_error(out, "mass-flash needs {\"image\": NAME}");
 		return 400;
 	}
-	if (a->mf_pid > 0 || other_mass_flash(a)) {
+	if (a->mf_pid > 0 || master_run_lock_holder(a->m, "mass-flash")) {
 		answer_error(out, "a mass-flash is running already (DELETE /api/mass-flash stops it)");
 		return 409;
 	}
@@ -294,18 +269,8 @@ static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
 		return 500;
 	}
 	pid = fork();
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		master_child_signals();
-		if (null >= 0)
-			dup2(null, STDIN_FILENO);
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		close_range(3, ~0U, 0);
-		execve(args.v[0], args.v, environ);
-		_exit(127);
-	}
+	if (pid == 0)
+		master_child_exec(args.v, environ, fd, fd);
 	close(fd);
 	if (pid < 0) {
 		answer_error(out, "cannot start mass-flash");
@@ -330,7 +295,7 @@ static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
 
 static unsigned mf_stop(struct nf_actions *a, FILE *out)
 {
-	pid_t pid = a->mf_pid > 0 ? a->mf_pid : other_mass_flash(a);
+	pid_t pid = a->mf_pid > 0 ? a->mf_pid : master_run_lock_holder(a->m, "mass-flash");
 
 	if (pid <= 0) {
 		answer_error(out, "no mass-flash is running");
