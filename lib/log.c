@@ -125,3 +125,8 @@ const char *nf_strerror(int neg_errno)
 		return strerror(-neg_errno);
 	}
 }
+
+void nf_log_tell(int warning, const char *line)
+{
+	nf_log(warning ? NF_LOG_WARN : NF_LOG_INFO, "%s", line);
+}

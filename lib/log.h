@@ -17,6 +17,10 @@ void nf_log(enum nf_log_level level, const char *fmt, ...)
 #define nf_err(...)  nf_log(NF_LOG_ERR, __VA_ARGS__)
 #define nf_warn(...) nf_log(NF_LOG_WARN, __VA_ARGS__)
 #define nf_info(...) nf_log(NF_LOG_INFO, __VA_ARGS__)
+
+/* Logs a line a library handed over (struct master's tell): as a
+ * warning, or as information. */
+void nf_log_tell(int warning, const char *line);
 #define nf_dbg(...)  nf_log(NF_LOG_DEBUG, __VA_ARGS__)
 
 /* Writes s into out (capacity cap, always NUL-terminated) with non-printable

@@ -113,11 +113,3 @@ int cli_lock(struct master *m)
 	}
 	return r;
 }
-
-void cli_tell(int warning, const char *line)
-{
-	if (warning)
-		nf_warn("%s", line);
-	else
-		nf_info("%s", line);
-}

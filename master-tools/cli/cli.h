@@ -19,8 +19,6 @@ void cli_print_report(const struct master_report *r, int quiet);
 int cli_require_init(struct master *m);
 /* master_lock(), saying why not. Returns 0 or -errno. */
 int cli_lock(struct master *m);
-/* struct master's tell: lock waits as information, repairs as warnings. */
-void cli_tell(int warning, const char *line);
 /* master_read_one_line(), saying "what FILE" is wrong. Returns 0 or -1. */
 int cli_read_line_file(const char *what, const char *file, char *out, size_t cap);
 /* Reads one OpenSSH public key line from file into out. Logs why not;

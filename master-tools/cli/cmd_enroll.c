@@ -165,6 +165,7 @@ static int csv_read(struct master *m, const char *file, int force, struct csv_ro
 	struct store *st = NULL;
 	unsigned ln = 0, bad = 0;
 	int content = 0; /* a line other than blank or '#' was seen */
+	int known;
 
 	*rows = NULL;
 	*n = 0;
@@ -221,7 +222,9 @@ static int csv_read(struct master *m, const char *file, int force, struct csv_ro
 			bad++;
 			continue;
 		}
+		known = 0; /* an image an earlier line had is in the catalog */
 		for (size_t i = 0; i < *n; i++) {
+			known |= strcmp((*rows)[i].image, row->image) == 0;
 			if (strcmp((*rows)[i].mac, row->mac) == 0) {
 				nf_err("%s:%u: %s is on line %u too", file, ln, row->mac, (*rows)[i].line);
 				bad++;
@@ -233,7 +236,7 @@ static int csv_read(struct master *m, const char *file, int force, struct csv_ro
 				goto next;
 			}
 		}
-		if (master_read_manifest(m, row->image, &man) < 0) {
+		if (!known && master_read_manifest(m, row->image, &man) < 0) {
 			nf_err("%s:%u: no image '%s' in the catalog (see netflash image ls)", file, ln, row->image);
 			bad++;
 			continue;

@@ -76,7 +76,7 @@ int main(int argc, char **argv)
 		{ "dhcp-event", cmd_dhcp_event }, { "reimage", cmd_reimage }, { "power", cmd_power },
 		{ "recover", cmd_recover }, { "hook-run", cmd_hook_run },
 	};
-	struct master m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1, .tell = cli_tell };
+	struct master m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1, .tell = nf_log_tell };
 	const char *env = getenv("NETFLASH_ROOT");
 	int i = 1;
 

@@ -122,16 +122,6 @@ struct daemon {
 
 static volatile sig_atomic_t stop;
 
-/* struct master's tell: lock waits as information, recovery's repairs as
- * warnings, in the daemon's log. */
-static void tell(int warning, const char *line)
-{
-	if (warning)
-		nf_warn("%s", line);
-	else
-		nf_info("%s", line);
-}
-
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -1183,7 +1173,7 @@ static int start_http(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1, .tell = tell }, .max_attempts = 3,
+	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1, .tell = nf_log_tell }, .max_attempts = 3,
 				   .slow_timeout = 10,
 				   .lfd = -1, .peer_check = 1, .neigh_table = NF_NEIGH_TABLE };
 	struct sigaction sa = { .sa_handler = on_signal };
