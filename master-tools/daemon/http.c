@@ -211,6 +211,18 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 		return send_stream(h, c);
 	if (body_open(&b) < 0)
 		return MHD_NO;
+	/* Routes that need no state database. */
+	if (strcmp(url, "/api/mass-flash") == 0 && h->actions) {
+		unsigned status = nf_actions_handle(h->actions, "GET", "mass-flash", NULL, b.f);
+
+		fclose(b.f);
+		return send_buf(c, status, "application/json", b.buf, b.len, MHD_RESPMEM_MUST_FREE);
+	}
+	if (strcmp(url, "/api/images") == 0) {
+		if ((r = api_images_json(b.f, h->m)) >= 0)
+			fputc('\n', b.f);
+		return send_body(c, &b, r, "application/json");
+	}
 	if ((r = master_open_store((struct master *)h->m, &st)) < 0) {
 		r = -EIO;
 	} else if (strcmp(url, "/api/workers") == 0) {
@@ -259,15 +271,7 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 		}
 		nf_format_mac(mac, macs);
 		r = api_events_json(b.f, st, macs, ks ? &kind : NULL, (unsigned)limit);
-	} else if (strcmp(url, "/api/images") == 0) {
-		r = api_images_json(b.f, h->m);
-	} else if (strcmp(url, "/api/mass-flash") == 0 && h->actions) {
-		store_close(st);
-		unsigned status = nf_actions_handle(h->actions, "GET", "mass-flash", NULL, b.f);
 
-		fclose(b.f);
-		b.f = NULL;
-		return send_buf(c, status, "application/json", b.buf, b.len, MHD_RESPMEM_MUST_FREE);
 	} else if (strcmp(url, "/metrics") == 0) {
 		r = api_metrics(b.f, st, atomic_load(&h->connections));
 		store_close(st);
