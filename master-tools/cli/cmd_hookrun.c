@@ -38,14 +38,14 @@ static void record(const struct hook_result *h, void *arg)
 
 	if (h->skipped[0])
 		snprintf(line, sizeof(line), "%s.d/%s: skipped: %s", c->event, h->name, h->skipped);
-	else if (h->timed_out)
+	else if (h->run.timed_out)
 		snprintf(line, sizeof(line), "%s.d/%s: killed after %u s%s%s", c->event, h->name, c->timeout,
-			 h->output[0] ? ": " : "", h->output);
+			 h->run.output[0] ? ": " : "", h->run.output);
 	else
 		snprintf(line, sizeof(line), "%s.d/%s: %s %d in %.1f s%s%s", c->event, h->name,
-			 h->status < 0 ? "signal" : "exit", h->status < 0 ? -h->status : h->status, h->seconds,
-			 h->output[0] ? ": " : "", h->output);
-	if (h->skipped[0] || h->timed_out || h->status != 0)
+			 h->run.status < 0 ? "signal" : "exit", h->run.status < 0 ? -h->run.status : h->run.status,
+			 h->run.seconds, h->run.output[0] ? ": " : "", h->run.output);
+	if (h->skipped[0] || h->run.timed_out || h->run.status != 0)
 		nf_warn("hook %s for %s", line, c->mac ? c->mac : "-");
 	else
 		nf_info("hook %s for %s", line, c->mac ? c->mac : "-");

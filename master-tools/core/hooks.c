@@ -149,17 +149,10 @@ static int trusted(const struct stat *sb)
 static void run_one(const char *path, char *const env[], unsigned timeout_s, struct hook_result *h)
 {
 	char *const argv[] = { (char *)path, NULL };
-	struct run_capture rc;
-	int r = master_run_bounded(argv, env, timeout_s, &rc);
+	int r = master_run_bounded(argv, env, timeout_s, &h->run);
 
-	if (r < 0) {
+	if (r < 0)
 		snprintf(h->skipped, sizeof(h->skipped), "cannot start it: %s", strerror(-r));
-		return;
-	}
-	h->status = rc.status;
-	h->timed_out = rc.timed_out;
-	h->seconds = rc.seconds;
-	snprintf(h->output, sizeof(h->output), "%s", rc.output);
 }
 
 int master_hooks_run(const char *dir, char *const env[], unsigned timeout_s,
@@ -184,7 +177,7 @@ int master_hooks_run(const char *dir, char *const env[], unsigned timeout_s,
 	if (n < 0)
 		return -errno;
 	for (int i = 0; i < n; i++) {
-		struct hook_result h = { .status = 0 };
+		struct hook_result h = { .skipped = "" };
 		char path[PATH_MAX];
 
 		snprintf(h.name, sizeof(h.name), "%.63s", names[i]->d_name); /* hook_name() bounds it */

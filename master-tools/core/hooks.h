@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "master.h"
+#include "run.h"
 
 enum nf_hook_event {
 	NF_HOOK_DONE,     /* a worker's card was flashed and verified: it is released */
@@ -59,12 +60,9 @@ int master_netflash_path(char *out, size_t cap);
 
 /* One hook's outcome, for the history. */
 struct hook_result {
-	char name[64];     /* the file's name */
-	int status;        /* exit status, or -signal; meaningless if skipped */
-	int timed_out;     /* killed after timeout_s */
-	double seconds;
-	char skipped[128]; /* non-empty: not run, and why */
-	char output[400];  /* the start of what it printed (stdout and stderr), one line */
+	char name[64];          /* the file's name */
+	char skipped[128];      /* non-empty: not run, and why */
+	struct run_capture run; /* how it ran: exit status, time, output; not if skipped */
 };
 
 /* Runs every hook of dir in name order (run-parts' rule: names of letters,
