@@ -188,7 +188,7 @@ static const char *const stage_names[] = {
 
 static const char *const finding_names[] = {
 	[NF_CARD_IDENTITY] = "identity", [NF_CARD_PROBE] = "probe", [NF_CARD_STALL] = "stall",
-	[NF_CARD_SLOW] = "slow",
+	[NF_CARD_SLOW] = "slow", [NF_CARD_ZERO] = "zero",
 };
 
 /* The index of name in names (n entries), or -1. */

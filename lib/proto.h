@@ -79,6 +79,8 @@ enum nf_card_finding {
 	NF_CARD_PROBE,    /* the fake-capacity probe's verdict */
 	NF_CARD_STALL,    /* a write took longer than the watchdog's limit */
 	NF_CARD_SLOW,     /* the card wrote slower than the floor */
+	NF_CARD_ZERO,     /* ranges made without writing (DISCARD, erase) kept
+			   * old data: rewritten, zeros written from then on */
 };
 const char *nf_card_finding_name(enum nf_card_finding f);
 int nf_card_finding_parse(const char *name, enum nf_card_finding *out);

@@ -219,6 +219,17 @@ static int store_hash(struct flash *f, size_t index, XXH128_hash_t h, uint64_t s
 	return r;
 }
 
+/* The blocks of [off, off+len) were made without writing (the zero
+ * method): one that does not read back as zeros is rewritten with zeros
+ * before the card is blamed (verify.c). */
+static void mark_zeroed(struct flash *f, uint64_t off, uint64_t len)
+{
+	pthread_mutex_lock(&f->lock);
+	for (uint64_t b = off / NF_BLOCK; b < (off + len + NF_BLOCK - 1) / NF_BLOCK && b < f->nhashes; b++)
+		f->sums[b].zeroed = 1;
+	pthread_mutex_unlock(&f->lock);
+}
+
 static double stall_limit(const struct flash *f)
 {
 	return f->o->stall_s > 0 ? f->o->stall_s : NF_STALL_DEFAULT_S;
@@ -251,8 +262,10 @@ static int write_runs(struct flash *f, const struct chunk *c, size_t from, size_
 			uint64_t skipped = 0;
 
 			r = nf_target_zero(&f->tgt, c->off + i, j - i, c->buf + i, &skipped);
-			if (r == 0)
+			if (r == 0 && skipped) {
 				atomic_fetch_add(&f->skipped, skipped);
+				mark_zeroed(f, c->off + i, j - i);
+			}
 		} else {
 			r = nf_target_write(&f->tgt, c->buf + i, j - i, c->off + i);
 		}
@@ -276,18 +289,35 @@ static int write_runs(struct flash *f, const struct chunk *c, size_t from, size_
 }
 
 /* Before the first byte of the image lands, make the card unbootable: if the
- * flash does not finish, the Pi netboots into the flasher again. */
-static int wipe_head(struct flash *f, const uint8_t *zeros)
+ * flash does not finish, the Pi netboots into the flasher again. The wipe is
+ * written as data (never the zero method: DISCARD may keep the old boot
+ * sector) from an aligned buffer, so it goes through the direct descriptor
+ * like the image, flushed and read back before anything else is written: a
+ * card pulled at any later point holds zeros there, never its old partition
+ * table over the new image's data. */
+static int wipe_head(struct flash *f)
 {
-	uint64_t len = NF_BLOCK, skipped;
+	uint64_t len = NF_BLOCK;
+	ssize_t n;
 	int r;
 
 	if (f->tgt.size < len)
 		len = f->tgt.size & ~511ull;
-	r = len ? nf_target_zero(&f->tgt, 0, len, zeros, &skipped) : 0;
-	if (r < 0)
-		flash_fail(f, r, NF_STAGE_WRITE, "cannot write to '%s': %s", f->tgt.path, strerror(-r));
-	return r;
+	if (!len)
+		return 0;
+	r = nf_target_write_zeros(&f->tgt, 0, (size_t)len, f->zeros);
+	if (r < 0) {
+		flash_fail(f, r, NF_STAGE_WRITE, "cannot wipe the first MiB of '%s': %s", f->tgt.path, strerror(-r));
+		return r;
+	}
+	n = nf_target_read(&f->tgt, f->head_check, (size_t)len, 0);
+	if (n < (ssize_t)len || !nf_is_zero(f->head_check, (size_t)len)) {
+		flash_fail(f, n < 0 ? (int)n : -EIO, NF_STAGE_WRITE, "the first MiB of '%s' %s after it was wiped; "
+			   "nothing of the image was written", f->tgt.path,
+			   n < 0 ? strerror((int)-n) : n < (ssize_t)len ? "cannot be read back" : "does not read back as zeros");
+		return n < 0 ? (int)n : -EIO;
+	}
+	return 0;
 }
 
 static int process_chunk(struct flash *f, struct chunk *c)
@@ -326,7 +356,7 @@ static int process_chunk(struct flash *f, struct chunk *c)
 		f->head_len = c->len < NF_BLOCK ? c->len : NF_BLOCK;
 		memcpy(f->head, c->buf, f->head_len);
 		f->res->touched = 1;
-		if (wipe_head(f, f->zeros) < 0)
+		if (wipe_head(f) < 0)
 			return -EIO;
 		from = f->head_len;
 	}
@@ -659,6 +689,28 @@ static int apply_patch(struct flash *f)
 	return r;
 }
 
+/* The first MiB, last: its tail first, flushed, then the first 4 KiB (the
+ * MBR, or the protective MBR and the GPT header), flushed. A card pulled
+ * during this keeps a zero boot sector until the image is whole, and a
+ * device that splits the write (a USB reader, FUSE, the loop driver) cannot
+ * land the partition table before the rest. Returns 0 or -errno. */
+static int write_head(struct flash *f)
+{
+	size_t first = f->tgt.align > 4096 ? f->tgt.align : 4096;
+	int r;
+
+	if (f->head_len <= first || f->head_len % f->tgt.align) {
+		r = nf_target_write(&f->tgt, f->head, f->head_len, 0);
+		return r < 0 ? r : nf_target_flush(&f->tgt, 0, f->head_len);
+	}
+	r = nf_target_write(&f->tgt, f->head + first, f->head_len - first, first);
+	if (r == 0)
+		r = nf_target_flush(&f->tgt, first, f->head_len - first);
+	if (r == 0)
+		r = nf_target_write(&f->tgt, f->head, first, 0);
+	return r < 0 ? r : nf_target_flush(&f->tgt, 0, first);
+}
+
 static int finalize(struct flash *f)
 {
 	struct nf_flash_result *res = f->res;
@@ -683,9 +735,7 @@ static int finalize(struct flash *f)
 		return r;
 	if (f->o->patch && f->o->patch->n && (r = apply_patch(f)) < 0)
 		return r;
-	r = nf_target_write(&f->tgt, f->head, f->head_len, 0);
-	if (r == 0)
-		r = nf_target_flush(&f->tgt, 0, f->head_len);
+	r = write_head(f);
 	if (r < 0) {
 		flash_fail(f, r, NF_STAGE_WRITE, "cannot write the first MiB of '%s': %s", f->tgt.path, strerror(-r));
 		return r;
@@ -723,12 +773,15 @@ static int setup(struct flash *f)
 			return -ENOMEM;
 	}
 	f->head = aligned_alloc(4096, NF_BLOCK);
-	/* A fresh calloc of this size is untouched zero pages: no resident
-	 * memory unless the write fallback actually reads them. */
-	f->zeros = calloc(1, NF_BLOCK);
+	f->head_check = aligned_alloc(4096, NF_BLOCK);
+	/* Aligned, so zeros go through the direct descriptor like the image:
+	 * a buffered write of the head wipe sat in the page cache until the
+	 * first 64 MiB flush, behind image data already on the card. */
+	f->zeros = aligned_alloc(4096, NF_BLOCK);
 	f->sha = EVP_MD_CTX_new();
-	if (!f->head || !f->zeros || !f->sha || !EVP_DigestInit_ex(f->sha, EVP_sha256(), NULL))
+	if (!f->head || !f->head_check || !f->zeros || !f->sha || !EVP_DigestInit_ex(f->sha, EVP_sha256(), NULL))
 		return -ENOMEM;
+	memset(f->zeros, 0, NF_BLOCK);
 	f->input.peek = input_peek;
 	f->input.consume = input_consume;
 	f->input.ctx = f;
@@ -815,11 +868,17 @@ static void teardown(struct flash *f)
 	for (unsigned i = 0; i < NCHUNKS; i++)
 		free(f->chunks[i].buf);
 	free(f->head);
+	free(f->head_check);
 	free(f->zeros);
 	free(f->sums);
 	free(f->before_buf);
 	EVP_MD_CTX_free(f->sha);
-	snprintf(f->res->zero_plan, sizeof(f->res->zero_plan), "%s", f->tgt.zero_note);
+	if (f->res->zero_rewrites)
+		snprintf(f->res->zero_plan, sizeof(f->res->zero_plan), "zero runs: %u block(s) made without writing "
+			 "did not read back as zeros (the first at offset %llu): rewritten with zeros, and zeros written "
+			 "from then on", f->res->zero_rewrites, (unsigned long long)f->res->zero_rewrite_at);
+	else
+		snprintf(f->res->zero_plan, sizeof(f->res->zero_plan), "%s", f->tgt.zero_note);
 	nf_target_close(&f->tgt);
 	nf_source_close(f->src);
 	pthread_mutex_destroy(&f->lock);

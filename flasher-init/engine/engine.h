@@ -97,6 +97,10 @@ struct nf_flash_result {
 	int touched;               /* the card's first MiB was wiped: its old
 				    * contents are gone (the probe restores
 				    * what it writes, so it does not count) */
+	unsigned zero_rewrites;    /* blocks made without writing that did not
+				    * read back as zeros, rewritten with zeros
+				    * (the zero method was then given up) */
+	uint64_t zero_rewrite_at;  /* the first of them */
 	int patched;               /* the patch was written and read back */
 	uint8_t patch_sha256[32];  /* its digest (nf_patch_digest) */
 };

@@ -30,6 +30,7 @@ struct block_sum {
 	uint64_t before;              /* XXH3-64 of the card's first SAMPLE bytes there
 				       * before the write (valid if has_before) */
 	int has_before;
+	int zeroed;                   /* made without writing (the zero method) */
 };
 
 struct chunk {
@@ -75,7 +76,9 @@ struct flash {
 
 	uint8_t *head;                /* the image's first block, written last */
 	size_t head_len;
-	uint8_t *zeros;               /* NF_BLOCK zero bytes, for wiping the head */
+	uint8_t *head_check;          /* NF_BLOCK: the head wipe read back */
+	uint8_t *zeros;               /* NF_BLOCK zero bytes, aligned: the head
+				       * wipe, zero runs written as data */
 	uint8_t *before_buf;          /* the decoder's SAMPLE-byte read buffer */
 	EVP_MD_CTX *sha;
 	double t_read, t_decode, t_write, t_verify;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -21,6 +22,7 @@ void nf_target_init(struct nf_target *t)
 {
 	memset(t, 0, sizeof(*t));
 	t->wfd = t->bfd = t->rfd = -1;
+	atomic_store(&t->zero_failed_at, UINT64_MAX);
 	t->align = 4096;
 }
 
@@ -385,38 +387,6 @@ static const char *zero_method_name(enum nf_zero_method m)
 	return m == NF_ZERO_WRITE_ZEROES ? "write-zeroes" : m == NF_ZERO_DISCARD ? "discard" : "hole";
 }
 
-/* The first run made without writing: does it read back as zeros? If not,
- * zeros are written from now on. Returns 1 (it does), 0 (it does not:
- * t->zero is now NF_ZERO_WRITE), or a negative errno. */
-static int check_first_run(struct nf_target *t, uint64_t off, size_t len)
-{
-	size_t rlen = (len + t->align - 1) / t->align * t->align, i;
-	ssize_t n;
-
-	if (rlen > t->check_cap) {
-		free(t->check_buf);
-		t->check_cap = 0;
-		if (!(t->check_buf = aligned_alloc(4096, rlen)))
-			return -ENOMEM;
-		t->check_cap = rlen;
-	}
-	if ((n = nf_target_read(t, t->check_buf, rlen, off)) < (ssize_t)len)
-		return n < 0 ? (int)n : -EIO;
-	for (i = 0; i < len && t->check_buf[i] == 0; i++)
-		;
-	if (i == len) {
-		t->zero_checked = 1;
-		snprintf(t->zero_note, sizeof(t->zero_note), "zero runs are made with %s (the first, %zu bytes at "
-			 "%llu, read back as zeros)", zero_method_name(t->zero), len, (unsigned long long)off);
-		return 1;
-	}
-	snprintf(t->zero_note, sizeof(t->zero_note), "zero runs are written: after %s the card read back %s at "
-		 "offset %llu", zero_method_name(t->zero),
-		 t->check_buf[i] == 0xff ? "0xFF (it erases to ones)" : "old data", (unsigned long long)(off + i));
-	t->zero = NF_ZERO_WRITE;
-	return 0;
-}
-
 /* Makes [off, off+len) zero without writing, the target's way. Returns 1
  * (done), 0 (the device refused: t->zero is now NF_ZERO_WRITE; a refused
  * write-zeroes does not fall back to discard), or a negative errno. */
@@ -441,9 +411,110 @@ static int zero_without_writing(struct nf_target *t, uint64_t off, uint64_t len)
 	return 0;
 }
 
+
+/* The marker written before the zero method is tried: bytes no card
+ * erases to (neither 0x00 nor 0xFF) and that differ with the offset. */
+static void fill_marker(uint8_t *buf, size_t len, uint64_t off)
+{
+	uint64_t x = off * 0x9e3779b97f4a7c15ull | 1;
+
+	for (size_t i = 0; i < len; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(buf + i, &x, len - i < 8 ? len - i : 8);
+	}
+}
+
+/* Tries the zero method on [off, off+len) (whole granules of the first run
+ * to be made without writing): writes a marker there as data and flushes
+ * it, zeros the range the target's way and reads it back. Returns 1 (it
+ * reads as zeros: the method stays), 0 (it does not, or the device refused
+ * the method: t->zero is now NF_ZERO_WRITE and the range still holds the
+ * marker; the caller writes the zeros) or a negative errno. */
+static int try_zero_method(struct nf_target *t, uint64_t off, size_t len)
+{
+	size_t i;
+	ssize_t n;
+	int r;
+
+	if (len > t->check_cap) {
+		free(t->check_buf);
+		t->check_cap = 0;
+		if (!(t->check_buf = aligned_alloc(4096, (len + 4095) / 4096 * 4096)))
+			return -ENOMEM;
+		t->check_cap = len;
+	}
+	fill_marker(t->check_buf, len, off);
+	if ((r = nf_target_write(t, t->check_buf, len, off)) < 0 || (r = nf_target_flush(t, off, len)) < 0)
+		return r;
+	if ((r = zero_without_writing(t, off, len)) <= 0)
+		return r;
+	if ((n = nf_target_read(t, t->check_buf, len, off)) < (ssize_t)len)
+		return n < 0 ? (int)n : -EIO;
+	for (i = 0; i < len && t->check_buf[i] == 0; i++)
+		;
+	if (i == len) {
+		t->zero_checked = 1;
+		snprintf(t->zero_note, sizeof(t->zero_note), "zero runs are made with %s (tried on a marker: %zu bytes "
+			 "at %llu written, made with %s, read back as zeros)", zero_method_name(t->zero), len,
+			 (unsigned long long)off, zero_method_name(t->zero));
+		return 1;
+	}
+	uint8_t want[8];
+
+	fill_marker(want, sizeof(want), off + i / 8 * 8);
+	snprintf(t->zero_note, sizeof(t->zero_note), "zero runs are written: after %s the card read back %s at "
+		 "offset %llu", zero_method_name(t->zero),
+		 t->check_buf[i] == 0xff ? "0xFF (it erases to ones)" :
+		 memcmp(t->check_buf + i / 8 * 8, want, sizeof(want)) == 0 ? "old data (the marker written there)" :
+		 "neither zeros nor the old data", (unsigned long long)(off + i));
+	t->zero = NF_ZERO_WRITE;
+	return 0;
+}
+
+/* How much of [a, b) (whole granules of g) the zero method is tried on: up
+ * to 1 MiB (written once per flash as the marker), in units both the
+ * granule and direct I/O allow. 0: the run is too short or misaligned for
+ * a trial. */
+static uint64_t trial_len(const struct nf_target *t, uint64_t a, uint64_t b, uint64_t g)
+{
+	uint64_t unit = g > t->align ? g : t->align, want;
+
+	if (unit % g || unit % t->align || a % unit)
+		return 0;
+	want = (1u << 20) / unit * unit;
+	if (want < unit)
+		want = unit;
+	if (want > b - a)
+		want = (b - a) / unit * unit;
+	return want;
+}
+
+void nf_target_zero_failed(struct nf_target *t, uint64_t off)
+{
+	uint64_t none = UINT64_MAX;
+
+	atomic_compare_exchange_strong(&t->zero_failed_at, &none, off);
+}
+
+/* A block made without writing did not read back as zeros (the verifier
+ * said so): write zeros from now on. */
+static void take_zero_failure(struct nf_target *t)
+{
+	uint64_t at = atomic_load(&t->zero_failed_at);
+
+	if (at == UINT64_MAX || t->zero == NF_ZERO_WRITE)
+		return;
+	snprintf(t->zero_note, sizeof(t->zero_note), "zero runs are written: the block at %llu made with %s did not "
+		 "read back as zeros (rewritten with zeros)", (unsigned long long)at, zero_method_name(t->zero));
+	t->zero = NF_ZERO_WRITE;
+}
+
 int nf_target_zero(struct nf_target *t, uint64_t off, size_t len, const void *zeros, uint64_t *skipped)
 {
 	*skipped = 0;
+	take_zero_failure(t);
 	if (t->zero == NF_ZERO_PUNCH) {
 		/* Past the file's old end there is nothing to clear: the file is
 		 * extended with holes (nf_target_extend) or written past. */
@@ -467,9 +538,19 @@ int nf_target_zero(struct nf_target *t, uint64_t off, size_t len, const void *ze
 		int r;
 
 		if (b > a) {
-			r = zero_without_writing(t, a, b - a);
-			if (r > 0 && !t->zero_checked)
-				r = check_first_run(t, a, (size_t)(b - a));
+			uint64_t tried = 0;
+
+			if (!t->zero_checked) {
+				tried = trial_len(t, a, b, g);
+				/* A run too short to try the method on is written. */
+				if (!tried)
+					return nf_target_write(t, zeros, len, off);
+				if ((r = try_zero_method(t, a, (size_t)tried)) < 0)
+					return r;
+				if (r == 0)
+					return nf_target_write(t, zeros, len, off);
+			}
+			r = a + tried < b ? zero_without_writing(t, a + tried, b - a - tried) : 1;
 			if (r < 0)
 				return r;
 			if (r > 0) {
@@ -483,6 +564,13 @@ int nf_target_zero(struct nf_target *t, uint64_t off, size_t len, const void *ze
 		}
 	}
 	return nf_target_write(t, zeros, len, off);
+}
+
+int nf_target_write_zeros(struct nf_target *t, uint64_t off, size_t len, const void *zeros)
+{
+	int r = nf_target_write(t, zeros, len, off);
+
+	return r < 0 ? r : nf_target_flush(t, off, len);
 }
 
 int nf_target_flush(struct nf_target *t, uint64_t off, uint64_t len)

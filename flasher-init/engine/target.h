@@ -33,7 +33,11 @@ struct nf_target {
 	uint64_t initial_size; /* regular file: size before we started */
 	unsigned align; /* alignment O_DIRECT needs for offsets, lengths, buffers */
 	enum nf_zero_method zero;
-	int zero_checked;        /* the first run made with zero was read back as zeros */
+	int zero_checked;        /* the method was tried on a marker and read back as zeros */
+	/* Set by another thread (the verifier) when a block made without
+	 * writing did not read back as zeros: the next nf_target_zero()
+	 * switches to NF_ZERO_WRITE. UINT64_MAX: not set; else the offset. */
+	_Atomic uint64_t zero_failed_at;
 	uint64_t discard_granularity; /* bytes; NF_ZERO_DISCARD only */
 	uint8_t *check_buf;      /* for that read-back */
 	size_t check_cap;
@@ -60,13 +64,30 @@ int nf_target_open(struct nf_target *t, const char *path, int allow_partition,
 int nf_target_write(struct nf_target *t, const void *buf, size_t len, uint64_t off);
 
 /* Makes [off, off+len) read back as zeros, the cheapest way the target
- * allows (see enum nf_zero_method), decided once per target: the first run
- * made without writing is read back at once, and if it does not read as
- * zeros (a card that erases to 0xFF, or keeps old data after DISCARD),
- * zeros are written from then on (t->zero_note says which and why). zeros
- * must point at len zero bytes (aligned) for the write fallback. *skipped:
- * the bytes of the run not written as data. Returns 0 or a negative errno. */
+ * allows (see enum nf_zero_method), decided once per target on a region
+ * whose old content is known: before the first run is made without
+ * writing, a marker is written (and flushed) over its first part, that part
+ * is zeroed the target's way and read back. A card that erases to 0xFF or
+ * keeps old data after DISCARD (data after DISCARD is indeterminate: SD
+ * Physical Layer spec 4.3.5; bmaptool saw stale sectors, intel/bmap-tools
+ * #128) shows the marker or ones, and zeros are written from then on
+ * (t->zero_note says which and why). Reading back a run that held zeros
+ * already would prove nothing, which is why the marker. zeros must point
+ * at len zero bytes, aligned to t->align, for the write fallback.
+ * *skipped: the bytes of the run not written as data. Returns 0 or a
+ * negative errno. */
 int nf_target_zero(struct nf_target *t, uint64_t off, size_t len, const void *zeros, uint64_t *skipped);
+
+/* Another thread saw a block made without writing at off read back as
+ * something other than zeros: from the next run on, zeros are written
+ * (thread-safe; the first offset reported is kept). */
+void nf_target_zero_failed(struct nf_target *t, uint64_t off);
+
+/* Writes len zero bytes at off from zeros (aligned, at least len bytes) as
+ * data, whatever t->zero says, and flushes them to the device, so the
+ * range holds zeros on the medium before anything after it is written.
+ * Returns 0 or a negative errno. */
+int nf_target_write_zeros(struct nf_target *t, uint64_t off, size_t len, const void *zeros);
 
 /* Flushes written data to stable storage and drops cached pages of
  * [off, off+len) so that readback comes from the device. Returns 0 or -errno. */

@@ -54,6 +54,44 @@ static void describe_readback(struct flash *f, size_t idx, const uint8_t *buf, s
 	snprintf(out, cap, "it reads back data that is neither the image nor what the card held there before");
 }
 
+/* Block off (len bytes) was made without writing and did not read back as
+ * zeros: a card whose DISCARD or erase keeps old data for some ranges
+ * (bmaptool saw it: intel/bmap-tools#128). That is no bad block: write its
+ * zeros as data, read it back into buf and *got, and make the target write
+ * zeros from now on (once per card; said in the result). A block not made
+ * that way is left alone. Returns 0, or -errno after flash_fail() when the
+ * rewrite itself fails. */
+static int rewrite_zeroed(struct flash *f, uint8_t *buf, uint64_t off, size_t len, XXH128_hash_t *got)
+{
+	size_t rlen = (len + f->tgt.align - 1) / f->tgt.align * f->tgt.align;
+	ssize_t n;
+	int zeroed, r;
+
+	pthread_mutex_lock(&f->lock);
+	zeroed = f->sums[off / NF_BLOCK].zeroed;
+	pthread_mutex_unlock(&f->lock);
+	if (!zeroed)
+		return 0;
+	nf_target_zero_failed(&f->tgt, off);
+	if ((r = nf_target_write_zeros(&f->tgt, off, len, f->zeros)) < 0) {
+		flash_fail(f, r, NF_STAGE_WRITE, "cannot write zeros to '%s' at offset %llu: %s", f->tgt.path,
+			   (unsigned long long)off, strerror(-r));
+		return r;
+	}
+	if ((n = nf_target_read(&f->tgt, buf, rlen, off)) < (ssize_t)len) {
+		r = n < 0 ? (int)n : -EIO;
+		flash_fail(f, r, NF_STAGE_VERIFY, "cannot read back '%s' at offset %llu: %s", f->tgt.path,
+			   (unsigned long long)off, n < 0 ? strerror(-r) : "it ends there");
+		return r;
+	}
+	*got = XXH3_128bits(buf, len);
+	pthread_mutex_lock(&f->lock);
+	if (f->res->zero_rewrites++ == 0)
+		f->res->zero_rewrite_at = off;
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
 /* Reads back one block at off and compares it with the writer's hash.
  * Returns 0, or a negative errno after flash_fail(). */
 int flash_verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
@@ -78,6 +116,8 @@ int flash_verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
 		return -EIO;
 	}
 	got = XXH3_128bits(buf, len);
+	if (!XXH128_isEqual(want, got) && rewrite_zeroed(f, buf, off, len, &got) < 0)
+		return -EIO;
 	if (!XXH128_isEqual(want, got)) {
 		char what[200];
 

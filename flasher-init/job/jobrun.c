@@ -115,6 +115,8 @@ int nf_jobrun_finish(struct nf_jobrun *jr, int r, const struct nf_flash_result *
 			 res->stall_limit_s, res->max_stall_s, at);
 		nf_client_card(&jr->client, NF_CARD_STALL, line);
 	}
+	if (res->zero_rewrites)
+		nf_client_card(&jr->client, NF_CARD_ZERO, res->zero_plan);
 	if (jr->min_mbps > 0 && res->t_write > 1 && res->written_bytes) {
 		double mbps = (double)res->written_bytes / 1e6 / res->t_write;
 

@@ -76,7 +76,7 @@ else
 	fail "stalling card: $(cat "$T/w2.log")"
 fi
 grep -q "card stall: a write at .* has not finished after [0-9.]* s" "$T/w2.log" &&
-	grep -q "card stalls: 1 write(s) took 1 s or longer; the slowest 2\.[0-9] s" "$T/w2.log" &&
+	grep -Eq "card stalls: 1 write\(s\) took 1 s or longer; the slowest ([2-9]|[1-9][0-9]+)\.[0-9] s" "$T/w2.log" &&
 	pass "the stall is reported while it hangs and in the summary" || fail "stall log: $(cat "$T/w2.log")"
 "$NF" --root "$MR" history "$M2" >"$T/h2"
 grep -q "stall: 'a write at .* has not finished" "$T/h2" && grep -q "slow: 'the card wrote .* MB/s, below the floor of 100000.0 MB/s" "$T/h2" &&
@@ -121,18 +121,52 @@ for mode in zero ones keep; do
 	read -r wr rd er < <(sed 's/[a-z]*=//g' "$T/sd-$mode.stats")
 	echo "MEASURE sd card erasing to $mode: wrote $wr bytes, read $rd, erased $er (image $size bytes, $nonzero non-zero)"
 	case $mode in
-	zero) [ "$wr" -le $((nonzero + MiB)) ] && [ "$er" -ge $((size - nonzero - MiB)) ] &&
-		has "zero runs are made with write-zeroes (the first, 1048576 bytes at 0, read back as zeros)" "$T/sd-$mode.log" &&
+	zero) [ "$wr" -le $((nonzero + 2 * MiB)) ] && [ "$er" -ge $((size - nonzero - MiB)) ] &&
+		has "zero runs are made with write-zeroes (tried on a marker: 1048576 bytes at 1048576 written, made with write-zeroes, read back as zeros)" "$T/sd-$mode.log" &&
 		pass "a card that erases to 0x00: only the image's non-zero MiB are written ($wr of $size bytes)" ||
 		fail "erase to 0x00: wrote $wr, erased $er; $(cat "$T/sd-$mode.log")" ;;
 	ones) [ "$wr" -ge "$size" ] && has "zero runs are written: after write-zeroes the card read back 0xFF (it erases to ones)" "$T/sd-$mode.log" &&
 		pass "a card that erases to 0xFF: found on the first run, zeros written, verified" ||
 		fail "erase to 0xFF: wrote $wr; $(cat "$T/sd-$mode.log")" ;;
-	keep) [ "$wr" -ge "$size" ] && has "zero runs are written: after write-zeroes the card read back old data" "$T/sd-$mode.log" &&
+	keep) [ "$wr" -ge "$size" ] && has "zero runs are written: after write-zeroes the card read back old data (the marker written there)" "$T/sd-$mode.log" &&
 		pass "a card that keeps old data after erase: found on the first run, zeros written, verified" ||
 		fail "erase keeps data: wrote $wr; $(cat "$T/sd-$mode.log")" ;;
 	esac
 done
+# 8. The issue's card: its discard keeps old data, and the image's first
+# zero run already holds zeros there (as an interrupted flash leaves a
+# card: the first MiB zeroed). Reading back the first zeroed run proves
+# nothing then; the method is tried on a marker, so it is found out
+# before any zero run is trusted, and the card is flashed.
+dd if=/dev/urandom of="$T/kept.back" bs=1M count=32 status=none
+dd if=/dev/zero of="$T/kept.back" bs=1M count=4 conv=notrunc status=none
+fake_card kept $((32 * MiB)) $((32 * MiB)) --erase keep
+"$NFW" --progress=none --no-probe-capacity "$img" "$FAKE_LOOP" 2>"$T/kept.log" &&
+	cmp -s -n "$size" "$img" "$FAKE_LOOP" &&
+	has "zero runs are written: after write-zeroes the card read back old data (the marker written there)" "$T/kept.log" &&
+	pass "a card whose discard keeps data, with zeros where the first run goes: found on a marker, flashed" ||
+	fail "discard keeps data over zeros: $(cat "$T/kept.log")"
+fake_card_done kept
+
+# 9. A card whose discard works low down but keeps old data from 16 MiB
+# on: the trial passes, a later zero run reads back old data. That block is
+# rewritten with zeros and the card switched to writing zeros (said once,
+# and sent to the master as a card finding); the card is not failed.
+dd if=/dev/urandom of="$T/part.back" bs=1M count=32 status=none
+fake_card part $((32 * MiB)) $((32 * MiB)) --erase zero --erase-keep-from $((16 * MiB))
+M4=b8:27:eb:00:00:04
+"$NF" --root "$MR" enroll "$M4" --image pios >/dev/null
+if report "$M4" "$FAKE_LOOP" --no-probe-capacity 2>"$T/part.log"; then
+	cmp -s -n "$size" "$img" "$FAKE_LOOP" || fail "partial discard: the card is not the image"
+	"$NF" --root "$MR" history "$M4" |
+		has "zero: 'zero runs: [0-9]* block(s) made without writing did not read back as zeros (the first at offset 19922944): rewritten with zeros" &&
+		pass "a zero run that kept old data is rewritten, the card switched to zeros, the master told; the worker released" ||
+		fail "partial discard: $(cat "$T/part.log"); $("$NF" --root "$MR" history "$M4" | tail -5)"
+else
+	fail "partial discard: the card was failed: $(cat "$T/part.log")"
+fi
+fake_card_done part
+
 # A plain loop device over a file: real write-zeroes (the file's holes).
 truncate -s $((32 * MiB)) "$T/plain.card"
 loop_attach PLAIN "$T/plain.card"
