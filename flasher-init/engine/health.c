@@ -151,7 +151,23 @@ struct probe_verdict {
 	size_t nbad, first_bad;      /* markers that did not read back; the lowest */
 	const char *how;             /* what the lowest one read back as */
 	uint64_t alias_from, alias_to; /* a marker written at from found at to */
+	uint64_t alias_gcd;          /* gcd of every such distance: a multiple of
+				      * the real size on a card that wraps */
+	uint64_t last_good;          /* the highest marker below the lowest bad
+				      * one that read back (0: none) */
+	uint64_t real;               /* the estimated real size (0: none) */
 };
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
 
 /* Reads every marker back (buf: one block of scratch) into v. */
 static void check_markers(struct nf_target *t, const struct probe *p, size_t n, uint64_t nonce, uint8_t *buf,
@@ -177,15 +193,148 @@ static void check_markers(struct nf_target *t, const struct probe *p, size_t n, 
 				v->how = "reads back as zeros";
 		}
 		/* Another probe's marker here: the card maps that offset onto this
-		 * one. The smallest such distance is the best guess of its size. */
+		 * one, so the distance is a multiple of what it really holds. */
 		buf[63] = '\0';
-		if (got == (ssize_t)NF_PROBE_BLOCK &&
-		    sscanf((const char *)buf, "netflash capacity probe @%llu", &other) == 1 && other > p[i].off &&
-		    (!v->alias_from || other - p[i].off < v->alias_from - v->alias_to)) {
+		if (got != (ssize_t)NF_PROBE_BLOCK ||
+		    sscanf((const char *)buf, "netflash capacity probe @%llu", &other) != 1 || other <= p[i].off)
+			continue;
+		if (!v->alias_from || other - p[i].off < v->alias_from - v->alias_to) {
 			v->alias_from = other;
 			v->alias_to = p[i].off;
 		}
+		v->alias_gcd = gcd64(v->alias_gcd, other - p[i].off);
 	}
+	for (size_t i = 0; v->nbad && i < v->first_bad; i++)
+		v->last_good = p[i].off;
+}
+
+/* Scratch for the size estimate's trials: what the two blocks held, and
+ * a block to read into. */
+struct trial {
+	struct nf_target *t;
+	uint64_t nonce;
+	uint8_t *saved_lo, *saved_hi, *buf;
+};
+
+/* Writes a marker at lo and one at hi (lo < hi), reads both back and puts
+ * back what they held (hi first: on a card that wraps, the low block is
+ * the real one). *hi_on_lo: lo now holds hi's marker (hi lands on lo);
+ * *hi_kept: hi reads back its own marker. Returns 0 or -errno. */
+static int trial_pair(struct trial *tr, uint64_t lo, uint64_t hi, int *hi_on_lo, int *hi_kept)
+{
+	uint8_t want[NF_PROBE_BLOCK];
+	int r = 0, w;
+
+	if (nf_target_read(tr->t, tr->saved_lo, NF_PROBE_BLOCK, lo) != (ssize_t)NF_PROBE_BLOCK ||
+	    nf_target_read(tr->t, tr->saved_hi, NF_PROBE_BLOCK, hi) != (ssize_t)NF_PROBE_BLOCK)
+		return -EIO;
+	marker(tr->buf, lo, tr->nonce);
+	if ((r = nf_target_write(tr->t, tr->buf, NF_PROBE_BLOCK, lo)) == 0) {
+		marker(tr->buf, hi, tr->nonce);
+		r = nf_target_write(tr->t, tr->buf, NF_PROBE_BLOCK, hi);
+	}
+	if (r == 0)
+		r = nf_target_flush(tr->t, lo, hi + NF_PROBE_BLOCK - lo);
+	marker(want, hi, tr->nonce);
+	if (r == 0) {
+		*hi_on_lo = nf_target_read(tr->t, tr->buf, NF_PROBE_BLOCK, lo) == (ssize_t)NF_PROBE_BLOCK &&
+			    memcmp(tr->buf, want, NF_PROBE_BLOCK) == 0;
+		*hi_kept = nf_target_read(tr->t, tr->buf, NF_PROBE_BLOCK, hi) == (ssize_t)NF_PROBE_BLOCK &&
+			   memcmp(tr->buf, want, NF_PROBE_BLOCK) == 0;
+	}
+	w = nf_target_write(tr->t, tr->saved_hi, NF_PROBE_BLOCK, hi);
+	if (w == 0)
+		w = nf_target_write(tr->t, tr->saved_lo, NF_PROBE_BLOCK, lo);
+	if (w == 0)
+		w = nf_target_flush(tr->t, lo, hi + NF_PROBE_BLOCK - lo);
+	return r < 0 ? r : w;
+}
+
+#define MAX_TRIALS 64
+#define MAX_DIVISORS 1024
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* A card that wraps maps offset x onto x mod real, so every distance a
+ * marker moved is a multiple of its real size, and so is their gcd. The
+ * real size is the smallest divisor of that gcd at which a marker written
+ * that far above a reference lands on it: tried in increasing order from
+ * 1 MiB, at most MAX_TRIALS of them. Returns the size, or 0. */
+static uint64_t estimate_wrap(struct trial *tr, uint64_t ref, uint64_t gcd, uint64_t size)
+{
+	uint64_t units = gcd / NF_PROBE_BLOCK, d[MAX_DIVISORS];
+	size_t n = 0, tried = 0;
+
+	for (uint64_t i = 1; i * i <= units && n + 2 <= MAX_DIVISORS; i++) {
+		if (units % i)
+			continue;
+		d[n++] = i;
+		if (i * i != units)
+			d[n++] = units / i;
+	}
+	qsort(d, n, sizeof(d[0]), cmp_u64);
+	for (size_t i = 0; i < n && tried < MAX_TRIALS; i++) {
+		uint64_t x = d[i] * NF_PROBE_BLOCK;
+		int on_lo = 0, kept = 0;
+
+		if (x < (1u << 20) || ref + x + NF_PROBE_BLOCK > size)
+			continue;
+		tried++;
+		if (trial_pair(tr, ref, ref + x, &on_lo, &kept) < 0)
+			return 0;
+		if (on_lo)
+			return x;
+	}
+	return 0;
+}
+
+/* A card that loses writes past its real size: bisects between the
+ * highest marker that read back (good) and the lowest that did not (bad)
+ * with single markers, to 1/64 of the range or 4 KiB. Returns the first
+ * offset found not to keep data (the real size), or 0. */
+static uint64_t estimate_drop(struct trial *tr, uint64_t good, uint64_t bad)
+{
+	for (unsigned k = 0; k < MAX_TRIALS && bad - good > NF_PROBE_BLOCK && bad - good > bad / 64; k++) {
+		uint64_t mid = (good + (bad - good) / 2) / NF_PROBE_BLOCK * NF_PROBE_BLOCK;
+		int on_lo = 0, kept = 0;
+
+		if (mid <= good)
+			break;
+		/* The pair's low block is the good one: a card that wraps there
+		 * would show it, one that drops shows the high marker lost. */
+		if (trial_pair(tr, good, mid, &on_lo, &kept) < 0)
+			return 0;
+		if (kept && !on_lo)
+			good = mid;
+		else
+			bad = mid;
+	}
+	return bad;
+}
+
+/* Fills v->real, the card's real size, by trials after the markers were
+ * put back. Leaves it 0 when the trials cannot tell. */
+static void estimate_real(struct nf_target *t, const struct probe *p, uint64_t size, uint64_t nonce,
+			  struct probe_verdict *v)
+{
+	struct trial tr = { .t = t, .nonce = nonce };
+	uint8_t *mem = aligned_alloc(NF_PROBE_BLOCK, 3 * NF_PROBE_BLOCK);
+
+	if (!mem)
+		return;
+	tr.saved_lo = mem;
+	tr.saved_hi = mem + NF_PROBE_BLOCK;
+	tr.buf = mem + 2 * NF_PROBE_BLOCK;
+	if (v->alias_gcd)
+		v->real = estimate_wrap(&tr, p[0].off, v->alias_gcd, size);
+	else if (p[v->first_bad].off > v->last_good)
+		v->real = estimate_drop(&tr, v->last_good, p[v->first_bad].off);
+	free(mem);
 }
 
 /* The verdict as one line into detail. */
@@ -199,23 +348,26 @@ static void describe_verdict(const struct probe_verdict *v, const struct probe *
 		snprintf(detail, cap, "capacity probe passed: %zu markers up to %s read back", n, s1);
 	} else if (v->alias_from) {
 		nf_format_bytes(v->alias_from, s3, sizeof(s3));
-		nf_format_bytes(v->alias_from - v->alias_to, s4, sizeof(s4));
+		nf_format_bytes(v->real ? v->real : v->alias_gcd, s4, sizeof(s4));
 		nf_format_bytes(v->alias_to, s2, sizeof(s2));
 		snprintf(detail, cap,
-			 "fake card: it claims %s, but data written at %s lands at %s (it wraps: about %s real); "
-			 "%zu of %zu probe markers did not read back", s1, s3, s2, s4, v->nbad, n);
+			 "fake card: it claims %s, but data written at %s lands at %s (it wraps: %s %s real); "
+			 "%zu of %zu probe markers did not read back", s1, s3, s2, v->real ? "about" : "at most", s4,
+			 v->nbad, n);
 	} else {
 		nf_format_bytes(p[v->first_bad].off, s2, sizeof(s2));
+		nf_format_bytes(v->real, s4, sizeof(s4));
 		snprintf(detail, cap,
-			 "fake or failing card: it claims %s, but data written at %s %s; "
-			 "%zu of %zu probe markers did not read back", s1, s2, v->how, v->nbad, n);
+			 "fake or failing card: it claims %s, but data written at %s %s%s%s%s; "
+			 "%zu of %zu probe markers did not read back", s1, s2, v->how, v->real ? " (about " : "",
+			 v->real ? s4 : "", v->real ? " real)" : "", v->nbad, n);
 	}
 }
 
 int nf_probe_capacity(struct nf_target *t, uint64_t size, char *detail, size_t cap)
 {
 	struct probe p[MAX_PROBES];
-	struct probe_verdict v;
+	struct probe_verdict v = { 0 };
 	uint64_t nonce;
 	uint8_t *mem, *buf;
 	char hex[17];
@@ -251,8 +403,9 @@ int nf_probe_capacity(struct nf_target *t, uint64_t size, char *detail, size_t c
 		snprintf(detail, cap, "cannot write probe markers: %s", strerror(-r));
 	} else {
 		check_markers(t, p, n, nonce, buf, &v);
-		describe_verdict(&v, p, n, size, detail, cap);
 		r = v.nbad ? -EIO : 0;
+		if (!v.nbad)
+			describe_verdict(&v, p, n, size, detail, cap);
 	}
 	/* Put back what was there, high to low (on a wrapping card the low
 	 * blocks are the real ones, written last). */
@@ -263,6 +416,10 @@ int nf_probe_capacity(struct nf_target *t, uint64_t size, char *detail, size_t c
 			r = w;
 	}
 	nf_target_flush(t, 0, size);
+	if (r == -EIO && v.nbad) {
+		estimate_real(t, p, size, nonce, &v);
+		describe_verdict(&v, p, n, size, detail, cap);
+	}
 	free(mem);
 	return r;
 }

@@ -31,9 +31,14 @@ void nf_card_describe(const struct nf_card_id *id, const char *path, char *out, 
  * the end the target claims (size bytes) -- at powers of two past a random
  * base, so a card that drops high address bits overwrites its own markers,
  * and at even steps -- then reads them all back from the device and puts
- * back what was there. Bounded: about 60 blocks of 4 KiB. Returns 0 when
- * every marker read back, -EIO with detail naming the first offset that
- * did not (a fake or failing card), or another -errno. */
+ * back what was there. Bounded: about 60 blocks of 4 KiB, and when markers
+ * do not read back at most 64 trials of two 4 KiB markers (each put back)
+ * to name the real size: the smallest divisor of the gcd of the distances
+ * markers moved at which one lands on another (a card that wraps), or a
+ * bisection between the last marker that read back and the first that did
+ * not (a card that loses writes). Returns 0 when every marker read back,
+ * -EIO with detail naming the first offset that did not and the real size
+ * (a fake or failing card), or another -errno. */
 int nf_probe_capacity(struct nf_target *t, uint64_t size, char *detail, size_t cap);
 
 #endif

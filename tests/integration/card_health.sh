@@ -167,6 +167,28 @@ else
 fi
 fake_card_done part
 
+# 10. The real size the probe names, within 10%, where the wrap is not at a
+# power of two (it said "about 200.0 MiB" for 100 and "about 96 GiB" for
+# 64 MiB behind a 3 TiB claim), and on a card that loses writes past its
+# real size instead of wrapping.
+for c in "$((256 * MiB)) $((100 * MiB))" "$((3 << 40)) $((64 * MiB))" "$((1 << 30)) $((200 * MiB))" \
+	"$((128 * MiB)) $((40 * MiB)) --drop-writes-from $((40 * MiB))"; do
+	read -r claimed real opts <<<"$c"
+	back=$real
+	[ -z "$opts" ] || back=$claimed
+	# shellcheck disable=SC2086
+	fake_card "size-$real" "$claimed" "$back" $opts
+	"$NFW" --progress=none --probe-capacity "$img.mt.xz" "$FAKE_LOOP" 2>"$T/size.log" && fail "a fake card passed the probe"
+	said=$(grep -o 'about [0-9.]* [MG]iB real' "$T/size.log" | head -1)
+	python3 -c 'import sys
+v, u = sys.argv[1].split()[1:3]
+v = float(v) * (1 << (20 if u == "MiB" else 30))
+sys.exit(0 if abs(v - int(sys.argv[2])) <= 0.1 * int(sys.argv[2]) else 1)' "${said:-about 0 MiB}" "$real" &&
+		pass "claims $claimed, holds $real: the probe says '$said'" ||
+		fail "claims $claimed, holds $real: $(grep error: "$T/size.log")"
+	fake_card_done "size-$real"
+done
+
 # A plain loop device over a file: real write-zeroes (the file's holes).
 truncate -s $((32 * MiB)) "$T/plain.card"
 loop_attach PLAIN "$T/plain.card"
