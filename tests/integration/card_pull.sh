@@ -89,6 +89,26 @@ pull verify read:$((40 * MiB)) zero-head
 pull head-write mbr:$((16 * MiB)) zero-mbr zero-head
 done
 
+# A worker's job through the master (the same engine): pulled before the
+# first flush, the card's first MiB is zeros, the master is told the job
+# failed and keeps the worker netbooting.
+img=$(test_image 24)
+master_setup "$img.mt.xz" pios
+daemon_start
+MAC=b8:27:eb:00:00:31 D=b8-27-eb-00-00-31
+"$NF" --root "$MR" enroll "$MAC" --image pios >/dev/null
+cp "$T/old.img" "$T/job.back"
+fake_card_mount job "$CARD" "$T/job.back" --pull-when written:$((8 * MiB))
+loop_attach FAKE_LOOP "$FAKE_FILE"
+report "$MAC" "$FAKE_LOOP" --no-probe-capacity 2>"$T/job.log" && fail "a pulled card's job was reported good"
+fake_card_done job
+if python3 -c 'import sys; sys.exit(open(sys.argv[1], "rb").read(1 << 20) != bytes(1 << 20))' "$T/job.back" &&
+	[ -d "$MR/tftp/$D" ] && "$NF" --root "$MR" status --json | has "\"mac\":\"$D\".*\"last_error\":\"write: "; then
+	pass "a worker's card pulled mid-job: its first MiB is zeros, the job failed at write, the worker still netboots"
+else
+	fail "pulled worker job: $(cat "$T/job.log"); $("$NF" --root "$MR" status --json | grep -o "\"mac\":\"$D\".\{0,300\}")"
+fi
+
 # And a card that is not pulled: the same fixture ends complete.
 cp "$T/old.img" "$T/whole.back"
 fake_card_mount whole "$CARD" "$T/whole.back" --erase zero
