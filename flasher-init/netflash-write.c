@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "health.h"
 #include "gpio.h"
 #include "indicator.h"
 #include "jobrun.h"
@@ -442,13 +443,14 @@ static void card_health(const struct cli *c, const struct nf_flash_result *res, 
 		nf_warn("the image is %llu bytes, not a whole number of 512-byte sectors; its last %llu bytes "
 			"were written as a partial sector", (unsigned long long)res->image_bytes,
 			(unsigned long long)(res->image_bytes % 512));
-	if (res->stalls)
-		nf_warn("card stalls: %u write(s) took %.0f s or longer; the slowest %.1f s at offset %llu", res->stalls,
-			res->stall_limit_s, res->max_stall_s, (unsigned long long)res->max_stall_at);
-	if (!c->report_to && c->min_mbps > 0 && res->t_write > 1 && res->written_bytes &&
-	    (double)res->written_bytes / 1e6 / res->t_write < c->min_mbps)
-		nf_warn("slow card: it wrote %.1f MB/s, below the floor of %.1f MB/s",
-			(double)res->written_bytes / 1e6 / res->t_write, c->min_mbps);
+	struct nf_card_verdict v;
+
+	/* With --report-to the job run reports (and logs) the slow card. */
+	nf_card_verdict(res, c->report_to ? 0 : c->min_mbps, &v);
+	if (v.stall[0])
+		nf_warn("card stalls: %s", v.stall);
+	if (v.slow[0])
+		nf_warn("slow card: %s", v.slow);
 }
 
 /* --patch: the file, and the image it was made for. */

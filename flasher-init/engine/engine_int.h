@@ -43,46 +43,80 @@ struct chunk {
 	int has_before[CHUNK / NF_BLOCK];
 };
 
+/* One flash. Grouped by owner: who may touch a field, and when. */
 struct flash {
+	/* Set by the driver before the stages start; read-only while they
+	 * run. res is written by the driver alone: by preflight before the
+	 * stages start, and from the fields below once they are joined. */
 	const struct nf_flash_opts *o;
 	struct nf_flash_result *res;
 	struct nf_source *src;
-	struct nf_target tgt;
+	struct nf_target tgt;         /* the writer's; the verifier reads through
+				       * it (pread) and may flag the zero method
+				       * (nf_target_zero_failed, atomic) */
 	struct nf_decoder *dec;
-	struct nf_input input;
 	struct nf_ring ring;
 	uint64_t known_size;          /* 0: unknown until the end */
 	uint64_t budget;              /* decoder memory (xz threads, zstd window) */
 	uint64_t min_size;            /* a lower bound (zstd's first frame) */
 
+	/* The hand-over between decoder and writer (their own locks). */
 	struct chunk chunks[NCHUNKS];
 	struct nf_chunkq free_q;      /* decoder takes empty chunks, writer gives them back */
 	struct nf_chunkq full_q;      /* decoder puts decoded chunks, closes it at the end */
 
-	pthread_mutex_t lock;         /* everything below up to the atomics */
+	/* Shared between the stages: only with lock held; cond announces
+	 * every change. */
+	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int writer_done, verifier_done;
-	int err;
-	struct block_sum *sums;       /* one per NF_BLOCK of the image */
-	size_t nhashes, hcap;
-	uint64_t flushed;             /* written and flushed: the verifier may read below */
-	uint64_t image_size;          /* final, once writer_done */
+	struct {
+		int writer_done, verifier_done;
+		int err;                      /* the first failure, -errno */
+		enum nf_stage stage;          /* its stage */
+		char detail[512];             /* its one line */
+		int have_bad_offset;
+		uint64_t bad_offset;          /* first offset that failed verification */
+		unsigned zero_rewrites;       /* see nf_flash_result */
+		uint64_t zero_rewrite_at;
+		struct block_sum *sums;       /* one per NF_BLOCK of the image */
+		size_t nhashes, hcap;
+		uint64_t flushed;             /* written and flushed: the verifier may read below */
+		uint64_t image_size;          /* final, once writer_done */
+	} locked;
 
+	/* Progress any thread may read at any time. */
 	atomic_int cancel;
 	atomic_uint_fast64_t src_read, written, skipped, verified;
 	atomic_int finalizing;
 	atomic_uint_fast64_t write_since_us; /* start of the write in progress; 0: none */
 	atomic_uint_fast64_t write_at;       /* its offset */
 
-	uint8_t *head;                /* the image's first block, written last */
-	size_t head_len;
-	uint8_t *head_check;          /* NF_BLOCK: the head wipe read back */
-	uint8_t *zeros;               /* NF_BLOCK zero bytes, aligned: the head
-				       * wipe, zero runs written as data */
-	uint8_t *before_buf;          /* the decoder's SAMPLE-byte read buffer */
-	EVP_MD_CTX *sha;
-	double t_read, t_decode, t_write, t_verify;
-	double t_decode_wait;
+	/* Each stage's own: only its thread touches them while it runs, the
+	 * driver once it is joined. */
+	struct {
+		double t;                     /* seconds reading */
+	} reader;
+	struct {
+		struct nf_input input;        /* the decoder's view of the ring */
+		uint8_t *before_buf;          /* SAMPLE-byte read buffer */
+		double t, t_wait;             /* seconds decoding; waiting for input */
+	} decoder;
+	struct {
+		uint8_t *head;                /* the image's first block, written last */
+		size_t head_len;
+		uint8_t *head_check;          /* NF_BLOCK: the head wipe read back */
+		uint8_t *zeros;               /* NF_BLOCK zero bytes, aligned: the head
+					       * wipe, zero runs written as data */
+		EVP_MD_CTX *sha;
+		double t;                     /* seconds writing */
+		unsigned stalls;              /* writes of flash_stall_limit() or more */
+		double max_stall_s;
+		uint64_t max_stall_at;
+		int touched;                  /* the head was wiped */
+	} writer;
+	struct {
+		double t;                     /* seconds reading back */
+	} verifier;
 };
 
 /* Monotonic seconds. */
@@ -96,6 +130,35 @@ flash_fail(struct flash *f, int err, enum nf_stage stage, const char *fmt, ...);
 
 /* 1 once any stage has failed. */
 int flash_failed(struct flash *f);
+
+/* Records the first offset found not to hold the image (thread-safe). */
+void flash_bad_offset(struct flash *f, uint64_t off);
+
+/* The stall watchdog's limit, seconds (--stall or NF_STALL_DEFAULT_S). */
+double flash_stall_limit(const struct flash *f);
+
+/* preflight.c, before the target is opened: reads the source's head, checks
+ * its format against its name and --format, that it decodes to a disk image
+ * (or --not-a-disk) and not to another compressed stream, and plans the
+ * decoder (xz threads from the index, zstd window) within the memory budget.
+ * Sets *fmt and f->known_size (0: unknown until the end) and f->min_size.
+ * Returns 0 or a negative errno after flash_fail(). */
+int flash_probe(struct flash *f, enum nf_format *fmt);
+
+/* preflight.c, with the target open: refuses an image known to be larger
+ * than the target, before anything is written. Returns 0 or -ENOSPC after
+ * flash_fail(). */
+int flash_check_size(struct flash *f);
+
+/* writer.c: the writer stage's thread (see writer.c). */
+void *flash_writer_main(void *arg);
+
+/* finish.c, after the stages have joined without a failure: checks the
+ * stream's SHA-256 and size against the expected ones, re-reads every
+ * block's first 4 KiB, applies the provisioning patch, writes the first MiB
+ * (tail first, then the boot sector) and verifies it. Returns 0 or a
+ * negative errno after flash_fail(). */
+int flash_finalize(struct flash *f);
 
 /* verify.c: reads back one block at off (len bytes) into buf (NF_BLOCK +
  * 4096, aligned) and compares it with the writer's hash. Returns 0 or a

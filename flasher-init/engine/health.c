@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <linux/fs.h>
 
+#include "engine.h"
 #include "fileutil.h"
 #include "format.h"
 #include "parse.h"
@@ -65,6 +66,22 @@ void nf_card_describe(const struct nf_card_id *id, const char *path, char *out, 
 		 id->type[0] ? id->type : "MMC/SD", id->name[0] ? id->name : "?", id->manfid[0] ? id->manfid : "?",
 		 id->oemid[0] ? id->oemid : "?", id->serial[0] ? id->serial : "?", id->date[0] ? id->date : "?", size,
 		 id->cid, id->csd[0] ? id->csd : "?");
+}
+
+void nf_card_verdict(const struct nf_flash_result *res, double min_mbps, struct nf_card_verdict *v)
+{
+	char at[32];
+
+	memset(v, 0, sizeof(*v));
+	if (res->stalls) {
+		nf_format_bytes(res->max_stall_at, at, sizeof(at));
+		snprintf(v->stall, sizeof(v->stall), "%u write(s) took %.0f s or longer; the slowest %.1f s at %s",
+			 res->stalls, res->stall_limit_s, res->max_stall_s, at);
+	}
+	if (min_mbps > 0 && res->t_write > 1 && res->written_bytes &&
+	    (double)res->written_bytes / 1e6 / res->t_write < min_mbps)
+		snprintf(v->slow, sizeof(v->slow), "the card wrote %.1f MB/s, below the floor of %.1f MB/s",
+			 (double)res->written_bytes / 1e6 / res->t_write, min_mbps);
 }
 
 #define MAX_PROBES 80

@@ -25,6 +25,20 @@ void nf_card_identify(const char *path, struct nf_card_id *id);
  * 15.9 GB, CID ..." or "loop0: not an SD/MMC card, 64.0 MB". */
 void nf_card_describe(const struct nf_card_id *id, const char *path, char *out, size_t cap);
 
+struct nf_flash_result;
+
+/* The card-health verdict of a flash, each part one line, empty when not
+ * found: writes that took the stall watchdog's limit or longer, and a
+ * write rate below the floor. */
+struct nf_card_verdict {
+	char stall[200]; /* "2 write(s) took 5 s or longer; the slowest 7.1 s at 96.0 MiB" */
+	char slow[160];  /* "the card wrote 3.1 MB/s, below the floor of 10.0 MB/s" */
+};
+
+/* Fills v from res. min_mbps: the floor in MB/s (0: none); the rate is
+ * judged only over more than a second of writing. */
+void nf_card_verdict(const struct nf_flash_result *res, double min_mbps, struct nf_card_verdict *v);
+
 #define NF_PROBE_BLOCK 4096u
 
 /* Fake-capacity probe: writes a unique marker block at offsets spread up to

@@ -25,8 +25,8 @@ static void describe_readback(struct flash *f, size_t idx, const uint8_t *buf, s
 	struct block_sum b;
 
 	pthread_mutex_lock(&f->lock);
-	b = f->sums[idx];
-	n = f->nhashes;
+	b = f->locked.sums[idx];
+	n = f->locked.nhashes;
 	pthread_mutex_unlock(&f->lock);
 	if (got == b.sample) {
 		snprintf(out, cap, "its first %zu bytes are right, the rest reads back different", slen);
@@ -43,7 +43,7 @@ static void describe_readback(struct flash *f, size_t idx, const uint8_t *buf, s
 	}
 	for (size_t j = 1; j < n; j++) {
 		pthread_mutex_lock(&f->lock);
-		int same = j != idx && f->sums[j].sample == got;
+		int same = j != idx && f->locked.sums[j].sample == got;
 		pthread_mutex_unlock(&f->lock);
 		if (same) {
 			snprintf(out, cap, "it reads back the image's block at offset %llu: writes land at other "
@@ -68,12 +68,12 @@ static int rewrite_zeroed(struct flash *f, uint8_t *buf, uint64_t off, size_t le
 	int zeroed, r;
 
 	pthread_mutex_lock(&f->lock);
-	zeroed = f->sums[off / NF_BLOCK].zeroed;
+	zeroed = f->locked.sums[off / NF_BLOCK].zeroed;
 	pthread_mutex_unlock(&f->lock);
 	if (!zeroed)
 		return 0;
 	nf_target_zero_failed(&f->tgt, off);
-	if ((r = nf_target_write_zeros(&f->tgt, off, len, f->zeros)) < 0) {
+	if ((r = nf_target_write_zeros(&f->tgt, off, len, f->writer.zeros)) < 0) {
 		flash_fail(f, r, NF_STAGE_WRITE, "cannot write zeros to '%s' at offset %llu: %s", f->tgt.path,
 			   (unsigned long long)off, strerror(-r));
 		return r;
@@ -86,8 +86,8 @@ static int rewrite_zeroed(struct flash *f, uint8_t *buf, uint64_t off, size_t le
 	}
 	*got = XXH3_128bits(buf, len);
 	pthread_mutex_lock(&f->lock);
-	if (f->res->zero_rewrites++ == 0)
-		f->res->zero_rewrite_at = off;
+	if (f->locked.zero_rewrites++ == 0)
+		f->locked.zero_rewrite_at = off;
 	pthread_mutex_unlock(&f->lock);
 	return 0;
 }
@@ -106,11 +106,10 @@ int flash_verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
 		return (int)n;
 	}
 	pthread_mutex_lock(&f->lock);
-	want = f->sums[off / NF_BLOCK].full;
+	want = f->locked.sums[off / NF_BLOCK].full;
 	pthread_mutex_unlock(&f->lock);
 	if ((size_t)n < len) {
-		f->res->have_bad_offset = 1;
-		f->res->bad_offset = off + (uint64_t)n;
+		flash_bad_offset(f, off + (uint64_t)n);
 		flash_fail(f, -EIO, NF_STAGE_VERIFY, "verification failed: '%s' ends at offset %llu, inside the image",
 			   f->tgt.path, (unsigned long long)(off + (uint64_t)n));
 		return -EIO;
@@ -122,8 +121,7 @@ int flash_verify_block(struct flash *f, uint8_t *buf, uint64_t off, size_t len)
 		char what[200];
 
 		describe_readback(f, (size_t)(off / NF_BLOCK), buf, len, what, sizeof(what));
-		f->res->have_bad_offset = 1;
-		f->res->bad_offset = off;
+		flash_bad_offset(f, off);
 		flash_fail(f, -EIO, NF_STAGE_VERIFY, "verification failed: '%s' does not hold the image's 1 MiB block at "
 			   "offset %llu: %s", f->tgt.path, (unsigned long long)off, what);
 		return -EIO;
@@ -147,10 +145,10 @@ void *flash_verifier_main(void *arg)
 		int done;
 
 		pthread_mutex_lock(&f->lock);
-		while (!f->err && f->flushed <= pos && !f->writer_done)
+		while (!f->locked.err && f->locked.flushed <= pos && !f->locked.writer_done)
 			pthread_cond_wait(&f->cond, &f->lock);
-		limit = f->flushed;
-		done = f->writer_done;
+		limit = f->locked.flushed;
+		done = f->locked.writer_done;
 		pthread_mutex_unlock(&f->lock);
 		if (flash_failed(f))
 			break;
@@ -166,9 +164,9 @@ void *flash_verifier_main(void *arg)
 		if (flash_failed(f) || (done && pos >= limit))
 			break;
 	}
-	f->t_verify = busy;
+	f->verifier.t = busy;
 	pthread_mutex_lock(&f->lock);
-	f->verifier_done = 1;
+	f->locked.verifier_done = 1;
 	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->lock);
 	free(buf);
@@ -192,29 +190,28 @@ int flash_recheck_samples(struct flash *f)
 		flash_fail(f, -ENOMEM, NF_STAGE_VERIFY, "out of memory");
 		return -ENOMEM;
 	}
-	for (size_t i = 1; i < f->nhashes && r == 0; i++) {
+	for (size_t i = 1; i < f->locked.nhashes && r == 0; i++) {
 		uint64_t off = (uint64_t)i * NF_BLOCK;
-		size_t len = f->image_size - off < SAMPLE ? (size_t)(f->image_size - off) : SAMPLE;
+		size_t len = f->locked.image_size - off < SAMPLE ? (size_t)(f->locked.image_size - off) : SAMPLE;
 		ssize_t n = nf_target_read(&f->tgt, buf, rlen, off);
 
 		if (n < (ssize_t)len) {
 			r = n < 0 ? (int)n : -EIO;
 			flash_fail(f, r, NF_STAGE_VERIFY, "cannot read back '%s' at offset %llu after the last write: %s",
 				   f->tgt.path, (unsigned long long)off, n < 0 ? strerror((int)-n) : "it ends there");
-		} else if (XXH3_64bits(buf, len) != f->sums[i].sample) {
+		} else if (XXH3_64bits(buf, len) != f->locked.sums[i].sample) {
 			char what[200];
 
 			describe_readback(f, i, buf, len, what, sizeof(what));
 			r = -EIO;
-			f->res->have_bad_offset = 1;
-			f->res->bad_offset = off;
+			flash_bad_offset(f, off);
 			flash_fail(f, r, NF_STAGE_VERIFY, "verification failed: '%s' no longer holds the image at offset %llu "
 				   "once everything was written (it did when that block was written): %s",
 				   f->tgt.path, (unsigned long long)off, what);
 		}
 	}
 	free(buf);
-	f->t_verify += flash_now() - t0;
+	f->verifier.t += flash_now() - t0;
 	f->res->t_recheck = flash_now() - t0;
 	return r;
 }

@@ -103,29 +103,18 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 int nf_jobrun_finish(struct nf_jobrun *jr, int r, const struct nf_flash_result *res, unsigned deadline_s,
 		     char *detail, size_t cap)
 {
-	char line[300];
+	struct nf_card_verdict v;
 
 	if (res->probe_detail[0])
 		nf_client_card(&jr->client, NF_CARD_PROBE, res->probe_detail);
-	if (res->stalls) {
-		char at[32];
-
-		nf_format_bytes(res->max_stall_at, at, sizeof(at));
-		snprintf(line, sizeof(line), "%u write(s) took %.0f s or longer; the slowest %.1f s at %s", res->stalls,
-			 res->stall_limit_s, res->max_stall_s, at);
-		nf_client_card(&jr->client, NF_CARD_STALL, line);
-	}
+	nf_card_verdict(res, jr->min_mbps, &v);
+	if (v.stall[0])
+		nf_client_card(&jr->client, NF_CARD_STALL, v.stall);
 	if (res->zero_rewrites)
 		nf_client_card(&jr->client, NF_CARD_ZERO, res->zero_plan);
-	if (jr->min_mbps > 0 && res->t_write > 1 && res->written_bytes) {
-		double mbps = (double)res->written_bytes / 1e6 / res->t_write;
-
-		if (mbps < jr->min_mbps) {
-			snprintf(line, sizeof(line), "the card wrote %.1f MB/s, below the floor of %.1f MB/s", mbps,
-				 jr->min_mbps);
-			nf_client_card(&jr->client, NF_CARD_SLOW, line);
-			nf_warn("slow card: %s", line);
-		}
+	if (v.slow[0]) {
+		nf_client_card(&jr->client, NF_CARD_SLOW, v.slow);
+		nf_warn("slow card: %s", v.slow);
 	}
 	nf_job_free(&jr->job);
 	if (r < 0) {
