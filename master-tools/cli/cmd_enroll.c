@@ -15,6 +15,7 @@
 #include "nfsroot.h"
 #include "parse.h"
 #include "provision_opts.h"
+#include "release.h"
 #include "store.h"
 
 #define CSV_LINE_MAX 1024

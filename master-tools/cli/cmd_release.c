@@ -1,12 +1,12 @@
-/* netflash release: end a worker's enrollment (enroll.c does it). */
+/* netflash release: end a worker's enrollment (release.c does it). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
-#include "enroll.h"
 #include "log.h"
 #include "parse.h"
+#include "release.h"
 
 static const char release_usage[] =
 "Usage: netflash [--root DIR] release MAC\n"

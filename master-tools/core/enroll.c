@@ -1,7 +1,7 @@
-/* Enrolling and releasing a worker: its TFTP dir, cmdline.txt, provisioning
- * patch and state row, each change under the state lock and crash-safe
- * (recover.h). The CLI (cmd_enroll.c, cmd_release.c, cmd_reimage.c),
- * mass-flash and the daemon's API share these. */
+/* Enrolling a worker: its TFTP dir, cmdline.txt, provisioning patch and
+ * state row, under the state lock and crash-safe (recover.h). The CLI
+ * (cmd_enroll.c, cmd_reimage.c), mass-flash and the daemon's API share
+ * these; release.c undoes them. */
 #include <errno.h>
 #include <pwd.h>
 #include <getopt.h>
@@ -265,8 +265,9 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 		     int force, struct master_report *rep)
 {
 	static char cmdline[CMDLINE_MAX + 256], config[CMDLINE_MAX * 16];
-	char tftp[PATH_MAX], boot[PATH_MAX], detail[512], summary[700] = "", model[48], gen[17];
-	char intent[NFSROOT_DIR_MAX + 64], displaced[64];
+	char tftp[PATH_MAX], boot[PATH_MAX], detail[512], summary[700] = "", model[48];
+	char displaced[64];
+	struct intent in = { .kind = INTENT_ENROLL };
 	struct nf_manifest man;
 	struct enrollment old;
 	struct old_files of;
@@ -306,10 +307,10 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 				    strerror(-r));
 		goto out;
 	}
-	master_generation(e->token, gen);
-	snprintf(intent, sizeof(intent), "enroll %s patch=%d%s%s", gen, of.patch_aside, of.nfsroot[0] ? " nfsroot=" : "",
-		 of.nfsroot);
-	if ((r = intent_write(m, e->mac, intent)) < 0) {
+	master_generation(e->token, in.gen);
+	in.patch_aside = of.patch_aside;
+	snprintf(in.nfsroot, sizeof(in.nfsroot), "%s", of.nfsroot);
+	if ((r = intent_write(m, e->mac, &in)) < 0) {
 		master_report_error(rep, "cannot record the intent to enroll %s: %s", e->mac, strerror(-r));
 		old_files_restore(m, e->mac, &of, rep);
 		goto out;
@@ -322,7 +323,7 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	master_path(m, boot, sizeof(boot), e->boot_set);
 	detail[0] = '\0';
-	r = tftpdir_create(tftp, e->mac, boot, cmdline, nfsroot ? config : NULL, gen, force, tftp_owner(m), displaced,
+	r = tftpdir_create(tftp, e->mac, boot, cmdline, nfsroot ? config : NULL, in.gen, force, tftp_owner(m), displaced,
 			   sizeof(displaced), detail, sizeof(detail));
 	if (r == -EEXIST)
 		snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail),
@@ -390,62 +391,3 @@ int master_enroll(struct master *m, struct enrollment *e, const struct provision
 	return locked_enroll(m, e, prov, NULL, force, rep);
 }
 
-
-
-int master_release(struct master *m, const char *mac, char *why, size_t cap)
-{
-	char tftp[PATH_MAX], detail[512];
-	struct enrollment *e;
-	struct store *st = NULL;
-	int r, known, dir;
-
-	why[0] = '\0';
-	if ((r = master_lock(m)) < 0) {
-		master_lock_error(m, r, why, cap);
-		return r;
-	}
-	master_path(m, tftp, sizeof(tftp), "tftp");
-	detail[0] = '\0';
-	if ((r = master_open_store(m, &st)) < 0) {
-		snprintf(why, cap, "cannot open the state database: %s", nf_strerror(r));
-		goto out;
-	}
-	known = (e = calloc(1, sizeof(*e))) && store_get(st, mac, e) == 0;
-	free(e);
-	dir = tftpdir_exists(tftp, mac);
-	if (!known && dir == 0) {
-		snprintf(why, cap, "%s is not enrolled (see netflash ls); nothing to release", mac);
-		r = -ENOENT;
-		goto out;
-	}
-	if (dir == 1 && tftpdir_generation(tftp, mac, detail, sizeof(detail)) == -ENOENT) {
-		snprintf(why, cap, "tftp/%s was not made by netflash (no marker); remove it by hand", mac);
-		r = -EPERM;
-		goto out;
-	}
-	/* The intent first (recover.h): from here the release is completed
-	 * whatever interrupts it. */
-	if ((r = intent_write(m, mac, "release 0")) < 0) {
-		snprintf(why, cap, "cannot record the release: %s", nf_strerror(r));
-		goto out;
-	}
-	store_set_state(st, mac, NF_WORKER_RELEASED, NULL);
-	r = tftpdir_remove(tftp, mac, detail, sizeof(detail));
-	store_event(st, mac, NF_EVENT_RELEASE, r == -ENOENT ? "no tftp dir" : "by netflash release");
-	store_close(st);
-	st = NULL;
-	if (r < 0 && r != -ENOENT) {
-		snprintf(why, cap, "%s", detail);
-		goto out;
-	}
-	dir = r != -ENOENT;
-	provision_remove(m, mac);
-	if (nfsroot_set(m, mac, NULL, detail, sizeof(detail)) < 0)
-		snprintf(why, cap, "%s, ignoring", detail);
-	intent_clear(m, mac);
-	r = dir;
-out:
-	store_close(st);
-	master_unlock(m);
-	return r;
-}

@@ -1,5 +1,5 @@
-/* Enrolling and releasing workers (enroll.c): what the CLI, mass-flash and
- * the daemon's API share. */
+/* Enrolling workers (enroll.c): what the CLI, mass-flash and the daemon's
+ * API share. Releasing them is release.h. */
 #ifndef NETFLASH_ENROLL_H
 #define NETFLASH_ENROLL_H
 
@@ -28,13 +28,5 @@ int master_hostname_valid(const char *h);
  * master_enroll. */
 int master_enroll_diskless(struct master *m, struct enrollment *e, const char *nfsroot, int force,
 			   struct master_report *rep);
-
-/* Releases mac (canonical "b8-27-eb-d3-85-78"): marks it released, removes
- * its TFTP dir (only one that netflash made), its provisioning patch and
- * any diskless export, crash-safely and under the state lock. Does not log.
- * Returns 1 when the dir was removed, 0 when it had none (already
- * released), or -errno with why set: -ENOENT not enrolled, -EPERM the dir
- * has no netflash marker, else the failing step's error. */
-int master_release(struct master *m, const char *mac, char *why, size_t cap);
 
 #endif

@@ -16,6 +16,7 @@
 #include "nfsroot.h"
 #include "parse.h"
 #include "provision.h"
+#include "release.h"
 #include "store.h"
 #include "tftpdir.h"
 
@@ -37,7 +38,87 @@ static int intent_path(const struct master *m, const char *mac, char *out, size_
 	return master_path(m, out, cap, rel);
 }
 
-int intent_write(const struct master *m, const char *mac, const char *line)
+#define HEX_DIGITS "0123456789abcdef"
+#define GEN_LEN 16
+
+int intent_format(const struct intent *in, char *out, size_t cap)
+{
+	int n;
+
+	if (in->kind == INTENT_RELEASE)
+		n = snprintf(out, cap, "release %llu", (unsigned long long)in->job);
+	else if (strlen(in->gen) == GEN_LEN && strspn(in->gen, HEX_DIGITS) == GEN_LEN)
+		n = snprintf(out, cap, "enroll %s patch=%d%s%s", in->gen, in->patch_aside ? 1 : 0,
+			     in->nfsroot[0] ? " nfsroot=" : "", in->nfsroot);
+	else
+		return -EINVAL;
+	return n < 0 || (size_t)n >= cap ? -EMSGSIZE : n;
+}
+
+/* Moves the cursor past w if the rest starts with it. Returns 1 if it did. */
+static int take(const char **s, size_t *rem, const char *w)
+{
+	size_t n = strlen(w);
+
+	if (*rem < n || memcmp(*s, w, n) != 0)
+		return 0;
+	*s += n;
+	*rem -= n;
+	return 1;
+}
+
+static int parse_release(const char *s, size_t rem, struct intent *out)
+{
+	char num[21]; /* UINT64_MAX has 20 digits */
+
+	if (rem == 0 || rem >= sizeof(num))
+		return -EBADMSG;
+	memcpy(num, s, rem);
+	num[rem] = '\0';
+	out->kind = INTENT_RELEASE;
+	return nf_parse_u64(num, 0, UINT64_MAX, &out->job) < 0 ? -EBADMSG : 0;
+}
+
+static int parse_enroll(const char *s, size_t rem, struct intent *out)
+{
+	if (rem < GEN_LEN || strspn(s, HEX_DIGITS) < GEN_LEN)
+		return -EBADMSG;
+	out->kind = INTENT_ENROLL;
+	memcpy(out->gen, s, GEN_LEN);
+	out->gen[GEN_LEN] = '\0';
+	s += GEN_LEN;
+	rem -= GEN_LEN;
+	if (take(&s, &rem, " patch=1"))
+		out->patch_aside = 1;
+	else if (!take(&s, &rem, " patch=0"))
+		return -EBADMSG;
+	if (rem == 0)
+		return 0;
+	if (!take(&s, &rem, " nfsroot=") || rem == 0 || rem >= sizeof(out->nfsroot))
+		return -EBADMSG;
+	memcpy(out->nfsroot, s, rem);
+	out->nfsroot[rem] = '\0';
+	return 0;
+}
+
+int intent_parse(const char *line, struct intent *out)
+{
+	const char *s = line;
+	size_t rem = strlen(line);
+
+	memset(out, 0, sizeof(*out));
+	if (rem > 0 && line[rem - 1] == '\n')
+		rem--;
+	if (memchr(line, '\n', rem))
+		return -EBADMSG;
+	if (take(&s, &rem, "release "))
+		return parse_release(s, rem, out);
+	if (take(&s, &rem, "enroll "))
+		return parse_enroll(s, rem, out);
+	return -EBADMSG;
+}
+
+int intent_write(const struct master *m, const char *mac, const struct intent *in)
 {
 	char path[PATH_MAX], body[INTENT_MAX + 2];
 	int n;
@@ -46,8 +127,10 @@ int intent_write(const struct master *m, const char *mac, const char *line)
 		return -ENAMETOOLONG;
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return -errno;
-	n = snprintf(body, sizeof(body), "%s\n", line);
-	if (n < 0 || (size_t)n >= sizeof(body) || intent_path(m, mac, path, sizeof(path)) < 0)
+	if ((n = intent_format(in, body, sizeof(body) - 1)) < 0)
+		return n;
+	body[n++] = '\n';
+	if (intent_path(m, mac, path, sizeof(path)) < 0)
 		return -ENAMETOOLONG;
 	return nf_write_file_atomic(path, body, (size_t)n, 0600);
 }
@@ -163,61 +246,47 @@ static int recover_enroll(struct master *m, struct store *st, const char *mac, c
 }
 
 /* A release is completed whatever step it reached: it was decided (a
- * verified DONE, or the admin's command) before its intent was written. */
-static int recover_release(struct master *m, struct store *st, const char *mac, uint64_t job_id)
+ * verified DONE, or the admin's command) before its intent was written.
+ * A step that fails keeps the intent for the next recovery, except a TFTP
+ * dir netflash did not make (-EPERM: a symlink, no marker), which no retry
+ * removes: the admin does (release says so). */
+static int recover_release(struct master *m, struct store *st, const char *mac, uint64_t job)
 {
-	char tftp[PATH_MAX], cur[PATH_MAX], old[PATH_MAX], detail[1400];
-	struct enrollment *e = calloc(1, sizeof(*e));
-	int r;
-	struct job j;
+	const struct release rel = {
+		.mac = mac, .lock = RELEASE_LOCK_HELD, .flags = RELEASE_RESUME | RELEASE_NFSROOT, .job = job,
+		.event = { "completed after an interruption", "completed after an interruption" },
+	};
+	char why[1400];
+	int r = release_worker(m, st, &rel, why, sizeof(why));
 
-	if (!e)
-		return -ENOMEM;
-	master_path(m, tftp, sizeof(tftp), "tftp");
-	if ((r = tftpdir_remove(tftp, mac, detail, sizeof(detail))) < 0 && r != -ENOENT) {
-		master_tell(m, 1, "cannot finish releasing %s: %s; left for the next recovery", mac, detail);
-		free(e);
-		return 0;
-	}
-	patch_paths(m, mac, cur, old, sizeof(cur));
-	unlink(cur);
-	unlink(old);
-	nfsroot_set(m, mac, NULL, detail, sizeof(detail));
-	if (job_id && store_job_get(st, job_id, &j) == 0 && j.state == NF_JOB_RUNNING)
-		store_job_end(st, job_id, NF_JOB_DONE, NULL, j.done, 0);
-	if (store_get(st, mac, e) == 0 && e->state != NF_WORKER_RELEASED) {
-		store_set_state(st, mac, NF_WORKER_RELEASED, NULL);
-		store_event(st, mac, NF_EVENT_RELEASE, "completed after an interruption");
+	if (r < 0) {
+		master_tell(m, 1, "cannot finish releasing %s: %s; %s", mac, why,
+			    r == -EPERM ? "its intent is dropped" : "left for the next recovery");
+		return r == -EPERM ? 0 : r;
 	}
 	master_tell(m, 1, "recovered %s: finished its interrupted release", mac);
-	free(e);
 	return 1;
 }
 
 static int recover_intent(struct master *m, struct store *st, const char *mac, const char *path)
 {
-	char line[INTENT_MAX + 2], verb[16] = "", arg[64] = "";
-	const char *nfs;
+	char line[INTENT_MAX + 2];
 	ssize_t n = nf_read_file(path, line, sizeof(line) - 1);
-	uint64_t job = 0;
-	int r = -EBADMSG;
+	struct intent in;
+	int r;
 
-	if (n > 0) {
-		line[strcspn(line, "\n")] = '\0';
-		if (sscanf(line, "%15s %63s", verb, arg) < 1)
-			verb[0] = '\0';
-	}
-	if (strcmp(verb, "enroll") == 0 && strlen(arg) == 16) {
-		nfs = strstr(line, " nfsroot=");
-		r = recover_enroll(m, st, mac, arg, strstr(line, " patch=1") != NULL, nfs ? nfs + 9 : "");
-	} else if (strcmp(verb, "release") == 0 && nf_parse_u64(arg, 0, UINT64_MAX, &job) == 0) {
-		r = recover_release(m, st, mac, job);
-	} else {
+	if (n <= 0 || strlen(line) != (size_t)n || intent_parse(line, &in) < 0) {
 		master_tell(m, 1, "unreadable intent %s, removing it", path);
-	}
-	if (r >= 0 || r == -EBADMSG)
 		intent_clear(m, mac);
-	return r == -EBADMSG ? 1 : r;
+		return 1;
+	}
+	if (in.kind == INTENT_ENROLL)
+		r = recover_enroll(m, st, mac, in.gen, in.patch_aside, in.nfsroot);
+	else
+		r = recover_release(m, st, mac, in.job);
+	if (r >= 0)
+		intent_clear(m, mac);
+	return r;
 }
 
 /* ---- leftovers no intent owns -------------------------------------------- */

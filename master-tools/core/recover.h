@@ -20,6 +20,9 @@
 #define NETFLASH_RECOVER_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "nfsroot.h"
 
 struct master;
 
@@ -28,8 +31,31 @@ struct master;
  * intents without being a secret. */
 void master_generation(const char *token, char out[17]);
 
-/* Writes MAC's intent (line: no newline) durably. Returns 0 or -errno. */
-int intent_write(const struct master *m, const char *mac, const char *line);
+/* One intent: the change a worker is in the middle of. */
+enum intent_kind {
+	INTENT_ENROLL,  /* "enroll GENERATION patch=0|1 [nfsroot=DIR]" */
+	INTENT_RELEASE, /* "release JOB" */
+};
+
+struct intent {
+	enum intent_kind kind;
+	char gen[17];      /* enroll: the new enrollment's generation */
+	int patch_aside;   /* enroll: the old patch waits as MAC.patch.old */
+	char nfsroot[NFSROOT_DIR_MAX + 2]; /* enroll: the old enrollment's NFS root, "" none */
+	uint64_t job;      /* release: the job that ends done, 0 none (the admin's) */
+};
+
+/* Formats in as its intent line (no newline) into out. Returns the
+ * length, or -EMSGSIZE when it does not fit cap, -EINVAL for a field the
+ * line cannot carry (a generation that is not 16 hex digits). */
+int intent_format(const struct intent *in, char *out, size_t cap);
+
+/* Parses an intent line (what intent_format() writes; one trailing
+ * newline allowed) into out. Returns 0 or -EBADMSG. */
+int intent_parse(const char *line, struct intent *out);
+
+/* Writes MAC's intent durably. Returns 0 or -errno. */
+int intent_write(const struct master *m, const char *mac, const struct intent *in);
 
 /* Removes MAC's intent: the change is complete. Returns 0 or -errno. */
 int intent_clear(const struct master *m, const char *mac);

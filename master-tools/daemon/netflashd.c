@@ -36,7 +36,7 @@
 #include "actions.h"
 #include "hooks.h"
 #include "http.h"
-#include "recover.h"
+#include "release.h"
 #include "store.h"
 #include "tftpdir.h"
 
@@ -113,7 +113,7 @@ struct daemon {
 	uint64_t accept_resume_ms; /* > 0: the listener is paused until then */
 	time_t refusal_sec, last_recovery;
 	unsigned refusals, refusals_dropped;
-	struct enrollment e; /* the enrollment bind_worker() loaded, for the verb handlers */
+	struct enrollment e; /* the row authenticate(), still_current() or a QUERY loaded, for the verb handlers */
 	const char *http_spec;  /* NULL: the default, "off": none */
 	char netflash_bin[PATH_MAX]; /* runs the hooks and the API's actions; empty: cannot */
 	struct nf_actions *actions;  /* the API's actions; NULL: none */
@@ -320,11 +320,10 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 	return r < 0 ? -1 : 0;
 }
 
-/* Binds c to the enrollment named by m's mac and token (into d->e).
- * Returns 0, or -1 after refusing (bad: the reason for a malformed one). */
 /* The HELLO's MAC must be the MAC behind the connection's address in the
  * kernel's neighbour table: what a host that is not that worker cannot
- * show without taking the worker's MAC itself (docs/security.md). */
+ * show without taking the worker's MAC itself (docs/security.md).
+ * Returns 0, or -1 after refusing. */
 static int check_peer(struct daemon *d, struct conn *c)
 {
 	uint8_t seen[6], want[6];
@@ -348,6 +347,8 @@ static int check_peer(struct daemon *d, struct conn *c)
 	return 0;
 }
 
+/* Binds c to the enrollment named by m's mac and token (into d->e).
+ * Returns 0, or -1 after refusing (bad: the reason for a malformed one). */
 static int authenticate(struct daemon *d, struct conn *c, const struct nf_msg *m, const char *bad)
 {
 	const char *mac_s = nf_msg_get(m, "mac"), *token = nf_msg_get(m, "token");
@@ -601,48 +602,27 @@ static void count_failure(struct daemon *d, struct conn *c, enum nf_job_state st
 	run_hooks(d, c, NF_HOOK_FAILED, NULL, nf_job_state_name(state), reason, bytes, seconds);
 }
 
+/* Releases c's worker after job j's verified DONE (release.c). Returns 0,
+ * -EAGAIN when the worker is to send DONE again (nothing is lost: the lock
+ * was busy, or the intent stays for recovery), or -errno. */
 static int release(struct daemon *d, struct conn *c, const struct job *j, uint64_t bytes, double seconds)
 {
-	char tftp[PATH_MAX], detail[512] = "";
-	int r;
-
 	/* Never wait in the loop: a command holding the lock (enroll, image
 	 * rm) makes this DONE wait for the worker's retry instead. */
-	if ((r = master_trylock(&d->m)) < 0) {
-		nf_warn("%s: verified, but the state lock is %s; the worker will send DONE again", c->mac,
-			r == -EBUSY ? "held by a netflash command" : nf_strerror(r));
+	const struct release rel = {
+		.mac = c->mac, .lock = RELEASE_LOCK_TRY, .job = j->id, .bytes = bytes, .seconds = seconds,
+		.event = { "verified DONE", "verified DONE; no tftp dir" },
+	};
+	char why[700];
+	int r = release_worker(&d->m, d->st, &rel, why, sizeof(why));
+
+	if (r == -EBUSY) {
+		nf_warn("%s: verified, but %s; the worker will send DONE again", c->mac, why);
 		return -EAGAIN;
 	}
-	master_path(&d->m, tftp, sizeof(tftp), "tftp");
-	/* The intent first (recover.h): a kill at any later step is completed
-	 * by the next recovery (at start, or the next command). */
-	snprintf(detail, sizeof(detail), "release %llu", (unsigned long long)j->id);
-	if ((r = intent_write(&d->m, c->mac, detail)) < 0) {
-		nf_err("%s: verified, but cannot record the release: %s", c->mac, nf_strerror(r));
-		master_unlock(&d->m);
-		return r;
-	}
-	if (store_job_end(d->st, j->id, NF_JOB_DONE, NULL, bytes, seconds) < 0 ||
-	    store_set_state(d->st, c->mac, NF_WORKER_RELEASED, NULL) < 0) {
-		/* The database is busy or failing: the intent stays, so recovery
-		 * finishes this release; the worker's DONE comes again meanwhile. */
-		nf_err("%s: verified, but the state database did not take the release; it is completed later",
-		       c->mac);
-		master_unlock(&d->m);
-		return -EAGAIN;
-	}
-	r = tftpdir_remove(tftp, c->mac, detail, sizeof(detail));
-	store_event(d->st, c->mac, NF_EVENT_RELEASE, r == 0 ? "verified DONE" : "verified DONE; no tftp dir");
-	if (r == 0 || r == -ENOENT) {
-		provision_remove(&d->m, c->mac); /* it may hold secrets; the card has it now */
-		intent_clear(&d->m, c->mac);
-	}
-	master_unlock(&d->m);
-	if (r < 0 && r != -ENOENT) {
-		nf_err("%s: verified, but its TFTP dir stays: %s (recovery tries again)", c->mac, detail);
-		return r;
-	}
-	return 0;
+	if (r < 0)
+		nf_err("%s: verified, but %s", c->mac, why);
+	return r < 0 ? r : 0;
 }
 
 /* The worker must have written (and read back) exactly the patch we hold
@@ -1104,8 +1084,6 @@ static void size_for_fds(struct daemon *d)
 		       : rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE) : (unsigned)(rl.rlim_cur / 2);
 }
 
-/* The bearer token for a dashboard open beyond loopback: ROOT/state/
- * http.token (made once, 0600). Returns 0 or -errno. */
 /* ROOT/state/NAME: a 32-hex-digit bearer token, made (0600) if missing.
  * Returns 0 or -errno. */
 static int http_token(struct daemon *d, const char *name, char *tok, size_t cap)
