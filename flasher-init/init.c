@@ -35,6 +35,27 @@
 #define CMDLINE_MAX 4096
 #define MODULES_LIST "/etc/netflash/modules"
 
+/* How flasher-init ends as an ordinary process (tests); as PID 1 it reboots
+ * or powers off instead, the same way for each. */
+enum exit_code {
+	EXIT_FLASHED = 0, /* written, verified and released */
+	EXIT_FAILED = 1,  /* a failure, said on the console (and to the master) */
+	EXIT_USAGE = 2,   /* wrong arguments for a test run */
+	EXIT_NO_JOB = 3,  /* the master has no job for this worker: nothing done */
+};
+
+/* Where the worker is, in order. What fatal() still does depends on it:
+ * tell the master of a failure it cannot otherwise see, and give a
+ * reimaged worker its old boot files back while its card is untouched. */
+enum phase {
+	PHASE_CONFIG,  /* reading the command line, loading modules, lights */
+	PHASE_NETWORK, /* the network is up: a failure is told to the master */
+	PHASE_READY,   /* the card is there (and the button pressed); untouched */
+	PHASE_ASKED,   /* HELLO was tried: a failure is the job's to report;
+			* the card is still untouched */
+	PHASE_WRITTEN, /* the engine touched the card: nothing to restore */
+};
+
 struct config {
 	char server[64], token[65], target[128], after[16], mac[18], iface[IF_NAMESIZE];
 	unsigned card_wait, fail_delay, dhcp_timeout;
@@ -47,9 +68,7 @@ struct config {
 	struct nf_indicator *ind;           /* the status lights, or NULL */
 	char cmdline[CMDLINE_MAX + 1];
 	int pid1;
-	int card_untouched;  /* the card is found and nothing was written to it */
-	int net_up;          /* the network is configured: the master can be told */
-	int asked;           /* HELLO was tried: a later failure is the job's to report */
+	enum phase phase;
 };
 
 /* The log target, the one global state: the console, /dev/kmsg and, once
@@ -133,16 +152,16 @@ static void setup_pid1(void)
 }
 
 /* Ends PID 1 as policy says; an ordinary process just exits. */
-static void __attribute__((noreturn)) finish(const struct config *c, int code, int power_off)
+static void __attribute__((noreturn)) finish(const struct config *c, enum exit_code code, int power_off)
 {
-	if (code == 0)
+	if (code == EXIT_FLASHED)
 		nf_indicator_set(c->ind, NF_LED_DONE);
-	else if (code == 3)
+	else if (code == EXIT_NO_JOB)
 		nf_indicator_set(c->ind, NF_LED_OFF);
 	if (!c->pid1)
 		exit(code);
 	sync();
-	if (c->ind && code == 0 && c->led_hold)
+	if (c->ind && code == EXIT_FLASHED && c->led_hold)
 		sleep(c->led_hold);
 	say("%s", power_off ? "powering off" : "rebooting");
 	reboot(power_off ? RB_POWER_OFF : RB_AUTOBOOT);
@@ -161,7 +180,7 @@ static void restore_boot_files(const struct config *c)
 	size_t n = strlen(c->target);
 	int r;
 
-	if (!c->pid1 || !c->card_untouched || n == 0)
+	if (!c->pid1 || (c->phase != PHASE_READY && c->phase != PHASE_ASKED) || n == 0)
 		return;
 	snprintf(part, sizeof(part), "%s%s1", c->target, c->target[n - 1] >= '0' && c->target[n - 1] <= '9' ? "p" : "");
 	mkdir("/run", 0755);
@@ -219,7 +238,7 @@ fatal(const struct config *c, enum nf_stage stage, const char *fmt, ...)
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	say("FAILED (%s): %s", nf_stage_name(stage), why);
-	if (c->net_up && !c->asked)
+	if (c->phase == PHASE_NETWORK || c->phase == PHASE_READY)
 		tell_master(c, stage, why);
 	nf_indicator_set(c->ind, NF_LED_FAILED);
 	restore_boot_files(c);
@@ -227,7 +246,7 @@ fatal(const struct config *c, enum nf_stage stage, const char *fmt, ...)
 		say("rebooting into the netboot again in %u s", c->fail_delay);
 		sleep(c->fail_delay);
 	}
-	finish(c, 1, 0);
+	finish(c, EXIT_FAILED, 0);
 }
 
 /* netflash.key=value from the kernel command line into out (empty if
@@ -273,6 +292,49 @@ static unsigned cmdline_uint(struct config *c, const char *key, unsigned def, un
 	return def;
 }
 
+/* The netflash.* keys of the kernel command line (docs/kernel-cmdline.md):
+ * where each goes in struct config, its default and, for numbers, the
+ * largest value taken. netflash.button and netflash.act have rules of their
+ * own (read_config). */
+#define STR_KEY(k, field, def) { k, offsetof(struct config, field), sizeof(((struct config *)0)->field), def, 0 }
+#define UINT_KEY(k, field, def, max) { k, offsetof(struct config, field), 0, #def, max }
+static const struct cmdline_key {
+	const char *key;
+	size_t off, cap;     /* cap 0: an unsigned number */
+	const char *def;     /* NULL: empty */
+	unsigned max;
+} cmdline_keys[] = {
+	STR_KEY("netflash.server", server, NULL),
+	STR_KEY("netflash.token", token, NULL),
+	STR_KEY("netflash.target", target, "/dev/mmcblk0"),
+	STR_KEY("netflash.after", after, "reboot"),
+	STR_KEY("netflash.mac", mac, NULL),
+	STR_KEY("netflash.iface", iface, NULL),
+	STR_KEY("netflash.led", led, NULL),
+	UINT_KEY("netflash.card_wait", card_wait, 30, 3600),
+	UINT_KEY("netflash.fail_delay", fail_delay, 10, 3600),
+	UINT_KEY("netflash.dhcp_timeout", dhcp_timeout, 60, 3600),
+	UINT_KEY("netflash.probe", probe, 1, 1),
+	UINT_KEY("netflash.stall", stall_s, 5, 3600),
+	UINT_KEY("netflash.min_mbps", min_mbps, 0, 100000),
+	UINT_KEY("netflash.led_hold", led_hold, 3, 600),
+};
+
+/* One key of the table into c: its value, or its default when absent or
+ * empty (a string too long for its field counts as absent). */
+static void read_key(struct config *c, const struct cmdline_key *k)
+{
+	char *field = (char *)c + k->off;
+
+	if (k->cap == 0) {
+		*(unsigned *)(void *)field = cmdline_uint(c, k->key, (unsigned)strtoul(k->def, NULL, 10), k->max);
+		return;
+	}
+	cmdline_get(c->cmdline, k->key, field, k->cap);
+	if (!field[0] && k->def)
+		snprintf(field, k->cap, "%s", k->def);
+}
+
 static int read_config(struct config *c, const char *file)
 {
 	ssize_t n;
@@ -285,29 +347,13 @@ static int read_config(struct config *c, const char *file)
 	if (n < 0)
 		return -errno;
 	c->cmdline[n] = '\0';
-	cmdline_get(c->cmdline, "netflash.server", c->server, sizeof(c->server));
-	cmdline_get(c->cmdline, "netflash.token", c->token, sizeof(c->token));
-	cmdline_get(c->cmdline, "netflash.target", c->target, sizeof(c->target));
-	cmdline_get(c->cmdline, "netflash.after", c->after, sizeof(c->after));
-	cmdline_get(c->cmdline, "netflash.mac", c->mac, sizeof(c->mac));
-	cmdline_get(c->cmdline, "netflash.iface", c->iface, sizeof(c->iface));
-	if (!c->target[0])
-		snprintf(c->target, sizeof(c->target), "/dev/mmcblk0");
-	if (!c->after[0])
-		snprintf(c->after, sizeof(c->after), "reboot");
-	c->card_wait = cmdline_uint(c, "netflash.card_wait", 30, 3600);
-	c->fail_delay = cmdline_uint(c, "netflash.fail_delay", 10, 3600);
-	c->dhcp_timeout = cmdline_uint(c, "netflash.dhcp_timeout", 60, 3600);
-	c->probe = cmdline_uint(c, "netflash.probe", 1, 1);
-	c->stall_s = cmdline_uint(c, "netflash.stall", 5, 3600);
-	c->min_mbps = cmdline_uint(c, "netflash.min_mbps", 0, 100000);
-	cmdline_get(c->cmdline, "netflash.led", c->led, sizeof(c->led));
+	for (size_t i = 0; i < sizeof(cmdline_keys) / sizeof(cmdline_keys[0]); i++)
+		read_key(c, &cmdline_keys[i]);
 	/* An unreadable button setting must not mean "no button". */
 	c->button_bad = cmdline_get(c->cmdline, "netflash.button", c->button, sizeof(c->button)) < 0;
 	cmdline_get(c->cmdline, "netflash.act", c->act, sizeof(c->act));
 	if (!c->act[0])
 		snprintf(c->act, sizeof(c->act), "%s", c->pid1 ? "auto" : "off");
-	c->led_hold = cmdline_uint(c, "netflash.led_hold", 3, 600);
 	return 0;
 }
 
@@ -546,13 +592,13 @@ int main(int argc, char **argv)
 			continue; /* the kernel passes unknown cmdline words as arguments */
 		} else {
 			fprintf(stderr, "usage: flasher-init --cmdline FILE   (as an ordinary process, for tests)\n");
-			return 2;
+			return EXIT_USAGE;
 		}
 	}
 	if (!c.pid1 && argc < 2) {
 		fprintf(stderr, "flasher-init: not PID 1; refusing to mount or reboot anything. "
 				"For a test run: flasher-init --cmdline FILE\n");
-		return 2;
+		return EXIT_USAGE;
 	}
 	if (c.pid1) {
 		setup_pid1();
@@ -569,25 +615,25 @@ int main(int argc, char **argv)
 		load_modules(&c);
 	start_lights(&c);
 	bring_up_network(&c);
-	c.net_up = 1;
+	c.phase = PHASE_NETWORK;
 	card = wait_card(&c);
 	if (!card)
 		fatal(&c, NF_STAGE_TARGET, "no SD card found: %s did not appear within %u s", c.target, c.card_wait);
 	wait_start_button(&c);
-	c.card_untouched = 1;
+	c.phase = PHASE_READY;
 	fo.target = c.target;
 	fo.progress = console_progress;
 	pc.ind = c.ind;
 	fo.progress_ctx = &pc;
 	fo.probe_capacity = (int)c.probe;
 	fo.stall_s = c.stall_s ? c.stall_s : NF_STALL_DEFAULT_S;
-	c.asked = 1;
+	c.phase = PHASE_ASKED;
 	r = nf_jobrun_start(&jr, c.server, c.mac, c.token, c.target, card, &fo, detail, sizeof(detail));
 	jr.min_mbps = c.min_mbps;
 	if (r == -ENOENT) {
 		say("%s", detail);
 		restore_boot_files(&c);
-		finish(&c, 3, strcmp(c.after, "poweroff") == 0);
+		finish(&c, EXIT_NO_JOB, strcmp(c.after, "poweroff") == 0);
 	}
 	if (r < 0)
 		fatal(&c, NF_STAGE_HELLO, "%s", detail);
@@ -595,7 +641,8 @@ int main(int argc, char **argv)
 	say("%s; writing %s", detail, c.target);
 	nf_indicator_set(c.ind, NF_LED_WRITE);
 	r = nf_flash(&fo, &res);
-	c.card_untouched = !res.touched;
+	if (res.touched)
+		c.phase = PHASE_WRITTEN;
 	if (res.decode_plan[0])
 		say("%s", res.decode_plan);
 	if (r < 0) {
@@ -615,5 +662,5 @@ int main(int argc, char **argv)
 	if (r < 0)
 		fatal(&c, NF_STAGE_REPORT, "%s", detail);
 	say("%s", detail);
-	finish(&c, 0, strcmp(c.after, "poweroff") == 0);
+	finish(&c, EXIT_FLASHED, strcmp(c.after, "poweroff") == 0);
 }
