@@ -1,4 +1,5 @@
 #include "parse.h"
+#include "strtable.h"
 
 #include <arpa/inet.h>
 
@@ -175,4 +176,12 @@ int nf_parse_ipv4_port(const char *spec, struct sockaddr_in *out)
 		return -EINVAL;
 	out->sin_port = htons((uint16_t)port);
 	return 0;
+}
+
+int nf_string_table_index(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (names[i] && strcmp(names[i], name) == 0)
+			return (int)i;
+	return -1;
 }

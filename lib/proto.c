@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "parse.h"
+#include "strtable.h"
 
 /* Decodes the percent-encoded [p, p+len) into out. Returns 0, -EPROTO, -EMSGSIZE. */
 static int decode_value(const char *p, size_t len, char *out)
@@ -191,41 +192,5 @@ static const char *const finding_names[] = {
 	[NF_CARD_SLOW] = "slow", [NF_CARD_ZERO] = "zero",
 };
 
-/* The index of name in names (n entries), or -1. */
-static int name_index(const char *const *names, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (names[i] && strcmp(names[i], name) == 0)
-			return (int)i;
-	return -1;
-}
-
-const char *nf_stage_name(enum nf_stage s)
-{
-	return (size_t)s < sizeof(stage_names) / sizeof(stage_names[0]) ? stage_names[s] : "flash";
-}
-
-int nf_stage_parse(const char *name, enum nf_stage *out)
-{
-	int i = name_index(stage_names, sizeof(stage_names) / sizeof(stage_names[0]), name);
-
-	if (i < 0)
-		return -EINVAL;
-	*out = (enum nf_stage)i;
-	return 0;
-}
-
-const char *nf_card_finding_name(enum nf_card_finding f)
-{
-	return (size_t)f < sizeof(finding_names) / sizeof(finding_names[0]) ? finding_names[f] : "identity";
-}
-
-int nf_card_finding_parse(const char *name, enum nf_card_finding *out)
-{
-	int i = name_index(finding_names, sizeof(finding_names) / sizeof(finding_names[0]), name);
-
-	if (i < 0)
-		return -EINVAL;
-	*out = (enum nf_card_finding)i;
-	return 0;
-}
+NF_DEFINE_STRING_TABLE(nf_stage_name, nf_stage_parse, enum nf_stage, stage_names, "flash")
+NF_DEFINE_STRING_TABLE(nf_card_finding_name, nf_card_finding_parse, enum nf_card_finding, finding_names, "identity")

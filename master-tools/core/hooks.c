@@ -1,5 +1,6 @@
 #include "hooks.h"
 #include "run.h"
+#include "strtable.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,22 +19,7 @@ static const char *const event_names[] = {
 	[NF_HOOK_DONE] = "done", [NF_HOOK_FAILED] = "failed", [NF_HOOK_ENROLLED] = "enrolled",
 };
 
-
-const char *nf_hook_event_name(enum nf_hook_event ev)
-{
-	return (size_t)ev < sizeof(event_names) / sizeof(event_names[0]) ? event_names[ev] : "done";
-}
-
-int nf_hook_event_parse(const char *name, enum nf_hook_event *out)
-{
-	for (size_t i = 0; i < sizeof(event_names) / sizeof(event_names[0]); i++) {
-		if (strcmp(event_names[i], name) == 0) {
-			*out = (enum nf_hook_event)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
+NF_DEFINE_STRING_TABLE(nf_hook_event_name, nf_hook_event_parse, enum nf_hook_event, event_names, "done")
 
 int master_netflash_path(char *out, size_t cap)
 {

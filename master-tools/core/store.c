@@ -1,4 +1,5 @@
 #include "store.h"
+#include "strtable.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -100,46 +101,8 @@ static const char *const job_states[] = {
 	[NF_JOB_RUNNING] = "running", [NF_JOB_DONE] = "done", [NF_JOB_FAILED] = "failed",
 	[NF_JOB_KEPT] = "kept", [NF_JOB_ABANDONED] = "abandoned",
 };
-#define NSTATES(t) (sizeof(t) / sizeof((t)[0]))
-
-const char *nf_worker_state_name(enum nf_worker_state s)
-{
-	return (unsigned)s < NSTATES(worker_states) ? worker_states[s] : "unknown";
-}
-
-const char *nf_job_state_name(enum nf_job_state s)
-{
-	return (unsigned)s < NSTATES(job_states) ? job_states[s] : "unknown";
-}
-
-static int parse_state(const char *const *names, size_t n, const char *name, int *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(names[i], name) == 0) {
-			*out = (int)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
-
-int nf_worker_state_parse(const char *name, enum nf_worker_state *out)
-{
-	int v, r = parse_state(worker_states, NSTATES(worker_states), name, &v);
-
-	if (r == 0)
-		*out = (enum nf_worker_state)v;
-	return r;
-}
-
-int nf_job_state_parse(const char *name, enum nf_job_state *out)
-{
-	int v, r = parse_state(job_states, NSTATES(job_states), name, &v);
-
-	if (r == 0)
-		*out = (enum nf_job_state)v;
-	return r;
-}
+NF_DEFINE_STRING_TABLE(nf_worker_state_name, nf_worker_state_parse, enum nf_worker_state, worker_states, "unknown")
+NF_DEFINE_STRING_TABLE(nf_job_state_name, nf_job_state_parse, enum nf_job_state, job_states, "unknown")
 
 /* A state column: a name this version does not know (a newer one wrote
  * it) reads as failed (worker) or abandoned (job): never as one that
@@ -253,22 +216,7 @@ static const char *const event_kind_names[] = {
 	[NF_EVENT_HOOK] = "hook",
 };
 
-const char *nf_event_kind_name(enum nf_event_kind k)
-{
-	return (size_t)k < sizeof(event_kind_names) / sizeof(event_kind_names[0]) && event_kind_names[k]
-		       ? event_kind_names[k] : "event";
-}
-
-int nf_event_kind_parse(const char *name, enum nf_event_kind *out)
-{
-	for (size_t i = 0; i < sizeof(event_kind_names) / sizeof(event_kind_names[0]); i++) {
-		if (event_kind_names[i] && strcmp(event_kind_names[i], name) == 0) {
-			*out = (enum nf_event_kind)i;
-			return 0;
-		}
-	}
-	return -EINVAL;
-}
+NF_DEFINE_STRING_TABLE(nf_event_kind_name, nf_event_kind_parse, enum nf_event_kind, event_kind_names, "event")
 
 int store_event(struct store *s, const char *mac, enum nf_event_kind kind, const char *detail)
 {
