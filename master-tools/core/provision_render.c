@@ -71,6 +71,74 @@ static const char *yq(char *out, size_t cap, const char *s)
 	return out;
 }
 
+/* firstrun.sh's Wi-Fi part: imager_custom where the image has it, else a
+ * NetworkManager keyfile (Pi OS since Bookworm) or wpa_supplicant.conf,
+ * the regulatory domain and rfkill. */
+static void firstrun_wifi(const struct provision *p, struct provision_text *t)
+{
+	char q[NF_SSHKEY_MAX * 4 + 8];
+	char hex[65], uuid[40], rnd[33], ssid_bytes[32 * 4 + 1] = "";
+
+	nf_format_hex((const uint8_t *)p->wifi_ssid, strlen(p->wifi_ssid), hex);
+	/* NetworkManager's keyfile takes the SSID as bytes ("72;97;"):
+	 * no quoting of what the SSID holds. A random v4 UUID. */
+	for (const unsigned char *c = (const unsigned char *)p->wifi_ssid; *c; c++)
+		snprintf(ssid_bytes + strlen(ssid_bytes), sizeof(ssid_bytes) - strlen(ssid_bytes), "%u;", *c);
+	if (nf_random_hex(rnd, 16) < 0)
+		snprintf(rnd, sizeof(rnd), "%032x", 0);
+	snprintf(uuid, sizeof(uuid), "%.8s-%.4s-4%.3s-a%.3s-%.12s", rnd, rnd + 8, rnd + 13, rnd + 17, rnd + 20);
+	add(t, "if [ -f \"$IMAGER\" ]; then\n"
+	       "   \"$IMAGER\" set_wlan %s%s %s %s\n"
+	       "   say \"Wi-Fi: set by imager_custom\"\n"
+	       "elif [ -x /usr/sbin/NetworkManager ]; then\n"
+	       "   # NetworkManager (Pi OS since Bookworm) ignores wpa_supplicant.conf.\n"
+	       "   NM=/etc/NetworkManager/system-connections/preconfigured.nmconnection\n"
+	       "   install -d -m 700 /etc/NetworkManager/system-connections\n"
+	       "   (umask 077; cat >\"$NM\" <<'NETFLASH_NM'\n"
+	       "[connection]\nid=preconfigured\nuuid=%s\ntype=wifi\n\n"
+	       "[wifi]\nmode=infrastructure\nssid=%s\n%s\n"
+	       "[wifi-security]\nkey-mgmt=wpa-psk\npsk=%s\n\n"
+	       "[ipv4]\nmethod=auto\n\n[ipv6]\naddr-gen-mode=default\nmethod=auto\n"
+	       "NETFLASH_NM\n"
+	       "   )\n"
+	       "   chmod 600 \"$NM\"\n"
+	       "   say \"Wi-Fi: NetworkManager keyfile $NM\"\n"
+	       "elif [ -d /etc/wpa_supplicant ]; then\n"
+	       "   cat >/etc/wpa_supplicant/wpa_supplicant.conf <<'NETFLASH_WPA'\n"
+	       "ctrl_interface=DIR=/var/run/wpa_supplicant GROUP=netdev\n"
+	       "%s%s%s"
+	       "update_config=1\n"
+	       "network={\n"
+	       "\tssid=%s\n"
+	       "\tpsk=%s\n%s"
+	       "}\n"
+	       "NETFLASH_WPA\n"
+	       "   chmod 600 /etc/wpa_supplicant/wpa_supplicant.conf\n"
+	       "   say \"Wi-Fi: /etc/wpa_supplicant/wpa_supplicant.conf\"\n"
+	       "else\n"
+	       "   say \"error: Wi-Fi is NOT configured: this system has neither imager_custom, NetworkManager "
+	       "nor wpa_supplicant\"\n"
+	       "fi\n",
+	       p->wifi_hidden ? "-h " : "", sh(q, sizeof(q), p->wifi_ssid), p->wifi_psk,
+	       p->wifi_country ? p->wifi_country : "", uuid, ssid_bytes, p->wifi_hidden ? "hidden=true\n" : "",
+	       p->wifi_psk, p->wifi_country ? "country=" : "", p->wifi_country ? p->wifi_country : "",
+	       p->wifi_country ? "\n" : "", hex, p->wifi_psk, p->wifi_hidden ? "\tscan_ssid=1\n" : "");
+	if (p->wifi_country)
+		add(t, "if [ ! -f \"$IMAGER\" ] && [ -x /usr/sbin/NetworkManager ]; then\n"
+		       "   # The regulatory domain: NetworkManager does not set it.\n"
+		       "   if command -v raspi-config >/dev/null; then\n"
+		       "      raspi-config nonint do_wifi_country %s\n"
+		       "   elif ! grep -q cfg80211.ieee80211_regdom \"$BOOT/cmdline.txt\"; then\n"
+		       "      # First: everything from systemd.run on is removed below.\n"
+		       "      sed -i '1s/^/cfg80211.ieee80211_regdom=%s /' \"$BOOT/cmdline.txt\"\n"
+		       "   fi\n"
+		       "fi\n", p->wifi_country, p->wifi_country);
+	add(t, "if [ ! -f \"$IMAGER\" ]; then\n"
+	       "   rfkill unblock wifi\n"
+	       "   for f in /var/lib/systemd/rfkill/*:wlan; do echo 0 >\"$f\"; done\n"
+	       "fi\n\n");
+}
+
 void provision_render_firstrun(const struct provision *p, const char *mac, struct provision_text *t)
 {
 	char q[NF_SSHKEY_MAX * 4 + 8];
@@ -111,68 +179,8 @@ void provision_render_firstrun(const struct provision *p, const char *mac, struc
 		       "fi\n\n", sh(q, sizeof(q), p->ssh_key));
 	else if (p->ssh)
 		add(t, "if [ -f \"$IMAGER\" ]; then\n   \"$IMAGER\" enable_ssh\nelse\n   systemctl enable ssh\nfi\n\n");
-	if (p->wifi_ssid) {
-		char hex[65], uuid[40], rnd[33], ssid_bytes[32 * 4 + 1] = "";
-
-		nf_format_hex((const uint8_t *)p->wifi_ssid, strlen(p->wifi_ssid), hex);
-		/* NetworkManager's keyfile takes the SSID as bytes ("72;97;"):
-		 * no quoting of what the SSID holds. A random v4 UUID. */
-		for (const unsigned char *c = (const unsigned char *)p->wifi_ssid; *c; c++)
-			snprintf(ssid_bytes + strlen(ssid_bytes), sizeof(ssid_bytes) - strlen(ssid_bytes), "%u;", *c);
-		if (nf_random_hex(rnd, 16) < 0)
-			snprintf(rnd, sizeof(rnd), "%032x", 0);
-		snprintf(uuid, sizeof(uuid), "%.8s-%.4s-4%.3s-a%.3s-%.12s", rnd, rnd + 8, rnd + 13, rnd + 17, rnd + 20);
-		add(t, "if [ -f \"$IMAGER\" ]; then\n"
-		       "   \"$IMAGER\" set_wlan %s%s %s %s\n"
-		       "   say \"Wi-Fi: set by imager_custom\"\n"
-		       "elif [ -x /usr/sbin/NetworkManager ]; then\n"
-		       "   # NetworkManager (Pi OS since Bookworm) ignores wpa_supplicant.conf.\n"
-		       "   NM=/etc/NetworkManager/system-connections/preconfigured.nmconnection\n"
-		       "   install -d -m 700 /etc/NetworkManager/system-connections\n"
-		       "   (umask 077; cat >\"$NM\" <<'NETFLASH_NM'\n"
-		       "[connection]\nid=preconfigured\nuuid=%s\ntype=wifi\n\n"
-		       "[wifi]\nmode=infrastructure\nssid=%s\n%s\n"
-		       "[wifi-security]\nkey-mgmt=wpa-psk\npsk=%s\n\n"
-		       "[ipv4]\nmethod=auto\n\n[ipv6]\naddr-gen-mode=default\nmethod=auto\n"
-		       "NETFLASH_NM\n"
-		       "   )\n"
-		       "   chmod 600 \"$NM\"\n"
-		       "   say \"Wi-Fi: NetworkManager keyfile $NM\"\n"
-		       "elif [ -d /etc/wpa_supplicant ]; then\n"
-		       "   cat >/etc/wpa_supplicant/wpa_supplicant.conf <<'NETFLASH_WPA'\n"
-		       "ctrl_interface=DIR=/var/run/wpa_supplicant GROUP=netdev\n"
-		       "%s%s%s"
-		       "update_config=1\n"
-		       "network={\n"
-		       "\tssid=%s\n"
-		       "\tpsk=%s\n%s"
-		       "}\n"
-		       "NETFLASH_WPA\n"
-		       "   chmod 600 /etc/wpa_supplicant/wpa_supplicant.conf\n"
-		       "   say \"Wi-Fi: /etc/wpa_supplicant/wpa_supplicant.conf\"\n"
-		       "else\n"
-		       "   say \"error: Wi-Fi is NOT configured: this system has neither imager_custom, NetworkManager "
-		       "nor wpa_supplicant\"\n"
-		       "fi\n",
-		       p->wifi_hidden ? "-h " : "", sh(q, sizeof(q), p->wifi_ssid), p->wifi_psk,
-		       p->wifi_country ? p->wifi_country : "", uuid, ssid_bytes, p->wifi_hidden ? "hidden=true\n" : "",
-		       p->wifi_psk, p->wifi_country ? "country=" : "", p->wifi_country ? p->wifi_country : "",
-		       p->wifi_country ? "\n" : "", hex, p->wifi_psk, p->wifi_hidden ? "\tscan_ssid=1\n" : "");
-		if (p->wifi_country)
-			add(t, "if [ ! -f \"$IMAGER\" ] && [ -x /usr/sbin/NetworkManager ]; then\n"
-			       "   # The regulatory domain: NetworkManager does not set it.\n"
-			       "   if command -v raspi-config >/dev/null; then\n"
-			       "      raspi-config nonint do_wifi_country %s\n"
-			       "   elif ! grep -q cfg80211.ieee80211_regdom \"$BOOT/cmdline.txt\"; then\n"
-			       "      # First: everything from systemd.run on is removed below.\n"
-			       "      sed -i '1s/^/cfg80211.ieee80211_regdom=%s /' \"$BOOT/cmdline.txt\"\n"
-			       "   fi\n"
-			       "fi\n", p->wifi_country, p->wifi_country);
-		add(t, "if [ ! -f \"$IMAGER\" ]; then\n"
-		       "   rfkill unblock wifi\n"
-		       "   for f in /var/lib/systemd/rfkill/*:wlan; do echo 0 >\"$f\"; done\n"
-		       "fi\n\n");
-	}
+	if (p->wifi_ssid)
+		firstrun_wifi(p, t);
 	if (p->keymap)
 		add(t, "if [ -f \"$IMAGER\" ]; then\n"
 		       "   \"$IMAGER\" set_keymap '%s'\n"
