@@ -13,17 +13,10 @@
 #include "proto.h"
 
 struct nf_job {
-	uint64_t id;
-	char url[NF_PROTO_VALUE_MAX + 1];
-	char format[16];
-	char image[NF_PROTO_VALUE_MAX + 1];
-	uint64_t size;
-	uint8_t sha256[32];
-	int not_a_disk;           /* JOB disk=0: added with --not-a-disk */
+	struct nf_job_msg msg;    /* the JOB as it came (proto.h) */
 	/* Provisioning (JOB patch= patch_sha256=, then PATCH lines): sectors to
 	 * write after the image is verified. Empty when there is none. */
 	struct nf_patch patch;
-	uint8_t patch_sha256[32];
 };
 
 struct nf_client {

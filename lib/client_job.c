@@ -25,68 +25,43 @@ void nf_job_free(struct nf_job *job)
 	nf_patch_free(&job->patch);
 }
 
-/* The PATCH lines after a JOB with patch=: exactly `bytes` data bytes, whose
- * digest must be the JOB's patch_sha256. Returns 0 or -EPROTO/-errno. */
-static int recv_patch(struct nf_client *c, struct nf_job *job, uint64_t bytes)
+/* The PATCH lines after a JOB with patch=: exactly that many data bytes,
+ * whose digest must be the JOB's patch_sha256. Returns 0 or -EPROTO/-errno. */
+static int recv_patch(struct nf_client *c, struct nf_job *job)
 {
 	uint8_t data[NF_PATCH_LINE], digest[32];
+	struct nf_patch_msg pm;
 	struct nf_msg m;
 	int r;
 
-	while (job->patch.bytes < bytes) {
-		const char *hex;
-		uint64_t id, off;
+	while (job->patch.bytes < job->msg.patch) {
 		size_t len;
 
 		if ((r = nf_client_recv(c, &m)) < 0)
 			return r;
-		hex = nf_msg_get(&m, "data");
-		if (strcmp(m.verb, "PATCH") != 0 || nf_msg_get_u64(&m, "id", 1, UINT64_MAX, &id) < 0 ||
-		    id != job->id || nf_msg_get_u64(&m, "off", 0, UINT64_MAX, &off) < 0 || !hex ||
-		    (len = strlen(hex) / 2) == 0 || len > sizeof(data) || nf_parse_hex(hex, data, len) < 0 ||
-		    len > bytes - job->patch.bytes || nf_patch_add(&job->patch, off, data, len) < 0) {
+		if (nf_msg_read(&m, &nf_patch_vspec, &pm) < 0 || pm.id != job->msg.id ||
+		    (len = strlen(pm.data) / 2) == 0 || len > sizeof(data) || nf_parse_hex(pm.data, data, len) < 0 ||
+		    len > job->msg.patch - job->patch.bytes || nf_patch_add(&job->patch, pm.off, data, len) < 0) {
 			snprintf(c->detail, sizeof(c->detail), "bad PATCH message from the master");
 			return -EPROTO;
 		}
 	}
 	nf_patch_digest(&job->patch, digest);
-	if (memcmp(digest, job->patch_sha256, 32) != 0) {
+	if (memcmp(digest, job->msg.patch_sha256, 32) != 0) {
 		snprintf(c->detail, sizeof(c->detail), "the provisioning patch does not match the JOB's digest");
 		return -EPROTO;
 	}
 	return 0;
 }
 
+/* A JOB, by its table; a patch comes with its digest. */
 static int parse_job(const struct nf_msg *m, struct nf_job *job)
 {
-	const char *url = nf_msg_get(m, "url"), *fmt = nf_msg_get(m, "format"), *sha = nf_msg_get(m, "sha256");
-	const char *image = nf_msg_get(m, "image"), *disk = nf_msg_get(m, "disk");
+	static const uint8_t none[32];
 
-	memset(job, 0, sizeof(*job));
-	if (nf_msg_get_u64(m, "id", 1, UINT64_MAX, &job->id) < 0 ||
-	    nf_msg_get_u64(m, "size", 1, UINT64_MAX, &job->size) < 0 || !url || !fmt || !sha ||
-	    strlen(fmt) >= sizeof(job->format) || nf_parse_hex(sha, job->sha256, 32) < 0)
+	if (nf_msg_read(m, &nf_job_vspec, &job->msg) < 0)
 		return -EPROTO;
-	strcpy(job->url, url);
-	strcpy(job->format, fmt);
-	if (image)
-		strcpy(job->image, image);
-	if (disk && strcmp(disk, "0") != 0 && strcmp(disk, "1") != 0)
-		return -EPROTO;
-	job->not_a_disk = disk && strcmp(disk, "0") == 0;
-	return 0;
-}
-
-/* A JOB's provisioning fields: *bytes 0 when it has none. */
-static int parse_job_patch(const struct nf_msg *m, struct nf_job *job, uint64_t *bytes)
-{
-	const char *sha = nf_msg_get(m, "patch_sha256");
-
-	*bytes = 0;
-	if (!nf_msg_get(m, "patch"))
-		return 0;
-	if (nf_msg_get_u64(m, "patch", 1, NF_PATCH_MAX, bytes) < 0 || !sha ||
-	    nf_parse_hex(sha, job->patch_sha256, 32) < 0)
+	if (job->msg.patch && memcmp(job->msg.patch_sha256, none, sizeof(none)) == 0)
 		return -EPROTO;
 	return 0;
 }
@@ -117,16 +92,13 @@ int nf_client_hello(struct nf_client *c, const char *target, uint64_t target_byt
 	if (strcmp(m.verb, "JOB") == 0) {
 		struct nf_job tmp;
 		struct nf_job *j = job ? job : &tmp;
-		uint64_t patch_bytes;
 
 		nf_patch_init(&j->patch);
 		r = parse_job(&m, j);
+		if (r == 0 && j->msg.patch)
+			r = recv_patch(c, j);
 		if (r == 0)
-			r = parse_job_patch(&m, j, &patch_bytes);
-		if (r == 0 && patch_bytes)
-			r = recv_patch(c, j, patch_bytes);
-		if (r == 0)
-			c->job_id = j->id;
+			c->job_id = j->msg.id;
 		if (r < 0 || !job)
 			nf_job_free(j);
 		if (r < 0)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "parse.h"
+#include "patch.h"
 #include "strtable.h"
 
 /* Decodes the percent-encoded [p, p+len) into out. Returns 0, -EPROTO, -EMSGSIZE. */
@@ -176,6 +177,119 @@ int nf_msg_format(const struct nf_msg *m, char *out, size_t cap)
 	out[o++] = '\n';
 	out[o] = '\0';
 	return (int)o;
+}
+
+/* ---- messages described once -------------------------------------------- */
+
+#define F(type, field) offsetof(type, field), sizeof(((type *)0)->field)
+
+static const struct nf_fspec job_fields[] = {
+	{ "id", NF_FT_U64, 1, 1, UINT64_MAX, F(struct nf_job_msg, id) },
+	{ "url", NF_FT_STR, 1, 0, 0, F(struct nf_job_msg, url) },
+	{ "format", NF_FT_STR, 1, 0, 0, F(struct nf_job_msg, format) },
+	{ "size", NF_FT_U64, 1, 1, UINT64_MAX, F(struct nf_job_msg, size) },
+	{ "sha256", NF_FT_HEX, 1, 0, 0, F(struct nf_job_msg, sha256) },
+	{ "image", NF_FT_STR, 0, 0, 0, F(struct nf_job_msg, image) },
+	{ "disk", NF_FT_FLAG, 0, 1, 1, F(struct nf_job_msg, disk) },
+	{ "patch", NF_FT_U64, 0, 1, NF_PATCH_MAX, F(struct nf_job_msg, patch) },
+	{ "patch_sha256", NF_FT_HEX, 0, 0, 0, F(struct nf_job_msg, patch_sha256) },
+};
+const struct nf_vspec nf_job_vspec = {
+	"JOB", job_fields, sizeof(job_fields) / sizeof(job_fields[0]), sizeof(struct nf_job_msg),
+};
+
+static const struct nf_fspec patch_fields[] = {
+	{ "id", NF_FT_U64, 1, 1, UINT64_MAX, F(struct nf_patch_msg, id) },
+	{ "off", NF_FT_U64, 1, 0, UINT64_MAX, F(struct nf_patch_msg, off) },
+	{ "data", NF_FT_STR, 1, 0, 0, F(struct nf_patch_msg, data) },
+};
+const struct nf_vspec nf_patch_vspec = {
+	"PATCH", patch_fields, sizeof(patch_fields) / sizeof(patch_fields[0]), sizeof(struct nf_patch_msg),
+};
+
+/* One field of a read: v is its value (NULL: absent), dst its place. */
+static int read_field(const struct nf_fspec *f, const char *v, uint8_t *dst)
+{
+	uint64_t n;
+
+	if (!v) {
+		if (f->type == NF_FT_FLAG)
+			*(int *)(void *)dst = (int)f->min;
+		return f->required ? -EPROTO : 0;
+	}
+	switch (f->type) {
+	case NF_FT_U64:
+		if (nf_parse_u64(v, f->min, f->max, &n) < 0)
+			return -EPROTO;
+		memcpy(dst, &n, sizeof(n));
+		return 0;
+	case NF_FT_STR:
+		if (strlen(v) >= f->cap)
+			return -EPROTO;
+		memcpy(dst, v, strlen(v) + 1);
+		return 0;
+	case NF_FT_HEX:
+		return strlen(v) == 2 * f->cap && nf_parse_hex(v, dst, f->cap) == 0 ? 0 : -EPROTO;
+	case NF_FT_FLAG:
+		if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+			return -EPROTO;
+		*(int *)(void *)dst = v[0] == '1';
+		return 0;
+	}
+	return -EPROTO;
+}
+
+int nf_msg_read(const struct nf_msg *m, const struct nf_vspec *v, void *out)
+{
+	memset(out, 0, v->size);
+	if (strcmp(m->verb, v->verb) != 0)
+		return -EPROTO;
+	for (size_t i = 0; i < v->n; i++) {
+		int r = read_field(&v->fields[i], nf_msg_get(m, v->fields[i].key), (uint8_t *)out + v->fields[i].off);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* One field of a write; 0 without adding it when it is optional and empty. */
+static int write_field(struct nf_msg *m, const struct nf_fspec *f, const uint8_t *src)
+{
+	char hex[NF_PROTO_VALUE_MAX + 1];
+	uint64_t n;
+	int flag;
+
+	switch (f->type) {
+	case NF_FT_U64:
+		memcpy(&n, src, sizeof(n));
+		return !n && !f->required ? 0 : nf_msg_addf(m, f->key, "%llu", (unsigned long long)n);
+	case NF_FT_STR:
+		return !src[0] && !f->required ? 0 : nf_msg_add(m, f->key, (const char *)src);
+	case NF_FT_HEX:
+		if (2 * f->cap > NF_PROTO_VALUE_MAX)
+			return -EMSGSIZE;
+		if (!f->required && src[0] == 0 && memcmp(src, src + 1, f->cap - 1) == 0)
+			return 0;
+		nf_format_hex(src, f->cap, hex);
+		return nf_msg_add(m, f->key, hex);
+	case NF_FT_FLAG:
+		flag = *(const int *)(const void *)src != 0;
+		return (uint64_t)flag == f->min ? 0 : nf_msg_add(m, f->key, flag ? "1" : "0");
+	}
+	return -EMSGSIZE;
+}
+
+int nf_msg_write(struct nf_msg *m, const struct nf_vspec *v, const void *in)
+{
+	nf_msg_init(m, v->verb);
+	for (size_t i = 0; i < v->n; i++) {
+		int r = write_field(m, &v->fields[i], (const uint8_t *)in + v->fields[i].off);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static const char *const stage_names[] = {

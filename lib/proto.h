@@ -46,6 +46,70 @@ int nf_msg_addf(struct nf_msg *m, const char *key, const char *fmt, ...) __attri
  * Returns the length, or -EMSGSIZE when it would exceed NF_PROTO_LINE_MAX. */
 int nf_msg_format(const struct nf_msg *m, char *out, size_t cap);
 
+/* ---- messages described once -------------------------------------------
+ * A verb's fields as a table that both sides use: the sender fills a
+ * struct and nf_msg_write() makes the message, the receiver gets the same
+ * struct back from nf_msg_read(). Keys not in the table are ignored when
+ * reading (an older peer meets a newer one). */
+enum nf_ftype {
+	NF_FT_U64,  /* uint64_t, decimal in [min, max]; optional: 0 when absent,
+		     * not written when 0 */
+	NF_FT_STR,  /* char[cap], any text up to cap - 1 bytes (longer is
+		     * -EPROTO); optional: "" when absent, not written when "" */
+	NF_FT_HEX,  /* uint8_t[cap], exactly 2 * cap hex digits; optional:
+		     * zeros when absent, not written when all zero */
+	NF_FT_FLAG, /* int, "0" or "1"; absent means min (its default), and
+		     * it is written only when it differs from it */
+};
+
+struct nf_fspec {
+	const char *key;
+	enum nf_ftype type;
+	int required;      /* reading: missing is -EPROTO */
+	uint64_t min, max; /* NF_FT_U64 bounds; NF_FT_FLAG: min is the default */
+	size_t off, cap;   /* the field in the struct: offsetof, sizeof */
+};
+
+struct nf_vspec {
+	const char *verb;
+	const struct nf_fspec *fields;
+	size_t n;
+	size_t size;       /* of the struct */
+};
+
+/* Reads m (whose verb must be v's) into out, the struct v describes:
+ * zeroed first, then each field of the table. Returns 0, or -EPROTO for a
+ * wrong verb, a missing required field or a value out of its type or
+ * bounds. */
+int nf_msg_read(const struct nf_msg *m, const struct nf_vspec *v, void *out);
+
+/* Makes m (verb and fields, in table order) from in, the struct v
+ * describes; optional fields at their empty value are left out. Returns 0
+ * or -EMSGSIZE. */
+int nf_msg_write(struct nf_msg *m, const struct nf_vspec *v, const void *in);
+
+/* JOB: the master's answer to a HELLO it has a job for. */
+struct nf_job_msg {
+	uint64_t id;                          /* the job, >= 1 */
+	char url[NF_PROTO_VALUE_MAX + 1];     /* nfs://SERVER/EXPORT/FILE?... */
+	char format[16];                      /* raw, gzip, xz, zstd */
+	uint64_t size;                        /* the decoded image, bytes */
+	uint8_t sha256[32];                   /* of the decoded image */
+	char image[NF_PROTO_VALUE_MAX + 1];   /* its catalog name; optional */
+	int disk;                             /* 0: added with --not-a-disk (1 when absent) */
+	uint64_t patch;                       /* provisioning patch bytes; 0: none */
+	uint8_t patch_sha256[32];             /* its digest (nf_patch_digest), with patch */
+};
+extern const struct nf_vspec nf_job_vspec;
+
+/* PATCH: one line of a JOB's provisioning patch. */
+struct nf_patch_msg {
+	uint64_t id;                          /* the JOB's id */
+	uint64_t off;                         /* card offset of these bytes */
+	char data[NF_PROTO_VALUE_MAX + 1];    /* hex, at most NF_PATCH_LINE bytes */
+};
+extern const struct nf_vspec nf_patch_vspec;
+
 /* Where a flash is (PROGRESS stage=) or where a worker's job failed (FAIL
  * stage=); each has one name on the wire (docs/protocol.md). */
 enum nf_stage {

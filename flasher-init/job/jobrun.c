@@ -67,20 +67,20 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 	}
 	/* A JOB names an image on the master's NFS export, nothing else: a
 	 * fake master must not make the worker copy its own files to the card. */
-	if (strncmp(jr->job.url, "nfs://", 6) != 0) {
+	if (strncmp(jr->job.msg.url, "nfs://", 6) != 0) {
 		char q[160];
 
 		snprintf(detail, cap, "the master at %s sent a job whose image is not an nfs:// URL (%s); refusing it",
-			 server, nf_quote(q, sizeof(q), jr->job.url));
+			 server, nf_quote(q, sizeof(q), jr->job.msg.url));
 		nf_job_free(&jr->job);
 		return -EPROTO;
 	}
-	fo->source = jr->job.url;
-	fo->format = nf_format_parse(jr->job.format);
-	memcpy(fo->expect_sha256, jr->job.sha256, 32);
+	fo->source = jr->job.msg.url;
+	fo->format = nf_format_parse(jr->job.msg.format);
+	memcpy(fo->expect_sha256, jr->job.msg.sha256, 32);
 	fo->have_expect_sha256 = 1;
-	fo->expect_size = jr->job.size;
-	fo->not_a_disk = jr->job.not_a_disk;
+	fo->expect_size = jr->job.msg.size;
+	fo->not_a_disk = !jr->job.msg.disk;
 	fo->patch = jr->job.patch.n ? &jr->job.patch : NULL;
 	jr->inner = fo->progress;
 	jr->inner_ctx = fo->progress_ctx;
@@ -94,8 +94,8 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 		nf_card_describe(&id, target, line, sizeof(line));
 		nf_client_card(&jr->client, NF_CARD_IDENTITY, line);
 	}
-	snprintf(detail, cap, "job %llu from %s: image '%s' (%s, %llu bytes)%s", (unsigned long long)jr->job.id, server,
-		 jr->job.image, jr->job.format, (unsigned long long)jr->job.size,
+	snprintf(detail, cap, "job %llu from %s: image '%s' (%s, %llu bytes)%s", (unsigned long long)jr->job.msg.id, server,
+		 jr->job.msg.image, jr->job.msg.format, (unsigned long long)jr->job.msg.size,
 		 jr->job.patch.n ? ", with a provisioning patch" : "");
 	return 0;
 }
@@ -126,7 +126,7 @@ int nf_jobrun_finish(struct nf_jobrun *jr, int r, const struct nf_flash_result *
 			   res->patched ? res->patch_sha256 : NULL, deadline_s);
 	if (r == 0)
 		snprintf(detail, cap, "the master verified job %llu and released this worker",
-			 (unsigned long long)jr->job.id);
+			 (unsigned long long)jr->job.msg.id);
 	else
 		snprintf(detail, cap, "the master did not release this worker: %s",
 			 r == -EBADMSG ? jr->client.detail : nf_strerror(r));

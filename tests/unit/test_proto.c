@@ -124,11 +124,86 @@ static void test_names(void)
 	CHECK(nf_card_finding_parse("", &f) == -EINVAL, "empty finding refused");
 }
 
+#define SHA "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+/* JOB by its table: what each side accepts, one line per case. */
+static void test_job_table(void)
+{
+	static const struct { const char *line; int ret; int disk; unsigned long long patch; } t[] = {
+		{ "JOB id=1 url=nfs://h/e/f format=zstd size=5 sha256=" SHA, 0, 1, 0 },
+		{ "JOB id=1 url=nfs://h/e/f format=zstd size=5 sha256=" SHA " image=pios disk=0", 0, 0, 0 },
+		{ "JOB id=1 url=nfs://h/e/f format=zstd size=5 sha256=" SHA " disk=1", 0, 1, 0 },
+		{ "JOB id=1 url=u format=raw size=5 sha256=" SHA " patch=1 patch_sha256=" SHA, 0, 1, 1 },
+		{ "JOB id=1 url=u format=raw size=5 sha256=" SHA " later=ignored", 0, 1, 0 },
+		{ "JOB id=18446744073709551615 url=u format=raw size=1 sha256=" SHA, 0, 1, 0 },
+		{ "JOB id=18446744073709551616 url=u format=raw size=1 sha256=" SHA, -EPROTO, 0, 0 },
+		{ "JOB id=0 url=u format=raw size=5 sha256=" SHA, -EPROTO, 0, 0 },
+		{ "JOB url=u format=raw size=5 sha256=" SHA, -EPROTO, 0, 0 },
+		{ "JOB id=1 format=raw size=5 sha256=" SHA, -EPROTO, 0, 0 },
+		{ "JOB id=1 url=u format=raw size=0 sha256=" SHA, -EPROTO, 0, 0 },
+		{ "JOB id=1 url=u format=raw size=5 sha256=00", -EPROTO, 0, 0 },
+		{ "JOB id=1 url=u format=raw size=5 sha256=" SHA "0", -EPROTO, 0, 0 },
+		{ "JOB id=1 url=u format=raw size=5 sha256=" SHA " disk=2", -EPROTO, 0, 0 },
+		{ "JOB id=1 url=u format=raw size=5 sha256=" SHA " disk=", -EPROTO, 0, 0 },
+		{ "JOB id=1 url=u format=0123456789abcdef size=5 sha256=" SHA, -EPROTO, 0, 0 }, /* 16 > 15 */
+		{ "JOB id=1 url=u format=0123456789abcde size=5 sha256=" SHA, 0, 1, 0 },
+		{ "JOB id=1 url=u format=raw size=5 sha256=" SHA " patch=131073 patch_sha256=" SHA, -EPROTO, 0, 0 },
+		{ "JOB id=1 url=u format=raw size=5 sha256=" SHA " patch=0", -EPROTO, 0, 0 },
+		{ "NOJOB id=1 url=u format=raw size=5 sha256=" SHA, -EPROTO, 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct nf_job_msg j;
+		struct nf_msg m;
+		int r = nf_msg_parse(t[i].line, strlen(t[i].line), &m);
+
+		if (r == 0)
+			r = nf_msg_read(&m, &nf_job_vspec, &j);
+		CHECK(r == t[i].ret, "job #%zu: got %d want %d", i, r, t[i].ret);
+		if (r == 0)
+			CHECK(j.disk == t[i].disk && j.patch == t[i].patch && j.sha256[1] == 0x11,
+			      "job #%zu: disk %d patch %llu", i, j.disk, (unsigned long long)j.patch);
+	}
+}
+
+/* What the master writes the worker reads back the same; empty optional
+ * fields are left out of the line. */
+static void test_job_roundtrip(void)
+{
+	struct nf_job_msg a, b;
+	char line[NF_PROTO_LINE_MAX + 1];
+	struct nf_msg m;
+	int n;
+
+	memset(&a, 0, sizeof(a)); /* padding too: the structs are compared whole */
+	a.id = 42;
+	a.size = 1 << 20;
+	a.disk = 1;
+	snprintf(a.url, sizeof(a.url), "nfs://10.0.0.1/export/a b%%c?version=3");
+	snprintf(a.format, sizeof(a.format), "xz");
+	memset(a.sha256, 0xab, sizeof(a.sha256));
+	CHECK(nf_msg_write(&m, &nf_job_vspec, &a) == 0 && (n = nf_msg_format(&m, line, sizeof(line))) > 0,
+	      "job write");
+	CHECK(strstr(line, " image=") == NULL && strstr(line, " disk=") == NULL && strstr(line, " patch") == NULL,
+	      "empty optional fields left out: %s", line);
+	CHECK(nf_msg_parse(line, strlen(line) - 1, &m) == 0 && nf_msg_read(&m, &nf_job_vspec, &b) == 0 &&
+		      memcmp(&a, &b, sizeof(a)) == 0, "job round trip: %s", line);
+	a.disk = 0;
+	a.patch = 512;
+	memset(a.patch_sha256, 0x01, sizeof(a.patch_sha256));
+	snprintf(a.image, sizeof(a.image), "pi os");
+	CHECK(nf_msg_write(&m, &nf_job_vspec, &a) == 0 && nf_msg_format(&m, line, sizeof(line)) > 0 &&
+		      strstr(line, " disk=0") && strstr(line, " image=pi%20os"), "job with options: %s", line);
+	CHECK(nf_msg_parse(line, strlen(line) - 1, &m) == 0 && nf_msg_read(&m, &nf_job_vspec, &b) == 0 &&
+		      memcmp(&a, &b, sizeof(a)) == 0, "job round trip with options: %s", line);
+}
+
 int main(void)
 {
 	test_names();
 	test_parse_table();
 	test_limits();
 	test_roundtrip();
+	test_job_table();
+	test_job_roundtrip();
 	return CHECK_DONE();
 }
