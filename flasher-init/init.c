@@ -429,9 +429,12 @@ static void bring_up_network(struct config *c)
 		fatal(c, NF_STAGE_NETWORK, "no network interface appeared within 20 s");
 	if ((r = nf_net_mac(ifname, mac)) < 0)
 		fatal(c, NF_STAGE_NETWORK, "cannot read the MAC of %s: %s", ifname, strerror(-r));
-	if (!c->mac[0])
-		snprintf(c->mac, sizeof(c->mac), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
-			 mac[4], mac[5]);
+	if (!c->mac[0]) {
+		struct nf_mac m;
+
+		nf_mac_set(&m, mac);
+		nf_mac_colon(&m, c->mac);
+	}
 	if (!c->pid1 || nf_net_configured(ifname)) {
 		say("using %s (%s), configured already", ifname, c->mac);
 		return;

@@ -139,6 +139,33 @@ void nf_format_mac(const uint8_t mac[6], char out[18])
 		 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 }
 
+int nf_mac_parse(const char *s, struct nf_mac *m)
+{
+	memset(m, 0, sizeof(*m));
+	if (nf_parse_mac(s, m->b) < 0)
+		return -EINVAL;
+	nf_format_mac(m->b, m->s);
+	return 0;
+}
+
+void nf_mac_set(struct nf_mac *m, const uint8_t b[6])
+{
+	memcpy(m->b, b, 6);
+	nf_format_mac(m->b, m->s);
+}
+
+int nf_mac_is_canonical(const char *s)
+{
+	struct nf_mac m;
+
+	return nf_mac_parse(s, &m) == 0 && strcmp(m.s, s) == 0;
+}
+
+void nf_mac_colon(const struct nf_mac *m, char out[18])
+{
+	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m->b[0], m->b[1], m->b[2], m->b[3], m->b[4], m->b[5]);
+}
+
 int nf_board_model_valid(const char *s)
 {
 	size_t n = strlen(s);

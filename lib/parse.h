@@ -24,15 +24,38 @@ int nf_parse_hex(const char *s, uint8_t *out, size_t len);
 /* Formats len bytes as lower-case hex into out (capacity >= 2*len+1). */
 void nf_format_hex(const uint8_t *in, size_t len, char *out);
 
-/* Parses a MAC address in any common spelling (aa:bb:.., aa-bb-.., aabb.ccdd.eeff,
- * aabbccddeeff; either case) into 6 bytes. Returns 0 or -EINVAL. */
+/* A MAC address: its 6 bytes and its one canonical spelling, the TFTP
+ * directory form "b8-27-eb-d3-85-78" that dnsmasq's tftp-unique-root=mac
+ * looks for (../shared/DESIGN.md). A MAC becomes text, a path component or
+ * a database key only as s. */
+struct nf_mac {
+	uint8_t b[6];
+	char s[18];
+};
+
+/* Parses a MAC address in any common spelling (aa:bb:.., aa-bb-..,
+ * aabb.ccdd.eeff, aabbccddeeff; either case) into *m. Returns 0 or -EINVAL
+ * (m is then zeroed). */
+int nf_mac_parse(const char *s, struct nf_mac *m);
+
+/* *m from 6 bytes. */
+void nf_mac_set(struct nf_mac *m, const uint8_t b[6]);
+
+/* The colon spelling, "b8:27:eb:d3:85:78" (the kernel's and dnsmasq's
+ * logs), into out. */
+void nf_mac_colon(const struct nf_mac *m, char out[18]);
+
+/* 1 if s is a MAC in its canonical spelling (a TFTP dir, an intent's or
+ * an NFS root's file name), else 0. */
+int nf_mac_is_canonical(const char *s);
+
+/* The byte-level primitives of nf_mac_parse and nf_mac_set. */
 int nf_parse_mac(const char *s, uint8_t mac[6]);
 
 /* Parses "A.B.C.D:PORT" (an IPv4 address, a port 1..65535) into *out
  * (AF_INET, network order). Returns 0 or -EINVAL. */
 int nf_parse_ipv4_port(const char *spec, struct sockaddr_in *out);
 
-/* Prints the canonical TFTP directory form "b8-27-eb-d3-85-78" (18 bytes with NUL). */
 void nf_format_mac(const uint8_t mac[6], char out[18]);
 
 /* A worker's board as it reports it in HELLO: the model, 1..80 bytes of

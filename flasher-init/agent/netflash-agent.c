@@ -102,20 +102,20 @@ static int find_boot(struct agent *a)
 static int find_mac(struct agent *a)
 {
 	char path[PATH_MAX], buf[64];
-	uint8_t bin[6];
+	struct nf_mac m;
 	struct dirent *de;
 	DIR *d;
 
 	if (a->mac_arg) {
-		if (nf_parse_mac(a->mac_arg, bin) < 0) {
+		if (nf_mac_parse(a->mac_arg, &m) < 0) {
 			nf_err("invalid --mac '%s': expected six hex bytes like b8:27:eb:d3:85:78", a->mac_arg);
 			return 2;
 		}
-		nf_format_mac(bin, a->mac);
+		memcpy(a->mac, m.s, sizeof(m.s));
 		return 0;
 	}
-	if (nf_read_file("/sys/class/net/eth0/address", buf, sizeof(buf) - 1) > 0 && nf_parse_mac(buf, bin) == 0) {
-		nf_format_mac(bin, a->mac);
+	if (nf_read_file("/sys/class/net/eth0/address", buf, sizeof(buf) - 1) > 0 && nf_mac_parse(buf, &m) == 0) {
+		memcpy(a->mac, m.s, sizeof(m.s));
 		return 0;
 	}
 	if ((d = opendir("/sys/class/net"))) {
@@ -125,9 +125,9 @@ static int find_mac(struct agent *a)
 			    strcmp(de->d_name, "lo") == 0)
 				continue;
 			snprintf(path, sizeof(path), "/sys/class/net/%s/address", de->d_name);
-			if (nf_read_file(path, buf, sizeof(buf) - 1) > 0 && nf_parse_mac(buf, bin) == 0) {
+			if (nf_read_file(path, buf, sizeof(buf) - 1) > 0 && nf_mac_parse(buf, &m) == 0) {
 				closedir(d);
-				nf_format_mac(bin, a->mac);
+				memcpy(a->mac, m.s, sizeof(m.s));
 				return 0;
 			}
 		}

@@ -38,18 +38,16 @@ static void forward_progress(const struct nf_progress *p, void *ctx)
 int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, const char *token,
 		    const char *target, uint64_t target_bytes, struct nf_flash_opts *fo, char *detail, size_t cap)
 {
-	uint8_t bin[6];
-	char canon[18];
+	struct nf_mac m;
 	int r;
 
 	memset(jr, 0, sizeof(*jr));
 	jr->client.fd = -1;
-	if (nf_parse_mac(mac, bin) < 0) {
+	if (nf_mac_parse(mac, &m) < 0) {
 		snprintf(detail, cap, "invalid MAC '%s'", mac);
 		return -EINVAL;
 	}
-	nf_format_mac(bin, canon);
-	if (nf_client_init(&jr->client, server, canon, token) < 0) {
+	if (nf_client_init(&jr->client, server, m.s, token) < 0) {
 		snprintf(detail, cap, "invalid server '%s': expected IPv4:PORT", server);
 		return -EINVAL;
 	}
@@ -57,9 +55,9 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 	r = nf_client_hello(&jr->client, target, target_bytes, &jr->job);
 	if (r < 0) {
 		if (r == -ENOENT)
-			snprintf(detail, cap, "the master has no job for %s (%s)", canon, jr->client.detail);
+			snprintf(detail, cap, "the master has no job for %s (%s)", m.s, jr->client.detail);
 		else if (r == -EACCES)
-			snprintf(detail, cap, "the master at %s refused %s (wrong MAC or token)", server, canon);
+			snprintf(detail, cap, "the master at %s refused %s (wrong MAC or token)", server, m.s);
 		else
 			snprintf(detail, cap, "cannot get a job from %s: %s", server,
 				 jr->client.detail[0] ? jr->client.detail : nf_strerror(r));

@@ -37,10 +37,11 @@ static int sighting(struct master *m, const char *kind, const char *mac_s, const
 	struct sighting g = { 0 };
 	struct in_addr a;
 	struct store *st = NULL;
-	uint8_t mac[6], guid[32];
+	struct nf_mac mac;
+	uint8_t guid[32];
 	int n, r;
 
-	if (nf_parse_mac(mac_s, mac) < 0) {
+	if (nf_mac_parse(mac_s, &mac) < 0) {
 		nf_err("dhcp-event %s: invalid MAC %s", kind, nf_quote(q, sizeof(q), mac_s));
 		return 1;
 	}
@@ -48,7 +49,7 @@ static int sighting(struct master *m, const char *kind, const char *mac_s, const
 		nf_err("dhcp-event %s: invalid IPv4 address %s", kind, nf_quote(q, sizeof(q), ip));
 		return 1;
 	}
-	nf_format_mac(mac, g.mac);
+	memcpy(g.mac, mac.s, sizeof(mac.s));
 	snprintf(g.ip, sizeof(g.ip), "%s", ip);
 	snprintf(g.kind, sizeof(g.kind), "%s", kind);
 	master_path(m, logp, sizeof(logp), "log/dnsmasq.log");
@@ -76,7 +77,6 @@ static int tftp_sent(struct master *m, const char *size, const char *ip, const c
 	char tftp[PATH_MAX], mac[18], detail[512], q[PATH_MAX + 8];
 	struct store *st = NULL;
 	const char *rest, *slash;
-	uint8_t bin[6];
 	uint64_t bytes;
 	int r;
 
@@ -96,11 +96,10 @@ static int tftp_sent(struct master *m, const char *size, const char *ip, const c
 	}
 	memcpy(mac, rest, 17);
 	mac[17] = '\0';
-	if (nf_parse_mac(mac, bin) < 0) {
+	if (!nf_mac_is_canonical(mac)) {
 		nf_err("dhcp-event tftp: %s is not in a worker's dir", nf_quote(q, sizeof(q), path));
 		return 1;
 	}
-	nf_format_mac(bin, mac);
 	snprintf(detail, sizeof(detail), "sent %s (%llu bytes) to %s", nf_quote(q, 300, slash + 1),
 		 (unsigned long long)bytes, ip);
 	if (cli_open_store(m, &st) < 0)

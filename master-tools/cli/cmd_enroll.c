@@ -117,20 +117,20 @@ static int csv_split(char *line, char **f, int cap)
 static int csv_row(struct master *m, const char *file, unsigned ln, char **f, int n, struct csv_row *row)
 {
 	char q[200];
-	uint8_t mac[6];
+	struct nf_mac mac;
 
 	row->line = ln;
 	if (n < 3 || n > 4) {
 		nf_err("%s:%u: expected MAC,HOSTNAME,IMAGE[,MODEL], got %d field(s)", file, ln, n);
 		return -1;
 	}
-	if (nf_parse_mac(f[0], mac) < 0) {
+	if (nf_mac_parse(f[0], &mac) < 0) {
 		nf_err("%s:%u: invalid MAC %s: expected six hex bytes like b8:27:eb:d3:85:78", file, ln,
 		       nf_quote(q, sizeof(q), f[0]));
 		return -1;
 	}
-	nf_format_mac(mac, row->mac);
-	if (mac[0] & 1 || !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5])) {
+	memcpy(row->mac, mac.s, sizeof(mac.s));
+	if (mac.b[0] & 1 || !(mac.b[0] | mac.b[1] | mac.b[2] | mac.b[3] | mac.b[4] | mac.b[5])) {
 		nf_err("%s:%u: %s is not a Pi's MAC (all zeros, or a group address)", file, ln, row->mac);
 		return -1;
 	}
@@ -376,7 +376,7 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 	struct enrollment e;
 	struct provision prov;
 	const char *image = NULL, *host = NULL, *key = NULL, *nfsroot = NULL, *csv = NULL;
-	uint8_t mac[6];
+	struct nf_mac mac;
 	int force = 0, opt, r;
 
 	memset(&e, 0, sizeof(e));
@@ -419,9 +419,9 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 		nf_err("enroll needs a MAC and one of --image NAME or --nfsroot DIR (see netflash enroll --help)");
 		return 2;
 	}
-	if (nf_parse_mac(argv[optind], mac) < 0)
+	if (nf_mac_parse(argv[optind], &mac) < 0)
 		return cli_bad_mac(argv[optind]);
-	nf_format_mac(mac, e.mac);
+	memcpy(e.mac, mac.s, sizeof(mac.s));
 	if (master_station_mac(e.mac, why, sizeof(why)) < 0) {
 		nf_err("%s", why);
 		return 2;

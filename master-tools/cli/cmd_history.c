@@ -141,8 +141,7 @@ int cmd_history(struct master *m, int argc, char **argv)
 {
 	struct history_ctx c = { 0 };
 	struct store *st = NULL;
-	char macs[18];
-	uint8_t mac[6];
+	struct nf_mac mac = { 0 };
 	int pos, r = parse_flags(argc, argv, &c.out, &pos);
 
 	if (r)
@@ -152,9 +151,8 @@ int cmd_history(struct master *m, int argc, char **argv)
 		return 2;
 	}
 	if (argc - pos == 1) {
-		if (nf_parse_mac(argv[pos], mac) < 0)
+		if (nf_mac_parse(argv[pos], &mac) < 0)
 			return cli_bad_mac(argv[pos]);
-		nf_format_mac(mac, macs);
 	}
 	if (cli_require_init(m) || cli_open_store(m, &st) < 0)
 		return 1;
@@ -163,17 +161,17 @@ int cmd_history(struct master *m, int argc, char **argv)
 	if (c.out == HISTORY_TEXT)
 		printf("%-6s %-19s  %-17s %-16s %-9s %7s %6s %12s  %s\n", "JOB", "STARTED", "MAC", "IMAGE", "RESULT",
 		       "SECONDS", "MB/s", "BYTES", "REASON");
-	store_job_each(st, argc - pos == 1 ? macs : NULL, history_row, &c);
+	store_job_each(st, argc - pos == 1 ? mac.s : NULL, history_row, &c);
 	if (!c.n && c.out == HISTORY_TEXT)
 		printf("(no jobs yet)\n");
 	if (argc - pos == 1 && c.out == HISTORY_TEXT) {
 		char model[48];
 
-		if (store_model(st, macs, model, sizeof(model)) == 0)
+		if (store_model(st, mac.s, model, sizeof(model)) == 0)
 			printf("model (from its DHCP client GUID): %s\n", model);
 		for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 			printf("%s:\n", sections[i].title);
-			store_event_list(st, macs, &sections[i].kind, sections[i].limit, log_row, NULL);
+			store_event_list(st, mac.s, &sections[i].kind, sections[i].limit, log_row, NULL);
 		}
 	}
 	store_close(st);

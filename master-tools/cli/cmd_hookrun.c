@@ -55,10 +55,10 @@ static void record(const struct hook_result *h, void *arg)
 
 int cmd_hook_run(struct master *m, int argc, char **argv)
 {
-	char dir[PATH_MAX], rel[32], *env[32], macs[18], mac_var[40], ev_var[40], root_var[PATH_MAX + 16];
+	char dir[PATH_MAX], rel[32], *env[32], mac_var[40], ev_var[40], root_var[PATH_MAX + 16];
 	const char *mac_s = getenv("NETFLASH_MAC");
 	enum nf_hook_event ev;
-	uint8_t mac[6];
+	struct nf_mac mac;
 	struct ctx c = { 0 };
 	size_t n = 0;
 	int r;
@@ -77,11 +77,10 @@ int cmd_hook_run(struct master *m, int argc, char **argv)
 	c.timeout = m->conf.hook_timeout ? m->conf.hook_timeout : NF_HOOK_TIMEOUT_DEFAULT;
 	/* The worker's MAC as the history keys it (any spelling given). */
 	if (mac_s) {
-		if (nf_parse_mac(mac_s, mac) < 0)
+		if (nf_mac_parse(mac_s, &mac) < 0)
 			return cli_bad_mac(mac_s);
-		nf_format_mac(mac, macs);
-		c.mac = macs;
-		snprintf(mac_var, sizeof(mac_var), "NETFLASH_MAC=%s", macs);
+		c.mac = mac.s;
+		snprintf(mac_var, sizeof(mac_var), "NETFLASH_MAC=%s", mac.s);
 		env[n++] = mac_var;
 	}
 	/* The hooks get the facts and a fixed PATH, nothing else of our

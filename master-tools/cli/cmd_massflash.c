@@ -146,12 +146,12 @@ static int parse_ouis(struct run *r, const char *list)
 
 static int oui_ok(const struct run *r, const char *mac)
 {
-	uint8_t b[6];
+	struct nf_mac m;
 
-	if (nf_parse_mac(mac, b) < 0)
+	if (nf_mac_parse(mac, &m) < 0)
 		return 0;
 	for (size_t i = 0; i < r->n_ouis; i++)
-		if (memcmp(r->ouis[i], b, 3) == 0)
+		if (memcmp(r->ouis[i], m.b, 3) == 0)
 			return 1;
 	return 0;
 }

@@ -75,16 +75,15 @@ static int power_ls(struct master *m)
 static int cycle_one(struct master *m, struct store *st, const char *arg, unsigned off_s)
 {
 	struct power_entry e;
-	char mac[18], q[64], detail[1400], what[NF_GPIO_SPEC_MAX + 64];
-	uint8_t b[6];
+	char q[64], detail[1400], what[NF_GPIO_SPEC_MAX + 64];
+	struct nf_mac mac;
 	int r;
 
-	if (nf_parse_mac(arg, b) < 0) {
+	if (nf_mac_parse(arg, &mac) < 0) {
 		nf_err("invalid MAC %s: expected six hex bytes like b8:27:eb:d3:85:78", nf_quote(q, sizeof(q), arg));
 		return 1;
 	}
-	nf_format_mac(b, mac);
-	if ((r = power_find(m, mac, &e, detail, sizeof(detail))) < 0) {
+	if ((r = power_find(m, mac.s, &e, detail, sizeof(detail))) < 0) {
 		nf_err("%s", detail);
 		return 1;
 	}
@@ -96,16 +95,16 @@ static int cycle_one(struct master *m, struct store *st, const char *arg, unsign
 		nf_gpio_format(&e.gpio, spec, sizeof(spec));
 		snprintf(what, sizeof(what), "gpio %s, off %u s", spec, off_s);
 	}
-	nf_info("power-cycling %s (%s)", mac, what);
+	nf_info("power-cycling %s (%s)", mac.s, what);
 	if ((r = power_cycle(&e, off_s * 1000, detail, sizeof(detail))) < 0) {
-		nf_err("%s: power cycle failed: %s", mac, detail);
+		nf_err("%s: power cycle failed: %s", mac.s, detail);
 		if (st)
-			store_event(st, mac, NF_EVENT_POWER, "power cycle failed");
+			store_event(st, mac.s, NF_EVENT_POWER, "power cycle failed");
 		return 1;
 	}
 	if (st)
-		store_event(st, mac, NF_EVENT_POWER, what);
-	printf("power-cycled %s (%s)\n", mac, what);
+		store_event(st, mac.s, NF_EVENT_POWER, what);
+	printf("power-cycled %s (%s)\n", mac.s, what);
 	return 0;
 }
 

@@ -83,7 +83,7 @@ static int ask_mac(struct master *m, const char *rsh, const char *host, const ch
 {
 	char out[PATH_MAX], buf[128];
 	const char *args[] = { "mac", NULL };
-	uint8_t bin[6];
+	struct nf_mac got;
 	ssize_t n;
 	int r, fd;
 
@@ -102,11 +102,11 @@ static int ask_mac(struct master *m, const char *rsh, const char *host, const ch
 		       host);
 		return 1;
 	}
-	if (n <= 0 || (buf[strcspn(buf, "\r\n")] = '\0', nf_parse_mac(buf, bin) < 0)) {
+	if (n <= 0 || (buf[strcspn(buf, "\r\n")] = '\0', nf_mac_parse(buf, &got) < 0)) {
 		nf_err("netflash-agent on %s did not answer with a MAC", host);
 		return 1;
 	}
-	nf_format_mac(bin, mac);
+	memcpy(mac, got.s, sizeof(got.s));
 	return 0;
 }
 
@@ -127,7 +127,7 @@ int cmd_reimage(struct master *m, int argc, char **argv)
 	const char *rsh = "ssh -o BatchMode=yes -o ConnectTimeout=10 -l root", *agent = "netflash-agent";
 	int keep = 0, no_reboot = 0, opt, r;
 	char master_at[96];
-	uint8_t bin[6];
+	struct nf_mac mac;
 
 	memset(&e, 0, sizeof(e));
 	provision_init(&prov);
@@ -155,8 +155,8 @@ int cmd_reimage(struct master *m, int argc, char **argv)
 		return 2;
 	}
 	target = argv[optind];
-	if (nf_parse_mac(target, bin) == 0) {
-		nf_format_mac(bin, e.mac);
+	if (nf_mac_parse(target, &mac) == 0) {
+		memcpy(e.mac, mac.s, sizeof(mac.s));
 	} else if (host_valid(target)) {
 		host = target;
 	} else {

@@ -18,8 +18,8 @@ static const char release_usage[] =
 
 int cmd_release(struct master *m, int argc, char **argv)
 {
-	char why[600], macs[18];
-	uint8_t mac[6];
+	char why[600];
+	struct nf_mac mac;
 	int r;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -30,25 +30,24 @@ int cmd_release(struct master *m, int argc, char **argv)
 		cli_usage_hint(argv[0]);
 		return 2;
 	}
-	if (nf_parse_mac(argv[1], mac) < 0)
+	if (nf_mac_parse(argv[1], &mac) < 0)
 		return cli_bad_mac(argv[1]);
-	nf_format_mac(mac, macs);
 	if (cli_require_init(m))
 		return 1;
-	r = master_release(m, macs, why, sizeof(why));
+	r = master_release(m, mac.s, why, sizeof(why));
 	if (r == -ENOENT) {
 		nf_err("%s", why);
 		return 1;
 	}
 	if (r < 0) {
-		nf_err("cannot release %s: %s", macs, why);
+		nf_err("cannot release %s: %s", mac.s, why);
 		return 1;
 	}
 	if (why[0])
 		nf_warn("%s", why);
 	if (r == 0)
-		printf("%s has no TFTP dir (already released); it boots from its card\n", macs);
+		printf("%s has no TFTP dir (already released); it boots from its card\n", mac.s);
 	else
-		printf("released %s: its TFTP dir is gone, its next boot comes from its card\n", macs);
+		printf("released %s: its TFTP dir is gone, its next boot comes from its card\n", mac.s);
 	return 0;
 }

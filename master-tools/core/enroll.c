@@ -43,20 +43,20 @@ static uid_t tftp_owner(const struct master *m)
  * the I/G bit, bit 0 of the first byte, IEEE 802). */
 int master_station_mac(const char *canon, char *why, size_t cap)
 {
-	uint8_t mac[6];
+	struct nf_mac mac;
 	static const uint8_t zero[6];
 
-	if (nf_parse_mac(canon, mac) < 0) {
+	if (nf_mac_parse(canon, &mac) < 0) {
 		snprintf(why, cap, "invalid MAC %s", canon);
 		return -EINVAL;
 	}
-	if (memcmp(mac, zero, 6) == 0) {
+	if (memcmp(mac.b, zero, 6) == 0) {
 		snprintf(why, cap, "%s is the all-zero MAC, which no network card has", canon);
 		return -EINVAL;
 	}
-	if (mac[0] & 1) {
+	if (mac.b[0] & 1) {
 		snprintf(why, cap, "%s is a %s address, not a Pi's: its first byte is odd (the group bit)", canon,
-			 memcmp(mac, "\xff\xff\xff\xff\xff\xff", 6) == 0 ? "broadcast" : "multicast");
+			 memcmp(mac.b, "\xff\xff\xff\xff\xff\xff", 6) == 0 ? "broadcast" : "multicast");
 		return -EINVAL;
 	}
 	return 0;

@@ -117,9 +117,7 @@ static int write_exports(const struct master *m, char *detail, size_t cap)
 	 * where a worker came or went. */
 	n_names = scandir(sdir, &names, NULL, alphasort);
 	for (int i = 0; i < n_names; i++) {
-		uint8_t mac[6];
-
-		if (strlen(names[i]->d_name) != 17 || nf_parse_mac(names[i]->d_name, mac) < 0 ||
+		if (!nf_mac_is_canonical(names[i]->d_name) ||
 		    nfsroot_get(m, names[i]->d_name, dir, sizeof(dir)) < 0)
 			continue;
 		if (nfsroot_check(dir, path, sizeof(path)) == -EINVAL)

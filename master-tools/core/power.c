@@ -16,16 +16,16 @@
 static int parse_line(char *line, struct power_entry *e, const char **why)
 {
 	char *mac, *kind, *rest, *save = NULL;
-	uint8_t b[6];
+	struct nf_mac parsed;
 
 	mac = strtok_r(line, " \t", &save);
 	kind = strtok_r(NULL, " \t", &save);
 	rest = save ? save + strspn(save, " \t") : NULL;
 	if (!mac || !kind || !rest || !*rest)
 		return *why = "expected MAC gpio CHIP:LINE[:FLAG]... or MAC exec /PATH [ARG]...", -EBADMSG;
-	if (nf_parse_mac(mac, b) < 0)
+	if (nf_mac_parse(mac, &parsed) < 0)
 		return *why = "not a MAC address", -EBADMSG;
-	nf_format_mac(b, e->mac);
+	memcpy(e->mac, parsed.s, sizeof(parsed.s));
 	for (const char *p = rest; *p; p++)
 		if ((unsigned char)*p < 0x20 && *p != '\t')
 			return *why = "control characters", -EBADMSG;

@@ -365,7 +365,6 @@ int master_recover(struct master *m)
 	struct dirent **names = NULL;
 	struct store *st = NULL;
 	int n, repairs = 0, r;
-	uint8_t bin[6];
 
 	master_path(m, dir, sizeof(dir), "state/intent");
 	master_path(m, tftp, sizeof(tftp), "tftp");
@@ -376,7 +375,7 @@ int master_recover(struct master *m)
 		const char *d = names[i]->d_name;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, d);
-		if (d[0] != '.' && strlen(d) == 17 && nf_parse_mac(d, bin) == 0) {
+		if (d[0] != '.' && nf_mac_is_canonical(d)) {
 			r = recover_intent(m, st, d, path);
 			repairs += r > 0 ? r : 0;
 		} else if (d[0] != '.' || strstr(d, ".tmp.")) {

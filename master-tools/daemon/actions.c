@@ -382,9 +382,9 @@ unsigned nf_actions_handle(struct nf_actions *a, const char *method, const char 
 	unsigned status;
 
 	if (strncmp(path, "workers/", 8) == 0 && strcmp(method, "POST") == 0) {
-		char macs[18], verb[16];
+		char verb[16];
 		const char *slash = strchr(path + 8, '/');
-		uint8_t mac[6];
+		struct nf_mac mac;
 		size_t ml;
 
 		if (!slash || (ml = (size_t)(slash - (path + 8))) >= 32 || strlen(slash + 1) >= sizeof(verb)) {
@@ -395,13 +395,12 @@ unsigned nf_actions_handle(struct nf_actions *a, const char *method, const char 
 
 		memcpy(ms, path + 8, ml);
 		ms[ml] = '\0';
-		if (nf_parse_mac(ms, mac) < 0) {
+		if (nf_mac_parse(ms, &mac) < 0) {
 			answer_error(out, "not a MAC");
 			return 404;
 		}
-		nf_format_mac(mac, macs);
 		snprintf(verb, sizeof(verb), "%s", slash + 1);
-		return worker_action(a, macs, verb, body, out);
+		return worker_action(a, mac.s, verb, body, out);
 	}
 	if (strcmp(path, "mass-flash") == 0) {
 		pthread_mutex_lock(&a->lock);

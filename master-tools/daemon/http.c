@@ -228,40 +228,33 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 	} else if (strcmp(url, "/api/workers") == 0) {
 		r = api_workers_json(b.f, st);
 	} else if (strncmp(url, "/api/workers/", 13) == 0) {
-		uint8_t mac[6];
-		char macs[18];
+		struct nf_mac mac;
 
 		r = -ENOENT;
-		if (nf_parse_mac(url + 13, mac) == 0) {
-			nf_format_mac(mac, macs);
-			r = api_worker_detail_json(b.f, st, macs);
-		}
+		if (nf_mac_parse(url + 13, &mac) == 0)
+			r = api_worker_detail_json(b.f, st, mac.s);
 	} else if (strcmp(url, "/api/jobs") == 0) {
 		const char *ms = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mac");
 		const char *ls = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
 		uint64_t limit = 100;
-		uint8_t mac[6];
-		char macs[18];
+		struct nf_mac mac;
 
-		if ((ls && nf_parse_u64(ls, 1, JOBS_LIMIT_MAX, &limit) < 0) || (ms && nf_parse_mac(ms, mac) < 0)) {
+		if ((ls && nf_parse_u64(ls, 1, JOBS_LIMIT_MAX, &limit) < 0) || (ms && nf_mac_parse(ms, &mac) < 0)) {
 			store_close(st);
 			fclose(b.f);
 			free(b.buf);
 			return send_error(c, MHD_HTTP_BAD_REQUEST, "mac must be a MAC, limit 1..1000");
 		}
-		if (ms)
-			nf_format_mac(mac, macs);
-		r = api_jobs_json(b.f, st, ms ? macs : NULL, (unsigned)limit);
+		r = api_jobs_json(b.f, st, ms ? mac.s : NULL, (unsigned)limit);
 	} else if (strcmp(url, "/api/events") == 0) {
 		const char *ms = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mac");
 		const char *ks = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "kind");
 		const char *ls = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
 		uint64_t limit = 200;
 		enum nf_event_kind kind;
-		uint8_t mac[6];
-		char macs[18];
+		struct nf_mac mac;
 
-		if (!ms || nf_parse_mac(ms, mac) < 0 || (ks && nf_event_kind_parse(ks, &kind) < 0) ||
+		if (!ms || nf_mac_parse(ms, &mac) < 0 || (ks && nf_event_kind_parse(ks, &kind) < 0) ||
 		    (ls && nf_parse_u64(ls, 1, JOBS_LIMIT_MAX, &limit) < 0)) {
 			store_close(st);
 			fclose(b.f);
@@ -269,8 +262,7 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 			return send_error(c, MHD_HTTP_BAD_REQUEST,
 					  "mac must be a MAC, kind an event kind (docs/api.md), limit 1..1000");
 		}
-		nf_format_mac(mac, macs);
-		r = api_events_json(b.f, st, macs, ks ? &kind : NULL, (unsigned)limit);
+		r = api_events_json(b.f, st, mac.s, ks ? &kind : NULL, (unsigned)limit);
 
 	} else if (strcmp(url, "/metrics") == 0) {
 		r = api_metrics(b.f, st, atomic_load(&h->connections));

@@ -69,22 +69,26 @@ static void test_hex(void)
 
 static void test_mac(void)
 {
-	static const struct { const char *s; int ok; } t[] = {
-		{ "b8:27:eb:d3:85:78", 1 }, { "B8-27-EB-D3-85-78", 1 }, { "b827.ebd3.8578", 1 },
-		{ "b827ebd38578", 1 }, { "b8:27:eb:d3:85", 0 }, { "b8:27:eb:d3:85:78:00", 0 },
-		{ "b8:27-eb:d3:85:78", 0 }, { "b8:27:eb:d3:85:7g", 0 }, { "b8:27:eb:d3:857:8", 0 },
-		{ "../../etc/passwd", 0 }, { "", 0 }, { "b8:27:eb:d3:85:78\n", 0 }, { "b827.ebd38.578", 0 },
-		{ "b8:27:eb:d3:85:7", 0 },
+	static const struct { const char *s; int ok, canonical; } t[] = {
+		{ "b8:27:eb:d3:85:78", 1, 0 }, { "B8-27-EB-D3-85-78", 1, 0 }, { "b827.ebd3.8578", 1, 0 },
+		{ "b827ebd38578", 1, 0 }, { "b8-27-eb-d3-85-78", 1, 1 }, { "b8:27:eb:d3:85", 0, 0 },
+		{ "b8:27:eb:d3:85:78:00", 0, 0 }, { "b8:27-eb:d3:85:78", 0, 0 }, { "b8:27:eb:d3:85:7g", 0, 0 },
+		{ "b8:27:eb:d3:857:8", 0, 0 }, { "../../etc/passwd", 0, 0 }, { "", 0, 0 },
+		{ "b8:27:eb:d3:85:78\n", 0, 0 }, { "b827.ebd38.578", 0, 0 }, { "b8:27:eb:d3:85:7", 0, 0 },
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		uint8_t mac[6];
-		char out[18];
-		int r = nf_parse_mac(t[i].s, mac);
+		struct nf_mac m;
+		char colon[18];
+		int r = nf_mac_parse(t[i].s, &m);
 
 		CHECK((r == 0) == t[i].ok, "mac '%s': got %d", t[i].s, r);
+		CHECK(nf_mac_is_canonical(t[i].s) == t[i].canonical, "mac '%s': canonical?", t[i].s);
 		if (r == 0) {
-			nf_format_mac(mac, out);
-			CHECK(strcmp(out, "b8-27-eb-d3-85-78") == 0, "mac canonical %s", out);
+			nf_mac_colon(&m, colon);
+			CHECK(strcmp(m.s, "b8-27-eb-d3-85-78") == 0 && m.b[0] == 0xb8 && m.b[5] == 0x78 &&
+				      strcmp(colon, "b8:27:eb:d3:85:78") == 0, "mac canonical %s, colon %s", m.s, colon);
+		} else {
+			CHECK(m.s[0] == '\0', "mac '%s': zeroed on failure", t[i].s);
 		}
 	}
 }
