@@ -88,6 +88,11 @@ wait_for() {
 	return 1
 }
 
+# wait_listen PORT [SECONDS]: waits (default 10 s) until something listens
+# on TCP PORT on this host's loopback; 0 once it does, 1 on timeout. Never
+# a fixed sleep: a busy machine starts a server late.
+wait_listen() { wait_until "${2:-10}" sh -c "ss -Hltn 'sport = :$1' | grep -q ."; }
+
 # wait_until SECONDS CMD...: waits for CMD to succeed; 0 once it does, 1 on timeout.
 wait_until() {
 	local s=$1 i

@@ -104,7 +104,8 @@ for i in 1 2 3 4 5 6 7 8; do
 	spids+=($!)
 	register_pid $!
 done
-sleep 1
+wait_until 10 sh -c "[ \$(ss -Htn state established '( dport = :$HPORT )' | wc -l) -ge 8 ]" ||
+	fail "the 8 streams did not connect"
 [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$H/stream")" = 503 ] &&
 	[ "$(post "workers/$D1/release" '')" = 200 ] && curl -sf --max-time 5 "$H/workers" >/dev/null &&
 	pass "a ninth live stream is refused (503) while actions and reads still answer" ||

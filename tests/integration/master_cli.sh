@@ -203,7 +203,7 @@ rc=0; setpriv --reuid=nobody --regid=nogroup --clear-groups "$NF" --root "$R" st
 flock "$R/state/lock" sleep 2.5 &
 lpid=$!
 register_pid "$lpid"
-sleep 0.2
+wait_until 5 sh -c "! flock -n '$R/state/lock' true" || fail "the lock holder did not start"
 nf enroll b8:27:eb:0e:0e:0f --image pios-gz >/dev/null 2>"$T/wait.err"
 wait "$lpid" || true
 has "waiting for the state lock .*, held by" "$T/wait.err" && pass "a command waiting for the lock says so, and then goes on" ||

@@ -113,7 +113,7 @@ for answer in (b"ENROLLED image=pios\n", b"CHALLENGE snonce=" + b"ab" * 16 + b" 
     c, _ = s.accept(); c.recv(1024); c.sendall(answer); c.close()
 PY
 register_pid $!
-sleep 0.3
+wait_listen "$fport" || fail "the fake master did not start"
 for what in "an unproven ENROLLED" "a CHALLENGE with a wrong proof"; do
 	expect_fail "fake master: $what" "did not prove it holds the token .*the card is left as it was" \
 		"$NFA" reimage --master "127.0.0.1:$fport" --token-file <(echo 0123456789abcdef0123456789abcdef) --mac "$M1" \

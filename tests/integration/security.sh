@@ -233,7 +233,7 @@ try: c.recv(1024)
 except OSError: pass
 PY
 register_pid $!
-sleep 0.3
+wait_listen "$fport" || fail "the fake master did not start"
 pattern_file "$T/card9" $((8 * 1048576))
 rc=0; "$NFW" -q --progress=none --report-to "127.0.0.1:$fport" --mac "$W1" --token 0123456789abcdef0123456789abcdef \
 	"$T/card9" 2>"$T/w9.log" || rc=$?
