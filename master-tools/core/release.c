@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lifecycle.h"
 #include "log.h"
 #include "master.h"
 #include "nfsroot.h"
@@ -86,14 +87,14 @@ static int row_unreleased(struct store *st, const char *mac)
 /* The commit point (recover.h). Returns 1 when the history is to hear of
  * the release (RELEASE_RESUME: only when this call released the row), 0
  * when not, or -EAGAIN with why set. */
-static int commit(struct store *st, const struct release *rel, char *why, size_t cap)
+static int commit(struct master *m, struct store *st, const struct release *rel, char *why, size_t cap)
 {
 	int r = rel->job ? end_job(st, rel) : 0, tell = 1;
 
 	if (r == 0 && (rel->flags & RELEASE_RESUME))
 		r = tell = row_unreleased(st, rel->mac);
 	/* No row (a stray marked dir the admin names) is nothing to mark. */
-	if (r >= 0 && tell && (r = store_set_state(st, rel->mac, NF_WORKER_RELEASED, NULL)) == -ENOENT)
+	if (r >= 0 && tell && (r = worker_transition(m, st, rel->mac, NF_WEV_RELEASE, NULL)) == -ENOENT)
 		r = 0;
 	if (r < 0) {
 		snprintf(why, cap, "the state database did not take the release; it is completed later");
@@ -133,7 +134,7 @@ static int release_steps(struct master *m, struct store *st, const struct releas
 		snprintf(why, cap, "cannot record the release: %s", nf_strerror(r));
 		return r;
 	}
-	if ((tell = commit(st, rel, why, cap)) < 0)
+	if ((tell = commit(m, st, rel, why, cap)) < 0)
 		return tell;
 	r = tftpdir_remove(tftp, rel->mac, detail, sizeof(detail));
 	if (tell)
