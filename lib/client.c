@@ -231,27 +231,31 @@ int nf_client_query(struct nf_client *c, char *image, size_t cap)
 
 /* A best-effort message about the current job (LOG, CARD): only while
  * connected, never reconnects for it. k2 may be NULL. */
-static int send_note(struct nf_client *c, const char *verb, const char *k1, const char *v1, const char *k2,
-		     const char *v2)
+/* A note about the job (LOG, CARD: no answer), made by its table from in. */
+static int send_note(struct nf_client *c, const struct nf_vspec *v, const void *in)
 {
 	struct nf_msg m;
 
 	if (c->fd < 0 || !c->job_id)
 		return -ENOTCONN;
-	nf_msg_init(&m, verb);
-	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
-	nf_msg_add(&m, k1, v1);
-	if (k2)
-		nf_msg_add(&m, k2, v2);
+	if (nf_msg_write(&m, v, in) < 0)
+		return -EMSGSIZE;
 	return nf_client_send(c, &m);
 }
 
 int nf_client_log(struct nf_client *c, const char *line)
 {
-	return send_note(c, "LOG", "line", line, NULL, NULL);
+	struct nf_log_msg l = { .id = c->job_id };
+
+	snprintf(l.line, sizeof(l.line), "%s", line);
+	return send_note(c, &nf_log_vspec, &l);
 }
 
 int nf_client_card(struct nf_client *c, enum nf_card_finding what, const char *text)
 {
-	return send_note(c, "CARD", "what", nf_card_finding_name(what), "text", text);
+	struct nf_card_msg k = { .id = c->job_id };
+
+	snprintf(k.what, sizeof(k.what), "%s", nf_card_finding_name(what));
+	snprintf(k.text, sizeof(k.text), "%s", text);
+	return send_note(c, &nf_card_vspec, &k);
 }

@@ -127,12 +127,11 @@ int nf_client_progress(struct nf_client *c, enum nf_stage stage, uint64_t done, 
 		if (r < 0)
 			return r;
 	}
-	nf_msg_init(&m, "PROGRESS");
-	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
-	nf_msg_add(&m, "stage", nf_stage_name(stage));
-	nf_msg_addf(&m, "done", "%llu", (unsigned long long)done);
-	nf_msg_addf(&m, "total", "%llu", (unsigned long long)total);
-	nf_msg_addf(&m, "mbps", "%.1f", mbps);
+	struct nf_progress_msg p = { .id = c->job_id, .done = done, .total = total, .mbps = mbps };
+
+	snprintf(p.stage, sizeof(p.stage), "%s", nf_stage_name(stage));
+	if (nf_msg_write(&m, &nf_progress_vspec, &p) < 0)
+		return -EMSGSIZE;
 	return nf_client_send(c, &m);
 }
 
@@ -140,12 +139,14 @@ int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes
 		   const uint8_t *patch_sha256, unsigned deadline_s)
 {
 	double deadline = now_s() + deadline_s;
-	char hex[65], phex[65];
+	struct nf_done_msg done = { .bytes = bytes, .seconds = seconds };
 	int r = -ENOTCONN;
 
-	nf_format_hex(sha256, 32, hex);
-	if (patch_sha256)
-		nf_format_hex(patch_sha256, 32, phex);
+	memcpy(done.sha256, sha256, 32);
+	if (patch_sha256) {
+		memcpy(done.patch, patch_sha256, 32);
+		done.has_patch = 1;
+	}
 	while (now_s() < deadline) {
 		struct nf_msg m;
 
@@ -159,13 +160,9 @@ int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes
 			sleep(1);
 			continue;
 		}
-		nf_msg_init(&m, "DONE");
-		nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
-		nf_msg_add(&m, "sha256", hex);
-		nf_msg_addf(&m, "bytes", "%llu", (unsigned long long)bytes);
-		nf_msg_addf(&m, "seconds", "%.3f", seconds);
-		if (patch_sha256)
-			nf_msg_add(&m, "patch", phex);
+		done.id = c->job_id;
+		if (nf_msg_write(&m, &nf_done_vspec, &done) < 0)
+			return -EMSGSIZE;
 		if ((r = nf_client_send(c, &m)) < 0 || (r = nf_client_recv(c, &m)) < 0)
 			continue;
 		const char *reason = nf_msg_get(&m, "reason");
@@ -182,15 +179,17 @@ int nf_client_done(struct nf_client *c, const uint8_t sha256[32], uint64_t bytes
 
 int nf_client_fail(struct nf_client *c, enum nf_stage stage, const char *reason)
 {
+	struct nf_fail_msg f = { 0 };
 	struct nf_msg m;
 	int r;
 
 	if (c->fd < 0 && (r = nf_client_hello(c, NULL, 0, NULL)) < 0)
 		return r;
-	nf_msg_init(&m, "FAIL");
-	nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job_id);
-	nf_msg_add(&m, "stage", nf_stage_name(stage));
-	nf_msg_add(&m, "reason", reason);
+	f.id = c->job_id;
+	snprintf(f.stage, sizeof(f.stage), "%s", nf_stage_name(stage));
+	snprintf(f.reason, sizeof(f.reason), "%s", reason);
+	if (nf_msg_write(&m, &nf_fail_vspec, &f) < 0)
+		return -EMSGSIZE;
 	r = nf_client_send(c, &m);
 	if (r == 0)
 		nf_client_recv(c, &m); /* KEPT or NOJOB: the verdict is the master's to record */

@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int nf_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -94,7 +96,8 @@ void nf_format_hex(const uint8_t *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
-int nf_parse_mac(const char *s, uint8_t mac[6])
+/* The bytes of a MAC in any common spelling. Returns 0 or -EINVAL. */
+static int parse_mac(const char *s, uint8_t mac[6])
 {
 	char sep = 0;
 	size_t len = strlen(s), ndig = 0, group = 0;
@@ -133,25 +136,39 @@ int nf_parse_mac(const char *s, uint8_t mac[6])
 	return 0;
 }
 
-void nf_format_mac(const uint8_t mac[6], char out[18])
+/* The canonical TFTP-dir spelling "b8-27-eb-d3-85-78". */
+static void format_mac(const uint8_t mac[6], char out[18])
 {
 	snprintf(out, 18, "%02x-%02x-%02x-%02x-%02x-%02x",
 		 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 }
 
+int nf_parse_decimal(const char *s, double max, double *out)
+{
+	size_t digits = strspn(s, "0123456789"), frac = 0;
+	char *end;
+
+	if (s[digits] == '.')
+		frac = strspn(s + digits + 1, "0123456789") + 1;
+	if (digits == 0 || digits + frac != strlen(s) || digits > 12)
+		return -EINVAL;
+	*out = strtod(s, &end);
+	return *end == '\0' && isfinite(*out) && *out >= 0 && *out <= max ? 0 : -EINVAL;
+}
+
 int nf_mac_parse(const char *s, struct nf_mac *m)
 {
 	memset(m, 0, sizeof(*m));
-	if (nf_parse_mac(s, m->b) < 0)
+	if (parse_mac(s, m->b) < 0)
 		return -EINVAL;
-	nf_format_mac(m->b, m->s);
+	format_mac(m->b, m->s);
 	return 0;
 }
 
 void nf_mac_set(struct nf_mac *m, const uint8_t b[6])
 {
 	memcpy(m->b, b, 6);
-	nf_format_mac(m->b, m->s);
+	format_mac(m->b, m->s);
 }
 
 int nf_mac_is_canonical(const char *s)

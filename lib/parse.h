@@ -17,6 +17,11 @@ int nf_parse_size(const char *s, uint64_t max, uint64_t *out);
 /* The value of one hex digit (either case), or -1. */
 int nf_hex_digit(char c);
 
+/* A decimal from the wire in [0, max]: digits (at most 12), then
+ * optionally '.' and digits; no sign, exponent, nan or inf. Returns 0 or
+ * -EINVAL. */
+int nf_parse_decimal(const char *s, double max, double *out);
+
 /* Parses exactly 2*len hex digits (either case) into out[len].
  * Returns 0, -EINVAL (bad digit) or -EMSGSIZE (wrong length). */
 int nf_parse_hex(const char *s, uint8_t *out, size_t len);
@@ -49,14 +54,10 @@ void nf_mac_colon(const struct nf_mac *m, char out[18]);
  * an NFS root's file name), else 0. */
 int nf_mac_is_canonical(const char *s);
 
-/* The byte-level primitives of nf_mac_parse and nf_mac_set. */
-int nf_parse_mac(const char *s, uint8_t mac[6]);
-
 /* Parses "A.B.C.D:PORT" (an IPv4 address, a port 1..65535) into *out
  * (AF_INET, network order). Returns 0 or -EINVAL. */
 int nf_parse_ipv4_port(const char *spec, struct sockaddr_in *out);
 
-void nf_format_mac(const uint8_t mac[6], char out[18]);
 
 /* A worker's board as it reports it in HELLO: the model, 1..80 bytes of
  * printable ASCII without blanks at either end ("Raspberry Pi 4 Model B

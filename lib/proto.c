@@ -181,7 +181,9 @@ int nf_msg_format(const struct nf_msg *m, char *out, size_t cap)
 
 /* ---- messages described once -------------------------------------------- */
 
-#define F(type, field) offsetof(type, field), sizeof(((type *)0)->field)
+/* A field's place in its struct, and (FH) the int saying it is there. */
+#define F(type, field) offsetof(type, field), sizeof(((type *)0)->field), 0
+#define FH(type, field, has) offsetof(type, field), sizeof(((type *)0)->field), offsetof(type, has) + 1
 
 static const struct nf_fspec job_fields[] = {
 	{ "id", NF_FT_U64, 1, 1, UINT64_MAX, F(struct nf_job_msg, id) },
@@ -206,6 +208,41 @@ static const struct nf_fspec patch_fields[] = {
 const struct nf_vspec nf_patch_vspec = {
 	"PATCH", patch_fields, sizeof(patch_fields) / sizeof(patch_fields[0]), sizeof(struct nf_patch_msg),
 };
+
+static const struct nf_fspec progress_fields[] = {
+	{ "id", NF_FT_U64, 1, 1, UINT64_MAX, F(struct nf_progress_msg, id) },
+	{ "stage", NF_FT_STR, 1, 0, 0, F(struct nf_progress_msg, stage) },
+	{ "done", NF_FT_U64, 1, 0, UINT64_MAX, F(struct nf_progress_msg, done) },
+	{ "total", NF_FT_U64, 1, 0, UINT64_MAX, F(struct nf_progress_msg, total) },
+	{ "mbps", NF_FT_DEC, 0, 1, 100000, F(struct nf_progress_msg, mbps) },
+};
+static const struct nf_fspec done_fields[] = {
+	{ "id", NF_FT_U64, 1, 1, UINT64_MAX, F(struct nf_done_msg, id) },
+	{ "sha256", NF_FT_HEX, 1, 0, 0, F(struct nf_done_msg, sha256) },
+	{ "bytes", NF_FT_U64, 1, 0, UINT64_MAX, F(struct nf_done_msg, bytes) },
+	{ "seconds", NF_FT_DEC, 1, 3, 10000000, F(struct nf_done_msg, seconds) },
+	{ "patch", NF_FT_HEX, 0, 0, 0, FH(struct nf_done_msg, patch, has_patch) },
+};
+static const struct nf_fspec fail_fields[] = {
+	{ "id", NF_FT_U64, 1, 1, UINT64_MAX, F(struct nf_fail_msg, id) },
+	{ "stage", NF_FT_STR, 1, 0, 0, F(struct nf_fail_msg, stage) },
+	{ "reason", NF_FT_STR, 1, 0, 0, F(struct nf_fail_msg, reason) },
+};
+static const struct nf_fspec log_fields[] = {
+	{ "id", NF_FT_U64, 1, 1, UINT64_MAX, F(struct nf_log_msg, id) },
+	{ "line", NF_FT_STR, 1, 0, 0, F(struct nf_log_msg, line) },
+};
+static const struct nf_fspec card_fields[] = {
+	{ "id", NF_FT_U64, 1, 1, UINT64_MAX, F(struct nf_card_msg, id) },
+	{ "what", NF_FT_STR, 1, 0, 0, F(struct nf_card_msg, what) },
+	{ "text", NF_FT_STR, 1, 0, 0, F(struct nf_card_msg, text) },
+};
+#define VSPEC(verb, fields, type) { verb, fields, sizeof(fields) / sizeof(fields[0]), sizeof(type) }
+const struct nf_vspec nf_progress_vspec = VSPEC("PROGRESS", progress_fields, struct nf_progress_msg);
+const struct nf_vspec nf_done_vspec = VSPEC("DONE", done_fields, struct nf_done_msg);
+const struct nf_vspec nf_fail_vspec = VSPEC("FAIL", fail_fields, struct nf_fail_msg);
+const struct nf_vspec nf_log_vspec = VSPEC("LOG", log_fields, struct nf_log_msg);
+const struct nf_vspec nf_card_vspec = VSPEC("CARD", card_fields, struct nf_card_msg);
 
 /* One field of a read: v is its value (NULL: absent), dst its place. */
 static int read_field(const struct nf_fspec *f, const char *v, uint8_t *dst)
@@ -235,6 +272,8 @@ static int read_field(const struct nf_fspec *f, const char *v, uint8_t *dst)
 			return -EPROTO;
 		*(int *)(void *)dst = v[0] == '1';
 		return 0;
+	case NF_FT_DEC:
+		return nf_parse_decimal(v, (double)f->max, (double *)(void *)dst) == 0 ? 0 : -EPROTO;
 	}
 	return -EPROTO;
 }
@@ -245,10 +284,14 @@ int nf_msg_read(const struct nf_msg *m, const struct nf_vspec *v, void *out)
 	if (strcmp(m->verb, v->verb) != 0)
 		return -EPROTO;
 	for (size_t i = 0; i < v->n; i++) {
-		int r = read_field(&v->fields[i], nf_msg_get(m, v->fields[i].key), (uint8_t *)out + v->fields[i].off);
+		const struct nf_fspec *f = &v->fields[i];
+		const char *val = nf_msg_get(m, f->key);
+		int r = read_field(f, val, (uint8_t *)out + f->off);
 
 		if (r < 0)
 			return r;
+		if (f->has)
+			*(int *)(void *)((uint8_t *)out + f->has - 1) = val != NULL;
 	}
 	return 0;
 }
@@ -258,6 +301,7 @@ static int write_field(struct nf_msg *m, const struct nf_fspec *f, const uint8_t
 {
 	char hex[NF_PROTO_VALUE_MAX + 1];
 	uint64_t n;
+	double x;
 	int flag;
 
 	switch (f->type) {
@@ -269,13 +313,17 @@ static int write_field(struct nf_msg *m, const struct nf_fspec *f, const uint8_t
 	case NF_FT_HEX:
 		if (2 * f->cap > NF_PROTO_VALUE_MAX)
 			return -EMSGSIZE;
-		if (!f->required && src[0] == 0 && memcmp(src, src + 1, f->cap - 1) == 0)
+		if (f->has ? !*(const int *)(const void *)(src - f->off + f->has - 1) :
+			     !f->required && src[0] == 0 && memcmp(src, src + 1, f->cap - 1) == 0)
 			return 0;
 		nf_format_hex(src, f->cap, hex);
 		return nf_msg_add(m, f->key, hex);
 	case NF_FT_FLAG:
 		flag = *(const int *)(const void *)src != 0;
 		return (uint64_t)flag == f->min ? 0 : nf_msg_add(m, f->key, flag ? "1" : "0");
+	case NF_FT_DEC:
+		memcpy(&x, src, sizeof(x));
+		return x == 0 && !f->required ? 0 : nf_msg_addf(m, f->key, "%.*f", (int)f->min, x);
 	}
 	return -EMSGSIZE;
 }

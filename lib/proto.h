@@ -60,6 +60,9 @@ enum nf_ftype {
 		     * zeros when absent, not written when all zero */
 	NF_FT_FLAG, /* int, "0" or "1"; absent means min (its default), and
 		     * it is written only when it differs from it */
+	NF_FT_DEC,  /* double, a decimal in [0, max] (nf_parse_decimal), written
+		     * with min digits after the point; optional: 0 when
+		     * absent, not written when 0 */
 };
 
 struct nf_fspec {
@@ -68,6 +71,10 @@ struct nf_fspec {
 	int required;      /* reading: missing is -EPROTO */
 	uint64_t min, max; /* NF_FT_U64 bounds; NF_FT_FLAG: min is the default */
 	size_t off, cap;   /* the field in the struct: offsetof, sizeof */
+	size_t has;        /* optional NF_FT_HEX: 1 + offsetof an int that says
+			    * whether it is there (read) and is to be written
+			    * (write), zeros or not; 0: none, all zeros mean
+			    * absent */
 };
 
 struct nf_vspec {
@@ -109,6 +116,52 @@ struct nf_patch_msg {
 	char data[NF_PROTO_VALUE_MAX + 1];    /* hex, at most NF_PATCH_LINE bytes */
 };
 extern const struct nf_vspec nf_patch_vspec;
+
+/* The worker's messages about its job: each starts with the JOB's id,
+ * which the master checks against the connection's job in one place. */
+
+/* PROGRESS: how far the flash is. */
+struct nf_progress_msg {
+	uint64_t id;
+	char stage[16];                       /* write, verify, finalize */
+	uint64_t done, total;                 /* bytes */
+	double mbps;                          /* optional */
+};
+extern const struct nf_vspec nf_progress_vspec;
+
+/* DONE: the image is on the card and verified. */
+struct nf_done_msg {
+	uint64_t id;
+	uint8_t sha256[32];                   /* of what the worker decoded and wrote */
+	uint64_t bytes;
+	double seconds;
+	uint8_t patch[32];                    /* the provisioning patch's digest */
+	int has_patch;                        /* patch= was (is to be) sent */
+};
+extern const struct nf_vspec nf_done_vspec;
+
+/* FAIL: the job failed at a stage. */
+struct nf_fail_msg {
+	uint64_t id;
+	char stage[16];
+	char reason[NF_PROTO_VALUE_MAX + 1];
+};
+extern const struct nf_vspec nf_fail_vspec;
+
+/* LOG: a line of the worker's console. */
+struct nf_log_msg {
+	uint64_t id;
+	char line[NF_PROTO_VALUE_MAX + 1];
+};
+extern const struct nf_vspec nf_log_vspec;
+
+/* CARD: a card-health finding. */
+struct nf_card_msg {
+	uint64_t id;
+	char what[16];                        /* nf_card_finding_name() */
+	char text[NF_PROTO_VALUE_MAX + 1];
+};
+extern const struct nf_vspec nf_card_vspec;
 
 /* Where a flash is (PROGRESS stage=) or where a worker's job failed (FAIL
  * stage=); each has one name on the wire (docs/protocol.md). */

@@ -17,7 +17,7 @@ struct provision;
  * filled. */
 int master_enroll(struct master *m, struct enrollment *e, const struct provision *prov, int force,
 		  struct master_report *rep);
-/* 0 if canon (a MAC as nf_format_mac writes it) can be a Pi's: not all
+/* 0 if canon (a MAC in struct nf_mac's canonical form) can be a Pi's: not all
  * zeros, not a group address (IEEE 802 I/G bit); else -EINVAL with why. */
 int master_station_mac(const char *canon, char *why, size_t cap);
 /* 1 if h is an RFC 1123 host label (letters, digits, '-', up to 63). */

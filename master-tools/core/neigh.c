@@ -15,6 +15,7 @@ static int parse_line(const char *line, struct in_addr *ip, unsigned *flags, uin
 		      size_t devcap)
 {
 	char ips[64], type[16], fl[16], hw[40], mask[16], ifn[32];
+	struct nf_mac m;
 	unsigned long f;
 	char *end;
 
@@ -27,8 +28,9 @@ static int parse_line(const char *line, struct in_addr *ip, unsigned *flags, uin
 	if (errno || *end || end == fl)
 		return -EBADMSG;
 	*flags = (unsigned)f;
-	if (nf_parse_mac(hw, mac) < 0)
+	if (nf_mac_parse(hw, &m) < 0)
 		return -EBADMSG;
+	memcpy(mac, m.b, 6);
 	snprintf(dev, devcap, "%s", ifn);
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "master.h"
+#include "parse.h"
 #include "proto.h"
 #include "store.h"
 
@@ -39,7 +40,7 @@ struct conn {
 	size_t len;
 	time_t opened, last_msg, partial_since;
 	enum conn_state state;
-	char mac[18];           /* from CHALLENGED on: the MAC it named, canonical */
+	struct nf_mac mac;      /* from CHALLENGED on: the MAC it named */
 	char token[65];         /* from CHALLENGED on: the enrollment's generation it speaks for */
 	char cnonce[33], snonce[33]; /* CHALLENGED: the nonces PROVE's proof covers */
 	uint64_t job;           /* IN_JOB: its job's id; 0 before */

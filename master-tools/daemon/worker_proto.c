@@ -5,7 +5,6 @@
  * worker is released (release.c); QUERY and PROVE for netflash-agent.
  * Handlers return as daemon_int.h says; they log, conn.c sends. */
 #include <errno.h>
-#include <math.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include "fileutil.h"
 #include "hmac.h"
 #include "hooks.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "manifest.h"
 #include "neigh.h"
@@ -63,7 +63,7 @@ static int load_patch(struct daemon *d, const char *mac, const struct nf_manifes
 static int send_job_lines(struct conn *c, const struct nf_msg *job, const struct nf_patch *p)
 {
 	size_t cap = (NF_PROTO_LINE_MAX + 1) * (2 + p->n + p->bytes / NF_PATCH_LINE);
-	char *buf = malloc(cap), hex[2 * NF_PATCH_LINE + 1];
+	char *buf = malloc(cap);
 	int n, sz = 4 << 20, r = -EMSGSIZE;
 	size_t len;
 
@@ -75,14 +75,12 @@ static int send_job_lines(struct conn *c, const struct nf_msg *job, const struct
 	for (size_t i = 0; i < p->n; i++) {
 		for (uint32_t o = 0; o < p->ext[i].len; o += NF_PATCH_LINE) {
 			uint32_t chunk = p->ext[i].len - o < NF_PATCH_LINE ? p->ext[i].len - o : NF_PATCH_LINE;
+			struct nf_patch_msg pm = { .id = c->job, .off = p->ext[i].off + o };
 			struct nf_msg m;
 
-			nf_msg_init(&m, "PATCH");
-			nf_msg_addf(&m, "id", "%llu", (unsigned long long)c->job);
-			nf_msg_addf(&m, "off", "%llu", (unsigned long long)(p->ext[i].off + o));
-			nf_format_hex(p->ext[i].data + o, chunk, hex);
-			nf_msg_add(&m, "data", hex);
-			if (cap - len < NF_PROTO_LINE_MAX + 1 || (n = nf_msg_format(&m, buf + len, cap - len)) < 0)
+			nf_format_hex(p->ext[i].data + o, chunk, pm.data);
+			if (nf_msg_write(&m, &nf_patch_vspec, &pm) < 0 || cap - len < NF_PROTO_LINE_MAX + 1 ||
+			    (n = nf_msg_format(&m, buf + len, cap - len)) < 0)
 				goto out;
 			len += (size_t)n;
 		}
@@ -99,12 +97,12 @@ out:
  * -errno after NOJOB (image or patch unusable) or a failed send, logged. */
 static int send_job(struct daemon *d, struct conn *c, const struct job *j, int fresh)
 {
-	char sha[65];
+	struct nf_job_msg jm = { .id = j->id };
 	struct nf_manifest man;
 	struct nf_patch patch;
 	const char *why = NULL;
 	struct nf_msg m;
-	int r;
+	int r, n;
 
 	if ((r = master_read_manifest(&d->m, j->image, &man)) < 0) {
 		nf_err("job %llu: the manifest of image '%s' is missing or damaged", (unsigned long long)j->id, j->image);
@@ -112,38 +110,33 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 		return r;
 	}
 	nf_patch_init(&patch);
-	if ((r = load_patch(d, c->mac, &man, &patch, &why)) < 0) {
+	if ((r = load_patch(d, c->mac.s, &man, &patch, &why)) < 0) {
 		store_job_end(d->st, j->id, NF_JOB_ABANDONED, why, 0, 0);
 		conn_reply_simple(c, "NOJOB", why);
 		return r;
 	}
-	nf_format_hex(man.sha256, 32, sha);
-	nf_msg_init(&m, "JOB");
-	nf_msg_addf(&m, "id", "%llu", (unsigned long long)j->id);
-	nf_msg_addf(&m, "url", "%s/%s%s%s", d->nfs_prefix, man.file, d->nfs_query[0] ? "?" : "", d->nfs_query);
-	nf_msg_add(&m, "format", nf_format_name(man.format));
-	nf_msg_addf(&m, "size", "%llu", (unsigned long long)man.image_size);
-	nf_msg_add(&m, "sha256", sha);
-	nf_msg_add(&m, "image", man.name);
-	if (!man.disk)
-		nf_msg_add(&m, "disk", "0");
+	n = snprintf(jm.url, sizeof(jm.url), "%s/%s%s%s", d->nfs_prefix, man.file, d->nfs_query[0] ? "?" : "",
+		     d->nfs_query);
+	snprintf(jm.format, sizeof(jm.format), "%s", nf_format_name(man.format));
+	jm.size = man.image_size;
+	memcpy(jm.sha256, man.sha256, 32);
+	snprintf(jm.image, sizeof(jm.image), "%s", man.name);
+	jm.disk = man.disk;
 	c->job = j->id;
 	c->state = CONN_IN_JOB;
 	/* A resumed job already has its patch: it came with the first JOB. */
 	if (!fresh)
 		nf_patch_free(&patch);
 	if (patch.n) {
-		uint8_t digest[32];
-
-		nf_patch_digest(&patch, digest);
-		nf_format_hex(digest, 32, sha);
-		nf_msg_addf(&m, "patch", "%llu", (unsigned long long)patch.bytes);
-		nf_msg_add(&m, "patch_sha256", sha);
+		nf_patch_digest(&patch, jm.patch_sha256);
+		jm.patch = patch.bytes;
 	}
-	r = send_job_lines(c, &m, &patch);
+	r = n < 0 || (size_t)n >= sizeof(jm.url) ? -EMSGSIZE : nf_msg_write(&m, &nf_job_vspec, &jm);
+	if (r == 0)
+		r = send_job_lines(c, &m, &patch);
 	nf_patch_free(&patch);
 	if (r < 0)
-		nf_warn("%s: cannot send job %llu: %s", c->mac, (unsigned long long)j->id, nf_strerror(r));
+		nf_warn("%s: cannot send job %llu: %s", c->mac.s, (unsigned long long)j->id, nf_strerror(r));
 	return r;
 }
 
@@ -153,23 +146,23 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
  * Returns 0, or -errno after refusing (ERR refused or master-error). */
 static int check_peer(struct daemon *d, struct conn *c)
 {
-	uint8_t seen[6], want[6];
-	char seen_s[18], dev[32];
+	struct nf_mac seen_m;
+	uint8_t seen[6];
+	char dev[32];
 	int r = neigh_lookup(d->neigh_table, c->addr, seen, dev, sizeof(dev));
 
 	if (r == -ENOENT)
-		return conn_refuse_because(d, c, "refused", c->mac, "no neighbour (ARP) entry for its address, so it is "
+		return conn_refuse_because(d, c, "refused", c->mac.s, "no neighbour (ARP) entry for its address, so it is "
 					   "not on the master's LAN (routed workers need --peer-check=off)");
 	if (r < 0) {
-		nf_err("cannot read the neighbour table %s: %s; refusing '%s'", d->neigh_table, nf_strerror(r), c->mac);
+		nf_err("cannot read the neighbour table %s: %s; refusing '%s'", d->neigh_table, nf_strerror(r), c->mac.s);
 		conn_reply_simple(c, "ERR", "master-error");
 		return r;
 	}
-	nf_parse_mac(c->mac, want);
-	if (memcmp(seen, want, 6) != 0) {
-		nf_format_mac(seen, seen_s);
-		return conn_refuse_because(d, c, "refused", c->mac,
-					   "its address belongs to %s on %s, not to the MAC it names", seen_s, dev);
+	if (memcmp(seen, c->mac.b, 6) != 0) {
+		nf_mac_set(&seen_m, seen);
+		return conn_refuse_because(d, c, "refused", c->mac.s,
+					   "its address belongs to %s on %s, not to the MAC it names", seen_m.s, dev);
 	}
 	return 0;
 }
@@ -181,17 +174,15 @@ static int authenticate(struct daemon *d, struct conn *c, const struct nf_msg *m
 {
 	const char *mac_s = nf_msg_get(m, "mac"), *token = nf_msg_get(m, "token");
 	struct enrollment *e = &d->e;
-	uint8_t mac[6];
 	int r;
 
-	if (!mac_s || !token || nf_parse_mac(mac_s, mac) < 0)
+	if (!mac_s || !token || nf_mac_parse(mac_s, &c->mac) < 0)
 		return conn_refuse(d, c, bad, mac_s);
-	nf_format_mac(mac, c->mac);
-	if (store_get(d->st, c->mac, e) < 0)
-		return conn_refuse_because(d, c, "refused", c->mac, "not enrolled");
+	if (store_get(d->st, c->mac.s, e) < 0)
+		return conn_refuse_because(d, c, "refused", c->mac.s, "not enrolled");
 	/* Constant time: a stray host learns nothing from timing. */
 	if (strlen(token) != strlen(e->token) || CRYPTO_memcmp(token, e->token, strlen(e->token)) != 0)
-		return conn_refuse_because(d, c, "refused", c->mac, "wrong token (not this MAC's current enrollment)");
+		return conn_refuse_because(d, c, "refused", c->mac.s, "wrong token (not this MAC's current enrollment)");
 	if (d->peer_check && (r = check_peer(d, c)) < 0)
 		return r;
 	snprintf(c->token, sizeof(c->token), "%s", e->token);
@@ -206,9 +197,9 @@ static int still_current(struct daemon *d, struct conn *c)
 {
 	struct enrollment *e = &d->e;
 
-	if (store_get(d->st, c->mac, e) < 0 || strlen(e->token) != strlen(c->token) ||
+	if (store_get(d->st, c->mac.s, e) < 0 || strlen(e->token) != strlen(c->token) ||
 	    CRYPTO_memcmp(e->token, c->token, strlen(c->token)) != 0)
-		return conn_refuse_because(d, c, "stale-token", c->mac,
+		return conn_refuse_because(d, c, "stale-token", c->mac.s,
 					   "its enrollment changed since its HELLO (stale-token)");
 	return 0;
 }
@@ -220,20 +211,18 @@ static int on_query_challenge(struct daemon *d, struct conn *c, const struct nf_
 	const char *mac_s = nf_msg_get(m, "mac"), *cnonce = nf_msg_get(m, "cnonce");
 	struct enrollment *e = &d->e;
 	char proof[65];
-	uint8_t mac[6];
 	struct nf_msg a;
 	int r;
 
-	if (!mac_s || nf_parse_mac(mac_s, mac) < 0 || !cnonce || strlen(cnonce) != 32 ||
+	if (!mac_s || nf_mac_parse(mac_s, &c->mac) < 0 || !cnonce || strlen(cnonce) != 32 ||
 	    strspn(cnonce, "0123456789abcdef") != 32)
 		return conn_refuse(d, c, "bad-query", mac_s);
-	nf_format_mac(mac, c->mac);
-	if (store_get(d->st, c->mac, e) < 0)
-		return conn_refuse(d, c, "refused", c->mac);
+	if (store_get(d->st, c->mac.s, e) < 0)
+		return conn_refuse(d, c, "refused", c->mac.s);
 	if (d->peer_check && (r = check_peer(d, c)) < 0)
 		return r;
 	if ((r = nf_random_hex(c->snonce, 16)) < 0 ||
-	    (r = nf_query_proof(e->token, "master", c->mac, cnonce, c->snonce, "", proof)) < 0) {
+	    (r = nf_query_proof(e->token, "master", c->mac.s, cnonce, c->snonce, "", proof)) < 0) {
 		conn_reply_simple(c, "ERR", "master-error");
 		return r;
 	}
@@ -256,21 +245,21 @@ static int on_prove(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	struct nf_msg a;
 	int enrolled;
 
-	if (!got || nf_query_proof(c->token, "worker", c->mac, c->cnonce, c->snonce, "", want) < 0 ||
+	if (!got || nf_query_proof(c->token, "worker", c->mac.s, c->cnonce, c->snonce, "", want) < 0 ||
 	    !nf_equal_ct(want, got))
-		return conn_refuse(d, c, "refused", c->mac);
-	if (store_get(d->st, c->mac, e) < 0 || !nf_equal_ct(e->token, c->token))
-		return conn_refuse_because(d, c, "stale-token", c->mac,
+		return conn_refuse(d, c, "refused", c->mac.s);
+	if (store_get(d->st, c->mac.s, e) < 0 || !nf_equal_ct(e->token, c->token))
+		return conn_refuse_because(d, c, "stale-token", c->mac.s,
 					   "its enrollment changed during QUERY (stale-token)");
 	enrolled = e->state == NF_WORKER_ENROLLED;
-	nf_query_proof(c->token, enrolled ? "enrolled" : "nojob", c->mac, c->cnonce, c->snonce,
+	nf_query_proof(c->token, enrolled ? "enrolled" : "nojob", c->mac.s, c->cnonce, c->snonce,
 		       enrolled ? e->image : nf_worker_state_name(e->state), proof);
 	nf_msg_init(&a, enrolled ? "ENROLLED" : "NOJOB");
 	nf_msg_add(&a, enrolled ? "image" : "reason", enrolled ? e->image : nf_worker_state_name(e->state));
 	nf_msg_add(&a, "proof", proof);
 	conn_reply(c, &a);
 	if (enrolled)
-		store_event(d->st, c->mac, NF_EVENT_REIMAGE, "netflash-agent checked the enrollment; it makes the card non-bootable");
+		store_event(d->st, c->mac.s, NF_EVENT_REIMAGE, "netflash-agent checked the enrollment; it makes the card non-bootable");
 	return -ESHUTDOWN;
 }
 
@@ -290,7 +279,7 @@ static int on_query(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	nf_msg_init(&a, "ENROLLED");
 	nf_msg_add(&a, "image", d->e.image);
 	conn_reply(c, &a);
-	store_event(d->st, c->mac, NF_EVENT_REIMAGE, "netflash-agent checked the enrollment; it makes the card non-bootable");
+	store_event(d->st, c->mac.s, NF_EVENT_REIMAGE, "netflash-agent checked the enrollment; it makes the card non-bootable");
 	return -ESHUTDOWN;
 }
 
@@ -306,17 +295,17 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	if ((r = authenticate(d, c, m, "bad-hello")) < 0)
 		return r;
 	if ((model && !nf_board_model_valid(model)) || (serial && !nf_board_serial_valid(serial)))
-		return conn_refuse(d, c, "bad-hello", c->mac);
+		return conn_refuse(d, c, "bad-hello", c->mac.s);
 	/* Every connection can add a job and 1000 lines: bound them per worker. */
-	if (store_trim_worker(d->st, c->mac, JOBS_KEPT, EVENTS_KEPT) < 0)
-		nf_warn("cannot trim the history of %s, ignoring", c->mac);
+	if (store_trim_worker(d->st, c->mac.s, JOBS_KEPT, EVENTS_KEPT) < 0)
+		nf_warn("cannot trim the history of %s, ignoring", c->mac.s);
 	if (e->state != NF_WORKER_ENROLLED)
 		return conn_reply_simple(c, "NOJOB", nf_worker_state_name(e->state));
 	/* A reconnect names its job: resume it, or say it is done already. */
 	if (nf_msg_get_u64(m, "job", 1, UINT64_MAX, &job_id) == 0 && store_job_get(d->st, job_id, &j) == 0 &&
-	    strcmp(j.mac, c->mac) == 0) {
+	    strcmp(j.mac, c->mac.s) == 0) {
 		if (j.state == NF_JOB_RUNNING) {
-			nf_info("%s resumed job %llu from %s", c->mac, (unsigned long long)job_id, c->peer);
+			nf_info("%s resumed job %llu from %s", c->mac.s, (unsigned long long)job_id, c->peer);
 			return send_job(d, c, &j, 0);
 		}
 		if (j.state == NF_JOB_DONE) {
@@ -326,69 +315,55 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		}
 	}
 	if (e->attempts >= d->max_attempts) {
-		store_set_state(d->st, c->mac, NF_WORKER_FAILED, e->last_error);
+		worker_transition(&d->m, d->st, c->mac.s, NF_WEV_TRIES_OUT, e->last_error);
 		return conn_reply_simple(c, "NOJOB", "too-many-attempts");
 	}
 	nf_msg_get_u64(m, "target_bytes", 0, UINT64_MAX, &tbytes);
-	if ((r = store_job_new(d->st, c->mac, e->image, target, tbytes, &job_id)) < 0 ||
+	if ((r = store_job_new(d->st, c->mac.s, e->image, target, tbytes, &job_id)) < 0 ||
 	    store_job_get(d->st, job_id, &j) < 0) {
-		nf_err("cannot record a job for %s: %s", c->mac, nf_strerror(r));
+		nf_err("cannot record a job for %s: %s", c->mac.s, nf_strerror(r));
 		return r < 0 ? r : -EIO;
 	}
-	store_job_abandon_others(d->st, c->mac, job_id);
-	store_event(d->st, c->mac, NF_EVENT_JOB, e->image);
+	store_job_abandon_others(d->st, c->mac.s, job_id);
+	store_event(d->st, c->mac.s, NF_EVENT_JOB, e->image);
 	if (model || serial) {
 		snprintf(board, sizeof(board), "%s%s%s", model ? model : "unknown board", serial ? ", serial " : "",
 			 serial ? serial : "");
-		store_event(d->st, c->mac, NF_EVENT_BOARD, board);
+		store_event(d->st, c->mac.s, NF_EVENT_BOARD, board);
 	}
-	nf_info("%s (%s%s%s) starts job %llu: image '%s'", c->mac, c->peer, board[0] ? ", " : "", board,
+	nf_info("%s (%s%s%s) starts job %llu: image '%s'", c->mac.s, c->peer, board[0] ? ", " : "", board,
 		(unsigned long long)job_id, e->image);
 	return send_job(d, c, &j, 1);
 }
 
-/* m's id= must be c's job, of c's worker. Returns 0 with j, or -EPROTO. */
-static int require_job(struct daemon *d, struct conn *c, const struct nf_msg *m, struct job *j)
+/* Reads m, a message about c's job, by its table v into out (a struct that
+ * starts with the job's id, as each of them does: proto.h), and checks
+ * that id is c's job; with j, also that the job is c's worker's, loaded
+ * into j. The one place a worker's id= is checked. Returns 0 or -EPROTO. */
+static int read_job_msg(struct daemon *d, struct conn *c, const struct nf_msg *m, const struct nf_vspec *v,
+			void *out, struct job *j)
 {
 	uint64_t id;
 
-	if (nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job || store_job_get(d->st, id, j) < 0 ||
-	    strcmp(j->mac, c->mac) != 0)
+	if (nf_msg_read(m, v, out) < 0)
+		return -EPROTO;
+	memcpy(&id, out, sizeof(id));
+	if (id != c->job || (j && (store_job_get(d->st, id, j) < 0 || strcmp(j->mac, c->mac.s) != 0)))
 		return -EPROTO;
 	return 0;
 }
 
-/* A decimal from the wire in [0, max]: finite, digits and one '.', nothing
- * else (no exponent, no nan/inf, no sign). Returns 0 or -EINVAL. */
-static int parse_decimal(const char *s, double max, double *out)
-{
-	size_t digits = strspn(s, "0123456789"), frac = 0;
-	char *end;
-
-	if (s[digits] == '.')
-		frac = strspn(s + digits + 1, "0123456789") + 1;
-	if (digits == 0 || digits + frac != strlen(s) || digits > 12)
-		return -EINVAL;
-	*out = strtod(s, &end);
-	return *end == '\0' && isfinite(*out) && *out >= 0 && *out <= max ? 0 : -EINVAL;
-}
-
 static int on_progress(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
-	const char *stage_s = nf_msg_get(m, "stage"), *mbps_s = nf_msg_get(m, "mbps");
-	uint64_t done = 0, total = 0, id = 0;
+	struct nf_progress_msg p;
 	enum nf_stage stage = NF_STAGE_NONE;
-	double mbps = 0;
 	time_t now = time(NULL);
 
-	if (!stage_s || nf_stage_parse(stage_s, &stage) < 0 ||
-	    (stage != NF_STAGE_WRITE && stage != NF_STAGE_VERIFY && stage != NF_STAGE_FINALIZE) ||
-	    nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job ||
-	    nf_msg_get_u64(m, "done", 0, UINT64_MAX, &done) < 0 || nf_msg_get_u64(m, "total", 0, UINT64_MAX, &total) < 0 ||
-	    (mbps_s && parse_decimal(mbps_s, 100000, &mbps) < 0))
-		return conn_refuse(d, c, "bad-progress", c->mac);
+	if (read_job_msg(d, c, m, &nf_progress_vspec, &p, NULL) < 0 || nf_stage_parse(p.stage, &stage) < 0 ||
+	    (stage != NF_STAGE_WRITE && stage != NF_STAGE_VERIFY && stage != NF_STAGE_FINALIZE))
+		return conn_refuse(d, c, "bad-progress", c->mac.s);
 	if (now - c->progress_saved >= PROGRESS_SAVE) {
-		store_job_progress(d->st, c->job, stage, done, total, mbps);
+		store_job_progress(d->st, c->job, stage, p.done, p.total, p.mbps);
 		c->progress_saved = now;
 	}
 	return 0;
@@ -400,20 +375,20 @@ static void run_hooks(struct daemon *d, struct conn *c, enum nf_hook_event ev, c
 		      const char *result, const char *reason, uint64_t bytes, double seconds)
 {
 	struct enrollment e;
-	struct hook_facts f = { .mac = c->mac, .result = result, .reason = reason, .bytes = bytes,
+	struct hook_facts f = { .mac = c->mac.s, .result = result, .reason = reason, .bytes = bytes,
 				.seconds = seconds, .job = j ? j->id : c->job };
 	int r;
 
 	if (!d->netflash_bin[0])
 		return;
-	if (store_get(d->st, c->mac, &e) == 0) {
+	if (store_get(d->st, c->mac.s, &e) == 0) {
 		f.hostname = e.hostname;
 		f.image = e.image;
 		f.attempts = e.attempts;
 		f.worker_state = nf_worker_state_name(e.state);
 	}
 	if ((r = master_hooks_start(&d->m, d->netflash_bin, ev, &f, STDERR_FILENO)) < 0)
-		nf_warn("%s: cannot start the %s hooks: %s", c->mac, nf_hook_event_name(ev), nf_strerror(r));
+		nf_warn("%s: cannot start the %s hooks: %s", c->mac.s, nf_hook_event_name(ev), nf_strerror(r));
 }
 
 /* Counts a failed attempt; marks the worker failed after the last one. */
@@ -423,11 +398,11 @@ static void count_failure(struct daemon *d, struct conn *c, enum nf_job_state st
 	int n;
 
 	store_job_end(d->st, c->job, state, reason, bytes, seconds);
-	n = store_add_attempt(d->st, c->mac, reason);
-	store_event(d->st, c->mac, state == NF_JOB_KEPT ? NF_EVENT_JOB_KEPT : NF_EVENT_JOB_FAILED, reason);
+	n = store_add_attempt(d->st, c->mac.s, reason);
+	store_event(d->st, c->mac.s, state == NF_JOB_KEPT ? NF_EVENT_JOB_KEPT : NF_EVENT_JOB_FAILED, reason);
 	if (n >= (int)d->max_attempts) {
-		store_set_state(d->st, c->mac, NF_WORKER_FAILED, reason);
-		nf_warn("%s failed %d times (last: %s); no more jobs until re-enrolled", c->mac, n, reason);
+		worker_transition(&d->m, d->st, c->mac.s, NF_WEV_TRIES_OUT, reason);
+		nf_warn("%s failed %d times (last: %s); no more jobs until re-enrolled", c->mac.s, n, reason);
 	}
 	run_hooks(d, c, NF_HOOK_FAILED, NULL, nf_job_state_name(state), reason, bytes, seconds);
 }
@@ -440,34 +415,35 @@ static int release(struct daemon *d, struct conn *c, const struct job *j, uint64
 	/* Never wait in the loop: a command holding the lock (enroll, image
 	 * rm) makes this DONE wait for the worker's retry instead. */
 	const struct release rel = {
-		.mac = c->mac, .lock = RELEASE_LOCK_TRY, .job = j->id, .bytes = bytes, .seconds = seconds,
+		.mac = c->mac.s, .lock = RELEASE_LOCK_TRY, .job = j->id, .bytes = bytes, .seconds = seconds,
 		.event = { "verified DONE", "verified DONE; no tftp dir" },
 	};
 	char why[700];
 	int r = release_worker(&d->m, d->st, &rel, why, sizeof(why));
 
 	if (r == -EBUSY) {
-		nf_warn("%s: verified, but %s; the worker will send DONE again", c->mac, why);
+		nf_warn("%s: verified, but %s; the worker will send DONE again", c->mac.s, why);
 		return -EAGAIN;
 	}
 	if (r < 0)
-		nf_err("%s: verified, but %s", c->mac, why);
+		nf_err("%s: verified, but %s", c->mac.s, why);
 	return r < 0 ? r : 0;
 }
 
 /* The worker must have written (and read back) exactly the patch we hold
  * for it: DONE's patch= is its digest. Returns 0, or -errno with reason
  * set (-EPROTO: the claim is not the patch's). */
-static int check_patch(struct daemon *d, struct conn *c, const struct nf_manifest *man, const char *claim,
+static int check_patch(struct daemon *d, struct conn *c, const struct nf_manifest *man, const uint8_t *claim,
 		       char *reason, size_t cap)
 {
 	struct nf_patch p;
 	const char *why = NULL;
-	uint8_t want[32], got[32];
+	uint8_t want[32];
 	int r;
 
+
 	nf_patch_init(&p);
-	if ((r = load_patch(d, c->mac, man, &p, &why)) < 0) {
+	if ((r = load_patch(d, c->mac.s, man, &p, &why)) < 0) {
 		snprintf(reason, cap, "%s", why);
 		return r;
 	}
@@ -476,7 +452,7 @@ static int check_patch(struct daemon *d, struct conn *c, const struct nf_manifes
 		if (!claim) {
 			snprintf(reason, cap, "patch-missing");
 			r = -EPROTO;
-		} else if (nf_parse_hex(claim, got, 32) < 0 || memcmp(want, got, 32) != 0) {
+		} else if (memcmp(want, claim, 32) != 0) {
 			snprintf(reason, cap, "patch-mismatch");
 			r = -EPROTO;
 		}
@@ -491,18 +467,17 @@ static int check_patch(struct daemon *d, struct conn *c, const struct nf_manifes
 static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
 	char reason[128];
-	const char *sha_s = nf_msg_get(m, "sha256"), *sec_s = nf_msg_get(m, "seconds");
+	struct nf_done_msg done;
 	struct nf_manifest man;
-	uint8_t sha[32];
-	uint64_t bytes = 0;
-	double seconds = 0;
 	struct job j;
 	int r;
 
-	if (require_job(d, c, m, &j) < 0 || !sha_s || nf_parse_hex(sha_s, sha, 32) < 0 ||
-	    nf_msg_get_u64(m, "bytes", 0, UINT64_MAX, &bytes) < 0 || !sec_s ||
-	    parse_decimal(sec_s, 1e7, &seconds) < 0)
-		return conn_refuse(d, c, "bad-done", c->mac);
+	if (read_job_msg(d, c, m, &nf_done_vspec, &done, &j) < 0)
+		return conn_refuse(d, c, "bad-done", c->mac.s);
+	const uint8_t *sha = done.sha256;
+	uint64_t bytes = done.bytes;
+	double seconds = done.seconds;
+
 	if (j.state == NF_JOB_DONE)
 		return conn_reply_simple(c, "RELEASED", "already"); /* a retry after our crash: released once */
 	if (j.state != NF_JOB_RUNNING)
@@ -510,7 +485,7 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	if ((r = master_read_manifest(&d->m, j.image, &man)) < 0) {
 		/* The master's fault (an image removed, a damaged manifest, no fds),
 		 * never the worker's: no attempt is counted, the job stays open. */
-		nf_err("%s job %llu: cannot read the manifest of image '%s': %s; the job stays open", c->mac,
+		nf_err("%s job %llu: cannot read the manifest of image '%s': %s; the job stays open", c->mac.s,
 		       (unsigned long long)j.id, j.image, nf_strerror(r));
 		return conn_reply_simple(c, "KEPT", r == -ENOENT ? "image-manifest-missing" : "master-error");
 	}
@@ -519,13 +494,13 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		int digest_ok = memcmp(sha, man.sha256, 32) == 0;
 
 		snprintf(reason, sizeof(reason), "%s", digest_ok ? "size-mismatch" : "digest-mismatch");
-		nf_warn("%s job %llu: DONE with a %s; TFTP dir kept", c->mac, (unsigned long long)j.id,
+		nf_warn("%s job %llu: DONE with a %s; TFTP dir kept", c->mac.s, (unsigned long long)j.id,
 			digest_ok ? "wrong size" : "digest that is not the image's");
 		count_failure(d, c, NF_JOB_KEPT, reason, bytes, seconds);
 		return conn_reply_simple(c, "KEPT", reason);
 	}
-	if (check_patch(d, c, &man, nf_msg_get(m, "patch"), reason, sizeof(reason)) < 0) {
-		nf_warn("%s job %llu: DONE without the provisioning patch's digest (%s); TFTP dir kept", c->mac,
+	if (check_patch(d, c, &man, done.has_patch ? done.patch : NULL, reason, sizeof(reason)) < 0) {
+		nf_warn("%s job %llu: DONE without the provisioning patch's digest (%s); TFTP dir kept", c->mac.s,
 			(unsigned long long)j.id, reason);
 		count_failure(d, c, NF_JOB_KEPT, reason, bytes, seconds);
 		return conn_reply_simple(c, "KEPT", reason);
@@ -534,7 +509,7 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		return r; /* closed unanswered: the worker reconnects and sends DONE again */
 	if (r < 0)
 		return conn_reply_simple(c, "KEPT", "release-failed");
-	nf_info("%s job %llu verified (%llu bytes in %.1f s): released", c->mac, (unsigned long long)j.id,
+	nf_info("%s job %llu verified (%llu bytes in %.1f s): released", c->mac.s, (unsigned long long)j.id,
 		(unsigned long long)bytes, seconds);
 	run_hooks(d, c, NF_HOOK_DONE, &j, "done", NULL, bytes, seconds);
 	return conn_reply_simple(c, "RELEASED", NULL);
@@ -542,24 +517,26 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 
 static int on_fail(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
-	const char *stage_s = nf_msg_get(m, "stage"), *why = nf_msg_get(m, "reason");
 	enum nf_stage stage = NF_STAGE_NONE;
 	char reason[300], q[256];
+	struct nf_fail_msg f;
 	struct job j;
 
-	if (require_job(d, c, m, &j) < 0 || !stage_s || nf_stage_parse(stage_s, &stage) < 0 ||
-	    stage == NF_STAGE_NONE || !why)
-		return conn_refuse(d, c, "bad-fail", c->mac);
+	if (read_job_msg(d, c, m, &nf_fail_vspec, &f, &j) < 0 || nf_stage_parse(f.stage, &stage) < 0 ||
+	    stage == NF_STAGE_NONE)
+		return conn_refuse(d, c, "bad-fail", c->mac.s);
+	const char *why = f.reason;
+
 	if (j.state != NF_JOB_RUNNING)
 		return conn_reply_simple(c, "KEPT", "job-not-running");
 	snprintf(reason, sizeof(reason), "%s: %.250s", nf_stage_name(stage), why);
-	nf_warn("%s job %llu failed at %s", c->mac, (unsigned long long)j.id, nf_quote(q, sizeof(q), reason));
+	nf_warn("%s job %llu failed at %s", c->mac.s, (unsigned long long)j.id, nf_quote(q, sizeof(q), reason));
 	count_failure(d, c, NF_JOB_FAILED, reason, 0, 0);
 	if (stage == NF_STAGE_PROBE || stage == NF_STAGE_READ_ONLY) {
 		/* A fake or write-protected card stays so: no retries; a new card
 		 * needs a new enroll. */
-		store_set_state(d->st, c->mac, NF_WORKER_FAILED, reason);
-		nf_warn("%s: its card %s; marked failed (replace the card, enroll again)", c->mac,
+		worker_transition(&d->m, d->st, c->mac.s, NF_WEV_CARD_FINAL, reason);
+		nf_warn("%s: its card %s; marked failed (replace the card, enroll again)", c->mac.s,
 			stage == NF_STAGE_PROBE ? "failed the capacity probe" : "cannot be written (read-only)");
 	}
 	return conn_reply_simple(c, "KEPT", "failure-recorded");
@@ -567,14 +544,13 @@ static int on_fail(struct daemon *d, struct conn *c, const struct nf_msg *m)
 
 static int on_log(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
-	const char *line = nf_msg_get(m, "line");
 	char q[NF_PROTO_VALUE_MAX * 4 + 8];
-	uint64_t id;
+	struct nf_log_msg l;
 
-	if (!line || nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job)
-		return conn_refuse(d, c, "bad-log", c->mac);
+	if (read_job_msg(d, c, m, &nf_log_vspec, &l, NULL) < 0)
+		return conn_refuse(d, c, "bad-log", c->mac.s);
 	if (c->log_lines++ < LOG_LINES_MAX)
-		store_event(d->st, c->mac, NF_EVENT_LOG, nf_quote(q, sizeof(q), line));
+		store_event(d->st, c->mac.s, NF_EVENT_LOG, nf_quote(q, sizeof(q), l.line));
 	return 0;
 }
 
@@ -582,17 +558,15 @@ static int on_log(struct daemon *d, struct conn *c, const struct nf_msg *m)
  * write stalls, a card slower than the floor. Kept in the worker's history. */
 static int on_card(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
-	const char *what_s = nf_msg_get(m, "what"), *text = nf_msg_get(m, "text");
 	char q[NF_PROTO_VALUE_MAX * 4 + 8], ev[NF_PROTO_VALUE_MAX * 4 + 32];
 	enum nf_card_finding what;
-	uint64_t id;
+	struct nf_card_msg k;
 
-	if (!what_s || !text || nf_card_finding_parse(what_s, &what) < 0 ||
-	    nf_msg_get_u64(m, "id", 1, UINT64_MAX, &id) < 0 || id != c->job)
-		return conn_refuse(d, c, "bad-card", c->mac);
+	if (read_job_msg(d, c, m, &nf_card_vspec, &k, NULL) < 0 || nf_card_finding_parse(k.what, &what) < 0)
+		return conn_refuse(d, c, "bad-card", c->mac.s);
 	if (c->log_lines++ < LOG_LINES_MAX) {
-		snprintf(ev, sizeof(ev), "%s: %s", nf_card_finding_name(what), nf_quote(q, sizeof(q), text));
-		store_event(d->st, c->mac, NF_EVENT_CARD, ev);
+		snprintf(ev, sizeof(ev), "%s: %s", nf_card_finding_name(what), nf_quote(q, sizeof(q), k.text));
+		store_event(d->st, c->mac.s, NF_EVENT_CARD, ev);
 	}
 	return 0;
 }
@@ -651,6 +625,6 @@ int worker_dispatch(struct daemon *d, struct conn *c, const char *line, size_t l
 			return r;
 	}
 	if (c->state < v->min || c->state > v->max)
-		return conn_refuse(d, c, v->refusal, v->name_mac ? nf_msg_get(&m, "mac") : c->mac);
+		return conn_refuse(d, c, v->refusal, v->name_mac ? nf_msg_get(&m, "mac") : c->mac.s);
 	return v->handler(d, c, &m);
 }

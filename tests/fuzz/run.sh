@@ -14,6 +14,10 @@ if [ "$kind" = proto ]; then
 	printf 'JOB id=12 url=nfs://10.0.0.2/srv/netflash/images/lite.img.xz?version=3 format=xz size=2759852032' >"$work/corpus/job"
 	printf 'FAIL id=3 stage=decode reason=xz:%%20corrupt%%0Adata' >"$work/corpus/fail"
 	printf 'PROGRESS id=12 stage=write done=104857600 total=2759852032 mbps=23.4' >"$work/corpus/progress"
+	printf 'JOB id=7 url=nfs://h/e/f format=zstd size=5 sha256=%s image=pios disk=0 patch=512 patch_sha256=%s' \
+		"$(printf '%064d' 1)" "$(printf '%064d' 2)" >"$work/corpus/job-full"
+	printf 'DONE id=7 sha256=%s bytes=5 seconds=12.345 patch=%s' "$(printf '%064d' 1)" "$(printf '%064d' 2)" \
+		>"$work/corpus/done"
 	"$fuzzer" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=512 -max_len=2048 \
 		-print_final_stats=1 "$work/corpus" 2>&1 | tail -n 25
 	exit "${PIPESTATUS[0]}"

@@ -197,6 +197,36 @@ static void test_job_roundtrip(void)
 		      memcmp(&a, &b, sizeof(a)) == 0, "job round trip with options: %s", line);
 }
 
+/* DONE's patch= is told apart from a zero digest: present or not. */
+static void test_done_patch(void)
+{
+	static const struct { const char *line; int ret, has; } t[] = {
+		{ "DONE id=3 sha256=" SHA " bytes=5 seconds=1.0", 0, 0 },
+		{ "DONE id=3 sha256=" SHA " bytes=5 seconds=1.0 patch=" SHA, 0, 1 },
+		{ "DONE id=3 sha256=" SHA " bytes=5 seconds=1.0 patch="
+		  "0000000000000000000000000000000000000000000000000000000000000000", 0, 1 },
+		{ "DONE id=3 sha256=" SHA " bytes=5 seconds=1e3", -EPROTO, 0 },
+		{ "DONE id=3 sha256=" SHA " bytes=5 seconds=-1", -EPROTO, 0 },
+		{ "DONE id=3 sha256=" SHA " bytes=5 seconds=10000000.1", -EPROTO, 0 },
+		{ "DONE id=3 sha256=" SHA " bytes=5", -EPROTO, 0 },
+	};
+	char line[NF_PROTO_LINE_MAX + 1];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct nf_done_msg d;
+		struct nf_msg m;
+		int r = nf_msg_parse(t[i].line, strlen(t[i].line), &m);
+
+		if (r == 0)
+			r = nf_msg_read(&m, &nf_done_vspec, &d);
+		CHECK(r == t[i].ret && (r < 0 || d.has_patch == t[i].has), "done #%zu: got %d", i, r);
+		if (r == 0) {
+			CHECK(nf_msg_write(&m, &nf_done_vspec, &d) == 0 && nf_msg_format(&m, line, sizeof(line)) > 0 &&
+				      (strstr(line, " patch=") != NULL) == t[i].has, "done #%zu written: %s", i, line);
+		}
+	}
+}
+
 int main(void)
 {
 	test_names();
@@ -205,5 +235,6 @@ int main(void)
 	test_roundtrip();
 	test_job_table();
 	test_job_roundtrip();
+	test_done_patch();
 	return CHECK_DONE();
 }
