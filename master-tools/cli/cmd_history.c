@@ -21,8 +21,9 @@ static const char history_usage[] =
 "hooks did, the files dnsmasq sent it over TFTP and the last 100\n"
 "lines of its console (its boot log, as flasher-init sent it).\n"
 "  --json    one job object a line (docs/api.md)\n"
-"  --csv     a report: RFC 4180 CSV with a header line, the jobs only; a\n"
-"            field that a spreadsheet would run as a formula (=, +, -, @)\n"
+"  --csv     a report: RFC 4180 CSV with a header line, the jobs only;\n"
+"            control characters are written as \\xHH, and a field that a\n"
+"            spreadsheet would run as a formula (=, +, -, @, TAB, CR)\n"
 "            starts with a quote\n";
 
 struct history_ctx {
@@ -53,20 +54,28 @@ static int parse_flags(int argc, char **argv, int *out, int *positional)
 	return 0;
 }
 
-/* One CSV field (RFC 4180): quoted when it holds a comma, quote or line
- * break; a leading =, +, - or @ gets a ' first (OWASP's CSV injection). */
+/* One CSV field (RFC 4180), quoted when it holds a comma or a quote. A
+ * worker's text reaches the admin's terminal and spreadsheet: control
+ * characters (ESC, BEL, CR, ...) are written as \xHH, and a field that
+ * starts with =, +, -, @, TAB or CR (OWASP's CSV injection list) gets a '
+ * first. */
 static void csv_field(const char *s, int last)
 {
-	int quote = strpbrk(s, ",\"\r\n") != NULL || strchr("=+-@", s[0]) != NULL;
+	int quote = strpbrk(s, ",\"") != NULL || (s[0] && strchr("=+-@\t\r", s[0]) != NULL);
 
 	if (quote)
 		putchar('"');
-	if (s[0] && strchr("=+-@", s[0]))
+	if (s[0] && strchr("=+-@\t\r", s[0]))
 		putchar('\'');
 	for (; *s; s++) {
-		if (*s == '"')
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"')
 			putchar('"');
-		putchar(*s);
+		if (ch < 0x20 || ch == 0x7f)
+			printf("\\x%02x", ch);
+		else
+			putchar(ch);
 	}
 	if (quote)
 		putchar('"');

@@ -139,4 +139,27 @@ tok=$(cat "$MR/state/http.token" 2>/dev/null)
 	[ "$(code -X POST -H "Authorization: Bearer $tok" "http://127.0.0.1:$HP2/api/workers/$D1/release")" = 401 ] &&
 	pass "bound to 0.0.0.0: nothing without the token in state/http.token (0600); it reads, takes no action" ||
 	fail "token: $(ls -l "$MR/state/http.token"; code "http://127.0.0.1:$HP2/api/workers")"
+# ---- history --csv of hostile worker text -----------------------------------
+# A worker's FAIL reason with ESC, BEL and CR (they would reach the admin's
+# terminal), a target that starts with TAB then = (OWASP lists TAB and CR
+# as formula starts too).
+M3=b8:27:eb:00:03:03 D3=b8-27-eb-00-03-03
+"$NF" --root "$MR" enroll "$M3" --image pios >/dev/null
+exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+printf 'HELLO v=1 mac=%s token=%s target=%%09%%3D2%%2B2\n' "$M3" "$(token_of "$M3")" >&"$c"
+read -r -t 5 job <&"$c" || true
+id=$(sed -n 's/^JOB id=\([0-9]*\).*/\1/p' <<<"$job")
+printf 'FAIL id=%s stage=write reason=%%1B]0;pwned%%07%%1B[2J%%0D%%3Dcmd\n' "$id" >&"$c"
+read -r -t 5 ans <&"$c" || true
+exec {c}>&-
+"$NF" --root "$MR" history --csv >"$T/h3.csv" && python3 -c 'import csv, sys
+raw = open(sys.argv[1], "rb").read()
+bad = [b for b in raw if (b < 0x20 and b != 0x0a) or b == 0x7f]
+assert not bad, "control bytes in the report: %r" % bad
+rows = {x[2]: x for x in csv.reader(open(sys.argv[1], newline=""))}
+t, reason = rows[sys.argv[2]][8], rows[sys.argv[2]][9]
+assert t == "'\''\\x09=2+2", t
+assert reason == "write: \\x1b]0;pwned\\x07\\x1b[2J\\x0d=cmd", reason' "$T/h3.csv" "$D3" &&
+	pass "history --csv: control characters escaped (\\xHH), a cell starting with TAB or CR guarded" ||
+	fail "history --csv of control characters: $(cat -v "$T/h3.csv")"
 finish
