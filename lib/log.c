@@ -115,8 +115,6 @@ const char *nf_strerror(int neg_errno)
 		return "corrupt or truncated data";
 	case EPROTO:
 		return "protocol error";
-	case ENOSPC:
-		return "image larger than target";
 	case ETIMEDOUT:
 		return "timed out";
 	case EMSGSIZE:

@@ -34,7 +34,9 @@ const char *nf_quote(char *out, size_t cap, const char *s);
 const char *nf_printable(char *out, size_t cap, const char *s);
 
 /* Like strerror() for a negative errno, with project-specific wording for
- * the errno values the project reuses (EBADMSG: corrupt data, ...). */
+ * the errno values the project reuses (EBADMSG: corrupt data, ...). Not
+ * for ENOSPC: a full disk is a full disk; the engine says "the image does
+ * not fit" itself where it means that. */
 const char *nf_strerror(int neg_errno);
 
 #endif

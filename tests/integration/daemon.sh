@@ -183,4 +183,25 @@ sed -i 's/^disk=1$/disk=0/' "$MR/images/blob.manifest"
 rc=0; report "$M6" "$T/card6" 2>"$T/w6.log" || rc=$?
 [ $rc -eq 0 ] && cmp -s -n $((3 * 1048576)) "$T/blob.bin" "$T/card6" && [ ! -e "$MR/tftp/$D6" ] &&
 	pass "with disk=0 the worker writes the blob and is released" || fail "blob: rc=$rc $(cat "$T/w6.log")"
+# 8. A full ROOT: the release of a verified DONE cannot be recorded; the
+# log names the reason (it said "image larger than target" for ENOSPC) and
+# the worker keeps its dir and sends DONE again later.
+M8=b8:27:eb:00:00:08 D8=b8-27-eb-00-00-08
+"$NF" --root "$MR" enroll "$M8" --image pios >/dev/null
+mkdir -p "$MR/state/intent"
+mount -t tmpfs -o size=64k tmpfs "$MR/state/intent"
+register_mount "$MR/state/intent"
+dd if=/dev/zero of="$MR/state/intent/.fill" bs=4k status=none 2>/dev/null || :
+sha=$(sha256sum "$img" | cut -d' ' -f1)
+exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+printf 'HELLO v=1 mac=%s token=%s\n' "$M8" "$(token_of "$M8")" >&$c
+read -r -t 5 job <&$c || job=
+id=$(sed -n 's/^JOB id=\([0-9]*\).*/\1/p' <<<"$job")
+printf 'DONE id=%s sha256=%s bytes=%s seconds=1.0\n' "$id" "$sha" "$(stat -c %s "$img")" >&$c
+read -r -t 5 ans <&$c || ans=
+exec {c}>&-
+umount "$MR/state/intent"
+grep -q "$D8: verified, but cannot record the release: No space left on device" "$T/daemon.log" &&
+	[ -d "$MR/tftp/$D8" ] && pass "a full ROOT: the release is not recorded, the log says No space left on device" ||
+	fail "full ROOT: answer '$ans'; $(grep "$D8" "$T/daemon.log" | tail -2)"
 finish
