@@ -18,6 +18,7 @@
 #include "store.h"
 
 #define MAX_CONNS 4096
+#define HTTP_NAMES_MAX 16
 #define ACCEPT_PAUSE_MS 250    /* out of fds: stop accepting this long instead of spinning */
 
 /* Where a connection is in the protocol (docs/protocol.md); it only moves
@@ -67,6 +68,8 @@ struct daemon {
 	unsigned refusals, refusals_dropped;
 	struct enrollment e; /* the row authenticate(), still_current() or a QUERY loaded, for the verb handlers */
 	const char *http_spec;  /* NULL: the default, "off": none */
+	const char *http_names[HTTP_NAMES_MAX + 1]; /* --http-name, NULL-terminated */
+	unsigned n_http_names;
 	char netflash_bin[PATH_MAX]; /* runs the hooks and the API's actions; empty: cannot */
 	struct nf_actions *actions;  /* the API's actions; NULL: none */
 	struct nf_http *http;

@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "actions.h"
@@ -26,6 +28,8 @@
 #define SSE_MAX_EVENTS 3600       /* a stream ends after an hour; EventSource reconnects */
 #define JOBS_LIMIT_MAX 1000
 #define BODY_MAX 4096             /* an action's JSON settings */
+#define HOSTS_MAX 48              /* names and addresses a request's Host may be */
+#define HOST_MAX 255              /* a DNS name's longest text form */
 
 struct nf_http {
 	struct MHD_Daemon *mhd;
@@ -35,6 +39,8 @@ struct nf_http {
 	struct nf_actions *actions;
 	atomic_int connections;
 	atomic_int streams;       /* open /api/stream responses */
+	char hosts[HOSTS_MAX][HOST_MAX + 1]; /* what Host may say (host_allowed) */
+	size_t nhosts;
 };
 
 /* An action's request while its body arrives. */
@@ -115,6 +121,79 @@ static int bearer_is(struct MHD_Connection *c, const char *token)
 static int authorized(const struct nf_http *h, struct MHD_Connection *c)
 {
 	return !h->token[0] || bearer_is(c, h->token) || bearer_is(c, h->admin_token);
+}
+
+/* ---- Host: this server's own names only (DNS rebinding) ------------------ */
+
+static void add_host(struct nf_http *h, const char *name)
+{
+	if (!name || !name[0] || strlen(name) > HOST_MAX || h->nhosts == HOSTS_MAX)
+		return;
+	for (size_t i = 0; i < h->nhosts; i++)
+		if (strcasecmp(h->hosts[i], name) == 0)
+			return;
+	snprintf(h->hosts[h->nhosts++], sizeof(h->hosts[0]), "%s", name);
+}
+
+/* What a request's Host may name: loopback's names, the bound address (or,
+ * bound to every address, this machine's IPv4 addresses), the address
+ * workers reach the master at, this machine's host name and the names the
+ * admin gave (--http-name). A page on another name that resolves to us (DNS
+ * rebinding) sends its own name as Host. */
+static void collect_hosts(struct nf_http *h, const struct sockaddr_in *sa, const char *const *names)
+{
+	char buf[HOST_MAX + 1];
+	struct ifaddrs *ifs = NULL;
+
+	add_host(h, "localhost");
+	add_host(h, "127.0.0.1");
+	add_host(h, "::1");
+	add_host(h, inet_ntop(AF_INET, &sa->sin_addr, buf, sizeof(buf)));
+	if (h->m->have_conf)
+		add_host(h, h->m->conf.server_ip);
+	if (gethostname(buf, sizeof(buf)) == 0) {
+		buf[sizeof(buf) - 1] = '\0';
+		add_host(h, buf);
+	}
+	for (size_t i = 0; names && names[i]; i++)
+		add_host(h, names[i]);
+	if (sa->sin_addr.s_addr != htonl(INADDR_ANY) || getifaddrs(&ifs) < 0)
+		return;
+	for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
+			add_host(h, inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, buf,
+					      sizeof(buf)));
+	freeifaddrs(ifs);
+}
+
+/* 1 if the request's Host (without its port; an IPv6 literal in brackets)
+ * is one of ours, or absent (HTTP/1.0: no browser page sends that). */
+static int host_allowed(const struct nf_http *h, struct MHD_Connection *c)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	char name[HOST_MAX + 1];
+	size_t n;
+
+	if (!v)
+		return 1;
+	if (v[0] == '[') {
+		const char *end = strchr(v, ']');
+
+		if (!end)
+			return 0;
+		v++;
+		n = (size_t)(end - v);
+	} else {
+		n = strcspn(v, ":");
+	}
+	if (n == 0 || n > HOST_MAX)
+		return 0;
+	memcpy(name, v, n);
+	name[n] = '\0';
+	for (size_t i = 0; i < h->nhosts; i++)
+		if (strcasecmp(h->hosts[i], name) == 0)
+			return 1;
+	return 0;
 }
 
 /* ---- server-sent events: the worker list every second ------------------ */
@@ -339,6 +418,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	};
 
 	(void)version;
+	if (!host_allowed(h, c))
+		return send_error(c, MHD_HTTP_MISDIRECTED_REQUEST, "this server answers only to its own names and "
+				  "addresses (Host); add a name with netflashd --http-name");
 	if ((strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0) && strncmp(url, "/api/", 5) == 0)
 		return action(h, c, url, method, upload_data, upload_size, con_cls);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
@@ -355,7 +437,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 int nf_http_start(struct nf_http **out, const struct master *m, const struct sockaddr_in *sa,
-		  const char *token, const char *admin_token, struct nf_actions *actions, char *detail, size_t cap)
+		  const char *const *names, const char *token, const char *admin_token, struct nf_actions *actions,
+		  char *detail, size_t cap)
 {
 	struct nf_http *h;
 
@@ -365,6 +448,7 @@ int nf_http_start(struct nf_http **out, const struct master *m, const struct soc
 	snprintf(h->token, sizeof(h->token), "%s", token ? token : "");
 	snprintf(h->admin_token, sizeof(h->admin_token), "%s", admin_token ? admin_token : "");
 	h->actions = actions;
+	collect_hosts(h, sa, names);
 	atomic_store(&h->connections, -1);
 	h->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
 				  on_request, h, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,

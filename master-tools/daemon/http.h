@@ -12,14 +12,17 @@ struct nf_http;
 
 struct nf_actions;
 
-/* Serves on sa (nf_parse_ipv4_port). token: NULL, or the bearer token
+/* Serves on sa (nf_parse_ipv4_port), answering only requests whose Host is
+ * one of this server's own names or addresses, or one of names
+ * (NULL-terminated, may be NULL), else 421. token: NULL, or the bearer token
  * every read must carry (Authorization: Bearer TOKEN). admin_token: the
  * one every action (POST, DELETE) must carry, and which also allows reads;
  * NULL: no actions. Tokens are compared in constant time. actions: runs
  * them (actions.h). Returns 0 with *out, or -errno with a one-line reason
  * in detail. m and actions must outlive the server. */
 int nf_http_start(struct nf_http **out, const struct master *m, const struct sockaddr_in *sa,
-		  const char *token, const char *admin_token, struct nf_actions *actions, char *detail, size_t cap);
+		  const char *const *names, const char *token, const char *admin_token, struct nf_actions *actions,
+		  char *detail, size_t cap);
 
 /* The daemon's open worker connections, for /metrics. */
 void nf_http_set_connections(struct nf_http *h, int n);

@@ -59,6 +59,11 @@ static const char usage[] =
 "                     a warning and no dashboard). Any other address needs a\n"
 "                     bearer token: ROOT/state/http.token (made at start,\n"
 "                     root only). off: no dashboard\n"
+"  --http-name NAME   a name the dashboard may be opened by (its requests'\n"
+"                     Host); repeatable. It always answers to localhost,\n"
+"                     its addresses and this machine's host name; any other\n"
+"                     Host is refused (421), so a page that re-points its\n"
+"                     own name at the master (DNS rebinding) reads nothing\n"
 "  --verbose          also log closed connections\n";
 
 static volatile sig_atomic_t stop;
@@ -114,7 +119,8 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 		{ "nfs-url", required_argument, NULL, 'n' }, { "max-attempts", required_argument, NULL, 'a' },
 		{ "slow-timeout", required_argument, NULL, 's' }, { "peer-check", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' }, { "http", required_argument, NULL, 'H' }, { 0 },
+		{ "version", no_argument, NULL, 'V' }, { "http", required_argument, NULL, 'H' },
+		{ "http-name", required_argument, NULL, 'N' }, { 0 },
 	};
 	const char *nfs = NULL;
 	char defurl[1200];
@@ -134,6 +140,16 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 		case 'l': snprintf(listen_spec, cap, "%s", optarg); break;
 		case 'n': nfs = optarg; break;
 		case 'H': d->http_spec = optarg; break;
+		case 'N':
+			if (d->n_http_names == HTTP_NAMES_MAX || !optarg[0] || strlen(optarg) > 255 ||
+			    strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") !=
+				    strlen(optarg)) {
+				nf_err("invalid --http-name '%s': expected a host name or address (at most %d)", optarg,
+				       HTTP_NAMES_MAX);
+				return 2;
+			}
+			d->http_names[d->n_http_names++] = optarg;
+			break;
 		case 'a':
 			if (nf_parse_u64(optarg, 1, 1000, &v) < 0) {
 				nf_err("invalid --max-attempts '%s': expected 1..1000", optarg);
@@ -233,7 +249,7 @@ static int start_http(struct daemon *d)
 	}
 	if (admin[0] && d->netflash_bin[0] && !(d->actions = nf_actions_new(&d->m, d->netflash_bin)))
 		return -1;
-	r = nf_http_start(&d->http, &d->m, &sa, tok[0] ? tok : NULL, d->actions ? admin : NULL, d->actions, detail,
+	r = nf_http_start(&d->http, &d->m, &sa, d->http_names, tok[0] ? tok : NULL, d->actions ? admin : NULL, d->actions, detail,
 			  sizeof(detail));
 	if (r < 0 && !d->http_spec) {
 		nf_warn("no dashboard on %s: %s, ignoring", spec, detail);

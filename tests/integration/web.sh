@@ -125,10 +125,24 @@ else
 	echo "no chromium: page checks skipped" >&2
 fi
 
+# ---- DNS rebinding: only this server's own names --------------------------------
+# A page the admin opens on attacker.example, re-pointed at 127.0.0.1, sends
+# that name as Host: refused (421) for reads and actions alike.
+[ "$(code -H 'Host: attacker.example' "$H/api/workers")" = 421 ] &&
+	[ "$(code -H "Host: attacker.example:$HPORT" "$H/metrics")" = 421 ] &&
+	[ "$(code -H 'Host: 127.0.0.1.attacker.example' "$H/")" = 421 ] &&
+	[ "$(code -X POST -H 'Host: attacker.example' -d x "$H/api/workers/$D1/release")" = 421 ] &&
+	[ "$(code -H "Host: localhost:$HPORT" "$H/api/workers")" = 200 ] &&
+	[ "$(code -H "Host: [::1]:$HPORT" "$H/api/workers")" = 200 ] &&
+	[ "$(code -H "Host: $(hostname)" "$H/api/workers")" = 200 ] &&
+	[ "$(code "$H/api/workers")" = 200 ] &&
+	pass "Host other than the server's own names is refused (421); localhost, ::1, its address and host name answer" ||
+	fail "Host check: $(code -v -H 'Host: attacker.example' "$H/api/workers" 2>&1 | tail -5)"
 # ---- beyond loopback: a bearer token ----------------------------------------------
 daemon_stop
 HP2=$("$NETFLASH_BUILD/tests/freeport")
-"$NFD" --root "$MR" --listen "127.0.0.1:$MPORT" --peer-check=off --http "0.0.0.0:$HP2" >>"$T/d2.log" 2>&1 &
+"$NFD" --root "$MR" --listen "127.0.0.1:$MPORT" --peer-check=off --http "0.0.0.0:$HP2" --http-name master.lan \
+	>>"$T/d2.log" 2>&1 &
 register_pid $!
 wait_for "$T/d2.log" "dashboard and API on" 5 || fail "the LAN dashboard did not start: $(cat "$T/d2.log")"
 tok=$(cat "$MR/state/http.token" 2>/dev/null)
@@ -137,7 +151,9 @@ tok=$(cat "$MR/state/http.token" 2>/dev/null)
 	[ "$(code -H "Authorization: Bearer ${tok}x" "http://127.0.0.1:$HP2/api/workers")" = 401 ] &&
 	[ "$(code -H "Authorization: Bearer $tok" "http://127.0.0.1:$HP2/api/workers")" = 200 ] &&
 	[ "$(code -X POST -H "Authorization: Bearer $tok" "http://127.0.0.1:$HP2/api/workers/$D1/release")" = 401 ] &&
-	pass "bound to 0.0.0.0: nothing without the token in state/http.token (0600); it reads, takes no action" ||
+	[ "$(code -H "Authorization: Bearer $tok" -H "Host: master.lan:$HP2" "http://127.0.0.1:$HP2/api/workers")" = 200 ] &&
+	[ "$(code -H "Authorization: Bearer $tok" -H "Host: other.lan" "http://127.0.0.1:$HP2/api/workers")" = 421 ] &&
+	pass "bound to 0.0.0.0: nothing without the token in state/http.token (0600); it reads, takes no action; --http-name names it" ||
 	fail "token: $(ls -l "$MR/state/http.token"; code "http://127.0.0.1:$HP2/api/workers")"
 # ---- history --csv of hostile worker text -----------------------------------
 # A worker's FAIL reason with ESC, BEL and CR (they would reach the admin's
