@@ -15,12 +15,14 @@
 
 #include "actions.h"
 #include "api.h"
+#include "http_guard.h"
 #include "master.h"
 #include "parse.h"
 #include "store.h"
 #include "web_assets.h"
 
 #define HTTP_CONN_MAX 32          /* at once; more wait in the kernel's backlog */
+#define HTTP_CONN_PER_ADDR 12     /* of them from one address: it takes three hosts to fill them */
 #define HTTP_TIMEOUT_S 30         /* an idle connection is closed */
 #define HTTP_MEMORY 32768         /* per connection: headers and URL must fit */
 #define SSE_INTERVAL_S 1
@@ -39,6 +41,7 @@ struct nf_http {
 	struct nf_actions *actions;
 	atomic_int connections;
 	atomic_int streams;       /* open /api/stream responses */
+	struct http_guard *guard; /* head deadlines, streams per address */
 	char hosts[HOSTS_MAX][HOST_MAX + 1]; /* what Host may say (host_allowed) */
 	size_t nhosts;
 };
@@ -196,10 +199,19 @@ static int host_allowed(const struct nf_http *h, struct MHD_Connection *c)
 	return 0;
 }
 
+/* The guard slot of c's connection (on_connection), or NULL. */
+static void *connection_slot(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return i ? i->socket_context : NULL;
+}
+
 /* ---- server-sent events: the worker list every second ------------------ */
 
 struct stream {
 	struct nf_http *h;
+	void *slot;               /* its connection's guard slot */
 	char *pending;
 	size_t len, off;
 	unsigned events;
@@ -247,6 +259,7 @@ static void stream_free(void *cls)
 	struct stream *s = cls;
 
 	atomic_fetch_sub(&s->h->streams, 1);
+	http_guard_stream_put(s->h->guard, s->slot);
 	free(s->pending);
 	free(s);
 }
@@ -259,8 +272,15 @@ static enum MHD_Result send_stream(struct nf_http *h, struct MHD_Connection *c)
 
 	if (!s)
 		return MHD_NO;
+	s->slot = connection_slot(c);
+	if (http_guard_stream_take(h->guard, s->slot) < 0) {
+		free(s);
+		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "this address holds as many live streams as it may; "
+				  "the page polls instead");
+	}
 	if (atomic_fetch_add(&h->streams, 1) >= SSE_STREAMS_MAX) {
 		atomic_fetch_sub(&h->streams, 1);
+		http_guard_stream_put(h->guard, s->slot);
 		free(s);
 		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many live streams open; the page polls instead");
 	}
@@ -268,6 +288,7 @@ static enum MHD_Result send_stream(struct nf_http *h, struct MHD_Connection *c)
 	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free);
 	if (!r) {
 		atomic_fetch_sub(&h->streams, 1);
+		http_guard_stream_put(h->guard, s->slot);
 		free(s);
 		return MHD_NO;
 	}
@@ -400,11 +421,31 @@ static enum MHD_Result action(struct nf_http *h, struct MHD_Connection *c, const
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
-	(void)c;
+	struct nf_http *h = cls;
+
 	(void)toe;
+	http_guard_request_done(h->guard, connection_slot(c));
 	free(*con_cls);
 	*con_cls = NULL;
+}
+
+/* A connection opens or closes: its guard slot (http_guard.h). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct nf_http *h = cls;
+	const union MHD_ConnectionInfo *fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	const union MHD_ConnectionInfo *peer = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	struct in_addr addr = { 0 };
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		http_guard_closed(h->guard, socket_context);
+		return;
+	}
+	if (peer && peer->client_addr && peer->client_addr->sa_family == AF_INET)
+		addr = ((const struct sockaddr_in *)(const void *)peer->client_addr)->sin_addr;
+	if (fd)
+		http_guard_opened(h->guard, fd->connect_fd, addr, socket_context);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -418,6 +459,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	};
 
 	(void)version;
+	http_guard_head_done(h->guard, connection_slot(c));
 	if (!host_allowed(h, c))
 		return send_error(c, MHD_HTTP_MISDIRECTED_REQUEST, "this server answers only to its own names and "
 				  "addresses (Host); add a name with netflashd --http-name");
@@ -449,17 +491,25 @@ int nf_http_start(struct nf_http **out, const struct master *m, const struct soc
 	snprintf(h->admin_token, sizeof(h->admin_token), "%s", admin_token ? admin_token : "");
 	h->actions = actions;
 	collect_hosts(h, sa, names);
+	if (http_guard_new(&h->guard) < 0) {
+		snprintf(detail, cap, "cannot start the connection watchdog");
+		free(h);
+		return -EAGAIN;
+	}
 	atomic_store(&h->connections, -1);
 	h->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL,
 				  on_request, h, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONN_MAX,
+				  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_CONN_PER_ADDR,
+				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
 	if (!h->mhd) {
 		int e = errno ? errno : EADDRINUSE;
 
 		snprintf(detail, cap, "cannot listen there: %s", strerror(e));
+		http_guard_free(h->guard);
 		free(h);
 		return -e;
 	}
@@ -478,5 +528,6 @@ void nf_http_stop(struct nf_http *h)
 	if (!h)
 		return;
 	MHD_stop_daemon(h->mhd);
+	http_guard_free(h->guard);
 	free(h);
 }
