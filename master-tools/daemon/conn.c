@@ -98,34 +98,36 @@ int conn_refuse(struct daemon *d, struct conn *c, const char *reason, const char
 
 void conn_readable(struct daemon *d, struct conn *c)
 {
-	for (;;) {
-		ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
-		char *nl;
+	/* One read a turn, at most a line buffer's worth: the loop is
+	 * level-triggered, so what is left comes next turn, after every other
+	 * ready connection had its turn. A peer flooding lines cannot keep
+	 * another's HELLO waiting (reading until EAGAIN did, 21.7 s). */
+	ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+	char *nl;
 
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			conn_close(d, c);
-			return;
-		}
-		c->len += (size_t)n;
-		while ((nl = memchr(c->buf, '\n', c->len))) {
-			size_t len = (size_t)(nl - c->buf);
-
-			if (worker_dispatch(d, c, c->buf, len) < 0) {
-				conn_close(d, c);
-				return;
-			}
-			memmove(c->buf, nl + 1, c->len - len - 1);
-			c->len -= len + 1;
-		}
-		if (c->len == sizeof(c->buf)) {
-			conn_refuse(d, c, "line-too-long", NULL);
-			conn_close(d, c);
-			return;
-		}
-		c->partial_since = c->len ? (c->partial_since ? c->partial_since : time(NULL)) : 0;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(d, c);
+		return;
 	}
+	c->len += (size_t)n;
+	while ((nl = memchr(c->buf, '\n', c->len))) {
+		size_t len = (size_t)(nl - c->buf);
+
+		if (worker_dispatch(d, c, c->buf, len) < 0) {
+			conn_close(d, c);
+			return;
+		}
+		memmove(c->buf, nl + 1, c->len - len - 1);
+		c->len -= len + 1;
+	}
+	if (c->len == sizeof(c->buf)) {
+		conn_refuse(d, c, "line-too-long", NULL);
+		conn_close(d, c);
+		return;
+	}
+	c->partial_since = c->len ? (c->partial_since ? c->partial_since : time(NULL)) : 0;
 }
 
 static uint64_t now_ms(void)

@@ -46,6 +46,8 @@ struct conn {
 	char cnonce[33], snonce[33]; /* CHALLENGED: the nonces PROVE's proof covers */
 	uint64_t job;           /* IN_JOB: its job's id; 0 before */
 	time_t progress_saved;
+	time_t progress_sec;    /* the second PROGRESS lines are counted in */
+	unsigned progress_n;    /* and how many came in it */
 	unsigned log_lines;
 };
 

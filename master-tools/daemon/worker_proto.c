@@ -29,6 +29,8 @@
 #define JOBS_KEPT 200          /* per worker: a HELLO makes a job row */
 #define EVENTS_KEPT 5000       /* per worker: LOG, CARD, job events */
 #define PROGRESS_SAVE 2        /* s: progress goes to the store at most this often */
+#define PROGRESS_PER_S 20      /* PROGRESS lines a second a job may send; ours send
+				* about one (jobrun.c): more is a flood, refused */
 
 /* The worker's provisioning patch: 0 with p empty when it has none, 0
  * with p loaded, or -errno after logging, with why the NOJOB or KEPT
@@ -359,6 +361,13 @@ static int on_progress(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	enum nf_stage stage = NF_STAGE_NONE;
 	time_t now = time(NULL);
 
+	if (now != c->progress_sec) {
+		c->progress_sec = now;
+		c->progress_n = 0;
+	}
+	if (++c->progress_n > PROGRESS_PER_S)
+		return conn_refuse_because(d, c, "progress-flood", c->mac.s, "more than %d PROGRESS lines in a second",
+					   PROGRESS_PER_S);
 	if (read_job_msg(d, c, m, &nf_progress_vspec, &p, NULL) < 0 || nf_stage_parse(p.stage, &stage) < 0 ||
 	    (stage != NF_STAGE_WRITE && stage != NF_STAGE_VERIFY && stage != NF_STAGE_FINALIZE))
 		return conn_refuse(d, c, "bad-progress", c->mac.s);

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# One worker's flood cannot starve the others (docs/security.md): a worker
+# with a job floods LOG lines (parsed, then dropped past 1000) as fast as
+# the socket takes them, while another enrolled worker says HELLO again and
+# again; its JOB must come as quickly as without the flood. A PROGRESS
+# flood is refused (progress-flood) and the connection closed.
+source "$(dirname "$0")/../lib.sh"
+
+img=$(test_image 24)
+master_setup "$img.mt.xz" pios
+daemon_start
+A=b8:27:eb:00:0f:01 B=b8:27:eb:00:0f:02
+"$NF" --root "$MR" enroll "$A" --image pios >/dev/null
+"$NF" --root "$MR" enroll "$B" --image pios >/dev/null
+
+python3 - "$MPORT" "$A" "$(token_of "$A")" "$B" "$(token_of "$B")" >"$T/flood.out" 2>&1 <<'EOF'
+import socket, sys, threading, time
+port, a, ta, b, tb = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+
+def hello(mac, tok):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(("HELLO v=1 mac=%s token=%s\n" % (mac, tok)).encode())
+    f = s.makefile("rb")
+    return s, f, f.readline().decode()
+
+def latency(n):
+    # HELLO from B, time to its first answer line (ms), n times.
+    out = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        s, f, line = hello(b, tb)
+        out.append((time.monotonic() - t0) * 1000)
+        assert line.startswith("JOB "), line
+        s.close()
+        time.sleep(0.1)
+    return out
+
+base = latency(5)
+s, f, job = hello(a, ta)
+jid = job.split("id=")[1].split()[0]
+stop, sent = False, [0]
+def flood(verb_line):
+    chunk = (verb_line % jid).encode() * 200
+    try:
+        while not stop:
+            s.sendall(chunk)
+            sent[0] += len(chunk)
+    except OSError:
+        pass
+t = threading.Thread(target=flood, args=("LOG id=%s line=flood%%20line%%20of%%20console%%20text\n",), daemon=True)
+t.start()
+time.sleep(0.5)
+try:
+    during = latency(10)
+except (OSError, AssertionError) as e:
+    print("HELLO during the flood failed:", e)
+    during = [99999]
+stop = True
+t.join(5)
+print("log flood: sent %.1f MB; HELLO baseline max %.1f ms, during the flood max %.1f ms"
+      % (sent[0] / 1e6, max(base), max(during)))
+print("RESULT", max(base), max(during), sent[0])
+s.close()
+
+# A PROGRESS flood: refused with progress-flood, then closed.
+s, f, job = hello(a, ta)
+jid = job.split("id=")[1].split()[0]
+line = ("PROGRESS id=%s stage=write done=1 total=2 mbps=1.0\n" % jid).encode()
+answer = b""
+try:
+    for _ in range(200):
+        s.sendall(line)
+    s.settimeout(5)
+    answer = f.readline()
+    closed = f.readline() == b""
+except OSError:
+    closed = True
+print("PROGRESS", answer.decode().strip(), "closed" if closed else "open")
+EOF
+cat "$T/flood.out"
+read -r _ base during sent < <(grep '^RESULT' "$T/flood.out") || :
+echo "MEASURE $(grep '^log flood' "$T/flood.out")"
+# The bound: 100 ms (the issue's figure), or ten times the quiet latency
+# this run measured on a machine busy enough to need more.
+if [ -n "${during:-}" ] && python3 -c 'import sys; b, d = map(float, sys.argv[1:3]); sys.exit(not d <= max(100, 10 * b))' \
+	"$base" "$during"; then
+	pass "a LOG flood from one worker: another worker's HELLO answered in ${during} ms at most (quiet: ${base} ms)"
+else
+	fail "flood: $(cat "$T/flood.out")"
+fi
+grep -q '^PROGRESS ERR id=[0-9]* reason=progress-flood closed' "$T/flood.out" &&
+	grep -q "refused '$(echo "$A" | tr : -)' from .*: more than 20 PROGRESS lines in a second" "$T/daemon.log" &&
+	pass "a PROGRESS flood is refused (progress-flood) and its connection closed" ||
+	fail "progress flood: $(grep PROGRESS "$T/flood.out"); $(grep -c progress-flood "$T/daemon.log")"
+finish
