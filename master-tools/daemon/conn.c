@@ -21,6 +21,8 @@
 
 #define FD_RESERVE 64          /* fds kept for the database, manifests, TFTP dirs, logs */
 #define MAX_PER_ADDR 32        /* connections from one LAN address (a worker needs one) */
+#define PREAUTH_SHARE 2        /* connections without a HELLO take at most 1/2 of the table */
+#define PREAUTH_PER_NET 128    /* of them from one /24 (4 addresses' worth) */
 #define REFUSALS_LOGGED 20     /* refusals logged per second at most; the rest are counted */
 #define IDLE_TIMEOUT 300       /* s: a worker reports far more often */
 
@@ -173,6 +175,41 @@ static unsigned conns_from(const struct daemon *d, struct in_addr addr)
 	return n;
 }
 
+/* Whom a new connection from addr displaces: a flood of idle connections
+ * that never say HELLO must not lock a worker out (132 addresses x 32 did,
+ * refusing 4 of 6 HELLOs of a real worker). Connections without a HELLO
+ * have a share of the table and, from one /24 (loopback is one host),
+ * another; past either, or with the table full, the oldest of them goes
+ * (from that /24 for its share). An authenticated worker is never
+ * displaced. Returns the one to close, or NULL. */
+static struct conn *displaced_by(const struct daemon *d, struct in_addr addr)
+{
+	uint32_t net = ntohl(addr.s_addr) >> 8;
+	int loopback = (ntohl(addr.s_addr) >> 24) == 127;
+	struct conn *oldest = NULL, *oldest_net = NULL;
+	unsigned pre = 0, pre_net = 0;
+
+	for (unsigned i = 0; i < d->nconns; i++) {
+		struct conn *c = d->conns[i];
+
+		if (c->state >= CONN_AUTHED)
+			continue;
+		pre++;
+		if (!oldest || c->opened < oldest->opened)
+			oldest = c;
+		if (!loopback && ntohl(c->addr.s_addr) >> 8 == net) {
+			pre_net++;
+			if (!oldest_net || c->opened < oldest_net->opened)
+				oldest_net = c;
+		}
+	}
+	if (pre_net >= PREAUTH_PER_NET)
+		return oldest_net;
+	if (d->nconns >= d->max_conns || pre >= d->max_conns / PREAUTH_SHARE)
+		return oldest;
+	return NULL;
+}
+
 void conn_accept(struct daemon *d)
 {
 	for (;;) {
@@ -186,6 +223,14 @@ void conn_accept(struct daemon *d)
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
 				pause_accept(d, errno);
 			return;
+		}
+		struct conn *victim = conns_from(d, sa.sin_addr) < MAX_PER_ADDR ? displaced_by(d, sa.sin_addr) : NULL;
+
+		if (victim) {
+			if (conn_refusal_loggable(d))
+				nf_warn("closed %s, the oldest connection without a HELLO, for one from %s", victim->peer,
+					inet_ntoa(sa.sin_addr));
+			conn_close(d, victim);
 		}
 		if (d->nconns >= d->max_conns || conns_from(d, sa.sin_addr) >= MAX_PER_ADDR ||
 		    !(c = calloc(1, sizeof(*c)))) {

@@ -92,4 +92,51 @@ grep -q '^PROGRESS ERR id=[0-9]* reason=progress-flood closed' "$T/flood.out" &&
 	grep -q "refused '$(echo "$A" | tr : -)' from .*: more than 20 PROGRESS lines in a second" "$T/daemon.log" &&
 	pass "a PROGRESS flood is refused (progress-flood) and its connection closed" ||
 	fail "progress flood: $(grep PROGRESS "$T/flood.out"); $(grep -c progress-flood "$T/daemon.log")"
+# A flood of idle connections that never say HELLO (many addresses, none
+# over its per-address cap) fills the table: the oldest of them make room,
+# so an enrolled worker still gets its JOB every time. The daemon runs
+# with 256 fds (192 connections, 96 without a HELLO) so the test needs a
+# few hundred sockets, not thousands.
+daemon_stop
+prlimit --nofile=256:256 "$NFD" --root "$MR" --listen "127.0.0.1:$MPORT" \
+	--nfs-url "nfs://$DAEMON_NFS_HOST/export?$GANESHA_URL_ARGS" --peer-check=off >>"$T/daemon2.log" 2>&1 &
+register_pid $!
+wait_for "$T/daemon2.log" "listening on 127.0.0.1:$MPORT" 5 || fail "the small daemon did not start"
+python3 - "$MPORT" "$B" "$(token_of "$B")" >"$T/conns.out" 2>&1 <<'EOF2'
+import resource, socket, sys, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+port, b, tb = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+idle = []
+for i in range(300):
+    s = socket.socket()
+    s.bind(("127.0.0.%d" % (2 + i % 10), 0))
+    s.connect(("127.0.0.1", port))
+    idle.append(s)
+time.sleep(0.5)
+jobs = 0
+for i in range(6):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=3)
+        s.sendall(("HELLO v=1 mac=%s token=%s\n" % (b, tb)).encode())
+        line = s.makefile("rb").readline().decode()
+        jobs += line.startswith("JOB ")
+        s.close()
+    except OSError:
+        pass
+alive = 0
+for s in idle:
+    s.setblocking(False)
+    try:
+        alive += s.recv(1) != b""
+    except BlockingIOError:
+        alive += 1
+    except OSError:
+        pass
+print("JOBS", jobs, "IDLE_ALIVE", alive)
+EOF2
+read -r _ jobs _ alive <"$T/conns.out" || :
+echo "MEASURE 300 idle connections from 10 addresses against a 192-connection table: ${alive:-?} left open; an enrolled worker's HELLO got its JOB ${jobs:-?} of 6 times"
+[ "${jobs:-0}" = 6 ] && [ "${alive:-999}" -le 96 ] &&
+	pass "idle connections without a HELLO hold at most their share; an enrolled worker gets its JOB 6 of 6 times" ||
+	fail "connection flood: $(cat "$T/conns.out"); $(grep -c 'oldest connection without a HELLO' "$T/daemon2.log") evictions"
 finish
