@@ -323,7 +323,7 @@ static int enroll_csv(struct master *m, const char *file, struct provision *prov
 		/* Replaced enrollments stay replaced: releasing them would
 		 * take away more than this run gave. */
 		while (done-- > 0)
-			if (!rows[done].replaces && master_release(m, rows[done].mac, why, sizeof(why)) < 0)
+			if (!rows[done].replaces && master_release(m, rows[done].mac, 0, why, sizeof(why)) < 0)
 				nf_warn("cannot release %s again: %s", rows[done].mac, why);
 		free(rows);
 		return rc ? rc : 1;

@@ -137,6 +137,7 @@ static const struct {
 	enum nf_event_kind kind;
 	unsigned limit;
 } sections[] = {
+	{ "contested (a second host claimed its job: docs/security.md; last 10)", NF_EVENT_CONTEST, 10 },
 	{ "board (as the worker reported it at each job's start, last 3)", NF_EVENT_BOARD, 3 },
 	{ "provisioning (written to the boot partition at flash time, last 5)", NF_EVENT_PROVISION, 5 },
 	{ "card health (last 20)", NF_EVENT_CARD, 20 },

@@ -250,8 +250,8 @@ static const double speed_buckets[] = { 5, 10, 20, 30, 50, 80, 120 };
 #define NBUCKETS(a) (sizeof(a) / sizeof((a)[0]))
 
 struct metrics {
-	unsigned workers[4];
-	unsigned jobs[5];
+	unsigned workers[NF_WORKER_STATES];
+	unsigned jobs[NF_JOB_STATES];
 	uint64_t bytes_done;
 	unsigned long long dur[NBUCKETS(duration_buckets) + 1], speed[NBUCKETS(speed_buckets) + 1];
 	double dur_sum, speed_sum;
@@ -262,7 +262,7 @@ static int count_worker(const struct enrollment *e, void *ctx)
 {
 	struct metrics *mt = ctx;
 
-	if ((unsigned)e->state < 4)
+	if ((unsigned)e->state < NF_WORKER_STATES)
 		mt->workers[e->state]++;
 	return 0;
 }
@@ -279,7 +279,7 @@ static int count_job(const struct job *j, void *ctx)
 {
 	struct metrics *mt = ctx;
 
-	if ((unsigned)j->state < 5)
+	if ((unsigned)j->state < NF_JOB_STATES)
 		mt->jobs[j->state]++;
 	if (j->state == NF_JOB_DONE && j->seconds > 0) {
 		double speed = (double)j->bytes / 1e6 / j->seconds;
@@ -312,12 +312,12 @@ int api_metrics(FILE *out, struct store *st, int connections)
 	if ((r = store_each(st, count_worker, &mt)) < 0 || (r = store_job_each(st, NULL, count_job, &mt)) < 0)
 		return r;
 	fputs("# HELP netflash_workers Enrolled workers by state.\n# TYPE netflash_workers gauge\n", out);
-	for (unsigned i = 0; i < 4; i++)
+	for (unsigned i = 0; i < NF_WORKER_STATES; i++)
 		fprintf(out, "netflash_workers{state=\"%s\"} %u\n", nf_worker_state_name((enum nf_worker_state)i),
 			mt.workers[i]);
 	fputs("# HELP netflash_jobs Jobs in the database by state (jobs are kept, trimmed per worker).\n"
 	      "# TYPE netflash_jobs gauge\n", out);
-	for (unsigned i = 0; i < 5; i++)
+	for (unsigned i = 0; i < NF_JOB_STATES; i++)
 		fprintf(out, "netflash_jobs{state=\"%s\"} %u\n", nf_job_state_name((enum nf_job_state)i), mt.jobs[i]);
 	fprintf(out, "# HELP netflash_bytes_written_total Image bytes of verified jobs.\n"
 		"# TYPE netflash_bytes_written_total counter\nnetflash_bytes_written_total %llu\n",

@@ -17,6 +17,7 @@
 
 static const char *const event_names[] = {
 	[NF_HOOK_DONE] = "done", [NF_HOOK_FAILED] = "failed", [NF_HOOK_ENROLLED] = "enrolled",
+	[NF_HOOK_CONTESTED] = "contested",
 };
 
 NF_DEFINE_STRING_TABLE(nf_hook_event_name, nf_hook_event_parse, enum nf_hook_event, event_names, "done")

@@ -18,6 +18,7 @@ enum nf_hook_event {
 	NF_HOOK_DONE,     /* a worker's card was flashed and verified: it is released */
 	NF_HOOK_FAILED,   /* a worker's job failed (or its DONE did not match) */
 	NF_HOOK_ENROLLED, /* a worker was enrolled (enroll, mass-flash, reimage) */
+	NF_HOOK_CONTESTED, /* a second host claimed a worker's job (docs/security.md) */
 };
 
 /* "done", "failed", "enrolled". Never NULL. */

@@ -9,12 +9,15 @@
 
 static const char *const event_names[] = {
 	[NF_WEV_RELEASE] = "release", [NF_WEV_TRIES_OUT] = "tries-out", [NF_WEV_CARD_FINAL] = "card-final",
+	[NF_WEV_CONTEST] = "contest", [NF_WEV_FORCE_RELEASE] = "force-release",
 };
 NF_DEFINE_STRING_TABLE(nf_worker_event_name, nf_worker_event_parse, enum nf_worker_event, event_names, "event")
 
 /* Every move a worker's state may make. A diskless worker runs no jobs:
  * it fails neither way. Releasing a released worker again is allowed (an
- * admin's release after a crash, recovery completing one). */
+ * admin's release after a crash, recovery completing one). A contested
+ * worker leaves that state only by the admin: release --force, or a new
+ * enroll (which writes a new row, not a transition). */
 static const struct {
 	enum nf_worker_state from;
 	enum nf_worker_event ev;
@@ -28,6 +31,14 @@ static const struct {
 	{ NF_WORKER_FAILED, NF_WEV_TRIES_OUT, NF_WORKER_FAILED },
 	{ NF_WORKER_ENROLLED, NF_WEV_CARD_FINAL, NF_WORKER_FAILED },
 	{ NF_WORKER_FAILED, NF_WEV_CARD_FINAL, NF_WORKER_FAILED },
+	{ NF_WORKER_ENROLLED, NF_WEV_CONTEST, NF_WORKER_CONTESTED },
+	{ NF_WORKER_FAILED, NF_WEV_CONTEST, NF_WORKER_CONTESTED },
+	{ NF_WORKER_CONTESTED, NF_WEV_CONTEST, NF_WORKER_CONTESTED },
+	{ NF_WORKER_ENROLLED, NF_WEV_FORCE_RELEASE, NF_WORKER_RELEASED },
+	{ NF_WORKER_DISKLESS, NF_WEV_FORCE_RELEASE, NF_WORKER_RELEASED },
+	{ NF_WORKER_FAILED, NF_WEV_FORCE_RELEASE, NF_WORKER_RELEASED },
+	{ NF_WORKER_RELEASED, NF_WEV_FORCE_RELEASE, NF_WORKER_RELEASED },
+	{ NF_WORKER_CONTESTED, NF_WEV_FORCE_RELEASE, NF_WORKER_RELEASED },
 };
 
 int worker_transition(struct master *m, struct store *st, const char *mac, enum nf_worker_event ev,

@@ -16,6 +16,8 @@ enum nf_worker_event {
 	NF_WEV_RELEASE,    /* a verified DONE, netflash release, recovery: boots its card */
 	NF_WEV_TRIES_OUT,  /* its last allowed attempt failed */
 	NF_WEV_CARD_FINAL, /* its card failed in a way no retry helps (probe, read-only) */
+	NF_WEV_CONTEST,    /* a second host claimed its job: nothing it says releases it */
+	NF_WEV_FORCE_RELEASE, /* the admin's release --force: from any state, contested too */
 };
 const char *nf_worker_event_name(enum nf_worker_event ev);
 int nf_worker_event_parse(const char *name, enum nf_worker_event *out);

@@ -40,6 +40,21 @@ static int take_lock(struct master *m, enum release_lock how, char *why, size_t 
 	return -EINVAL;
 }
 
+/* A contested worker is released by the admin alone (RELEASE_FORCE): no
+ * DONE, whoever sent it, and no plain release. Returns 0 or -EPERM. */
+static int check_contest(struct store *st, const struct release *rel, char *why, size_t cap)
+{
+	struct enrollment *e = calloc(1, sizeof(*e));
+	int contested = e && store_get(st, rel->mac, e) == 0 && e->state == NF_WORKER_CONTESTED;
+
+	free(e);
+	if (!contested || (rel->flags & RELEASE_FORCE))
+		return 0;
+	snprintf(why, cap, "%s is contested (a second host claimed its job: netflash status); check its card, then "
+		 "release --force, or enroll it again", rel->mac);
+	return -EPERM;
+}
+
 /* RELEASE_CHECK: something netflash enrolled, by its row or its marked dir. */
 static int check_releasable(struct store *st, const char *tftp, const char *mac, char *why, size_t cap)
 {
@@ -94,7 +109,9 @@ static int commit(struct master *m, struct store *st, const struct release *rel,
 	if (r == 0 && (rel->flags & RELEASE_RESUME))
 		r = tell = row_unreleased(st, rel->mac);
 	/* No row (a stray marked dir the admin names) is nothing to mark. */
-	if (r >= 0 && tell && (r = worker_transition(m, st, rel->mac, NF_WEV_RELEASE, NULL)) == -ENOENT)
+	if (r >= 0 && tell &&
+	    (r = worker_transition(m, st, rel->mac, rel->flags & RELEASE_FORCE ? NF_WEV_FORCE_RELEASE : NF_WEV_RELEASE,
+				   NULL)) == -ENOENT)
 		r = 0;
 	if (r < 0) {
 		snprintf(why, cap, "the state database did not take the release; it is completed later");
@@ -114,6 +131,8 @@ static void drop_files(struct master *m, const struct release *rel, char *why, s
 		snprintf(old, sizeof(old), "%s.old", cur);
 		unlink(cur);
 		unlink(old);
+		snprintf(old, sizeof(old), "%s.sent", cur);
+		unlink(old);
 	}
 	if ((rel->flags & RELEASE_NFSROOT) && nfsroot_set(m, rel->mac, NULL, detail, sizeof(detail)) < 0)
 		snprintf(why, cap, "%s, ignoring", detail);
@@ -128,6 +147,8 @@ static int release_steps(struct master *m, struct store *st, const struct releas
 
 	master_path(m, tftp, sizeof(tftp), "tftp");
 	if ((rel->flags & RELEASE_CHECK) && (r = check_releasable(st, tftp, rel->mac, why, cap)) < 0)
+		return r;
+	if (!resume && (r = check_contest(st, rel, why, cap)) < 0)
 		return r;
 	/* From here the release is completed whatever interrupts it. */
 	if (!resume && (r = intent_write(m, rel->mac, &in)) < 0) {
@@ -167,10 +188,11 @@ int release_worker(struct master *m, struct store *st, const struct release *rel
 	return r;
 }
 
-int master_release(struct master *m, const char *mac, char *why, size_t cap)
+int master_release(struct master *m, const char *mac, int force, char *why, size_t cap)
 {
 	const struct release rel = {
-		.mac = mac, .lock = RELEASE_LOCK_WAIT, .flags = RELEASE_CHECK | RELEASE_NFSROOT,
+		.mac = mac, .lock = RELEASE_LOCK_WAIT,
+		.flags = RELEASE_CHECK | RELEASE_NFSROOT | (force ? RELEASE_FORCE : 0),
 		.event = { "by netflash release", "no tftp dir" },
 	};
 

@@ -35,6 +35,8 @@ enum release_lock {
  * the bytes it counted; the row and its history line only if not yet
  * released). */
 #define RELEASE_RESUME (1u << 2)
+/* The admin's release --force: also a contested worker (lifecycle.h). */
+#define RELEASE_FORCE (1u << 3)
 
 struct release {
 	const char *mac;        /* canonical, "b8-27-eb-d3-85-78" */
@@ -64,13 +66,14 @@ struct release {
  * success): -EBUSY (RELEASE_LOCK_TRY) the lock could not be taken now;
  * -EAGAIN the database did not take the release (the intent stays, a
  * retry or the next recovery completes it); -ENOENT / -EPERM
- * (RELEASE_CHECK); else the failing step's error, the intent staying once
- * it was written. */
+ * (RELEASE_CHECK); -EPERM also for a contested worker without
+ * RELEASE_FORCE (before anything is written); else the failing step's
+ * error, the intent staying once it was written. */
 int release_worker(struct master *m, struct store *st, const struct release *rel, char *why, size_t cap);
 
-/* `netflash release MAC` (mac canonical): release_worker() waiting for the
- * lock, with RELEASE_CHECK and RELEASE_NFSROOT. Returns as
- * release_worker(). */
-int master_release(struct master *m, const char *mac, char *why, size_t cap);
+/* `netflash release [--force] MAC` (mac canonical): release_worker()
+ * waiting for the lock, with RELEASE_CHECK and RELEASE_NFSROOT (and
+ * RELEASE_FORCE when force). Returns as release_worker(). */
+int master_release(struct master *m, const char *mac, int force, char *why, size_t cap);
 
 #endif

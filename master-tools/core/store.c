@@ -95,7 +95,7 @@ static void copy_col(sqlite3_stmt *st, int col, char *out, size_t cap)
 
 static const char *const worker_states[] = {
 	[NF_WORKER_ENROLLED] = "enrolled", [NF_WORKER_DISKLESS] = "diskless",
-	[NF_WORKER_RELEASED] = "released", [NF_WORKER_FAILED] = "failed",
+	[NF_WORKER_RELEASED] = "released", [NF_WORKER_FAILED] = "failed", [NF_WORKER_CONTESTED] = "contested",
 };
 static const char *const job_states[] = {
 	[NF_JOB_RUNNING] = "running", [NF_JOB_DONE] = "done", [NF_JOB_FAILED] = "failed",
@@ -213,7 +213,7 @@ static const char *const event_kind_names[] = {
 	[NF_EVENT_JOB] = "job", [NF_EVENT_JOB_FAILED] = "failed", [NF_EVENT_JOB_KEPT] = "kept",
 	[NF_EVENT_BOARD] = "board", [NF_EVENT_CARD] = "card", [NF_EVENT_LOG] = "log", [NF_EVENT_POWER] = "power",
 	[NF_EVENT_TFTP] = "tftp", [NF_EVENT_REIMAGE] = "reimage", [NF_EVENT_MASS_FLASH] = "mass-flash",
-	[NF_EVENT_HOOK] = "hook",
+	[NF_EVENT_HOOK] = "hook", [NF_EVENT_CONTEST] = "contest",
 };
 
 NF_DEFINE_STRING_TABLE(nf_event_kind_name, nf_event_kind_parse, enum nf_event_kind, event_kind_names, "event")

@@ -17,7 +17,10 @@ enum nf_worker_state {
 	NF_WORKER_DISKLESS,          /* netboots a system over NFS (enroll --nfsroot) */
 	NF_WORKER_RELEASED,          /* flashed and verified, or released: boots its card */
 	NF_WORKER_FAILED,            /* out of attempts, or a permanent card fault */
+	NF_WORKER_CONTESTED,         /* a second host claimed its job (docs/security.md):
+				      * no release until release --force or a new enroll */
 };
+#define NF_WORKER_STATES (NF_WORKER_CONTESTED + 1)
 
 /* A job's state. Stored as its name (nf_job_state_name). */
 enum nf_job_state {
@@ -27,6 +30,7 @@ enum nf_job_state {
 	NF_JOB_KEPT,                 /* DONE that did not match: the worker was kept */
 	NF_JOB_ABANDONED,            /* the worker started over, or the job could not start */
 };
+#define NF_JOB_STATES (NF_JOB_ABANDONED + 1)
 
 /* Names for the database and the CLI: "enrolled" ... Never NULL. */
 const char *nf_worker_state_name(enum nf_worker_state s);
@@ -101,6 +105,7 @@ enum nf_event_kind {
 	NF_EVENT_REIMAGE,     /* netflash-agent made its card non-bootable */
 	NF_EVENT_MASS_FLASH,  /* mass-flash enrolled it */
 	NF_EVENT_HOOK,        /* a hook ran for it: name, exit status, output */
+	NF_EVENT_CONTEST,     /* a second host claimed its job: both peers */
 };
 /* The stored name ("enroll", "failed", "mass-flash", ...). Never NULL. */
 const char *nf_event_kind_name(enum nf_event_kind k);

@@ -54,6 +54,18 @@ struct conn {
 struct nf_actions;
 struct nf_http;
 
+/* The first host to prove an enrollment's token claims its job: the
+ * address it came from and the MAC its neighbour entry held. Another
+ * address with the same token is a second claimant (docs/security.md). */
+struct claim {
+	char mac[18];
+	char token[65];
+	struct in_addr addr;
+	uint8_t seen[6];        /* its neighbour entry's MAC (have_seen) */
+	int have_seen;
+};
+#define CLAIMS_MAX 4096
+
 struct daemon {
 	struct master m;
 	struct store *st;
@@ -74,6 +86,8 @@ struct daemon {
 	unsigned n_http_names;
 	char netflash_bin[PATH_MAX]; /* runs the hooks and the API's actions; empty: cannot */
 	struct nf_actions *actions;  /* the API's actions; NULL: none */
+	struct claim *claims;        /* CLAIMS_MAX, a worker's slot reused for its next enrollment */
+	unsigned nclaims;
 	struct nf_http *http;
 };
 

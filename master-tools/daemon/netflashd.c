@@ -276,6 +276,10 @@ int main(int argc, char **argv)
 	if ((r = parse_args(&d, argc, argv, listen_spec, sizeof(listen_spec))) != 0)
 		return r;
 	conn_size_for_fds(&d);
+	if (!(d.claims = calloc(CLAIMS_MAX, sizeof(*d.claims)))) {
+		nf_err("out of memory");
+		return 1;
+	}
 	/* Finish what a kill left half done before serving anyone. */
 	if ((r = master_lock(&d.m)) < 0) {
 		char why[PATH_MAX + 100];

@@ -4,6 +4,7 @@
  * CARD, FAIL, and DONE, whose digest must be the catalog's before the
  * worker is released (release.c); QUERY and PROVE for netflash-agent.
  * Handlers return as daemon_int.h says; they log, conn.c sends. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "parse.h"
 #include "patch.h"
 #include "provision.h"
+#include "recover.h"
 #include "release.h"
 
 #define LOG_LINES_MAX 1000     /* worker console lines kept per connection */
@@ -95,6 +97,8 @@ out:
 	return r;
 }
 
+static int secrets_once(struct daemon *d, struct conn *c);
+
 /* Sends job j (fresh: with its patch) and makes c IN_JOB. Returns 0, or
  * -errno after NOJOB (image or patch unusable) or a failed send, logged. */
 static int send_job(struct daemon *d, struct conn *c, const struct job *j, int fresh)
@@ -129,6 +133,12 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 	/* A resumed job already has its patch: it came with the first JOB. */
 	if (!fresh)
 		nf_patch_free(&patch);
+	if (patch.n && secrets_once(d, c) < 0) {
+		nf_patch_free(&patch);
+		store_job_end(d->st, j->id, NF_JOB_ABANDONED, "contested", 0, 0);
+		conn_reply_simple(c, "NOJOB", "contested");
+		return -EACCES;
+	}
 	if (patch.n) {
 		nf_patch_digest(&patch, jm.patch_sha256);
 		jm.patch = patch.bytes;
@@ -285,6 +295,139 @@ static int on_query(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	return -ESHUTDOWN;
 }
 
+/* ---- one claimant per job (docs/security.md) ------------------------------ */
+
+static void run_hooks(struct daemon *d, struct conn *c, enum nf_hook_event ev, const struct job *j,
+		      const char *result, const char *reason, uint64_t bytes, double seconds);
+
+/* c's worker is contested (why: who the two claimants are): its state
+ * says so with both peers, its history and the log too, and the contested
+ * hooks run. From now on nothing a worker says releases it; the admin's
+ * release --force or a new enroll does. */
+static void contest(struct daemon *d, struct conn *c, const char *why)
+{
+	char detail[400];
+
+	snprintf(detail, sizeof(detail), "contested: %s", why);
+	worker_transition(&d->m, d->st, c->mac.s, NF_WEV_CONTEST, detail);
+	store_event(d->st, c->mac.s, NF_EVENT_CONTEST, why);
+	nf_warn("%s is contested: %s; it will not be released until release --force or a new enroll", c->mac.s,
+		why);
+	run_hooks(d, c, NF_HOOK_CONTESTED, NULL, "contested", why, 0, 0);
+}
+
+/* c's worker's claim: the slot of its MAC (a new enrollment's token
+ * replaces the old claim), or NULL when the table is full. */
+static struct claim *find_claim(struct daemon *d, const struct conn *c, int *fresh)
+{
+	struct claim *k = NULL;
+
+	*fresh = 0;
+	for (unsigned i = 0; i < d->nclaims && !k; i++)
+		if (strcmp(d->claims[i].mac, c->mac.s) == 0)
+			k = &d->claims[i];
+	if (!k && d->nclaims < CLAIMS_MAX)
+		k = &d->claims[d->nclaims++];
+	if (k && (strcmp(k->mac, c->mac.s) != 0 || strcmp(k->token, c->token) != 0)) {
+		memset(k, 0, sizeof(*k));
+		snprintf(k->mac, sizeof(k->mac), "%s", c->mac.s);
+		snprintf(k->token, sizeof(k->token), "%s", c->token);
+		k->addr = c->addr;
+		*fresh = 1;
+	}
+	return k;
+}
+
+/* The first HELLO with an enrollment's token claims its job from its
+ * address; a HELLO from another address is a second claimant: both are
+ * named and the worker contested. Returns 1 when c is that second
+ * claimant, else 0. */
+static int claim_job(struct daemon *d, struct conn *c)
+{
+	char first[INET_ADDRSTRLEN], why[300];
+	struct claim *k;
+	int fresh;
+	char dev[32];
+
+	if (!(k = find_claim(d, c, &fresh)))
+		return 0;
+	if (fresh) {
+		k->have_seen = d->peer_check && neigh_lookup(d->neigh_table, c->addr, k->seen, dev, sizeof(dev)) == 0;
+		return 0;
+	}
+	if (k->addr.s_addr == c->addr.s_addr)
+		return 0;
+	inet_ntop(AF_INET, &k->addr, first, sizeof(first));
+	snprintf(why, sizeof(why), "a second host, %s, proved its token while its job is claimed by %s", c->peer, first);
+	contest(d, c, why);
+	return 1;
+}
+
+/* c's job ended in a failure: the worker netboots again and claims its
+ * next job afresh (its address may change with a new lease). Its
+ * provisioning secrets stay with the address they went to. */
+static void forget_claim(struct daemon *d, const struct conn *c)
+{
+	for (unsigned i = 0; i < d->nclaims; i++)
+		if (strcmp(d->claims[i].mac, c->mac.s) == 0)
+			d->claims[i].token[0] = '\0';
+}
+
+/* At DONE: the claimant's address must still be at the MAC its neighbour
+ * entry held at HELLO (a forged ARP reply moves it). Returns 1 when it
+ * moved (the worker is now contested), else 0. */
+static int claim_moved(struct daemon *d, struct conn *c)
+{
+	struct claim *k;
+	struct nf_mac now_m, then_m;
+	uint8_t seen[6];
+	char dev[32], why[300];
+	int fresh;
+
+	if (!d->peer_check || !(k = find_claim(d, c, &fresh)) || fresh || !k->have_seen ||
+	    neigh_lookup(d->neigh_table, c->addr, seen, dev, sizeof(dev)) < 0 || memcmp(seen, k->seen, 6) == 0)
+		return 0;
+	nf_mac_set(&now_m, seen);
+	nf_mac_set(&then_m, k->seen);
+	snprintf(why, sizeof(why), "the neighbour entry of %s moved from %s to %s during its job", c->peer, then_m.s,
+		 now_m.s);
+	contest(d, c, why);
+	return 1;
+}
+
+/* A job's provisioning secrets go to one claimant: the first address that
+ * was sent them for this enrollment (ROOT/state/provision/MAC.patch.sent:
+ * "GENERATION ADDRESS", kept across restarts) may be sent them again (a
+ * retry after a failed flash); anyone else is refused, and the worker
+ * contested with the secrets named exposed. Returns 0 (send them) or
+ * -EACCES (refused). */
+static int secrets_once(struct daemon *d, struct conn *c)
+{
+	char path[PATH_MAX], line[64], gen[17], addr[INET_ADDRSTRLEN], want[64], why[300];
+	ssize_t n;
+
+	if (provision_patch_path(&d->m, c->mac.s, path, sizeof(path) - 5) < 0)
+		return 0;
+	strcat(path, ".sent");
+	master_generation(c->token, gen);
+	inet_ntop(AF_INET, &c->addr, addr, sizeof(addr));
+	snprintf(want, sizeof(want), "%s %s\n", gen, addr);
+	n = nf_read_file(path, line, sizeof(line) - 1);
+	if (n > 17 && strncmp(line, gen, 16) == 0 && line[16] == ' ') {
+		line[n] = '\0';
+		if (strcmp(line, want) == 0)
+			return 0;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(why, sizeof(why), "%s asked for its provisioning secrets, which went to %s already: treat the "
+			 "Wi-Fi PSK and password of this enrollment as exposed", c->peer, line + 17);
+		contest(d, c, why);
+		return -EACCES;
+	}
+	if (nf_write_file_atomic(path, want, strlen(want), 0600) < 0)
+		nf_warn("%s: cannot record where its provisioning secrets went (%s), ignoring", c->mac.s, path);
+	return 0;
+}
+
 static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
 	struct enrollment *e = &d->e;
@@ -301,6 +444,8 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	/* Every connection can add a job and 1000 lines: bound them per worker. */
 	if (store_trim_worker(d->st, c->mac.s, JOBS_KEPT, EVENTS_KEPT) < 0)
 		nf_warn("cannot trim the history of %s, ignoring", c->mac.s);
+	if (e->state == NF_WORKER_ENROLLED && claim_job(d, c))
+		return conn_reply_simple(c, "NOJOB", "contested");
 	if (e->state != NF_WORKER_ENROLLED)
 		return conn_reply_simple(c, "NOJOB", nf_worker_state_name(e->state));
 	/* A reconnect names its job: resume it, or say it is done already. */
@@ -407,6 +552,7 @@ static void count_failure(struct daemon *d, struct conn *c, enum nf_job_state st
 	int n;
 
 	store_job_end(d->st, c->job, state, reason, bytes, seconds);
+	forget_claim(d, c);
 	n = store_add_attempt(d->st, c->mac.s, reason);
 	store_event(d->st, c->mac.s, state == NF_JOB_KEPT ? NF_EVENT_JOB_KEPT : NF_EVENT_JOB_FAILED, reason);
 	if (n >= (int)d->max_attempts) {
@@ -491,6 +637,13 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		return conn_reply_simple(c, "RELEASED", "already"); /* a retry after our crash: released once */
 	if (j.state != NF_JOB_RUNNING)
 		return conn_reply_simple(c, "KEPT", "job-not-running");
+	/* Whatever a contested job's DONE says, it releases nothing. */
+	if (claim_moved(d, c) || (store_get(d->st, c->mac.s, &d->e) == 0 && d->e.state == NF_WORKER_CONTESTED)) {
+		nf_warn("%s job %llu: DONE while its worker is contested; TFTP dir kept", c->mac.s,
+			(unsigned long long)j.id);
+		store_job_end(d->st, j.id, NF_JOB_KEPT, "contested", done.bytes, done.seconds);
+		return conn_reply_simple(c, "KEPT", "contested");
+	}
 	if ((r = master_read_manifest(&d->m, j.image, &man)) < 0) {
 		/* The master's fault (an image removed, a damaged manifest, no fds),
 		 * never the worker's: no attempt is counted, the job stays open. */
