@@ -120,19 +120,25 @@ static int write_runs(struct flash *f, const struct chunk *c, size_t from, size_
 static int wipe_head(struct flash *f)
 {
 	uint64_t len = NF_BLOCK;
+	size_t rlen;
 	ssize_t n;
 	int r;
 
 	if (f->tgt.size < len)
 		len = f->tgt.size & ~511ull;
+	/* A regular file holds nothing past its old end: a new or short file
+	 * is not grown by the wipe (the image's own writes grow it). */
+	if (!f->tgt.is_blk && f->tgt.initial_size < len)
+		len = f->tgt.initial_size;
 	if (!len)
 		return 0;
+	rlen = (size_t)((len + f->tgt.align - 1) / f->tgt.align * f->tgt.align);
 	r = nf_target_write_zeros(&f->tgt, 0, (size_t)len, f->writer.zeros);
 	if (r < 0) {
 		flash_fail(f, r, NF_STAGE_WRITE, "cannot wipe the first MiB of '%s': %s", f->tgt.path, strerror(-r));
 		return r;
 	}
-	n = nf_target_read(&f->tgt, f->writer.head_check, (size_t)len, 0);
+	n = nf_target_read(&f->tgt, f->writer.head_check, rlen, 0);
 	if (n < (ssize_t)len || !nf_is_zero(f->writer.head_check, (size_t)len)) {
 		flash_fail(f, n < 0 ? (int)n : -EIO, NF_STAGE_WRITE, "the first MiB of '%s' %s after it was wiped; "
 			   "nothing of the image was written", f->tgt.path,

@@ -54,4 +54,12 @@ if [ -b "$rootdev" ]; then
 else
 	echo "SKIP: / is not on a block device here ($rootdev)"
 fi
+# A new file as the target of an image smaller than the head (1 MiB): the
+# head wipe does not grow it; it holds the image and nothing more.
+head -c $((600 * 1024)) /dev/urandom >"$T/small.img"
+echo 'start=64, type=83' | sfdisk -q --no-reread --no-tell-kernel "$T/small.img" >/dev/null
+"$NFW" --progress=none --no-probe-capacity "$T/small.img" "$T/small.out" 2>"$T/small.log" &&
+	[ "$(stat -c %s "$T/small.out")" = $((600 * 1024)) ] && cmp -s "$T/small.img" "$T/small.out" &&
+	pass "a new file target of a 600 KiB image is that image, 600 KiB" ||
+	fail "small image into a new file: $(stat -c %s "$T/small.out" 2>&1); $(cat "$T/small.log")"
 finish
