@@ -441,7 +441,8 @@ static int try_zero_method(struct nf_target *t, uint64_t off, size_t len)
 	if (len > t->check_cap) {
 		free(t->check_buf);
 		t->check_cap = 0;
-		if (!(t->check_buf = aligned_alloc(4096, (len + 4095) / 4096 * 4096)))
+		/* 8 bytes over: try_zero_method keeps a word read back there. */
+		if (!(t->check_buf = aligned_alloc(4096, (len + 8 + 4095) / 4096 * 4096)))
 			return -ENOMEM;
 		t->check_cap = len;
 	}
@@ -461,14 +462,19 @@ static int try_zero_method(struct nf_target *t, uint64_t off, size_t len)
 			 (unsigned long long)off, zero_method_name(t->zero));
 		return 1;
 	}
-	uint8_t want[8];
+	/* What the marker held there: the range was read back into the
+	 * buffer it was made in, so make it again and compare that word. */
+	size_t w = i / 8 * 8, wl = len - w < 8 ? len - w : 8;
+	int kept;
 
-	fill_marker(want, sizeof(want), off + i / 8 * 8);
+	memcpy(t->check_buf + len, t->check_buf + w, wl); /* the word read back, aside */
+	fill_marker(t->check_buf, len, off);
+	kept = memcmp(t->check_buf + w, t->check_buf + len, wl) == 0;
 	snprintf(t->zero_note, sizeof(t->zero_note), "zero runs are written: after %s the card read back %s at "
 		 "offset %llu", zero_method_name(t->zero),
-		 t->check_buf[i] == 0xff ? "0xFF (it erases to ones)" :
-		 memcmp(t->check_buf + i / 8 * 8, want, sizeof(want)) == 0 ? "old data (the marker written there)" :
-		 "neither zeros nor the old data", (unsigned long long)(off + i));
+		 t->check_buf[len + (i - w)] == 0xff ? "0xFF (it erases to ones)" :
+		 kept ? "old data (the marker written there)" : "neither zeros nor the old data",
+		 (unsigned long long)(off + i));
 	t->zero = NF_ZERO_WRITE;
 	return 0;
 }

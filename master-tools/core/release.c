@@ -113,6 +113,12 @@ static int commit(struct master *m, struct store *st, const struct release *rel,
 	    (r = worker_transition(m, st, rel->mac, rel->flags & RELEASE_FORCE ? NF_WEV_FORCE_RELEASE : NF_WEV_RELEASE,
 				   NULL)) == -ENOENT)
 		r = 0;
+	if (r == -EPERM) {
+		/* Contested since the intent was written (lifecycle.h): an
+		 * interrupted release does not go on; the admin decides. */
+		snprintf(why, cap, "%s is contested; release --force it after checking its card", rel->mac);
+		return -EPERM;
+	}
 	if (r < 0) {
 		snprintf(why, cap, "the state database did not take the release; it is completed later");
 		return -EAGAIN;

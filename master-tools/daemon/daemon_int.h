@@ -63,6 +63,9 @@ struct claim {
 	struct in_addr addr;
 	uint8_t seen[6];        /* its neighbour entry's MAC (have_seen) */
 	int have_seen;
+	int contested;          /* a second claimant was seen: said once, and its
+				 * DONE is refused even if the state database did
+				 * not take the contest */
 };
 #define CLAIMS_MAX 4096
 

@@ -321,13 +321,20 @@ int main(int argc, char **argv)
 		struct epoll_event evs[64];
 		int n = epoll_wait(d.epfd, evs, 64, d.accept_resume_ms ? ACCEPT_PAUSE_MS / 5 : 1000);
 
+		int accept_ready = 0;
+
 		conn_resume_accept(&d);
+		/* Accepting may close another connection (the oldest without a
+		 * HELLO makes room): do it after this batch's reads, which may
+		 * still name that connection. */
 		for (int i = 0; i < n; i++) {
 			if (!evs[i].data.ptr)
-				conn_accept(&d);
+				accept_ready = 1;
 			else
 				conn_readable(&d, evs[i].data.ptr);
 		}
+		if (accept_ready)
+			conn_accept(&d);
 		nf_actions_reap(d.actions);
 		conn_sweep(&d);
 		recover_now_and_then(&d);

@@ -133,11 +133,11 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 	/* A resumed job already has its patch: it came with the first JOB. */
 	if (!fresh)
 		nf_patch_free(&patch);
-	if (patch.n && secrets_once(d, c) < 0) {
+	if (patch.n && (r = secrets_once(d, c)) < 0) {
 		nf_patch_free(&patch);
-		store_job_end(d->st, j->id, NF_JOB_ABANDONED, "contested", 0, 0);
-		conn_reply_simple(c, "NOJOB", "contested");
-		return -EACCES;
+		store_job_end(d->st, j->id, NF_JOB_ABANDONED, r == -EACCES ? "contested" : "master-error", 0, 0);
+		conn_reply_simple(c, "NOJOB", r == -EACCES ? "contested" : "master-error");
+		return r;
 	}
 	if (patch.n) {
 		nf_patch_digest(&patch, jm.patch_sha256);
@@ -304,12 +304,32 @@ static void run_hooks(struct daemon *d, struct conn *c, enum nf_hook_event ev, c
  * says so with both peers, its history and the log too, and the contested
  * hooks run. From now on nothing a worker says releases it; the admin's
  * release --force or a new enroll does. */
+/* The claim on mac's current job, or NULL. */
+static struct claim *claim_lookup(struct daemon *d, const char *mac)
+{
+	for (unsigned i = 0; i < d->nclaims; i++)
+		if (strcmp(d->claims[i].mac, mac) == 0 && d->claims[i].token[0])
+			return &d->claims[i];
+	return NULL;
+}
+
 static void contest(struct daemon *d, struct conn *c, const char *why)
 {
+	struct claim *k = claim_lookup(d, c->mac.s);
 	char detail[400];
+	int r;
 
+	if (k && k->contested)
+		return; /* said once; its state, history and hooks have it */
 	snprintf(detail, sizeof(detail), "contested: %s", why);
-	worker_transition(&d->m, d->st, c->mac.s, NF_WEV_CONTEST, detail);
+	r = worker_transition(&d->m, d->st, c->mac.s, NF_WEV_CONTEST, detail);
+	if (r == -EPERM)
+		return; /* released or re-enrolled meanwhile: no job to contest */
+	if (r < 0)
+		nf_err("%s: cannot record that it is contested (%s); its DONE is refused all the same", c->mac.s,
+		       nf_strerror(r));
+	if (k)
+		k->contested = 1;
 	store_event(d->st, c->mac.s, NF_EVENT_CONTEST, why);
 	nf_warn("%s is contested: %s; it will not be released until release --force or a new enroll", c->mac.s,
 		why);
@@ -328,6 +348,12 @@ static struct claim *find_claim(struct daemon *d, const struct conn *c, int *fre
 			k = &d->claims[i];
 	if (!k && d->nclaims < CLAIMS_MAX)
 		k = &d->claims[d->nclaims++];
+	/* Full: a claim its job's failure ended makes room. */
+	for (unsigned i = 0; i < d->nclaims && !k; i++)
+		if (!d->claims[i].token[0])
+			k = &d->claims[i];
+	if (!k)
+		nf_warn("%s: the claims table is full (%d); its job is not claimed", c->mac.s, CLAIMS_MAX);
 	if (k && (strcmp(k->mac, c->mac.s) != 0 || strcmp(k->token, c->token) != 0)) {
 		memset(k, 0, sizeof(*k));
 		snprintf(k->mac, sizeof(k->mac), "%s", c->mac.s);
@@ -384,7 +410,7 @@ static int claim_moved(struct daemon *d, struct conn *c)
 	char dev[32], why[300];
 	int fresh;
 
-	if (!d->peer_check || !(k = find_claim(d, c, &fresh)) || fresh || !k->have_seen ||
+	if (!d->peer_check || !(k = find_claim(d, c, &fresh)) || fresh || k->contested || !k->have_seen ||
 	    neigh_lookup(d->neigh_table, c->addr, seen, dev, sizeof(dev)) < 0 || memcmp(seen, k->seen, 6) == 0)
 		return 0;
 	nf_mac_set(&now_m, seen);
@@ -399,20 +425,27 @@ static int claim_moved(struct daemon *d, struct conn *c)
  * was sent them for this enrollment (ROOT/state/provision/MAC.patch.sent:
  * "GENERATION ADDRESS", kept across restarts) may be sent them again (a
  * retry after a failed flash); anyone else is refused, and the worker
- * contested with the secrets named exposed. Returns 0 (send them) or
- * -EACCES (refused). */
+ * contested with the secrets named exposed. Fails closed: where the record
+ * cannot be read or written, nobody gets them. Returns 0 (send them),
+ * -EACCES (refused: contested) or -EIO (refused: the master's fault,
+ * logged). */
 static int secrets_once(struct daemon *d, struct conn *c)
 {
 	char path[PATH_MAX], line[64], gen[17], addr[INET_ADDRSTRLEN], want[64], why[300];
 	ssize_t n;
 
 	if (provision_patch_path(&d->m, c->mac.s, path, sizeof(path) - 5) < 0)
-		return 0;
+		return -EIO;
 	strcat(path, ".sent");
 	master_generation(c->token, gen);
 	inet_ntop(AF_INET, &c->addr, addr, sizeof(addr));
 	snprintf(want, sizeof(want), "%s %s\n", gen, addr);
 	n = nf_read_file(path, line, sizeof(line) - 1);
+	if (n < 0 && n != -ENOENT) {
+		nf_err("%s: cannot read where its provisioning secrets went (%s): %s; not sending them", c->mac.s, path,
+		       nf_strerror((int)n));
+		return -EIO;
+	}
 	if (n > 17 && strncmp(line, gen, 16) == 0 && line[16] == ' ') {
 		line[n] = '\0';
 		if (strcmp(line, want) == 0)
@@ -423,8 +456,10 @@ static int secrets_once(struct daemon *d, struct conn *c)
 		contest(d, c, why);
 		return -EACCES;
 	}
-	if (nf_write_file_atomic(path, want, strlen(want), 0600) < 0)
-		nf_warn("%s: cannot record where its provisioning secrets went (%s), ignoring", c->mac.s, path);
+	if (nf_write_file_atomic(path, want, strlen(want), 0600) < 0) {
+		nf_err("%s: cannot record where its provisioning secrets go (%s); not sending them", c->mac.s, path);
+		return -EIO;
+	}
 	return 0;
 }
 
@@ -638,7 +673,8 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	if (j.state != NF_JOB_RUNNING)
 		return conn_reply_simple(c, "KEPT", "job-not-running");
 	/* Whatever a contested job's DONE says, it releases nothing. */
-	if (claim_moved(d, c) || (store_get(d->st, c->mac.s, &d->e) == 0 && d->e.state == NF_WORKER_CONTESTED)) {
+	if (claim_moved(d, c) || (claim_lookup(d, c->mac.s) && claim_lookup(d, c->mac.s)->contested) ||
+	    (store_get(d->st, c->mac.s, &d->e) == 0 && d->e.state == NF_WORKER_CONTESTED)) {
 		nf_warn("%s job %llu: DONE while its worker is contested; TFTP dir kept", c->mac.s,
 			(unsigned long long)j.id);
 		store_job_end(d->st, j.id, NF_JOB_KEPT, "contested", done.bytes, done.seconds);
