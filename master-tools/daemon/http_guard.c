@@ -122,27 +122,26 @@ void http_guard_closed(struct http_guard *g, void **slot)
 	*slot = NULL;
 }
 
-void http_guard_head_done(struct http_guard *g, void *slot)
+/* The slot's head: done (no deadline), or awaited from now on. */
+static void set_head(struct http_guard *g, struct slot *s, int done)
 {
-	struct slot *s = slot;
-
 	if (!s)
 		return;
 	pthread_mutex_lock(&g->lock);
-	s->head_done = 1;
+	s->head_done = done;
+	if (!done)
+		s->since = now_s();
 	pthread_mutex_unlock(&g->lock);
+}
+
+void http_guard_head_done(struct http_guard *g, void *slot)
+{
+	set_head(g, slot, 1);
 }
 
 void http_guard_request_done(struct http_guard *g, void *slot)
 {
-	struct slot *s = slot;
-
-	if (!s)
-		return;
-	pthread_mutex_lock(&g->lock);
-	s->head_done = 0;
-	s->since = now_s();
-	pthread_mutex_unlock(&g->lock);
+	set_head(g, slot, 0);
 }
 
 int http_guard_stream_take(struct http_guard *g, void *slot)

@@ -62,15 +62,9 @@ wait_for "$T/hang.pid" . &&
 	kill -0 "$(cat "$T/hang.pid")" 2>/dev/null && pass "the daemon answered DONE without waiting for the hooks" ||
 	fail "the hang hook is not running"
 "$NF" --root "$MR" enroll "$M2" --image pios >/dev/null
-exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
-printf 'HELLO v=1 mac=%s token=%s\n' "$M2" "$(token_of "$M2")" >&"$c"
-read -r -t 2 job <&"$c" || true
-id=$(sed -n 's/^JOB id=\([0-9]*\).*/\1/p' <<<"$job")
-printf 'FAIL id=%s stage=verify reason=block%%20at%%204096%%20differs\n' "$id" >&"$c"
-read -r -t 2 ans <&"$c" || true
-exec {c}>&-
-[ -n "$id" ] && kill -0 "$(cat "$T/hang.pid")" 2>/dev/null &&
-	pass "a worker's HELLO is answered while a hook hangs" || fail "HELLO while a hook hangs: [$job] [$ans]"
+raw_fail "$M2" verify 'block%20at%204096%20differs'
+[ -n "$RAW_ID" ] && kill -0 "$(cat "$T/hang.pid")" 2>/dev/null &&
+	pass "a worker's HELLO is answered while a hook hangs" || fail "HELLO while a hook hangs: [$RAW_JOB] [$RAW_ANSWER]"
 wait_for "$T/failed.env" "NETFLASH_MAC=$D2" &&
 	has -x "NETFLASH_RESULT=failed" "$T/failed.env" && has -x "NETFLASH_REASON=verify: block at 4096 differs" "$T/failed.env" &&
 	has -x "NETFLASH_ATTEMPTS=1" "$T/failed.env" && has -x "NETFLASH_WORKER_STATE=enrolled" "$T/failed.env" &&

@@ -161,13 +161,7 @@ tok=$(cat "$MR/state/http.token" 2>/dev/null)
 # as formula starts too).
 M3=b8:27:eb:00:03:03 D3=b8-27-eb-00-03-03
 "$NF" --root "$MR" enroll "$M3" --image pios >/dev/null
-exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
-printf 'HELLO v=1 mac=%s token=%s target=%%09%%3D2%%2B2\n' "$M3" "$(token_of "$M3")" >&"$c"
-read -r -t 5 job <&"$c" || true
-id=$(sed -n 's/^JOB id=\([0-9]*\).*/\1/p' <<<"$job")
-printf 'FAIL id=%s stage=write reason=%%1B]0;pwned%%07%%1B[2J%%0D%%3Dcmd\n' "$id" >&"$c"
-read -r -t 5 ans <&"$c" || true
-exec {c}>&-
+raw_fail "$M3" write '%1B]0;pwned%07%1B[2J%0D%3Dcmd' 'target=%09%3D2%2B2'
 "$NF" --root "$MR" history --csv >"$T/h3.csv" && python3 -c 'import csv, sys
 raw = open(sys.argv[1], "rb").read()
 bad = [b for b in raw if (b < 0x20 and b != 0x0a) or b == 0x7f]
