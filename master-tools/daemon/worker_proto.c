@@ -300,10 +300,6 @@ static int on_query(struct daemon *d, struct conn *c, const struct nf_msg *m)
 static void run_hooks(struct daemon *d, struct conn *c, enum nf_hook_event ev, const struct job *j,
 		      const char *result, const char *reason, uint64_t bytes, double seconds);
 
-/* c's worker is contested (why: who the two claimants are): its state
- * says so with both peers, its history and the log too, and the contested
- * hooks run. From now on nothing a worker says releases it; the admin's
- * release --force or a new enroll does. */
 /* The claim on mac's current job, or NULL. */
 static struct claim *claim_lookup(struct daemon *d, const char *mac)
 {
@@ -313,6 +309,10 @@ static struct claim *claim_lookup(struct daemon *d, const char *mac)
 	return NULL;
 }
 
+/* c's worker is contested (why: who the two claimants are): its state
+ * says so with both peers, its history and the log too, and the contested
+ * hooks run, once per enrollment. From now on nothing a worker says
+ * releases it; the admin's release --force or a new enroll does. */
 static void contest(struct daemon *d, struct conn *c, const char *why)
 {
 	struct claim *k = claim_lookup(d, c->mac.s);
