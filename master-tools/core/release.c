@@ -40,15 +40,26 @@ static int take_lock(struct master *m, enum release_lock how, char *why, size_t 
 	return -EINVAL;
 }
 
+/* The state of mac's row into *state. Returns 0, -ENOENT (no row),
+ * -ENOMEM or -EIO. */
+static int row_state(struct store *st, const char *mac, enum nf_worker_state *state)
+{
+	struct enrollment *e = calloc(1, sizeof(*e));
+	int r = e ? store_get(st, mac, e) : -ENOMEM;
+
+	if (r == 0)
+		*state = e->state;
+	free(e);
+	return r;
+}
+
 /* A contested worker is released by the admin alone (RELEASE_FORCE): no
  * DONE, whoever sent it, and no plain release. Returns 0 or -EPERM. */
 static int check_contest(struct store *st, const struct release *rel, char *why, size_t cap)
 {
-	struct enrollment *e = calloc(1, sizeof(*e));
-	int contested = e && store_get(st, rel->mac, e) == 0 && e->state == NF_WORKER_CONTESTED;
+	enum nf_worker_state s = NF_WORKER_ENROLLED;
 
-	free(e);
-	if (!contested || (rel->flags & RELEASE_FORCE))
+	if (row_state(st, rel->mac, &s) < 0 || s != NF_WORKER_CONTESTED || (rel->flags & RELEASE_FORCE))
 		return 0;
 	snprintf(why, cap, "%s is contested (a second host claimed its job: netflash status); check its card, then "
 		 "release --force, or enroll it again", rel->mac);
@@ -59,10 +70,9 @@ static int check_contest(struct store *st, const struct release *rel, char *why,
 static int check_releasable(struct store *st, const char *tftp, const char *mac, char *why, size_t cap)
 {
 	char gen[32];
-	struct enrollment *e = calloc(1, sizeof(*e));
-	int known = e && store_get(st, mac, e) == 0, dir = tftpdir_exists(tftp, mac);
+	enum nf_worker_state s = NF_WORKER_ENROLLED;
+	int known = row_state(st, mac, &s) == 0, dir = tftpdir_exists(tftp, mac);
 
-	free(e);
 	if (!known && dir == 0) {
 		snprintf(why, cap, "%s is not enrolled (see netflash ls); nothing to release", mac);
 		return -ENOENT;
@@ -89,14 +99,10 @@ static int end_job(struct store *st, const struct release *rel)
 /* 1 if mac has a row that is not released yet, 0 if not, or -ENOMEM. */
 static int row_unreleased(struct store *st, const char *mac)
 {
-	struct enrollment *e = calloc(1, sizeof(*e));
-	int r;
+	enum nf_worker_state s = NF_WORKER_ENROLLED;
+	int r = row_state(st, mac, &s);
 
-	if (!e)
-		return -ENOMEM;
-	r = store_get(st, mac, e) == 0 && e->state != NF_WORKER_RELEASED;
-	free(e);
-	return r;
+	return r == -ENOMEM ? r : r == 0 && s != NF_WORKER_RELEASED;
 }
 
 /* The commit point (recover.h). Returns 1 when the history is to hear of

@@ -404,13 +404,12 @@ static void forget_claim(struct daemon *d, const struct conn *c)
  * moved (the worker is now contested), else 0. */
 static int claim_moved(struct daemon *d, struct conn *c)
 {
-	struct claim *k;
+	struct claim *k = claim_lookup(d, c->mac.s);
 	struct nf_mac now_m, then_m;
 	uint8_t seen[6];
 	char dev[32], why[300];
-	int fresh;
 
-	if (!d->peer_check || !(k = find_claim(d, c, &fresh)) || fresh || k->contested || !k->have_seen ||
+	if (!d->peer_check || !k || strcmp(k->token, c->token) != 0 || k->contested || !k->have_seen ||
 	    neigh_lookup(d->neigh_table, c->addr, seen, dev, sizeof(dev)) < 0 || memcmp(seen, k->seen, 6) == 0)
 		return 0;
 	nf_mac_set(&now_m, seen);
@@ -664,16 +663,15 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 
 	if (read_job_msg(d, c, m, &nf_done_vspec, &done, &j) < 0)
 		return conn_refuse(d, c, "bad-done", c->mac.s);
-	const uint8_t *sha = done.sha256;
-	uint64_t bytes = done.bytes;
-	double seconds = done.seconds;
 
 	if (j.state == NF_JOB_DONE)
 		return conn_reply_simple(c, "RELEASED", "already"); /* a retry after our crash: released once */
 	if (j.state != NF_JOB_RUNNING)
 		return conn_reply_simple(c, "KEPT", "job-not-running");
 	/* Whatever a contested job's DONE says, it releases nothing. */
-	if (claim_moved(d, c) || (claim_lookup(d, c->mac.s) && claim_lookup(d, c->mac.s)->contested) ||
+	struct claim *k = claim_lookup(d, c->mac.s);
+
+	if (claim_moved(d, c) || (k && k->contested) ||
 	    (store_get(d->st, c->mac.s, &d->e) == 0 && d->e.state == NF_WORKER_CONTESTED)) {
 		nf_warn("%s job %llu: DONE while its worker is contested; TFTP dir kept", c->mac.s,
 			(unsigned long long)j.id);
@@ -688,28 +686,28 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		return conn_reply_simple(c, "KEPT", r == -ENOENT ? "image-manifest-missing" : "master-error");
 	}
 	/* Never trust a claim of success: the digest must be the catalog's. */
-	if (memcmp(sha, man.sha256, 32) != 0 || bytes != man.image_size) {
-		int digest_ok = memcmp(sha, man.sha256, 32) == 0;
+	if (memcmp(done.sha256, man.sha256, 32) != 0 || done.bytes != man.image_size) {
+		int digest_ok = memcmp(done.sha256, man.sha256, 32) == 0;
 
 		snprintf(reason, sizeof(reason), "%s", digest_ok ? "size-mismatch" : "digest-mismatch");
 		nf_warn("%s job %llu: DONE with a %s; TFTP dir kept", c->mac.s, (unsigned long long)j.id,
 			digest_ok ? "wrong size" : "digest that is not the image's");
-		count_failure(d, c, NF_JOB_KEPT, reason, bytes, seconds);
+		count_failure(d, c, NF_JOB_KEPT, reason, done.bytes, done.seconds);
 		return conn_reply_simple(c, "KEPT", reason);
 	}
 	if (check_patch(d, c, &man, done.has_patch ? done.patch : NULL, reason, sizeof(reason)) < 0) {
 		nf_warn("%s job %llu: DONE without the provisioning patch's digest (%s); TFTP dir kept", c->mac.s,
 			(unsigned long long)j.id, reason);
-		count_failure(d, c, NF_JOB_KEPT, reason, bytes, seconds);
+		count_failure(d, c, NF_JOB_KEPT, reason, done.bytes, done.seconds);
 		return conn_reply_simple(c, "KEPT", reason);
 	}
-	if ((r = release(d, c, &j, bytes, seconds)) == -EAGAIN)
+	if ((r = release(d, c, &j, done.bytes, done.seconds)) == -EAGAIN)
 		return r; /* closed unanswered: the worker reconnects and sends DONE again */
 	if (r < 0)
 		return conn_reply_simple(c, "KEPT", "release-failed");
 	nf_info("%s job %llu verified (%llu bytes in %.1f s): released", c->mac.s, (unsigned long long)j.id,
-		(unsigned long long)bytes, seconds);
-	run_hooks(d, c, NF_HOOK_DONE, &j, "done", NULL, bytes, seconds);
+		(unsigned long long)done.bytes, done.seconds);
+	run_hooks(d, c, NF_HOOK_DONE, &j, "done", NULL, done.bytes, done.seconds);
 	return conn_reply_simple(c, "RELEASED", NULL);
 }
 
