@@ -98,6 +98,7 @@ out:
 }
 
 static int secrets_once(struct daemon *d, struct conn *c);
+static void note_exposed(struct daemon *d, const struct conn *c, char *why, size_t cap);
 
 /* Sends job j (fresh: with its patch) and makes c IN_JOB. Returns 0, or
  * -errno after NOJOB (image or patch unusable) or a failed send, logged. */
@@ -385,6 +386,7 @@ static int claim_job(struct daemon *d, struct conn *c)
 		return 0;
 	inet_ntop(AF_INET, &k->addr, first, sizeof(first));
 	snprintf(why, sizeof(why), "a second host, %s, proved its token while its job is claimed by %s", c->peer, first);
+	note_exposed(d, c, why, sizeof(why));
 	contest(d, c, why);
 	return 1;
 }
@@ -416,45 +418,85 @@ static int claim_moved(struct daemon *d, struct conn *c)
 	nf_mac_set(&then_m, k->seen);
 	snprintf(why, sizeof(why), "the neighbour entry of %s moved from %s to %s during its job", c->peer, then_m.s,
 		 now_m.s);
+	note_exposed(d, c, why, sizeof(why));
 	contest(d, c, why);
 	return 1;
 }
 
-/* A job's provisioning secrets go to one claimant: the first address that
- * was sent them for this enrollment (ROOT/state/provision/MAC.patch.sent:
- * "GENERATION ADDRESS", kept across restarts) may be sent them again (a
- * retry after a failed flash); anyone else is refused, and the worker
- * contested with the secrets named exposed. Fails closed: where the record
- * cannot be read or written, nobody gets them. Returns 0 (send them),
- * -EACCES (refused: contested) or -EIO (refused: the master's fault,
- * logged). */
-static int secrets_once(struct daemon *d, struct conn *c)
+/* Where c's enrollment's provisioning secrets went: reads
+ * ROOT/state/provision/MAC.patch.sent ("GENERATION ADDRESS\n", kept across
+ * restarts) into to (an IPv4 address, at least INET_ADDRSTRLEN bytes).
+ * path (PATH_MAX bytes) gets the record's path. Returns 1 (sent for this
+ * enrollment: to is set), 0 (not yet, or only for an older enrollment) or
+ * -errno (the record cannot be read; logged). */
+static int secrets_sent_to(struct daemon *d, const struct conn *c, char *path, char *to)
 {
-	char path[PATH_MAX], line[64], gen[17], addr[INET_ADDRSTRLEN], want[64], why[300];
+	char line[64], gen[17];
 	ssize_t n;
 
-	if (provision_patch_path(&d->m, c->mac.s, path, sizeof(path) - 5) < 0)
-		return -EIO;
+	if (provision_patch_path(&d->m, c->mac.s, path, PATH_MAX - 5) < 0)
+		return -ENAMETOOLONG;
 	strcat(path, ".sent");
 	master_generation(c->token, gen);
-	inet_ntop(AF_INET, &c->addr, addr, sizeof(addr));
-	snprintf(want, sizeof(want), "%s %s\n", gen, addr);
 	n = nf_read_file(path, line, sizeof(line) - 1);
-	if (n < 0 && n != -ENOENT) {
-		nf_err("%s: cannot read where its provisioning secrets went (%s): %s; not sending them", c->mac.s, path,
+	if (n == -ENOENT)
+		return 0;
+	if (n < 0) {
+		nf_err("%s: cannot read where its provisioning secrets went (%s): %s", c->mac.s, path,
 		       nf_strerror((int)n));
+		return (int)n;
+	}
+	line[n] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	if (n <= 17 || strncmp(line, gen, 16) != 0 || line[16] != ' ')
+		return 0;
+	if (strlen(line + 17) >= INET_ADDRSTRLEN) {
+		nf_err("%s: %s is not a record netflashd wrote (no address after the generation)", c->mac.s, path);
+		return -EINVAL; /* fail closed: nobody gets the secrets */
+	}
+	memcpy(to, line + 17, strlen(line + 17) + 1);
+	return 1;
+}
+
+/* Appends to why (a contest's reason, cap bytes) where c's enrollment's
+ * provisioning secrets went, when they did: either claimant may be the
+ * impostor, so the admin must treat them as exposed. */
+static void note_exposed(struct daemon *d, const struct conn *c, char *why, size_t cap)
+{
+	char path[PATH_MAX], to[INET_ADDRSTRLEN];
+	size_t n = strlen(why);
+
+	if (secrets_sent_to(d, c, path, to) == 1 && n < cap)
+		snprintf(why + n, cap - n, "; its provisioning secrets went to %s: treat the Wi-Fi PSK and password of "
+			 "this enrollment as exposed", to);
+}
+
+/* A job's provisioning secrets go to one claimant: the first address that
+ * was sent them for this enrollment may be sent them again (a retry after
+ * a failed flash); anyone else is refused, and the worker contested with
+ * the secrets named exposed. Fails closed: where the record cannot be read
+ * or written, nobody gets them. Returns 0 (send them), -EACCES (refused:
+ * contested) or -EIO (refused: the master's fault, logged). */
+static int secrets_once(struct daemon *d, struct conn *c)
+{
+	char path[PATH_MAX], gen[17], addr[INET_ADDRSTRLEN], to[INET_ADDRSTRLEN], want[64], why[300];
+	int r = secrets_sent_to(d, c, path, to);
+
+	if (r < 0) {
+		nf_err("%s: not sending its provisioning secrets: where they went cannot be read", c->mac.s);
 		return -EIO;
 	}
-	if (n > 17 && strncmp(line, gen, 16) == 0 && line[16] == ' ') {
-		line[n] = '\0';
-		if (strcmp(line, want) == 0)
+	inet_ntop(AF_INET, &c->addr, addr, sizeof(addr));
+	if (r == 1) {
+		if (strcmp(to, addr) == 0)
 			return 0;
-		line[strcspn(line, "\n")] = '\0';
 		snprintf(why, sizeof(why), "%s asked for its provisioning secrets, which went to %s already: treat the "
-			 "Wi-Fi PSK and password of this enrollment as exposed", c->peer, line + 17);
+			 "Wi-Fi PSK and password of this enrollment as exposed", c->peer, to);
 		contest(d, c, why);
 		return -EACCES;
 	}
+	master_generation(c->token, gen);
+	snprintf(want, sizeof(want), "%s %s\n", gen, addr);
 	if (nf_write_file_atomic(path, want, strlen(want), 0600) < 0) {
 		nf_err("%s: cannot record where its provisioning secrets go (%s); not sending them", c->mac.s, path);
 		return -EIO;
