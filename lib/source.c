@@ -12,9 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "udpcast.h"
 
 #define FILE_READ_SIZE (1u << 20)
 #define NFS_MAX_DEPTH 16
@@ -27,6 +31,14 @@
  * slot: 512 KiB reads keep both small (RSS budget) and are plenty for a LAN. */
 #define NFS_MAX_READ (512u << 10)
 #define DETAIL_CAP 256
+/* A stream (udpcast) answers positioned reads only in its first bytes,
+ * kept for the engine's format and head checks. */
+#define STREAM_HEAD_MAX (4u << 20)
+/* udp-receiver: how long it waits for the sender to start (the master
+ * gathers a session's workers first: docs/multicast.md), and for data
+ * once the transfer runs. */
+#define UDPCAST_START_S 600
+#define UDPCAST_IDLE_S 30
 
 struct slot {
 	uint8_t *buf;
@@ -55,6 +67,13 @@ struct nf_source {
 	size_t readmax;
 	unsigned generation;
 	struct slot slots[NFS_MAX_DEPTH];
+	/* stream: a child's output (udp-receiver) */
+	pid_t child;
+	int out_fd, err_fd;
+	uint8_t *head;
+	size_t head_len, head_cap;
+	char err_tail[160];
+	int stream_end;
 };
 
 static void set_detail(struct nf_source *s, const char *what, const char *why)
@@ -384,6 +403,173 @@ static int nfs_stream(struct nf_source *s, uint64_t off, nf_sink_fn sink, void *
 	return 0;
 }
 
+/* ---- stream: udp-receiver's output ------------------------------------------ */
+
+static int stream_open(struct nf_source *s, const char *url)
+{
+	struct nf_udpcast_url u;
+	char why[200];
+	int r;
+
+	if ((r = nf_udpcast_parse(url, &u, why, sizeof(why))) < 0 ||
+	    (r = nf_udpcast_pick_interface(&u, why, sizeof(why))) < 0) {
+		set_detail(s, url, why);
+		return r;
+	}
+	pid_t pid = nf_udpcast_receive(&u, UDPCAST_START_S, UDPCAST_IDLE_S, &s->out_fd, &s->err_fd, why, sizeof(why));
+	if (pid < 0) {
+		set_detail(s, url, why);
+		return (int)pid;
+	}
+	s->child = pid;
+	return 0;
+}
+
+/* Keeps the last line udp-receiver wrote on its standard error. */
+static void stream_drain_err(struct nf_source *s)
+{
+	char buf[512];
+	ssize_t n;
+
+	while (s->err_fd >= 0 && (n = read(s->err_fd, buf, sizeof(buf) - 1)) > 0) {
+		buf[n] = '\0';
+		for (char *line = strtok(buf, "\r\n"); line; line = strtok(NULL, "\r\n"))
+			if (strspn(line, " \t") != strlen(line))
+				snprintf(s->err_tail, sizeof(s->err_tail), "%s", line);
+	}
+}
+
+/* The child's end: 0 when it exited 0, else -EIO with what it said in
+ * s->detail. */
+static int stream_reap(struct nf_source *s)
+{
+	char why[240];
+	int st = 0;
+
+	if (s->child <= 0)
+		return 0;
+	while (waitpid(s->child, &st, 0) < 0 && errno == EINTR)
+		;
+	s->child = 0;
+	stream_drain_err(s);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	if (WIFEXITED(st))
+		snprintf(why, sizeof(why), "exited with status %d (%s)", WEXITSTATUS(st),
+			 s->err_tail[0] ? s->err_tail : "dropped by the sender, or no sender");
+	else
+		snprintf(why, sizeof(why), "killed by signal %d", WTERMSIG(st));
+	set_detail(s, "udp-receiver", why);
+	return -EIO;
+}
+
+/* Reads up to len bytes of the child's output, waiting for them. Returns
+ * the count, 0 at its end (after a clean exit), or -errno. */
+static ssize_t stream_read(struct nf_source *s, void *buf, size_t len)
+{
+	for (;;) {
+		struct pollfd p[2] = { { .fd = s->out_fd, .events = POLLIN }, { .fd = s->err_fd, .events = POLLIN } };
+		ssize_t n;
+
+		if (s->stream_end)
+			return 0;
+		if (cancelled(s))
+			return -ECANCELED;
+		n = read(s->out_fd, buf, len);
+		if (n > 0)
+			return n;
+		if (n == 0) {
+			int r = stream_reap(s);
+
+			s->stream_end = 1;
+			return r;
+		}
+		if (errno != EAGAIN && errno != EINTR) {
+			set_detail(s, "udp-receiver", strerror(errno));
+			return -errno;
+		}
+		if (poll(p, s->err_fd >= 0 ? 2 : 1, 500) < 0 && errno != EINTR)
+			return -errno;
+		if (p[1].revents & POLLIN)
+			stream_drain_err(s);
+		else if (p[1].revents & (POLLHUP | POLLERR)) {
+			close(s->err_fd);
+			s->err_fd = -1;
+		}
+	}
+}
+
+/* Makes the first want bytes (at most STREAM_HEAD_MAX) readable by
+ * position. Returns 0 (fewer only at the stream's end) or -errno. */
+static int stream_head(struct nf_source *s, size_t want)
+{
+	if (want > STREAM_HEAD_MAX)
+		want = STREAM_HEAD_MAX;
+	if (want > s->head_cap) {
+		uint8_t *h = realloc(s->head, STREAM_HEAD_MAX);
+
+		if (!h)
+			return -ENOMEM;
+		s->head = h;
+		s->head_cap = STREAM_HEAD_MAX;
+	}
+	while (s->head_len < want) {
+		ssize_t n = stream_read(s, s->head + s->head_len, want - s->head_len);
+
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			break;
+		s->head_len += (size_t)n;
+	}
+	return 0;
+}
+
+static ssize_t stream_pread(struct nf_source *s, void *buf, size_t len, uint64_t off)
+{
+	int r;
+
+	if (off >= STREAM_HEAD_MAX) {
+		set_detail(s, "read", "a stream answers reads by position only in its first 4 MiB");
+		return -ESPIPE;
+	}
+	if ((r = stream_head(s, (size_t)off + len)) < 0)
+		return r;
+	if (off >= s->head_len)
+		return 0;
+	if (len > s->head_len - off)
+		len = s->head_len - (size_t)off;
+	memcpy(buf, s->head + off, len);
+	return (ssize_t)len;
+}
+
+static int stream_stream(struct nf_source *s, uint64_t off, nf_sink_fn sink, void *ctx)
+{
+	uint8_t *buf;
+	int r = 0;
+
+	if (off > s->head_len) {
+		set_detail(s, "stream", "cannot start a stream past the bytes it has read");
+		return -ESPIPE;
+	}
+	if (off < s->head_len && (r = sink(ctx, s->head + off, s->head_len - (size_t)off)) < 0)
+		return r;
+	if (!(buf = malloc(FILE_READ_SIZE)))
+		return -ENOMEM;
+	for (;;) {
+		ssize_t n = stream_read(s, buf, FILE_READ_SIZE);
+
+		if (n <= 0) {
+			r = (int)n;
+			break;
+		}
+		if ((r = sink(ctx, buf, (size_t)n)) < 0)
+			break;
+	}
+	free(buf);
+	return r;
+}
+
 /* ---- public --------------------------------------------------------------- */
 
 int nf_source_open(struct nf_source **out, const char *spec,
@@ -402,9 +588,12 @@ int nf_source_open(struct nf_source **out, const char *spec,
 		s->opts.nfs_depth = NFS_MAX_DEPTH;
 	if (s->opts.timeout_seconds == 0)
 		s->opts.timeout_seconds = 10;
+	s->out_fd = s->err_fd = -1;
 	if (strncmp(spec, "nfs://", 6) == 0) {
 		s->url = strdup(spec);
 		r = s->url ? nfs_connect(s) : -ENOMEM;
+	} else if (strncmp(spec, NF_UDPCAST_SCHEME, strlen(NF_UDPCAST_SCHEME)) == 0) {
+		r = stream_open(s, spec);
 	} else {
 		r = file_open(s, spec);
 		if (r < 0)
@@ -429,10 +618,17 @@ int nf_source_is_nfs(const struct nf_source *s)
 	return s->url != NULL;
 }
 
+int nf_source_is_stream(const struct nf_source *s)
+{
+	return s->out_fd >= 0 || s->child > 0 || s->stream_end;
+}
+
 ssize_t nf_source_pread(struct nf_source *s, void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
 
+	if (nf_source_is_stream(s))
+		return stream_pread(s, buf, len, off);
 	if (off >= s->size)
 		return 0;
 	if (len > s->size - off)
@@ -468,6 +664,8 @@ ssize_t nf_source_pread(struct nf_source *s, void *buf, size_t len, uint64_t off
 
 int nf_source_stream(struct nf_source *s, uint64_t off, nf_sink_fn sink, void *ctx)
 {
+	if (nf_source_is_stream(s))
+		return stream_stream(s, off, sink, ctx);
 	return s->url ? nfs_stream(s, off, sink, ctx) : file_stream(s, off, sink, ctx);
 }
 
@@ -495,6 +693,16 @@ void nf_source_close(struct nf_source *s)
 		free(s->slots[i].buf);
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->child > 0) {
+		kill(s->child, SIGTERM);
+		while (waitpid(s->child, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (s->out_fd >= 0)
+		close(s->out_fd);
+	if (s->err_fd >= 0)
+		close(s->err_fd);
+	free(s->head);
 	free(s->url);
 	free(s);
 }

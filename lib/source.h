@@ -1,5 +1,5 @@
-/* Image sources: a local file or an NFSv3 URL read with libnfs (userspace,
- * no mount). A source knows its size, answers positioned reads (for probing
+/* Image sources: a local file, an NFSv3 URL read with libnfs (userspace,
+ * no mount), or a multicast session's stream (udpcast). A source knows its size, answers positioned reads (for probing
  * headers and indexes) and streams its bytes in order to a sink, with
  * several NFS reads in flight and, when the server goes away mid-stream,
  * reconnection with backoff that resumes at the next undelivered byte. */
@@ -36,6 +36,14 @@ uint64_t nf_source_size(const struct nf_source *s);
 
 /* True if the source is an NFS URL. */
 int nf_source_is_nfs(const struct nf_source *s);
+
+/* True if the source is a stream: "udpcast://IPV4:PORTBASE[?if=IF]", the
+ * output of udp-receiver (lib/udpcast.h). A stream's size is 0 (unknown)
+ * and nf_source_pread() answers only in its first 4 MiB (-ESPIPE past
+ * them); nf_source_stream() ends with -EIO when the receiver did not exit
+ * cleanly (dropped by the sender, timed out), with its last message in
+ * nf_source_detail(). */
+int nf_source_is_stream(const struct nf_source *s);
 
 /* Reads up to len bytes at off (short only at the end). Returns the count
  * or a negative errno. Not to be used while a stream runs. */

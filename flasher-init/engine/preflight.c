@@ -173,6 +173,10 @@ int flash_probe(struct flash *f, enum nf_format *fmt)
 		return r;
 	if (*fmt == NF_FMT_RAW) {
 		size = nf_source_size(f->src);
+	} else if (*fmt == NF_FMT_XZ && nf_source_is_stream(f->src)) {
+		flash_fail(f, -EBADMSG, NF_STAGE_SOURCE, "'%s' is xz, whose index is at its end: a stream must be zstd, "
+			   "gzip or raw (netflash image add makes a zstd worker copy)", f->o->source);
+		return -EBADMSG;
 	} else if (*fmt == NF_FMT_XZ) {
 		/* The index gives the exact size before the target is touched;
 		 * a damaged or truncated file fails here. */

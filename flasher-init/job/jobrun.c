@@ -8,6 +8,7 @@
 #include "health.h"
 #include "log.h"
 #include "parse.h"
+#include "udpcast.h"
 
 static void forward_progress(const struct nf_progress *p, void *ctx)
 {
@@ -33,6 +34,17 @@ static void forward_progress(const struct nf_progress *p, void *ctx)
 	}
 	if (jr->inner)
 		jr->inner(p, jr->inner_ctx);
+}
+
+/* A JOB's url: nfs://, or udpcast:// whose sender is the master itself. */
+static int job_url_ok(const char *url, const char *master)
+{
+	struct nf_udpcast_url u;
+	char why[120];
+
+	if (strncmp(url, "nfs://", 6) == 0)
+		return 1;
+	return nf_udpcast_parse(url, &u, why, sizeof(why)) == 0 && strcmp(u.host, master) == 0;
 }
 
 int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, const char *token,
@@ -63,13 +75,14 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 				 jr->client.detail[0] ? jr->client.detail : nf_strerror(r));
 		return r;
 	}
-	/* A JOB names an image on the master's NFS export, nothing else: a
-	 * fake master must not make the worker copy its own files to the card. */
-	if (strncmp(jr->job.msg.url, "nfs://", 6) != 0) {
+	/* A JOB names an image on the master's NFS export or a multicast
+	 * session the master sends, nothing else: a fake master must not make
+	 * the worker copy its own files to the card. */
+	if (!job_url_ok(jr->job.msg.url, jr->client.host)) {
 		char q[160];
 
-		snprintf(detail, cap, "the master at %s sent a job whose image is not an nfs:// URL (%s); refusing it",
-			 server, nf_quote(q, sizeof(q), jr->job.msg.url));
+		snprintf(detail, cap, "the master at %s sent a job whose image is neither an nfs:// URL nor a udpcast:// "
+			 "session of its own (%s); refusing it", server, nf_quote(q, sizeof(q), jr->job.msg.url));
 		nf_job_free(&jr->job);
 		return -EPROTO;
 	}
