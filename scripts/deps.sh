@@ -41,6 +41,8 @@ pkgs=(
 	cloud-init
 	# the dashboard test loads the page in it
 	chromium
+	# multicast sessions: udp-sender on the master, udp-receiver in tests
+	udpcast
 	curl busybox-static iproute2 kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
 	# QEMU for the Pi 3 test

@@ -59,6 +59,11 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 		snprintf(detail, cap, "invalid MAC '%s'", mac);
 		return -EINVAL;
 	}
+	if (!token[0] || strlen(token) >= sizeof(jr->client.token)) {
+		snprintf(detail, cap, "invalid token: expected the netflash.token of %s's cmdline.txt (1 to %zu "
+			 "characters)", m.s, sizeof(jr->client.token) - 1);
+		return -EINVAL;
+	}
 	if (nf_client_init(&jr->client, server, m.s, token) < 0) {
 		snprintf(detail, cap, "invalid server '%s': expected IPv4:PORT", server);
 		return -EINVAL;

@@ -1,6 +1,8 @@
 /* netflash status: the fleet now, as the daemon recorded it. */
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -18,7 +20,9 @@ static const char status_usage[] =
 "Usage: netflash [--root DIR] status [--json] [--watch]\n"
 "\n"
 "One line a worker: MAC, hostname, image, state, progress of its current or\n"
-"last job, MB/s, ETA, failed attempts and the last error.\n"
+"last job, MB/s, ETA, failed attempts and the last error; then the multicast\n"
+"sessions netflashd holds (state/sessions.json; the API's /api/sessions):\n"
+"image, state, members, and who left and why.\n"
 "  --json    one JSON object a worker, one a line\n"
 "  --watch   redraw every second until interrupted\n";
 
@@ -48,6 +52,58 @@ static int status_row(const struct enrollment *e, void *ctx)
 	}
 	c->n++;
 	return 0;
+}
+
+/* The multicast sessions netflashd wrote to ROOT/state/sessions.json. */
+static void print_sessions(const struct master *m)
+{
+	char path[PATH_MAX], q[200];
+	json_object *all, *s, *ms, *mb, *v;
+	time_t now = time(NULL);
+
+	if (master_path(m, path, sizeof(path), "state/sessions.json") < 0 || access(path, F_OK) < 0)
+		return;
+	if (!(all = json_object_from_file(path)) || !json_object_is_type(all, json_type_array)) {
+		nf_warn("%s is not netflashd's session list, ignoring", path);
+		json_object_put(all);
+		return;
+	}
+	for (size_t i = 0; i < json_object_array_length(all); i++) {
+		unsigned n = 0, done = 0, failed = 0;
+		int64_t first, started;
+
+		s = json_object_array_get_idx(all, i);
+		ms = json_object_object_get_ex(s, "members", &ms) ? ms : NULL;
+		n = ms ? (unsigned)json_object_array_length(ms) : 0;
+		for (unsigned k = 0; k < n; k++) {
+			mb = json_object_array_get_idx(ms, k);
+			if (json_object_object_get_ex(mb, "state", &v)) {
+				done += strcmp(json_object_get_string(v), "done") == 0;
+				failed += strcmp(json_object_get_string(v), "failed") == 0;
+			}
+		}
+		first = json_object_object_get_ex(s, "first_at", &v) ? json_object_get_int64(v) : 0;
+		started = json_object_object_get_ex(s, "started_at", &v) ? json_object_get_int64(v) : 0;
+		printf("multicast session %lld: image '%s', %s%s, port base %lld, %u member(s): %u done, %u failed, "
+		       "%u running; gathering began %llds ago%s%s\n",
+		       (long long)(json_object_object_get_ex(s, "id", &v) ? json_object_get_int64(v) : 0),
+		       nf_printable(q, sizeof(q), json_object_object_get_ex(s, "image", &v) ? json_object_get_string(v) : "?"),
+		       json_object_object_get_ex(s, "state", &v) ? json_object_get_string(v) : "?",
+		       started ? "" : " (not started)",
+		       (long long)(json_object_object_get_ex(s, "portbase", &v) ? json_object_get_int64(v) : 0), n, done,
+		       failed, n - done - failed, (long long)(now - first),
+		       json_object_object_get_ex(s, "end", &v) && json_object_get_string_len(v) ? "; " : "",
+		       json_object_object_get_ex(s, "end", &v) ? json_object_get_string(v) : "");
+		for (unsigned k = 0; k < n; k++) {
+			mb = json_object_array_get_idx(ms, k);
+			if (json_object_object_get_ex(mb, "state", &v) && strcmp(json_object_get_string(v), "failed") == 0)
+				printf("  %s left it: %s\n",
+				       json_object_object_get_ex(mb, "mac", &v) ? json_object_get_string(v) : "?",
+				       nf_printable(q, sizeof(q), json_object_object_get_ex(mb, "reason", &v)
+								       ? json_object_get_string(v) : ""));
+		}
+	}
+	json_object_put(all);
 }
 
 static int parse_flags(int argc, char **argv, int *json, int *watch, int *positional)
@@ -93,6 +149,8 @@ int cmd_status(struct master *m, int argc, char **argv)
 		store_each(c.st, status_row, &c);
 		if (!c.n && !c.json)
 			printf("(no workers)\n");
+		if (!c.json)
+			print_sessions(m);
 		fflush(stdout);
 	} while (watch && sleep(1) == 0);
 	store_close(c.st);

@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "provision_opts.h"
 #include "known.h"
+#include "multicast.h"
 
 #include <getopt.h>
 #include <openssl/crypto.h>
@@ -22,7 +23,7 @@
 
 enum {
 	O_SSH = PROVISION_OPT, O_USER, O_HASH, O_SSID, O_PSK, O_COUNTRY, O_HIDDEN, O_TZ, O_KEYMAP, O_LOCALE,
-	O_FIRSTBOOT, O_USERDATA, O_NETCONF, O_STYLE, O_MOUNT,
+	O_FIRSTBOOT, O_USERDATA, O_NETCONF, O_STYLE, O_MOUNT, O_MULTICAST, O_MINW, O_MAXWAIT, O_LATE,
 };
 
 const struct option provision_options[] = {
@@ -41,6 +42,10 @@ const struct option provision_options[] = {
 	{ "network-config", required_argument, NULL, O_NETCONF },
 	{ "provision-style", required_argument, NULL, O_STYLE },
 	{ "boot-mount", required_argument, NULL, O_MOUNT },
+	{ "multicast", no_argument, NULL, O_MULTICAST },
+	{ "min-workers", required_argument, NULL, O_MINW },
+	{ "max-wait", required_argument, NULL, O_MAXWAIT },
+	{ "late", required_argument, NULL, O_LATE },
 	{ 0 },
 };
 
@@ -69,7 +74,17 @@ const char provision_usage[] =
 "                           partition holds user-data or meta-data, else\n"
 "                           firstrun), firstrun or cloud-init\n"
 "  --boot-mount DIR         where the OS mounts the boot partition\n"
-"                           (default /boot/firmware; /boot before Bookworm)\n";
+"                           (default /boot/firmware; /boot before Bookworm)\n"
+"\n"
+"Delivery (docs/multicast.md):\n"
+"  --multicast              take the image from a multicast session (udpcast)\n"
+"                           shared by the workers that ask for the same image,\n"
+"                           not one NFS copy each; a worker whose session fails\n"
+"                           retries by NFS. The digest check is unchanged\n"
+"  --min-workers N          start a session once N workers have asked...\n"
+"  --max-wait S             ...or S seconds after its first one (default 30)\n"
+"  --late wait|nfs          a worker that asks once its session is under way\n"
+"                           waits for the next session (default) or takes NFS\n";
 
 void provision_merge_options(const struct option *own, size_t n, struct option *out, size_t cap)
 {
@@ -112,6 +127,7 @@ void provision_init(struct provision *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->boot_mount = "/boot/firmware";
+	multicast_defaults(&p->mc);
 }
 
 /* Characters allowed in a value: each byte must be in set, len in [1, max]. */
@@ -194,6 +210,8 @@ static int check_text_file(const char *opt, const char *file)
 
 int provision_option(struct provision *p, int opt, const char *arg)
 {
+	uint64_t v;
+
 	switch (opt) {
 	case O_SSH: p->ssh = 1; return 0;
 	case O_USER:
@@ -284,6 +302,25 @@ int provision_option(struct provision *p, int opt, const char *arg)
 			return bad("--boot-mount", arg, "an absolute path like /boot/firmware");
 		p->boot_mount = arg;
 		return 0;
+	case O_MULTICAST: p->multicast = 1; return 0;
+	case O_MINW:
+		if (nf_parse_u64(arg, 1, NF_MC_MIN_WORKERS_MAX, &v) < 0)
+			return bad("--min-workers", arg, "a count from 1 to 256");
+		p->mc.min_workers = (unsigned)v;
+		p->mc_tuned = 1;
+		return 0;
+	case O_MAXWAIT:
+		if (nf_parse_u64(arg, 1, NF_MC_MAX_WAIT_MAX, &v) < 0)
+			return bad("--max-wait", arg, "seconds from 1 to 3600");
+		p->mc.max_wait = (unsigned)v;
+		p->mc_tuned = 1;
+		return 0;
+	case O_LATE:
+		if (strcmp(arg, "wait") != 0 && strcmp(arg, "nfs") != 0)
+			return bad("--late", arg, "wait or nfs");
+		p->mc.late_nfs = strcmp(arg, "nfs") == 0;
+		p->mc_tuned = 1;
+		return 0;
 	}
 	return 2;
 }
@@ -326,6 +363,10 @@ static int wifi_psk(struct provision *p)
 
 int provision_check(struct provision *p)
 {
+	if (p->mc_tuned && !p->multicast) {
+		nf_err("--min-workers, --max-wait and --late shape multicast sessions: they need --multicast");
+		return 2;
+	}
 	if (p->user && !p->password_hash[0]) {
 		nf_err("--user needs --password-hash-file (make one with 'openssl passwd -6 > FILE')");
 		return 2;

@@ -28,6 +28,7 @@
 #define CMDLINE_MAX 4096
 
 #include "enroll.h"
+#include "multicast.h"
 #include "hooks.h"
 
 /* The uid that alone reads a worker's cmdline.txt: dnsmasq's user from
@@ -229,6 +230,12 @@ static int worker_files(struct master *m, struct enrollment *e, const struct pro
 			master_report_error(rep, "cannot export %s for %s: %s", nfsroot, e->mac, detail);
 		return r;
 	}
+	/* How the image travels: a multicast session, or NFS (no file). */
+	if ((r = multicast_set(m, e->mac, prov && prov->multicast ? &prov->mc : NULL)) < 0) {
+		master_report_error(rep, "cannot record the multicast setting of %s (state/multicast): %s", e->mac,
+				    strerror(-r));
+		return r;
+	}
 	/* The patch first: settings that cannot be written enroll nothing. */
 	if (prov && provision_wanted(prov))
 		return provision_build(m, e->mac, e->image, prov, summary, cap, rep->error, sizeof(rep->error));
@@ -238,6 +245,7 @@ static int worker_files(struct master *m, struct enrollment *e, const struct pro
 static void say_enrolled(struct master *m, const struct enrollment *e, const char *nfsroot, const char *model,
 			 const char *summary, struct master_report *rep)
 {
+	struct nf_mc_settings mc;
 	char what[256];
 
 	if (nfsroot) {
@@ -257,6 +265,10 @@ static void say_enrolled(struct master *m, const struct enrollment *e, const cha
 			  model[0] ? ")" : "");
 	if (summary[0])
 		master_report_out(rep, "provisioning: %s\n", summary);
+	if (!nfsroot && multicast_get(m, e->mac, &mc) == 1) {
+		multicast_format(&mc, what, sizeof(what));
+		master_report_out(rep, "delivery: multicast session (%s); NFS when a session fails\n", what);
+	}
 }
 
 /* Enrolls e for the flasher (nfsroot NULL: e->image) or as a diskless

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 
+#include "multicast.h"
 #include "patch.h"
 
 struct master;
@@ -41,6 +42,10 @@ struct provision {
 	const char *boot_mount;         /* where the OS mounts the FAT (/boot/firmware) */
 	enum provision_style style;
 	const char *psk_file;           /* read once the SSID is known */
+	/* Not provisioning but delivery (core/multicast.h): how the image
+	 * reaches the card. Never written to it. */
+	int multicast, mc_tuned;
+	struct nf_mc_settings mc;
 };
 
 /* 1 if anything is to be written to the card. */

@@ -92,6 +92,8 @@ struct daemon {
 	struct claim *claims;        /* CLAIMS_MAX, a worker's slot reused for its next enrollment */
 	unsigned nclaims;
 	struct nf_http *http;
+	struct mc_table *mc;         /* multicast sessions (mcast.h); NULL: none */
+	unsigned mc_port_base;       /* --multicast-port-base */
 };
 
 /* What a verb handler returns, and so worker_dispatch() and the refusal

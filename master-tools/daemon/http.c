@@ -15,6 +15,7 @@
 
 #include "actions.h"
 #include "api.h"
+#include "fileutil.h"
 #include "http_guard.h"
 #include "master.h"
 #include "parse.h"
@@ -301,6 +302,9 @@ static enum MHD_Result send_stream(struct nf_http *h, struct MHD_Connection *c)
 
 /* ---- routes ------------------------------------------------------------ */
 
+/* state/sessions.json: 16 sessions of up to 256 members fit well within. */
+#define SESSIONS_MAX_BYTES (4u << 20)
+
 static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const char *url)
 {
 	struct store *st = NULL;
@@ -317,6 +321,20 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 
 		fclose(b.f);
 		return send_buf(c, status, "application/json", b.buf, b.len, MHD_RESPMEM_MUST_FREE);
+	}
+	if (strcmp(url, "/api/sessions") == 0) {
+		char path[PATH_MAX], *text = malloc(SESSIONS_MAX_BYTES);
+		ssize_t len = -ENOMEM;
+
+		/* netflashd's own snapshot (mcast.c): [] before any session. */
+		fclose(b.f);
+		free(b.buf);
+		if (text && master_path(h->m, path, sizeof(path), "state/sessions.json") == 0)
+			len = nf_read_file(path, text, SESSIONS_MAX_BYTES);
+		if (len > 0)
+			return send_buf(c, MHD_HTTP_OK, "application/json", text, (size_t)len, MHD_RESPMEM_MUST_FREE);
+		free(text);
+		return send_buf(c, MHD_HTTP_OK, "application/json", "[]", 2, MHD_RESPMEM_PERSISTENT);
 	}
 	if (strcmp(url, "/api/images") == 0) {
 		if ((r = api_images_json(b.f, h->m)) >= 0)

@@ -26,6 +26,7 @@
 #include "http.h"
 #include "log.h"
 #include "master.h"
+#include "mcast.h"
 #include "neigh.h"
 #include "parse.h"
 #include "store.h"
@@ -64,6 +65,11 @@ static const char usage[] =
 "                     its addresses and this machine's host name; any other\n"
 "                     Host is refused (421), so a page that re-points its\n"
 "                     own name at the master (DNS rebinding) reads nothing\n"
+"  --multicast-port-base P\n"
+"                     the first UDP port of multicast sessions (udpcast's\n"
+"                     --portbase; each session takes two, even, from here):\n"
+"                     default 9000. Workers enrolled with --multicast gather\n"
+"                     into one session per image: docs/multicast.md\n"
 "  --verbose          also log closed connections\n";
 
 static volatile sig_atomic_t stop;
@@ -120,7 +126,8 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 		{ "slow-timeout", required_argument, NULL, 's' }, { "peer-check", required_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' }, { "http", required_argument, NULL, 'H' },
-		{ "http-name", required_argument, NULL, 'N' }, { 0 },
+		{ "http-name", required_argument, NULL, 'N' }, { "multicast-port-base", required_argument, NULL, 'M' },
+		{ 0 },
 	};
 	const char *nfs = NULL;
 	char defurl[1200];
@@ -170,6 +177,13 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 				return 2;
 			}
 			d->peer_check = strcmp(optarg, "neigh") == 0;
+			break;
+		case 'M':
+			if (nf_parse_u64(optarg, 1024, 65000, &v) < 0 || v % 2) {
+				nf_err("invalid --multicast-port-base '%s': expected an even port from 1024 to 65000", optarg);
+				return 2;
+			}
+			d->mc_port_base = (unsigned)v;
 			break;
 		case 'v': nf_log_setup("netflashd", NF_LOG_DEBUG); break;
 		case 'h': fputs(usage, stdout); exit(0);
@@ -267,7 +281,7 @@ int main(int argc, char **argv)
 {
 	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1, .tell = nf_log_tell }, .max_attempts = 3,
 				   .slow_timeout = 10,
-				   .lfd = -1, .peer_check = 1, .neigh_table = NF_NEIGH_TABLE };
+				   .lfd = -1, .peer_check = 1, .neigh_table = NF_NEIGH_TABLE, .mc_port_base = 9000 };
 	struct sigaction sa = { .sa_handler = on_signal };
 	char listen_spec[128];
 	int r;
@@ -276,7 +290,8 @@ int main(int argc, char **argv)
 	if ((r = parse_args(&d, argc, argv, listen_spec, sizeof(listen_spec))) != 0)
 		return r;
 	conn_size_for_fds(&d);
-	if (!(d.claims = calloc(CLAIMS_MAX, sizeof(*d.claims)))) {
+	if (!(d.claims = calloc(CLAIMS_MAX, sizeof(*d.claims))) ||
+	    !(d.mc = mcast_new(d.mc_port_base, d.m.conf.iface))) {
 		nf_err("out of memory");
 		return 1;
 	}
@@ -336,6 +351,7 @@ int main(int argc, char **argv)
 		if (accept_ready)
 			conn_accept(&d);
 		nf_actions_reap(d.actions);
+		mcast_tick(&d);
 		conn_sweep(&d);
 		recover_now_and_then(&d);
 		nf_http_set_connections(d.http, (int)d.nconns);
@@ -343,6 +359,7 @@ int main(int argc, char **argv)
 	nf_info("stopping");
 	nf_http_stop(d.http);
 	nf_actions_free(d.actions);
+	mcast_free(d.mc);
 	while (d.nconns)
 		conn_close(&d, d.conns[0]);
 	store_close(d.st);

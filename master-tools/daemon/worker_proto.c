@@ -20,6 +20,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "manifest.h"
+#include "mcast.h"
 #include "neigh.h"
 #include "parse.h"
 #include "patch.h"
@@ -124,6 +125,9 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 	}
 	n = snprintf(jm.url, sizeof(jm.url), "%s/%s%s%s", d->nfs_prefix, man.file, d->nfs_query[0] ? "?" : "",
 		     d->nfs_query);
+	/* A fresh job of a worker set to multicast joins its image's session. */
+	if (fresh && mcast_join(d, c->mac.s, c->token, j->id, &man, jm.url, sizeof(jm.url)) < 0)
+		nf_warn("%s: no multicast session (see above): job %llu takes NFS", c->mac.s, (unsigned long long)j->id);
 	snprintf(jm.format, sizeof(jm.format), "%s", nf_format_name(man.format));
 	jm.size = man.image_size;
 	memcpy(jm.sha256, man.sha256, 32);
@@ -628,6 +632,7 @@ static void count_failure(struct daemon *d, struct conn *c, enum nf_job_state st
 	int n;
 
 	store_job_end(d->st, c->job, state, reason, bytes, seconds);
+	mcast_job_ended(d, c->mac.s, c->token, c->job, 0, reason);
 	forget_claim(d, c);
 	n = store_add_attempt(d->st, c->mac.s, reason);
 	store_event(d->st, c->mac.s, state == NF_JOB_KEPT ? NF_EVENT_JOB_KEPT : NF_EVENT_JOB_FAILED, reason);
@@ -747,6 +752,7 @@ static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		return r; /* closed unanswered: the worker reconnects and sends DONE again */
 	if (r < 0)
 		return conn_reply_simple(c, "KEPT", "release-failed");
+	mcast_job_ended(d, c->mac.s, c->token, j.id, 1, NULL);
 	nf_info("%s job %llu verified (%llu bytes in %.1f s): released", c->mac.s, (unsigned long long)j.id,
 		(unsigned long long)done.bytes, done.seconds);
 	run_hooks(d, c, NF_HOOK_DONE, &j, "done", NULL, done.bytes, done.seconds);

@@ -1,0 +1,378 @@
+#include "mcast.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon_int.h"
+#include "fileutil.h"
+#include "log.h"
+#include "multicast.h"
+
+extern char **environ;
+
+#define MC_SESSIONS_MAX 16
+#define MC_MEMBERS_MAX 256
+#define MC_FALLBACK_MAX 1024
+/* udp-sender: after the gathering, how long it waits for the members'
+ * receivers once the first one is there, and how many retransmission
+ * rounds a silent receiver gets before it is dropped (udpcast's
+ * --retries-until-drop: a dead or stalled card must not hold the rack). */
+#define MC_RECEIVER_WAIT_S 10
+#define MC_RETRIES_UNTIL_DROP 30
+/* A sender none of whose members is left is stopped this long after the
+ * last one ended (its own end normally comes first). */
+#define MC_IDLE_STOP_S 5
+
+enum mc_state { MC_GATHER, MC_SENDING, MC_ENDED };
+enum mc_member_state { MCM_WAITING, MCM_DONE, MCM_FAILED };
+
+static const char *const mc_state_names[] = { "gathering", "sending", "ended" };
+static const char *const mcm_state_names[] = { "running", "done", "failed" };
+
+struct mc_member {
+	char mac[18];
+	uint64_t job;
+	enum mc_member_state state;
+	char why[160];
+};
+
+struct mc_session {
+	int used;
+	unsigned id;
+	char image[NF_NAME_MAX + 1];
+	char file[PATH_MAX];
+	unsigned portbase;
+	struct nf_mc_settings set;
+	enum mc_state state;
+	time_t first_at, started_at, ended_at, members_ended_at;
+	pid_t pid;
+	char end_why[160];
+	struct mc_member m[MC_MEMBERS_MAX];
+	unsigned n;
+};
+
+struct mc_table {
+	struct mc_session s[MC_SESSIONS_MAX];
+	unsigned next_id, port_base;
+	char iface[32];
+	char fallback[MC_FALLBACK_MAX][18 + 65]; /* "MAC TOKEN" of members whose session failed */
+	unsigned nfallback;
+	int dirty;
+};
+
+struct mc_table *mcast_new(unsigned port_base, const char *iface)
+{
+	struct mc_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->next_id = 1;
+	t->port_base = port_base;
+	snprintf(t->iface, sizeof(t->iface), "%s", iface);
+	return t;
+}
+
+void mcast_free(struct mc_table *t)
+{
+	if (!t)
+		return;
+	for (unsigned i = 0; i < MC_SESSIONS_MAX; i++)
+		if (t->s[i].used && t->s[i].pid > 0) {
+			kill(t->s[i].pid, SIGTERM);
+			waitpid(t->s[i].pid, NULL, 0);
+		}
+	free(t);
+}
+
+static int fell_back(const struct mc_table *t, const char *mac, const char *token)
+{
+	char key[18 + 65];
+
+	snprintf(key, sizeof(key), "%s%s", mac, token);
+	for (unsigned i = 0; i < t->nfallback; i++)
+		if (strcmp(t->fallback[i], key) == 0)
+			return 1;
+	return 0;
+}
+
+static void add_fallback(struct mc_table *t, const char *mac, const char *token)
+{
+	if (fell_back(t, mac, token))
+		return;
+	snprintf(t->fallback[t->nfallback % MC_FALLBACK_MAX], sizeof(t->fallback[0]), "%s%s", mac, token);
+	if (t->nfallback < MC_FALLBACK_MAX)
+		t->nfallback++;
+}
+
+/* The lowest even port base from t->port_base that no live session uses. */
+static unsigned free_portbase(const struct mc_table *t)
+{
+	for (unsigned p = t->port_base;; p += 2) {
+		int taken = 0;
+
+		for (unsigned i = 0; i < MC_SESSIONS_MAX; i++)
+			taken |= t->s[i].used && t->s[i].state != MC_ENDED && t->s[i].portbase == p;
+		if (!taken)
+			return p;
+	}
+}
+
+/* A free slot: an unused one, else the session that ended longest ago. */
+static struct mc_session *new_session(struct mc_table *t)
+{
+	struct mc_session *best = NULL;
+
+	for (unsigned i = 0; i < MC_SESSIONS_MAX; i++) {
+		struct mc_session *s = &t->s[i];
+
+		if (!s->used)
+			return s;
+		if (s->state == MC_ENDED && (!best || s->ended_at < best->ended_at))
+			best = s;
+	}
+	return best;
+}
+
+int mcast_join(struct daemon *d, const char *mac, const char *token, uint64_t job_id, const struct nf_manifest *man,
+	       char *url, size_t cap)
+{
+	struct mc_table *t = d->mc;
+	struct nf_mc_settings set;
+	struct mc_session *s = NULL;
+	int r = multicast_get(&d->m, mac, &set), sending = 0;
+
+	if (r <= 0) {
+		if (r < 0)
+			nf_warn("%s: its multicast setting cannot be read (%s): it takes NFS", mac, nf_strerror(r));
+		return 0;
+	}
+	if (!t)
+		return 0;
+	if (fell_back(t, mac, token)) {
+		nf_info("%s: its multicast session failed before: this job takes NFS", mac);
+		return 0;
+	}
+	if (man->format == NF_FMT_XZ) {
+		nf_warn("%s: image '%s' is stored as xz, which cannot stream (its index is at its end): NFS", mac,
+			man->name);
+		return 0;
+	}
+	for (unsigned i = 0; i < MC_SESSIONS_MAX; i++) {
+		struct mc_session *x = &t->s[i];
+
+		if (!x->used || strcmp(x->image, man->name) != 0)
+			continue;
+		if (x->state == MC_GATHER && x->n < MC_MEMBERS_MAX)
+			s = x;
+		sending |= x->state == MC_SENDING;
+	}
+	if (!s && sending && set.late_nfs) {
+		nf_info("%s: the multicast session of '%s' is under way and it says late=nfs: NFS", mac, man->name);
+		return 0;
+	}
+	if (!s) {
+		if (!(s = new_session(t))) {
+			nf_warn("%s: %d multicast sessions are running: NFS", mac, MC_SESSIONS_MAX);
+			return 0;
+		}
+		memset(s, 0, sizeof(*s));
+		s->used = 1;
+		s->id = t->next_id++;
+		snprintf(s->image, sizeof(s->image), "%s", man->name);
+		if (master_image_path(&d->m, man, s->file, sizeof(s->file)) < 0) {
+			s->used = 0;
+			return -ENAMETOOLONG;
+		}
+		s->portbase = free_portbase(t);
+		s->set = set;
+		s->state = MC_GATHER;
+		s->first_at = time(NULL);
+		nf_info("multicast session %u: image '%s' on port base %u gathers workers (%s%u s)", s->id, s->image,
+			s->portbase, set.min_workers ? "until enough have asked, at most " : "", set.max_wait);
+	}
+	struct mc_member *mb = &s->m[s->n++];
+
+	snprintf(mb->mac, sizeof(mb->mac), "%s", mac);
+	mb->job = job_id;
+	mb->state = MCM_WAITING;
+	t->dirty = 1;
+	snprintf(url, cap, "udpcast://%s:%u", d->m.conf.server_ip, s->portbase);
+	nf_info("%s joins multicast session %u (%u member(s))", mac, s->id, s->n);
+	return 1;
+}
+
+void mcast_job_ended(struct daemon *d, const char *mac, const char *token, uint64_t job_id, int ok, const char *why)
+{
+	struct mc_table *t = d->mc;
+
+	if (!t)
+		return;
+	for (unsigned i = 0; i < MC_SESSIONS_MAX; i++) {
+		struct mc_session *s = &t->s[i];
+
+		for (unsigned k = 0; s->used && k < s->n; k++) {
+			struct mc_member *mb = &s->m[k];
+
+			if (mb->job != job_id || strcmp(mb->mac, mac) != 0 || mb->state != MCM_WAITING)
+				continue;
+			mb->state = ok ? MCM_DONE : MCM_FAILED;
+			snprintf(mb->why, sizeof(mb->why), "%s", ok ? "" : why);
+			if (!ok) {
+				add_fallback(t, mac, token);
+				nf_info("%s left multicast session %u (%s): its next job takes NFS", mac, s->id, why);
+			}
+			t->dirty = 1;
+			return;
+		}
+	}
+}
+
+/* Runs udp-sender for s, its messages appended to ROOT/log/multicast.log. */
+static int start_sender(struct daemon *d, struct mc_session *s)
+{
+	char pb[12], minr[12], wait[12], retries[12], logp[PATH_MAX];
+	char *argv[] = { "udp-sender", "--nokbd", "--no-progress", "--file", s->file, "--portbase", pb, "--interface",
+			 d->mc->iface, "--min-receivers", minr, "--max-wait", wait, "--retries-until-drop", retries,
+			 NULL };
+	posix_spawn_file_actions_t fa;
+	int r;
+
+	snprintf(pb, sizeof(pb), "%u", s->portbase);
+	snprintf(minr, sizeof(minr), "%u", s->n);
+	snprintf(wait, sizeof(wait), "%u", MC_RECEIVER_WAIT_S);
+	snprintf(retries, sizeof(retries), "%u", MC_RETRIES_UNTIL_DROP);
+	if (master_path(&d->m, logp, sizeof(logp), "log/multicast.log") < 0)
+		return -ENAMETOOLONG;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, logp, O_WRONLY | O_APPEND | O_CREAT, 0640);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	r = posix_spawnp(&s->pid, "udp-sender", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	return -r;
+}
+
+static void end_session(struct mc_table *t, struct mc_session *s, const char *why)
+{
+	s->state = MC_ENDED;
+	s->ended_at = time(NULL);
+	s->pid = 0;
+	snprintf(s->end_why, sizeof(s->end_why), "%s", why);
+	t->dirty = 1;
+}
+
+/* ROOT/state/sessions.json: every session the table holds, for status and
+ * the API (a JSON array). */
+static void write_snapshot(struct daemon *d)
+{
+	struct mc_table *t = d->mc;
+	json_object *arr = json_object_new_array();
+	char path[PATH_MAX];
+	const char *text;
+
+	for (unsigned i = 0; i < MC_SESSIONS_MAX; i++) {
+		struct mc_session *s = &t->s[i];
+		json_object *o, *ms;
+
+		if (!s->used)
+			continue;
+		o = json_object_new_object();
+		ms = json_object_new_array();
+		json_object_object_add(o, "id", json_object_new_int64(s->id));
+		json_object_object_add(o, "image", json_object_new_string(s->image));
+		json_object_object_add(o, "state", json_object_new_string(mc_state_names[s->state]));
+		json_object_object_add(o, "portbase", json_object_new_int64(s->portbase));
+		json_object_object_add(o, "min_workers", json_object_new_int64(s->set.min_workers));
+		json_object_object_add(o, "max_wait", json_object_new_int64(s->set.max_wait));
+		json_object_object_add(o, "first_at", json_object_new_int64(s->first_at));
+		json_object_object_add(o, "started_at", json_object_new_int64(s->started_at));
+		json_object_object_add(o, "ended_at", json_object_new_int64(s->ended_at));
+		json_object_object_add(o, "end", json_object_new_string(s->end_why));
+		for (unsigned k = 0; k < s->n; k++) {
+			json_object *m = json_object_new_object();
+
+			json_object_object_add(m, "mac", json_object_new_string(s->m[k].mac));
+			json_object_object_add(m, "job", json_object_new_int64((int64_t)s->m[k].job));
+			json_object_object_add(m, "state", json_object_new_string(mcm_state_names[s->m[k].state]));
+			json_object_object_add(m, "reason", json_object_new_string(s->m[k].why));
+			json_object_array_add(ms, m);
+		}
+		json_object_object_add(o, "members", ms);
+		json_object_array_add(arr, o);
+	}
+	text = json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN);
+	if (master_path(&d->m, path, sizeof(path), "state/sessions.json") == 0 &&
+	    nf_write_file_atomic(path, text, strlen(text), 0644) < 0)
+		nf_warn("cannot write %s", path);
+	json_object_put(arr);
+	t->dirty = 0;
+}
+
+void mcast_tick(struct daemon *d)
+{
+	struct mc_table *t = d->mc;
+	time_t now = time(NULL);
+
+	if (!t)
+		return;
+	for (unsigned i = 0; i < MC_SESSIONS_MAX; i++) {
+		struct mc_session *s = &t->s[i];
+		unsigned running = 0;
+		int st, r;
+
+		if (!s->used || s->state == MC_ENDED)
+			continue;
+		for (unsigned k = 0; k < s->n; k++)
+			running += s->m[k].state == MCM_WAITING;
+		if (s->state == MC_GATHER) {
+			if (running == 0) {
+				end_session(t, s, "every member ended before it started");
+			} else if ((s->set.min_workers && s->n >= s->set.min_workers) ||
+				   now - s->first_at >= (time_t)s->set.max_wait) {
+				if ((r = start_sender(d, s)) < 0) {
+					nf_err("multicast session %u: cannot run udp-sender (Debian package udpcast): %s; "
+					       "its members fail and retry by NFS", s->id, nf_strerror(r));
+					end_session(t, s, "udp-sender could not be started");
+					continue;
+				}
+				s->state = MC_SENDING;
+				s->started_at = now;
+				t->dirty = 1;
+				nf_info("multicast session %u: udp-sender (pid %d) streams '%s' to %u worker(s) on port "
+					"base %u", s->id, (int)s->pid, s->image, s->n, s->portbase);
+			}
+			continue;
+		}
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			char why[120];
+
+			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+				snprintf(why, sizeof(why), "the stream is complete");
+			else if (WIFEXITED(st))
+				snprintf(why, sizeof(why), "udp-sender exited with status %d (log/multicast.log)",
+					 WEXITSTATUS(st));
+			else
+				snprintf(why, sizeof(why), "udp-sender was killed by signal %d", WTERMSIG(st));
+			nf_info("multicast session %u ended: %s", s->id, why);
+			end_session(t, s, why);
+			continue;
+		}
+		if (running == 0) {
+			if (!s->members_ended_at)
+				s->members_ended_at = now;
+			else if (now - s->members_ended_at >= MC_IDLE_STOP_S)
+				kill(s->pid, SIGTERM); /* reaped on a later tick */
+		}
+	}
+	if (t->dirty)
+		write_snapshot(d);
+}
