@@ -158,12 +158,23 @@ int nf_net_apply(const char *ifname, const struct nf_lease *l)
 	set_sin(&ifr.ifr_netmask, l->mask);
 	if ((r = ifreq_ioctl(SIOCSIFNETMASK, &ifr)) < 0)
 		return r;
-	if (l->router.s_addr == 0)
-		return 0;
-	set_sin(&rt.rt_dst, (struct in_addr){ 0 });
-	set_sin(&rt.rt_genmask, (struct in_addr){ 0 });
-	set_sin(&rt.rt_gateway, l->router);
-	rt.rt_flags = RTF_UP | RTF_GATEWAY;
+	/* The subnet's broadcast address: udp-receiver finds a multicast
+	 * session's sender by broadcasting (without it, it never connects:
+	 * ../shared/DESIGN.md, udpcast). */
+	set_sin(&ifr.ifr_broadaddr, (struct in_addr){ l->addr.s_addr | ~l->mask.s_addr });
+	if ((r = ifreq_ioctl(SIOCSIFBRDADDR, &ifr)) < 0)
+		return r;
+	if (l->router.s_addr == 0) {
+		/* No default route: multicast (224.0.0.0/4) goes out this link. */
+		set_sin(&rt.rt_dst, (struct in_addr){ htonl(0xe0000000) });
+		set_sin(&rt.rt_genmask, (struct in_addr){ htonl(0xf0000000) });
+		rt.rt_flags = RTF_UP;
+	} else {
+		set_sin(&rt.rt_dst, (struct in_addr){ 0 });
+		set_sin(&rt.rt_genmask, (struct in_addr){ 0 });
+		set_sin(&rt.rt_gateway, l->router);
+		rt.rt_flags = RTF_UP | RTF_GATEWAY;
+	}
 	rt.rt_dev = (char *)ifname;
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -36,7 +36,9 @@ int nf_dhcp(const char *ifname, const uint8_t mac[6], unsigned timeout_s, struct
  * (an option it uses with a length RFC 2132 does not allow included). */
 int nf_dhcp_parse_reply(const uint8_t *b, size_t len, uint32_t xid, struct nf_lease *l);
 
-/* Configures the lease's address, mask and default route. Returns 0 or -errno. */
+/* Configures the lease's address, mask, broadcast address and default route
+ * (without a router: a route for multicast, 224.0.0.0/4, on ifname).
+ * Returns 0 or -errno. */
 int nf_net_apply(const char *ifname, const struct nf_lease *lease);
 
 #endif

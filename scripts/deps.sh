@@ -41,8 +41,9 @@ pkgs=(
 	cloud-init
 	# the dashboard test loads the page in it
 	chromium
-	# multicast sessions: udp-sender on the master, udp-receiver in tests
-	udpcast
+	# multicast sessions: udp-sender on the master, udp-receiver in tests;
+	# nftables drops packets for the rack benchmark
+	udpcast nftables
 	curl busybox-static iproute2 kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
 	# QEMU for the Pi 3 test

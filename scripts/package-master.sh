@@ -48,8 +48,18 @@ for b in master-tools/netflash master-tools/netflashd flasher-init/netflash-writ
 	strip -o "$stage/usr/bin/$(basename "$b")" "$build/$b"
 	chmod 0755 "$stage/usr/bin/$(basename "$b")"
 done
+# udp-receiver for multicast sessions: Debian's arm64 binary (package
+# udpcast) with the arm64 libc it loads (Debian multiarch, installed with
+# the arm64 -dev packages by scripts/deps.sh); about 0.9 MB gzipped.
+udeb_dir="$abuild/udpcast-arm64"
+if [ ! -x "$udeb_dir/usr/bin/udp-receiver" ]; then
+	mkdir -p "$udeb_dir"
+	(cd "$udeb_dir" && rm -f ./*.deb && apt-get download -q -o APT::Sandbox::User=root udpcast:arm64 >/dev/null) ||
+		{ echo "package-master: cannot download udpcast:arm64 (apt-get download)" >&2; exit 1; }
+	dpkg-deb -x "$udeb_dir"/udpcast_*_arm64.deb "$udeb_dir"
+fi
 "$src/boot-files/build-initramfs.sh" --init "$abuild/flasher-init/flasher-init" \
-	-o "$stage/usr/share/netflash/netflash-arm64.cpio.gz" >/dev/null
+	--program "$udeb_dir/usr/bin/udp-receiver" -o "$stage/usr/share/netflash/netflash-arm64.cpio.gz" 2>/dev/null
 cp "$src/README.md" "$src"/docs/{operator-guide,kernel-cmdline,netflash-write,api,protocol,security}.md \
 	"$stage/usr/share/doc/netflash/"
 # Man pages from the same text as --help (help2man), and bash completion
@@ -88,14 +98,15 @@ Architecture: $arch
 Maintainer: netflash developers <netflash@localhost>
 Installed-Size: $size
 Depends: $deps, dnsmasq-base, mtools, tzdata, xkb-data, locales
-Recommends: nfs-kernel-server | nfs-ganesha-vfs, logrotate
+Recommends: nfs-kernel-server | nfs-ganesha-vfs, logrotate, udpcast
 Section: admin
 Priority: optional
 Description: netboot-to-SD flasher for Raspberry Pi fleets (master)
  netflash answers the Pis' network boot (dnsmasq proxy-DHCP and TFTP, one
  directory per worker MAC), serves a compressed image over NFS, and
  releases a worker once it has written and verified its SD card.
- Includes the aarch64 flasher initramfs for the workers.
+ Includes the aarch64 flasher initramfs for the workers (with udpcast's
+ udp-receiver for multicast sessions).
 CONTROL
 mkdir -p "$out"
 deb="$out/netflash_${version}_${arch}.deb"

@@ -110,8 +110,11 @@ int nf_jobrun_start(struct nf_jobrun *jr, const char *server, const char *mac, c
 		nf_card_describe(&id, target, line, sizeof(line));
 		nf_client_card(&jr->client, NF_CARD_IDENTITY, line);
 	}
-	snprintf(detail, cap, "job %llu from %s: image '%s' (%s, %llu bytes)%s", (unsigned long long)jr->job.msg.id, server,
-		 jr->job.msg.image, jr->job.msg.format, (unsigned long long)jr->job.msg.size,
+	int mc = strncmp(jr->job.msg.url, NF_UDPCAST_SCHEME, strlen(NF_UDPCAST_SCHEME)) == 0;
+
+	snprintf(detail, cap, "job %llu from %s: image '%s' (%s, %llu bytes)%s%s%s", (unsigned long long)jr->job.msg.id,
+		 server, jr->job.msg.image, jr->job.msg.format, (unsigned long long)jr->job.msg.size,
+		 mc ? " from multicast session " : "", mc ? jr->job.msg.url : "",
 		 jr->job.patch.n ? ", with a provisioning patch" : "");
 	return 0;
 }
