@@ -34,9 +34,9 @@
 /* A stream (udpcast) answers positioned reads only in its first bytes,
  * kept for the engine's format and head checks. */
 #define STREAM_HEAD_MAX (4u << 20)
-/* udp-receiver: how long it waits for the sender to start (the master
- * gathers a session's workers first: docs/multicast.md), and for data
- * once the transfer runs. */
+/* udp-receiver: how long it waits for the sender to start when the URL
+ * does not say (the master gathers a session's workers first and says
+ * start=: docs/multicast.md), and for data once the transfer runs. */
 #define UDPCAST_START_S 600
 #define UDPCAST_IDLE_S 30
 
@@ -416,7 +416,8 @@ static int stream_open(struct nf_source *s, const char *url)
 		set_detail(s, url, why);
 		return r;
 	}
-	pid_t pid = nf_udpcast_receive(&u, UDPCAST_START_S, UDPCAST_IDLE_S, &s->out_fd, &s->err_fd, why, sizeof(why));
+	pid_t pid = nf_udpcast_receive(&u, u.start_s ? u.start_s : UDPCAST_START_S, UDPCAST_IDLE_S, &s->out_fd,
+				       &s->err_fd, why, sizeof(why));
 	if (pid < 0) {
 		set_detail(s, url, why);
 		return (int)pid;

@@ -53,13 +53,29 @@ int nf_udpcast_parse(const char *url, struct nf_udpcast_url *u, char *why, size_
 		snprintf(why, cap, "port base '%s' must be an even number from 1024 to 65534", port);
 		return -EINVAL;
 	}
-	if (q) {
-		if (strncmp(q, "?if=", 4) != 0 || strlen(q + 4) == 0 || strlen(q + 4) >= sizeof(u->ifname) ||
-		    strspn(q + 4, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(q + 4)) {
-			snprintf(why, cap, "the only option is ?if=INTERFACE (a plain interface name)");
+	for (const char *o = q; o && *o; o = strchr(o + 1, '&')) {
+		size_t seg = strcspn(o + 1, "&");
+		const char *v = memchr(o + 1, '=', seg);
+		size_t klen = v ? (size_t)(v - o - 1) : 0, vlen = v ? seg - klen - 1 : 0;
+		char val[16];
+		uint64_t n;
+
+		if (!v || vlen == 0 || vlen >= sizeof(val)) {
+			snprintf(why, cap, "options are ?if=INTERFACE&start=SECONDS");
 			return -EINVAL;
 		}
-		snprintf(u->ifname, sizeof(u->ifname), "%s", q + 4);
+		memcpy(val, v + 1, vlen);
+		val[vlen] = '\0';
+		if (klen == 2 && strncmp(o + 1, "if", 2) == 0 && vlen < sizeof(u->ifname) &&
+		    strspn(val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == vlen) {
+			memcpy(u->ifname, val, vlen + 1);
+		} else if (klen == 5 && strncmp(o + 1, "start", 5) == 0 && nf_parse_u64(val, 1, 86400, &n) == 0) {
+			u->start_s = (unsigned)n;
+		} else {
+			snprintf(why, cap, "bad option '%.*s' (options: if=INTERFACE, start=SECONDS 1..86400)",
+				 (int)(klen + 1 + vlen), o + 1);
+			return -EINVAL;
+		}
 	}
 	inet_ntop(AF_INET, &a, u->host, sizeof(u->host));
 	u->portbase = (unsigned)pb;

@@ -15,11 +15,13 @@ struct nf_udpcast_url {
 	char host[16];      /* the sender's IPv4 address, dotted */
 	unsigned portbase;  /* udpcast's --portbase: it uses this port and the next */
 	char ifname[16];    /* --interface; "" until nf_udpcast_pick_interface() */
+	unsigned start_s;   /* how long to wait for the sender; 0: the caller's */
 };
 
-/* Parses "udpcast://A.B.C.D:PORTBASE[?if=IFNAME]" (PORTBASE 1024..65534,
- * even, as udpcast takes two ports). Returns 0, or -EINVAL with the reason
- * in why (capacity cap). */
+/* Parses "udpcast://A.B.C.D:PORTBASE[?if=IFNAME][&start=SECONDS]" (PORTBASE
+ * 1024..65534, even, as udpcast takes two ports; start: how long the
+ * receiver waits for the session to begin, which the master knows).
+ * Returns 0, or -EINVAL with the reason in why (capacity cap). */
 int nf_udpcast_parse(const char *url, struct nf_udpcast_url *u, char *why, size_t cap);
 
 /* Sets u->ifname, when empty, to the interface that holds the route to

@@ -236,6 +236,21 @@ static void mf_status(struct nf_actions *a, FILE *out)
 		(long long)(other ? 0 : a->mf_started), a->mf_stops ? "true" : "false", a->mf_exit);
 }
 
+/* {"multicast": true, "min_workers": N, "max_wait": S, "late": "wait"|"nfs"}
+ * as enroll's and mass-flash's options (docs/multicast.md); the command
+ * checks the values. */
+static void add_multicast(struct args *args, struct settings *s)
+{
+	static const char *const keys[][2] = { { "min_workers", "--min-workers" }, { "max_wait", "--max-wait" },
+						{ "late", "--late" } };
+
+	if (flag(s, "multicast"))
+		args_add(args, "--multicast", NULL);
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (setting(s, keys[i][0]))
+			args_add(args, keys[i][1], setting(s, keys[i][0]));
+}
+
 static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
 {
 	const char *image = setting(s, "image"), *limit = setting(s, "limit"), *pattern = setting(s, "hostname_pattern");
@@ -259,6 +274,7 @@ static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
 		args_add(&args, "--limit", limit);
 	if (pattern)
 		args_add(&args, "--hostname-pattern", pattern);
+	add_multicast(&args, s);
 	if (master_path(a->m, logp, sizeof(logp), "log/mass-flash.log") < 0) {
 		answer_error(out, "the log path is too long");
 		return 500;
@@ -316,8 +332,10 @@ static unsigned build_worker_args(struct args *args, struct nf_actions *a, const
 static unsigned worker_action(struct nf_actions *a, const char *mac, const char *verb, const char *body,
 			      FILE *out)
 {
-	static const char *const enroll_keys[] = { "image:s", "hostname:s", "model:s", "force:b", NULL };
-	static const char *const reimage_keys[] = { "image:s", "hostname:s", NULL };
+	static const char *const enroll_keys[] = { "image:s", "hostname:s", "model:s", "force:b", "multicast:b",
+						   "min_workers:n", "max_wait:n", "late:s", NULL };
+	static const char *const reimage_keys[] = { "image:s", "hostname:s", "multicast:b", "min_workers:n",
+						    "max_wait:n", "late:s", NULL };
 	static const char *const power_keys[] = { "off_time:n", NULL };
 	static const char *const none[] = { NULL };
 	const char *const *keys = strcmp(verb, "enroll") == 0 ? enroll_keys
@@ -361,6 +379,7 @@ static unsigned build_worker_args(struct args *args, struct nf_actions *a, const
 			args_add(args, "--model", setting(s, "model"));
 		if (flag(s, "force"))
 			args_add(args, "--force", NULL);
+		add_multicast(args, s);
 	} else if (strcmp(verb, "release") == 0) {
 		args_add(args, "release", NULL);
 		args_add(args, NULL, mac);
@@ -377,7 +396,8 @@ static unsigned build_worker_args(struct args *args, struct nf_actions *a, const
 unsigned nf_actions_handle(struct nf_actions *a, const char *method, const char *path, const char *body,
 			   FILE *out)
 {
-	static const char *const mf_keys[] = { "image:s", "limit:n", "hostname_pattern:s", NULL };
+	static const char *const mf_keys[] = { "image:s", "limit:n", "hostname_pattern:s", "multicast:b", "min_workers:n",
+					       "max_wait:n", "late:s", NULL };
 	struct settings s = { .obj = NULL };
 	unsigned status;
 

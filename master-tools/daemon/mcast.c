@@ -4,7 +4,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +17,6 @@
 #include "log.h"
 #include "multicast.h"
 
-extern char **environ;
-
 #define MC_SESSIONS_MAX 16
 #define MC_MEMBERS_MAX 256
 #define MC_FALLBACK_MAX 1024
@@ -28,6 +26,10 @@ extern char **environ;
  * --retries-until-drop: a dead or stalled card must not hold the rack). */
 #define MC_RECEIVER_WAIT_S 10
 #define MC_RETRIES_UNTIL_DROP 30
+/* udp-sender gives up when no receiver at all comes within this (every
+ * member died before the stream began): the session ends, its port base
+ * is free again. */
+#define MC_SENDER_START_TIMEOUT_S 120
 /* A sender none of whose members is left is stopped this long after the
  * last one ended (its own end normally comes first). */
 #define MC_IDLE_STOP_S 5
@@ -205,7 +207,10 @@ int mcast_join(struct daemon *d, const char *mac, const char *token, uint64_t jo
 	mb->job = job_id;
 	mb->state = MCM_WAITING;
 	t->dirty = 1;
-	snprintf(url, cap, "udpcast://%s:%u", d->m.conf.server_ip, s->portbase);
+	/* The receiver waits for the start no longer than the gathering and
+	 * the sender's own wait could take. */
+	snprintf(url, cap, "udpcast://%s:%u?start=%u", d->m.conf.server_ip, s->portbase,
+		 s->set.max_wait + MC_SENDER_START_TIMEOUT_S + 30);
 	nf_info("%s joins multicast session %u (%u member(s))", mac, s->id, s->n);
 	return 1;
 }
@@ -236,29 +241,45 @@ void mcast_job_ended(struct daemon *d, const char *mac, const char *token, uint6
 	}
 }
 
-/* Runs udp-sender for s, its messages appended to ROOT/log/multicast.log. */
+/* Runs udp-sender for s, its messages appended to ROOT/log/multicast.log.
+ * It gets SIGTERM when netflashd dies (PR_SET_PDEATHSIG): a session
+ * outlives no daemon. Returns 0 or -errno. */
 static int start_sender(struct daemon *d, struct mc_session *s)
 {
-	char pb[12], minr[12], wait[12], retries[12], logp[PATH_MAX];
+	char pb[12], minr[12], wait[12], retries[12], start[12], logp[PATH_MAX];
 	char *argv[] = { "udp-sender", "--nokbd", "--no-progress", "--file", s->file, "--portbase", pb, "--interface",
 			 d->mc->iface, "--min-receivers", minr, "--max-wait", wait, "--retries-until-drop", retries,
-			 NULL };
-	posix_spawn_file_actions_t fa;
-	int r;
+			 "--start-timeout", start, NULL };
+	pid_t parent = getpid(), pid;
+	int logfd;
 
 	snprintf(pb, sizeof(pb), "%u", s->portbase);
 	snprintf(minr, sizeof(minr), "%u", s->n);
 	snprintf(wait, sizeof(wait), "%u", MC_RECEIVER_WAIT_S);
 	snprintf(retries, sizeof(retries), "%u", MC_RETRIES_UNTIL_DROP);
+	snprintf(start, sizeof(start), "%u", MC_SENDER_START_TIMEOUT_S);
 	if (master_path(&d->m, logp, sizeof(logp), "log/multicast.log") < 0)
 		return -ENAMETOOLONG;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, logp, O_WRONLY | O_APPEND | O_CREAT, 0640);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	r = posix_spawnp(&s->pid, "udp-sender", &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	return -r;
+	if ((logfd = open(logp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) < 0)
+		return -errno;
+	pid = fork();
+	if (pid == 0) {
+		/* Only async-signal-safe calls until exec. */
+		int null = open("/dev/null", O_RDONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+			_exit(127);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(logfd);
+	if (pid < 0)
+		return -errno;
+	s->pid = pid;
+	return 0;
 }
 
 static void end_session(struct mc_table *t, struct mc_session *s, const char *why)

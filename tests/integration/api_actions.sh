@@ -42,6 +42,15 @@ field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.ar
 	[ "$(post "workers/$M1/enroll" '{"image":"--force"}')" != 200 ] && has "invalid image name" "$T/ans" &&
 	pass "a setting is one argument: an image named like an option is just a bad name" ||
 	fail "bad image: $(cat "$T/ans")"
+[ "$(post "workers/$M1/enroll" '{"image":"pios","hostname":"rack4-01","force":true,"multicast":true,"min_workers":4,"late":"nfs"}')" = 200 ] &&
+	[ "$(cat "$MR/state/multicast/$D1")" = "min-workers=4 max-wait=30 late=nfs" ] &&
+	has "delivery: multicast session (min-workers=4 max-wait=30 late=nfs)" "$T/ans" &&
+	[ "$(post "workers/$M1/enroll" '{"image":"pios","force":true,"late":"later"}')" = 400 ] &&
+	has "late" "$T/ans" && [ "$(curl -s "$H/sessions")" = "[]" ] &&
+	[ "$(post "workers/$M1/enroll" '{"image":"pios","hostname":"rack4-01","force":true}')" = 200 ] &&
+	[ ! -e "$MR/state/multicast/$D1" ] &&
+	pass "enroll's multicast settings reach the command; a plain enroll clears them; /api/sessions is [] at first" ||
+	fail "multicast enroll: $(cat "$T/ans") $(cat "$MR/state/multicast/$D1" 2>&1)"
 [ "$(post "workers/$M1/enroll" '{"image":"pios","shell":"rm -rf /"}')" = 400 ] && has "unknown setting 'shell'" "$T/ans" &&
 	[ "$(post "workers/$M1/enroll" '[1,2]')" = 400 ] && [ "$(post "workers/$M1/enroll" 'not json')" = 400 ] &&
 	[ "$(post "workers/$M1/enroll" '{"image":{"x":1}}')" = 400 ] &&

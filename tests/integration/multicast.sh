@@ -6,7 +6,8 @@
 # gather into one session per image and are released only by a DONE with
 # the catalog's digest; a worker whose receiver dies mid-session fails
 # that job and takes NFS on its next; the others finish without it; a
-# worker that comes once a session runs waits for the next one.
+# worker that comes once a session runs waits for the next one; a stream
+# forged by another host on the LAN is written but never released.
 source "$(dirname "$0")/../lib.sh"
 
 command -v udp-sender >/dev/null || { echo "SKIP: no udp-sender (Debian package udpcast)"; exit 77; }
@@ -22,7 +23,8 @@ netns_host master 02:00:00:00:02:02 $MIP
 for i in 1 2 3 4 5 6; do
 	netns_host "w$i" "b8:27:eb:00:0e:0$i" "10.80.0.1$i"
 done
-for h in master w1 w2 w3 w4 w5 w6; do nsx "$h" ip route add 224.0.0.0/4 dev eth0; done
+netns_host evil 02:00:00:00:02:66 10.80.0.66
+for h in master w1 w2 w3 w4 w5 w6 evil; do nsx "$h" ip route add 224.0.0.0/4 dev eth0; done
 mac() { echo "b8:27:eb:00:0e:0$1"; }
 dir() { echo "b8-27-eb-00-0e-0$1"; }
 
@@ -130,4 +132,29 @@ wait "$pid6" || rc=$?
 	grep -q "multicast session 4: image 'pios' on port base 9002 gathers" "$T/daemon.log" &&
 	pass "a worker that came while a session ran got the next session of the image (port base 9002)" ||
 	fail "late joiner: rc=$rc $(grep -i "session" "$T/daemon.log" | tail -6)"
+
+# ---- 4. a forged stream: another host answers first with its own image ----
+# (a valid zstd disk image, its middle changed). The worker writes what it
+# was sent, but the digest it checks is the master's, and so is the
+# release: it fails that job, is not released, and takes NFS next.
+cp "$img" "$T/forged.img"
+corrupt_file "$T/forged.img"
+zstd -q -3 "$T/forged.img" -o "$T/forged.img.zst"
+nsx evil udp-sender --nokbd --no-progress --file "$T/forged.img.zst" --portbase 9000 --interface eth0 \
+	--min-receivers 1 >"$T/evil.log" 2>&1 &
+register_pid $!
+evil_pid=$!
+"$NF" --root "$R" enroll "$(mac 2)" --image pios --multicast --max-wait 60 --force >/dev/null
+rm -f "$T/card2"
+flash 2
+rc=0
+wait "$pid2" || rc=$?
+[ $rc != 0 ] && [ -d "$R/tftp/$(dir 2)" ] && grep -q "New connection from 10.80.0.12" "$T/evil.log" &&
+	grep -qi "sha-256\|sha256\|digest" "$T/w2.log" &&
+	pass "a stream forged by another host was refused by its digest; the worker was not released (rc $rc)" ||
+	fail "forged stream (rc $rc): $(tail -2 "$T/w2.log"; tail -3 "$T/evil.log")"
+kill "$evil_pid" 2>/dev/null || true
+flash 2
+wait "$pid2" && released 2 && pass "its next job took NFS and released it" ||
+	fail "worker 2 after the forgery: $(tail -3 "$T/w2.log")"
 finish

@@ -2,7 +2,8 @@
 # The dashboard in a real browser: Debian's Chromium driven by playwright-core
 # (tests/web, installed by scripts/deps.sh with npm). A worker is seen going
 # from enrolled to released on the open page, live; the failure reason a
-# hostile worker sent (markup) shows as text and never runs; a screenshot
+# hostile worker sent (markup) shows as text and never runs; a multicast
+# session gathering shows with its member; a screenshot
 # of the page lands in the build dir (web-dashboard.png).
 source "$(dirname "$0")/../lib.sh"
 
@@ -26,6 +27,15 @@ id=$(sed -n 's/^JOB id=\([0-9]*\).*/\1/p' <<<"$job")
 printf 'FAIL id=%s stage=verify reason=%s\n' "$id" '%3Cimg%20src=x%20onerror=window.pwned=1%3E' >&"$c"
 read -r -t 5 _ <&"$c" || true
 exec {c}>&-
+
+# Worker 3 takes multicast: its job gathers a session the page must show.
+M3=b8:27:eb:00:07:03
+"$NF" --root "$MR" enroll "$M3" --image pios --hostname rack5-03 --multicast --max-wait 3600 >/dev/null
+exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
+printf 'HELLO v=1 mac=%s token=%s\n' "$M3" "$(token_of "$M3")" >&"$c"
+read -r -t 5 job <&"$c" || true
+exec {c}>&-
+[[ $job == *"url=udpcast://127.0.0.1:9000?start=3750 "* ]] || fail "worker 3's JOB names no session: $job"
 
 shot=$NETFLASH_BUILD/web-dashboard.png
 rm -f "$shot"

@@ -1,6 +1,7 @@
 // Watches netflashd's dashboard in Debian's Chromium (playwright-core):
 // a worker goes from enrolled to released on the page, live, without a
-// reload; worker-supplied markup shows as text and never runs; a
+// reload; worker-supplied markup shows as text and never runs; a multicast
+// session shows; a
 // screenshot is saved. Driven by tests/integration/web_browser.sh, which
 // flashes the worker once this prints "SEEN enrolled".
 //   node watch.mjs URL MAC HOSTILE_MAC SCREENSHOT PROFILE_DIR
@@ -38,6 +39,11 @@ try {
   const pwned = await page.evaluate(() => window.pwned);
   check(text.includes('<img src=x onerror=window.pwned=1>') && imgs === 0 && pwned === undefined && dialogs === 0,
     'markup a worker sent shows as text and does not run');
+  const mc = page.locator('#mc tbody tr').first();
+  await mc.waitFor({ timeout: 15000 });
+  const cells = await mc.locator('td').allTextContents();
+  check(cells[1] === 'pios' && cells[2] === 'gathering' && cells[3] === '9000' && cells[4] === '1 (0 done, 0 failed, 1 running)',
+    'the gathering multicast session shows with its member: ' + cells.join(' | '));
   await page.screenshot({ path: shot, fullPage: true });
   say('SCREENSHOT ' + shot);
 } catch (e) {

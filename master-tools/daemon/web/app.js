@@ -42,8 +42,32 @@ function macLink(mac) {
 }
 
 let releasedSeen = -1;
+let lastWorkers = [];
+
+// Multicast sessions (/api/sessions): members, how far their jobs are, and
+// who left and why. Progress is the members' own, from the worker list.
+function renderSessions(sessions) {
+  const box = document.getElementById('sessions');
+  box.hidden = sessions.length === 0;
+  const tb = document.querySelector('#mc tbody');
+  tb.replaceChildren();
+  const byMac = new Map(lastWorkers.map(w => [w.mac, w]));
+  for (const s of sessions.slice().reverse()) {
+    const n = k => s.members.filter(m => m.state === k).length;
+    let done = 0, total = 0;
+    for (const m of s.members) {
+      const w = byMac.get(m.mac);
+      if (m.state === 'running' && w && w.job === m.job && w.total) { done += w.done; total += w.total; }
+    }
+    const left = s.members.filter(m => m.state === 'failed').map(m => m.mac + ': ' + m.reason).join('; ');
+    tb.appendChild(row([s.id, s.image, s.state + (s.end ? ' (' + s.end + ')' : ''), s.portbase,
+      s.members.length + ' (' + n('done') + ' done, ' + n('failed') + ' failed, ' + n('running') + ' running)',
+      total ? bar(done, total) : '-', left || '-']));
+  }
+}
 
 function renderFleet(workers) {
+  lastWorkers = workers;
   const counts = {};
   let mbps = 0;
   // A job just ended well: its bar joins the plot now, not at the next poll.
@@ -169,3 +193,5 @@ getJSON('/api/workers').then(renderFleet).catch(() => {});
 setTimeout(live, 3000);
 getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {});
 setInterval(() => getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {}), 10000);
+getJSON('/api/sessions').then(renderSessions).catch(() => {});
+setInterval(() => getJSON('/api/sessions').then(renderSessions).catch(() => {}), 2000);
