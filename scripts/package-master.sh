@@ -60,7 +60,7 @@ if [ ! -x "$udeb_dir/usr/bin/udp-receiver" ]; then
 fi
 "$src/boot-files/build-initramfs.sh" --init "$abuild/flasher-init/flasher-init" \
 	--program "$udeb_dir/usr/bin/udp-receiver" -o "$stage/usr/share/netflash/netflash-arm64.cpio.gz" 2>/dev/null
-cp "$src/README.md" "$src"/docs/{operator-guide,kernel-cmdline,netflash-write,api,protocol,security}.md \
+cp "$src/README.md" "$src"/docs/{operator-guide,kernel-cmdline,netflash-write,api,protocol,security,multicast}.md \
 	"$stage/usr/share/doc/netflash/"
 # Man pages from the same text as --help (help2man), and bash completion
 # that reads each command's --help.
