@@ -128,7 +128,10 @@ for prog in "${progs[@]}"; do
 	done
 done
 
-(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9 >"$out.tmp"
+# Reproducible: the same inputs give the same bytes (every package ships
+# the same initramfs): fixed times, no inode numbers, no gzip name or time.
+find "$stage" -exec touch -h -d "@${SOURCE_DATE_EPOCH:-0}" {} +
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) | gzip -9n >"$out.tmp"
 mv "$out.tmp" "$out"
 echo "built $out: $(stat -c %s "$out") bytes, init $(stat -c %s "$stage/init") bytes, ${#order[@]} modules," \
 	"${#progs[@]} program(s) with ${#have_lib[@]} librar(ies)" >&2

@@ -21,11 +21,19 @@ pkgs=(
 	build-essential cmake pkg-config
 	libnfs-dev zlib1g-dev liblzma-dev libzstd-dev libxxhash-dev libssl-dev
 	libgpiod-dev libsqlite3-dev libjson-c-dev libarchive-dev libmicrohttpd-dev help2man cpio
-	# the aarch64 worker (Raspberry Pi 3/4/5): a cross compiler and arm64
-	# static libraries from Debian multiarch
+	# the aarch64 worker (Raspberry Pi 3/4/5) and the arm64 master package:
+	# a cross compiler and arm64 libraries from Debian multiarch
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 	libnfs-dev:arm64 liblzma-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 libxxhash-dev:arm64 libssl-dev:arm64
-	libgpiod-dev:arm64
+	libgpiod-dev:arm64 libsqlite3-dev:arm64 libjson-c-dev:arm64 libarchive-dev:arm64 libmicrohttpd-dev:arm64
+	# the armhf master package (Raspberry Pi OS 32-bit) and netflash-agent
+	gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+	libnfs-dev:armhf liblzma-dev:armhf zlib1g-dev:armhf libzstd-dev:armhf libxxhash-dev:armhf libssl-dev:armhf
+	libgpiod-dev:armhf libsqlite3-dev:armhf libjson-c-dev:armhf libarchive-dev:armhf libmicrohttpd-dev:armhf
+	# the Pi initramfs carries Debian's arm64 udp-receiver (apt-get download);
+	# a cross-built package's man pages and units come from its programs, run
+	# emulated
+	qemu-user-static
 )
 [ "$mode" = all ] && pkgs+=(
 	clang libclang-rt-14-dev
@@ -47,12 +55,7 @@ pkgs=(
 	curl busybox-static iproute2 kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
 	# QEMU for the Pi 3 test
-	qemu-user-static qemu-system-arm
-	# netflash-agent for 32-bit Raspberry Pi OS (armhf): the agent alone,
-	# which needs only libc (no armhf multiarch: this mirror's armhf
-	# security index was seen broken, which would fail apt-get update for
-	# everything).
-	gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
+	qemu-system-arm
 )
 
 # The browser test's driver (tests/web: playwright-core, pinned in its
@@ -90,7 +93,7 @@ if [ -d /run/systemd/system ]; then
 	systemctl mask nfs-ganesha.service >/dev/null 2>&1 || true
 fi
 export DEBIAN_FRONTEND=noninteractive
-dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+for a in arm64 armhf; do dpkg --print-foreign-architectures | grep -qx $a || dpkg --add-architecture $a; done
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # cloud-init is here for a test that runs it by hand: never at this machine's boot.

@@ -40,9 +40,14 @@ done
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETFLASH_WERROR=$werror >/dev/null
 cmake --build build -j"$jobs"
-# The master's Debian package (binaries + the aarch64 flasher initramfs);
-# tests/integration/install.sh installs it and follows the README's steps.
-echo "test: $(scripts/package-master.sh build build-aarch64)"
+# The master's Debian packages (binaries + the aarch64 flasher initramfs):
+# this machine's from build (tests/integration/install.sh installs it and
+# follows the README's steps), and for Pi masters arm64 and armhf,
+# cross-built (arm64_master.sh runs the arm64 one emulated).
+echo "test: $(scripts/package-master.sh --arch "$(dpkg --print-architecture)" --build build -o build | tail -1)"
+for a in arm64 armhf; do
+	echo "test: $(scripts/package-master.sh --arch $a -o build | tail -1)"
+done
 (cd build && ctest --output-on-failure -j2)
 # The README's other command: the demo must keep working (it checks its own
 # outcome; its card, logs and output stay in build/demo/).

@@ -6,7 +6,7 @@
 # in order, in a namespace that is a fresh master on a LAN with a Pi.
 source "$(dirname "$0")/../lib.sh"
 
-deb=$(ls "$NETFLASH_BUILD"/netflash_*_*.deb 2>/dev/null | head -1 || true)
+deb=$(ls "$NETFLASH_BUILD"/netflash_*_"$(dpkg --print-architecture)".deb 2>/dev/null | head -1 || true)
 if [ -z "$deb" ]; then
 	echo "install: no netflash .deb in $NETFLASH_BUILD (scripts/test.sh builds it): skipped" >&2
 	exit 77
