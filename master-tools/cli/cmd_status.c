@@ -70,7 +70,9 @@ static void print_sessions(const struct master *m)
 	}
 	for (size_t i = 0; i < json_object_array_length(all); i++) {
 		unsigned n = 0, done = 0, failed = 0;
-		int64_t first, started;
+		int64_t first, started, ended;
+		const char *state, *end;
+		char when[240], w[240];
 
 		s = json_object_array_get_idx(all, i);
 		ms = json_object_object_get_ex(s, "members", &ms) ? ms : NULL;
@@ -84,16 +86,22 @@ static void print_sessions(const struct master *m)
 		}
 		first = json_object_object_get_ex(s, "first_at", &v) ? json_object_get_int64(v) : 0;
 		started = json_object_object_get_ex(s, "started_at", &v) ? json_object_get_int64(v) : 0;
-		printf("multicast session %lld: image '%s', %s%s, port base %lld, %u member(s): %u done, %u failed, "
-		       "%u running; gathering began %llds ago%s%s\n",
+		ended = json_object_object_get_ex(s, "ended_at", &v) ? json_object_get_int64(v) : 0;
+		state = json_object_object_get_ex(s, "state", &v) ? json_object_get_string(v) : "?";
+		end = json_object_object_get_ex(s, "end", &v) ? json_object_get_string(v) : "";
+		if (strcmp(state, "ended") == 0)
+			snprintf(when, sizeof(when), "ended %llds ago: %s", (long long)(now - ended), end);
+		else if (strcmp(state, "sending") == 0)
+			snprintf(when, sizeof(when), "sending for %llds", (long long)(now - started));
+		else
+			snprintf(when, sizeof(when), "gathering for %llds", (long long)(now - first));
+		printf("multicast session %lld: image '%s', %s, port base %lld, %u member(s): %u done, %u failed, "
+		       "%u running\n",
 		       (long long)(json_object_object_get_ex(s, "id", &v) ? json_object_get_int64(v) : 0),
 		       nf_printable(q, sizeof(q), json_object_object_get_ex(s, "image", &v) ? json_object_get_string(v) : "?"),
-		       json_object_object_get_ex(s, "state", &v) ? json_object_get_string(v) : "?",
-		       started ? "" : " (not started)",
+		       nf_printable(w, sizeof(w), when),
 		       (long long)(json_object_object_get_ex(s, "portbase", &v) ? json_object_get_int64(v) : 0), n, done,
-		       failed, n - done - failed, (long long)(now - first),
-		       json_object_object_get_ex(s, "end", &v) && json_object_get_string_len(v) ? "; " : "",
-		       json_object_object_get_ex(s, "end", &v) ? json_object_get_string(v) : "");
+		       failed, n - done - failed);
 		for (unsigned k = 0; k < n; k++) {
 			mb = json_object_array_get_idx(ms, k);
 			if (json_object_object_get_ex(mb, "state", &v) && strcmp(json_object_get_string(v), "failed") == 0)

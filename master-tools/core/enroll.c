@@ -369,6 +369,10 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 	    (summary[0] && store_event(st, e->mac, NF_EVENT_PROVISION, summary) < 0))
 		master_report_warn(rep, "could not record the enroll of %s in its history, ignoring", e->mac);
 	say_enrolled(m, e, nfsroot, model, summary, rep);
+	if (!nfsroot && prov && prov->multicast && man.format == NF_FMT_XZ)
+		master_report_warn(rep, "image '%s' is stored as xz, which cannot stream (its index is at its end): %s "
+				   "will take NFS (image add without --keep-format stores a zstd worker copy)", e->image,
+				   e->mac);
 	start_enrolled_hooks(m, e, nfsroot != NULL, rep);
 	r = 0;
 out:

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,6 +58,7 @@ struct mc_session {
 	enum mc_state state;
 	time_t first_at, started_at, ended_at, members_ended_at;
 	pid_t pid;
+	int stopping;           /* netflashd stopped its sender: no member left */
 	char end_why[160];
 	struct mc_member m[MC_MEMBERS_MAX];
 	unsigned n;
@@ -71,28 +73,62 @@ struct mc_table {
 	int dirty;
 };
 
-struct mc_table *mcast_new(unsigned port_base, const char *iface)
+static void write_snapshot(struct daemon *d);
+static void end_session(struct mc_table *t, struct mc_session *s, const char *why);
+
+/* The highest session id in the last state/sessions.json, or 0. */
+static unsigned last_id(struct daemon *d)
+{
+	char path[PATH_MAX];
+	json_object *all, *v;
+	unsigned max = 0;
+
+	if (master_path(&d->m, path, sizeof(path), "state/sessions.json") < 0 || access(path, F_OK) < 0 ||
+	    !(all = json_object_from_file(path)))
+		return 0;
+	for (size_t i = 0; json_object_is_type(all, json_type_array) && i < json_object_array_length(all); i++)
+		if (json_object_object_get_ex(json_object_array_get_idx(all, i), "id", &v) &&
+		    json_object_get_int64(v) > (int64_t)max && json_object_get_int64(v) < INT32_MAX)
+			max = (unsigned)json_object_get_int64(v);
+	json_object_put(all);
+	return max;
+}
+
+struct mc_table *mcast_new(struct daemon *d, unsigned port_base, const char *iface)
 {
 	struct mc_table *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return NULL;
-	t->next_id = 1;
+	t->next_id = last_id(d) + 1;
 	t->port_base = port_base;
 	snprintf(t->iface, sizeof(t->iface), "%s", iface);
+	/* The first tick replaces the snapshot a previous netflashd left: its
+	 * sessions, with their senders, died with it. */
+	t->dirty = 1;
 	return t;
 }
 
-void mcast_free(struct mc_table *t)
+void mcast_free(struct daemon *d)
 {
+	struct mc_table *t = d->mc;
+
 	if (!t)
 		return;
-	for (unsigned i = 0; i < MC_SESSIONS_MAX; i++)
-		if (t->s[i].used && t->s[i].pid > 0) {
-			kill(t->s[i].pid, SIGTERM);
-			waitpid(t->s[i].pid, NULL, 0);
+	for (unsigned i = 0; i < MC_SESSIONS_MAX; i++) {
+		struct mc_session *s = &t->s[i];
+
+		if (!s->used || s->state == MC_ENDED)
+			continue;
+		if (s->pid > 0) {
+			kill(s->pid, SIGTERM);
+			waitpid(s->pid, NULL, 0);
 		}
+		end_session(t, s, "netflashd stopped");
+	}
+	write_snapshot(d);
 	free(t);
+	d->mc = NULL;
 }
 
 static int fell_back(const struct mc_table *t, const char *mac, const char *token)
@@ -212,6 +248,15 @@ int mcast_join(struct daemon *d, const char *mac, const char *token, uint64_t jo
 	snprintf(url, cap, "udpcast://%s:%u?start=%u", d->m.conf.server_ip, s->portbase,
 		 s->set.max_wait + MC_SENDER_START_TIMEOUT_S + 30);
 	nf_info("%s joins multicast session %u (%u member(s))", mac, s->id, s->n);
+	if (s->n > 1 && (set.min_workers != s->set.min_workers || set.max_wait != s->set.max_wait ||
+			 set.late_nfs != s->set.late_nfs)) {
+		char mine[96], its[96];
+
+		multicast_format(&set, mine, sizeof(mine));
+		multicast_format(&s->set, its, sizeof(its));
+		nf_warn("%s: its multicast settings (%s) differ from its session's (%s, its first member's): the "
+			"session's apply", mac, mine, its);
+	}
 	return 1;
 }
 
@@ -241,10 +286,52 @@ void mcast_job_ended(struct daemon *d, const char *mac, const char *token, uint6
 	}
 }
 
-/* Runs udp-sender for s, its messages appended to ROOT/log/multicast.log.
+void mcast_started_over(struct daemon *d, const char *mac, uint64_t job_id)
+{
+	struct mc_table *t = d->mc;
+
+	for (unsigned i = 0; t && i < MC_SESSIONS_MAX; i++)
+		for (unsigned k = 0; t->s[i].used && k < t->s[i].n; k++) {
+			struct mc_member *x = &t->s[i].m[k];
+
+			if (x->state == MCM_WAITING && x->job != job_id && strcmp(x->mac, mac) == 0) {
+				x->state = MCM_FAILED;
+				snprintf(x->why, sizeof(x->why), "the worker started over (job %llu)",
+					 (unsigned long long)job_id);
+				t->dirty = 1;
+			}
+		}
+}
+
+/* ROOT/log/multicast-PORTBASE.log: the messages of the session on that
+ * port base (one at a time; a new session there starts it afresh). */
+static int session_log(struct daemon *d, const struct mc_session *s, char *out, size_t cap)
+{
+	char rel[64];
+
+	snprintf(rel, sizeof(rel), "log/multicast-%u.log", s->portbase);
+	return master_path(&d->m, out, cap, rel);
+}
+
+/* 1 when udp-sender said the transfer completed in s's log. */
+static int transfer_completed(struct daemon *d, const struct mc_session *s)
+{
+	char path[PATH_MAX], line[256];
+	int done = 0;
+	FILE *f;
+
+	if (session_log(d, s, path, sizeof(path)) < 0 || !(f = fopen(path, "re")))
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		done |= strncmp(line, "Transfer complete", 17) == 0;
+	fclose(f);
+	return done;
+}
+
+/* Runs udp-sender for s, its messages in its port base's log.
  * It gets SIGTERM when netflashd dies (PR_SET_PDEATHSIG): a session
  * outlives no daemon. Returns 0 or -errno. */
-static int start_sender(struct daemon *d, struct mc_session *s)
+static int start_sender(struct daemon *d, struct mc_session *s, unsigned receivers)
 {
 	char pb[12], minr[12], wait[12], retries[12], start[12], logp[PATH_MAX];
 	char *argv[] = { "udp-sender", "--nokbd", "--no-progress", "--file", s->file, "--portbase", pb, "--interface",
@@ -254,14 +341,21 @@ static int start_sender(struct daemon *d, struct mc_session *s)
 	int logfd;
 
 	snprintf(pb, sizeof(pb), "%u", s->portbase);
-	snprintf(minr, sizeof(minr), "%u", s->n);
+	snprintf(minr, sizeof(minr), "%u", receivers);
 	snprintf(wait, sizeof(wait), "%u", MC_RECEIVER_WAIT_S);
 	snprintf(retries, sizeof(retries), "%u", MC_RETRIES_UNTIL_DROP);
 	snprintf(start, sizeof(start), "%u", MC_SENDER_START_TIMEOUT_S);
-	if (master_path(&d->m, logp, sizeof(logp), "log/multicast.log") < 0)
+	if (session_log(d, s, logp, sizeof(logp)) < 0)
 		return -ENAMETOOLONG;
-	if ((logfd = open(logp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) < 0)
+	if ((logfd = open(logp, O_WRONLY | O_TRUNC | O_CREAT | O_CLOEXEC, 0640)) < 0)
 		return -errno;
+	char at[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+	dprintf(logfd, "netflash multicast session %u: image '%s' (%s), %u member(s), port base %u, started %s\n",
+		s->id, s->image, s->file, receivers, s->portbase, at);
 	pid = fork();
 	if (pid == 0) {
 		/* Only async-signal-safe calls until exec. */
@@ -357,9 +451,9 @@ void mcast_tick(struct daemon *d)
 		if (s->state == MC_GATHER) {
 			if (running == 0) {
 				end_session(t, s, "every member ended before it started");
-			} else if ((s->set.min_workers && s->n >= s->set.min_workers) ||
+			} else if ((s->set.min_workers && running >= s->set.min_workers) ||
 				   now - s->first_at >= (time_t)s->set.max_wait) {
-				if ((r = start_sender(d, s)) < 0) {
+				if ((r = start_sender(d, s, running)) < 0) {
 					nf_err("multicast session %u: cannot run udp-sender (Debian package udpcast): %s; "
 					       "its members fail and retry by NFS", s->id, nf_strerror(r));
 					end_session(t, s, "udp-sender could not be started");
@@ -368,19 +462,24 @@ void mcast_tick(struct daemon *d)
 				s->state = MC_SENDING;
 				s->started_at = now;
 				t->dirty = 1;
-				nf_info("multicast session %u: udp-sender (pid %d) streams '%s' to %u worker(s) on port "
-					"base %u", s->id, (int)s->pid, s->image, s->n, s->portbase);
+				nf_info("multicast session %u: udp-sender (pid %d) waits for the receivers of %u worker(s) "
+					"on port base %u, then streams '%s'", s->id, (int)s->pid, running, s->portbase,
+					s->image);
 			}
 			continue;
 		}
 		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
 			char why[120];
 
-			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			if (s->stopping)
+				snprintf(why, sizeof(why), "stopped: no member left");
+			else if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && transfer_completed(d, s))
 				snprintf(why, sizeof(why), "the stream is complete");
+			else if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+				snprintf(why, sizeof(why), "no member's receiver came within %u s", MC_SENDER_START_TIMEOUT_S);
 			else if (WIFEXITED(st))
-				snprintf(why, sizeof(why), "udp-sender exited with status %d (log/multicast.log)",
-					 WEXITSTATUS(st));
+				snprintf(why, sizeof(why), "udp-sender exited with status %d (log/multicast-%u.log)",
+					 WEXITSTATUS(st), s->portbase);
 			else
 				snprintf(why, sizeof(why), "udp-sender was killed by signal %d", WTERMSIG(st));
 			nf_info("multicast session %u ended: %s", s->id, why);
@@ -390,8 +489,10 @@ void mcast_tick(struct daemon *d)
 		if (running == 0) {
 			if (!s->members_ended_at)
 				s->members_ended_at = now;
-			else if (now - s->members_ended_at >= MC_IDLE_STOP_S)
+			else if (now - s->members_ended_at >= MC_IDLE_STOP_S && !s->stopping) {
+				s->stopping = 1;
 				kill(s->pid, SIGTERM); /* reaped on a later tick */
+			}
 		}
 	}
 	if (t->dirty)

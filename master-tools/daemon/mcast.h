@@ -16,9 +16,14 @@ struct daemon;
 struct mc_table;
 
 /* The table, with sessions on even port bases from port_base on, udp-sender
- * on interface iface. Returns NULL when out of memory. */
-struct mc_table *mcast_new(unsigned port_base, const char *iface);
-void mcast_free(struct mc_table *t);
+ * on interface iface; session ids go on from those in d's last
+ * state/sessions.json (whose sessions died with their netflashd: the first
+ * mcast_tick() rewrites it). Returns NULL when out of memory. */
+struct mc_table *mcast_new(struct daemon *d, unsigned port_base, const char *iface);
+
+/* Stops the senders and records every live session as ended ("netflashd
+ * stopped"); accepts NULL. */
+void mcast_free(struct daemon *d);
 
 /* Worker mac (its enrollment's token: a failed session is remembered per
  * enrollment) asks for job job_id of image man. When mac is set to
@@ -33,6 +38,10 @@ int mcast_join(struct daemon *d, const char *mac, const char *token, uint64_t jo
 /* mac's job job_id ended: ok, or failed with why. A member whose session
  * failed takes NFS on its next job (same enrollment). */
 void mcast_job_ended(struct daemon *d, const char *mac, const char *token, uint64_t job_id, int ok, const char *why);
+
+/* mac asked for a new job (job_id): it has left the sessions of its
+ * earlier jobs ("the worker started over"). */
+void mcast_started_over(struct daemon *d, const char *mac, uint64_t job_id);
 
 /* Starts the sessions whose gathering is over, reaps senders that ended,
  * stops a sender whose members have all ended; writes ROOT/state/

@@ -291,7 +291,7 @@ int main(int argc, char **argv)
 		return r;
 	conn_size_for_fds(&d);
 	if (!(d.claims = calloc(CLAIMS_MAX, sizeof(*d.claims))) ||
-	    !(d.mc = mcast_new(d.mc_port_base, d.m.conf.iface))) {
+	    !(d.mc = mcast_new(&d, d.mc_port_base, d.m.conf.iface))) {
 		nf_err("out of memory");
 		return 1;
 	}
@@ -359,7 +359,7 @@ int main(int argc, char **argv)
 	nf_info("stopping");
 	nf_http_stop(d.http);
 	nf_actions_free(d.actions);
-	mcast_free(d.mc);
+	mcast_free(&d);
 	while (d.nconns)
 		conn_close(&d, d.conns[0]);
 	store_close(d.st);

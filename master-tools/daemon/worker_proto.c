@@ -125,9 +125,6 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 	}
 	n = snprintf(jm.url, sizeof(jm.url), "%s/%s%s%s", d->nfs_prefix, man.file, d->nfs_query[0] ? "?" : "",
 		     d->nfs_query);
-	/* A fresh job of a worker set to multicast joins its image's session. */
-	if (fresh && mcast_join(d, c->mac.s, c->token, j->id, &man, jm.url, sizeof(jm.url)) < 0)
-		nf_warn("%s: no multicast session (see above): job %llu takes NFS", c->mac.s, (unsigned long long)j->id);
 	snprintf(jm.format, sizeof(jm.format), "%s", nf_format_name(man.format));
 	jm.size = man.image_size;
 	memcpy(jm.sha256, man.sha256, 32);
@@ -148,12 +145,18 @@ static int send_job(struct daemon *d, struct conn *c, const struct job *j, int f
 		nf_patch_digest(&patch, jm.patch_sha256);
 		jm.patch = patch.bytes;
 	}
+	/* A fresh job of a worker set to multicast joins its image's session,
+	 * last, so that no failure above leaves a member behind. */
+	if (fresh && mcast_join(d, c->mac.s, c->token, j->id, &man, jm.url, sizeof(jm.url)) < 0)
+		nf_warn("%s: no multicast session (see above): job %llu takes NFS", c->mac.s, (unsigned long long)j->id);
 	r = n < 0 || (size_t)n >= sizeof(jm.url) ? -EMSGSIZE : nf_msg_write(&m, &nf_job_vspec, &jm);
 	if (r == 0)
 		r = send_job_lines(c, &m, &patch);
 	nf_patch_free(&patch);
-	if (r < 0)
+	if (r < 0) {
 		nf_warn("%s: cannot send job %llu: %s", c->mac.s, (unsigned long long)j->id, nf_strerror(r));
+		mcast_job_ended(d, c->mac.s, c->token, j->id, 0, "its JOB could not be sent");
+	}
 	return r;
 }
 
@@ -552,6 +555,7 @@ static int on_hello(struct daemon *d, struct conn *c, const struct nf_msg *m)
 		return r < 0 ? r : -EIO;
 	}
 	store_job_abandon_others(d->st, c->mac.s, job_id);
+	mcast_started_over(d, c->mac.s, job_id);
 	store_event(d->st, c->mac.s, NF_EVENT_JOB, e->image);
 	if (model || serial) {
 		snprintf(board, sizeof(board), "%s%s%s", model ? model : "unknown board", serial ? ", serial " : "",

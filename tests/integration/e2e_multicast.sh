@@ -74,7 +74,7 @@ for i in 1 2; do
 		pass "guest $i streamed the session onto its disk, was released and powered off" ||
 		fail "guest $i: QEMU exit $(cat "$T/rc$i" 2>/dev/null); $(grep -i 'netflash\|udp' "$T/guest$i.log" | tail -8)"
 done
-grep -q "multicast session 1: udp-sender (pid [0-9]*) streams 'pios' to 2 worker(s)" "$T/daemon.log" &&
+grep -q "multicast session 1: udp-sender (pid [0-9]*) waits for the receivers of 2 worker(s)" "$T/daemon.log" &&
 	[ "$(grep -c "joins multicast session 1 " "$T/daemon.log")" = 2 ] &&
 	pass "both guests were members of one multicast session (one udp-sender)" ||
 	fail "daemon: $(grep -i session "$T/daemon.log")"

@@ -63,18 +63,23 @@ for i in 1 2 3; do
 done
 has "delivery: multicast session (min-workers=3 max-wait=60 late=wait)" "$T/enroll1.out" &&
 	pass "enroll --multicast says how the image travels" || fail "enroll: $(cat "$T/enroll1.out")"
+"$NF" --root "$R" image add "$img.xz" --name xzonly --keep-format >/dev/null
+"$NF" --root "$R" enroll b8:27:eb:00:0e:99 --image xzonly --multicast >/dev/null 2>"$T/xz.err"
+has "image 'xzonly' is stored as xz, which cannot stream (its index is at its end): b8-27-eb-00-0e-99 will take NFS" "$T/xz.err" &&
+	pass "enroll --multicast of an image stored as xz says it will take NFS, and why" || fail "xz enroll: $(cat "$T/xz.err")"
+"$NF" --root "$R" release b8:27:eb:00:0e:99 >/dev/null
 for i in 1 2 3; do flash "$i"; done
 rc=0
 for i in 1 2 3; do wait "$(eval echo "\$pid$i")" || rc=$?; done
 [ $rc = 0 ] && released 1 && released 2 && released 3 && [ "$(grep -c "joins multicast session 1 " "$T/daemon.log")" = 3 ] &&
-	grep -q "multicast session 1: udp-sender (pid [0-9]*) streams 'pios' to 3 worker(s) on port base 9000" "$T/daemon.log" &&
+	grep -q "multicast session 1: udp-sender (pid [0-9]*) waits for the receivers of 3 worker(s) on port base 9000" "$T/daemon.log" &&
 	pass "three workers took one multicast session (one udp-sender), verified and were released" ||
 	fail "session 1: rc=$rc $(tail -5 "$T/daemon.log"; tail -3 "$T"/w[123].log)"
 sessions | python3 -c 'import json,sys
 s = json.load(sys.stdin)[0]
 assert s["state"] == "ended" and s["image"] == "pios" and s["end"] == "the stream is complete", s
 assert sorted(m["state"] for m in s["members"]) == ["done"] * 3, s' &&
-	"$NF" --root "$R" status | has "^multicast session 1: image 'pios', ended, port base 9000, 3 member(s): 3 done, 0 failed" &&
+	"$NF" --root "$R" status | has "^multicast session 1: image 'pios', ended [0-9]*s ago: the stream is complete, port base 9000, 3 member(s): 3 done, 0 failed" &&
 	pass "status and state/sessions.json: session 1 ended complete, 3 members done" ||
 	fail "sessions: $(sessions) $("$NF" --root "$R" status | tail -3)"
 
@@ -87,7 +92,7 @@ for i in 4 5; do
 done
 flash 4
 flash 5
-wait_for "$T/daemon.log" "session 2: udp-sender (pid [0-9]*) streams 'pios' to 2 worker(s)" 90 || fail "session 2 never started"
+wait_for "$T/daemon.log" "session 2: udp-sender (pid [0-9]*) waits for the receivers of 2 worker(s)" 90 || fail "session 2 never started"
 rpid=$(receiver_of "$pid5" || true)
 # Both receivers are in and data flows (worker 4 reports writing), then
 # worker 5's receiver stops reading, as a hung card would make it.
@@ -120,7 +125,7 @@ flash 1
 wait_until 30 receiver_of "$pid1" >/dev/null || fail "worker 1 never ran udp-receiver"
 rpid=$(receiver_of "$pid1" || true)
 [ -n "$rpid" ] && kill -STOP "$rpid"
-wait_for "$T/daemon.log" "session 3: udp-sender (pid [0-9]*) streams 'pios' to 1 worker(s) on port base 9000" 30 ||
+wait_for "$T/daemon.log" "session 3: udp-sender (pid [0-9]*) waits for the receivers of 1 worker(s) on port base 9000" 30 ||
 	fail "session 3 did not start"
 flash 6
 wait_for "$T/daemon.log" "$(dir 6) joins multicast session 4" 30 || fail "worker 6 did not join a session"
@@ -132,6 +137,25 @@ wait "$pid6" || rc=$?
 	grep -q "multicast session 4: image 'pios' on port base 9002 gathers" "$T/daemon.log" &&
 	pass "a worker that came while a session ran got the next session of the image (port base 9002)" ||
 	fail "late joiner: rc=$rc $(grep -i "session" "$T/daemon.log" | tail -6)"
+
+# ---- 5. a worker that starts over leaves its session --------------------
+# Killed before its receiver got anything, it asks again: its first job's
+# membership ends ("the worker started over"), the session streams to its
+# new job alone, and ends complete with 1 done and 1 left.
+"$NF" --root "$R" enroll "$(mac 3)" --image pios --multicast --min-workers 2 --max-wait 8 --force >/dev/null
+rm -f "$T/card3"
+flash 3
+wait_for "$T/daemon.log" "$(dir 3) joins multicast session 5 (1 member" 30 || fail "worker 3 did not join session 5"
+kids=$(pgrep -d' ' -P "$pid3" || true)
+for k in $kids; do kill -KILL $(pgrep -P "$k" || true) "$k" 2>/dev/null || true; done
+wait "$pid3" 2>/dev/null || true
+flash 3
+wait "$pid3" && released 3 &&
+	"$NF" --root "$R" status | has "^multicast session 5: image 'pios', ended [0-9]*s ago: the stream is complete, port base 9000, 2 member(s): 1 done, 1 failed" &&
+	"$NF" --root "$R" status | has "^  $(dir 3) left it: the worker started over (job [0-9]*)" &&
+	grep -q "session 5: udp-sender (pid [0-9]*) waits for the receivers of 1 worker(s)" "$T/daemon.log" &&
+	pass "a worker that started over left its session; the session streamed to its new job alone" ||
+	fail "started over: $("$NF" --root "$R" status | tail -3) $(grep "session 5" "$T/daemon.log")"
 
 # ---- 4. a forged stream: another host answers first with its own image ----
 # (a valid zstd disk image, its middle changed). The worker writes what it
