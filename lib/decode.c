@@ -401,9 +401,11 @@ uint64_t nf_decode_budget(uint64_t mem_available)
 	return b < NF_DECODE_BUDGET_MIN ? NF_DECODE_BUDGET_MIN : b > NF_DECODE_BUDGET_MAX ? NF_DECODE_BUDGET_MAX : b;
 }
 
-int nf_mem_available(uint64_t *bytes)
+/* key's value (kB) in /proc/meminfo, in bytes. Returns 0, -ENODATA or -errno. */
+static int meminfo(const char *key, uint64_t *bytes)
 {
 	char line[128];
+	size_t klen = strlen(key);
 	FILE *f = fopen("/proc/meminfo", "re");
 	int r = -ENODATA;
 
@@ -412,7 +414,7 @@ int nf_mem_available(uint64_t *bytes)
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long long kib;
 
-		if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+		if (strncmp(line, key, klen) == 0 && line[klen] == ':' && sscanf(line + klen + 1, "%llu kB", &kib) == 1) {
 			*bytes = (uint64_t)kib << 10;
 			r = 0;
 			break;
@@ -420,6 +422,16 @@ int nf_mem_available(uint64_t *bytes)
 	}
 	fclose(f);
 	return r;
+}
+
+int nf_mem_available(uint64_t *bytes)
+{
+	return meminfo("MemAvailable", bytes);
+}
+
+int nf_mem_total(uint64_t *bytes)
+{
+	return meminfo("MemTotal", bytes);
 }
 
 uint64_t nf_zstd_window_max(uint64_t budget)

@@ -43,6 +43,10 @@ uint64_t nf_decode_budget(uint64_t mem_available);
  * Returns 0 or -errno (-ENODATA: no such line, a kernel before 3.14). */
 int nf_mem_available(uint64_t *bytes);
 
+/* The machine's MemTotal (/proc/meminfo) in bytes. Returns 0 or -errno
+ * (-ENODATA: no such line). */
+int nf_mem_total(uint64_t *bytes);
+
 /* The largest zstd window accepted within budget bytes: a power of two,
  * from 8 MiB to 128 MiB (zstd's default limit, windowLog 27). */
 uint64_t nf_zstd_window_max(uint64_t budget);

@@ -32,7 +32,7 @@
 
 static const char image_usage[] =
 "Usage: netflash [--root DIR] image add FILE [--name NAME] [--os-list-entry JSON [--os-list-name NAME]]\n"
-"                                [--not-a-disk] [--keep-format] [--zstd-level N] [--force]\n"
+"                                [--not-a-disk] [--keep-format] [--zstd-level N] [--max-memory SIZE] [--force]\n"
 "       netflash [--root DIR] image ls [--json]\n"
 "       netflash [--root DIR] image rm NAME [--force]\n"
 "       netflash [--root DIR] image check NAME\n"
@@ -44,7 +44,10 @@ static const char image_usage[] =
 "       bytes (a name ending in .xz, .zip ... must match them), and stores a\n"
 "       worker copy in zstd (level " NF_STR(WORKER_ZSTD_LEVEL) ", 8 MiB window: a worker decodes it\n"
 "       several times faster per core than xz; --zstd-level 1..19 trades\n"
-"       size for speed on the master); a zstd file whose window a\n"
+"       size for speed on the master). Converting takes at most half of the\n"
+"       machine's MemTotal (or --max-memory SIZE): as many threads as CPUs\n"
+"       that fit, and a lower level when even one thread at level 19 does\n"
+"       not (a 1 GiB Pi 3B+: level 19, 2 threads, about 370 MiB); a zstd file whose window a\n"
 "       512 MiB worker affords is stored as it is. --keep-format stores raw,\n"
 "       gzip and xz as given too; zip, 7z, bzip2, lz4, lzip, lzma, .Z,\n"
 "       tar-wrapped (one member) and doubly compressed images, and gzip with\n"
@@ -214,7 +217,35 @@ struct add_opts {
 	const char *os_list_name;
 	int keep_format;
 	int level;              /* zstd level of the worker copy */
+	int level_forced;       /* --zstd-level: never lowered to fit */
+	uint64_t max_memory;    /* --max-memory; 0: half of MemTotal */
 };
+
+/* The conversion's level and workers for this machine: at most half its
+ * MemTotal (or --max-memory), as many workers as CPUs that fit. Says what
+ * it chose in one line. */
+static void plan_conversion(const struct add_opts *a, struct nf_convert_plan *p)
+{
+	uint64_t total = 0, budget = a->max_memory;
+	char b[32], e[32], t[32];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (!budget)
+		budget = nf_mem_total(&total) == 0 ? total / 2 : 512ull << 20;
+	nf_convert_plan(budget, cpus > 0 ? (unsigned)cpus : 1, a->level, a->level_forced, p);
+	nf_format_bytes(budget, b, sizeof(b));
+	nf_format_bytes(p->bytes, e, sizeof(e));
+	nf_format_bytes(total, t, sizeof(t));
+	char th[48];
+
+	if (p->threads)
+		snprintf(th, sizeof(th), "%u thread(s) of %ld CPU(s)", p->threads, cpus);
+	else
+		snprintf(th, sizeof(th), "one thread (no room for a worker thread)");
+	nf_info("converting at zstd level %d with %s: about %s of at most %s (%s%s%s)%s", p->level, th, e, b,
+		a->max_memory ? "--max-memory" : total ? "half of MemTotal " : "MemTotal unknown", a->max_memory ? "" : t,
+		"", p->lowered ? "; the level is lowered to fit" : p->over ? "; over it: --zstd-level forces the level" : "");
+}
 
 /* What the file is: its sniff, and whether image add must convert it
  * (a format the worker cannot decode, or one holding compressed or tar data
@@ -282,7 +313,11 @@ static int add_converted(const struct add_opts *a, const char *tmp, struct nf_sc
 {
 	char q[PATH_MAX + 8];
 	uint64_t shown = UINT64_MAX;
-	int r = nf_convert_to_zstd(a->file, tmp, a->level, 0, a->not_a_disk, convert_progress, &shown, cv);
+	struct nf_convert_plan plan;
+	int r;
+
+	plan_conversion(a, &plan);
+	r = nf_convert_to_zstd(a->file, tmp, plan.level, plan.threads, a->not_a_disk, convert_progress, &shown, cv);
 
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
@@ -642,12 +677,14 @@ int cmd_image(struct master *m, int argc, char **argv)
 		{ "os-list-entry", required_argument, NULL, 'o' }, { "not-a-disk", no_argument, NULL, 'D' },
 		{ "os-list-name", required_argument, NULL, 'L' }, { "keep-format", no_argument, NULL, 'K' },
 		{ "zstd-level", required_argument, NULL, 'Z' }, { "json", no_argument, NULL, 'J' },
+		{ "max-memory", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	const char *name = NULL, *os_list = NULL, *os_list_name = NULL, *verb;
 	char defname[NF_NAME_MAX * 2];
-	int force = 0, not_a_disk = 0, keep_format = 0, json = 0, level = WORKER_ZSTD_LEVEL, opt, r, pruned;
-	uint64_t v;
+	int force = 0, not_a_disk = 0, keep_format = 0, json = 0, level = WORKER_ZSTD_LEVEL, level_forced = 0, opt, r,
+	    pruned;
+	uint64_t v, max_memory = 0;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		fputs(image_usage, argc < 2 ? stderr : stdout);
@@ -670,6 +707,13 @@ int cmd_image(struct master *m, int argc, char **argv)
 				return 2;
 			}
 			level = (int)v;
+			level_forced = 1;
+			break;
+		case 'M':
+			if (nf_parse_size(optarg, 1ull << 50, &max_memory) < 0 || max_memory < (64ull << 20)) {
+				nf_err("invalid --max-memory '%s': expected a size of at least 64M (e.g. 400M, 2G)", optarg);
+				return 2;
+			}
 			break;
 		case 'h': fputs(image_usage, stdout); return 0;
 		default: cli_usage_hint(argv[0]); return 2;
@@ -701,7 +745,8 @@ int cmd_image(struct master *m, int argc, char **argv)
 			       nf_quote(q, sizeof(q), name));
 			return 2;
 		}
-		struct add_opts a = { argv[optind], name, os_list, force, not_a_disk, os_list_name, keep_format, level };
+		struct add_opts a = { argv[optind], name, os_list, force, not_a_disk, os_list_name, keep_format,
+				      level, level_forced, max_memory };
 
 		r = image_add(m, &a); /* locks for its commit only; held on return */
 	} else if (strcmp(verb, "rm") == 0) {

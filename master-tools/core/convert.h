@@ -27,13 +27,40 @@ struct nf_convert {
  * (40 MiB, decode.h) affords with room to spare. */
 #define NF_CONVERT_WINDOW_LOG 23
 
+/* How image add compresses on this machine (nf_convert_plan). */
+struct nf_convert_plan {
+	int level;          /* zstd level */
+	unsigned threads;   /* compression worker threads; 0: the calling thread */
+	uint64_t bytes;     /* the estimate of the whole conversion's memory */
+	int lowered;        /* 1: the level is below the one asked for, to fit */
+	int over;           /* 1: even level 1 with one worker is over budget */
+};
+
+/* The memory image add's conversion takes with `threads` zstd workers at
+ * `level` (window 2^NF_CONVERT_WINDOW_LOG): a fixed part (libarchive and
+ * its decoders, up to xz -9's 64 MiB dictionary, buffers) plus, per worker,
+ * libzstd's estimate of a compression context
+ * (ZSTD_estimateCCtxSize_usingCParams) and its job buffers (libzstd's
+ * multi-threaded job is 4 windows); with no worker thread, one context
+ * and the reader. Fitted to peak RSS measured for a 256 MiB xz -6 image at
+ * level 19: no worker thread 110 MiB (estimate 169), 1 worker 237 MiB
+ * (299), 2 workers 361 MiB (428). Bytes. */
+uint64_t nf_convert_memory(int level, unsigned threads);
+
+/* The plan for budget bytes and cores CPUs: `level` with as many worker
+ * threads as cores while the estimate fits, else none (the calling thread
+ * compresses: no job buffers); when even that does not fit, the highest
+ * lower level at which it does (lowered), unless forced: then the level
+ * stays, with no worker thread. over: not even level 1 fits. Fills p. */
+void nf_convert_plan(uint64_t budget, unsigned cores, int level, int forced, struct nf_convert_plan *p);
+
 /* Progress: input bytes consumed of the total, image bytes produced. */
 typedef void (*nf_convert_progress_fn)(uint64_t in_done, uint64_t in_total, uint64_t out_done, void *ctx);
 
 /* Decodes src (every compression layer; tar, zip and 7z must hold exactly
  * one regular file, directories aside) and writes the image as zstd at
  * `level` (window 2^NF_CONVERT_WINDOW_LOG, checksummed frames) with
- * `threads` compression threads (0: one per CPU) to dst
+ * `threads` compression worker threads (0: in the calling thread) to dst
  * (created with mode 0644, fsynced). The image's first bytes are checked
  * with nf_head_check() before anything is written: compressed data inside
  * the member is refused, and so is an image that is not a disk unless
