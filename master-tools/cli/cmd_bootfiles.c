@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "configtxt.h"
 #include "fileutil.h"
 #include "log.h"
 #include "manifest.h"
@@ -28,10 +29,14 @@ static const char bootfiles_usage[] =
 "Collect what a Pi netboots from into ROOT/boot, from a 64-bit Raspberry Pi OS\n"
 "/boot (or /boot/firmware) directory, or straight from the FAT boot partition\n"
 "of a catalog image (read with mtools; nothing is mounted). Then:\n"
-"  config.txt   lines that redirect the firmware (auto_initramfs, initramfs,\n"
-"               ramfsfile, kernel=, os_prefix=, cmdline=, include) are disabled\n"
-"               and named; an [all] block adds arm_64bit=1, auto_initramfs=0,\n"
-"               enable_uart=1 and 'initramfs netflash.cpio.gz followkernel'\n"
+"  config.txt   served compact, as the network-boot firmware reads only its\n"
+"               first 4096 bytes: first arm_64bit=1, auto_initramfs=0,\n"
+"               enable_uart=1 and 'initramfs netflash.cpio.gz followkernel',\n"
+"               then the image's settings and [section] filters in order,\n"
+"               without comments and blank lines; lines that redirect the\n"
+"               firmware (auto_initramfs, initramfs, ramfsfile, kernel=,\n"
+"               os_prefix=, cmdline=, include) are left out and named. Over\n"
+"               4096 bytes even so: refused\n"
 "  Pi OS's initramfs* files and 32-bit kernels are left out\n"
 "  cmdline.txt  becomes the template for each worker's own: console settings\n"
 "               kept, root=/init=/quiet/splash dropped, ip=dhcp added\n"
@@ -128,52 +133,45 @@ static const struct { const char *key, *why; } redirects[] = {
 	{ "include", "an included file could carry any of these" },
 };
 
-/* The key of one config.txt line ("kernel" of "kernel=x", "initramfs" of
- * "initramfs f followkernel"), or "" for blank, comment, [section]. */
-static void config_key(const char *line, char *key, size_t cap)
+/* Why a line with this key is not served (NULL: it is). */
+static const char *redirect_why(const char *key)
 {
-	size_t i = strspn(line, " \t"), n = 0;
-
-	key[0] = '\0';
-	if (line[i] == '#' || line[i] == '[' || line[i] == '\0')
-		return;
-	while (line[i] && line[i] != '=' && line[i] != ' ' && line[i] != '\t' && n + 1 < cap)
-		key[n++] = line[i++];
-	key[n] = '\0';
+	for (size_t i = 0; i < sizeof(redirects) / sizeof(redirects[0]); i++)
+		if (strcmp(key, redirects[i].key) == 0)
+			return redirects[i].why;
+	return NULL;
 }
 
-/* The served config.txt: the imported one with every line that redirects
- * the firmware disabled (said on stdout, once per line), then our [all]
- * block: 64-bit kernel, no automatic initramfs, the UART console, and our
- * initramfs. Returns the bytes written to out (capacity cap). */
-static size_t served_config(const char *orig, char *out, size_t cap)
+static void said_disabled(unsigned no, const char *line, const char *why, void *ctx)
 {
-	char copy[CONFIG_MAX + 1], key[32], *line, *save = NULL;
-	size_t o = 0;
-	unsigned no = 0;
+	(void)ctx;
+	if (strcmp(line, "arm_64bit=1") != 0)
+		printf("config.txt line %u: '%.80s' disabled: %s\n", no, line, why);
+}
 
-	snprintf(copy, sizeof(copy), "%s", orig);
-	for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		const char *why = NULL;
+/* What netflash serves first: the flasher is aarch64, boots only its own
+ * initramfs, and has its console on the UART too. First, in the [all]
+ * context the file starts in, so that the firmware reads them however
+ * long the rest is. */
+static const char served_head[] = "arm_64bit=1\nauto_initramfs=0\nenable_uart=1\n"
+				  "initramfs netflash.cpio.gz followkernel\n";
 
-		no++;
-		config_key(line, key, sizeof(key));
-		for (size_t i = 0; key[0] && i < sizeof(redirects) / sizeof(redirects[0]); i++)
-			if (strcmp(key, redirects[i].key) == 0)
-				why = redirects[i].why;
-		line[strcspn(line, "\r")] = '\0';
-		if (why && strcmp(line, "arm_64bit=1") != 0)
-			printf("config.txt line %u: '%.80s' disabled: %s\n", no, line, why);
-		if (o < cap)
-			o += (size_t)snprintf(out + o, cap - o, "%s%s\n", why ? "# netflash disabled: " : "", line);
+/* The served config.txt: our lines, then the imported one made compact
+ * (core/configtxt.h) with every line that redirects the firmware left out
+ * (said on stdout, once per line). Logs and returns -EMSGSIZE when even
+ * that is over the 4096 bytes the network-boot firmware reads. */
+static int served_config(const char *orig, char *out, size_t cap)
+{
+	long n = nf_config_compact(orig, served_head, redirect_why, said_disabled, NULL, out, cap);
+
+	if (n < 0 || n > NF_CONFIG_TXT_NETBOOT_MAX) {
+		nf_err("config.txt would be served as %ld bytes even without comments and blank lines; the Pi's "
+		       "network-boot firmware reads only its first %d (raspberrypi/firmware#1575): shorten the "
+		       "image's config.txt (its settings, not its comments)", n < 0 ? (long)cap : n,
+		       NF_CONFIG_TXT_NETBOOT_MAX);
+		return -EMSGSIZE;
 	}
-	if (o < cap)
-		o += (size_t)snprintf(out + o, cap - o,
-				      "\n[all]\n# netflash: the flasher is aarch64 and boots only its own initramfs;\n"
-				      "# its console also goes to the UART (serial0).\n"
-				      "arm_64bit=1\nauto_initramfs=0\nenable_uart=1\n"
-				      "initramfs netflash.cpio.gz followkernel\n");
-	return o < cap ? o : cap - 1;
+	return 0;
 }
 
 /* Pi OS's own initramfs files and 32-bit kernels: never loaded by the
@@ -204,7 +202,8 @@ static int rewrite_configs(const char *dir)
 	n = nf_read_file(path, orig, CONFIG_MAX);
 	if (n < 0)
 		orig[0] = '\0';
-	served_config(orig, buf, sizeof(buf));
+	if ((r = served_config(orig, buf, sizeof(buf))) < 0)
+		return r;
 	if ((r = nf_write_file_atomic(path, buf, strlen(buf), 0644)) < 0)
 		return r;
 	snprintf(path, sizeof(path), "%s/.config.txt.orig", dir);

@@ -28,6 +28,7 @@
 #define CMDLINE_MAX 4096
 
 #include "enroll.h"
+#include "configtxt.h"
 #include "multicast.h"
 #include "hooks.h"
 
@@ -163,6 +164,17 @@ static int diskless_config(struct master *m, const char *set, char *out, size_t 
 		return (int)n;
 	}
 	out[n] = '\0';
+	/* Pi OS boots from the network too: the firmware reads 4096 bytes. */
+	char *orig = strdup(out);
+	long len = orig ? nf_config_compact(orig, NULL, NULL, NULL, NULL, out, cap) : -ENOMEM;
+
+	free(orig);
+	if (len < 0 || len > NF_CONFIG_TXT_NETBOOT_MAX) {
+		master_report_error(rep, "%s is over the %d bytes the Pi's network-boot firmware reads even without "
+				    "comments and blank lines (raspberrypi/firmware#1575): shorten it and import the boot "
+				    "files again", path, NF_CONFIG_TXT_NETBOOT_MAX);
+		return -EMSGSIZE;
+	}
 	return 0;
 }
 

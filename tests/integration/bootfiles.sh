@@ -74,12 +74,13 @@ printf 'console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype
 
 "$NF" --root "$R" boot-files import --from-boot "$B" >"$T/import.out" 2>&1 || fail "import: $(cat "$T/import.out")"
 C=$R/boot/config.txt
-grep -qx "# netflash disabled: auto_initramfs=1" "$C" && ! grep -q '^auto_initramfs=1' "$C" &&
+! grep -q '^auto_initramfs=1' "$C" &&
 	grep -q "'auto_initramfs=1' disabled: the firmware would pick Pi OS's own initramfs" "$T/import.out" &&
 	pass "Bookworm's auto_initramfs=1 is disabled, and import says why" || fail "auto_initramfs: $(cat "$C" "$T/import.out")"
-[ "$(sed -n '/^\[all\]$/,$p' "$C" | tail -4 | tr '\n' ' ')" = "arm_64bit=1 auto_initramfs=0 enable_uart=1 initramfs netflash.cpio.gz followkernel " ] &&
-	pass "the served config ends with an [all] block: 64-bit, no auto initramfs, the UART, our initramfs" ||
-	fail "config tail: $(tail -8 "$C")"
+[ "$(head -4 "$C" | tr '\n' ' ')" = "arm_64bit=1 auto_initramfs=0 enable_uart=1 initramfs netflash.cpio.gz followkernel " ] &&
+	! grep -q '^#' "$C" && ! grep -q '^$' "$C" &&
+	pass "the served config begins with ours (64-bit, no auto initramfs, the UART, our initramfs); no comments or blank lines" ||
+	fail "config head: $(head -8 "$C")"
 grep -qx "\[cm4\]" "$C" && grep -qx "otg_mode=1" "$C" && grep -qx "dtoverlay=vc4-kms-v3d" "$C" &&
 	pass "the rest of Pi OS's config (sections, overlays) is kept" || fail "config: $(cat "$C")"
 [ ! -e "$R/boot/initramfs8" ] && [ ! -e "$R/boot/initramfs_2712" ] && has "left out initramfs8" "$T/import.out" &&
@@ -112,12 +113,76 @@ EOF
 n=0
 for l in "os_prefix=netboot/" "kernel=custom.img" "cmdline=other.txt" "include extra.txt" "ramfsfile=foo.cpio" \
 	"initramfs initrd.img followkernel" "arm_64bit=0"; do
-	grep -qxF "# netflash disabled: $l" "$R/boot-pi4/config.txt" && has -F "'$l' disabled" "$T/redir.out" && n=$((n + 1)) ||
+	! grep -qxF "$l" "$R/boot-pi4/config.txt" && has -F "'$l' disabled" "$T/redir.out" && n=$((n + 1)) ||
 		fail "not disabled: $l"
 done
 [ $n = 7 ] && [ "$(grep -c '^initramfs ' "$R/boot-pi4/config.txt")" = 1 ] &&
 	pass "os_prefix, kernel, cmdline, include, ramfsfile, a [pi4] initramfs and arm_64bit=0 are disabled and named" ||
 	fail "redirects: $(cat "$R/boot-pi4/config.txt")"
+
+# config.txt at the network-boot firmware's limit: it reads the first 4096
+# bytes and ignores a setting whose line ends past them
+# (raspberrypi/firmware#1575). fw_sees CONFIG SETTINGS: 0 when every
+# setting line of SETTINGS (in order, [section] filters too) and our four
+# are whole lines within the first 4096 bytes of CONFIG, as the firmware
+# parses it.
+fw_sees() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+seen = [l for l in data[:4096].split(b"\n")[:-1] if l.strip() and not l.lstrip().startswith(b"#")]
+want = [b"arm_64bit=1", b"auto_initramfs=0", b"enable_uart=1", b"initramfs netflash.cpio.gz followkernel"]
+want += [l.strip() for l in open(sys.argv[2], "rb").read().split(b"\n") if l.strip() and not l.lstrip().startswith(b"#")]
+sys.exit(0 if seen == want and len(data) <= 4096 else 1)
+PY
+}
+# settings N: N bytes of setting lines (dtparam=..., [section] filters) in $T/set
+settings() {
+	python3 - "$1" >"$T/set" <<'PY'
+import sys
+n, out, i = int(sys.argv[1]), [], 0
+while sum(len(l) + 1 for l in out) < n:
+    out.append("[pi4]" if i % 10 == 5 else "[all]" if i % 10 == 9 else "dtparam=i2c_arm%03d=on" % i)
+    i += 1
+text = "\n".join(out) + "\n"
+over = len(text) - n
+if over:                 # trim the last setting to land on n bytes exactly
+    last = out[-1]
+    out[-1] = last[:len(last) - over] if len(last) - over >= 12 else last
+    text = "\n".join(out) + "\n"
+sys.stdout.write(text)
+PY
+}
+# The issue's case: a 4024-byte config.txt, half of it comments: served
+# compact, every setting where the firmware reads it.
+settings 1900
+{ head -c 0 /dev/null; while IFS= read -r l; do printf '# %s: what this does, explained at length as pi-gen does\n%s\n' "$l" "$l"; done <"$T/set"; } |
+	head -c 4024 >"$T/big.txt"
+printf '\n' >>"$T/big.txt"
+grep -v '^#' "$T/big.txt" | grep . >"$T/set"
+cp -a "$B" "$T/big" && cp "$T/big.txt" "$T/big/config.txt"
+"$NF" --root "$R" boot-files import --from-boot "$T/big" --model pi3 >"$T/big.out" 2>&1 &&
+	fw_sees "$R/boot-pi3/config.txt" "$T/set" &&
+	pass "a $(stat -c %s "$T/big.txt")-byte config.txt is served as $(stat -c %s "$R/boot-pi3/config.txt") bytes: every setting, ours first, within 4096" ||
+	fail "big config: $(cat "$T/big.out"); served $(stat -c %s "$R/boot-pi3/config.txt") bytes"
+# Settings alone: served exactly 4096 bytes is taken; 4097 is refused
+# with the reason, and the set imported before stays.
+head=$(printf 'arm_64bit=1\nauto_initramfs=0\nenable_uart=1\ninitramfs netflash.cpio.gz followkernel\n' | wc -c)
+for total in 4095 4096 4097; do
+	settings $((total - head))
+	cp "$T/set" "$T/big/config.txt"
+	rc=0; "$NF" --root "$R" boot-files import --from-boot "$T/big" --model pi3 >"$T/lim.out" 2>&1 || rc=$?
+	served=$(stat -c %s "$R/boot-pi3/config.txt")
+	if [ "$total" -le 4096 ]; then
+		[ $rc = 0 ] && [ "$served" = "$total" ] && fw_sees "$R/boot-pi3/config.txt" "$T/set" &&
+			pass "settings that serve as $total bytes: imported, the firmware sees every one" ||
+			fail "$total: rc=$rc served $served $(tail -2 "$T/lim.out")"
+	else
+		[ $rc = 1 ] && has "config.txt would be served as 4097 bytes even without comments and blank lines; the Pi's network-boot firmware reads only its first 4096" "$T/lim.out" &&
+			[ "$served" = 4096 ] && pass "settings that would serve as 4097 bytes: refused with the reason; the set before stays" ||
+			fail "4097: rc=$rc served $served $(cat "$T/lim.out")"
+	fi
+done
 
 # An enrolled worker's dir: no Pi OS initramfs in it.
 "$NF" --root "$R" image add "$(test_image 16).zst" --name pios >/dev/null
