@@ -26,6 +26,8 @@ struct nf_decoder {
 	lzma_stream x;
 	ZSTD_DStream *zs;
 	size_t zs_last; /* last ZSTD_decompressStream hint; 0 at a frame end */
+	unsigned zstd_wlog; /* the largest window it takes: 2^zstd_wlog */
+	char why[160];      /* a detail made for this error */
 };
 
 static int fail(struct nf_decoder *d, int err, const char *detail)
@@ -169,6 +171,24 @@ static ssize_t xz_read(struct nf_decoder *d, uint8_t *buf, size_t len)
 	return (ssize_t)(len - d->x.avail_out);
 }
 
+/* A frame whose window is over what this decoder was set up for: names
+ * both. */
+static ssize_t zstd_window_fail(struct nf_decoder *d, const void *src, size_t len)
+{
+	ZSTD_frameHeader h;
+	char w[32], max[32];
+
+	nf_format_bytes(1ull << d->zstd_wlog, max, sizeof(max));
+	if (ZSTD_getFrameHeader(&h, src, len) == 0) {
+		nf_format_bytes(h.windowSize, w, sizeof(w));
+		snprintf(d->why, sizeof(d->why), "zstd: the frame's window is %s, over the %s this decoder affords", w,
+			 max);
+	} else {
+		snprintf(d->why, sizeof(d->why), "zstd: the frame's window is over the %s this decoder affords", max);
+	}
+	return fail(d, -ENOMEM, d->why);
+}
+
 /* zstd frames may be concatenated; the input must end exactly at a frame end. */
 static ssize_t zstd_read(struct nf_decoder *d, uint8_t *buf, size_t len)
 {
@@ -195,7 +215,7 @@ static ssize_t zstd_read(struct nf_decoder *d, uint8_t *buf, size_t len)
 			if (ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation)
 				return fail(d, -ENOMEM, "zstd: out of memory");
 			if (ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge)
-				return fail(d, -ENOMEM, "zstd: window larger than the memory limit");
+				return zstd_window_fail(d, in.src, in.size);
 			return fail(d, -EBADMSG, "zstd: corrupt data or trailing garbage");
 		}
 		d->zs_last = ret;
@@ -241,6 +261,7 @@ static int setup_codec(struct nf_decoder *d)
 			while (wlog < 31 && (2ull << wlog) <= d->opts.memlimit)
 				wlog++;
 		ZSTD_DCtx_setParameter(d->zs, ZSTD_d_windowLogMax, (int)wlog);
+		d->zstd_wlog = wlog;
 		return 0;
 	}
 	default:

@@ -154,9 +154,13 @@ static void reader_close(struct reader *rd)
 /* Opens path (a regular file), detects its format into res and sets up a
  * decoder with `threads` xz threads. Returns 0, or a negative errno with
  * res->detail set; rd is always safe to close. */
-static int reader_open(struct reader *rd, const char *path, unsigned threads, struct nf_scan *res)
+static int reader_open(struct reader *rd, const char *path, unsigned threads, uint64_t zstd_window_max,
+		       struct nf_scan *res)
 {
 	struct nf_decoder_opts o = { .threads = threads, .memlimit_threading = 40ull << 20 };
+
+	if (zstd_window_max > (160ull << 20))
+		o.memlimit = o.zstd_window_max = zstd_window_max;
 	struct stat st;
 	int r;
 
@@ -186,8 +190,8 @@ static int reader_open(struct reader *rd, const char *path, unsigned threads, st
 	return 0;
 }
 
-int nf_scan_file(const char *path, unsigned threads, nf_scan_progress_fn progress, void *ctx,
-		 struct nf_scan *res)
+int nf_scan_file(const char *path, unsigned threads, uint64_t zstd_window_max, nf_scan_progress_fn progress,
+		 void *ctx, struct nf_scan *res)
 {
 	EVP_MD_CTX *sha = NULL;
 	struct reader rd;
@@ -195,7 +199,7 @@ int nf_scan_file(const char *path, unsigned threads, nf_scan_progress_fn progres
 	int r;
 
 	memset(res, 0, sizeof(*res));
-	r = reader_open(&rd, path, threads ? threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN), res);
+	r = reader_open(&rd, path, threads ? threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN), zstd_window_max, res);
 	if (r < 0)
 		goto out;
 	sha = EVP_MD_CTX_new();
@@ -219,7 +223,7 @@ int nf_image_range(const char *path, uint64_t off, uint64_t len, nf_range_sink_f
 	struct nf_scan res = { 0 };
 	struct reader rd;
 	uint64_t pos = 0, end = off + len;
-	int r = reader_open(&rd, path, 1, &res);
+	int r = reader_open(&rd, path, 1, 0, &res);
 
 	if (r < 0) {
 		snprintf(detail, cap, "%s", res.detail);

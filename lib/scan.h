@@ -28,12 +28,14 @@ struct nf_scan {
 /* Progress: compressed bytes consumed of the total, decoded bytes so far. */
 typedef void (*nf_scan_progress_fn)(uint64_t in_done, uint64_t in_total, uint64_t out_done, void *ctx);
 
-/* Scans path. threads: xz decoder threads (0: one per CPU). Returns 0, or a
+/* Scans path. threads: xz decoder threads (0: one per CPU); zstd_window_max:
+ * the largest zstd window taken (0: the decoder's default, 128 MiB; image
+ * add's own for zstd --long files). Returns 0, or a
  * negative errno with res->detail set: -EBADMSG (corrupt, truncated, trailing
  * data, or a format we cannot decode; the detail names the offset),
  * -ENOENT, -ENOMEM ... */
-int nf_scan_file(const char *path, unsigned threads, nf_scan_progress_fn progress, void *ctx,
-		 struct nf_scan *res);
+int nf_scan_file(const char *path, unsigned threads, uint64_t zstd_window_max, nf_scan_progress_fn progress,
+		 void *ctx, struct nf_scan *res);
 
 /* 1 if the n bytes at p are all zero (n == 0 counts as zero). */
 int nf_is_zero(const uint8_t *p, size_t n);

@@ -49,7 +49,8 @@ static int check_head(struct flash *f, enum nf_format fmt, const char *outer)
 	uint8_t head[NF_FORMAT_PROBE_LEN];
 	char detail[200], why[160];
 	const char *inner = NULL;
-	ssize_t n = nf_decode_head(fmt, source_pread, f->src, 0, head, sizeof(head), detail, sizeof(detail));
+	ssize_t n = nf_decode_head(fmt, source_pread, f->src, fmt == NF_FMT_ZSTD ? f->budget : 0, head, sizeof(head),
+				   detail, sizeof(detail));
 
 	if (n < 0) {
 		flash_fail(f, (int)n, NF_STAGE_DECODE, "'%s': %s", f->o->source, detail);
@@ -169,6 +170,10 @@ int flash_probe(struct flash *f, enum nf_format *fmt)
 			   f->o->source, nf_format_name(*fmt), nf_format_name(f->o->format));
 		return -EBADMSG;
 	}
+	/* zstd: the window against the budget first, so that a window over it
+	 * is refused with both named, not by the head check's decoder. */
+	if (*fmt == NF_FMT_ZSTD && (r = plan_zstd(f, head, (size_t)n)) < 0)
+		return r;
 	if ((r = check_head(f, *fmt, nf_format_name(*fmt))) < 0)
 		return r;
 	if (*fmt == NF_FMT_RAW) {
@@ -196,8 +201,6 @@ int flash_probe(struct flash *f, enum nf_format *fmt)
 		/* Only a lower bound: more frames may follow. */
 		if (fs != ZSTD_CONTENTSIZE_UNKNOWN && fs != ZSTD_CONTENTSIZE_ERROR)
 			f->min_size = fs;
-		if ((r = plan_zstd(f, head, (size_t)n)) < 0)
-			return r;
 	}
 	if (size && f->o->expect_size && size != f->o->expect_size) {
 		flash_fail(f, -EBADMSG, NF_STAGE_SOURCE, "'%s' decodes to %llu bytes, expected %llu",

@@ -247,6 +247,21 @@ static void plan_conversion(const struct add_opts *a, struct nf_convert_plan *p)
 		"", p->lowered ? "; the level is lowered to fit" : p->over ? "; over it: --zstd-level forces the level" : "");
 }
 
+/* The largest zstd window image add decodes: half of MemAvailable, at most
+ * zstd's own limit (2 GiB, ZSTD_WINDOWLOG_MAX on 64-bit), at least the
+ * decoder's default. A worker copy is then re-encoded with an 8 MiB one. */
+static uint64_t zstd_allowance(void)
+{
+	uint64_t avail = 0, a;
+
+	if (nf_mem_available(&avail) < 0)
+		avail = 0;
+	a = avail / 2;
+	if (a > (2ull << 30))
+		a = 2ull << 30;
+	return a < (160ull << 20) ? 160ull << 20 : a;
+}
+
 /* What the file is: its sniff, and whether image add must convert it
  * (a format the worker cannot decode, or one holding compressed or tar data
  * again). *window: a zstd file's first frame window (0: not zstd or
@@ -280,7 +295,9 @@ static int classify(const char *file, struct nf_sniff *sn, int *convert, uint64_
 	if (sn->format == NF_FMT_UNKNOWN) {
 		*convert = 1;
 	} else {
-		dn = nf_decode_head(sn->format, nf_pread_fd, &fd, 0, dhead, sizeof(dhead), detail, sizeof(detail));
+		/* A zstd window up to what this master affords (zstd --long). */
+		dn = nf_decode_head(sn->format, nf_pread_fd, &fd, sn->format == NF_FMT_ZSTD ? zstd_allowance() : 0, dhead,
+				    sizeof(dhead), detail, sizeof(detail));
 		if (dn < 0) {
 			nf_err("refusing %s: %s", q, detail);
 			goto fail;
@@ -317,7 +334,8 @@ static int add_converted(const struct add_opts *a, const char *tmp, struct nf_sc
 	int r;
 
 	plan_conversion(a, &plan);
-	r = nf_convert_to_zstd(a->file, tmp, plan.level, plan.threads, a->not_a_disk, convert_progress, &shown, cv);
+	r = nf_convert_to_zstd(a->file, tmp, plan.level, plan.threads, a->not_a_disk, zstd_allowance(), convert_progress,
+			       &shown, cv);
 
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
@@ -327,7 +345,7 @@ static int add_converted(const struct add_opts *a, const char *tmp, struct nf_sc
 		return 1;
 	}
 	/* The catalog holds what was checked: the worker's copy, decoded again. */
-	r = nf_scan_file(tmp, 0, progress, NULL, sc);
+	r = nf_scan_file(tmp, 0, 0, progress, NULL, sc);
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
 	if (r < 0 || sc->image_size != cv->image_size || memcmp(sc->sha256, cv->sha256, 32) != 0) {
@@ -345,7 +363,7 @@ static int add_converted(const struct add_opts *a, const char *tmp, struct nf_sc
 static int validate(const struct add_opts *a, struct nf_scan *sc, int *retry)
 {
 	char q[PATH_MAX + 8];
-	int r = nf_scan_file(a->file, 0, progress, NULL, sc);
+	int r = nf_scan_file(a->file, 0, zstd_allowance(), progress, NULL, sc);
 
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
@@ -372,7 +390,7 @@ static int add_as_is(const struct add_opts *a, const char *tmp, struct nf_scan *
 		nf_err("cannot copy %s into the catalog: %s", q, nf_strerror(r));
 		return 1;
 	}
-	r = nf_scan_file(tmp, 0, progress, NULL, sc);
+	r = nf_scan_file(tmp, 0, 0, progress, NULL, sc);
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
 	if (r < 0 && sc->format == NF_FMT_GZIP && sc->trailing) {
@@ -653,7 +671,7 @@ static int image_check(struct master *m, const char *name)
 	if (load(m, name, &man) < 0)
 		return 1;
 	master_image_path(m, &man, path, sizeof(path));
-	r = nf_scan_file(path, 0, progress, NULL, &sc);
+	r = nf_scan_file(path, 0, 0, progress, NULL, &sc);
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
 	if (r < 0) {

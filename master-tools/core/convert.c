@@ -14,12 +14,27 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "decode.h"
 #include "fileutil.h"
+#include "format.h"
 
 #define BUF (1u << 20)
 
+/* The file itself, for a zstd stream whose window libarchive's decoder
+ * does not take (it keeps libzstd's default limit, 128 MiB). */
+struct fd_input {
+	int fd;
+	uint8_t *buf;
+	size_t len, pos;
+	int eof;
+	uint64_t off;
+};
+
 struct conv {
 	struct archive *a;
+	struct nf_decoder *dec;  /* set: the file is read by it, not libarchive */
+	struct fd_input fin;
+	struct nf_input input;
 	ZSTD_CCtx *z;
 	EVP_MD_CTX *sha;
 	int fd;
@@ -152,15 +167,60 @@ static int compress(struct conv *c, const uint8_t *p, size_t n)
 
 /* Reads the member's first MiB (or all of a shorter one) into c->in.
  * Returns its length or a negative errno. */
+static ssize_t fd_peek(void *ctx, const uint8_t **p)
+{
+	struct fd_input *f = ctx;
+
+	if (f->pos == f->len && !f->eof) {
+		ssize_t n;
+
+		do
+			n = read(f->fd, f->buf, BUF);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return -errno;
+		f->eof = n == 0;
+		f->len = (size_t)n;
+		f->pos = 0;
+	}
+	*p = f->buf + f->pos;
+	return (ssize_t)(f->len - f->pos);
+}
+
+static void fd_consume(void *ctx, size_t n)
+{
+	struct fd_input *f = ctx;
+
+	f->pos += n;
+	f->off += n;
+}
+
+/* Up to len decoded bytes (0 at the end), by libarchive or our decoder;
+ * -errno after fail(). */
+static ssize_t read_data(struct conv *c, uint8_t *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!c->dec) {
+		n = archive_read_data(c->a, buf, len);
+		return n < 0 ? archive_fail(c, "cannot decode it") : n;
+	}
+	n = nf_decoder_read(c->dec, buf, len);
+	if (n < 0)
+		return fail(c, (int)n, "%s at compressed offset %llu", nf_decoder_detail(c->dec),
+			    (unsigned long long)nf_decoder_in_offset(c->dec));
+	return n;
+}
+
 static ssize_t read_first(struct conv *c)
 {
 	size_t got = 0;
 
 	while (got < BUF) {
-		la_ssize_t n = archive_read_data(c->a, c->in + got, BUF - got);
+		ssize_t n = read_data(c, c->in + got, BUF - got);
 
 		if (n < 0)
-			return archive_fail(c, "cannot decode it");
+			return n;
 		if (n == 0)
 			break;
 		got += (size_t)n;
@@ -213,10 +273,11 @@ static int pump(struct conv *c, int not_a_disk)
 			return r;
 		total += (uint64_t)n;
 		if (c->progress)
-			c->progress((uint64_t)archive_filter_bytes(c->a, -1), res->in_size, total, c->ctx);
-		n = archive_read_data(c->a, c->in, BUF);
+			c->progress(c->dec ? c->fin.off : (uint64_t)archive_filter_bytes(c->a, -1), res->in_size, total,
+				    c->ctx);
+		n = read_data(c, c->in, BUF);
 		if (n < 0)
-			return archive_fail(c, "cannot decode it");
+			return (int)n;
 	}
 	res->image_size = total;
 	return compress(c, NULL, 0);
@@ -265,9 +326,47 @@ void nf_convert_plan(uint64_t budget, unsigned cores, int level, int forced, str
 	p->over = p->bytes > budget;
 }
 
-static int setup(struct conv *c, const char *src, const char *dst, int level, unsigned threads)
+/* A plain zstd stream whose first window is over libarchive's 128 MiB:
+ * read by our decoder, with windows up to window_max. Returns 1 (set up),
+ * 0 (not such a stream: libarchive reads it) or -errno after fail(). */
+static int setup_direct(struct conv *c, const char *src, uint64_t window_max)
+{
+	struct nf_decoder_opts o = { .format = NF_FMT_ZSTD, .threads = 1 };
+	uint8_t head[32];
+	uint64_t window = 0;
+	char w[32], max[32];
+	ssize_t n;
+	int r;
+
+	if ((c->fin.fd = open(src, O_RDONLY | O_CLOEXEC)) < 0)
+		return fail(c, -errno, "%s", strerror(errno));
+	n = pread(c->fin.fd, head, sizeof(head), 0);
+	if (n <= 0 || nf_zstd_first_window(head, (size_t)n, &window) < 0 || window <= (1ull << 27)) {
+		close(c->fin.fd);
+		c->fin.fd = -1;
+		return 0;
+	}
+	nf_format_bytes(window, w, sizeof(w));
+	nf_format_bytes(window_max, max, sizeof(max));
+	if (window > window_max)
+		return fail(c, -ENOMEM, "its zstd window is %s, over the %s this master affords to decode it (half of "
+			    "its MemAvailable, at most zstd's own 2 GiB)", w, max);
+	o.memlimit = o.zstd_window_max = window_max;
+	if (!(c->fin.buf = malloc(BUF)))
+		return fail(c, -ENOMEM, "%s", "out of memory");
+	c->input = (struct nf_input){ fd_peek, fd_consume, &c->fin };
+	if ((r = nf_decoder_new(&c->dec, &o, &c->input)) < 0)
+		return fail(c, r, "cannot decode its %s zstd window: %s", w, strerror(-r));
+	snprintf(c->res->origin, sizeof(c->res->origin), "zstd");
+	return 1;
+}
+
+static int setup(struct conv *c, const char *src, const char *dst, int level, unsigned threads,
+		 uint64_t window_max)
 {
 	struct stat st;
+
+	int r;
 
 	c->a = archive_read_new();
 	c->z = ZSTD_createCCtx();
@@ -279,6 +378,10 @@ static int setup(struct conv *c, const char *src, const char *dst, int level, un
 	if (stat(src, &st) < 0)
 		return fail(c, -errno, "%s", strerror(errno));
 	c->res->in_size = (uint64_t)st.st_size;
+	if ((r = setup_direct(c, src, window_max)) < 0)
+		return r;
+	if (r == 1)
+		goto codec;
 	/* Every filter; of the formats, only those an image ships in, and raw
 	 * for a bare compressed stream (whatever its layers). */
 	archive_read_support_filter_all(c->a);
@@ -288,6 +391,7 @@ static int setup(struct conv *c, const char *src, const char *dst, int level, un
 	archive_read_support_format_raw(c->a);
 	if (archive_read_open_filename(c->a, src, BUF) != ARCHIVE_OK)
 		return archive_fail(c, "cannot open it");
+codec:
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_compressionLevel, level)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_checksumFlag, 1)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_windowLog, NF_CONVERT_WINDOW_LOG)))
@@ -301,16 +405,21 @@ static int setup(struct conv *c, const char *src, const char *dst, int level, un
 }
 
 int nf_convert_to_zstd(const char *src, const char *dst, int level, unsigned threads, int not_a_disk,
-		       nf_convert_progress_fn progress, void *ctx, struct nf_convert *res)
+		       uint64_t window_max, nf_convert_progress_fn progress, void *ctx, struct nf_convert *res)
 {
-	struct conv c = { .fd = -1, .res = res, .progress = progress, .ctx = ctx };
+	struct conv c = { .fd = -1, .res = res, .progress = progress, .ctx = ctx, .fin = { .fd = -1 } };
 	struct archive_entry *e = NULL;
 	unsigned int mdlen;
 	int r;
 
 	memset(res, 0, sizeof(*res));
-	if ((r = setup(&c, src, dst, level, threads)) < 0)
+	if ((r = setup(&c, src, dst, level, threads, window_max)) < 0)
 		goto out;
+	if (c.dec) { /* one zstd stream: no archive around it */
+		if ((r = pump(&c, not_a_disk)) < 0)
+			goto out;
+		goto done;
+	}
 	if ((r = next_file(&c, &e)) <= 0) {
 		if (r == 0)
 			r = fail(&c, -EBADMSG, "%s", "the archive holds no file");
@@ -332,6 +441,7 @@ int nf_convert_to_zstd(const char *src, const char *dst, int level, unsigned thr
 		}
 		goto out;
 	}
+done:
 	if (fsync(c.fd) < 0) {
 		r = fail(&c, -errno, "cannot write the converted image: %s", strerror(errno));
 		goto out;
@@ -342,6 +452,10 @@ out:
 	if (c.fd >= 0 && close(c.fd) < 0 && r == 0)
 		r = fail(&c, -errno, "cannot write the converted image: %s", strerror(errno));
 	archive_read_free(c.a);
+	nf_decoder_free(c.dec);
+	if (c.fin.fd >= 0)
+		close(c.fin.fd);
+	free(c.fin.buf);
 	ZSTD_freeCCtx(c.z);
 	EVP_MD_CTX_free(c.sha);
 	free(c.in);

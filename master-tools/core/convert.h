@@ -67,8 +67,10 @@ typedef void (*nf_convert_progress_fn)(uint64_t in_done, uint64_t in_total, uint
  * not_a_disk. Returns 0, or a negative errno with res->detail set:
  * -EBADMSG (corrupt, truncated, not one member, not a disk image), -EIO or
  * the system's error for dst, -ENOMEM. dst is left for the caller to
- * remove on failure. */
+ * remove on failure. A plain zstd stream whose window is over libarchive's
+ * 128 MiB (zstd --long) is decoded by netflash's own decoder, with windows
+ * up to window_max bytes (-ENOMEM naming both when it is over). */
 int nf_convert_to_zstd(const char *src, const char *dst, int level, unsigned threads, int not_a_disk,
-		       nf_convert_progress_fn progress, void *ctx, struct nf_convert *res);
+		       uint64_t window_max, nf_convert_progress_fn progress, void *ctx, struct nf_convert *res);
 
 #endif

@@ -240,4 +240,21 @@ has "^a[0-9]* *zstd *[0-9]* *tar.gzip *[0-9]* " "$T/ls.out" && pass "image ls sh
 	fail "image ls: $(cat "$T/ls.out")"
 [ "$(awk '{ match($0, /^[^ ]+ +/); print RLENGTH }' "$T/ls.out" | sort -u | wc -l)" = 1 ] && pass "image ls keeps its columns aligned with a 51-character name" ||
 	fail "columns: $(cat "$T/ls.out")"
+
+# zstd --long from a pipe declares windows of 256 MiB to 2 GiB: the master
+# decodes what it declares (up to zstd's own 2 GiB, within half of its
+# MemAvailable) and stores the 8 MiB-window worker copy; the worker's
+# refusal of such a file names the window and its limit.
+for l in 28 31; do
+	zstd -q --long=$l -c <"$img" >"$T/long$l.img.zst"
+	"$NF" --root "$R" image add "$T/long$l.img.zst" --name "long$l" >"$T/long$l.out" 2>&1 &&
+		"$NF" --root "$R" image check "long$l" >/dev/null && grep -q "^sha256=$(sha256sum "$img" | cut -d' ' -f1)$" "$R/images/long$l.manifest" &&
+		grep -q "^format=zstd$" "$R/images/long$l.manifest" &&
+		pass "zstd --long=$l from a pipe ($((1 << (l - 20))) MiB window): added as an 8 MiB-window worker copy" ||
+		fail "zstd --long=$l: $(cat "$T/long$l.out")"
+done
+rc=0; "$NETFLASH_BUILD/flasher-init/netflash-write" --progress=none --xz-memlimit 64M "$T/long28.img.zst" "$T/card-long" \
+	2>"$T/long.err" || rc=$?
+[ $rc != 0 ] && has "needs a zstd window of 256.0 MiB; this machine affords" "$T/long.err" &&
+	pass "netflash-write names the window and what it affords" || fail "netflash-write long window: $(cat "$T/long.err")"
 finish
