@@ -208,6 +208,27 @@ static int check_text_file(const char *opt, const char *file)
 	return 0;
 }
 
+/* Accounts a Debian 12 / Raspberry Pi OS Bookworm or Trixie image has
+ * before its first boot (base-passwd's static users, and those its
+ * packages add: pi-gen's stage0-2 and Trixie's systemd users); the first
+ * user cannot be one of them. */
+static int reserved_user(const char *name)
+{
+	static const char *const users[] = {
+		"root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+		"www-data", "backup", "list", "irc", "gnats", "nobody", "_apt", "messagebus", "sshd", "avahi",
+		"avahi-autoipd", "dnsmasq", "lightdm", "pulse", "rtkit", "saned", "colord", "polkitd", "tss",
+		"usbmux", "nm-openvpn", "hplip", "statd", "tcpdump", "rpc", "_rpc", "uuidd", "ntp", "systemd-timesync",
+		"systemd-network", "systemd-resolve", "systemd-coredump", "systemd-journal-remote", "dhcpcd", "mysql",
+		"postfix", "cups-pk-helper", "geoclue", "speech-dispatcher", "sddm", "gdm", "Debian-gdm",
+	};
+
+	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++)
+		if (strcmp(name, users[i]) == 0)
+			return 1;
+	return 0;
+}
+
 int provision_option(struct provision *p, int opt, const char *arg)
 {
 	uint64_t v;
@@ -218,6 +239,14 @@ int provision_option(struct provision *p, int opt, const char *arg)
 		if (!only(arg, "abcdefghijklmnopqrstuvwxyz0123456789_-", 32) || arg[0] == '-' ||
 		    (arg[0] >= '0' && arg[0] <= '9'))
 			return bad("--user", arg, "a login name: lower-case letters, digits, '_', '-', up to 32");
+		if (reserved_user(arg)) {
+			char q[64];
+
+			nf_err("invalid --user %s: it is a system account of Debian and Raspberry Pi OS (root or a service), "
+			       "which has no login on first boot; choose another name (rpi-imager#1673)",
+			       nf_quote(q, sizeof(q), arg));
+			return 2;
+		}
 		p->user = arg;
 		return 0;
 	case O_HASH:

@@ -1,6 +1,7 @@
 #include "initramfs.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,6 +126,7 @@ int initramfs_check(const char *path, char *why, size_t cap)
 	const uint8_t *init = NULL;
 	uint64_t mode = 0, size = 0;
 	struct nf_sniff sn;
+	struct stat st;
 	char detail[200];
 	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
 	ssize_t n;
@@ -138,6 +140,16 @@ int initramfs_check(const char *path, char *why, size_t cap)
 	if (n <= 0) {
 		snprintf(why, cap, "%s", n == 0 ? "it is empty" : strerror((int)-n));
 		r = n == 0 ? -EBADMSG : (int)n;
+		goto out;
+	}
+	/* The Pi's TFTP client counts 1024-byte blocks in 16 bits and does not
+	 * roll over: a file over 65535 blocks is cut (rpi-eeprom#375, #720;
+	 * ../shared/DESIGN.md). Said first, whatever else is wrong with it. */
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > NF_PI_TFTP_MAX) {
+		snprintf(why, cap, "it is %llu bytes; the Pi's network boot fetches at most %llu over TFTP (65535 "
+			 "blocks of 1024 bytes: rpi-eeprom#375): leave out modules or compress it harder",
+			 (unsigned long long)st.st_size, (unsigned long long)NF_PI_TFTP_MAX);
+		r = -EFBIG;
 		goto out;
 	}
 	nf_format_sniff(head, (size_t)n, (size_t)n < sizeof(head), &sn);

@@ -7,7 +7,12 @@
 
 #include <stddef.h>
 
-/* Checks path: raw, gzip, xz or zstd; a newc cpio (magic 070701/070702)
+/* The largest file a Pi's network boot fetches whole over TFTP: 65535
+ * blocks of 1024 bytes (its block counter does not roll over:
+ * rpi-eeprom#375, #720). */
+#define NF_PI_TFTP_MAX (65535ull * 1024)
+
+/* Checks path: at most NF_PI_TFTP_MAX bytes (-EFBIG); raw, gzip, xz or zstd; a newc cpio (magic 070701/070702)
  * holding a regular /init that is a 64-bit little-endian aarch64 ELF with
  * no PT_INTERP (static). Decodes at most 256 MiB. Returns 0, or -EBADMSG
  * (or -errno reading it) with why (capacity cap): one phrase, e.g. "its

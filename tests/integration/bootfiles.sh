@@ -156,9 +156,16 @@ PY
 # The issue's case: a 4024-byte config.txt, half of it comments: served
 # compact, every setting where the firmware reads it.
 settings 1900
-{ head -c 0 /dev/null; while IFS= read -r l; do printf '# %s: what this does, explained at length as pi-gen does\n%s\n' "$l" "$l"; done <"$T/set"; } |
-	head -c 4024 >"$T/big.txt"
-printf '\n' >>"$T/big.txt"
+python3 - "$T/set" "$T/big.txt" <<'PY'
+import sys
+out = ""
+for l in open(sys.argv[1]).read().split("\n"):
+    if l:
+        out += "# %s: what this does, explained at length as pi-gen does\n%s\n" % (l, l)
+out = out[:4023]
+out = out[:out.rfind("\n") + 1]
+open(sys.argv[2], "w").write(out + "#" * (4024 - len(out) - 1) + "\n")
+PY
 grep -v '^#' "$T/big.txt" | grep . >"$T/set"
 cp -a "$B" "$T/big" && cp "$T/big.txt" "$T/big/config.txt"
 "$NF" --root "$R" boot-files import --from-boot "$T/big" --model pi3 >"$T/big.out" 2>&1 &&
@@ -217,6 +224,33 @@ for c in "x86.cpio.gz:its /init is a x86-64 ELF; a Raspberry Pi runs the aarch64
 		"$NF" --root "$R" boot-files import --from-boot "$B" --initramfs "$T/${c%%:*}" &&
 		[ "$(sha256sum "$R/boot/netflash.cpio.gz")" = "$before" ] && pass "initramfs ${c%%:*} refused, the set unchanged"
 done
+
+# The Pi's TFTP limit (65535 blocks of 1024 bytes: rpi-eeprom#375): a valid
+# initramfs (uncompressed newc, /init the static aarch64 flasher, a pad
+# file) of exactly 67107840 bytes is taken; one 512-byte cpio block more is
+# refused for its size, first, whatever else it is.
+mkdir -p "$T/big-ir" && (cd "$T/big-ir" && gzip -dc "$T/good.cpio.gz" | cpio -id --quiet)
+sized_cpio() { # BYTES OUT: a newc cpio of exactly BYTES (a multiple of 512)
+	local want=$1 out=$2 pad got
+	pad=$((want - 4096))
+	for _ in 1 2 3; do
+		head -c "$pad" /dev/zero >"$T/big-ir/pad"
+		(cd "$T/big-ir" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) >"$out"
+		got=$(stat -c %s "$out")
+		[ "$got" = "$want" ] && return 0
+		pad=$((pad + want - got))
+	done
+	return 1
+}
+lim=$((65535 * 1024))
+sized_cpio "$lim" "$T/at-limit.cpio" && sized_cpio $((lim + 512)) "$T/over-limit.cpio" || fail "could not size the cpio files"
+"$NF" --root "$R" boot-files import --from-boot "$B" --initramfs "$T/at-limit.cpio" >"$T/atlim.out" 2>&1 &&
+	pass "an initramfs of exactly 65535 x 1024 bytes is taken" || fail "at the limit: $(tail -2 "$T/atlim.out")"
+expect_fail "initramfs over the TFTP limit" \
+	"refusing --initramfs '.*over-limit.cpio': it is $((lim + 512)) bytes; the Pi's network boot fetches at most $lim over TFTP" \
+	"$NF" --root "$R" boot-files import --from-boot "$B" --initramfs "$T/over-limit.cpio" &&
+	pass "an initramfs one cpio block over the Pi's TFTP limit is refused for its size"
+"$NF" --root "$R" boot-files import --from-boot "$B" --initramfs "$T/good.cpio.gz" >/dev/null 2>&1
 
 # init re-run keeps what it was given before.
 "$NF" --root "$T/r2" init --interface lo --server-ip 127.0.0.1 --subnet 127.0.0.0/8 --port 7071 >/dev/null

@@ -262,6 +262,12 @@ expect_rc() { # expect_rc RC NAME REGEX CMD...
 M9=b8:27:eb:00:01:09 D9=b8-27-eb-00-01-09
 expect_rc 2 "--user without a hash is refused" "--user needs --password-hash-file" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --user admin
+for u in root nobody daemon systemd-network sshd; do
+	expect_rc 2 "--user $u (a system account: no login on first boot) is refused" \
+		"invalid --user '$u': it is a system account of Debian and Raspberry Pi OS" \
+		"$NF" --root "$MR" enroll "$M9" --image pios --user "$u" --password-hash-file "$T/hash"
+done
+[ ! -d "$MR/tftp/$D9" ] || fail "a refused --user enrolled $D9"
 printf '%s\n' 'plain-password' >"$T/badhash"
 expect_rc 2 "a password that is not a crypt hash is refused" "invalid --password-hash-file: .*crypt" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --user admin --password-hash-file "$T/badhash"
