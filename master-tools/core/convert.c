@@ -326,6 +326,42 @@ void nf_convert_plan(uint64_t budget, unsigned cores, int level, int forced, str
 	p->over = p->bytes > budget;
 }
 
+/* What src holds, by magic: 'z' a zip, '7' a 7z, 't' a tar (after any
+ * compression layers: "ustar" at byte 257 of the decoded data), 0 anything
+ * else (a bare compressed stream or a raw image). */
+static int container_of(const char *src)
+{
+	static const uint8_t zip[] = { 'P', 'K', 3, 4 }, sevenz[] = { '7', 'z', 0xbc, 0xaf, 0x27, 0x1c };
+	uint8_t head[512];
+	struct archive *a;
+	struct archive_entry *e;
+	la_ssize_t n = 0;
+	int fd = open(src, O_RDONLY | O_CLOEXEC), kind = 0;
+
+	if (fd >= 0) {
+		n = pread(fd, head, sizeof(head), 0);
+		close(fd);
+	}
+	if (n >= (la_ssize_t)sizeof(zip) && memcmp(head, zip, sizeof(zip)) == 0)
+		return 'z';
+	if (n >= (la_ssize_t)sizeof(sevenz) && memcmp(head, sevenz, sizeof(sevenz)) == 0)
+		return '7';
+	if (!(a = archive_read_new()))
+		return 0;
+	archive_read_support_filter_all(a);
+	archive_read_support_format_raw(a);
+	if (archive_read_open_filename(a, src, BUF) == ARCHIVE_OK && archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		size_t got = 0;
+
+		while (got < sizeof(head) && (n = archive_read_data(a, head + got, sizeof(head) - got)) > 0)
+			got += (size_t)n;
+		if (got >= 262 && memcmp(head + 257, "ustar", 5) == 0)
+			kind = 't';
+	}
+	archive_read_free(a);
+	return kind;
+}
+
 /* A plain zstd stream whose first window is over libarchive's 128 MiB:
  * read by our decoder, with windows up to window_max. Returns 1 (set up),
  * 0 (not such a stream: libarchive reads it) or -errno after fail(). */
@@ -382,13 +418,24 @@ static int setup(struct conv *c, const char *src, const char *dst, int level, un
 		return r;
 	if (r == 1)
 		goto codec;
-	/* Every filter; of the formats, only those an image ships in, and raw
-	 * for a bare compressed stream (whatever its layers). */
+	/* Every filter; of the formats, the one the file's own magic names
+	 * (zip, 7z, a tar's "ustar" at 257 after the filters), else raw: a bare
+	 * compressed stream is the image itself, never libarchive's guess (it
+	 * takes data that starts with 1 KiB of zeros for an empty tar). */
 	archive_read_support_filter_all(c->a);
-	archive_read_support_format_tar(c->a);
-	archive_read_support_format_zip(c->a);
-	archive_read_support_format_7zip(c->a);
-	archive_read_support_format_raw(c->a);
+	switch (container_of(src)) {
+	case 'z':
+		archive_read_support_format_zip(c->a);
+		break;
+	case '7':
+		archive_read_support_format_7zip(c->a);
+		break;
+	case 't':
+		archive_read_support_format_tar(c->a);
+		break;
+	default:
+		archive_read_support_format_raw(c->a);
+	}
 	if (archive_read_open_filename(c->a, src, BUF) != ARCHIVE_OK)
 		return archive_fail(c, "cannot open it");
 codec:
