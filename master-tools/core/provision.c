@@ -139,6 +139,35 @@ static int diff_sectors(const char *orig, const char *now, uint64_t part_off, ui
 	return r;
 }
 
+/* network-config: the image's merged with our Wi-Fi (netconfig.c).
+ * Returns 0, or -1 with w->why set. */
+static int merged_network_config(struct work *w, const struct provision *p, struct provision_text *t)
+{
+	char path[PATH_MAX], *image = NULL, why[300];
+	ssize_t n = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/network-config.orig", w->dir);
+	if (has_file(w, "network-config")) {
+		char *const argv[] = { "mtype", "-i", w->part, "::/network-config", NULL };
+
+		if (master_run(argv, path, 1) < 0 || !(image = malloc(PROVISION_TEXT_MAX)) ||
+		    (n = nf_read_file(path, image, PROVISION_TEXT_MAX - 1)) < 0) {
+			free(image);
+			snprintf(w->why, sizeof(w->why), "cannot read the image's network-config from its boot partition");
+			return -1;
+		}
+		image[n] = '\0';
+	}
+	r = provision_merge_network_config(p, image, (size_t)n, t, why, sizeof(why));
+	free(image);
+	if (r < 0) {
+		snprintf(w->why, sizeof(w->why), "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
 static int write_files(struct work *w, const struct provision *p, const char *mac, enum provision_style style)
 {
 	struct provision_text t = { .buf = malloc(PROVISION_TEXT_MAX) };
@@ -166,8 +195,8 @@ static int write_files(struct work *w, const struct provision *p, const char *ma
 		if (t.over || ((p->user_data || t.len) && put_file(w, "user-data", t.buf, t.len, p->user_data)))
 			goto out;
 		t.len = 0;
-		if (p->wifi_ssid)
-			provision_render_network_config(p, &t);
+		if (p->wifi_ssid && !p->network_config && merged_network_config(w, p, &t) < 0)
+			goto out;
 		if (t.over || ((p->network_config || t.len) &&
 			       put_file(w, "network-config", t.buf, t.len, p->network_config)))
 			goto out;

@@ -22,10 +22,19 @@ struct provision_text {
 
 /* The files written to the boot partition, each into t (PROVISION_TEXT_MAX
  * bytes): firstrun.sh (Raspberry Pi Imager's scheme), cloud-init's
- * user-data and network-config. mac names the worker in comments. */
+ * user-data (network-config: provision_merge_network_config). mac names the
+ * worker in comments. */
 void provision_render_firstrun(const struct provision *p, const char *mac, struct provision_text *t);
 void provision_render_user_data(const struct provision *p, const char *mac, struct provision_text *t);
-void provision_render_network_config(const struct provision *p, struct provision_text *t);
+
+/* network-config for Wi-Fi settings p (netconfig.c, libyaml): the image's
+ * own (image: its len bytes, or NULL when it has none) with its wired
+ * interfaces kept (eth0 with dhcp4 and optional added when it names none),
+ * its other keys kept, and our wlan0 in wifis, as "network: {version: 2}".
+ * Into t. Returns 0, or -EBADMSG (the image's is not YAML, or not version
+ * 2), -EMSGSIZE or -ENOMEM with why (one line, cap bytes). */
+int provision_merge_network_config(const struct provision *p, const char *image, size_t len, struct provision_text *t,
+				   char *why, size_t cap);
 /* userconf.txt (Pi OS's first user): "user:crypt-hash" and a newline. */
 void provision_render_userconf(const struct provision *p, struct provision_text *t);
 

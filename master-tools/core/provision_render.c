@@ -263,17 +263,6 @@ void provision_render_user_data(const struct provision *p, const char *mac, stru
 	}
 }
 
-void provision_render_network_config(const struct provision *p, struct provision_text *t)
-{
-	char q[256];
-
-	add(t, "network:\n  version: 2\n  wifis:\n    wlan0:\n      dhcp4: true\n      optional: true\n");
-	if (p->wifi_country)
-		add(t, "      regulatory-domain: %s\n", p->wifi_country);
-	add(t, "      access-points:\n        %s:\n          password: %s\n%s", yq(q, sizeof(q), p->wifi_ssid),
-	    p->wifi_psk, p->wifi_hidden ? "          hidden: true\n" : "");
-}
-
 void provision_render_userconf(const struct provision *p, struct provision_text *t)
 {
 	add(t, "%s:%s\n", p->user, p->password_hash);

@@ -159,6 +159,61 @@ assert ap == {ssid: {"password": psk}}, ap
 EOF
 then pass "user-data and network-config parse as YAML and hold the settings"; else fail "cloud-init files: $(cat "$T/user-data" "$T/network-config")"; fi
 fsck.fat -n "$T/p2" >/dev/null 2>&1 && pass "the cloud-init card's boot partition is a clean FAT" || fail "fsck.fat on card 2"
+# Wi-Fi on images that carry their own network-config (rpi-imager#512,
+# #571): the wired interfaces stay. Ubuntu Server's (version 2 at the top,
+# eth0 on DHCP), Pi OS Trixie's (only comments: eth0 is added) and one with
+# a renderer and its own eth0 settings. cloud-init's own parser and netplan
+# renderer take the result: eth0 and wlan0 with the access point.
+netcheck() { # NETWORK_CONFIG EXPECT_ETH0_JSON
+	"$PY" - "$1" "$2" "$SSID" "$psk" "$T/np" <<'PY'
+import json, os, sys, yaml
+from cloudinit.net.network_state import parse_net_config_data
+from cloudinit.net import netplan
+path, eth0, ssid, psk, out = sys.argv[1:6]
+cfg = yaml.safe_load(open(path))
+ns = parse_net_config_data(cfg["network"], skip_broken=False)
+assert [i["name"] for i in ns.iter_interfaces()] == ["eth0"], list(ns.iter_interfaces())
+os.makedirs(out, exist_ok=True)
+netplan.Renderer({"netplan_path": "np.yaml", "postcmds": False}).render_network_state(ns, target=out)
+np = yaml.safe_load(open(os.path.join(out, "np.yaml")))["network"]
+assert np["ethernets"]["eth0"] == json.loads(eth0), np["ethernets"]
+assert np["wifis"]["wlan0"]["access-points"] == {ssid: {"password": psk}}, np["wifis"]
+assert np["wifis"]["wlan0"]["dhcp4"] is True
+PY
+}
+printf '# This file is generated from information provided by the datasource.\nversion: 2\nethernets:\n  eth0:\n    dhcp4: true\n    optional: true\n' >"$T/nc-ubuntu"
+printf '# netplan-compatible config, see https://netplan.io\n#network:\n#  version: 2\n#  ethernets:\n#    eth0:\n#      dhcp4: true\n' >"$T/nc-trixie"
+printf 'network:\n  version: 2\n  renderer: networkd\n  ethernets:\n    eth0:\n      dhcp4: false\n      addresses: [10.9.0.5/24]\n' >"$T/nc-static"
+i=10
+for c in "ubuntu:{\"dhcp4\": true, \"optional\": true}" "trixie:{\"dhcp4\": true, \"optional\": true}" \
+	"static:{\"dhcp4\": false, \"addresses\": [\"10.9.0.5/24\"]}"; do
+	name=${c%%:*} i=$((i + 1))
+	cp "$img" "$T/nc.img" && cp "$T/pci" "$T/pnc"
+	mt mcopy -o -i "$T/pnc" "$T/nc-$name" ::/network-config
+	dd if="$T/pnc" of="$T/nc.img" bs=512 seek="$bstart" conv=notrunc status=none
+	"$NF" --root "$MR" image add "$T/nc.img" --name "nc-$name" >/dev/null
+	"$NF" --root "$MR" enroll "b8:27:eb:00:01:$i" --image "nc-$name" --wifi-ssid "$SSID" --wifi-psk-file "$T/psk" \
+		>"$T/nc.out" 2>&1 || fail "enroll nc-$name: $(cat "$T/nc.out")"
+	pattern_file "$T/card-nc" $((32 * MiB))
+	report "b8:27:eb:00:01:$i" "$T/card-nc" 2>"$T/wnc.log" || fail "worker nc-$name: $(cat "$T/wnc.log")"
+	boot_part "$T/card-nc" "$T/pnc2"
+	mt mtype -i "$T/pnc2" ::/network-config >"$T/nc-out"
+	netcheck "$T/nc-out" "${c#*:}" 2>"$T/nccheck.err" &&
+		pass "Wi-Fi with $name's network-config: its eth0 kept, wlan0 added; cloud-init parses and renders it" ||
+		fail "$name: $(cat "$T/nccheck.err" "$T/nc-out")"
+done
+printf 'version: 1\nconfig:\n  - type: physical\n    name: eth0\n' >"$T/nc-v1"
+cp "$img" "$T/nc.img" && cp "$T/pci" "$T/pnc" && mt mcopy -o -i "$T/pnc" "$T/nc-v1" ::/network-config
+dd if="$T/pnc" of="$T/nc.img" bs=512 seek="$bstart" conv=notrunc status=none
+"$NF" --root "$MR" image add "$T/nc.img" --name nc-v1 >/dev/null
+rc=0; "$NF" --root "$MR" enroll b8:27:eb:00:01:20 --image nc-v1 --wifi-ssid "$SSID" --wifi-psk-file "$T/psk" \
+	2>"$T/v1.err" >/dev/null || rc=$?
+[ $rc = 1 ] && has "network-config is not version 2, which Wi-Fi needs; give your own with --network-config" "$T/v1.err" &&
+	[ ! -d "$MR/tftp/b8-27-eb-00-01-20" ] &&
+	pass "Wi-Fi on an image whose network-config is version 1 is refused, and why" || fail "v1: rc=$rc $(cat "$T/v1.err")"
+# These images go again (the cache counts below are about pios and ci).
+for n in ubuntu trixie static v1; do "$NF" --root "$MR" image rm "nc-$n" --force >/dev/null 2>&1 || true; done
+
 # The real cloud-init (Debian's) takes the user-data, and over two boots
 # (tests/fixtures/cloudinit-boot.sh) the hostname applies on the first and
 # an admin's later change of it and of /etc/hosts survives the second (with
