@@ -20,18 +20,18 @@ pkgs=(
 	# build: the host tools, and the master package's man pages
 	build-essential cmake pkg-config
 	libnfs-dev zlib1g-dev liblzma-dev libzstd-dev libxxhash-dev libssl-dev
-	libgpiod-dev libsqlite3-dev libjson-c-dev libarchive-dev libmicrohttpd-dev libyaml-dev help2man cpio
+	libgpiod-dev libsqlite3-dev libjson-c-dev libarchive-dev libmicrohttpd-dev libyaml-dev libfdisk-dev help2man cpio
 	# the aarch64 worker (Raspberry Pi 3/4/5) and the arm64 master package:
 	# a cross compiler and arm64 libraries from Debian multiarch
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross
 	libnfs-dev:arm64 liblzma-dev:arm64 zlib1g-dev:arm64 libzstd-dev:arm64 libxxhash-dev:arm64 libssl-dev:arm64
 	libgpiod-dev:arm64 libsqlite3-dev:arm64 libjson-c-dev:arm64 libarchive-dev:arm64 libmicrohttpd-dev:arm64
-	libyaml-dev:arm64
+	libyaml-dev:arm64 libfdisk-dev:arm64
 	# the armhf master package (Raspberry Pi OS 32-bit) and netflash-agent
 	gcc-arm-linux-gnueabihf libc6-dev-armhf-cross
 	libnfs-dev:armhf liblzma-dev:armhf zlib1g-dev:armhf libzstd-dev:armhf libxxhash-dev:armhf libssl-dev:armhf
 	libgpiod-dev:armhf libsqlite3-dev:armhf libjson-c-dev:armhf libarchive-dev:armhf libmicrohttpd-dev:armhf
-	libyaml-dev:armhf
+	libyaml-dev:armhf libfdisk-dev:armhf
 	# the Pi initramfs carries Debian's arm64 udp-receiver (apt-get download);
 	# a cross-built package's man pages and units come from its programs, run
 	# emulated

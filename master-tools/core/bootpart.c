@@ -2,6 +2,7 @@
 #include "run.h"
 
 #include <errno.h>
+#include <libfdisk/libfdisk.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,6 +47,21 @@ static int find_fat(const uint8_t mbr[512], uint64_t image_size, uint64_t *off, 
 	return -EBADMSG;
 }
 
+/* 1 when the 512 bytes at p are a FAT boot sector (0x55aa, and "FAT" where
+ * FAT12/16 or FAT32 name their type). */
+static int fat_boot_sector(const uint8_t *p)
+{
+	return p[510] == 0x55 && p[511] == 0xaa && (memcmp(p + 0x36, "FAT", 3) == 0 || memcmp(p + 0x52, "FAT", 3) == 0);
+}
+
+/* GPT types a Pi's FAT boot partition has: EFI System and Microsoft basic
+ * data (osbuild/bootc-image-builder#701 writes the former). */
+static int fat_gpt_type(const char *guid)
+{
+	return guid && (strcasecmp(guid, "C12A7328-F81F-11D2-BA4B-00A0C93EC93B") == 0 ||
+			strcasecmp(guid, "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7") == 0);
+}
+
 static int sink_mem(void *ctx, const void *buf, size_t len)
 {
 	memcpy(ctx, buf, len);
@@ -77,6 +94,58 @@ static int sink_sparse(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
+/* The image's GPT read with libfdisk (util-linux): its first MiB, decoded
+ * into a sparse file of the image's size (the backup table is not there;
+ * libfdisk takes the primary when it is whole). The first partition of a
+ * FAT type whose first sector is a FAT boot sector. Returns 0, -ENOENT
+ * (no GPT, or no such partition) or -errno. */
+static int find_fat_gpt(const char *img, const struct nf_manifest *man, const char *tmp, uint64_t *off, uint64_t *len)
+{
+	const uint64_t head = 1u << 20;
+	struct sparse_out o = { .fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) };
+	struct fdisk_context *cxt = NULL;
+	struct fdisk_table *tb = NULL;
+	char why[300];
+	int r = -ENOENT;
+
+	if (o.fd < 0)
+		return -errno;
+	if (nf_image_range(img, 0, man->image_size < head ? man->image_size : head, sink_sparse, &o, why, sizeof(why)) < 0 ||
+	    ftruncate(o.fd, (off_t)man->image_size) < 0) {
+		close(o.fd);
+		unlink(tmp);
+		return -EIO;
+	}
+	close(o.fd);
+	if ((cxt = fdisk_new_context()) && fdisk_assign_device(cxt, tmp, 1) == 0 &&
+	    fdisk_is_labeltype(cxt, FDISK_DISKLABEL_GPT) && fdisk_get_partitions(cxt, &tb) == 0) {
+		struct fdisk_iter *it = fdisk_new_iter(FDISK_ITER_FORWARD);
+		struct fdisk_partition *pa;
+		unsigned long ss = fdisk_get_sector_size(cxt);
+
+		while (it && r == -ENOENT && fdisk_table_next_partition(tb, it, &pa) == 0) {
+			struct fdisk_parttype *t = fdisk_partition_get_type(pa);
+			uint8_t bs[512];
+			uint64_t start = (uint64_t)fdisk_partition_get_start(pa) * ss;
+			uint64_t size = (uint64_t)fdisk_partition_get_size(pa) * ss;
+
+			if (!t || !fat_gpt_type(fdisk_parttype_get_string(t)) || size == 0 || size > MAX_BOOT_PART ||
+			    start > man->image_size || size > man->image_size - start)
+				continue;
+			if (nf_image_range(img, start, 512, sink_mem, bs, why, sizeof(why)) < 0 || !fat_boot_sector(bs))
+				continue;
+			*off = start;
+			*len = size;
+			r = 0;
+		}
+		fdisk_free_iter(it);
+	}
+	fdisk_unref_table(tb);
+	fdisk_unref_context(cxt);
+	unlink(tmp);
+	return r;
+}
+
 int master_boot_partition(const struct master *m, const struct nf_manifest *man, const char *out_path,
 			  uint64_t *off, uint64_t *len, char *detail, size_t cap)
 {
@@ -91,8 +160,14 @@ int master_boot_partition(const struct master *m, const struct nf_manifest *man,
 		return r;
 	}
 	if (find_fat(mbr, man->image_size, off, len) < 0) {
-		snprintf(detail, cap, "image '%s' has no MBR with a FAT boot partition", man->name);
-		return -EBADMSG;
+		char gpt[PATH_MAX + 8];
+
+		/* A GPT image: its protective MBR names no FAT partition. */
+		snprintf(gpt, sizeof(gpt), "%s.gpt", out_path);
+		if (find_fat_gpt(img, man, gpt, off, len) < 0) {
+			snprintf(detail, cap, "image '%s' has no FAT boot partition in its MBR or GPT", man->name);
+			return -EBADMSG;
+		}
 	}
 	o.fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (o.fd < 0) {

@@ -211,8 +211,31 @@ rc=0; "$NF" --root "$MR" enroll b8:27:eb:00:01:20 --image nc-v1 --wifi-ssid "$SS
 [ $rc = 1 ] && has "network-config is not version 2, which Wi-Fi needs; give your own with --network-config" "$T/v1.err" &&
 	[ ! -d "$MR/tftp/b8-27-eb-00-01-20" ] &&
 	pass "Wi-Fi on an image whose network-config is version 1 is refused, and why" || fail "v1: rc=$rc $(cat "$T/v1.err")"
+# A GPT image (osbuild/bootc-image-builder#701 makes them): the boot
+# partition is found through the GPT (libfdisk), and hostname, user, key
+# and Wi-Fi land on it as on an MBR image. Laid out with sfdisk: the test
+# image's FAT boot partition as an EFI System partition, its root after.
+read -r rstart rsectors < <(partx -g -n 2 -o START,SECTORS "$img")
+gsize=$(((2048 + bsectors + rsectors + 2048) * 512))
+truncate -s "$gsize" "$T/gpt.img"
+printf 'label: gpt\nstart=2048, size=%s, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\nstart=%s, size=%s, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' \
+	"$bsectors" $((2048 + bsectors)) "$rsectors" | sfdisk -q "$T/gpt.img"
+dd if="$T/p0" of="$T/gpt.img" bs=512 seek=2048 conv=notrunc status=none
+dd if="$img" of="$T/gpt.img" bs=512 skip="$rstart" count="$rsectors" seek=$((2048 + bsectors)) conv=notrunc status=none
+[ "$(partx -g -o TYPE -n 1 "$T/gpt.img" | tr -d ' ')" = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b" ] || fail "the GPT test image is not laid out"
+"$NF" --root "$MR" image add "$T/gpt.img" --name nc-gpt >/dev/null
+"$NF" --root "$MR" enroll b8:27:eb:00:01:21 --image nc-gpt --hostname gpt1 --ssh-key "$T/key.pub" --user admin \
+	--password-hash-file "$T/hash" --wifi-ssid "$SSID" --wifi-psk-file "$T/psk" >"$T/gpt.out" 2>&1 &&
+	has "provisioning: firstrun style: userconf.txt" "$T/gpt.out" || fail "GPT enroll: $(cat "$T/gpt.out")"
+pattern_file "$T/card-gpt" $((40 * MiB))
+report b8:27:eb:00:01:21 "$T/card-gpt" 2>"$T/wgpt.log" || fail "GPT worker: $(cat "$T/wgpt.log")"
+dd if="$T/card-gpt" of="$T/pgpt" bs=512 skip=2048 count="$bsectors" status=none
+[ "$(mt mtype -i "$T/pgpt" ::/userconf.txt)" = "admin:$(cat "$T/hash")" ] && mt mtype -i "$T/pgpt" ::/firstrun.sh | has "gpt1" &&
+	fsck.fat -n "$T/pgpt" >/dev/null 2>&1 && cmp -s -n $((2048 * 512)) "$T/gpt.img" "$T/card-gpt" &&
+	pass "a GPT image: provisioned on the FAT partition its GPT names; the rest of the card is the image" ||
+	fail "GPT card: $(mt mdir -i "$T/pgpt" ::/ 2>&1 | head -12)"
 # These images go again (the cache counts below are about pios and ci).
-for n in ubuntu trixie static v1; do "$NF" --root "$MR" image rm "nc-$n" --force >/dev/null 2>&1 || true; done
+for n in ubuntu trixie static v1 gpt; do "$NF" --root "$MR" image rm "nc-$n" --force >/dev/null 2>&1 || true; done
 
 # The real cloud-init (Debian's) takes the user-data, and over two boots
 # (tests/fixtures/cloudinit-boot.sh) the hostname applies on the first and
@@ -351,7 +374,7 @@ expect_rc 2 "a first-boot script over 32 KiB is refused" "larger than 32 KiB" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --firstboot "$T/big.sh"
 random_disk "$T/nofat.img" $((4 * MiB))
 "$NF" --root "$MR" image add "$T/nofat.img" --name nofat >/dev/null
-expect_rc 1 "an image without a FAT partition cannot be provisioned" "no MBR with a FAT boot partition" \
+expect_rc 1 "an image without a FAT partition cannot be provisioned" "has no FAT boot partition in its MBR or GPT" \
 	"$NF" --root "$MR" enroll "$M9" --image nofat --hostname x
 [ ! -e "$MR/tftp/$D9" ] && [ ! -e "$MR/state/provision/$D9.patch" ] && pass "refused settings enroll nothing" ||
 	fail "a refused enroll left a TFTP dir or patch"
