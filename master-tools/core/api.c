@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "json.h"
 #include "manifest.h"
@@ -24,9 +25,16 @@ void worker_view(struct store *st, const struct enrollment *e, struct worker_vie
 
 	if (j->state == NF_JOB_RUNNING && e->state == NF_WORKER_ENROLLED) {
 		v->running = 1;
+		v->silent_s = (long)(time(NULL) - j->updated_at);
 		snprintf(v->state, sizeof(v->state), "%s", j->stage != NF_STAGE_NONE ? nf_stage_name(j->stage) : "started");
 		if (j->total)
 			snprintf(v->pct, sizeof(v->pct), "%u%%", (unsigned)(j->done * 100 / j->total));
+		if (v->silent_s >= NF_JOB_STALLED_S) {
+			/* Its last rate is no rate now: nothing is being written. */
+			v->stalled = 1;
+			snprintf(v->state, sizeof(v->state), "stalled");
+			return;
+		}
 		snprintf(v->rate, sizeof(v->rate), "%.1f", j->mbps);
 		if (j->mbps > 0 && j->total > j->done && j->stage == NF_STAGE_WRITE) {
 			double eta = (double)(j->total - j->done) / 1e6 / j->mbps;
@@ -60,9 +68,10 @@ void api_worker_json(FILE *out, struct store *st, const struct enrollment *e)
 		e->mac, nf_json_str(a, sizeof(a), e->hostname), nf_json_str(mq, sizeof(mq), model),
 		nf_json_str(b, sizeof(b), e->image),
 		nf_json_str(s, sizeof(s), v.state), nf_worker_state_name(e->state),
-		v.have_job ? (unsigned long long)j->id : 0ULL, nf_json_str(st_, sizeof(st_), v.running ? nf_stage_name(j->stage) : ""),
+		v.have_job ? (unsigned long long)j->id : 0ULL,
+		nf_json_str(st_, sizeof(st_), v.running && !v.stalled ? nf_stage_name(j->stage) : ""),
 		v.have_job ? (unsigned long long)j->done : 0ULL, v.have_job ? (unsigned long long)j->total : 0ULL,
-		v.have_job ? j->mbps : 0.0, v.eta_s, e->attempts, nf_json_str(err, sizeof(err), e->last_error),
+		v.have_job && !v.stalled ? j->mbps : 0.0, v.eta_s, e->attempts, nf_json_str(err, sizeof(err), e->last_error),
 		(long long)e->updated_at);
 }
 
@@ -251,7 +260,7 @@ static const double speed_buckets[] = { 5, 10, 20, 30, 50, 80, 120 };
 
 struct metrics {
 	unsigned workers[NF_WORKER_STATES];
-	unsigned jobs[NF_JOB_STATES];
+	unsigned jobs[NF_JOB_STATES], stalled;
 	uint64_t bytes_done;
 	unsigned long long dur[NBUCKETS(duration_buckets) + 1], speed[NBUCKETS(speed_buckets) + 1];
 	double dur_sum, speed_sum;
@@ -281,6 +290,8 @@ static int count_job(const struct job *j, void *ctx)
 
 	if ((unsigned)j->state < NF_JOB_STATES)
 		mt->jobs[j->state]++;
+	if (j->state == NF_JOB_RUNNING && time(NULL) - j->updated_at >= NF_JOB_STALLED_S)
+		mt->stalled++;
 	if (j->state == NF_JOB_DONE && j->seconds > 0) {
 		double speed = (double)j->bytes / 1e6 / j->seconds;
 
@@ -319,6 +330,8 @@ int api_metrics(FILE *out, struct store *st, int connections)
 	      "# TYPE netflash_jobs gauge\n", out);
 	for (unsigned i = 0; i < NF_JOB_STATES; i++)
 		fprintf(out, "netflash_jobs{state=\"%s\"} %u\n", nf_job_state_name((enum nf_job_state)i), mt.jobs[i]);
+	fprintf(out, "# HELP netflash_jobs_stalled Running jobs whose worker has not reported for %d s or more.\n"
+		"# TYPE netflash_jobs_stalled gauge\nnetflash_jobs_stalled %u\n", NF_JOB_STALLED_S, mt.stalled);
 	fprintf(out, "# HELP netflash_bytes_written_total Image bytes of verified jobs.\n"
 		"# TYPE netflash_bytes_written_total counter\nnetflash_bytes_written_total %llu\n",
 		(unsigned long long)mt.bytes_done);

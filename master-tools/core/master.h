@@ -107,12 +107,23 @@ int master_check_init(struct master *m, char *why, size_t cap);
  * (too long) or the read's -errno. */
 int master_read_one_line(const char *file, char *out, size_t cap);
 
-/* What `status` shows of a worker: state (its job's stage while running),
- * percent done, MB/s and ETA as text, and its newest job. */
+/* A running job whose worker has not reported for this long is shown as
+ * stalled (no rate, no ETA): a worker reports about once a second and
+ * reconnects every 3 s, so a minute is about 60 missed reports (and covers
+ * a multicast member's wait for its session, 30 s by default plus 10 s).
+ * netflashd abandons it after NF_JOB_ABANDONED_S: an attempt counted, the
+ * worker back to waiting for its next boot (docs/operator-guide.md). */
+#define NF_JOB_STALLED_S 60
+#define NF_JOB_ABANDONED_S 300
+
+/* What `status` shows of a worker: state (its job's stage while running,
+ * "stalled" when its worker went quiet), percent done, MB/s and ETA as
+ * text, and its newest job. */
 struct worker_view {
 	char state[16], pct[8], rate[16], eta[16];
 	double eta_s;                /* seconds left writing; -1: not known */
-	int have_job, running;
+	int have_job, running, stalled;
+	long silent_s;               /* running: seconds since its last report */
 	struct job job;
 };
 void worker_view(struct store *st, const struct enrollment *e, struct worker_view *v);

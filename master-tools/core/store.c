@@ -498,6 +498,22 @@ int store_add_attempt(struct store *s, const char *mac, const char *error)
 	return r;
 }
 
+int store_jobs_silent(struct store *s, int64_t before, struct job *out, unsigned cap)
+{
+	sqlite3_stmt *st = NULL;
+	unsigned n = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT " JOB_COLS " FROM jobs WHERE state = 'running' AND updated_at < ?"
+			       " ORDER BY updated_at", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, before);
+	while (n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		job_row(st, &out[n++]);
+	sqlite3_finalize(st);
+	return (int)n;
+}
+
 int store_job_each(struct store *s, const char *mac, int (*fn)(const struct job *j, void *ctx), void *ctx)
 {
 	sqlite3_stmt *st = NULL;

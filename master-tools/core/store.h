@@ -159,6 +159,9 @@ int store_job_abandon_others(struct store *s, const char *mac, uint64_t keep_id)
 int store_add_attempt(struct store *s, const char *mac, const char *error);
 /* The newest job of mac. Returns 0, -ENOENT, -EIO. */
 int store_job_latest(struct store *s, const char *mac, struct job *j);
+/* Running jobs last updated before `before` (seconds since the epoch),
+ * longest silent first, at most cap into out. Returns the count or -EIO. */
+int store_jobs_silent(struct store *s, int64_t before, struct job *out, unsigned cap);
 /* Calls fn for each job, newest first; mac NULL for all. Returns 0 or -EIO. */
 int store_job_each(struct store *s, const char *mac, int (*fn)(const struct job *j, void *ctx), void *ctx);
 

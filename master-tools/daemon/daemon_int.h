@@ -93,6 +93,8 @@ struct daemon {
 	unsigned nclaims;
 	struct nf_http *http;
 	struct mc_table *mc;         /* multicast sessions (mcast.h); NULL: none */
+	time_t started_at, last_sweep; /* jobs_sweep() */
+	unsigned abandon_after;      /* s: --abandon-after (NF_JOB_ABANDONED_S) */
 	unsigned mc_port_base;       /* --multicast-port-base */
 };
 
@@ -163,5 +165,12 @@ int conn_refuse(struct daemon *d, struct conn *c, const char *reason, const char
 /* Handles one line (len bytes, no newline) from c by the verb table.
  * Returns as a verb handler (above). */
 int worker_dispatch(struct daemon *d, struct conn *c, const char *line, size_t len);
+
+/* Abandons running jobs whose worker has not reported for
+ * d->abandon_after (NF_JOB_ABANDONED_S, master.h) and that no connection or live multicast
+ * session speaks for: an attempt counted, as if the worker had failed.
+ * Runs every 10 s, not before netflashd itself has been up that long (a
+ * restart reconciles the jobs it finds running the same way). */
+void jobs_sweep(struct daemon *d);
 
 #endif

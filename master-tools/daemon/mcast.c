@@ -286,6 +286,17 @@ void mcast_job_ended(struct daemon *d, const char *mac, const char *token, uint6
 	}
 }
 
+int mcast_job_live(struct daemon *d, const char *mac, uint64_t job_id)
+{
+	struct mc_table *t = d->mc;
+
+	for (unsigned i = 0; t && i < MC_SESSIONS_MAX; i++)
+		for (unsigned k = 0; t->s[i].used && t->s[i].state != MC_ENDED && k < t->s[i].n; k++)
+			if (t->s[i].m[k].job == job_id && t->s[i].m[k].state == MCM_WAITING && !strcmp(t->s[i].m[k].mac, mac))
+				return 1;
+	return 0;
+}
+
 void mcast_started_over(struct daemon *d, const char *mac, uint64_t job_id)
 {
 	struct mc_table *t = d->mc;

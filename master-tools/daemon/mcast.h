@@ -39,6 +39,10 @@ int mcast_join(struct daemon *d, const char *mac, const char *token, uint64_t jo
  * failed takes NFS on its next job (same enrollment). */
 void mcast_job_ended(struct daemon *d, const char *mac, const char *token, uint64_t job_id, int ok, const char *why);
 
+/* 1 when job_id of mac is a running member of a session that is gathering
+ * or sending (its worker may wait quietly for the stream). */
+int mcast_job_live(struct daemon *d, const char *mac, uint64_t job_id);
+
 /* mac asked for a new job (job_id): it has left the sessions of its
  * earlier jobs ("the worker started over"). */
 void mcast_started_over(struct daemon *d, const char *mac, uint64_t job_id);

@@ -70,6 +70,11 @@ static const char usage[] =
 "                     --portbase; each session takes two, even, from here):\n"
 "                     default 9000. Workers enrolled with --multicast gather\n"
 "                     into one session per image: docs/multicast.md\n"
+"  --abandon-after S  a running job whose worker has not reported for S\n"
+"                     seconds (and that no connection or multicast session\n"
+"                     speaks for) is abandoned: an attempt counted, the worker\n"
+"                     back to waiting for its next boot. Default 300, at\n"
+"                     least 10; status shows such a job as stalled after 60\n"
 "  --verbose          also log closed connections\n";
 
 static volatile sig_atomic_t stop;
@@ -127,6 +132,7 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' }, { "http", required_argument, NULL, 'H' },
 		{ "http-name", required_argument, NULL, 'N' }, { "multicast-port-base", required_argument, NULL, 'M' },
+		{ "abandon-after", required_argument, NULL, 'A' },
 		{ 0 },
 	};
 	const char *nfs = NULL;
@@ -184,6 +190,13 @@ static int parse_args(struct daemon *d, int argc, char **argv, char *listen_spec
 				return 2;
 			}
 			d->mc_port_base = (unsigned)v;
+			break;
+		case 'A':
+			if (nf_parse_u64(optarg, 10, 86400, &v) < 0) {
+				nf_err("invalid --abandon-after '%s': expected 10..86400 seconds", optarg);
+				return 2;
+			}
+			d->abandon_after = (unsigned)v;
 			break;
 		case 'v': nf_log_setup("netflashd", NF_LOG_DEBUG); break;
 		case 'h': fputs(usage, stdout); exit(0);
@@ -281,7 +294,8 @@ int main(int argc, char **argv)
 {
 	static struct daemon d = { .m = { .root = NF_DEFAULT_ROOT, .lock_fd = -1, .tell = nf_log_tell }, .max_attempts = 3,
 				   .slow_timeout = 10,
-				   .lfd = -1, .peer_check = 1, .neigh_table = NF_NEIGH_TABLE, .mc_port_base = 9000 };
+				   .lfd = -1, .peer_check = 1, .neigh_table = NF_NEIGH_TABLE, .mc_port_base = 9000,
+				   .abandon_after = NF_JOB_ABANDONED_S };
 	struct sigaction sa = { .sa_handler = on_signal };
 	char listen_spec[128];
 	int r;
@@ -315,6 +329,7 @@ int main(int argc, char **argv)
 		nf_err("cannot listen on '%s': %s", listen_spec, nf_strerror(r));
 		return 1;
 	}
+	d.started_at = time(NULL);
 	d.epfd = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event lev = { .events = EPOLLIN, .data.ptr = NULL };
 	epoll_ctl(d.epfd, EPOLL_CTL_ADD, d.lfd, &lev);
@@ -352,6 +367,7 @@ int main(int argc, char **argv)
 			conn_accept(&d);
 		nf_actions_reap(d.actions);
 		mcast_tick(&d);
+		jobs_sweep(&d);
 		conn_sweep(&d);
 		recover_now_and_then(&d);
 		nf_http_set_connections(d.http, (int)d.nconns);

@@ -704,6 +704,46 @@ static int check_patch(struct daemon *d, struct conn *c, const struct nf_manifes
 	return r;
 }
 
+/* 1 when a live connection speaks for job id. */
+static int job_connected(const struct daemon *d, uint64_t id)
+{
+	for (unsigned i = 0; i < d->nconns; i++)
+		if (d->conns[i]->state == CONN_IN_JOB && d->conns[i]->job == id)
+			return 1;
+	return 0;
+}
+
+void jobs_sweep(struct daemon *d)
+{
+	struct job silent[64];
+	time_t now = time(NULL);
+	int n;
+
+	/* Every 10 s; and never before this netflashd has been up that long
+	 * itself: after a restart a live worker reconnects within seconds. */
+	if (now - d->last_sweep < 10 || now - d->started_at < (time_t)d->abandon_after)
+		return;
+	d->last_sweep = now;
+	if ((n = store_jobs_silent(d->st, now - (time_t)d->abandon_after, silent, 64)) <= 0)
+		return;
+	for (int i = 0; i < n; i++) {
+		const struct job *j = &silent[i];
+		char reason[160];
+		struct conn gone = { .fd = -1, .job = j->id, .state = CONN_IN_JOB };
+
+		if (job_connected(d, j->id) || mcast_job_live(d, j->mac, j->id) || nf_mac_parse(j->mac, &gone.mac) < 0)
+			continue;
+		snprintf(reason, sizeof(reason), "abandoned: no report from the worker for %lld s (it retries at its "
+			 "next boot)", (long long)(now - j->updated_at));
+		nf_warn("%s job %llu %s", j->mac, (unsigned long long)j->id, reason);
+		/* As a failure its worker reported: an attempt counted, its claim
+		 * and any multicast membership ended, the failed hooks run. */
+		if (store_get(d->st, j->mac, &d->e) == 0)
+			snprintf(gone.token, sizeof(gone.token), "%s", d->e.token);
+		count_failure(d, &gone, NF_JOB_ABANDONED, reason, 0, 0);
+	}
+}
+
 static int on_done(struct daemon *d, struct conn *c, const struct nf_msg *m)
 {
 	char reason[128];
