@@ -43,7 +43,9 @@ static const char init_usage[] =
 "                        with log-dhcp it grows by a few KiB per Pi boot)\n"
 "\n"
 "Options:\n"
-"  -i, --interface IF    the interface facing the workers (default eth0)\n"
+"  -i, --interface IF    the interface facing the workers (default: the one\n"
+"                        that holds --server-ip, else the default route;\n"
+"                        init says which)\n"
 "  -s, --subnet CIDR     the workers' subnet, e.g. 192.168.1.0/24 (sets the\n"
 "                        proxy-DHCP broadcast and limits the NFS export)\n"
 "  -b, --broadcast ADDR  the broadcast address, if --subnet is not given\n"
@@ -397,11 +399,83 @@ static int write_units_only(const struct master *m, const char *dir)
 	return 0;
 }
 
+/* The interface that holds the default route (/proc/net/route), or the
+ * one that holds server_ip; into out (IF_NAMESIZE). Returns 0 or -ENOENT. */
+static int pick_interface(const char *server_ip, char *out, const char **why)
+{
+	char line[256], name[IF_NAMESIZE + 1];
+	unsigned long dst, mask;
+	FILE *f;
+
+	if (server_ip) {
+		struct ifaddrs *ifs, *i;
+		struct in_addr want;
+		int found = 0;
+
+		if (inet_pton(AF_INET, server_ip, &want) == 1 && getifaddrs(&ifs) == 0) {
+			for (i = ifs; i && !found; i = i->ifa_next)
+				if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+				    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == want.s_addr &&
+				    strlen(i->ifa_name) < IF_NAMESIZE) {
+					snprintf(out, IF_NAMESIZE, "%s", i->ifa_name);
+					found = 1;
+				}
+			freeifaddrs(ifs);
+		}
+		if (found) {
+			*why = "it holds --server-ip";
+			return 0;
+		}
+	}
+	if (!(f = fopen("/proc/net/route", "re")))
+		return -ENOENT;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%16s %lx %*x %*x %*d %*d %*d %lx", name, &dst, &mask) == 3 && dst == 0 && mask == 0 &&
+		    strlen(name) < IF_NAMESIZE) {
+			snprintf(out, IF_NAMESIZE, "%s", name);
+			fclose(f);
+			*why = "it holds the default route";
+			return 0;
+		}
+	fclose(f);
+	return -ENOENT;
+}
+
+/* The interfaces of this machine, for a message. */
+static void interface_list(char *out, size_t cap)
+{
+	struct if_nameindex *ni = if_nameindex(), *i;
+	size_t o = 0;
+
+	out[0] = '\0';
+	for (i = ni; i && i->if_index && o + 2 < cap; i++)
+		o += (size_t)snprintf(out + o, cap - o, "%s%s", o ? ", " : "", i->if_name);
+	if (ni)
+		if_freenameindex(ni);
+}
+
 static int resolve_network(struct master *m, const char *subnet, const char *bcast, const char *server_ip)
 {
 	struct master_conf *c = &m->conf;
-	char ifip[64] = "", ifbcast[64] = "";
+	char ifip[64] = "", ifbcast[64] = "", list[256];
 	struct in_addr a;
+
+	if (!c->iface[0]) {
+		const char *why = "";
+
+		if (pick_interface(server_ip, c->iface, &why) < 0) {
+			interface_list(list, sizeof(list));
+			nf_err("no --interface given and none holds the default route: name the one facing the workers "
+			       "(interfaces here: %s)", list);
+			return 1;
+		}
+		printf("using interface %s: %s (--interface names another)\n", c->iface, why);
+	}
+	if (if_nametoindex(c->iface) == 0) {
+		interface_list(list, sizeof(list));
+		nf_err("no network interface '%s' on this machine (interfaces here: %s)", c->iface, list);
+		return 1;
+	}
 
 	iface_addr(c->iface, ifip, sizeof(ifip), ifbcast, sizeof(ifbcast));
 	if (subnet && parse_cidr(subnet, c->broadcast, sizeof(c->broadcast), c->subnet, sizeof(c->subnet)) < 0) {
@@ -433,11 +507,11 @@ static int resolve_network(struct master *m, const char *subnet, const char *bca
 		return 1;
 	}
 	if (ifip[0] && strcmp(ifip, c->server_ip) != 0)
-		nf_warn("--server-ip %s is not the address of %s (%s): workers must reach this master there, ignoring",
-			c->server_ip, c->iface, ifip);
+		nf_warn("--server-ip %s is not the address of %s (%s): using %s, which workers must reach this master at",
+			c->server_ip, c->iface, ifip, c->server_ip);
 	if (ifbcast[0] && strcmp(ifbcast, c->broadcast) != 0)
-		nf_warn("the workers' broadcast address %s is not %s's (%s): proxy DHCP answers on %s, ignoring",
-			c->broadcast, c->iface, ifbcast, c->iface);
+		nf_warn("the workers' broadcast address %s (from --subnet or --broadcast) is not %s's (%s): using %s for "
+			"proxy DHCP on %s", c->broadcast, c->iface, ifbcast, c->broadcast, c->iface);
 	return 0;
 }
 
@@ -454,8 +528,6 @@ int cmd_init(struct master *m, int argc, char **argv)
 	uint64_t v;
 
 	master_load_conf(m); /* re-running keeps earlier settings as defaults */
-	if (!m->conf.iface[0])
-		snprintf(m->conf.iface, sizeof(m->conf.iface), "eth0");
 	if (!m->conf.port)
 		m->conf.port = NF_DEFAULT_PORT;
 	while ((opt = getopt_long(argc, argv, "i:s:b:a:p:h", opts, NULL)) != -1) {

@@ -259,6 +259,8 @@ grep -qx "server_ip=127.0.0.1" "$T/r2/netflash.conf" && grep -qx "port=7071" "$T
 	grep -qx "subnet=127.0.0.0/8" "$T/r2/netflash.conf" && pass "a plain init re-run keeps the server IP, port and subnet" ||
 	fail "re-run: $(cat "$T/r2/netflash.conf")"
 "$NF" --root "$T/r3" init --interface lo --server-ip 127.0.0.5 --subnet 127.0.0.0/8 >/dev/null 2>"$T/r3.err"
-has "127.0.0.5 is not the address of lo" "$T/r3.err" && pass "a server IP that is not the interface's is warned about" ||
+has "127.0.0.5 is not the address of lo (127.0.0.1): using 127.0.0.5, which workers must reach" "$T/r3.err" &&
+	! has "ignoring" "$T/r3.err" && grep -qx "server_ip=127.0.0.5" "$T/r3/netflash.conf" &&
+	pass "a server IP that is not the interface's is warned about, and the warning says it is used (it is)" ||
 	fail "no warning: $(cat "$T/r3.err")"
 finish

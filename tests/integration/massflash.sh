@@ -29,7 +29,7 @@ nsx router dnsmasq --conf-file=/dev/null --keep-in-foreground --user=root --port
 register_pid $!
 
 wait_for "$T/router.log" "sockets bound" 5 || :
-"$NF" --root "$MR" init --interface eth0 --subnet 10.77.0.0/24 --server-ip 10.77.0.2 --port "$MPORT" >/dev/null
+nsx master "$NF" --root "$MR" init --interface eth0 --subnet 10.77.0.0/24 --server-ip 10.77.0.2 --port "$MPORT" >/dev/null
 grep -q "^dhcp-script=$MR/etc/dhcp-event\$" "$MR/etc/dnsmasq.conf" && grep -q '^script-arp$' "$MR/etc/dnsmasq.conf" &&
 	[ -x "$MR/etc/dhcp-event" ] && pass "init wires dnsmasq's dhcp-script to netflash dhcp-event" ||
 	fail "dnsmasq.conf: $(cat "$MR/etc/dnsmasq.conf")"

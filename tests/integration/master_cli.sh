@@ -19,8 +19,16 @@ expect_rc() {
 }
 
 expect_rc 1 "commands before init name init" "is not a netflash root; run 'netflash init' first" nf ls
-nf init --interface eth0 --subnet 192.168.50.0/24 --server-ip 192.168.50.2 >/dev/null
+nf init --interface lo --subnet 192.168.50.0/24 --server-ip 192.168.50.2 >/dev/null
 expect_rc 2 "bad --subnet" "invalid --subnet '10.0.0.0/33'" nf init --subnet 10.0.0.0/33
+# An interface that is not here is refused, naming the ones that are; with
+# none given, the one holding --server-ip is used and said.
+rc=0; "$NF" --root "$T/r-if" init --interface eth9 --subnet 127.0.0.0/8 --server-ip 127.0.0.1 2>"$T/if.err" >/dev/null || rc=$?
+[ $rc = 2 ] && has "no network interface 'eth9' on this machine (interfaces here: lo" "$T/if.err" && [ ! -e "$T/r-if/netflash.conf" ] &&
+	pass "init --interface eth9 (not here) is refused, naming the interfaces here" || fail "eth9: rc=$rc $(cat "$T/if.err")"
+"$NF" --root "$T/r-if" init --subnet 127.0.0.0/8 --server-ip 127.0.0.1 >"$T/if.out" 2>&1 &&
+	has "using interface lo: it holds --server-ip" "$T/if.out" && grep -qx "interface=lo" "$T/r-if/netflash.conf" &&
+	pass "init without --interface takes the one holding --server-ip and says so" || fail "pick: $(cat "$T/if.out")"
 
 # Catalog: digests match sha256sum of the decoded image; damage is refused.
 nf image add "$img.gz" --name pios-gz >/dev/null

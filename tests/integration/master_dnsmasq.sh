@@ -26,7 +26,7 @@ nsx router dnsmasq --conf-file=/dev/null --keep-in-foreground --user=root --port
 register_pid $!
 
 # The master: state tree, catalog, boot files from the image, dnsmasq from its config.
-"$NF" --root "$R" init --interface eth0 --subnet 10.77.0.0/24 --server-ip 10.77.0.2 --port 7070 >/dev/null
+nsx master "$NF" --root "$R" init --interface eth0 --subnet 10.77.0.0/24 --server-ip 10.77.0.2 --port 7070 >/dev/null
 grep -q '^tftp-unique-root=mac$' "$R/etc/dnsmasq.conf" && grep -q '^dhcp-range=10.77.0.255,proxy$' "$R/etc/dnsmasq.conf" &&
 	pass "init wrote the proxy-DHCP + per-MAC TFTP config" || fail "dnsmasq.conf: $(cat "$R/etc/dnsmasq.conf")"
 "$NF" --root "$R" image add "$img.mt.xz" --name pios >/dev/null

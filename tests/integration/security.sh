@@ -23,7 +23,7 @@ netns_host w1 "$W1" 10.77.0.11
 netns_host w2 "$W2" 10.77.0.12
 netns_host evil "$EVIL" 10.77.0.66
 
-"$NF" --root "$R" init --interface eth0 --subnet 10.77.0.0/24 --server-ip 10.77.0.2 --port 7070 >/dev/null
+nsx master "$NF" --root "$R" init --interface eth0 --subnet 10.77.0.0/24 --server-ip 10.77.0.2 --port 7070 >/dev/null
 "$NF" --root "$R" image add "$img.zst" --name pios >/dev/null
 pi_initramfs "$T/netflash.cpio.gz"
 "$NF" --root "$R" boot-files import --from-image pios --initramfs "$T/netflash.cpio.gz" >/dev/null 2>&1
