@@ -72,7 +72,7 @@ mkdir "$T/pi4boot"
 cp -p "$MR/boot/"*.bin "$MR/boot/"*.elf "$MR/boot/"*.dat "$MR/boot/"*.img "$T/pi4boot/" 2>/dev/null
 cp "$MR/boot/.config.txt.orig" "$T/pi4boot/config.txt"
 cp "$MR/boot/.cmdline.txt.orig" "$T/pi4boot/cmdline.txt"
-echo "# the pi4 set" >>"$T/pi4boot/config.txt"
+echo "dtparam=the_pi4_set=on" >>"$T/pi4boot/config.txt"
 [ -e "$T/pi4boot/start4.elf" ] || cp "$T/pi4boot/start.elf" "$T/pi4boot/start4.elf"
 [ -e "$T/pi4boot/fixup4.dat" ] || cp "$T/pi4boot/fixup.dat" "$T/pi4boot/fixup4.dat"
 expect_fail "boot set: missing family files" "cannot boot a pi5" \
@@ -101,7 +101,7 @@ pi_dhcp p3 && ! nsx p3 curl -s --max-time 3 -o /dev/null tftp://10.77.0.2/bootco
 sleep 1.5
 [ ! -e "$MR/tftp/$D3" ] && grep -q "ignored $D3: the --limit is reached" "$T/mf.out" &&
 	pass "a third Pi is ignored once --limit 2 is reached" || fail "p3: $(cat "$T/mf.out")"
-grep -q "^# the pi4 set" "$MR/tftp/$D2/config.txt" && ! grep -q "pi4 set" "$MR/tftp/$D1/config.txt" &&
+grep -q "^dtparam=the_pi4_set=on" "$MR/tftp/$D2/config.txt" && ! grep -q "the_pi4_set" "$MR/tftp/$D1/config.txt" &&
 	grep -q "enrolled $D2 (Pi 4B 4GB) as node2 (seen at .*; boot files boot-pi4)" "$T/mf.out" &&
 	grep -q "enrolled $D1 as node1 (seen at .*; boot files boot)" "$T/mf.out" &&
 	pass "the Pi 4 (model from its client GUID) got the pi4 boot-file set, the Pi 3 the default" ||

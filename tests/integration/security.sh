@@ -239,7 +239,7 @@ wait_listen "$fport" || fail "the fake master did not start"
 pattern_file "$T/card9" $((8 * 1048576))
 rc=0; "$NFW" -q --progress=none --report-to "127.0.0.1:$fport" --mac "$W1" --token 0123456789abcdef0123456789abcdef \
 	"$T/card9" 2>"$T/w9.log" || rc=$?
-[ $rc -ne 0 ] && has "is not an nfs:// URL" "$T/w9.log" &&
+[ $rc -ne 0 ] && has "is neither an nfs:// URL nor a udpcast:// session of its own" "$T/w9.log" &&
 	[ "$(first_mib "$T/card9")" = "$(pattern_file "$T/pat9" 1048576 && first_mib "$T/pat9")" ] &&
 	pass "a JOB whose url is a local file is refused, the card untouched" || fail "fake master: rc=$rc $(cat "$T/w9.log")"
 finish
