@@ -1,6 +1,8 @@
 /* Helpers that log for the subcommands (cli.h). */
 #include "cli.h"
 
+#include <getopt.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -14,6 +16,67 @@
 void cli_usage_hint(const char *cmd)
 {
 	fprintf(stderr, "netflash: see 'netflash %s --help' for its usage\n", cmd);
+}
+
+/* The edit distance of a and b (at most 32 characters each), or 99. */
+static unsigned distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned d[33][33];
+
+	if (la > 32 || lb > 32)
+		return 99;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (unsigned)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++)
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]), del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+
+			d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+	return d[la][lb];
+}
+
+int cli_bad_option(char **argv, const struct option *opts)
+{
+	const char *tok = optind > 0 ? argv[optind - 1] : "";
+	char name[64], q[96];
+	const char *best = NULL;
+	unsigned bd = 3;
+
+	if (strncmp(tok, "--", 2) != 0 && optopt) {
+		/* A short option: unknown, or missing its value. */
+		for (const struct option *o = opts; o->name; o++)
+			if (o->val == optopt) {
+				nf_err("option '-%c' (--%s) needs a value; see 'netflash %s --help'", optopt, o->name, argv[0]);
+				return 2;
+			}
+		nf_err("unknown option '-%c'; see 'netflash %s --help'", optopt, argv[0]);
+		return 2;
+	}
+	snprintf(name, sizeof(name), "%s", tok + (strncmp(tok, "--", 2) == 0 ? 2 : 0));
+	name[strcspn(name, "=")] = '\0';
+	for (const struct option *o = opts; o->name; o++) {
+		unsigned dist = distance(name, o->name);
+
+		if (strcmp(name, o->name) == 0) {
+			nf_err("option '--%s' %s; see 'netflash %s --help'", o->name,
+			       o->has_arg == no_argument ? "takes no value" : "needs a value", argv[0]);
+			return 2;
+		}
+		if (dist < bd || (!best && strncmp(o->name, name, strlen(name)) == 0 && name[0])) {
+			bd = dist < bd ? dist : bd;
+			best = o->name;
+		}
+	}
+	nf_quote(q, sizeof(q), tok);
+	if (best)
+		nf_err("unknown option %s: did you mean --%s? (see 'netflash %s --help')", q, best, argv[0]);
+	else
+		nf_err("unknown option %s; see 'netflash %s --help'", q, argv[0]);
+	return 2;
 }
 
 int cli_bad_mac(const char *s)

@@ -10,6 +10,12 @@
 /* A usage error's second line (getopt or the command said the first): a
  * pointer to the command's --help, not the whole text. */
 void cli_usage_hint(const char *cmd);
+struct option;
+/* After getopt_long() returned '?' (netflash sets opterr to 0, so getopt
+ * itself says nothing): one line naming the option argv held and why
+ * (unknown, with "did you mean --X?" when one of opts is close; or it
+ * needs a value), and the command's --help. Logs; returns 2. */
+int cli_bad_option(char **argv, const struct option *opts);
 /* Says s is not a MAC, with the spellings expected. Logs; returns 2. */
 int cli_bad_mac(const char *s);
 /* Logs what a library call reported: its output lines (stdout, unless

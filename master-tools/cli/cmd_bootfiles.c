@@ -425,7 +425,7 @@ int cmd_boot_files(struct master *m, int argc, char **argv)
 			family = optarg;
 			break;
 		case 'h': fputs(bootfiles_usage, stdout); return 0;
-		default: cli_usage_hint(argv[0]); return 2;
+		default: return cli_bad_option(argv, opts);
 		}
 	}
 	if (optind != argc || !from_boot == !from_image) {

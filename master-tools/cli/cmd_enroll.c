@@ -402,7 +402,7 @@ int cmd_enroll(struct master *m, int argc, char **argv)
 		case 'n': nfsroot = optarg; break;
 		case 'c': csv = optarg; break;
 		case 'h': printf("%s\n%s", enroll_usage, provision_usage); return 0;
-		case '?': cli_usage_hint(argv[0]); return 2;
+		case '?': return cli_bad_option(argv, opts);
 		default:
 			if (provision_option(&prov, opt, optarg))
 				return 2;

@@ -47,7 +47,7 @@ static int parse_flags(int argc, char **argv, int *out, int *positional)
 		case 'j': *out = HISTORY_JSON; break;
 		case 'c': *out = HISTORY_CSV; break;
 		case 'h': fputs(history_usage, stdout); return -1;
-		default: cli_usage_hint(argv[0]); return 2;
+		default: return cli_bad_option(argv, opts);
 		}
 	}
 	*positional = optind;
@@ -152,7 +152,7 @@ int cmd_history(struct master *m, int argc, char **argv)
 	struct history_ctx c = { 0 };
 	struct store *st = NULL;
 	struct nf_mac mac = { 0 };
-	int pos, r = parse_flags(argc, argv, &c.out, &pos);
+	int pos = 0, r = parse_flags(argc, argv, &c.out, &pos);
 
 	if (r)
 		return r < 0 ? 0 : r;

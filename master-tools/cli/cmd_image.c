@@ -734,7 +734,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 			}
 			break;
 		case 'h': fputs(image_usage, stdout); return 0;
-		default: cli_usage_hint(argv[0]); return 2;
+		default: return cli_bad_option(argv, opts);
 		}
 	}
 	if (cli_require_init(m))

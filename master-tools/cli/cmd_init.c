@@ -552,7 +552,7 @@ int cmd_init(struct master *m, int argc, char **argv)
 		case 'A': do_apply = 1; break;
 		case 'U': units_dir = optarg; break;
 		case 'h': fputs(init_usage, stdout); return 0;
-		default: cli_usage_hint(argv[0]); return 2;
+		default: return cli_bad_option(argv, opts);
 		}
 	}
 	if (optind != argc) {

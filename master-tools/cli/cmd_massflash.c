@@ -579,7 +579,7 @@ static int parse_run_options(struct run *r, struct run_args *a, int argc, char *
 			bad = number_option("power-retries", optarg, 0, 20, "a count from 0 to 20", &r->power_retries);
 			break;
 		case 'h': fputs(usage, stdout); return -1;
-		case '?': cli_usage_hint(argv[0]); return 2;
+		case '?': return cli_bad_option(argv, opts);
 		default: bad = provision_option(&r->prov, opt, optarg);
 		}
 	}

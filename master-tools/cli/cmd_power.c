@@ -145,8 +145,7 @@ int cmd_power(struct master *m, int argc, char **argv)
 			fputs(usage, stdout);
 			return 0;
 		default:
-			cli_usage_hint(argv[0]);
-			return 2;
+			return cli_bad_option(argv, opts);
 		}
 	}
 	if (optind == argc) {

@@ -144,7 +144,7 @@ int cmd_reimage(struct master *m, int argc, char **argv)
 		case O_KEEP: keep = 1; break;
 		case O_NOREBOOT: no_reboot = 1; break;
 		case 'h': printf("%s\n%s", usage, provision_usage); return 0;
-		case '?': cli_usage_hint(argv[0]); return 2;
+		case '?': return cli_bad_option(argv, opts);
 		default:
 			if (provision_option(&prov, opt, optarg))
 				return 2;

@@ -127,7 +127,7 @@ static int parse_flags(int argc, char **argv, int *json, int *watch, int *positi
 		case 'j': *json = 1; break;
 		case 'w': *watch = 1; break;
 		case 'h': fputs(status_usage, stdout); return -1;
-		default: cli_usage_hint(argv[0]); return 2;
+		default: return cli_bad_option(argv, opts);
 		}
 	}
 	*positional = optind;
@@ -137,7 +137,7 @@ static int parse_flags(int argc, char **argv, int *json, int *watch, int *positi
 int cmd_status(struct master *m, int argc, char **argv)
 {
 	struct status_ctx c = { .json = 0 };
-	int watch = 0, pos, r = parse_flags(argc, argv, &c.json, &watch, &pos);
+	int watch = 0, pos = 0, r = parse_flags(argc, argv, &c.json, &watch, &pos);
 
 	if (r)
 		return r < 0 ? 0 : r;

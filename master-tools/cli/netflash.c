@@ -118,6 +118,9 @@ int main(int argc, char **argv)
 			if (r)
 				return r;
 			optind = 1;
+			/* The commands say what is wrong with an option, once
+			 * (cli_bad_option), in netflash's voice. */
+			opterr = 0;
 			return cmds[c].fn(&m, n, argv + i);
 		}
 	}

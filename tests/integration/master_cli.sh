@@ -191,8 +191,19 @@ fi
 	[ -f "$T/r4/netflash.conf" ] && NETFLASH_ROOT="$T/r4" "$NF" ls | has "no workers" &&
 	pass "--root after the command, and NETFLASH_ROOT, name the root" || fail "--root after the command"
 rc=0; "$NF" --root "$T/r4" init --bogus >/dev/null 2>"$T/usage.err" || rc=$?
-[ $rc = 2 ] && [ "$(wc -l <"$T/usage.err")" -le 2 ] && has "see 'netflash init --help'" "$T/usage.err" &&
-	pass "a usage error is two lines and a pointer to --help" || fail "usage error: rc=$rc $(cat "$T/usage.err")"
+[ $rc = 2 ] && [ "$(wc -l <"$T/usage.err")" = 1 ] &&
+	has "^netflash: error: unknown option '--bogus'; see 'netflash init --help'$" "$T/usage.err" &&
+	pass "a usage error is one line, naming the option, and a pointer to --help" || fail "usage error: rc=$rc $(cat "$T/usage.err")"
+n=0
+for c in "mass-flash --imagee x|unknown option '--imagee': did you mean --image? (see 'netflash mass-flash --help')" \
+	"enroll b8:27:eb:00:00:01 --hostnme x|unknown option '--hostnme': did you mean --hostname?" \
+	"status --jsn|unknown option '--jsn': did you mean --json?" "image add x --name|option '--name' needs a value" \
+	"history --json=1|option '--json' takes no value"; do
+	rc=0; "$NF" --root "$T/r4" ${c%%|*} >/dev/null 2>"$T/usage.err" || rc=$?
+	[ $rc = 2 ] && [ "$(wc -l <"$T/usage.err")" = 1 ] && has -F "${c#*|}" "$T/usage.err" && n=$((n + 1)) ||
+		fail "'${c%%|*}': rc=$rc $(cat "$T/usage.err")"
+done
+[ $n = 5 ] && pass "a mistyped option gets one line with what is close to it; a missing or extra value is named"
 "$NF" power ls --help | has "power cycle" && pass "power ls --help prints the help" || fail "power ls --help"
 for s in boot-files/build-initramfs.sh images/build-test-image.sh scripts/package-agent.sh scripts/package-master.sh; do
 	"$NETFLASH_SRC/$s" --help >"$T/help.out" && [ -s "$T/help.out" ] && ! has "set -euo" "$T/help.out" ||
