@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds netflash.cpio.gz, the worker's initramfs: the static flasher-init as
 # /init and, optionally, kernel modules by name with their dependencies
 # resolved from modules.dep, listed in load order in /etc/netflash/modules;
@@ -16,7 +17,7 @@ set -euo pipefail
 
 init= moddir= mods= out= sysroot=/
 progs=()
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-2}"; }
+usage() { awk 'NR > 1 && /^# SPDX/ { next } NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--init) init=$2; shift 2 ;;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Cross-build of the worker side (flasher-init, its libraries, unit tests)
 # for 64-bit Raspberry Pis: cmake -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake
 # -DNETFLASH_WORKER_ONLY=ON. Needs gcc-aarch64-linux-gnu and the arm64 -dev

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Cross-build of netflash-agent alone for 32-bit Raspberry Pi OS (armhf):
 # cmake -DCMAKE_TOOLCHAIN_FILE=cmake/armhf-linux-gnueabihf.cmake -DNETFLASH_AGENT_ONLY=ON.
 # Needs gcc-arm-linux-gnueabihf and libc6-dev-armhf-cross only (the agent

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The part of the cross toolchain files (aarch64-linux-gnu.cmake,
 # armhf-linux-gnueabihf.cmake) they share: include it after setting
 # NF_CROSS_TRIPLET (the GNU triplet: compiler prefix, Debian's multiarch and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* flasher-init: PID 1 of the worker's initramfs. Mounts the kernel's
  * filesystems, loads the modules shipped with it, gets the network up,
  * waits for the card, runs its job from netflashd with the flash engine,

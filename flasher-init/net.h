@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The worker's network for PID 1: find the Ethernet interface, bring it up,
  * and get an address with a small DHCP client (Debian kernels have no
  * CONFIG_IP_PNP, so ip=dhcp on the command line does nothing there). */

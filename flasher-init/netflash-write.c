@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash-write: flash a (compressed) image from a file or an NFS URL onto
  * a card or file, verify it by reading it back, first MiB last. */
 #include <errno.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds a Raspberry-Pi-OS-like disk image for tests and benchmarks, without
 # root or loop mounts: an MBR with a FAT boot partition (firmware-like files,
 # config.txt, cmdline.txt) at 4 MiB, an ext4 root partition filled with real
@@ -11,7 +12,7 @@
 set -euo pipefail
 
 size_mib=16 fill=67 compress=0
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-2}"; }
+usage() { awk 'NR > 1 && /^# SPDX/ { next } NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--size) size_mib=$2; shift 2 ;;

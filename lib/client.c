@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The worker's connection to the master: connect, send and receive lines,
  * QUERY, and notes (LOG, CARD) about the current job. The job itself
  * (HELLO, JOB, PATCH, PROGRESS, DONE, FAIL) is in client_job.c. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The worker's side of the protocol (docs/protocol.md), for flasher-init and
  * netflash-write --report-to. Blocking, with timeouts; a lost connection is
  * re-established on the next call (HELLO with the job id), so a daemon that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Shared by client.c (the connection) and client_job.c (the job); not for
  * other callers. */
 #ifndef NETFLASH_CLIENT_INTERNAL_H

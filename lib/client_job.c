@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The worker's job (docs/protocol.md): HELLO and its JOB with the
  * provisioning patch, PROGRESS, DONE and FAIL, reconnecting with the job id
  * when the master went away. The connection itself is client.c's. */

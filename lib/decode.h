@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The decoder stage: pulls compressed bytes from an input and produces the
  * image's bytes. Strict: a stream that ends early, corrupt data and any
  * bytes after the end of the compressed data are errors (-EBADMSG). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* File helpers: atomic replacement, bounded reads, random tokens. */
 #ifndef NETFLASH_FILEUTIL_H
 #define NETFLASH_FILEUTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Image formats: what the first bytes of a stream are (never the name
  * alone), what a file name claims, and whether decoded bytes start like a
  * disk. Nothing reaches a card unless it is a stream netflash decodes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* GPIO lines through libgpiod v1: parsing specs, requesting lines, waiting
  * for a debounced button press. */
 #include "gpio.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* GPIO lines through libgpiod (v1 API, the kernel's character device): the
  * worker's status LED and start button, the master's power relays.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* SHA-256 and HMAC-SHA256 in plain C, for netflash-agent, which links libc
  * only (the master uses OpenSSL; tests/unit/test_hmac.c checks both agree
  * and checks the FIPS 180-2 and RFC 4231 vectors). Used for the QUERY

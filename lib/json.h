@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Minimal JSON output helpers (we only ever write JSON, never parse it). */
 #ifndef NETFLASH_JSON_H
 #define NETFLASH_JSON_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Logging for netflash programs: one target (stderr by default), levels,
  * and a quoting helper for untrusted strings. Only top-level code logs. */
 #ifndef NETFLASH_LOG_H

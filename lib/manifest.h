@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The catalog manifest: what `netflash image add` learnt by decoding an image
  * once, stored next to it as NAME.manifest, one "key=value" a line. The
  * daemon trusts only this file's digest when a worker reports success. */

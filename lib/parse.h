@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The project's parsers for untrusted text: numbers, sizes, hex digests, MACs. */
 #ifndef NETFLASH_PARSE_H
 #define NETFLASH_PARSE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A provisioning patch: the sectors of an image's FAT boot partition that
  * differ once the per-worker files (firstrun.sh, userconf.txt, user-data,
  * ...) are in it. The master makes it at enroll time with mtools, the worker

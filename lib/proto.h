@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The worker <-> master wire format (docs/protocol.md): one message a line,
  * "VERB key=value ...", at most NF_PROTO_LINE_MAX bytes with the newline.
  * Values are percent-encoded: bytes outside printable ASCII, space and '%'

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A single-producer single-consumer byte ring between two pipeline threads.
  * The producer blocks when it is full, the consumer when it is empty; either
  * side can end the stream with an error that the other side then sees. */

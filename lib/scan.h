@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Scans an image file once: detects its format, decodes it in constant
  * memory and measures what the catalog manifest records (decoded size,
  * SHA-256, zero blocks, xz blocks). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Must precede libnfs.h, which uses struct timeval without including it. */
 #include <sys/time.h>
 

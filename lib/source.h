@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Image sources: a local file, an NFSv3 URL read with libnfs (userspace,
  * no mount), or a multicast session's stream (udpcast). A source knows its size, answers positioned reads (for probing
  * headers and indexes) and streams its bytes in order to a sink, with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Names of an enum's values, defined once (systemd's
  * DEFINE_STRING_TABLE_LOOKUP is the model): a table of names indexed by
  * the enum (designated initialisers; a value may have no name: NULL), and

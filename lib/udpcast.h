@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The worker's end of a multicast session: udpcast's udp-receiver (Debian
  * package udpcast, the engine FOG and Clonezilla use), run as a child whose
  * standard output is the image's bytes in order. The master runs

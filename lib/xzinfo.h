@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Reads an xz file's index (from its end, with positioned reads): the exact
  * decoded size and the number of blocks, without decoding anything. */
 #ifndef NETFLASH_XZINFO_H

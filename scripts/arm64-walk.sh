@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The arm64 master package installed and run the way a Pi admin would, as
 # arm64 code: an arm64 Debian 12 root (mmdebstrap from Debian's archive,
 # the apt variant, cached as BUILD/arm64-root.tar), `apt install
@@ -13,7 +14,7 @@
 # usage: sudo scripts/arm64-walk.sh [BUILD_DIR]   (default build; it holds the .deb)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
-case "${1:-}" in -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
+case "${1:-}" in -h | --help) awk 'NR > 1 && /^# SPDX/ { next } NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;; esac
 build=$(cd "${1:-$src/build}" && pwd)
 deb=$(ls "$build"/netflash_*_arm64.deb 2>/dev/null | head -1 || true)
 [ -n "$deb" ] || { echo "arm64-walk: no netflash_*_arm64.deb in $build (scripts/package-master.sh --arch arm64 -o $build)" >&2; exit 1; }

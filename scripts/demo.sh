@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The demo: a netflash master on this machine's loopback and a QEMU worker
 # that netboots into flasher-init (Debian's cloud kernel + our initramfs),
 # flashes a Raspberry-Pi-OS-like image onto its virtual SD card over NFS,

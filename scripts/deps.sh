@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Installs the Debian 12 packages netflash builds and tests with. Idempotent:
 # apt runs only when something is missing. Run as root.
 #
@@ -12,7 +13,7 @@ mode=all
 case "${1:-}" in
 '') ;;
 --build) mode=build ;;
--h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+-h|--help) awk 'NR > 1 && /^# SPDX/ { next } NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 *) echo "deps: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
 

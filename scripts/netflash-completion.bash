@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # bash completion for netflash: the commands, and each command's options as
 # its own --help lists them (so completion and help never disagree).
 # Installed as /usr/share/bash-completion/completions/netflash.

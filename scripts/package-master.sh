@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Builds and packs the netflash master as a Debian package for ARCH: netflash,
 # netflashd and netflash-write built for ARCH (amd64 natively; arm64 and armhf
 # cross-built with Debian's cross compilers and multiarch -dev packages,
@@ -24,7 +25,7 @@
 set -euo pipefail
 
 out= arch= build=
-usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-2}"; }
+usage() { awk 'NR > 1 && /^# SPDX/ { next } NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-o) out=$2; shift 2 ;;
@@ -107,6 +108,7 @@ if [ ! -x "$udeb_dir/usr/bin/udp-receiver" ]; then
 fi
 "$src/boot-files/build-initramfs.sh" --init "$abuild/flasher-init/flasher-init" \
 	--program "$udeb_dir/usr/bin/udp-receiver" -o "$stage/usr/share/netflash/netflash-arm64.cpio.gz" 2>/dev/null
+install -m 0644 "$src/debian/copyright" "$stage/usr/share/doc/netflash/copyright"
 cp "$src/README.md" "$src"/docs/{operator-guide,kernel-cmdline,netflash-write,api,protocol,security,multicast}.md \
 	"$stage/usr/share/doc/netflash/"
 # Man pages from the same text as --help (help2man), and bash completion

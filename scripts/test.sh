@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The test command: installs what is missing, builds with CMake, runs every
 # test (unit, integration against real ganesha and loop devices), then
 # rebuilds with clang + ASan/UBSan + libFuzzer and runs the suite again with

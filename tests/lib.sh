@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # shellcheck shell=bash
 # Shared helpers for integration tests. Source it first thing in a test:
 # it makes a private work dir, and its EXIT trap ends every process and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Making a card non-bootable for a reimage, reversibly: the Pi firmware
  * and kernels (bootcode.bin, start*.elf, kernel*.img) are moved from the
  * root of the mounted FAT boot partition into netflash-disabled/ beside a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash-agent: the worker-side half of `netflash reimage`, run on the
  * worker's installed OS (by the master over ssh, or by hand). It checks
  * with netflashd that the worker's enrollment is current, makes the card

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A bounded queue of pointers between two pipeline stages (the engine's
  * free and full chunks): put, take, close (no more puts: takers drain it,
  * then see the end) and fail (every waiter wakes and sees the error). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The flash engine's driver and its first two stages: nf_flash() opens the
  * source, runs preflight (preflight.c), opens and probes the target, starts
  * the reader, decoder, writer (writer.c) and verifier (verify.c) threads,

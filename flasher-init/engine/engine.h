@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The flash engine: streams an image from a source (file or NFS) through the
  * decoder onto a target (card or file) as a pipeline of threads, verifies
  * what landed by reading it back, and writes the first MiB last.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The flash engine's insides, shared by its files: engine.c (reader,
  * decoder and writer stages, setup, the driver) and verify.c (the readback
  * verifier). Not for use outside the engine. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Finishing, once every block is written and verified: the stream's digest
  * against the catalog's, the re-read of every block's first 4 KiB, the
  * provisioning patch, then the first MiB, last. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Card health: who the card says it is, whether it holds what it claims
  * (fake-capacity probe), and how its writes behave (stall watchdog, in the
  * engine). */

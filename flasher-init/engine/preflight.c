@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Preflight: everything the engine decides before the target is written:
  * the source's format against its name, that it decodes to a disk image,
  * its size, and the decoder's memory plan (xz threads, zstd window). */

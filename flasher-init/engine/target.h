@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The card (or a file standing in for one): opening it safely and the
  * primitive writes the flash engine needs. */
 #ifndef NETFLASH_TARGET_H

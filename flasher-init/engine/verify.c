@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The readback verifier: a stage that reads back every block behind the
  * writer and compares it with the hash the writer recorded, the final
  * re-read of each block's first 4 KiB, and what a bad block holds instead. */

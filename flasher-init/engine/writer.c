@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The writer stage: takes decoded chunks, hashes them (SHA-256 of the
  * stream, XXH3 per block), wipes the head before the first byte, writes
  * data runs and makes zero runs, and flushes every FLUSH_EVERY bytes so the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The board the worker runs on, as its kernel knows it. */
 #ifndef NETFLASH_BOARD_H
 #define NETFLASH_BOARD_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The status lights: one thread plays the current state's blink pattern on
  * a GPIO LED and the ACT LED. */
 #include "indicator.h"

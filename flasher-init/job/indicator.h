@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The worker's status lights: the board's ACT LED (sysfs LED class) and an
  * optional LED on a GPIO line blink the stage in distinct patterns, driven
  * by one thread, so an operator walking a rack sees which card is done:

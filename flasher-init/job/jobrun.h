@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Running a job from netflashd with the flash engine: HELLO, the job
  * becomes the flash's source and expectations, progress goes to the master
  * about once a second, and the result is reported as DONE or FAIL. Shared

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Helpers that log for the subcommands (cli.h). */
 #include "cli.h"
 

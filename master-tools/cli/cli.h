@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* What the netflash command's subcommands share: their entry points
  * (argc/argv start at the subcommand's own name; they return the exit
  * status) and the helpers that log for them. Library code (core/) never

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash boot-files import: Pi firmware, kernels and device trees that the
  * per-MAC TFTP dirs are made from, plus the config that boots our initramfs. */
 #include <dirent.h>

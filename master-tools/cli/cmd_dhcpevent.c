@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash dhcp-event: dnsmasq's dhcp-script. Records each Pi that dnsmasq
  * sees (arp-add, leases) with its model, and each TFTP file it sends, in
  * the state database, where mass-flash picks them up. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash enroll: make a worker netboot into the flasher (enroll.c does it). */
 #include <errno.h>
 #include <getopt.h>

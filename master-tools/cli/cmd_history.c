@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash history: past jobs and, for one worker, what the daemon kept of
  * its boots (board, card health, provisioning, TFTP, console). */
 #include <getopt.h>

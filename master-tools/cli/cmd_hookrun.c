@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash hook-run EVENT: the hooks runner that netflashd and enroll
  * start, detached, when something happened to a worker (hooks.h). */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash image add|ls|rm|check: the image catalog in ROOT/images. */
 #include <dirent.h>
 #include <errno.h>

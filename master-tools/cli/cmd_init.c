@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash init: the state tree and ready-to-use server configs. */
 #include <arpa/inet.h>
 #include <errno.h>

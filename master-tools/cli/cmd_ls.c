@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash ls: the workers the master knows, one line each or as JSON. */
 #include <limits.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash mass-flash: enroll every Raspberry Pi that netboots while it runs,
  * watch them flash, and sum up. The Pis are found through dnsmasq's
  * dhcp-script (netflash dhcp-event records them in the state database). */

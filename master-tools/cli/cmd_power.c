@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash power: power-cycle workers through ROOT/power.conf (GPIO relays
  * via libgpiod, or a command per worker). */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash recover: finish or undo what a killed command or daemon left
  * half done (recover.h), then check the state tree's invariants. */
 #include <dirent.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash reimage: enroll a running worker and make it netboot into the
  * flasher, through netflash-agent on the worker (over ssh). */
 #include <errno.h>

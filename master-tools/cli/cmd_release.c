@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash release: end a worker's enrollment (release.c does it). */
 #include <errno.h>
 #include <stdio.h>

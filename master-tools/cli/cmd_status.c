@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash status: the fleet now, as the daemon recorded it. */
 #include <errno.h>
 #include <getopt.h>

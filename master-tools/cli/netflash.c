@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash: the master's command line (git-style subcommands). */
 #include <getopt.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Provisioning options: parsing and checking what enroll, reimage and
  * mass-flash are told to write to a card's boot partition (the CLI's: they
  * log usage errors; the settings they fill are core/provision.h's). */

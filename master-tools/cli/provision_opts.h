@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The provisioning options of enroll, reimage and mass-flash
  * (provision_opts.c): they fill a struct provision (core/provision.h). */
 #ifndef NETFLASH_PROVISION_OPTS_H

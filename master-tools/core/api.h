@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The fleet as JSON objects and Prometheus metrics: one writer for each
  * object, shared by the CLI's --json output (one object a line) and the
  * HTTP API (docs/api.md). Writers take a FILE (stdout, or a memory stream)

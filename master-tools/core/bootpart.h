@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The FAT boot partition of a catalog image, as the master reads it with
  * mtools (nothing is mounted). */
 #ifndef NETFLASH_BOOTPART_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* config.txt as the Pi's network-boot firmware reads it: only its first
  * 4096 bytes; a setting whose line ends past byte 4096 is ignored
  * (raspberrypi/firmware#1575, #1012; a Pi 5 does not boot with a longer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_estimateCCtxSize_usingCParams: exported by libzstd.so */
 #include "convert.h"
 

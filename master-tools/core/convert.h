@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The catalog's worker copy: any image (raw, gzip, xz, and what the worker
  * cannot decode at all: zip, 7z, bzip2, lz4, lzip, lzma, .Z, tar-wrapped or
  * doubly compressed images, gzip with trailing data) re-encoded as zstd,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Enrolling a worker: its TFTP dir, cmdline.txt, provisioning patch and
  * state row, under the state lock and crash-safe (recover.h). The CLI
  * (cmd_enroll.c, cmd_reimage.c), mass-flash and the daemon's API share

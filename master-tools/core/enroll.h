@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Enrolling workers (enroll.c): what the CLI, mass-flash and the daemon's
  * API share. Releasing them is release.h. */
 #ifndef NETFLASH_ENROLL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Hooks: executables an admin puts in ROOT/hooks/EVENT.d/ (done, failed,
  * enrolled), run with the facts of what happened in their environment
  * (docs/operator-guide.md "Hooks"). The daemon and the CLI only start a

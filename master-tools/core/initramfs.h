@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The flasher's initramfs as boot-files import takes it: what a Pi's
  * kernel can start (Linux Documentation/driver-api/early-userspace/
  * buffer-format.rst: a newc cpio, possibly compressed, whose /init runs as

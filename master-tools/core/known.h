@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The values a Pi OS first boot accepts, from the lists Debian ships:
  * time zones (tzdata: /usr/share/zoneinfo/zone1970.tab and zone.tab, and
  * the zone files), ISO 3166 alpha-2 country codes (tzdata's iso3166.tab),

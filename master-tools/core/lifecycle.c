@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A worker's lifecycle as one table (lifecycle.h). */
 #include "lifecycle.h"
 

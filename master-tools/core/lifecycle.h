@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A worker's lifecycle: every change of an enrolled worker's state goes
  * through worker_transition() over one {from, event, to} table, and is
  * told in one place ("b8-27-eb-..: enrolled -> failed (tries-out)").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* What every `netflash` subcommand shares: the state tree, its config, the
  * lock, and the store. One file per subcommand implements cmd_*(). */
 #ifndef NETFLASH_MASTER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Which workers take their image from a multicast session (udpcast) rather
  * than by NFS, and how their sessions gather: ROOT/state/multicast/MAC,
  * written by enroll --multicast and mass-flash --multicast, read by

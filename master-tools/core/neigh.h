@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The kernel's neighbour (ARP) table: which MAC the master last heard from
  * an IPv4 address on the LAN. It is the evidence dnsmasq itself goes by
  * when it picks a worker's TFTP dir, so netflashd holds a HELLO to it: the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* cloud-init's network-config for a worker given Wi-Fi settings: the
  * image's own (its wired interfaces kept: a worker netboots by Ethernet, so
  * it is wired; raspberrypi/rpi-imager#512, #571) with our wlan0 added,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Diskless workers: checking an NFS root and exporting it. */
 #include "nfsroot.h"
 

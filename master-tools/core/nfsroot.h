@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Diskless workers (enroll --nfsroot DIR): the worker netboots the Pi OS
  * kernel from its TFTP dir with root=/dev/nfs nfsroot=SERVER:DIR instead of
  * the flasher, and runs from DIR on the master for good. This file checks

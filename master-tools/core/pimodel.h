@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Which Raspberry Pi is asking: the board revision carried in the client GUID
  * (DHCP option 97) of a Pi 4/5 bootloader, as dnsmasq logs it. */
 #ifndef NETFLASH_PIMODEL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Worker power control: ROOT/power.conf and the power cycle itself. */
 #include "power.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Worker power control from ROOT/power.conf, one line per worker:
  *
  *   # MAC              how

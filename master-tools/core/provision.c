@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The provisioning patch: the boot partition's sectors that the settings
  * change, built on a copy of the cached partition with mtools, and where
  * it is kept (ROOT/state/provision/MAC.patch). */

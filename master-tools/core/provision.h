@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* One-shot provisioning: per-worker settings written onto the card's FAT
  * boot partition after the image is verified. At enroll time the master
  * applies them with mtools to a copy of the image's boot partition and keeps

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The boot-partition cache: each image version's FAT partition extracted
  * once into ROOT/state/cache, pruned when the catalog drops the version. */
 #include "provision_int.h"

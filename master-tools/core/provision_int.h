@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* What provision.c's parts share: the options (provision_opts.c), the
  * first-boot files (provision_render.c), the boot-partition cache
  * (provision_cache.c) and the patch (provision.c). Not for other modules. */

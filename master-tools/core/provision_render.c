@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The first-boot files: firstrun.sh, cloud-init user-data and
  * network-config, rendered from the checked settings. */
 #include "provision_int.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Crash safety of the changes to one worker that take several steps
  * (enroll, enroll --force, release, the daemon's release on DONE).
  *

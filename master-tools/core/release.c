@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Releasing a worker in one place (release.h): the steps, in order, for
  * the CLI, netflashd's DONE and recovery. */
 #include "release.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Releasing a worker: ending its enrollment so that its next boot comes
  * from its card. Three callers, one list of steps (release_worker()):
  * `netflash release` (master_release()), netflashd on a verified DONE, and

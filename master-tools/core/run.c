@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Child processes of the master's commands (mtools, dnsmasq helpers,
  * power-control programs). */
 #include "run.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Running a program from a master command and waiting for it. */
 #ifndef NETFLASH_RUN_H
 #define NETFLASH_RUN_H

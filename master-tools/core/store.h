@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The master's state: enrollments and their history, in SQLite (WAL), shared
  * by the CLI and netflashd. */
 #ifndef NETFLASH_STORE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Per-worker TFTP directories under ROOT/tftp, named by canonical MAC. They
  * are built aside and renamed into place (a worker never sees half a dir),
  * hold only regular files (hard links to the boot files, or copies) and a

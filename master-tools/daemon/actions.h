@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The API's actions (docs/api.md "Actions"): enroll, release, reimage,
  * power cycle, mass-flash start and stop. Each runs the netflash command
  * an admin would type, as a child process (no shell, bounded time), so it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflashd's connections: the listener and accepting within the caps
  * (connections in all, from one address, fds left for files), each
  * connection's bounded line buffer, the one-send answers and rate-limited

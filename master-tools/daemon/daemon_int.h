@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* What netflashd's files share (private to master-tools/daemon/): the
  * daemon's state, a worker connection and its one state, the connection
  * handling conn.c gives (accept, read, answer, refuse, sweep) and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflashd's web dashboard and JSON API (docs/api.md), served with
  * libmicrohttpd in threads of their own: GET only, read from the state
  * database through a connection of each request's own. */

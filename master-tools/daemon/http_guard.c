@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Request-head deadlines and per-address stream caps (http_guard.h). */
 #include "http_guard.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* What keeps one host from holding the dashboard (docs/security.md): a
  * deadline for each request head, however slowly its bytes trickle in
  * (libmicrohttpd's timeout restarts with every byte), and a cap on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Multicast sessions (docs/multicast.md): the workers that ask for the same
  * image with multicast set (core/multicast.h) gather into a session; once
  * it starts, netflashd runs udpcast's udp-sender on the image's worker copy

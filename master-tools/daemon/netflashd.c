@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflashd: the master daemon. Workers report here (docs/protocol.md); a
  * MAC's TFTP dir is removed only when its worker reports DONE with the
  * digest the catalog manifest holds for the job's image. One epoll loop, a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflashd's side of the worker protocol (docs/protocol.md): the verb
  * table, with the states each verb is taken in, and its handlers: HELLO
  * (a job, resumed or new, with its provisioning patch), PROGRESS, LOG,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark: netflash-write against the naive pipeline and bmaptool, on a
 # realistic image compressed with xz -T2, served by ganesha on loopback,
 # written to a loop device. Prints each figure and ratios measured in this

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark: N workers (default 32, real netflash-write processes, sparse
 # files as cards) flashing one image at once from one ganesha and one
 # netflashd, against N plain NFS readers of the same file and one worker

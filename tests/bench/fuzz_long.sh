@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Scheduled fuzzing (not CI): builds the libFuzzer targets with clang and
 # ASan/UBSan in build-fuzz/ and runs each far longer than the test
 # command's bounded run (60 s each), from the same seeds. For a nightly

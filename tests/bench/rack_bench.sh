@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark: a rack from one stream (issue 27). A master namespace whose
 # link to the LAN bridge is throttled with tc tbf (default 100 Mbit/s, so
 # the link, not this machine's two cores, is the bound), serving a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Benchmark for the worker's speed on the images people have and the cards
 # they use (issue 17). Prints each figure and ratios measured in this run:
 #  1. a pi-gen-style image (Pi-OS-like, xz -T2 -6: 24 MiB blocks) over NFS

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* libFuzzer target for the decoder stage: the first byte picks the format,
  * the second the input piece size, the rest is the stream. The decoder must
  * return bytes, 0 or a negative errno, never crash, and stay within memory.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* libFuzzer target for the wire format parser: any bytes must parse or be
  * refused cleanly; whatever parses must format and parse back the same;
  * whatever a verb's table reads, it writes and reads back the same (after

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Runs a fuzz target for a bounded time from seeds: for "decode", streams
 # made by the real compressors (format byte + piece byte + stream); for
 # "proto", real protocol lines. Fails on any crash, sanitizer report, leak

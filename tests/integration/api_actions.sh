@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The API's actions (docs/api.md): enroll, release, power cycle, reimage and
 # mass-flash start/stop, over real TCP against a real master. Only with the
 # admin token (state/admin.token, 0600): refused without it, with a wrong

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The arm64 master package (scripts/package-master.sh --arch arm64; the
 # test command builds it), its programs run as arm64 code under
 # qemu-aarch64-static with Debian's arm64 libraries (multiarch): its

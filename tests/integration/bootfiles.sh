@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # boot-files import against the real shapes of Raspberry Pi OS Bookworm's
 # boot partition (pi-gen's config.txt with [cm4]/[cm5]/[all] sections,
 # auto_initramfs=1, initramfs8/initramfs_2712, console=serial0,115200

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Card health with real block devices: the fake-capacity probe against a
 # loop device over a counterfeit card (tests/fixtures/fakecard: a FUSE file
 # that claims more than it stores and wraps), a healthy card whose data

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A card pulled mid-flash (a USB reader unplugged, a worker losing power)
 # never holds its old boot sector over new data: the first MiB is wiped on
 # the card, durably, before any image byte, and written last (its boot

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # One claimant per job (docs/security.md): nothing served over TFTP is
 # secret, so a LAN host can hold a worker's token. The first host to prove
 # it claims the job; a second host with the same token makes the worker

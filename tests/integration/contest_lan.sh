@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The forged-ARP theft (docs/security.md), on a LAN of network namespaces
 # with netflashd's neighbour check on. The attacker keeps its own NIC MAC
 # and IP and forges the payload of ARP replies from a raw AF_PACKET socket:

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Crash safety of the master: each multi-step change (enroll, enroll
 # --force with provisioning, release, netflashd's release on DONE) is killed
 # with SIGKILL just before each of its writes, renames, unlinks, mkdirs,

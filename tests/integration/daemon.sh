@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # netflashd with the real engine (netflash-write --report-to), ganesha and
 # files as cards: release only on verified success, attempts, refusals,
 # hostile input, and a daemon killed with SIGKILL mid-flash.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # 32 simulated workers (real engine processes, sparse files as cards) flash
 # at once from one ganesha and one netflashd: all succeed, each TFTP dir is
 # removed exactly once.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The decoder's memory budget (issue 17): a quarter of MemAvailable unless
 # --xz-memlimit says, xz threads chosen to fit it (pi-gen's 24 MiB blocks),
 # a zstd window beyond it refused before the card is touched, the plan

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Diskless workers: netflash enroll MAC --nfsroot DIR. The TFTP dir must boot
 # Pi OS itself (config.txt without the flasher's initramfs, no
 # netflash.cpio.gz, cmdline.txt with root=/dev/nfs nfsroot=SERVER:DIR), and

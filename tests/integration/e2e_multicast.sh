@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End to end, multicast: two QEMU x86_64 workers (microvm, Debian's cloud
 # kernel, our initramfs with flasher-init as PID 1 and udpcast's
 # udp-receiver) on a bridge with the master's namespace: dnsmasq gives them

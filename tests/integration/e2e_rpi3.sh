@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End to end on a Raspberry Pi 3 in QEMU (raspi3b): Debian's arm64 kernel and
 # bcm2837 device tree, our aarch64 initramfs; the card is QEMU's emulated SD
 # card, so flasher-init writes the real /dev/mmcblk0 through the real SD host

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # End to end: a QEMU x86_64 worker (microvm, Debian's cloud kernel, our
 # initramfs with flasher-init as PID 1) gets an address from QEMU's DHCP,
 # asks netflashd on the host (10.0.2.2 = the host's 127.0.0.1) for its job,

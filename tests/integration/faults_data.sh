@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Bad images: each must exit 1 with one clear error line, and never leave the
 # image's first MiB on the target. Failures detected before writing must
 # leave the target untouched.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The NFS server dies mid-stream: restarted in time, the flash resumes and
 # completes; gone for good, the flash fails cleanly after --retry-seconds,
 # first MiB not written. Also: no server, wrong export, missing file.

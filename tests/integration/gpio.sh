@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # GPIO against the kernel's own simulator: QEMU x86_64 guests (Debian's
 # generic kernel, with gpio-sim and uleds built from Debian's source by
 # tests/fixtures/kernel_gpio.sh) get a gpio-sim chip "netflash-sim" with

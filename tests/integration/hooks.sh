@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Hooks (ROOT/hooks/{done,failed,enrolled}.d): each runs with the event's
 # facts in NETFLASH_* variables and nothing else of the daemon's
 # environment, no shell, for at most hook_timeout seconds; what it said

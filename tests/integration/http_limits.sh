@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # One host cannot lock the dashboard (docs/security.md): a host trickling
 # request heads (a byte every few seconds keeps libmicrohttpd's idle timeout
 # from ever firing) holds at most its share of the connections, and each

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The master as the Debian package installs it (scripts/package-master.sh;
 # the test command builds it before ctest): dpkg takes it; it holds the
 # binaries, the aarch64 flasher initramfs, the systemd units, man pages and
@@ -18,6 +19,10 @@ dpkg-deb -x "$deb" "$I"
 for b in netflash netflashd netflash-write; do
 	"$I/usr/bin/$b" --help >/dev/null 2>&1 || fail "installed $b --help failed"
 done
+has "^License: GPL-2.0-or-later$" "$I/usr/share/doc/netflash/copyright" &&
+	has "udpcast" "$I/usr/share/doc/netflash/copyright" && has "apt-get source" "$I/usr/share/doc/netflash/copyright" &&
+	pass "the package's copyright file: GPL-2.0-or-later, the initramfs's third-party code and where its sources are" ||
+	fail "copyright: $(head -5 "$I/usr/share/doc/netflash/copyright" 2>&1)"
 pass "the installed netflash, netflashd and netflash-write run"
 DR=$T/dpkgroot
 mkdir -p "$DR/var/lib/dpkg/info" "$DR/var/lib/dpkg/updates"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Image intake: the files users really have, made here by the real tools
 # (pzstd, tar, gzip, bzip2, zip, 7z, lz4, lzip, compress, sfdisk, mkfs.vfat),
 # through netflash-write and netflash image add. Nothing reaches a card

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # netflash mass-flash driven by real dnsmasq events: a LAN of network
 # namespaces with a router (ordinary DHCP), the master's dnsmasq from
 # `netflash init` (proxy-DHCP, TFTP, dhcp-script) and Pis that do what the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The netflash CLI on its own: hostile MACs and names, symlinks planted in
 # the TFTP root, corrupt images refused by image add, manifest digests,
 # boot-files import from a dir and from an image, concurrent enrolls.

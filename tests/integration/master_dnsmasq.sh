@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The master's generated dnsmasq config against real dnsmasq on a LAN of
 # network namespaces: a router with an ordinary DHCP server, the master
 # (proxy-DHCP + TFTP from `netflash init`), and workers with chosen MACs

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A master's memory on a small Pi (issue 28). image add: converting takes
 # at most half of MemTotal, or --max-memory; the plan (level, threads) is
 # said in one line and the peak RSS, measured by time(1), stays within it

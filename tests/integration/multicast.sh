@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Multicast sessions (docs/multicast.md) on a LAN of network namespaces:
 # netflashd, nfs-ganesha and udp-sender in the master's namespace, workers
 # running the worker's job path (netflash-write --report-to, which runs

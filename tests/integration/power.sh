@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # netflash power and mass-flash's power retries, on the host: ROOT/power.conf
 # parsing (hostile lines), `power cycle` with exec entries and with a GPIO
 # chip that this host does not have, and a mass-flash run in which a Pi that

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # One-shot provisioning, end to end with the real master (netflashd, ganesha)
 # and the real engine: settings given at enroll are written onto the card's
 # FAT boot partition after the image is verified, read back from the card

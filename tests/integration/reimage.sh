@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Remote reimage: `netflash reimage HOST` with netflash-agent against a loop
 # device holding a Pi-OS-like image whose FAT boot partition is mounted with
 # fusefat (this kernel has no vfat). The agent checks the enrollment with

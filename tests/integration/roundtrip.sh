@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Every format, from a local file and over NFS (ganesha), onto files and a
 # loop device, zero-skip on and off; sizes that are not multiples of 4 KiB
 # or of the 4 MiB chunk. The card must hold exactly the image.

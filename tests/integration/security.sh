@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The master against hostile hosts on a LAN of network namespaces: real
 # dnsmasq (TFTP), nfs-ganesha and netflashd in the master's namespace, a
 # worker and an attacker with their own MACs. A host that reads a worker's

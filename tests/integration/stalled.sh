@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # A fleet view that never lies about dead workers (issue 30): a worker that
 # stops reporting mid-job is shown as stalled (no rate, no ETA, not in the
 # MB/s total) once it has been silent for 60 s, in status, the API and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Refusals on real loop devices, each one line and exit 1, before anything
 # is written: too small, mounted, a partition (unless --force), read-only.
 # An image whose size is unknown up front (gzip) fails at the first byte past

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # netflashd's dashboard, JSON API and metrics over real TCP (libmicrohttpd),
 # and the page in headless Chromium: a worker that flashed, one whose
 # failure reason and boot log carry HTML (it must show as text), the

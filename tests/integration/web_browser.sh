@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # The dashboard in a real browser: Debian's Chromium driven by playwright-core
 # (tests/web, installed by scripts/deps.sh with npm). A worker is seen going
 # from enrolled to released on the open page, live; the failure reason a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # One worker's flood cannot starve the others (docs/security.md): a worker
 # with a job floods LOG lines (parsed, then dropped past 1000) as fast as
 # the socket takes them, while another enrolled worker says HELLO again and

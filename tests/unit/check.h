@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Tiny test harness: CHECK records a failure and goes on; main returns the count. */
 #ifndef NETFLASH_CHECK_H
 #define NETFLASH_CHECK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* An nf_input over a memory buffer, handing out at most `piece` bytes per
  * peek (to exercise every boundary), optionally failing with `err` at the end. */
 #ifndef NETFLASH_MEMINPUT_H

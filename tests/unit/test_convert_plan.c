@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* image add's conversion plan (core/convert.h): the machines a master runs
  * on, from a Pi Zero 2 W to a PC. Budgets are half of each one's MemTotal as
  * Raspberry Pi OS reports it (the GPU's share already taken). */

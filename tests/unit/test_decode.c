@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The decoder stage against data made by the real encoders: clean streams,
  * concatenations, truncations at every kind of boundary, trailing bytes,
  * corruption, and input errors. */

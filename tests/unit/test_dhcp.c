@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The worker's DHCP reply parser (flasher-init/net.c): well-formed replies,
  * and every option it uses with a length RFC 2132 does not allow. */
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Tables: the magics of every compression and archive family, what names
  * claim, and what a decoded image's head must look like to be a disk. */
 #include <stdint.h>

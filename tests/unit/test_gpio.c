@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Edge-case table for GPIO line specs (lib/gpio.c): what the kernel command
  * line, netflash-write and ROOT/power.conf accept. Requesting lines is
  * tested against gpio-sim in a QEMU guest (tests/integration/gpio.sh). */

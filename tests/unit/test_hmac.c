@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Tables: SHA-256 (FIPS 180-2 examples), HMAC-SHA256 (RFC 4231 cases 1, 2,
  * 6), and agreement with OpenSSL at every length around the block size. */
 #include <openssl/hmac.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Intent lines (recover.h): what intent_format() writes, intent_parse()
  * reads back; anything else is unreadable. */
 #include <errno.h>

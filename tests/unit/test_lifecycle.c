@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* A worker's lifecycle (core/lifecycle.c) on a real state database: every
  * {state, event} pair, one line each, and what it is told. */
 #include <errno.h>

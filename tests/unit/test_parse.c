@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Edge-case tables for the project's parsers. */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The provisioning patch: ordering and merging rules, the digest's
  * independence from how the patch was cut into messages, limits, and the
  * file form against truncated, trailing and hostile bytes. */

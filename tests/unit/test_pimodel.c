@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* The Pi model from revision codes, client GUIDs and dnsmasq's log. */
 #include <errno.h>
 #include <stdint.h>

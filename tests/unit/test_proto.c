@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Edge cases of the wire format: framing, limits, escapes, round trips. */
 #include <errno.h>
 #include <string.h>

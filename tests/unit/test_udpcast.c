@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 /* Table: udpcast:// URLs as the master writes them into a JOB and as the
  * worker must refuse them (lib/udpcast.h). */
 #include <string.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Makes docs/img/dashboard.png: a master on loopback with five workers (three
 # flashed, one writing to a slow simulated card, one failed), photographed
 # in Chromium. Not a test; run as root after a build:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 // Saves a screenshot of a page (and optionally a worker's page) in Debian's
 // Chromium: node shot.mjs URL PNG PROFILE_DIR [WAIT_SELECTOR]
 import { chromium } from 'playwright-core';

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 // Watches netflashd's dashboard in Debian's Chromium (playwright-core):
 // a worker goes from enrolled to released on the page, live, without a
 // reload; worker-supplied markup shows as text and never runs; a multicast

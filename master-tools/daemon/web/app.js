@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
 // The netflash dashboard: everything the server sends is data, so it is
 // only ever put into the page as text (textContent), never as HTML.
 'use strict';

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
 # Turns the dashboard's files into C arrays (web_assets.c/.h): netflashd
 # serves them from memory, with no files to install or find at run time.
 #   cmake -DSRC=dir -DOUT=dir -P embed.cmake
