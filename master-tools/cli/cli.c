@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <getopt.h>
+#include <unistd.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -80,6 +81,11 @@ int cli_bad_option(char **argv, const struct option *opts)
 	return 2;
 }
 
+const char *cli_root_hint(int err)
+{
+	return (err == -EACCES || err == -EPERM) && geteuid() != 0 ? " (the state tree is root's: run netflash as root)" : "";
+}
+
 int cli_bad_mac(const char *s)
 {
 	char q[128];
@@ -103,7 +109,8 @@ int cli_open_store(const struct master *m, struct store **st)
 	int r = master_open_store(m, st);
 
 	if (r < 0)
-		nf_err("cannot open the state database %s/state/netflash.db: %s", m->root, nf_strerror(r));
+		nf_err("cannot open the state database %s/state/netflash.db: %s%s", m->root, nf_strerror(r),
+		       cli_root_hint(r));
 	return r;
 }
 

@@ -17,6 +17,10 @@ struct option;
  * (unknown, with "did you mean --X?" when one of opts is close; or it
  * needs a value), and the command's --help. Logs; returns 2. */
 int cli_bad_option(char **argv, const struct option *opts);
+/* " (run netflash as root)" when err (a negative errno) is a refused
+ * permission and this process is not root, else "": to end a message
+ * that names the file. */
+const char *cli_root_hint(int err);
 /* Says s is not a MAC, with the spellings expected. Logs; returns 2. */
 int cli_bad_mac(const char *s);
 /* Logs what a library call reported: its output lines (stdout, unless

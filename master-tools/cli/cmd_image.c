@@ -388,7 +388,7 @@ static int add_as_is(const struct add_opts *a, const char *tmp, struct nf_scan *
 	nf_quote(q, sizeof(q), a->file);
 	*retry = 0;
 	if (r < 0) {
-		nf_err("cannot copy %s into the catalog: %s", q, nf_strerror(r));
+		nf_err("cannot copy %s into the catalog as %s: %s%s", q, tmp, nf_strerror(r), cli_root_hint(r));
 		return 1;
 	}
 	r = nf_scan_file(tmp, 0, 0, progress, NULL, sc);

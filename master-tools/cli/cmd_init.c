@@ -318,8 +318,10 @@ static int make_tree(const struct master *m)
 		if (master_path(m, path, sizeof(path), dirs[i]) < 0)
 			return -ENAMETOOLONG;
 		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-			nf_err("cannot create %s: %s", path, strerror(errno));
-			return -errno;
+			int e = -errno;
+
+			nf_err("cannot create %s: %s%s", path, strerror(-e), cli_root_hint(e));
+			return e;
 		}
 		/* dnsmasq drops privileges: the tree must be readable by it; the
 		 * state (tokens, secrets) by root only. */
@@ -525,7 +527,7 @@ int cmd_init(struct master *m, int argc, char **argv)
 		{ "units-only", required_argument, NULL, 'U' }, { "help", no_argument, NULL, 'h' }, { 0 },
 	};
 	const char *subnet = NULL, *bcast = NULL, *server_ip = NULL, *units_dir = NULL;
-	int do_apply = 0, opt;
+	int do_apply = 0, opt, r;
 	uint64_t v;
 
 	master_load_conf(m); /* re-running keeps earlier settings as defaults */
@@ -567,7 +569,13 @@ int cmd_init(struct master *m, int argc, char **argv)
 	/* Debian's dnsmasq-base makes a user of its own; elsewhere dnsmasq's
 	 * built-in default is nobody. It owns the TFTP files that hold tokens. */
 	snprintf(m->conf.tftp_user, sizeof(m->conf.tftp_user), "%s", getpwnam("dnsmasq") ? "dnsmasq" : "nobody");
-	if (make_tree(m) < 0 || master_save_conf(m) < 0 || write_configs(m) < 0)
+	if (make_tree(m) < 0)
+		return 1;
+	if ((r = master_save_conf(m)) < 0) {
+		nf_err("cannot write %s/netflash.conf: %s%s", m->root, nf_strerror(r), cli_root_hint(r));
+		return 1;
+	}
+	if (write_configs(m) < 0)
 		return 1;
 	printf("initialised %s: workers reach this master at %s:%u; proxy DHCP on %s (broadcast %s)\n",
 	       m->root, m->conf.server_ip, m->conf.port, m->conf.iface, m->conf.broadcast);

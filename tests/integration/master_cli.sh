@@ -219,6 +219,16 @@ rc=0; setpriv --reuid=nobody --regid=nogroup --clear-groups "$NF" --root "$R" en
 rc=0; setpriv --reuid=nobody --regid=nogroup --clear-groups "$NF" --root "$R" status >/dev/null 2>"$T/nobody.err" || rc=$?
 [ $rc = 1 ] && has -i "permission denied" "$T/nobody.err" && ! has "Input/output" "$T/nobody.err" &&
 	pass "status as such a user says permission denied" || fail "status as nobody: rc=$rc $(cat "$T/nobody.err")"
+n=0
+for c in "init|cannot write $R/netflash.conf: Permission denied (the state tree is root's: run netflash as root)" \
+	"ls|cannot open the state database $R/state/netflash.db: Permission denied (the state tree is root's" \
+	"history|cannot open the state database $R/state/netflash.db: Permission denied (the state tree is root's" \
+	"image add $img.zst --name nobodys|into the catalog as $R/images/" ; do
+	rc=0; setpriv --reuid=nobody --regid=nogroup --clear-groups "$NF" --root "$R" ${c%%|*} >/dev/null 2>"$T/nobody.err" || rc=$?
+	[ $rc != 0 ] && [ "$(grep -c "error:" "$T/nobody.err")" = 1 ] && has -F "${c#*|}" "$T/nobody.err" &&
+		has "run netflash as root" "$T/nobody.err" && n=$((n + 1)) || fail "'${c%%|*}' as nobody: rc=$rc $(cat "$T/nobody.err")"
+done
+[ $n = 4 ] && pass "init, ls, history and image add as a user who cannot read or write ROOT: one line, the file, run as root"
 # A command waiting for the state lock says so after a second.
 flock "$R/state/lock" sleep 2.5 &
 lpid=$!
