@@ -48,6 +48,7 @@ mkdir -p "$work/bootfiles"
 head -c 52456 /dev/urandom >"$work/bootfiles/bootcode.bin"
 head -c $(( boot_size > 8 ? 2200000 : 300000 )) /dev/urandom >"$work/bootfiles/start.elf"
 head -c 7300 /dev/urandom >"$work/bootfiles/fixup.dat"
+head -c 31000 /dev/urandom >"$work/bootfiles/bcm2710-rpi-3-b.dtb"
 head -c $(( boot_size > 8 ? 6000000 : 400000 )) /usr/bin/cmake >"$work/bootfiles/kernel8.img" 2>/dev/null ||
 	head -c 400000 /dev/urandom >"$work/bootfiles/kernel8.img"
 printf 'arm_64bit=1\nenable_uart=1\ndtoverlay=vc4-kms-v3d\n' >"$work/bootfiles/config.txt"

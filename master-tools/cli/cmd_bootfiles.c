@@ -17,6 +17,7 @@
 #include "manifest.h"
 #include "cli.h"
 #include "master.h"
+#include "pimodel.h"
 #include "bootpart.h"
 #include "initramfs.h"
 
@@ -234,13 +235,14 @@ static int has(const char *dir, const char *name)
  * not NULL) cannot. */
 static int report_models(const char *dir, const char *family)
 {
+	static const char *const fams[] = { "pi3", "pi4", "pi5" };
+	static const char *const names[] = { "Pi 3", "Pi 4", "Pi 5" };
+	char missing[3][200], line[800];
+	int n[3], ok = 0;
+	size_t o = 0;
 	/* The flasher is aarch64: only a 64-bit kernel counts (kernel8.img;
-	 * a Pi 5's firmware loads kernel_2712.img). */
-	int pi3 = has(dir, "bootcode.bin") && has(dir, "start.elf") && has(dir, "fixup.dat");
-	int pi4 = has(dir, "start4.elf") && has(dir, "fixup4.dat");
-	int kernel = has(dir, "kernel8.img");
-	int pi5 = has(dir, "kernel_2712.img");
-	int only32 = !kernel && !has(dir, "kernel_2712.img") &&
+	 * a Pi 5's EEPROM loads kernel_2712.img). */
+	int only32 = !has(dir, "kernel8.img") && !has(dir, "kernel_2712.img") &&
 		     (has(dir, "kernel7.img") || has(dir, "kernel7l.img") || has(dir, "kernel.img"));
 
 	if (only32) {
@@ -248,20 +250,21 @@ static int report_models(const char *dir, const char *family)
 		       "aarch64; import the boot files of 64-bit Raspberry Pi OS");
 		return 1;
 	}
-	printf("boot files for: Pi 3 %s, Pi 4 %s, Pi 5 %s\n",
-	       pi3 && kernel ? "yes" : "no (needs bootcode.bin, start.elf, fixup.dat, kernel8.img)",
-	       pi4 && kernel ? "yes" : "no (needs start4.elf, fixup4.dat, kernel8.img)",
-	       pi5 ? "yes" : "no (needs kernel_2712.img)");
-	if (family && ((strcmp(family, "pi3") == 0 && !(pi3 && kernel)) || (strcmp(family, "pi4") == 0 && !(pi4 && kernel)) ||
-		       (strcmp(family, "pi5") == 0 && !pi5))) {
-		nf_err("these boot files cannot boot a %s (see the line above)", family);
-		return 1;
+	for (int i = 0; i < 3; i++) {
+		n[i] = pi_boot_set_missing(dir, fams[i], missing[i], sizeof(missing[i]));
+		ok += n[i] == 0;
+		o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s %s%s%s", i ? ", " : "", names[i],
+				      n[i] ? "no (missing " : "yes", n[i] ? missing[i] : "", n[i] ? ")" : "");
 	}
-	if (!((pi3 || pi4) && kernel) && !pi5) {
-		nf_err("no Raspberry Pi firmware and kernel found: missing%s%s%s%s",
-		       has(dir, "bootcode.bin") ? "" : " bootcode.bin", has(dir, "start.elf") || has(dir, "start4.elf") ? "" : " start.elf/start4.elf",
-		       has(dir, "fixup.dat") || has(dir, "fixup4.dat") ? "" : " fixup.dat/fixup4.dat",
-		       kernel ? "" : " kernel8.img");
+	printf("boot files for: %s\n", line);
+	for (int i = 0; family && i < 3; i++)
+		if (strcmp(family, fams[i]) == 0 && n[i]) {
+			nf_err("these boot files cannot boot a %s: missing %s", names[i], missing[i]);
+			return 1;
+		}
+	if (!ok) {
+		nf_err("these boot files boot no Raspberry Pi: missing %s (Pi 3), %s (Pi 4), %s (Pi 5)", missing[0],
+		       missing[1], missing[2]);
 		return 1;
 	}
 	return 0;

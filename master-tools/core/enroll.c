@@ -318,6 +318,19 @@ static int do_enroll(struct master *m, struct enrollment *e, const struct provis
 		goto out;
 	}
 	pick_boot_set(m, st, e, model, sizeof(model));
+	if (!nfsroot && e->family[0]) {
+		char dir[PATH_MAX], missing[200];
+
+		/* A model named at enroll must be one its boot files can boot. */
+		master_path(m, dir, sizeof(dir), e->boot_set);
+		if (pi_boot_set_missing(dir, e->family, missing, sizeof(missing)) > 0) {
+			master_report_error(rep, "the boot files in %s cannot boot a %s: missing %s; import a set that has "
+					    "them: netflash boot-files import --from-image NAME --model %s", dir, e->family,
+					    missing, e->family);
+			r = -ENOENT;
+			goto out;
+		}
+	}
 	if ((r = nf_random_hex(e->token, NF_TOKEN_HEX / 2)) < 0) {
 		master_report_error(rep, "cannot make a token: %s", nf_strerror(r));
 		goto out;

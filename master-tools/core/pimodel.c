@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "pimodel.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,4 +174,46 @@ int pi_guid_from_log(const char *log_path, const char *mac, uint8_t *out, size_t
 	}
 	free(buf);
 	return (int)found;
+}
+
+/* 1 when dir has a file name matching glob pattern pat. */
+static int has_match(const char *dir, const char *pat)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int found = 0;
+
+	while (d && !found && (e = readdir(d)))
+		found = fnmatch(pat, e->d_name, 0) == 0;
+	if (d)
+		closedir(d);
+	return found;
+}
+
+int pi_boot_set_missing(const char *dir, const char *family, char *out, size_t cap)
+{
+	static const struct {
+		const char *family;
+		const char *files[6]; /* glob patterns; the first names it in messages */
+	} need[] = {
+		{ "pi3", { "bootcode.bin", "start.elf", "fixup.dat", "kernel8.img", "bcm2710-rpi-3-b*.dtb" } },
+		{ "pi4", { "start4.elf", "fixup4.dat", "kernel8.img", "bcm2711-rpi-4-b.dtb" } },
+		{ "pi5", { "kernel_2712.img", "bcm2712-rpi-5-b.dtb" } },
+	};
+	size_t o = 0;
+	int n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (strcmp(need[i].family, family) != 0)
+			continue;
+		for (size_t k = 0; k < 6 && need[i].files[k]; k++)
+			if (!has_match(dir, need[i].files[k])) {
+				o += (size_t)snprintf(out + o, o < cap ? cap - o : 0, "%s%s", n ? ", " : "",
+						      need[i].files[k]);
+				n++;
+			}
+		return n;
+	}
+	return -EINVAL;
 }

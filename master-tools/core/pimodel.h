@@ -16,6 +16,15 @@ int pi_revision_model(uint32_t rev, char *out, size_t cap);
  * NULL for a name it did not make. */
 const char *pi_model_family(const char *model);
 
+/* What a boot-file set in dir lacks to netboot the aarch64 flasher on a
+ * family ("pi3", "pi4", "pi5"): the firmware files the family's boot ROM
+ * or EEPROM loads, its 64-bit kernel and its device tree (Raspberry Pi
+ * documentation, "Boot sequence"; a Pi 5 boots kernel_2712.img from its
+ * EEPROM, no start*.elf). The missing names into out (cap bytes, ", "
+ * between them; "" when nothing is missing). Returns how many are missing,
+ * or -EINVAL for an unknown family. */
+int pi_boot_set_missing(const char *dir, const char *family, char *out, size_t cap);
+
 /* Decodes option 97 as sent (type byte 0, then the fourcc "RPi4"/"RPi5",
  * the board revision, the MAC's low 4 bytes, the serial; little-endian
  * words). At least the first 9 bytes are needed. Fills the model; returns 0,

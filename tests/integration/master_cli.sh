@@ -86,7 +86,7 @@ expect_rc 1 "image check notices a changed manifest" "does not match its manifes
 # Boot files: from a dir missing firmware (named), then from the image.
 mkdir -p "$T/boot"
 echo "console=serial0,115200 root=PARTUUID=1-02 rootwait quiet" >"$T/boot/cmdline.txt"
-expect_rc 1 "boot files without firmware are named" "missing bootcode.bin start.elf/start4.elf fixup.dat/fixup4.dat kernel8.img" \
+expect_rc 1 "boot files without firmware are named" "these boot files boot no Raspberry Pi: missing bootcode.bin, start.elf, fixup.dat, kernel8.img, bcm2710-rpi-3-b\\*.dtb \\(Pi 3\\), start4.elf" \
 	nf boot-files import --from-boot "$T/boot"
 touch "$T/boot/start4.elf" "$T/boot/fixup4.dat" "$T/boot/kernel8.img" "$T/boot/bcm2711-rpi-4-b.dtb"
 mkdir -p "$T/boot/overlays" && touch "$T/boot/overlays/vc4-kms-v3d.dtbo"
@@ -97,6 +97,13 @@ nf boot-files import --from-boot "$T/boot" >"$T/out.log" 2>&1 && grep -q 'Pi 4 y
 nf boot-files import --from-image pios-gz >"$T/out.log" 2>&1 && grep -q 'Pi 3 yes' "$T/out.log" &&
 	MTOOLS_SKIP_CHECK=1 mcopy -n -i "$img@@4M" ::/bootcode.bin "$T/bootcode.ref" && cmp -s "$T/bootcode.ref" "$R/boot/bootcode.bin" &&
 	pass "import from the image's FAT partition (no mount)" || fail "import from image: $(cat "$T/out.log")"
+has "boot files for: Pi 3 yes, Pi 4 no (missing start4.elf, fixup4.dat, bcm2711-rpi-4-b.dtb), Pi 5 no (missing kernel_2712.img, bcm2712-rpi-5-b.dtb)" "$T/out.log" &&
+	pass "boot-files import names exactly what each model lacks" || fail "models: $(cat "$T/out.log")"
+# A model named at enroll must be one its boot files can boot.
+expect_rc 1 "enroll --model pi5 with boot files that cannot boot a Pi 5 is refused, naming what is missing" \
+	"cannot boot a pi5: missing kernel_2712.img, bcm2712-rpi-5-b.dtb; import a set that has them: netflash boot-files import --from-image NAME --model pi5" \
+	nf enroll b8:27:eb:0e:0e:05 --image pios-gz --model pi5
+[ ! -e "$R/tftp/b8-27-eb-0e-0e-05" ] || fail "a refused --model pi5 enrolled it"
 grep -q '^initramfs netflash.cpio.gz followkernel$' "$R/boot/config.txt" && grep -q '^arm_64bit=1$' "$R/boot/config.txt" &&
 	pass "config.txt keeps the original and adds our initramfs" || fail "config.txt: $(cat "$R/boot/config.txt")"
 
