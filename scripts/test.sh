@@ -45,9 +45,14 @@ cmake --build build -j"$jobs"
 # this machine's from build (tests/integration/install.sh installs it and
 # follows the README's steps), and for Pi masters arm64 and armhf,
 # cross-built (arm64_master.sh runs the arm64 one emulated).
-echo "test: $(scripts/package-master.sh --arch "$(dpkg --print-architecture)" --build build -o build | tail -1)"
-for a in arm64 armhf; do
-	echo "test: $(scripts/package-master.sh --arch $a -o build | tail -1)"
+for a in "$(dpkg --print-architecture)" arm64 armhf; do
+	# An assignment, so that a failed build stops the test command.
+	if [ "$a" = "$(dpkg --print-architecture)" ]; then
+		deb=$(scripts/package-master.sh --arch "$a" --build build -o build)
+	else
+		deb=$(scripts/package-master.sh --arch "$a" -o build)
+	fi
+	echo "test: ${deb##*$'\n'}"
 done
 (cd build && ctest --output-on-failure -j2)
 # The arm64 package installed with apt in an arm64 Debian root and run

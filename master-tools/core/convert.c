@@ -266,7 +266,7 @@ static int pump(struct conv *c, int not_a_disk)
 		return (int)n;
 	if (n == 0)
 		return fail(c, -EBADMSG, "%s", "it holds an empty image");
-	if ((r = check_head(c, (size_t)n, n < BUF, not_a_disk)) < 0)
+	if ((r = check_head(c, (size_t)n, (size_t)n < BUF, not_a_disk)) < 0)
 		return r;
 	while (n > 0) {
 		EVP_DigestUpdate(c->sha, c->in, (size_t)n);
