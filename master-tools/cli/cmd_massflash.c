@@ -58,6 +58,8 @@ static const char usage[] =
 "  -r, --power-retries N       power cycles per Pi before it counts as failed\n"
 "                              (default 2; 0: never cycle)\n"
 "  -k, --ssh-key FILE          an SSH public key to authorise on every Pi\n"
+"      --include-failed        also enroll Pis marked failed (their card failed a\n"
+"                              check, or they ran out of attempts)\n"
 "  and the provisioning options of 'netflash enroll' (see its --help): each\n"
 "  Pi's card gets them, with its hostname from --hostname-pattern; and its\n"
 "  delivery options: --multicast (one udpcast stream for the Pis that ask\n"
@@ -65,7 +67,10 @@ static const char usage[] =
 "  (a session starts when N Pis have asked or S seconds after the first:\n"
 "  default 30), --late wait|nfs.\n"
 "\n"
-"A Pi already flashed in this run, or enrolled by someone else, is ignored.\n"
+"A Pi already flashed in this run, or enrolled by someone else, is ignored,\n"
+"and so are Pis marked failed (their card failed a check: --include-failed\n"
+"enrolls them again) and contested ones (never by a run); each is named\n"
+"with the reason.\n"
 "Ctrl-C stops enrolling new Pis and waits for the running jobs to end; a\n"
 "second Ctrl-C leaves at once (enrolled Pis stay enrolled). The exit status\n"
 "is 0 when every enrolled Pi was flashed, 1 otherwise.\n";
@@ -101,6 +106,7 @@ struct member {
 
 struct run {
 	struct master *m;
+	int include_failed;          /* --include-failed: re-enroll workers marked failed */
 	struct store *st;
 	const char *image;
 	const char *pattern;
@@ -258,6 +264,17 @@ static int on_sighting(const struct sighting *g, void *ctx)
 	}
 	if (store_get(r->st, g->mac, &old) == 0 && old.state == NF_WORKER_DISKLESS) {
 		ignore(r, g->mac, "a diskless worker (enroll --nfsroot); release it first to flash it");
+		return 0;
+	}
+	if (store_get(r->st, g->mac, &old) == 0 && old.state == NF_WORKER_FAILED && !r->include_failed) {
+		snprintf(why, sizeof(why), "marked failed (%.60s): check its card; --include-failed enrolls it again",
+			 old.last_error[0] ? old.last_error : "out of attempts");
+		ignore(r, g->mac, why);
+		return 0;
+	}
+	if (store_get(r->st, g->mac, &old) == 0 && old.state == NF_WORKER_CONTESTED) {
+		/* Never by a run: another host claimed its job (docs/security.md). */
+		ignore(r, g->mac, "contested: 'netflash status' says by whom; release --force or enroll it by hand");
 		return 0;
 	}
 	if (store_get(r->st, g->mac, &old) == 0 && old.state == NF_WORKER_ENROLLED) {
@@ -556,6 +573,7 @@ static int parse_run_options(struct run *r, struct run_args *a, int argc, char *
 		{ "since", required_argument, NULL, 's' }, { "stale", required_argument, NULL, 't' },
 		{ "ssh-key", required_argument, NULL, 'k' }, { "help", no_argument, NULL, 'h' },
 		{ "boot-timeout", required_argument, NULL, 'b' }, { "power-retries", required_argument, NULL, 'r' },
+		{ "include-failed", no_argument, NULL, 'F' },
 	};
 	struct option opts[64];
 	unsigned since = (unsigned)a->since;
@@ -579,6 +597,7 @@ static int parse_run_options(struct run *r, struct run_args *a, int argc, char *
 		case 'r':
 			bad = number_option("power-retries", optarg, 0, 20, "a count from 0 to 20", &r->power_retries);
 			break;
+		case 'F': r->include_failed = 1; break;
 		case 'h': fputs(usage, stdout); return -1;
 		case '?': return cli_bad_option(argv, opts);
 		default: bad = provision_option(&r->prov, opt, optarg);

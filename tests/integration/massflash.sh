@@ -153,6 +153,28 @@ wait $MF || rc=$?
 	grep -q "^$D4 .*enrolled, never started" "$T/mf2.out" && [ -d "$MR/tftp/$D4" ] &&
 	pass "Ctrl-C ends the run with a summary; the enrolled Pi stays enrolled" || fail "Ctrl-C: rc=$rc $(cat "$T/mf2.out")"
 
+# A Pi marked failed (its card failed the capacity probe) is not enrolled
+# again by a run, which says why; --include-failed enrolls it.
+"$NF" --root "$MR" enroll "$P3" --image pios >/dev/null
+raw_fail "$P3" probe "capacity%20probe%20failed"
+"$NF" --root "$MR" status | grep "^$D3" | has " failed " || fail "p3 is not marked failed: $("$NF" --root "$MR" status)"
+for mode in plain include; do
+	"$NF" --root "$MR" mass-flash --image pios --since 0 $([ $mode = include ] && echo --include-failed) >"$T/mf3.out" 2>&1 &
+	MF=$!
+	register_pid $MF
+	wait_for "$T/mf3.out" "enrolling Raspberry Pis" 5 || :
+	# dnsmasq reports a MAC once; its script interface, as dnsmasq calls it.
+	"$NF" --root "$MR" dhcp-event arp-add "$P3" 10.77.0.13
+	wait_for "$T/mf3.out" "$D3" 10 || :
+	kill -INT $MF
+	wait $MF || true
+	cp "$T/mf3.out" "$T/mf3-$mode.out"
+done
+grep -q "ignored $D3: marked failed (probe: capacity probe failed): check its card; --include-failed enrolls it again" \
+	"$T/mf3-plain.out" && grep -q "enrolled $D3" "$T/mf3-include.out" &&
+	pass "a run leaves a failed Pi alone and says why; --include-failed enrolls it" ||
+	fail "failed Pi: $(cat "$T/mf3-plain.out" "$T/mf3-include.out")"
+
 # dnsmasq's script interface: hostile arguments get a one-line error.
 expect_fail "dhcp-event: bad MAC" "invalid MAC" "$NF" --root "$MR" dhcp-event arp-add 'b8:27:eb:zz:00:01' 10.77.0.5 && pass "dhcp-event: a bad MAC"
 expect_fail "dhcp-event: bad IP" "invalid IPv4" "$NF" --root "$MR" dhcp-event arp-add "$P1" '10.77.0.5;reboot' && pass "dhcp-event: a bad IP"
