@@ -435,7 +435,9 @@ static void stream_drain_err(struct nf_source *s)
 
 	while (s->err_fd >= 0 && (n = read(s->err_fd, buf, sizeof(buf) - 1)) > 0) {
 		buf[n] = '\0';
-		for (char *line = strtok(buf, "\r\n"); line; line = strtok(NULL, "\r\n"))
+		char *save = NULL;
+
+		for (char *line = strtok_r(buf, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save))
 			if (strspn(line, " \t") != strlen(line))
 				snprintf(s->err_tail, sizeof(s->err_tail), "%s", line);
 	}
