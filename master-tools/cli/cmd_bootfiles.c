@@ -344,6 +344,13 @@ static int import(struct master *m, const char *from_boot, const char *from_imag
 	mkdir(newdir, 0755);
 	chmod(newdir, 0755);
 	if (from_boot) {
+		struct stat fb;
+
+		if (stat(from_boot, &fb) < 0 || !S_ISDIR(fb.st_mode)) {
+			nf_err("cannot import boot files from '%s': %s", from_boot,
+			       stat(from_boot, &fb) < 0 ? strerror(errno) : "not a directory");
+			goto out;
+		}
 		if (copy_tree(from_boot, newdir) < 0) {
 			nf_err("cannot copy boot files from '%s'", from_boot);
 			goto out;

@@ -148,6 +148,28 @@ static const struct {
 	{ "worker console (last 100 lines)", NF_EVENT_LOG, 100 },
 };
 
+static int count_row(int64_t at, enum nf_event_kind kind, const char *line, void *ctx)
+{
+	(void)at;
+	(void)kind;
+	(void)line;
+	++*(unsigned *)ctx;
+	return 0;
+}
+
+/* 1 when the store knows mac: enrolled, a job, or any event. */
+static int known(struct store *st, const char *mac)
+{
+	struct enrollment e;
+	struct job j;
+	unsigned n = 0;
+
+	if (store_get(st, mac, &e) == 0 || store_job_latest(st, mac, &j) == 0)
+		return 1;
+	store_event_list(st, mac, NULL, 1, count_row, &n);
+	return n > 0;
+}
+
 int cmd_history(struct master *m, int argc, char **argv)
 {
 	struct history_ctx c = { 0 };
@@ -167,6 +189,12 @@ int cmd_history(struct master *m, int argc, char **argv)
 	}
 	if (cli_require_init(m) || cli_open_store(m, &st) < 0)
 		return 1;
+	if (argc - pos == 1 && !known(st, mac.s)) {
+		nf_err("no history for %s: this master never enrolled it or saw it netboot (netflash ls lists the "
+		       "workers)", mac.s);
+		store_close(st);
+		return 1;
+	}
 	if (c.out == HISTORY_CSV)
 		printf("job,started,mac,image,result,seconds,mbps,bytes,target,reason\n");
 	if (c.out == HISTORY_TEXT)

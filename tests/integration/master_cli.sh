@@ -99,6 +99,13 @@ nf boot-files import --from-image pios-gz >"$T/out.log" 2>&1 && grep -q 'Pi 3 ye
 	pass "import from the image's FAT partition (no mount)" || fail "import from image: $(cat "$T/out.log")"
 has "boot files for: Pi 3 yes, Pi 4 no (missing start4.elf, fixup4.dat, bcm2711-rpi-4-b.dtb), Pi 5 no (missing kernel_2712.img, bcm2712-rpi-5-b.dtb)" "$T/out.log" &&
 	pass "boot-files import names exactly what each model lacks" || fail "models: $(cat "$T/out.log")"
+expect_rc 1 "boot-files import from a directory that is not there: one line with the reason" \
+	"cannot import boot files from '/nonexistent-$$': No such file or directory" \
+	nf boot-files import --from-boot "/nonexistent-$$"
+! grep -q "cp:" "$T/err.log" || fail "cp's own error leaked: $(cat "$T/err.log")"
+expect_rc 1 "history of a MAC this master never saw says so" \
+	"no history for b8-27-eb-99-99-99: this master never enrolled it or saw it netboot" \
+	nf history b8:27:eb:99:99:99
 # A model named at enroll must be one its boot files can boot.
 expect_rc 1 "enroll --model pi5 with boot files that cannot boot a Pi 5 is refused, naming what is missing" \
 	"cannot boot a pi5: missing kernel_2712.img, bcm2712-rpi-5-b.dtb; import a set that has them: netflash boot-files import --from-image NAME --model pi5" \
