@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
+
+#include "fileutil.h"
+
 /* ZSTD_getFrameHeader: in the experimental section, exported by libzstd. */
 #define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
@@ -414,6 +417,37 @@ ssize_t nf_decode_head(enum nf_format fmt, nf_pread_fn pread_fn, void *ctx, uint
 	nf_decoder_free(d);
 	free(in);
 	return n < 0 ? n : (ssize_t)got;
+}
+
+static ssize_t file_peek(void *ctx, const uint8_t **p)
+{
+	struct nf_file_input *in = ctx;
+
+	if (in->pos == in->len) {
+		ssize_t n = nf_pread_fd(&in->fd, in->buf, in->cap, in->off);
+
+		if (n < 0)
+			return n;
+		in->off += (uint64_t)n;
+		in->len = (size_t)n;
+		in->pos = 0;
+		if (n == 0)
+			return 0;
+	}
+	*p = in->buf + in->pos;
+	return (ssize_t)(in->len - in->pos);
+}
+
+static void file_consume(void *ctx, size_t n)
+{
+	struct nf_file_input *in = ctx;
+
+	in->pos += n;
+}
+
+struct nf_input nf_file_input(struct nf_file_input *in)
+{
+	return (struct nf_input){ file_peek, file_consume, in };
 }
 
 uint64_t nf_decode_budget(uint64_t mem_available)

@@ -22,6 +22,19 @@ struct nf_input {
 	void *ctx;
 };
 
+/* An nf_input over the file open as fd, read in order from offset 0 with
+ * nf_pread_fd() into buf (cap bytes). off: the bytes read so far (for
+ * progress). */
+struct nf_file_input {
+	int fd;
+	uint8_t *buf;
+	size_t cap, len, pos;
+	uint64_t off;
+};
+
+/* The nf_input that reads in (set up as above; len, pos and off 0). */
+struct nf_input nf_file_input(struct nf_file_input *in);
+
 struct nf_decoder_opts {
 	enum nf_format format;
 	unsigned threads;            /* xz: decoder threads (1 = single-threaded) */

@@ -17,39 +17,6 @@
 #define SCAN_BUF (1u << 20)
 #define SCAN_BLOCK (1u << 20)
 
-struct file_input {
-	int fd;
-	uint8_t *buf;
-	size_t len, pos;
-	uint64_t off;
-};
-
-static ssize_t file_peek(void *ctx, const uint8_t **p)
-{
-	struct file_input *in = ctx;
-
-	if (in->pos == in->len) {
-		ssize_t n = nf_pread_fd(&in->fd, in->buf, SCAN_BUF, in->off);
-
-		if (n < 0)
-			return n;
-		in->off += (uint64_t)n;
-		in->len = (size_t)n;
-		in->pos = 0;
-		if (n == 0)
-			return 0;
-	}
-	*p = in->buf + in->pos;
-	return (ssize_t)(in->len - in->pos);
-}
-
-static void file_consume(void *ctx, size_t n)
-{
-	struct file_input *in = ctx;
-
-	in->pos += n;
-}
-
 int nf_is_zero(const uint8_t *p, size_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
@@ -90,7 +57,7 @@ static int detect(int fd, struct nf_scan *res)
 }
 
 static int decode_all(struct nf_scan *res, struct nf_decoder *d, EVP_MD_CTX *sha, uint8_t *block,
-		      const struct file_input *in, nf_scan_progress_fn progress, void *ctx)
+		      const struct nf_file_input *in, nf_scan_progress_fn progress, void *ctx)
 {
 	uint64_t total = 0;
 
@@ -137,7 +104,7 @@ static int decode_all(struct nf_scan *res, struct nf_decoder *d, EVP_MD_CTX *sha
 
 /* An image file opened for decoding: what scan and range reading share. */
 struct reader {
-	struct file_input in;
+	struct nf_file_input in;
 	struct nf_input input;
 	struct nf_decoder *dec;
 	uint8_t *block;
@@ -159,14 +126,14 @@ static int reader_open(struct reader *rd, const char *path, unsigned threads, ui
 		       struct nf_scan *res)
 {
 	struct nf_decoder_opts o = { .threads = threads, .memlimit_threading = 40ull << 20 };
-
-	if (zstd_window_max > (160ull << 20))
-		o.memlimit = o.zstd_window_max = zstd_window_max;
 	struct stat st;
 	int r;
 
+	if (zstd_window_max > (160ull << 20))
+		o.memlimit = o.zstd_window_max = zstd_window_max;
 	memset(rd, 0, sizeof(*rd));
-	rd->input = (struct nf_input){ file_peek, file_consume, &rd->in };
+	rd->in.cap = SCAN_BUF;
+	rd->input = nf_file_input(&rd->in);
 	rd->in.fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (rd->in.fd < 0) {
 		r = -errno;

@@ -21,20 +21,12 @@
 
 #define BUF (1u << 20)
 
-/* The file itself, for a zstd stream whose window libarchive's decoder
- * does not take (it keeps libzstd's default limit, 128 MiB). */
-struct fd_input {
-	int fd;
-	uint8_t *buf;
-	size_t len, pos;
-	int eof;
-	uint64_t off;
-};
-
 struct conv {
 	struct archive *a;
-	struct nf_decoder *dec;  /* set: the file is read by it, not libarchive */
-	struct fd_input fin;
+	/* A zstd stream whose window libarchive's decoder does not take (it
+	 * keeps libzstd's default limit, 128 MiB): the file read by dec. */
+	struct nf_decoder *dec;
+	struct nf_file_input fin;
 	struct nf_input input;
 	ZSTD_CCtx *z;
 	EVP_MD_CTX *sha;
@@ -168,34 +160,6 @@ static int compress(struct conv *c, const uint8_t *p, size_t n)
 
 /* Reads the member's first MiB (or all of a shorter one) into c->in.
  * Returns its length or a negative errno. */
-static ssize_t fd_peek(void *ctx, const uint8_t **p)
-{
-	struct fd_input *f = ctx;
-
-	if (f->pos == f->len && !f->eof) {
-		ssize_t n;
-
-		do
-			n = read(f->fd, f->buf, BUF);
-		while (n < 0 && errno == EINTR);
-		if (n < 0)
-			return -errno;
-		f->eof = n == 0;
-		f->len = (size_t)n;
-		f->pos = 0;
-	}
-	*p = f->buf + f->pos;
-	return (ssize_t)(f->len - f->pos);
-}
-
-static void fd_consume(void *ctx, size_t n)
-{
-	struct fd_input *f = ctx;
-
-	f->pos += n;
-	f->off += n;
-}
-
 /* Up to len decoded bytes (0 at the end), by libarchive or our decoder;
  * -errno after fail(). */
 static ssize_t read_data(struct conv *c, uint8_t *buf, size_t len)
@@ -391,7 +355,8 @@ static int setup_direct(struct conv *c, const char *src, uint64_t window_max)
 	o.memlimit = o.zstd_window_max = window_max;
 	if (!(c->fin.buf = malloc(BUF)))
 		return fail(c, -ENOMEM, "%s", "out of memory");
-	c->input = (struct nf_input){ fd_peek, fd_consume, &c->fin };
+	c->fin.cap = BUF;
+	c->input = nf_file_input(&c->fin);
 	if ((r = nf_decoder_new(&c->dec, &o, &c->input)) < 0)
 		return fail(c, r, "cannot decode its %s zstd window: %s", w, strerror(-r));
 	snprintf(c->res->origin, sizeof(c->res->origin), "zstd");
