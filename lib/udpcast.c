@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -15,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "netif.h"
 #include "parse.h"
 
 extern char **environ;
@@ -87,8 +87,7 @@ int nf_udpcast_pick_interface(struct nf_udpcast_url *u, char *why, size_t cap)
 {
 	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(9) }, me;
 	socklen_t len = sizeof(me);
-	struct ifaddrs *ifs, *i;
-	int fd, r = -ENODEV;
+	int fd, r;
 
 	if (u->ifname[0])
 		return 0;
@@ -104,22 +103,10 @@ int nf_udpcast_pick_interface(struct nf_udpcast_url *u, char *why, size_t cap)
 		return r;
 	}
 	close(fd);
-	if (getifaddrs(&ifs) < 0) {
-		r = -errno;
-		snprintf(why, cap, "cannot list interfaces: %s", strerror(errno));
-		return r;
-	}
-	for (i = ifs; i; i = i->ifa_next)
-		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
-		    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == me.sin_addr.s_addr &&
-		    strlen(i->ifa_name) < sizeof(u->ifname)) {
-			snprintf(u->ifname, sizeof(u->ifname), "%s", i->ifa_name);
-			r = 0;
-			break;
-		}
-	freeifaddrs(ifs);
-	if (r < 0)
+	if ((r = nf_iface_with_addr(me.sin_addr, u->ifname, sizeof(u->ifname))) == -ENOENT)
 		snprintf(why, cap, "no interface holds this machine's address toward %s", u->host);
+	else if (r < 0)
+		snprintf(why, cap, "cannot list interfaces: %s", strerror(-r));
 	return r;
 }
 

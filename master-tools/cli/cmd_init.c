@@ -15,6 +15,7 @@
 
 #include "fileutil.h"
 #include "log.h"
+#include "netif.h"
 #include "cli.h"
 #include "master.h"
 #include "parse.h"
@@ -408,27 +409,12 @@ static int pick_interface(const char *server_ip, char *out, const char **why)
 {
 	char line[256], name[IF_NAMESIZE + 1];
 	unsigned long dst, mask;
+	struct in_addr want;
 	FILE *f;
 
-	if (server_ip) {
-		struct ifaddrs *ifs, *i;
-		struct in_addr want;
-		int found = 0;
-
-		if (inet_pton(AF_INET, server_ip, &want) == 1 && getifaddrs(&ifs) == 0) {
-			for (i = ifs; i && !found; i = i->ifa_next)
-				if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
-				    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == want.s_addr &&
-				    strlen(i->ifa_name) < IF_NAMESIZE) {
-					snprintf(out, IF_NAMESIZE, "%s", i->ifa_name);
-					found = 1;
-				}
-			freeifaddrs(ifs);
-		}
-		if (found) {
-			*why = "it holds --server-ip";
-			return 0;
-		}
+	if (server_ip && inet_pton(AF_INET, server_ip, &want) == 1 && nf_iface_with_addr(want, out, IF_NAMESIZE) == 0) {
+		*why = "it holds --server-ip";
+		return 0;
 	}
 	if (!(f = fopen("/proc/net/route", "re")))
 		return -ENOENT;
