@@ -261,41 +261,43 @@ int mcast_join(struct daemon *d, const char *mac, const char *token, uint64_t jo
 	return 1;
 }
 
+/* The running member that is job_id of mac (its session into *in), or
+ * NULL. */
+static struct mc_member *running_member(struct mc_table *t, const char *mac, uint64_t job_id, struct mc_session **in)
+{
+	for (unsigned i = 0; t && i < MC_SESSIONS_MAX; i++)
+		for (unsigned k = 0; t->s[i].used && k < t->s[i].n; k++) {
+			struct mc_member *mb = &t->s[i].m[k];
+
+			if (mb->job == job_id && mb->state == MCM_WAITING && strcmp(mb->mac, mac) == 0) {
+				*in = &t->s[i];
+				return mb;
+			}
+		}
+	return NULL;
+}
+
 void mcast_job_ended(struct daemon *d, const char *mac, const char *token, uint64_t job_id, int ok, const char *why)
 {
-	struct mc_table *t = d->mc;
+	struct mc_session *s;
+	struct mc_member *mb = running_member(d->mc, mac, job_id, &s);
 
-	if (!t)
+	if (!mb)
 		return;
-	for (unsigned i = 0; i < MC_SESSIONS_MAX; i++) {
-		struct mc_session *s = &t->s[i];
-
-		for (unsigned k = 0; s->used && k < s->n; k++) {
-			struct mc_member *mb = &s->m[k];
-
-			if (mb->job != job_id || strcmp(mb->mac, mac) != 0 || mb->state != MCM_WAITING)
-				continue;
-			mb->state = ok ? MCM_DONE : MCM_FAILED;
-			snprintf(mb->why, sizeof(mb->why), "%s", ok ? "" : why);
-			if (!ok) {
-				add_fallback(t, mac, token);
-				nf_info("%s left multicast session %u (%s): its next job takes NFS", mac, s->id, why);
-			}
-			t->dirty = 1;
-			return;
-		}
+	mb->state = ok ? MCM_DONE : MCM_FAILED;
+	snprintf(mb->why, sizeof(mb->why), "%s", ok ? "" : why);
+	if (!ok) {
+		add_fallback(d->mc, mac, token);
+		nf_info("%s left multicast session %u (%s): its next job takes NFS", mac, s->id, why);
 	}
+	d->mc->dirty = 1;
 }
 
 int mcast_job_live(struct daemon *d, const char *mac, uint64_t job_id)
 {
-	struct mc_table *t = d->mc;
+	struct mc_session *s;
 
-	for (unsigned i = 0; t && i < MC_SESSIONS_MAX; i++)
-		for (unsigned k = 0; t->s[i].used && t->s[i].state != MC_ENDED && k < t->s[i].n; k++)
-			if (t->s[i].m[k].job == job_id && t->s[i].m[k].state == MCM_WAITING && !strcmp(t->s[i].m[k].mac, mac))
-				return 1;
-	return 0;
+	return running_member(d->mc, mac, job_id, &s) && s->state != MC_ENDED;
 }
 
 void mcast_started_over(struct daemon *d, const char *mac, uint64_t job_id)
