@@ -55,11 +55,28 @@ static int status_row(const struct enrollment *e, void *ctx)
 	return 0;
 }
 
+/* Member key of a JSON object, as a number (0 when absent) or a string
+ * (def when absent or null). */
+static int64_t jint(json_object *o, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
+static const char *jstr(json_object *o, const char *key, const char *def)
+{
+	json_object *v;
+	const char *t = json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+
+	return t ? t : def;
+}
+
 /* The multicast sessions netflashd wrote to ROOT/state/sessions.json. */
 static void print_sessions(const struct master *m)
 {
-	char path[PATH_MAX], q[200];
-	json_object *all, *s, *ms, *mb, *v;
+	char path[PATH_MAX], q[200], when[240], w[240];
+	json_object *all, *s, *ms;
 	time_t now = time(NULL);
 
 	if (master_path(m, path, sizeof(path), "state/sessions.json") < 0 || access(path, F_OK) < 0)
@@ -70,46 +87,35 @@ static void print_sessions(const struct master *m)
 		return;
 	}
 	for (size_t i = 0; i < json_object_array_length(all); i++) {
-		unsigned n = 0, done = 0, failed = 0;
-		int64_t first, started, ended;
-		const char *state, *end;
-		char when[240], w[240];
+		unsigned n, done = 0, failed = 0;
+		const char *state;
 
 		s = json_object_array_get_idx(all, i);
 		ms = json_object_object_get_ex(s, "members", &ms) ? ms : NULL;
 		n = ms ? (unsigned)json_object_array_length(ms) : 0;
 		for (unsigned k = 0; k < n; k++) {
-			mb = json_object_array_get_idx(ms, k);
-			if (json_object_object_get_ex(mb, "state", &v)) {
-				done += strcmp(json_object_get_string(v), "done") == 0;
-				failed += strcmp(json_object_get_string(v), "failed") == 0;
-			}
+			done += strcmp(jstr(json_object_array_get_idx(ms, k), "state", ""), "done") == 0;
+			failed += strcmp(jstr(json_object_array_get_idx(ms, k), "state", ""), "failed") == 0;
 		}
-		first = json_object_object_get_ex(s, "first_at", &v) ? json_object_get_int64(v) : 0;
-		started = json_object_object_get_ex(s, "started_at", &v) ? json_object_get_int64(v) : 0;
-		ended = json_object_object_get_ex(s, "ended_at", &v) ? json_object_get_int64(v) : 0;
-		state = json_object_object_get_ex(s, "state", &v) ? json_object_get_string(v) : "?";
-		end = json_object_object_get_ex(s, "end", &v) ? json_object_get_string(v) : "";
+		state = jstr(s, "state", "?");
 		if (strcmp(state, "ended") == 0)
-			snprintf(when, sizeof(when), "ended %llds ago: %s", (long long)(now - ended), end);
+			snprintf(when, sizeof(when), "ended %llds ago: %s", (long long)(now - jint(s, "ended_at")),
+				 jstr(s, "end", ""));
 		else if (strcmp(state, "sending") == 0)
-			snprintf(when, sizeof(when), "sending for %llds", (long long)(now - started));
+			snprintf(when, sizeof(when), "sending for %llds", (long long)(now - jint(s, "started_at")));
 		else
-			snprintf(when, sizeof(when), "gathering for %llds", (long long)(now - first));
+			snprintf(when, sizeof(when), "gathering for %llds", (long long)(now - jint(s, "first_at")));
 		printf("multicast session %lld: image '%s', %s, port base %lld, %u member(s): %u done, %u failed, "
 		       "%u running\n",
-		       (long long)(json_object_object_get_ex(s, "id", &v) ? json_object_get_int64(v) : 0),
-		       nf_printable(q, sizeof(q), json_object_object_get_ex(s, "image", &v) ? json_object_get_string(v) : "?"),
-		       nf_printable(w, sizeof(w), when),
-		       (long long)(json_object_object_get_ex(s, "portbase", &v) ? json_object_get_int64(v) : 0), n, done,
-		       failed, n - done - failed);
+		       (long long)jint(s, "id"), nf_printable(q, sizeof(q), jstr(s, "image", "?")),
+		       nf_printable(w, sizeof(w), when), (long long)jint(s, "portbase"), n, done, failed,
+		       n - done - failed);
 		for (unsigned k = 0; k < n; k++) {
-			mb = json_object_array_get_idx(ms, k);
-			if (json_object_object_get_ex(mb, "state", &v) && strcmp(json_object_get_string(v), "failed") == 0)
-				printf("  %s left it: %s\n",
-				       json_object_object_get_ex(mb, "mac", &v) ? json_object_get_string(v) : "?",
-				       nf_printable(q, sizeof(q), json_object_object_get_ex(mb, "reason", &v)
-								       ? json_object_get_string(v) : ""));
+			json_object *mb = json_object_array_get_idx(ms, k);
+
+			if (strcmp(jstr(mb, "state", ""), "failed") == 0)
+				printf("  %s left it: %s\n", jstr(mb, "mac", "?"),
+				       nf_printable(q, sizeof(q), jstr(mb, "reason", "")));
 		}
 	}
 	json_object_put(all);
