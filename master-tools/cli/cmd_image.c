@@ -220,6 +220,7 @@ struct add_opts {
 	int level;              /* zstd level of the worker copy */
 	int level_forced;       /* --zstd-level: never lowered to fit */
 	uint64_t max_memory;    /* --max-memory; 0: half of MemTotal */
+	uint64_t zstd_window;   /* the largest zstd window decoded (zstd_allowance()) */
 };
 
 /* The conversion's level and workers for this machine: at most half its
@@ -267,7 +268,7 @@ static uint64_t zstd_allowance(void)
  * (a format the worker cannot decode, or one holding compressed or tar data
  * again). *window: a zstd file's first frame window (0: not zstd or
  * unknown). Logs the refusal; returns 0 or 1. */
-static int classify(const char *file, struct nf_sniff *sn, int *convert, uint64_t *window)
+static int classify(const char *file, uint64_t zstd_window, struct nf_sniff *sn, int *convert, uint64_t *window)
 {
 	uint8_t head[NF_FORMAT_PROBE_LEN], dhead[NF_FORMAT_PROBE_LEN];
 	char q[PATH_MAX + 8], detail[200], why[300];
@@ -297,7 +298,7 @@ static int classify(const char *file, struct nf_sniff *sn, int *convert, uint64_
 		*convert = 1;
 	} else {
 		/* A zstd window up to what this master affords (zstd --long). */
-		dn = nf_decode_head(sn->format, nf_pread_fd, &fd, sn->format == NF_FMT_ZSTD ? zstd_allowance() : 0, dhead,
+		dn = nf_decode_head(sn->format, nf_pread_fd, &fd, sn->format == NF_FMT_ZSTD ? zstd_window : 0, dhead,
 				    sizeof(dhead), detail, sizeof(detail));
 		if (dn < 0) {
 			nf_err("refusing %s: %s", q, detail);
@@ -335,7 +336,7 @@ static int add_converted(const struct add_opts *a, const char *tmp, struct nf_sc
 	int r;
 
 	plan_conversion(a, &plan);
-	r = nf_convert_to_zstd(a->file, tmp, plan.level, plan.threads, a->not_a_disk, zstd_allowance(), convert_progress,
+	r = nf_convert_to_zstd(a->file, tmp, plan.level, plan.threads, a->not_a_disk, a->zstd_window, convert_progress,
 			       &shown, cv);
 
 	if (isatty(STDERR_FILENO))
@@ -364,7 +365,7 @@ static int add_converted(const struct add_opts *a, const char *tmp, struct nf_sc
 static int validate(const struct add_opts *a, struct nf_scan *sc, int *retry)
 {
 	char q[PATH_MAX + 8];
-	int r = nf_scan_file(a->file, 0, zstd_allowance(), progress, NULL, sc);
+	int r = nf_scan_file(a->file, 0, a->zstd_window, progress, NULL, sc);
 
 	if (isatty(STDERR_FILENO))
 		fputc('\n', stderr);
@@ -470,7 +471,7 @@ static int image_add(struct master *m, const struct add_opts *a)
 		nf_err("image '%s' is already in the catalog (use --force to replace it)", a->name);
 		goto out;
 	}
-	if (classify(a->file, &sn, &convert, &window))
+	if (classify(a->file, a->zstd_window, &sn, &convert, &window))
 		goto out;
 	if (!convert && !worker_format(a, &sn, window, &reencode))
 		goto out;
@@ -764,8 +765,10 @@ int cmd_image(struct master *m, int argc, char **argv)
 			       nf_quote(q, sizeof(q), name));
 			return 2;
 		}
+		/* One allowance for the whole add: the head check, the scan and
+		 * the conversion take the same windows. */
 		struct add_opts a = { argv[optind], name, os_list, force, not_a_disk, os_list_name, keep_format,
-				      level, level_forced, max_memory };
+				      level, level_forced, max_memory, zstd_allowance() };
 
 		r = image_add(m, &a); /* locks for its commit only; held on return */
 	} else if (strcmp(verb, "rm") == 0) {
