@@ -291,25 +291,22 @@ void nf_convert_plan(uint64_t budget, unsigned cores, int level, int forced, str
 	p->over = p->bytes > budget;
 }
 
-/* What src holds, by magic: 'z' a zip, '7' a 7z, 't' a tar (after any
- * compression layers: "ustar" at byte 257 of the decoded data), 0 anything
- * else (a bare compressed stream or a raw image). */
-static int container_of(const char *src)
+/* What src holds, by magic: 'z' a zip, '7' a 7z (raw: its first n bytes),
+ * 't' a tar (after any compression layers: "ustar" at byte 257 of the
+ * decoded data), 0 anything else (a bare compressed stream or a raw
+ * image). */
+static int container_of(const char *src, const uint8_t *raw, size_t n)
 {
 	static const uint8_t zip[] = { 'P', 'K', 3, 4 }, sevenz[] = { '7', 'z', 0xbc, 0xaf, 0x27, 0x1c };
 	uint8_t head[512];
 	struct archive *a;
 	struct archive_entry *e;
-	la_ssize_t n = 0;
-	int fd = open(src, O_RDONLY | O_CLOEXEC), kind = 0;
+	la_ssize_t got_n;
+	int kind = 0;
 
-	if (fd >= 0) {
-		n = pread(fd, head, sizeof(head), 0);
-		close(fd);
-	}
-	if (n >= (la_ssize_t)sizeof(zip) && memcmp(head, zip, sizeof(zip)) == 0)
+	if (n >= sizeof(zip) && memcmp(raw, zip, sizeof(zip)) == 0)
 		return 'z';
-	if (n >= (la_ssize_t)sizeof(sevenz) && memcmp(head, sevenz, sizeof(sevenz)) == 0)
+	if (n >= sizeof(sevenz) && memcmp(raw, sevenz, sizeof(sevenz)) == 0)
 		return '7';
 	if (!(a = archive_read_new()))
 		return 0;
@@ -318,8 +315,8 @@ static int container_of(const char *src)
 	if (archive_read_open_filename(a, src, BUF) == ARCHIVE_OK && archive_read_next_header(a, &e) == ARCHIVE_OK) {
 		size_t got = 0;
 
-		while (got < sizeof(head) && (n = archive_read_data(a, head + got, sizeof(head) - got)) > 0)
-			got += (size_t)n;
+		while (got < sizeof(head) && (got_n = archive_read_data(a, head + got, sizeof(head) - got)) > 0)
+			got += (size_t)got_n;
 		if (got >= 262 && memcmp(head + 257, "ustar", 5) == 0)
 			kind = 't';
 	}
@@ -327,26 +324,19 @@ static int container_of(const char *src)
 	return kind;
 }
 
-/* A plain zstd stream whose first window is over libarchive's 128 MiB:
- * read by our decoder, with windows up to window_max. Returns 1 (set up),
- * 0 (not such a stream: libarchive reads it) or -errno after fail(). */
-static int setup_direct(struct conv *c, const char *src, uint64_t window_max)
+/* A plain zstd stream (its first n bytes: head; open as c->fin.fd) whose
+ * first window is over libarchive's 128 MiB: read by our decoder, with
+ * windows up to window_max. Returns 1 (set up), 0 (not such a stream:
+ * libarchive reads it) or -errno after fail(). */
+static int setup_direct(struct conv *c, const uint8_t *head, size_t n, uint64_t window_max)
 {
 	struct nf_decoder_opts o = { .format = NF_FMT_ZSTD, .threads = 1 };
-	uint8_t head[32];
 	uint64_t window = 0;
 	char w[32], max[32];
-	ssize_t n;
 	int r;
 
-	if ((c->fin.fd = open(src, O_RDONLY | O_CLOEXEC)) < 0)
-		return fail(c, -errno, "%s", strerror(errno));
-	n = pread(c->fin.fd, head, sizeof(head), 0);
-	if (n <= 0 || nf_zstd_first_window(head, (size_t)n, &window) < 0 || window <= (1ull << 27)) {
-		close(c->fin.fd);
-		c->fin.fd = -1;
+	if (nf_zstd_first_window(head, n, &window) < 0 || window <= (1ull << 27))
 		return 0;
-	}
 	nf_format_bytes(window, w, sizeof(w));
 	nf_format_bytes(window_max, max, sizeof(max));
 	if (window > window_max)
@@ -366,8 +356,9 @@ static int setup_direct(struct conv *c, const char *src, uint64_t window_max)
 static int setup(struct conv *c, const char *src, const char *dst, int level, unsigned threads,
 		 uint64_t window_max)
 {
+	uint8_t head[512];
 	struct stat st;
-
+	ssize_t n;
 	int r;
 
 	c->a = archive_read_new();
@@ -380,16 +371,23 @@ static int setup(struct conv *c, const char *src, const char *dst, int level, un
 	if (stat(src, &st) < 0)
 		return fail(c, -errno, "%s", strerror(errno));
 	c->res->in_size = (uint64_t)st.st_size;
-	if ((r = setup_direct(c, src, window_max)) < 0)
+	/* The file's first bytes, once, for what it is. */
+	if ((c->fin.fd = open(src, O_RDONLY | O_CLOEXEC)) < 0)
+		return fail(c, -errno, "%s", strerror(errno));
+	if ((n = pread(c->fin.fd, head, sizeof(head), 0)) < 0)
+		return fail(c, -errno, "%s", strerror(errno));
+	if ((r = setup_direct(c, head, (size_t)n, window_max)) < 0)
 		return r;
 	if (r == 1)
 		goto codec;
+	close(c->fin.fd); /* libarchive opens the file itself */
+	c->fin.fd = -1;
 	/* Every filter; of the formats, the one the file's own magic names
 	 * (zip, 7z, a tar's "ustar" at 257 after the filters), else raw: a bare
 	 * compressed stream is the image itself, never libarchive's guess (it
 	 * takes data that starts with 1 KiB of zeros for an empty tar). */
 	archive_read_support_filter_all(c->a);
-	switch (container_of(src)) {
+	switch (container_of(src, head, (size_t)n)) {
 	case 'z':
 		archive_read_support_format_zip(c->a);
 		break;
