@@ -490,10 +490,8 @@ static int secrets_once(struct daemon *d, struct conn *c)
 	char path[PATH_MAX], gen[17], addr[INET_ADDRSTRLEN], to[INET_ADDRSTRLEN], want[64], why[300];
 	int r = secrets_sent_to(d, c, path, to);
 
-	if (r < 0) {
-		nf_err("%s: not sending its provisioning secrets: where they went cannot be read", c->mac.s);
-		return -EIO;
-	}
+	if (r < 0)
+		return -EIO; /* logged by secrets_sent_to(); the JOB says master-error */
 	inet_ntop(AF_INET, &c->addr, addr, sizeof(addr));
 	if (r == 1) {
 		if (strcmp(to, addr) == 0)
