@@ -72,7 +72,7 @@ struct nf_source {
 	pid_t child;
 	int out_fd, err_fd;
 	uint8_t *head;
-	size_t head_len, head_cap;
+	size_t head_len;        /* bytes in head (STREAM_HEAD_MAX, once made) */
 	char err_tail[160];
 	int stream_end;
 };
@@ -509,14 +509,8 @@ static int stream_head(struct nf_source *s, size_t want)
 {
 	if (want > STREAM_HEAD_MAX)
 		want = STREAM_HEAD_MAX;
-	if (want > s->head_cap) {
-		uint8_t *h = realloc(s->head, STREAM_HEAD_MAX);
-
-		if (!h)
-			return -ENOMEM;
-		s->head = h;
-		s->head_cap = STREAM_HEAD_MAX;
-	}
+	if (!s->head && !(s->head = malloc(STREAM_HEAD_MAX)))
+		return -ENOMEM;
 	while (s->head_len < want) {
 		ssize_t n = stream_read(s, s->head + s->head_len, want - s->head_len);
 
