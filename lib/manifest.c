@@ -50,6 +50,10 @@ int nf_manifest_write(const char *path, const struct nf_manifest *m)
 	if (n > 0 && (size_t)n < sizeof(body) && m->origin[0])
 		n += snprintf(body + n, sizeof(body) - (size_t)n, "origin=%s\norigin_size=%llu\n", m->origin,
 			      (unsigned long long)m->origin_size);
+	if (n > 0 && (size_t)n < sizeof(body) && m->zstd_level)
+		n += snprintf(body + n, sizeof(body) - (size_t)n, "zstd_level=%d\n", m->zstd_level);
+	if (n > 0 && (size_t)n < sizeof(body) && m->finish_level)
+		n += snprintf(body + n, sizeof(body) - (size_t)n, "finish_level=%d\n", m->finish_level);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		return -EMSGSIZE;
 	return nf_write_file_atomic(path, body, (size_t)n, 0644);
@@ -60,6 +64,7 @@ static int set_field(struct nf_manifest *m, const char *key, const char *val, un
 	static const char *const keys[] = {
 		"name", "file", "format", "compressed_size", "image_size", "sha256",
 		"xz_blocks", "blocks", "zero_blocks", "bmap", "disk", "origin", "origin_size",
+		"zstd_level", "finish_level",
 	};
 	uint64_t v = 0;
 	size_t k;
@@ -107,6 +112,11 @@ static int set_field(struct nf_manifest *m, const char *key, const char *val, un
 			m->zero_blocks = v;
 		else if (k == 12)
 			m->origin_size = v;
+		else if (k == 13 || k == 14) {
+			if (v > 22)
+				return -EBADMSG;
+			*(k == 13 ? &m->zstd_level : &m->finish_level) = (int)v;
+		}
 		else if (v > 1)
 			return -EBADMSG;
 		else if (k == 9)

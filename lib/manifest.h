@@ -30,6 +30,11 @@ struct nf_manifest {
 				      * (with origin; 0 in older manifests) */
 	int disk;                    /* 1: starts like a disk; 0: added with
 				      * --not-a-disk (the JOB says disk=0) */
+	int zstd_level;              /* the stored zstd copy's level (0: not
+				      * recorded, or not a copy netflash made) */
+	int finish_level;            /* >0: the stored copy is image add's fast
+				      * one; `image finish` makes the copy at
+				      * this level and swaps it in (0: done) */
 };
 
 /* Checks an image name. Returns 0 or -EINVAL. */

@@ -57,8 +57,11 @@ static int detect(int fd, struct nf_scan *res)
 }
 
 static int decode_all(struct nf_scan *res, struct nf_decoder *d, EVP_MD_CTX *sha, uint8_t *block,
-		      const struct nf_file_input *in, nf_scan_progress_fn progress, void *ctx)
+		      const struct nf_file_input *in, nf_range_sink_fn sink, void *sink_ctx,
+		      nf_scan_progress_fn progress, void *ctx)
 {
+	int r;
+
 	uint64_t total = 0;
 
 	for (;;) {
@@ -83,8 +86,14 @@ static int decode_all(struct nf_scan *res, struct nf_decoder *d, EVP_MD_CTX *sha
 			res->blocks++;
 			res->zero_blocks += nf_is_zero(block, got);
 			total += got;
+			if (sink && (r = sink(sink_ctx, block, got)) < 0) {
+				snprintf(res->detail, sizeof(res->detail), "cannot write the copy at image offset %llu: %s",
+					 (unsigned long long)(total - got), strerror(-r));
+				res->sink_failed = 1;
+				return r;
+			}
 		}
-		if (progress && (res->blocks % 64 == 0 || n == 0))
+		if (progress)
 			progress(in->off, res->file_size, total, ctx);
 		if (n == 0)
 			break;
@@ -125,9 +134,16 @@ static void reader_close(struct reader *rd)
 static int reader_open(struct reader *rd, const char *path, unsigned threads, uint64_t zstd_window_max,
 		       struct nf_scan *res)
 {
-	struct nf_decoder_opts o = { .threads = threads, .memlimit_threading = 40ull << 20 };
+	struct nf_decoder_opts o = { .threads = threads };
+	uint64_t avail = 0;
 	struct stat st;
 	int r;
+
+	/* xz threads within the budget a worker of this machine's memory would
+	 * have (a quarter of MemAvailable): pi-gen's 24 MiB blocks take about
+	 * 33 MiB a thread, so the flasher's floor (40 MiB) would leave the
+	 * master's decode on one core. */
+	o.memlimit_threading = nf_decode_budget(nf_mem_available(&avail) == 0 ? avail : 0);
 
 	if (zstd_window_max > (160ull << 20))
 		o.memlimit = o.zstd_window_max = zstd_window_max;
@@ -161,6 +177,12 @@ static int reader_open(struct reader *rd, const char *path, unsigned threads, ui
 int nf_scan_file(const char *path, unsigned threads, uint64_t zstd_window_max, nf_scan_progress_fn progress,
 		 void *ctx, struct nf_scan *res)
 {
+	return nf_scan_file_to(path, threads, zstd_window_max, NULL, NULL, progress, ctx, res);
+}
+
+int nf_scan_file_to(const char *path, unsigned threads, uint64_t zstd_window_max, nf_range_sink_fn sink,
+		    void *sink_ctx, nf_scan_progress_fn progress, void *ctx, struct nf_scan *res)
+{
 	EVP_MD_CTX *sha = NULL;
 	struct reader rd;
 	unsigned int mdlen;
@@ -176,7 +198,7 @@ int nf_scan_file(const char *path, unsigned threads, uint64_t zstd_window_max, n
 		snprintf(res->detail, sizeof(res->detail), "out of memory");
 		goto out;
 	}
-	r = decode_all(res, rd.dec, sha, rd.block, &rd.in, progress, ctx);
+	r = decode_all(res, rd.dec, sha, rd.block, &rd.in, sink, sink_ctx, progress, ctx);
 	if (r == 0)
 		EVP_DigestFinal_ex(sha, res->sha256, &mdlen);
 out:

@@ -23,11 +23,15 @@ struct nf_scan {
 	size_t head_len;        /* < sizeof(head) only when the image is that short */
 	int trailing;           /* on -EBADMSG: the damage is data after the end
 				 * of the stream (gzip's trailing garbage) */
+	int sink_failed;        /* on failure: nf_scan_file_to()'s sink refused */
 	char detail[256];       /* on failure: what and where, one line */
 };
 
 /* Progress: compressed bytes consumed of the total, decoded bytes so far. */
 typedef void (*nf_scan_progress_fn)(uint64_t in_done, uint64_t in_total, uint64_t out_done, void *ctx);
+
+/* Receives decoded bytes; returns 0 or a negative errno to stop. */
+typedef int (*nf_range_sink_fn)(void *ctx, const void *buf, size_t len);
 
 /* Scans path. threads: xz decoder threads (0: one per CPU); zstd_window_max:
  * the largest zstd window taken (0: the decoder's default, 128 MiB; image
@@ -38,11 +42,16 @@ typedef void (*nf_scan_progress_fn)(uint64_t in_done, uint64_t in_total, uint64_
 int nf_scan_file(const char *path, unsigned threads, uint64_t zstd_window_max, nf_scan_progress_fn progress,
 		 void *ctx, struct nf_scan *res);
 
+/* nf_scan_file(), handing every decoded byte, in order, to sink as well
+ * (image add's one pass: decode, measure and compress the worker copy).
+ * A sink's error stops the scan: its negative errno is returned with
+ * res->sink_failed set and the detail naming the image offset. */
+int nf_scan_file_to(const char *path, unsigned threads, uint64_t zstd_window_max, nf_range_sink_fn sink,
+		    void *sink_ctx, nf_scan_progress_fn progress, void *ctx, struct nf_scan *res);
+
 /* 1 if the n bytes at p are all zero (n == 0 counts as zero). */
 int nf_is_zero(const uint8_t *p, size_t n);
 
-/* Receives decoded bytes; returns 0 or a negative errno to stop. */
-typedef int (*nf_range_sink_fn)(void *ctx, const void *buf, size_t len);
 
 /* Decodes image file path and hands bytes [off, off+len) of the decoded
  * image to sink, stopping right after them. Returns 0, -ENODATA if the

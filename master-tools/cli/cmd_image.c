@@ -24,9 +24,11 @@
 #include "convert.h"
 #include "decode.h"
 #include "store.h"
+#include "imgfinish.h"
+#include "image_int.h"
 
 /* zstd level of the worker copy (docs/netflash-write.md "Image formats" has the
- * measurements behind it); its window is capped at 8 MiB (convert.c). */
+ * measurements behind it); its window is 16 MiB (NF_CONVERT_WINDOW_LOG). */
 #define WORKER_ZSTD_LEVEL 19
 #define NF_STR_(x) #x
 #define NF_STR(x) NF_STR_(x)
@@ -37,15 +39,19 @@ static const char image_usage[] =
 "       netflash [--root DIR] image ls [--json]\n"
 "       netflash [--root DIR] image rm NAME [--force]\n"
 "       netflash [--root DIR] image check NAME\n"
+"       netflash [--root DIR] image finish NAME [--max-memory SIZE]\n"
 "\n"
 "The catalog: images in ROOT/images, each with NAME.manifest (format, sizes,\n"
 "SHA-256 of the decoded image, xz blocks, share of all-zero 1 MiB blocks).\n"
 "\n"
 "add    takes FILE in any format Raspberry Pi Imager takes, detected from its\n"
 "       bytes (a name ending in .xz, .zip ... must match them), and stores a\n"
-"       worker copy in zstd (level " NF_STR(WORKER_ZSTD_LEVEL) ", 8 MiB window: a worker decodes it\n"
-"       several times faster per core than xz; --zstd-level 1..19 trades\n"
-"       size for speed on the master). Converting takes at most half of the\n"
+"       worker copy in zstd (16 MiB window: a worker decodes it several\n"
+"       times faster per core than xz). It stores a fast copy first (level\n"
+"       " NF_STR(NF_FAST_ZSTD_LEVEL) " on all cores: a 1 GiB Pi OS image is flashable in about the time\n"
+"       xz takes to decode it), and netflashd then makes the level " NF_STR(WORKER_ZSTD_LEVEL) " copy in\n"
+"       the background (image finish) and swaps it in; --zstd-level 1..19\n"
+"       makes one copy at that level instead. Converting takes at most half of the\n"
 "       machine's MemTotal (or --max-memory SIZE): as many threads as CPUs\n"
 "       that fit, and a lower level when even one thread at level 19 does\n"
 "       not (a 1 GiB Pi 3B+: level 19, 2 threads, about 370 MiB); a zstd file whose window a\n"
@@ -71,6 +77,11 @@ static const char image_usage[] =
 "       add --force and rm also drop the boot partitions cached for\n"
 "       provisioning (ROOT/state/cache) of versions no longer in the catalog.\n"
 "check  decodes the stored image again and compares it with its manifest.\n"
+"finish makes the level " NF_STR(WORKER_ZSTD_LEVEL) " copy of an image stored by add's fast path,\n"
+"       checks that it decodes to the manifest's SHA-256 and swaps it in;\n"
+"       the fast copy is removed once no running job reads it. netflashd\n"
+"       runs it for each such image, one at a time, at low priority;\n"
+"       progress is in ls (COPY), /api/images and ROOT/state/finish.\n"
 "\n"
 "Tip: xz with 4 MiB blocks (xz -T0 --block-size=4MiB) decodes on all cores\n"
 "of a worker even within the flasher's smallest memory budget (40 MiB).\n";
@@ -85,13 +96,53 @@ static const char *ext_of(enum nf_format f)
 	}
 }
 
+/* Progress of a long decode, on stderr: a line redrawn every 16 MiB on a
+ * terminal, else a line every 10% (logs, systemd, the API's log). The
+ * share is of the image when its size is known ahead (xz's index: sc),
+ * else of the file read. */
+struct progress_ctx {
+	const char *what;           /* "decoding", "converting to zstd" */
+	const struct nf_scan *sc;   /* may be NULL */
+	uint64_t last_step;         /* 16 MiB steps (terminal) or tenths shown */
+	int tty, shown;
+};
+
 static void progress(uint64_t in_done, uint64_t in_total, uint64_t out_done, void *ctx)
 {
-	(void)ctx;
-	if (!isatty(STDERR_FILENO))
+	struct progress_ctx *p = ctx;
+	uint64_t expect = p && p->sc && p->sc->format == NF_FMT_XZ ? p->sc->image_size : 0;
+	unsigned pct = expect ? (unsigned)(out_done * 100 / expect) : in_total ? (unsigned)(in_done * 100 / in_total) : 0;
+
+	if (!p)
 		return;
-	fprintf(stderr, "\rdecoding: %3u%%  %llu MiB decoded\033[K",
-		in_total ? (unsigned)(in_done * 100 / in_total) : 0, (unsigned long long)(out_done >> 20));
+	if (pct > 100)
+		pct = 100;
+	if (p->tty) {
+		if ((out_done >> 24) == p->last_step && p->shown)
+			return;
+		p->last_step = out_done >> 24;
+		fprintf(stderr, "\r%s: %3u%%  %llu MiB decoded\033[K", p->what, pct, (unsigned long long)(out_done >> 20));
+	} else {
+		if (pct / 10 <= p->last_step && p->shown)
+			return;
+		p->last_step = pct / 10;
+		fprintf(stderr, "netflash: %s: %u%%, %llu MiB decoded\n", p->what, pct, (unsigned long long)(out_done >> 20));
+	}
+	p->shown = 1;
+}
+
+static void progress_init(struct progress_ctx *p, const char *what, const struct nf_scan *sc)
+{
+	memset(p, 0, sizeof(*p));
+	p->what = what;
+	p->sc = sc;
+	p->tty = isatty(STDERR_FILENO);
+}
+
+static void progress_end(const struct progress_ctx *p)
+{
+	if (p->tty && p->shown)
+		fputc('\n', stderr);
 }
 
 static void default_name(const char *file, char *out, size_t cap)
@@ -221,20 +272,25 @@ struct add_opts {
 	int level_forced;       /* --zstd-level: never lowered to fit */
 	uint64_t max_memory;    /* --max-memory; 0: half of MemTotal */
 	uint64_t zstd_window;   /* the largest zstd window decoded (zstd_allowance()) */
+	int fast;               /* store a level NF_FAST_ZSTD_LEVEL copy now; `image
+				 * finish` (netflashd runs it) makes the one at level */
 };
 
-/* The conversion's level and workers for this machine: at most half its
- * MemTotal (or --max-memory), as many workers as CPUs that fit. Says what
- * it chose in one line. */
-static void plan_conversion(const struct add_opts *a, struct nf_convert_plan *p)
+/* The zstd level this add compresses at. */
+static int add_level(const struct add_opts *a)
 {
-	uint64_t total = 0, budget = a->max_memory;
+	return a->fast ? NF_FAST_ZSTD_LEVEL : a->level;
+}
+
+void image_plan_conversion(int level, int forced, uint64_t max_memory, int half, struct nf_convert_plan *p)
+{
+	uint64_t total = 0, budget = max_memory;
 	char b[32], e[32], t[32];
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
 	if (!budget)
 		budget = nf_mem_total(&total) == 0 ? total / 2 : 512ull << 20;
-	nf_convert_plan(budget, cpus > 0 ? (unsigned)cpus : 1, a->level, a->level_forced, p);
+	nf_convert_plan(budget, cpus > 1 ? (unsigned)(half ? cpus / 2 : cpus) : 1, level, forced, p);
 	nf_format_bytes(budget, b, sizeof(b));
 	nf_format_bytes(p->bytes, e, sizeof(e));
 	nf_format_bytes(total, t, sizeof(t));
@@ -245,13 +301,13 @@ static void plan_conversion(const struct add_opts *a, struct nf_convert_plan *p)
 	else
 		snprintf(th, sizeof(th), "one thread (no room for a worker thread)");
 	nf_info("converting at zstd level %d with %s: about %s of at most %s (%s%s%s)%s", p->level, th, e, b,
-		a->max_memory ? "--max-memory" : total ? "half of MemTotal " : "MemTotal unknown", a->max_memory ? "" : t,
+		max_memory ? "--max-memory" : total ? "half of MemTotal " : "MemTotal unknown", max_memory ? "" : t,
 		"", p->lowered ? "; the level is lowered to fit" : p->over ? "; over it: --zstd-level forces the level" : "");
 }
 
 /* The largest zstd window image add decodes: half of MemAvailable, at most
  * zstd's own limit (2 GiB, ZSTD_WINDOWLOG_MAX on 64-bit), at least the
- * decoder's default. A worker copy is then re-encoded with an 8 MiB one. */
+ * decoder's default. A worker copy is then re-encoded with a 16 MiB one. */
 static uint64_t zstd_allowance(void)
 {
 	uint64_t avail = 0, a;
@@ -315,41 +371,28 @@ fail:
 	return 1;
 }
 
-/* ctx: the 16 MiB step last shown (uint64_t). */
-static void convert_progress(uint64_t in_done, uint64_t in_total, uint64_t out_done, void *ctx)
-{
-	uint64_t *last = ctx;
-
-	if (!isatty(STDERR_FILENO) || (out_done >> 24) == *last)
-		return;
-	*last = out_done >> 24;
-	fprintf(stderr, "\rconverting to zstd: %3u%%  %llu MiB decoded\033[K",
-		in_total ? (unsigned)(in_done * 100 / in_total) : 0, (unsigned long long)(out_done >> 20));
-}
-
 /* Converts file into tmp (zstd) and scans the result. Logs; returns 0 or 1. */
 static int add_converted(const struct add_opts *a, const char *tmp, struct nf_scan *sc, struct nf_convert *cv)
 {
 	char q[PATH_MAX + 8];
-	uint64_t shown = UINT64_MAX;
+	struct progress_ctx pc;
 	struct nf_convert_plan plan;
 	int r;
 
-	plan_conversion(a, &plan);
-	r = nf_convert_to_zstd(a->file, tmp, plan.level, plan.threads, a->not_a_disk, a->zstd_window, convert_progress,
-			       &shown, cv);
-
-	if (isatty(STDERR_FILENO))
-		fputc('\n', stderr);
+	image_plan_conversion(add_level(a), a->fast || a->level_forced, a->max_memory, a->fast, &plan);
+	progress_init(&pc, "converting to zstd", NULL);
+	r = nf_convert_to_zstd(a->file, tmp, plan.level, plan.threads, a->not_a_disk, a->zstd_window, progress, &pc,
+			       cv);
+	progress_end(&pc);
 	nf_quote(q, sizeof(q), a->file);
 	if (r < 0) {
 		nf_err("refusing %s: %s", q, cv->detail);
 		return 1;
 	}
 	/* The catalog holds what was checked: the worker's copy, decoded again. */
-	r = nf_scan_file(tmp, 0, 0, progress, NULL, sc);
-	if (isatty(STDERR_FILENO))
-		fputc('\n', stderr);
+	progress_init(&pc, "checking the zstd copy", NULL);
+	r = nf_scan_file(tmp, 0, 0, progress, &pc, sc);
+	progress_end(&pc);
 	if (r < 0 || sc->image_size != cv->image_size || memcmp(sc->sha256, cv->sha256, 32) != 0) {
 		nf_err("the zstd copy of %s does not decode to the image it was made from%s%s", q, r < 0 ? ": " : "",
 		       r < 0 ? sc->detail : "");
@@ -358,21 +401,44 @@ static int add_converted(const struct add_opts *a, const char *tmp, struct nf_sc
 	return 0;
 }
 
-/* Decodes the file as it is (a format the worker decodes) into sc, to
- * refuse damage with its offset before re-encoding. *retry: a gzip whose
+/* The worker copy in one pass over a file the worker could decode (raw,
+ * gzip, xz, zstd): netflash's decoder (all cores on multi-block xz)
+ * measures it into sc, damage named with its offset, while a zstd writer
+ * compresses the same bytes at add_level() into tmp. *retry: a gzip whose
  * only fault is data after its last member, which conversion reads as
  * gzip -dc does. Logs; returns 0 or 1. */
-static int validate(const struct add_opts *a, struct nf_scan *sc, int *retry)
+static int add_one_pass(const struct add_opts *a, const char *tmp, struct nf_scan *sc, int *retry)
 {
 	char q[PATH_MAX + 8];
-	int r = nf_scan_file(a->file, 0, a->zstd_window, progress, NULL, sc);
+	struct nf_convert_plan plan;
+	struct progress_ctx pc;
+	struct nf_zwriter *w;
+	int r;
 
-	if (isatty(STDERR_FILENO))
-		fputc('\n', stderr);
 	nf_quote(q, sizeof(q), a->file);
+	*retry = 0;
+	image_plan_conversion(add_level(a), a->fast || a->level_forced, a->max_memory, a->fast, &plan);
+	if ((r = nf_zwriter_open(&w, tmp, plan.level, plan.threads)) < 0) {
+		nf_err("cannot create the worker copy %s: %s%s", tmp, nf_strerror(r), cli_root_hint(r));
+		return 1;
+	}
+	progress_init(&pc, "decoding and compressing", sc);
+	r = nf_scan_file_to(a->file, 0, a->zstd_window, nf_zwriter_write, w, progress, &pc, sc);
+	progress_end(&pc);
+	if (r == 0) {
+		r = nf_zwriter_finish(w, NULL);
+		w = NULL;
+		if (r < 0) {
+			nf_err("cannot write the worker copy %s: %s", tmp, nf_strerror(r));
+			return 1;
+		}
+	}
+	nf_zwriter_free(w);
 	*retry = r < 0 && sc->format == NF_FMT_GZIP && sc->trailing;
 	if (*retry)
 		nf_info("%s has data after its last gzip member, which gzip -dc ignores", q);
+	else if (r < 0 && sc->sink_failed)
+		nf_err("cannot write the worker copy %s: %s", tmp, sc->detail);
 	else if (r < 0)
 		nf_err("refusing %s: %s", q, sc->detail);
 	return r < 0;
@@ -384,6 +450,7 @@ static int validate(const struct add_opts *a, struct nf_scan *sc, int *retry)
 static int add_as_is(const struct add_opts *a, const char *tmp, struct nf_scan *sc, int *retry)
 {
 	char q[PATH_MAX + 8];
+	struct progress_ctx pc;
 	int r = copy_into(a->file, tmp);
 
 	nf_quote(q, sizeof(q), a->file);
@@ -392,9 +459,9 @@ static int add_as_is(const struct add_opts *a, const char *tmp, struct nf_scan *
 		nf_err("cannot copy %s into the catalog as %s: %s%s", q, tmp, nf_strerror(r), cli_root_hint(r));
 		return 1;
 	}
-	r = nf_scan_file(tmp, 0, 0, progress, NULL, sc);
-	if (isatty(STDERR_FILENO))
-		fputc('\n', stderr);
+	progress_init(&pc, "checking", NULL);
+	r = nf_scan_file(tmp, 0, 0, progress, &pc, sc);
+	progress_end(&pc);
 	if (r < 0 && sc->format == NF_FMT_GZIP && sc->trailing) {
 		nf_info("%s has data after its last gzip member, which gzip -dc ignores: storing the image as zstd", q);
 		*retry = 1;
@@ -449,19 +516,37 @@ static int worker_format(const struct add_opts *a, const struct nf_sniff *sn, ui
 	return 1;
 }
 
+/* After the commit of add --force: the replaced version's file when its
+ * name differs, and the record of its background copy. */
+static void drop_replaced(struct master *m, const struct nf_manifest *old, const struct nf_manifest *man)
+{
+	char path[PATH_MAX], fast[NF_NAME_MAX + 16];
+
+	nf_finish_rec_remove(m, man->name);
+	if (old->file[0] && strcmp(old->file, man->file) != 0 && master_image_path(m, old, path, sizeof(path)) == 0)
+		unlink(path);
+	/* A fast copy the old version still had beside its final one. */
+	if (nf_fast_file(man->name, fast, sizeof(fast)) == 0 && strcmp(fast, man->file) != 0) {
+		struct nf_manifest f = { 0 };
+
+		snprintf(f.file, sizeof(f.file), "%s", fast);
+		if (master_image_path(m, &f, path, sizeof(path)) == 0)
+			unlink(path);
+	}
+}
+
 static int image_add(struct master *m, const struct add_opts *a)
 {
 	char mpath[PATH_MAX], tmp[PATH_MAX], dst[PATH_MAX], rel[160], q[PATH_MAX + 8], sha[65], why[160];
-	struct nf_manifest man = { 0 };
+	struct nf_manifest man = { 0 }, old = { 0 };
 	struct nf_convert *cv = calloc(1, sizeof(*cv));
 	struct nf_scan *sc = calloc(1, sizeof(*sc));
 	struct nf_sniff sn;
 	enum nf_head head;
 	const char *inner;
 	struct stat st;
-	int convert = 0, reencode = 0, retry = 0, rc = 1, r;
+	int convert = 0, reencode = 0, retry = 0, one_pass = 0, rc = 1, r;
 	uint64_t window = 0;
-	uint8_t want_sha[32];
 
 	tmp[0] = '\0';
 	nf_quote(q, sizeof(q), a->file);
@@ -475,23 +560,19 @@ static int image_add(struct master *m, const struct add_opts *a)
 		goto out;
 	if (!convert && !worker_format(a, &sn, window, &reencode))
 		goto out;
-	/* A file the worker could decode is checked by our own decoder first:
-	 * its damage is named with the offset (libarchive names no offset). */
-	if (reencode && validate(a, sc, &retry) && !retry)
-		goto out;
 	snprintf(rel, sizeof(rel), "images/.add-%s.%d", a->name, (int)getpid());
 	master_path(m, tmp, sizeof(tmp), rel);
+	/* A file the worker could decode is decoded once, by our own decoder
+	 * (damage named with its offset; libarchive names none), and
+	 * compressed as it decodes. */
+	if (reencode && add_one_pass(a, tmp, sc, &retry) && !retry)
+		goto out;
+	one_pass = reencode && !retry;
 	if (!convert && !reencode && add_as_is(a, tmp, sc, &retry) && !retry)
 		goto out;
-	if (reencode && !retry)
-		memcpy(want_sha, sc->sha256, 32);
-	convert = convert || reencode || retry;
+	convert = convert || retry;
 	if (convert && add_converted(a, tmp, sc, cv))
 		goto out;
-	if (reencode && !retry && memcmp(want_sha, sc->sha256, 32) != 0) {
-		nf_err("the zstd copy of %s decodes to another image than the file itself", q);
-		goto out;
-	}
 	head = nf_head_check(sc->head, sc->head_len, sc->head_len < sizeof(sc->head), &inner, why, sizeof(why));
 	if (head == NF_HEAD_NESTED || (head == NF_HEAD_NOT_DISK && !a->not_a_disk)) {
 		nf_err("refusing %s: it is not a disk image: %s%s", q, why,
@@ -502,14 +583,32 @@ static int image_add(struct master *m, const struct add_opts *a)
 					(uint64_t)(convert ? cv->in_size : sc->file_size)))
 		goto out;
 	snprintf(man.name, sizeof(man.name), "%s", a->name);
-	snprintf(man.file, sizeof(man.file), "%s%s", a->name, ext_of(sc->format));
-	snprintf(man.origin, sizeof(man.origin), "%s", convert ? cv->origin : "");
-	man.origin_size = convert ? cv->in_size : 0;
 	man.format = sc->format;
 	man.compressed_size = sc->file_size;
+	man.xz_blocks = sc->xz_blocks;
+	snprintf(man.origin, sizeof(man.origin), "%s", convert ? cv->origin : "");
+	man.origin_size = convert ? cv->in_size : 0;
+	if (one_pass) { /* sc measured the file given; the copy is zstd */
+		if (stat(tmp, &st) < 0) {
+			nf_err("cannot read the worker copy %s: %s", tmp, strerror(errno));
+			goto out;
+		}
+		snprintf(man.origin, sizeof(man.origin), "%s", nf_format_name(sc->format));
+		man.origin_size = sc->file_size;
+		man.format = NF_FMT_ZSTD;
+		man.compressed_size = (uint64_t)st.st_size;
+		man.xz_blocks = 0;
+	}
+	if (one_pass || convert) {
+		man.zstd_level = add_level(a);
+		man.finish_level = a->fast ? a->level : 0;
+	}
+	if (man.finish_level)
+		nf_fast_file(a->name, man.file, sizeof(man.file));
+	else
+		snprintf(man.file, sizeof(man.file), "%s%s", a->name, ext_of(man.format));
 	man.image_size = sc->image_size;
 	memcpy(man.sha256, sc->sha256, 32);
-	man.xz_blocks = sc->xz_blocks;
 	man.blocks = sc->blocks;
 	man.zero_blocks = sc->zero_blocks;
 	man.disk = head == NF_HEAD_DISK;
@@ -523,12 +622,15 @@ static int image_add(struct master *m, const struct add_opts *a)
 		nf_err("image '%s' was added to the catalog meanwhile (use --force to replace it)", a->name);
 		goto out;
 	}
+	if (nf_manifest_read(mpath, &old) < 0)
+		memset(&old, 0, sizeof(old));
 	r = 0;
 	if (rename(tmp, dst) < 0 || (r = nf_manifest_write(mpath, &man)) < 0) {
 		nf_err("cannot store image '%s': %s", a->name, r < 0 ? nf_strerror(r) : strerror(errno));
 		goto out;
 	}
 	tmp[0] = '\0';
+	drop_replaced(m, &old, &man);
 	nf_format_hex(man.sha256, 32, sha);
 	printf("added '%s': %s%s%s%s%s%s, %llu bytes stored, %llu bytes decoded, %u%% zero blocks%s, sha256 %s\n",
 	       a->name, nf_format_name(man.format), man.origin[0] ? " (converted from " : "", man.origin,
@@ -538,6 +640,10 @@ static int image_add(struct master *m, const struct add_opts *a)
 	       man.blocks ? (unsigned)(man.zero_blocks * 100 / man.blocks) : 0,
 	       man.format == NF_FMT_XZ ? (man.xz_blocks > 1 ? ", multi-block xz" : ", single-block xz (decodes on one core)") : "",
 	       sha);
+	if (man.finish_level)
+		printf("'%s' can be flashed now (zstd level %d); netflashd makes the level %d copy in the background "
+		       "and swaps it in (netflash image ls shows its progress)\n", a->name, man.zstd_level,
+		       man.finish_level);
 	if (!man.disk)
 		nf_warn("'%s' is not a disk image (%s); added as --not-a-disk asked", a->name, why);
 	if (man.image_size % 512)
@@ -553,6 +659,7 @@ out:
 }
 
 struct ls_ctx {
+	const struct master *m;
 	int shown, name_w, from_w, measure;
 };
 
@@ -560,7 +667,7 @@ struct ls_ctx {
 static int ls_row(const char *path, const struct nf_manifest *man, void *ctx)
 {
 	struct ls_ctx *c = ctx;
-	char sha[65], given[24];
+	char sha[65], given[24], copy[96];
 
 	if (c->measure) {
 		if (man && (int)strlen(man->name) > c->name_w)
@@ -576,10 +683,11 @@ static int ls_row(const char *path, const struct nf_manifest *man, void *ctx)
 	nf_format_hex(man->sha256, 32, sha);
 	if (man->origin_size)
 		snprintf(given, sizeof(given), "%llu", (unsigned long long)man->origin_size);
-	printf("%-*s %-5s %12llu %-*s %12s %12llu %4u%%  %.16s\n", c->name_w, man->name, nf_format_name(man->format),
-	       (unsigned long long)man->compressed_size, c->from_w, man->origin[0] ? man->origin : "-",
-	       man->origin_size ? given : "-", (unsigned long long)man->image_size,
-	       man->blocks ? (unsigned)(man->zero_blocks * 100 / man->blocks) : 0, sha);
+	nf_finish_describe(c->m, man, copy, sizeof(copy));
+	printf("%-*s %-5s %12llu %-*s %12s %12llu %4u%%  %.16s  %s\n", c->name_w, man->name,
+	       nf_format_name(man->format), (unsigned long long)man->compressed_size, c->from_w,
+	       man->origin[0] ? man->origin : "-", man->origin_size ? given : "-", (unsigned long long)man->image_size,
+	       man->blocks ? (unsigned)(man->zero_blocks * 100 / man->blocks) : 0, sha, copy);
 	c->shown++;
 	return 0;
 }
@@ -587,13 +695,13 @@ static int ls_row(const char *path, const struct nf_manifest *man, void *ctx)
 static int image_ls(struct master *m)
 {
 	char dir[PATH_MAX];
-	struct ls_ctx c = { .name_w = 4, .from_w = 4, .measure = 1 };
+	struct ls_ctx c = { .m = m, .name_w = 4, .from_w = 4, .measure = 1 };
 	int r = master_each_manifest(m, ls_row, &c);
 
 	if (r >= 0) {
 		c.measure = 0;
-		printf("%-*s %-5s %12s %-*s %12s %12s %5s  %s\n", c.name_w, "NAME", "FMT", "STORED", c.from_w, "FROM",
-		       "GIVEN", "IMAGE", "ZERO", "SHA256");
+		printf("%-*s %-5s %12s %-*s %12s %12s %5s  %-16s  %s\n", c.name_w, "NAME", "FMT", "STORED", c.from_w,
+		       "FROM", "GIVEN", "IMAGE", "ZERO", "SHA256", "COPY");
 		r = master_each_manifest(m, ls_row, &c);
 	}
 	if (r < 0) {
@@ -656,6 +764,8 @@ static int image_rm(struct master *m, const char *name, int force)
 	unlink(mpath);
 	master_image_path(m, &man, path, sizeof(path));
 	unlink(path);
+	man.file[0] = '\0'; /* and a fast copy left beside the final one */
+	drop_replaced(m, &man, &man);
 	snprintf(rel, sizeof(rel), "images/%s.bmap", name);
 	master_path(m, path, sizeof(path), rel);
 	unlink(path);
@@ -665,6 +775,7 @@ static int image_rm(struct master *m, const char *name, int force)
 
 static int image_check(struct master *m, const char *name)
 {
+	struct progress_ctx pc;
 	char path[PATH_MAX];
 	struct nf_manifest man;
 	struct nf_scan sc;
@@ -673,9 +784,9 @@ static int image_check(struct master *m, const char *name)
 	if (load(m, name, &man) < 0)
 		return 1;
 	master_image_path(m, &man, path, sizeof(path));
-	r = nf_scan_file(path, 0, 0, progress, NULL, &sc);
-	if (isatty(STDERR_FILENO))
-		fputc('\n', stderr);
+	progress_init(&pc, "checking", NULL);
+	r = nf_scan_file(path, 0, 0, progress, &pc, &sc);
+	progress_end(&pc);
 	if (r < 0) {
 		nf_err("image '%s' is damaged: %s", name, sc.detail);
 		return 1;
@@ -768,7 +879,7 @@ int cmd_image(struct master *m, int argc, char **argv)
 		/* One allowance for the whole add: the head check, the scan and
 		 * the conversion take the same windows. */
 		struct add_opts a = { argv[optind], name, os_list, force, not_a_disk, os_list_name, keep_format,
-				      level, level_forced, max_memory, zstd_allowance() };
+				      level, level_forced, max_memory, zstd_allowance(), !level_forced && !keep_format };
 
 		r = image_add(m, &a); /* locks for its commit only; held on return */
 	} else if (strcmp(verb, "rm") == 0) {
@@ -777,8 +888,10 @@ int cmd_image(struct master *m, int argc, char **argv)
 		r = image_rm(m, argv[optind], force);
 	} else if (strcmp(verb, "check") == 0) {
 		return image_check(m, argv[optind]);
+	} else if (strcmp(verb, "finish") == 0) {
+		return image_finish(m, argv[optind], max_memory);
 	} else {
-		nf_err("unknown image command '%s' (add, ls, rm, check)", verb);
+		nf_err("unknown image command '%s' (add, ls, rm, check, finish)", verb);
 		return 2;
 	}
 	/* add --force may have replaced a version; rm removed one. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "api.h"
+#include "imgfinish.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -91,21 +92,24 @@ void api_job_json(FILE *out, const struct job *j)
 		nf_json_str(rs, sizeof(rs), j->reason));
 }
 
-void api_image_json(FILE *out, const struct nf_manifest *m)
+void api_image_json(FILE *out, const struct master *mr, const struct nf_manifest *m)
 {
 	char sha[65], n[200], f[200], o[80];
 
 	nf_format_hex(m->sha256, 32, sha);
 	fprintf(out, "{\"name\":%s,\"file\":%s,\"format\":\"%s\",\"stored_bytes\":%llu,\"image_bytes\":%llu,"
-		"\"sha256\":\"%s\",\"zero_share\":%.3f,\"origin\":%s,\"origin_bytes\":%llu,\"disk\":%s}",
+		"\"sha256\":\"%s\",\"zero_share\":%.3f,\"origin\":%s,\"origin_bytes\":%llu,\"disk\":%s,",
 		nf_json_str(n, sizeof(n), m->name), nf_json_str(f, sizeof(f), m->file), nf_format_name(m->format),
 		(unsigned long long)m->compressed_size, (unsigned long long)m->image_size, sha,
 		m->blocks ? (double)m->zero_blocks / (double)m->blocks : 0.0, nf_json_str(o, sizeof(o), m->origin),
 		(unsigned long long)m->origin_size, m->disk ? "true" : "false");
+	nf_finish_json(out, mr, m);
+	fputc('}', out);
 }
 
 struct array_ctx {
 	FILE *out;
+	const struct master *m;
 	struct store *st;
 	unsigned n, limit;
 	int with_kind;          /* events: say each one's kind */
@@ -167,13 +171,13 @@ static int image_item(const char *path, const struct nf_manifest *man, void *ctx
 	if (!man)
 		return 0;
 	sep(c);
-	api_image_json(c->out, man);
+	api_image_json(c->out, c->m, man);
 	return 0;
 }
 
 int api_images_json(FILE *out, const struct master *m)
 {
-	struct array_ctx c = { .out = out };
+	struct array_ctx c = { .out = out, .m = m };
 	int r;
 
 	fputc('[', out);

@@ -23,8 +23,9 @@ void api_worker_json(FILE *out, struct store *st, const struct enrollment *e);
 void api_job_json(FILE *out, const struct job *j);
 
 /* A catalog image: {"name", "file", "format", "stored_bytes", "image_bytes",
- * "sha256", "zero_share" (0..1), "origin", "origin_bytes", "disk"}. */
-void api_image_json(FILE *out, const struct nf_manifest *m);
+ * "sha256", "zero_share" (0..1), "origin", "origin_bytes", "disk",
+ * "zstd_level", "finish"} (nf_finish_json(); mr NULL: finish null). */
+void api_image_json(FILE *out, const struct master *mr, const struct nf_manifest *m);
 
 /* The arrays: every worker; jobs (of mac, or all when NULL), newest first,
  * at most limit; every catalog image. Return 0 or -EIO. */

@@ -28,10 +28,9 @@ struct conv {
 	struct nf_decoder *dec;
 	struct nf_file_input fin;
 	struct nf_input input;
-	ZSTD_CCtx *z;
+	struct nf_zwriter *zw;
 	EVP_MD_CTX *sha;
-	int fd;
-	uint8_t *in, *out;
+	uint8_t *in;
 	struct nf_convert *res;
 	nf_convert_progress_fn progress;
 	void *ctx;
@@ -138,24 +137,109 @@ static int next_file(struct conv *c, struct archive_entry **e)
 	}
 }
 
-/* Compresses n bytes (n == 0: ends the frame) and writes what comes out. */
-static int compress(struct conv *c, const uint8_t *p, size_t n)
+struct nf_zwriter {
+	ZSTD_CCtx *z;
+	int fd;
+	uint8_t *out;
+	uint64_t written;
+};
+
+void nf_zwriter_free(struct nf_zwriter *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	ZSTD_freeCCtx(w->z);
+	free(w->out);
+	free(w);
+}
+
+int nf_zwriter_open(struct nf_zwriter **wp, const char *dst, int level, unsigned threads)
+{
+	struct nf_zwriter *w = calloc(1, sizeof(*w));
+	int r;
+
+	*wp = NULL;
+	if (!w)
+		return -ENOMEM;
+	w->fd = -1;
+	w->z = ZSTD_createCCtx();
+	w->out = malloc(BUF);
+	if (!w->z || !w->out) {
+		nf_zwriter_free(w);
+		return -ENOMEM;
+	}
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(w->z, ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(w->z, ZSTD_c_checksumFlag, 1)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(w->z, ZSTD_c_windowLog, NF_CONVERT_WINDOW_LOG))) {
+		nf_zwriter_free(w);
+		return -EINVAL;
+	}
+	/* Worker threads where libzstd was built for them (0: this thread). */
+	ZSTD_CCtx_setParameter(w->z, ZSTD_c_nbWorkers, (int)threads);
+	w->fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (w->fd < 0) {
+		r = -errno;
+		nf_zwriter_free(w);
+		return r;
+	}
+	*wp = w;
+	return 0;
+}
+
+/* Compresses n bytes (n == 0: ends the frame) and writes what comes out.
+ * 0, -ENOMEM (libzstd) or the write's -errno. */
+static int zw_put(struct nf_zwriter *w, const uint8_t *p, size_t n)
 {
 	ZSTD_inBuffer in = { p, n, 0 };
 	ZSTD_EndDirective mode = n ? ZSTD_e_continue : ZSTD_e_end;
 
 	for (;;) {
-		ZSTD_outBuffer out = { c->out, BUF, 0 };
-		size_t left = ZSTD_compressStream2(c->z, &out, &in, mode);
+		ZSTD_outBuffer out = { w->out, BUF, 0 };
+		size_t left = ZSTD_compressStream2(w->z, &out, &in, mode);
 		int r;
 
 		if (ZSTD_isError(left))
-			return fail(c, -ENOMEM, "zstd: %s", ZSTD_getErrorName(left));
-		if (out.pos && (r = nf_write_full(c->fd, c->out, out.pos)) < 0)
-			return fail(c, r, "cannot write the converted image: %s", strerror(-r));
+			return -ENOMEM;
+		if (out.pos && (r = nf_write_full(w->fd, w->out, out.pos)) < 0)
+			return r;
+		w->written += out.pos;
 		if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
 			return 0;
 	}
+}
+
+int nf_zwriter_write(void *wp, const void *buf, size_t len)
+{
+	return len ? zw_put(wp, buf, len) : 0;
+}
+
+int nf_zwriter_finish(struct nf_zwriter *w, uint64_t *size)
+{
+	int r = zw_put(w, NULL, 0);
+
+	if (r == 0 && fsync(w->fd) < 0)
+		r = -errno;
+	if (close(w->fd) < 0 && r == 0)
+		r = -errno;
+	w->fd = -1;
+	if (size)
+		*size = w->written;
+	nf_zwriter_free(w);
+	return r;
+}
+
+/* Compresses n bytes into c's copy (n == 0: ends the frame). */
+static int compress(struct conv *c, const uint8_t *p, size_t n)
+{
+	int r = zw_put(c->zw, p, n);
+
+	if (r == -ENOMEM)
+		return fail(c, r, "zstd ran out of memory");
+	if (r < 0)
+		return fail(c, r, "cannot write the converted image: %s", strerror(-r));
+	return 0;
 }
 
 /* Reads the member's first MiB (or all of a shorter one) into c->in.
@@ -362,11 +446,9 @@ static int setup(struct conv *c, const char *src, const char *dst, int level, un
 	int r;
 
 	c->a = archive_read_new();
-	c->z = ZSTD_createCCtx();
 	c->sha = EVP_MD_CTX_new();
 	c->in = malloc(BUF);
-	c->out = malloc(BUF);
-	if (!c->a || !c->z || !c->sha || !c->in || !c->out || !EVP_DigestInit_ex(c->sha, EVP_sha256(), NULL))
+	if (!c->a || !c->sha || !c->in || !EVP_DigestInit_ex(c->sha, EVP_sha256(), NULL))
 		return fail(c, -ENOMEM, "%s", "out of memory");
 	if (stat(src, &st) < 0)
 		return fail(c, -errno, "%s", strerror(errno));
@@ -403,22 +485,17 @@ static int setup(struct conv *c, const char *src, const char *dst, int level, un
 	if (archive_read_open_filename(c->a, src, BUF) != ARCHIVE_OK)
 		return archive_fail(c, "cannot open it");
 codec:
-	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_compressionLevel, level)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_checksumFlag, 1)) ||
-	    ZSTD_isError(ZSTD_CCtx_setParameter(c->z, ZSTD_c_windowLog, NF_CONVERT_WINDOW_LOG)))
-		return fail(c, -EINVAL, "%s", "zstd refused the compression level");
-	/* Worker threads where libzstd was built for them (0: this thread). */
-	ZSTD_CCtx_setParameter(c->z, ZSTD_c_nbWorkers, (int)threads);
-	c->fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (c->fd < 0)
-		return fail(c, -errno, "cannot create the converted image: %s", strerror(errno));
+	if ((r = nf_zwriter_open(&c->zw, dst, level, threads)) == -EINVAL)
+		return fail(c, r, "zstd refused the compression level %d", level);
+	if (r < 0)
+		return fail(c, r, "cannot create the converted image: %s", strerror(-r));
 	return 0;
 }
 
 int nf_convert_to_zstd(const char *src, const char *dst, int level, unsigned threads, int not_a_disk,
 		       uint64_t window_max, nf_convert_progress_fn progress, void *ctx, struct nf_convert *res)
 {
-	struct conv c = { .fd = -1, .res = res, .progress = progress, .ctx = ctx, .fin = { .fd = -1 } };
+	struct conv c = { .res = res, .progress = progress, .ctx = ctx, .fin = { .fd = -1 } };
 	struct archive_entry *e = NULL;
 	unsigned int mdlen;
 	int r;
@@ -453,23 +530,21 @@ int nf_convert_to_zstd(const char *src, const char *dst, int level, unsigned thr
 		goto out;
 	}
 done:
-	if (fsync(c.fd) < 0) {
-		r = fail(&c, -errno, "cannot write the converted image: %s", strerror(errno));
+	r = nf_zwriter_finish(c.zw, NULL);
+	c.zw = NULL;
+	if (r < 0) {
+		r = fail(&c, r, "cannot write the converted image: %s", strerror(-r));
 		goto out;
 	}
 	EVP_DigestFinal_ex(c.sha, res->sha256, &mdlen);
-	r = 0;
 out:
-	if (c.fd >= 0 && close(c.fd) < 0 && r == 0)
-		r = fail(&c, -errno, "cannot write the converted image: %s", strerror(errno));
+	nf_zwriter_free(c.zw);
 	archive_read_free(c.a);
 	nf_decoder_free(c.dec);
 	if (c.fin.fd >= 0)
 		close(c.fin.fd);
 	free(c.fin.buf);
-	ZSTD_freeCCtx(c.z);
 	EVP_MD_CTX_free(c.sha);
 	free(c.in);
-	free(c.out);
 	return r;
 }

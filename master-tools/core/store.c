@@ -261,19 +261,29 @@ int store_each(struct store *s, int (*fn)(const struct enrollment *e, void *ctx)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -EIO;
 }
 
-int store_image_users(struct store *s, const char *image)
+/* The one number `sql` (one text parameter: image) counts; -EIO. */
+static int count_for_image(struct store *s, const char *sql, const char *image)
 {
 	sqlite3_stmt *st = NULL;
 	int n = -EIO;
 
-	if (sqlite3_prepare_v2(s->db, "SELECT COUNT(*) FROM workers WHERE image = ? AND state = 'enrolled'",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, image, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	return n;
+}
+
+int store_image_users(struct store *s, const char *image)
+{
+	return count_for_image(s, "SELECT COUNT(*) FROM workers WHERE image = ? AND state = 'enrolled'", image);
+}
+
+int store_image_running_jobs(struct store *s, const char *image)
+{
+	return count_for_image(s, "SELECT COUNT(*) FROM jobs WHERE image = ? AND state = 'running'", image);
 }
 
 int store_set_sync(struct store *s, int full)

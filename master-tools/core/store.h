@@ -126,6 +126,9 @@ int store_event_list(struct store *s, const char *mac, const enum nf_event_kind 
 int store_each(struct store *s, int (*fn)(const struct enrollment *e, void *ctx), void *ctx);
 /* Counts enrollments in state "enrolled" that use image. Returns >= 0 or -EIO. */
 int store_image_users(struct store *s, const char *image);
+/* Jobs of image not ended (state running: a worker may be reading its
+ * file). Returns the count or -EIO. */
+int store_image_running_jobs(struct store *s, const char *image);
 
 /* Durability: 1 fsyncs every commit (CLI); 0 syncs the WAL at checkpoints
  * only: consistent after a crash of the process (daemon, for progress). */

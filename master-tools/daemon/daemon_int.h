@@ -11,8 +11,10 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
+#include "manifest.h"
 #include "master.h"
 #include "parse.h"
 #include "proto.h"
@@ -97,6 +99,9 @@ struct daemon {
 	time_t started_at, last_sweep; /* jobs_sweep() */
 	unsigned abandon_after;      /* s: --abandon-after (NF_JOB_ABANDONED_S) */
 	unsigned mc_port_base;       /* --multicast-port-base */
+	pid_t fin_pid;               /* the running `image finish` (finisher.h); 0: none */
+	char fin_image[NF_NAME_MAX + 1];
+	time_t fin_scan;             /* the last look at the catalog for work */
 };
 
 /* What a verb handler returns, and so worker_dispatch() and the refusal

@@ -22,6 +22,7 @@
 
 #include "actions.h"
 #include "daemon_int.h"
+#include "finisher.h"
 #include "fileutil.h"
 #include "hooks.h"
 #include "http.h"
@@ -368,6 +369,7 @@ int main(int argc, char **argv)
 			conn_accept(&d);
 		nf_actions_reap(d.actions);
 		mcast_tick(&d);
+		finisher_tick(&d);
 		jobs_sweep(&d);
 		conn_sweep(&d);
 		recover_now_and_then(&d);
@@ -376,6 +378,7 @@ int main(int argc, char **argv)
 	nf_info("stopping");
 	nf_http_stop(d.http);
 	nf_actions_free(d.actions);
+	finisher_stop(&d);
 	mcast_free(&d);
 	while (d.nconns)
 		conn_close(&d, d.conns[0]);

@@ -9,6 +9,16 @@ source "$(dirname "$0")/../lib.sh"
 
 img=$(test_image 16)
 master_setup "$img.zst" pios
+# An image whose level 19 copy waits: the finisher's run lock is held here
+# for the test, so netflashd leaves it queued (image_finish.sh runs it).
+python3 - "$MR/state/image-finish.lock" <<'EOF' &
+import fcntl, os, sys, time
+f = open(sys.argv[1], "a+"); fcntl.flock(f, fcntl.LOCK_EX)
+f.truncate(0); f.write("%d test\n" % os.getpid()); f.flush()
+time.sleep(600)
+EOF
+register_pid $!
+"$NF" --root "$MR" image add "$img.xz" --name fastone >/dev/null 2>&1
 HPORT=$("$NETFLASH_BUILD/tests/freeport")
 daemon_start --http "127.0.0.1:$HPORT"
 H="http://127.0.0.1:$HPORT"
@@ -120,7 +130,9 @@ if [ -n "$chrome" ]; then
 	grep -q "<pre id=\"w-log\">'&lt;img src=x" "$T/worker.html" && grep -q "<h2 id=\"w-title\">$D2</h2>" "$T/worker.html" &&
 		pass "Chromium: the worker page shows its boot log as text" || fail "worker page: $(grep -o '<section id="worker".*' "$T/worker.html" | head -c 600)"
 	dump "$H/#images" >"$T/images.html"
-	grep -q '<td>pios</td><td>zstd</td>' "$T/images.html" && pass "Chromium: the image catalog" ||
+	grep -q '<td>pios</td><td>zstd</td>' "$T/images.html" &&
+		grep -q '<td>fastone</td><td>zstd</td>.*<td>1, level 19 queued</td>' "$T/images.html" &&
+		pass "Chromium: the image catalog, with the copy still to be made" ||
 		fail "catalog page: $(grep -o '<table id="catalog".*' "$T/images.html" | head -c 400)"
 else
 	echo "no chromium: page checks skipped" >&2

@@ -151,11 +151,21 @@ async function showWorker(mac) {
   document.getElementById('w-log').textContent = d.log.map(e => e.line).join('\n');
 }
 
+// The stored copy's zstd level and the background copy (docs/api.md).
+function copyState(i) {
+  const lv = i.zstd_level === null ? '-' : String(i.zstd_level), f = i.finish;
+  if (!f) return lv;
+  if (f.state === 'running') return `${lv}, level ${f.level} at ${f.total ? Math.floor(f.done * 100 / f.total) : 0}%`;
+  if (f.state === 'retiring') return `${lv}, retiring the fast copy`;
+  if (f.state === 'failed') return `${lv}, level ${f.level} failed: ${f.error}`;
+  return `${lv}, level ${f.level} ${f.state}`;
+}
+
 async function showImages() {
   const tb = document.querySelector('#catalog tbody');
   tb.replaceChildren();
   for (const i of await getJSON('/api/images'))
-    tb.appendChild(row([i.name, i.format, i.stored_bytes, i.image_bytes, i.origin || '-', Math.round(i.zero_share * 100) + '%', i.sha256.slice(0, 16)]));
+    tb.appendChild(row([i.name, i.format, i.stored_bytes, i.image_bytes, i.origin || '-', Math.round(i.zero_share * 100) + '%', i.sha256.slice(0, 16), copyState(i)]));
 }
 
 function route() {
