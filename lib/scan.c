@@ -132,7 +132,7 @@ static void reader_close(struct reader *rd)
  * decoder with `threads` xz threads. Returns 0, or a negative errno with
  * res->detail set; rd is always safe to close. */
 static int reader_open(struct reader *rd, const char *path, unsigned threads, uint64_t zstd_window_max,
-		       struct nf_scan *res)
+		       uint64_t xz_mem, struct nf_scan *res)
 {
 	struct nf_decoder_opts o = { .threads = threads };
 	uint64_t avail = 0;
@@ -143,7 +143,7 @@ static int reader_open(struct reader *rd, const char *path, unsigned threads, ui
 	 * have (a quarter of MemAvailable): pi-gen's 24 MiB blocks take about
 	 * 33 MiB a thread, so the flasher's floor (40 MiB) would leave the
 	 * master's decode on one core. */
-	o.memlimit_threading = nf_decode_budget(nf_mem_available(&avail) == 0 ? avail : 0);
+	o.memlimit_threading = xz_mem ? xz_mem : nf_decode_budget(nf_mem_available(&avail) == 0 ? avail : 0);
 
 	if (zstd_window_max > (160ull << 20))
 		o.memlimit = o.zstd_window_max = zstd_window_max;
@@ -177,11 +177,11 @@ static int reader_open(struct reader *rd, const char *path, unsigned threads, ui
 int nf_scan_file(const char *path, unsigned threads, uint64_t zstd_window_max, nf_scan_progress_fn progress,
 		 void *ctx, struct nf_scan *res)
 {
-	return nf_scan_file_to(path, threads, zstd_window_max, NULL, NULL, progress, ctx, res);
+	return nf_scan_file_to(path, threads, zstd_window_max, 0, NULL, NULL, progress, ctx, res);
 }
 
-int nf_scan_file_to(const char *path, unsigned threads, uint64_t zstd_window_max, nf_range_sink_fn sink,
-		    void *sink_ctx, nf_scan_progress_fn progress, void *ctx, struct nf_scan *res)
+int nf_scan_file_to(const char *path, unsigned threads, uint64_t zstd_window_max, uint64_t xz_mem,
+		    nf_range_sink_fn sink, void *sink_ctx, nf_scan_progress_fn progress, void *ctx, struct nf_scan *res)
 {
 	EVP_MD_CTX *sha = NULL;
 	struct reader rd;
@@ -189,7 +189,8 @@ int nf_scan_file_to(const char *path, unsigned threads, uint64_t zstd_window_max
 	int r;
 
 	memset(res, 0, sizeof(*res));
-	r = reader_open(&rd, path, threads ? threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN), zstd_window_max, res);
+	r = reader_open(&rd, path, threads ? threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN), zstd_window_max,
+			xz_mem, res);
 	if (r < 0)
 		goto out;
 	sha = EVP_MD_CTX_new();
@@ -213,7 +214,7 @@ int nf_image_range(const char *path, uint64_t off, uint64_t len, nf_range_sink_f
 	struct nf_scan res = { 0 };
 	struct reader rd;
 	uint64_t pos = 0, end = off + len;
-	int r = reader_open(&rd, path, 1, 0, &res);
+	int r = reader_open(&rd, path, 1, 0, 0, &res);
 
 	if (r < 0) {
 		snprintf(detail, cap, "%s", res.detail);

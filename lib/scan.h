@@ -43,11 +43,13 @@ int nf_scan_file(const char *path, unsigned threads, uint64_t zstd_window_max, n
 		 void *ctx, struct nf_scan *res);
 
 /* nf_scan_file(), handing every decoded byte, in order, to sink as well
- * (image add's one pass: decode, measure and compress the worker copy).
+ * (image add's one pass: decode, measure and compress the worker copy),
+ * with xz threads within xz_mem bytes (0: a quarter of MemAvailable,
+ * nf_decode_budget()).
  * A sink's error stops the scan: its negative errno is returned with
  * res->sink_failed set and the detail naming the image offset. */
-int nf_scan_file_to(const char *path, unsigned threads, uint64_t zstd_window_max, nf_range_sink_fn sink,
-		    void *sink_ctx, nf_scan_progress_fn progress, void *ctx, struct nf_scan *res);
+int nf_scan_file_to(const char *path, unsigned threads, uint64_t zstd_window_max, uint64_t xz_mem,
+		    nf_range_sink_fn sink, void *sink_ctx, nf_scan_progress_fn progress, void *ctx, struct nf_scan *res);
 
 /* 1 if the n bytes at p are all zero (n == 0 counts as zero). */
 int nf_is_zero(const uint8_t *p, size_t n);

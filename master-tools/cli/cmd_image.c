@@ -401,6 +401,15 @@ static int add_converted(const struct add_opts *a, const char *tmp, struct nf_sc
 	return 0;
 }
 
+/* The decoder's share of a --max-memory budget once the compressor has
+ * its estimate (bytes): at least the flasher's floor. */
+static uint64_t xz_share(uint64_t budget, uint64_t compressor)
+{
+	uint64_t left = budget > compressor ? budget - compressor : 0;
+
+	return left < NF_DECODE_BUDGET_MIN ? NF_DECODE_BUDGET_MIN : left;
+}
+
 /* The worker copy in one pass over a file the worker could decode (raw,
  * gzip, xz, zstd): netflash's decoder (all cores on multi-block xz)
  * measures it into sc, damage named with its offset, while a zstd writer
@@ -423,7 +432,9 @@ static int add_one_pass(const struct add_opts *a, const char *tmp, struct nf_sca
 		return 1;
 	}
 	progress_init(&pc, "decoding and compressing", sc);
-	r = nf_scan_file_to(a->file, 0, a->zstd_window, nf_zwriter_write, w, progress, &pc, sc);
+	/* --max-memory bounds the decoder too: what the plan leaves it. */
+	r = nf_scan_file_to(a->file, 0, a->zstd_window, a->max_memory ? xz_share(a->max_memory, plan.bytes) : 0,
+			    nf_zwriter_write, w, progress, &pc, sc);
 	progress_end(&pc);
 	if (r == 0) {
 		r = nf_zwriter_finish(w, NULL);

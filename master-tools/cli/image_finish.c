@@ -124,7 +124,7 @@ static int make_final(struct master *m, struct fin *f, const struct nf_manifest 
 		rc = rec_fail(f, "cannot create %s: %s", tmp, strerror(-r));
 		goto out;
 	}
-	r = nf_scan_file_to(src, 1, 0, nf_zwriter_write, w, on_progress, f, sc);
+	r = nf_scan_file_to(src, 1, 0, 0, nf_zwriter_write, w, on_progress, f, sc);
 	if (r == 0) {
 		r = nf_zwriter_finish(w, &size);
 		w = NULL;
