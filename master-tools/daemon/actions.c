@@ -417,8 +417,11 @@ unsigned nf_actions_handle(struct nf_actions *a, const char *method, const char 
 		memcpy(ms, path + 8, ml);
 		ms[ml] = '\0';
 		if (nf_mac_parse(ms, &mac) < 0) {
-			answer_error(out, "not a MAC");
-			return 404;
+			char why[120];
+
+			snprintf(why, sizeof(why), "'%s' is not a MAC address (six hex bytes, e.g. b8:27:eb:12:34:56)", ms);
+			answer_error(out, why);
+			return 400;
 		}
 		snprintf(verb, sizeof(verb), "%s", slash + 1);
 		return worker_action(a, mac.s, verb, body, out);

@@ -18,6 +18,7 @@
 #include "api.h"
 #include "fileutil.h"
 #include "http_guard.h"
+#include "json.h"
 #include "master.h"
 #include "parse.h"
 #include "store.h"
@@ -91,8 +92,8 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
 
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *why)
 {
-	char *msg = NULL;
-	int n = asprintf(&msg, "{\"error\":\"%s\"}\n", why); /* why: our own constant text */
+	char *msg = NULL, q[600];
+	int n = asprintf(&msg, "{\"error\":%s}\n", nf_json_str(q, sizeof(q), why));
 
 	if (n < 0)
 		return MHD_NO;
@@ -348,10 +349,23 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 		r = api_workers_json(b.f, st);
 	} else if (strncmp(url, "/api/workers/", 13) == 0) {
 		struct nf_mac mac;
+		char why[160];
 
-		r = -ENOENT;
-		if (nf_mac_parse(url + 13, &mac) == 0)
-			r = api_worker_detail_json(b.f, st, mac.s);
+		if (nf_mac_parse(url + 13, &mac) < 0) {
+			snprintf(why, sizeof(why), "'%.40s' is not a MAC address (six hex bytes, e.g. b8:27:eb:12:34:56)",
+				 url + 13);
+			store_close(st);
+			fclose(b.f);
+			free(b.buf);
+			return send_error(c, MHD_HTTP_BAD_REQUEST, why);
+		}
+		if ((r = api_worker_detail_json(b.f, st, mac.s)) == -ENOENT) {
+			snprintf(why, sizeof(why), "no worker %.40s: it is not enrolled (see /api/workers)", url + 13);
+			store_close(st);
+			fclose(b.f);
+			free(b.buf);
+			return send_error(c, MHD_HTTP_NOT_FOUND, why);
+		}
 	} else if (strcmp(url, "/api/jobs") == 0) {
 		const char *ms = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mac");
 		const char *ls = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");

@@ -23,6 +23,8 @@ field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.ar
 	pass "netflashd makes the admin token, readable by its owner only" || fail "admin token: $(ls -l "$MR/state")"
 
 # ---- refused without the admin token ---------------------------------------------
+[ "$(post "workers/b8:27:eb:zz/release")" = 400 ] && has "'b8:27:eb:zz' is not a MAC address" "$T/ans" &&
+	pass "an action on a malformed MAC is 400 naming it" || fail "bad MAC action: $(cat "$T/ans")"
 [ "$(post "workers/$M1/enroll" '{"image":"pios"}' '')" = 401 ] &&
 	[ "$(post "workers/$M1/enroll" '{"image":"pios"}' "${ADMIN}0")" = 401 ] &&
 	[ "$(post "workers/$M1/enroll" '{"image":"pios"}' "${ADMIN:1}")" = 401 ] &&
@@ -56,7 +58,7 @@ field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.ar
 	[ "$(post "workers/$M1/enroll" '[1,2]')" = 400 ] && [ "$(post "workers/$M1/enroll" 'not json')" = 400 ] &&
 	[ "$(post "workers/$M1/enroll" '{"image":{"x":1}}')" = 400 ] &&
 	[ "$(post "workers/$M1/enroll" "{\"image\":\"$(head -c 5000 /dev/zero | tr '\0' a)\"}")" = 413 ] &&
-	[ "$(post "workers/$M1/explode" '{}')" = 404 ] && [ "$(post "workers/not-a-mac/release" '')" = 404 ] &&
+	[ "$(post "workers/$M1/explode" '{}')" = 404 ] && [ "$(post "workers/not-a-mac/release" '')" = 400 ] &&
 	pass "unknown settings, non-objects, nested values, bodies over 4 KiB and unknown actions are refused" ||
 	fail "hostile bodies: $(cat "$T/ans")"
 [ "$(post "workers/$M1/enroll" '{"image":"pios","force":"false"}')" = 400 ] && has "must be true or false" "$T/ans" &&

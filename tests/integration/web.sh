@@ -104,12 +104,21 @@ grep -qx 'netflash_workers{state="released"} 1' "$T/metrics" && grep -qx 'netfla
 	grep -qx 'netflash_bytes_written_total 16777216' "$T/metrics" &&
 	pass "/metrics: workers and jobs by state, bytes, duration and speed histograms" || fail "metrics: $(cat "$T/metrics")"
 
+# A worker by a malformed MAC is a bad request that names it; an unknown one
+# is not found, named.
+[ "$(curl -s -o "$T/bad.json" -w '%{http_code}' "$H/api/workers/b8:27:eb:zz")" = 400 ] &&
+	has "\"error\":\"'b8:27:eb:zz' is not a MAC address" "$T/bad.json" &&
+	[ "$(curl -s -o "$T/unk.json" -w '%{http_code}' "$H/api/workers/b8:27:eb:99:99:99")" = 404 ] &&
+	has '"error":"no worker b8:27:eb:99:99:99: it is not enrolled' "$T/unk.json" &&
+	pass "/api/workers/MAC: a malformed MAC is 400 naming it, an unknown one 404 naming it" ||
+	fail "worker by MAC: $(cat "$T/bad.json" "$T/unk.json")"
+
 # ---- hostile requests -------------------------------------------------------------
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 [ "$(code -X PUT -d x "$H/api/workers")" = 405 ] && [ "$(code -X POST -d x "$H/api/workers/$D1/release")" = 401 ] &&
 	[ "$(code -X DELETE "$H/api/mass-flash")" = 401 ] &&
-	[ "$(code --path-as-is "$H/../../etc/passwd")" = 404 ] && [ "$(code --path-as-is "$H/api/workers/../../../etc/passwd")" = 404 ] &&
-	[ "$(code "$H/api/workers/%2e%2e%2fstate")" = 404 ] && [ "$(code "$H/api/jobs?limit=0")" = 400 ] &&
+	[ "$(code --path-as-is "$H/../../etc/passwd")" = 404 ] && [ "$(code --path-as-is "$H/api/workers/../../../etc/passwd")" = 400 ] &&
+	[ "$(code "$H/api/workers/%2e%2e%2fstate")" = 400 ] && [ "$(code "$H/api/jobs?limit=0")" = 400 ] &&
 	[ "$(code -H "X-Big: $(head -c 40000 /dev/zero | tr '\0' a)" "$H/api/workers")" != 200 ] &&
 	pass "GET, or actions with the admin token (401), no path leaves the routes (404), bad query 400, oversize headers refused" ||
 	fail "hostile requests: $(code -X POST "$H/api/workers") $(code --path-as-is "$H/../../etc/passwd")"
