@@ -740,6 +740,32 @@ static int load(struct master *m, const char *name, struct nf_manifest *man)
 	return r;
 }
 
+struct users_ctx {
+	const char *image;
+	char list[200];         /* "b8:27:eb:00:00:01 (rack1-01), ..." */
+	unsigned n;
+};
+
+/* Names the first enrolled workers of the image, for image rm's refusal. */
+static int name_user(const struct enrollment *e, void *ctx)
+{
+	struct users_ctx *u = ctx;
+	size_t len = strlen(u->list);
+	struct nf_mac mac;
+	char colon[18];
+
+	if (e->state != NF_WORKER_ENROLLED || strcmp(e->image, u->image) != 0)
+		return 0;
+	if (nf_mac_parse(e->mac, &mac) == 0)
+		nf_mac_colon(&mac, colon);
+	else
+		snprintf(colon, sizeof(colon), "%s", e->mac);
+	if (u->n++ < 3)
+		snprintf(u->list + len, sizeof(u->list) - len, "%s%s%s%s%s", len ? ", " : "", colon,
+			 e->hostname[0] ? " (" : "", e->hostname, e->hostname[0] ? ")" : "");
+	return 0;
+}
+
 static int image_rm(struct master *m, const char *name, int force)
 {
 	char mpath[PATH_MAX], path[PATH_MAX], rel[200];
@@ -753,7 +779,11 @@ static int image_rm(struct master *m, const char *name, int force)
 		return 1;
 	users = store_image_users(st, name);
 	if (users > 0 && !force) {
-		nf_err("image '%s' is used by %d enrolled worker(s); release them or use --force", name, users);
+		struct users_ctx u = { .image = name };
+
+		store_each(st, name_user, &u);
+		nf_err("image '%s' is used by %d enrolled worker(s): %s%s; release or re-enroll them, or use --force",
+		       name, users, u.list, u.n > 3 ? ", ..." : "");
 		store_close(st);
 		return 1;
 	}

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "cli.h"
@@ -44,11 +46,14 @@ static const char usage[] =
 "Each cycle is recorded in the worker's history. Exit status: 0 when every\n"
 "MAC was cycled, 1 when one failed, 2 on a usage error.\n";
 
+/* ctx: the rows shown so far (int); the header comes with the first. */
 static int list_one(const struct power_entry *e, void *ctx)
 {
 	char spec[NF_GPIO_SPEC_MAX + 1];
+	int *shown = ctx;
 
-	(void)ctx;
+	if (!(*shown)++)
+		printf("%-17s  %-4s  %s\n", "MAC", "KIND", "TARGET");
 	if (e->is_exec) {
 		printf("%-17s  exec  %s\n", e->mac, e->cmd);
 	} else {
@@ -60,15 +65,21 @@ static int list_one(const struct power_entry *e, void *ctx)
 
 static int power_ls(struct master *m)
 {
-	char detail[1400];
-	int r;
+	char detail[1400], conf[PATH_MAX];
+	int r, shown = 0;
 
-	printf("%-17s  %-4s  %s\n", "MAC", "KIND", "TARGET");
-	r = power_each(m, list_one, NULL, detail, sizeof(detail));
+	/* No power.conf is no power control, not a fault. */
+	if (master_path(m, conf, sizeof(conf), "power.conf") == 0 && access(conf, F_OK) < 0 && errno == ENOENT) {
+		printf("(no power control: %s does not exist; netflash power --help shows its format)\n", conf);
+		return 0;
+	}
+	r = power_each(m, list_one, &shown, detail, sizeof(detail));
 	if (r < 0) {
 		nf_err("%s", detail);
 		return 1;
 	}
+	if (!shown)
+		printf("(%s lists no worker)\n", conf);
 	return 0;
 }
 

@@ -128,7 +128,7 @@ tok_a=$(grep -o 'netflash.token=[0-9a-f]*' "$R/tftp/b8-27-eb-0a-0b-0c/cmdline.tx
 nf enroll b8:27:eb:0a:0b:0c --image pios-24M --force >/dev/null
 tok_b=$(grep -o 'netflash.token=[0-9a-f]*' "$R/tftp/b8-27-eb-0a-0b-0c/cmdline.txt")
 [ "$tok_a" != "$tok_b" ] && pass "--force replaces the enrollment with a new token" || fail "token unchanged"
-expect_rc 1 "image in use" "used by 1 enrolled worker" nf image rm pios-24M
+expect_rc 1 "image in use" "used by 1 enrolled worker\(s\): b8:27:eb:0a:0b:0c; release or re-enroll them" nf image rm pios-24M
 nf image add "$img.zst" --name doomed >/dev/null
 nf enroll b8:27:eb:0d:0d:0d --image doomed >/dev/null
 nf image rm doomed --force >/dev/null 2>"$T/rm.err"

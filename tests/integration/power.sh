@@ -17,6 +17,9 @@ P=b8:27:eb:00:01:01 D=b8-27-eb-00-01-01
 
 expect_fail "no power.conf" "cannot read .*power.conf: no such file" "$NF" --root "$MR" power cycle "$P" &&
 	pass "power cycle without ROOT/power.conf: one-line error"
+"$NF" --root "$MR" power ls >"$T/ls0.out" 2>&1 && [ "$(wc -l <"$T/ls0.out")" = 1 ] &&
+	has "^(no power control: .*power.conf does not exist" "$T/ls0.out" &&
+	pass "power ls without power.conf says so in one line, no table header, exit 0" || fail "ls0: $(cat "$T/ls0.out")"
 
 # Hostile and broken lines: the whole file is refused, naming line and reason.
 bad_line() { # name line-text regex
