@@ -41,6 +41,10 @@ static int status_row(const struct enrollment *e, void *ctx)
 
 	worker_view(c->st, e, &v);
 	nf_printable(err, sizeof(err), e->last_error[0] ? e->last_error : "-");
+	/* The column holds 40: a longer reason says it goes on (status --json
+	 * and history have it whole). */
+	if (strlen(err) > 40)
+		memcpy(err + 37, "...", 4);
 	if (c->json) {
 		api_worker_json(stdout, c->st, e);
 		putchar('\n');

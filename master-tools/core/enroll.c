@@ -106,7 +106,7 @@ static void pick_boot_set(struct master *m, struct store *st, struct enrollment 
 	struct stat sb;
 
 	model[0] = '\0';
-	if (store_model(st, e->mac, model, cap) < 0)
+	if (store_sighting_model(st, e->mac, model, cap) < 0)
 		model[0] = '\0';
 	if (!fam && model[0])
 		fam = pi_model_family(model);

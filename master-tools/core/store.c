@@ -438,16 +438,20 @@ int store_job_end(struct store *s, uint64_t id, enum nf_job_state state, const c
 {
 	sqlite3_stmt *st = NULL;
 
-	if (sqlite3_prepare_v2(s->db, "UPDATE jobs SET state = ?, reason = ?, bytes = ?, seconds = ?,"
-			       " ended_at = ?, updated_at = ? WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+	/* A verified job is whole: done of total is all its bytes, however
+	 * few PROGRESS reports came before DONE. */
+	if (sqlite3_prepare_v2(s->db, "UPDATE jobs SET state = ?1, reason = ?2, bytes = ?3, seconds = ?4,"
+			       " ended_at = ?5, updated_at = ?5,"
+			       " done = CASE WHEN ?1 = 'done' THEN ?3 ELSE done END,"
+			       " total = CASE WHEN ?1 = 'done' THEN ?3 ELSE total END WHERE id = ?6",
+			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, nf_job_state_name(state), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, reason ? reason : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)bytes);
 	sqlite3_bind_double(st, 4, seconds);
 	sqlite3_bind_int64(st, 5, now());
-	sqlite3_bind_int64(st, 6, now());
-	sqlite3_bind_int64(st, 7, (sqlite3_int64)id);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)id);
 	return step_done(st);
 }
 
@@ -640,7 +644,7 @@ int store_sighting_last_id(struct store *s, uint64_t *id)
 	return rc == SQLITE_ROW ? 0 : -EIO;
 }
 
-int store_model(struct store *s, const char *mac, char *out, size_t cap)
+int store_sighting_model(struct store *s, const char *mac, char *out, size_t cap)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -655,4 +659,27 @@ int store_model(struct store *s, const char *mac, char *out, size_t cap)
 		copy_col(st, 0, out, cap);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+}
+
+int store_model(struct store *s, const char *mac, char *out, size_t cap)
+{
+	sqlite3_stmt *st = NULL;
+	char *comma;
+	int rc;
+
+	out[0] = '\0';
+	/* The board the worker itself reported ("Raspberry Pi 4 Model B Rev
+	 * 1.4, serial ..."), else what its DHCP request suggested. */
+	if (sqlite3_prepare_v2(s->db, "SELECT detail FROM events WHERE mac = ?1 AND event = 'board' "
+			       "AND detail NOT LIKE 'unknown board%' ORDER BY id DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		copy_col(st, 0, out, cap);
+		if ((comma = strstr(out, ", serial ")))
+			*comma = '\0';
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : store_sighting_model(s, mac, out, cap);
 }

@@ -175,7 +175,12 @@ int store_sighting_add(struct store *s, const struct sighting *g);
 int store_sightings_after(struct store *s, uint64_t after, int (*fn)(const struct sighting *g, void *ctx), void *ctx);
 /* The newest sighting id (0 if none). Returns 0 or -EIO. */
 int store_sighting_last_id(struct store *s, uint64_t *id);
-/* The newest known model of mac. Returns 0, -ENOENT or -EIO. */
+/* The newest model mac's DHCP requests named ("Pi 4B 4GB", pimodel.h:
+ * what picks a boot-file set). Returns 0, -ENOENT or -EIO. */
+int store_sighting_model(struct store *s, const char *mac, char *out, size_t cap);
+/* The model to show for mac: the board the worker last reported in its
+ * HELLO ("Raspberry Pi 4 Model B Rev 1.4", its serial cut), else
+ * store_sighting_model(). Returns 0, -ENOENT or -EIO. */
 int store_model(struct store *s, const char *mac, char *out, size_t cap);
 
 #endif

@@ -32,7 +32,8 @@ XSS='<img src=x onerror=alert(1)><script>alert(2)</script>'
 enc=$(printf '%s' "$XSS" | sed 's/ /%20/g')
 exec {c}<>"/dev/tcp/127.0.0.1/$MPORT"
 # (its target, =1+1, would be a formula in a spreadsheet: history --csv)
-printf 'HELLO v=1 mac=%s token=%s target=%%3D1%%2B1\n' "$M2" "$(token_of "$M2")" >&"$c"
+printf 'HELLO v=1 mac=%s token=%s target=%%3D1%%2B1 model=Raspberry%%20Pi%%204%%20Model%%20B%%20Rev%%201.4 serial=10000000abcdef01\n' \
+	"$M2" "$(token_of "$M2")" >&"$c"
 read -r -t 5 job <&"$c" || true
 id=$(sed -n 's/^JOB id=\([0-9]*\).*/\1/p' <<<"$job")
 printf 'LOG id=%s line=%s\nFAIL id=%s stage=verify reason=%s\n' "$id" "$enc" "$id" "$enc" >&"$c"
@@ -78,6 +79,11 @@ assert all(set(e) == {"at", "kind", "line"} for e in ev), ev' "$T/ev.json" &&
 	[ "$("$NF" --root "$MR" status --json | head -1 | python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)))')" = \
 	  "$(python3 -c 'import json,sys; print(sorted(json.load(open(sys.argv[1]))[0]))' "$T/workers.json")" ] &&
 	pass "status --json prints the API's worker objects, one a line" || fail "status --json differs from the API"
+"$NF" --root "$MR" status --json | grep "\"mac\":\"$D1\"" | has '"done":16777216,"total":16777216' &&
+	"$NF" --root "$MR" status --json | grep "\"mac\":\"$D2\"" | has '"model":"Raspberry Pi 4 Model B Rev 1.4","image"' &&
+	"$NF" --root "$MR" status | grep "^$D2" | has ' verify: <img src=x onerror=alert(1)><\.\.\.$' &&
+	pass "status: a finished job is done of total, the model the worker reported, a long error ends in ..." ||
+	fail "status: $("$NF" --root "$MR" status; "$NF" --root "$MR" status --json)"
 
 # The CLI prints the same objects (ls, image ls), and a CSV report.
 "$NF" --root "$MR" ls --json >"$T/ls.json" && "$NF" --root "$MR" image ls --json >"$T/ils.json" &&
