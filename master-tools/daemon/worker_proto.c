@@ -837,7 +837,7 @@ static int on_log(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	if (read_job_msg(d, c, m, &nf_log_vspec, &l, NULL) < 0)
 		return conn_refuse(d, c, "bad-log", c->mac.s);
 	if (c->log_lines++ < LOG_LINES_MAX)
-		store_event(d->st, c->mac.s, NF_EVENT_LOG, nf_quote(q, sizeof(q), l.line));
+		store_event(d->st, c->mac.s, NF_EVENT_LOG, nf_printable(q, sizeof(q), l.line));
 	return 0;
 }
 
@@ -852,7 +852,7 @@ static int on_card(struct daemon *d, struct conn *c, const struct nf_msg *m)
 	if (read_job_msg(d, c, m, &nf_card_vspec, &k, NULL) < 0 || nf_card_finding_parse(k.what, &what) < 0)
 		return conn_refuse(d, c, "bad-card", c->mac.s);
 	if (c->log_lines++ < LOG_LINES_MAX) {
-		snprintf(ev, sizeof(ev), "%s: %s", nf_card_finding_name(what), nf_quote(q, sizeof(q), k.text));
+		snprintf(ev, sizeof(ev), "%s: %s", nf_card_finding_name(what), nf_printable(q, sizeof(q), k.text));
 		store_event(d->st, c->mac.s, NF_EVENT_CARD, ev);
 	}
 	return 0;

@@ -55,7 +55,7 @@ cmp -s -n "$(stat -c %s "$T/small.img")" "$T/small.img" "$T/card.img" && pass "t
 grep -q "$D job [0-9]* verified" "$T/daemon.log" && [ ! -e "$MR/tftp/$D" ] && pass "DONE verified, TFTP dir gone" ||
 	fail "daemon: $(grep "$D" "$T/daemon.log")"
 "$NF" --root "$MR" history "$D" >"$T/history"
-grep -Eq "identity: '.*card .*serial .*CID [0-9a-f]{32}" "$T/history" && grep -q "probe: 'capacity probe passed" "$T/history" &&
+grep -Eq "identity: .*card .*serial .*CID [0-9a-f]{32}" "$T/history" && grep -q "probe: capacity probe passed" "$T/history" &&
 	pass "the card's identity (CID from sysfs) and the capacity probe's verdict reached the master" ||
 	fail "card health in history: $(grep -A3 'card health' "$T/history")"
 grep -A1 '^board' "$T/history" | grep -q "^  [0-9:]* Raspberry Pi 3 Model B$" &&

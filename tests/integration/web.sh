@@ -142,7 +142,7 @@ if [ -n "$chrome" ]; then
 		! grep -q '<img src="x"' "$T/fleet.html" && pass "Chromium: the fleet table is live, and a reason with markup shows as text" ||
 		fail "page: $(grep -o '<tbody>.*</tbody>' "$T/fleet.html" | head -c 600)"
 	dump "$H/#w=$D2" >"$T/worker.html"
-	grep -q "<pre id=\"w-log\">'&lt;img src=x" "$T/worker.html" && grep -q "<h2 id=\"w-title\">$D2</h2>" "$T/worker.html" &&
+	grep -q "<pre id=\"w-log\">&lt;img src=x" "$T/worker.html" && grep -q "<h2 id=\"w-title\">$D2</h2>" "$T/worker.html" &&
 		pass "Chromium: the worker page shows its boot log as text" || fail "worker page: $(grep -o '<section id="worker".*' "$T/worker.html" | head -c 600)"
 	dump "$H/#images" >"$T/images.html"
 	grep -q '<td>pios</td><td>zstd</td>' "$T/images.html" &&
