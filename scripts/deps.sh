@@ -55,6 +55,10 @@ pkgs=(
 	# multicast sessions: udp-sender on the master, udp-receiver in tests;
 	# nftables drops packets for the rack benchmark
 	udpcast nftables
+	# the completion test runs netflash's completion as an interactive bash would
+	bash-completion
+	# the opt-in walks (NETFLASH_ARM64_WALK, NETFLASH_CLOUDINIT_WALK) make roots
+	mmdebstrap
 	curl busybox-static iproute2 kmod qemu-system-x86 binutils sqlite3 logrotate
 	libfuse3-dev fuse3
 	# QEMU for the Pi 3 test

@@ -126,12 +126,25 @@ for b in netflash netflashd netflash-write; do
 	fi
 	chmod 0755 "$wrap/$b"
 done
+printf '[SEE ALSO]\n' >"$wrap/see-also"
+"$wrap/netflash" --help | awk '/^Commands:/ { f = 1; next } /^$/ { f = 0 } f { printf "%s\\fBnetflash-%s\\fR(1)", n++ ? ", " : "", $1 } END { print ", \\fBnetflashd\\fR(1), \\fBnetflash-write\\fR(1)" }' >>"$wrap/see-also"
 for b in netflash netflashd netflash-write; do
-	help2man --no-info --no-discard-stderr --section=1 --name="$(case $b in
+	help2man --no-info $([ "$b" = netflash ] && echo --include="$wrap/see-also") --no-discard-stderr --section=1 --name="$(case $b in
 		netflash) echo "netboot-to-SD flasher for Raspberry Pi fleets: the master's command" ;;
 		netflashd) echo "the netflash master daemon" ;;
 		netflash-write) echo "write a disk image onto a card and verify it" ;; esac)" \
 		"$wrap/$b" | sed "s|$wrap/||g" | gzip -9n >"$stage/usr/share/man/man1/$b.1.gz"
+done
+# One page a command (man netflash-image), from `netflash CMD --help`;
+# netflash(1) names them in SEE ALSO.
+cmds=$("$wrap/netflash" --help | awk '/^Commands:/ { f = 1; next } /^$/ { f = 0 } f { print $1 }')
+man_version=$("$wrap/netflash" --version | head -1)
+for c in $cmds; do
+	printf '#!/bin/sh\nexec %s %s "$@"\n' "$wrap/netflash" "$c" >"$wrap/netflash-$c"
+	chmod 0755 "$wrap/netflash-$c"
+	help2man --no-info --no-discard-stderr --section=1 --version-string="$man_version" \
+		--name="$("$wrap/netflash" --help | awk -F '  +' -v c="$c" '/^Commands:/ { f = 1; next } f { split($2, w, " "); if (w[1] == c) { print $NF; exit } }')" \
+		"$wrap/netflash-$c" | sed "s|$wrap/||g" | gzip -9n >"$stage/usr/share/man/man1/netflash-$c.1.gz"
 done
 install -m 0644 "$src/scripts/netflash-completion.bash" "$stage/usr/share/bash-completion/completions/netflash"
 # The systemd units for the default state tree, as `netflash init` writes

@@ -19,7 +19,7 @@ static const char main_usage[] =
 "\n"
 "Commands:\n"
 "  init                 create the state tree and the dnsmasq/NFS/systemd configs\n"
-"  image add|ls|rm|check  manage the image catalog\n"
+"  image add|ls|rm|check|finish  manage the image catalog\n"
 "  boot-files import    collect Pi firmware and kernels, set up our initramfs\n"
 "  enroll MAC --image NAME   make a worker netboot into the flasher\n"
 "  release MAC          let a worker boot from its card again\n"

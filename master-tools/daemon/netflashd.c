@@ -35,6 +35,8 @@
 
 static const char usage[] =
 "Usage: netflashd [--root DIR] [--listen ADDR:PORT] [--nfs-url URL] [--max-attempts N]\n"
+"                 [--http ADDR:PORT|off] [--http-name NAME]... [--peer-check neigh|off]\n"
+"                 [--slow-timeout S] [--abandon-after S] [--multicast-port-base P] [--verbose]\n"
 "\n"
 "The netflash master daemon: answers workers' HELLO with their job (the\n"
 "image's NFS URL, format, size and SHA-256), records their progress, and on\n"

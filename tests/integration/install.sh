@@ -45,6 +45,38 @@ comp() { # WORDS...: what bash completes for the last word
 	comp netflash image add x --os | has -- "--os-list-name" && comp netflash --root /tmp boot | has boot-files &&
 	pass "bash completion: commands, and each command's options from its --help" ||
 	fail "completion: '$(comp netflash enr)' '$(comp netflash enroll --ima)'"
+# Subcommands, the root's image names and enrolled MACs, with bash-completion
+# loaded as an interactive shell has it: readline splits a MAC at its
+# colons, the helpers join it again.
+CR=$T/comp-root
+img=$(test_image 16)
+"$I/usr/bin/netflash" --root "$CR" init --interface lo --server-ip 127.0.0.1 --subnet 127.0.0.0/8 >/dev/null
+"$I/usr/bin/netflash" --root "$CR" image add "$img.zst" --name pios-lite >/dev/null
+"$I/usr/bin/netflash" --root "$CR" boot-files import --from-image pios-lite >/dev/null 2>&1
+"$I/usr/bin/netflash" --root "$CR" enroll b8:27:eb:00:31:11 --image pios-lite >/dev/null
+compi() { # LINE: what an interactive bash completes at its end
+	PATH="$I/usr/bin:$PATH" bash -c 'source /usr/share/bash-completion/bash_completion; source "$1"
+		COMP_LINE=$2 COMP_POINT=${#2}; COMP_WORDS=()
+		read -ra COMP_WORDS <<<"${2//:/ : }"; [ "${2: -1}" = " " ] && COMP_WORDS+=("")
+		COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _netflash; printf "%s\n" "${COMPREPLY[@]}"' \
+		_ "$I/usr/share/bash-completion/completions/netflash" "$1"
+}
+[ "$(compi "netflash --root $CR image r")" = rm ] && [ "$(compi "netflash --root $CR image fi")" = finish ] &&
+	[ "$(compi "netflash --root $CR image rm pi")" = pios-lite ] &&
+	[ "$(compi "netflash --root $CR enroll x --image p")" = pios-lite ] &&
+	[ "$(compi "netflash --root $CR power c")" = cycle ] &&
+	[ "$(compi "netflash --root $CR release b8:27:eb:00:3")" = 31:11 ] &&
+	[ "$(compi "netflash --root $CR release ")" = b8:27:eb:00:31:11 ] &&
+	compi "netflash --root $CR image add $T/co" | has "^$T/comp-root$" &&
+	pass "bash completion: subcommands, image names, enrolled MACs (colons and all), files for image add" ||
+	fail "completion: $(compi "netflash --root $CR image r") / $(compi "netflash --root $CR image rm pi") / $(compi "netflash --root $CR release b8:27:eb:00:3")"
+for c in image enroll power; do
+	zcat "$I/usr/share/man/man1/netflash-$c.1.gz" 2>/dev/null | has "^\.SH DESCRIPTION" || fail "no man page netflash-$c"
+done
+zcat "$I/usr/share/man/man1/netflash-image.1.gz" | has "finish" && zcat "$I/usr/share/man/man1/netflash.1.gz" | has "netflash-image" &&
+	zcat "$I/usr/share/man/man1/netflashd.1.gz" | grep -qF 'peer\-check' &&
+	pass "a man page a command (netflash-image ...), named in netflash(1); netflashd's synopsis has --peer-check" ||
+	fail "man pages: $(zcat "$I/usr/share/man/man1/netflash-image.1.gz" | head -20)"
 
 
 # ---- the README's "Set up a master" steps, as written ----------------------
