@@ -12,9 +12,17 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "demo: needs root (the NFS server); try: sudo $0" >&2
 	exit 1
 fi
-scripts/deps.sh
+# What the demo runs; not the browser test's driver (npm).
+scripts/deps.sh --no-web
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" >/dev/null
+# The build's output (the static flasher's glibc link notes among it) goes
+# to its log; on failure its end is shown.
+mkdir -p build
+cmake --build build -j"$(nproc)" >build/demo-build.log 2>&1 || {
+	tail -30 build/demo-build.log >&2
+	echo "demo: the build failed (build/demo-build.log)" >&2
+	exit 1
+}
 export NETFLASH_BUILD=$PWD/build
 source tests/fixtures/ganesha.sh
 source tests/fixtures/kernel.sh
@@ -72,6 +80,7 @@ qemu-system-x86_64 -M microvm,pit=on,pic=on,rtc=on -accel tcg -cpu max -m 512 -n
 	-drive "file=$work/sdcard.img,format=raw,if=none,id=d0" -device virtio-blk-device,drive=d0 \
 	-netdev user,id=n0 -device "virtio-net-device,netdev=n0,mac=$MAC" </dev/null >"$work/worker-console.log" 2>&1 &
 QPID=$!
+$NF --root "$work/root" status | sed -n 1p
 while kill -0 "$QPID" 2>/dev/null; do
 	$NF --root "$work/root" status | sed -n 2p
 	sleep 1

@@ -7,12 +7,15 @@
 #   scripts/deps.sh --build    only what building the master's Debian
 #                              package needs (the package itself then pulls
 #                              in the master's runtime packages)
+#   scripts/deps.sh --no-web   all but the browser test's driver (npm), as
+#                              the demo needs
 set -euo pipefail
 
-mode=all
+mode=all want_web=1
 case "${1:-}" in
 '') ;;
 --build) mode=build ;;
+--no-web) want_web= ;;
 -h|--help) awk 'NR > 1 && /^# SPDX/ { next } NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 *) echo "deps: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
@@ -71,7 +74,7 @@ pkgs=(
 web_deps() {
 	local web
 	web=$(cd "$(dirname "$0")/../tests/web" && pwd)
-	[ "$mode" = all ] && [ ! -d "$web/node_modules/playwright-core" ] || return 0
+	[ "$mode" = all ] && [ -n "$want_web" ] && [ ! -d "$web/node_modules/playwright-core" ] || return 0
 	if ! command -v npm >/dev/null; then
 		echo "deps: no npm: the browser test (web_browser) will be skipped" >&2
 		return 0

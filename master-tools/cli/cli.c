@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "enroll.h"
+#include "parse.h"
 #include "log.h"
 #include "provision_opts.h"
 #include "parse.h"
@@ -183,4 +184,15 @@ int cli_lock(struct master *m)
 		nf_err("%s", why);
 	}
 	return r;
+}
+
+const char *cli_mac(const char *mac, char out[18])
+{
+	struct nf_mac m;
+
+	if (nf_mac_parse(mac, &m) == 0)
+		nf_mac_colon(&m, out);
+	else
+		snprintf(out, 18, "%s", mac);
+	return out;
 }

@@ -21,6 +21,11 @@ int cli_bad_option(char **argv, const struct option *opts);
  * permission and this process is not root, else "": to end a message
  * that names the file. */
 const char *cli_root_hint(int err);
+
+/* A MAC as the state keeps it ("b8-27-eb-d3-85-78", the TFTP dir's name)
+ * in the spelling people type and tables print ("b8:27:eb:d3:85:78");
+ * anything else unchanged. out: 18 bytes. Returns out. */
+const char *cli_mac(const char *mac, char out[18]);
 /* Says s is not a MAC, with the spellings expected. Logs; returns 2. */
 int cli_bad_mac(const char *s);
 /* Logs what a library call reported: its output lines (stdout, unless

@@ -86,7 +86,7 @@ static void csv_field(const char *s, int last)
 static int history_row(const struct job *j, void *ctx)
 {
 	struct history_ctx *c = ctx;
-	char when[32], a[600], b[200];
+	char when[32], a[600], b[200], mc[18];
 	time_t t = (time_t)j->started_at;
 	double rate = j->seconds > 0 ? (double)j->bytes / 1e6 / j->seconds : 0;
 
@@ -114,7 +114,7 @@ static int history_row(const struct job *j, void *ctx)
 	}
 	else
 		printf("%-6llu %s  %-17s %-16.16s %-9s %7.1f %6.1f %12llu  %s\n", (unsigned long long)j->id, when,
-		       j->mac, nf_printable(b, sizeof(b), j->image), nf_job_state_name(j->state), j->seconds, rate, (unsigned long long)j->bytes,
+		       cli_mac(j->mac, mc), nf_printable(b, sizeof(b), j->image), nf_job_state_name(j->state), j->seconds, rate, (unsigned long long)j->bytes,
 		       nf_printable(a, sizeof(a), j->reason[0] ? j->reason : "-"));
 	c->n++;
 	return 0;

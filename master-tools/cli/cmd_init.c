@@ -295,7 +295,8 @@ static int write_configs(const struct master *m)
 	if ((r = write_text(m, "etc/netflash.exports", buf, 0644)) < 0)
 		return r;
 	snprintf(buf, sizeof(buf),
-		 "# netflash image catalog for nfs-ganesha (netflash init)\n"
+		 "# netflash image catalog for nfs-ganesha (netflash init): copy it to\n"
+		 "# /etc/ganesha/ganesha.conf; NFSv3 needs rpcbind running (README step 4)\n"
 		 "NFS_CORE_PARAM { Protocols = 3; Enable_NLM = false; Enable_RQUOTA = false; }\n"
 		 "EXPORT {\n"
 		 "\tExport_Id = 77;\n\tPath = %s/images;\n\tPseudo = /netflash;\n"
@@ -568,7 +569,8 @@ int cmd_init(struct master *m, int argc, char **argv)
 	if (do_apply)
 		return apply(m);
 	printf("next steps:\n"
-	       "  apt install nfs-kernel-server logrotate   (or nfs-ganesha nfs-ganesha-vfs)\n"
+	       "  apt install nfs-kernel-server logrotate   (or nfs-ganesha nfs-ganesha-vfs rpcbind,\n"
+	       "                               with %s/etc/ganesha.conf as /etc/ganesha/ganesha.conf)\n"
 	       "  netflash init --apply        installs %s/etc/netflash.exports into /etc/exports.d/\n"
 	       "                               and the units unless the package's are the same,\n"
 	       "                               then: exportfs -ra;\n"
@@ -577,6 +579,6 @@ int cmd_init(struct master *m, int argc, char **argv)
 	       "  netflash boot-files import --from-image NAME\n"
 	       "  netflash enroll MAC --image NAME\n"
 	       "note: proxy DHCP needs an ordinary DHCP server on this LAN (your router) to hand out addresses.\n",
-	       m->root);
+	       m->root, m->root);
 	return 0;
 }

@@ -20,12 +20,12 @@ struct ls_ctx {
 static int ls_row(const struct enrollment *e, void *ctx)
 {
 	struct ls_ctx *c = ctx;
-	char when[32];
+	char when[32], mc[18];
 	time_t t = (time_t)e->updated_at;
 	int dir = tftpdir_exists(c->tftp, e->mac);
 
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M", localtime(&t));
-	printf("%-17s  %-16s %-20s %-9s %-4s %s\n", e->mac, e->hostname[0] ? e->hostname : "-", e->image,
+	printf("%-17s  %-16s %-20s %-9s %-4s %s\n", cli_mac(e->mac, mc), e->hostname[0] ? e->hostname : "-", e->image,
 	       nf_worker_state_name(e->state), dir > 0 ? "yes" : "no", when);
 	c->n++;
 	return 0;

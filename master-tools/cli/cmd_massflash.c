@@ -474,9 +474,10 @@ static void draw(struct run *r)
 	}
 	for (size_t i = 0; i < r->n; i++) {
 		struct member *mb = &r->members[i];
+		char mc[18];
 
 		if (r->tty) {
-			printf("%-17s  %-14.14s %-14.14s %-9.9s %5s %6s  %.60s\n", mb->mac, mb->host[0] ? mb->host : "-",
+			printf("%-17s  %-14.14s %-14.14s %-9.9s %5s %6s  %.60s\n", cli_mac(mb->mac, mc), mb->host[0] ? mb->host : "-",
 			       mb->model[0] ? mb->model : "-", mb->state, mb->pct, mb->rate, mb->last_error);
 			continue;
 		}
@@ -519,6 +520,7 @@ static int summary(struct run *r)
 		       "MB/s", "REASON");
 	for (size_t i = 0; i < r->n; i++) {
 		struct member *mb = &r->members[i];
+		char mc[18];
 		struct worker_view v;
 		char dur[32] = "-", rate[16] = "-";
 		const char *res = mb->final > 0 ? "flashed" : mb->final < 0 ? "failed" : "not finished";
@@ -531,7 +533,7 @@ static int summary(struct run *r)
 			snprintf(rate, sizeof(rate), "%.1f", mbps);
 			sum_mbps += mbps;
 		}
-		printf("%-17s  %-14.14s %-14.14s %-12s %9s %7s  %s\n", mb->mac, mb->host[0] ? mb->host : "-",
+		printf("%-17s  %-14.14s %-14.14s %-12s %9s %7s  %s\n", cli_mac(mb->mac, mc), mb->host[0] ? mb->host : "-",
 		       mb->model[0] ? mb->model : "-", res, dur, rate,
 		       mb->final < 0 ? e.last_error
 		       : !mb->final ? (v.running ? "job still running" : "enrolled, never started: 'netflash release MAC' to undo")

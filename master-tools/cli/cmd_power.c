@@ -49,16 +49,16 @@ static const char usage[] =
 /* ctx: the rows shown so far (int); the header comes with the first. */
 static int list_one(const struct power_entry *e, void *ctx)
 {
-	char spec[NF_GPIO_SPEC_MAX + 1];
+	char spec[NF_GPIO_SPEC_MAX + 1], mc[18];
 	int *shown = ctx;
 
 	if (!(*shown)++)
 		printf("%-17s  %-4s  %s\n", "MAC", "KIND", "TARGET");
 	if (e->is_exec) {
-		printf("%-17s  exec  %s\n", e->mac, e->cmd);
+		printf("%-17s  exec  %s\n", cli_mac(e->mac, mc), e->cmd);
 	} else {
 		nf_gpio_format(&e->gpio, spec, sizeof(spec));
-		printf("%-17s  gpio  %s\n", e->mac, spec);
+		printf("%-17s  gpio  %s\n", cli_mac(e->mac, mc), spec);
 	}
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include "master.h"
 #include "parse.h"
 #include "provision_opts.h"
+#include "store.h"
 
 #define RSH_WORDS 24
 
@@ -111,6 +112,24 @@ static int ask_mac(struct master *m, const char *rsh, const char *host, const ch
 	return 0;
 }
 
+/* Without --hostname, the worker keeps the hostname it was enrolled with:
+ * the card is written anew, so it is provisioned again. Says so. */
+static void keep_hostname(struct master *m, struct enrollment *e, struct provision *prov)
+{
+	struct enrollment *old = calloc(1, sizeof(*old));
+	struct store *st = NULL;
+
+	if (old && master_open_store(m, &st) == 0 && store_get(st, e->mac, old) == 0 && old->hostname[0]) {
+		snprintf(e->hostname, sizeof(e->hostname), "%s", old->hostname);
+		prov->hostname = e->hostname;
+		char mc[18];
+
+		nf_info("%s keeps its hostname %s (--hostname sets another)", cli_mac(e->mac, mc), e->hostname);
+	}
+	store_close(st);
+	free(old);
+}
+
 int cmd_reimage(struct master *m, int argc, char **argv)
 {
 	enum { O_RSH = 1, O_AGENT, O_KEEP, O_NOREBOOT };
@@ -170,6 +189,8 @@ int cmd_reimage(struct master *m, int argc, char **argv)
 		return r;
 	if (host && ask_mac(m, rsh, host, agent, e.mac))
 		return 1;
+	if (!hostname)
+		keep_hostname(m, &e, &prov);
 	r = master_enroll(m, &e, &prov, 1, &rep);
 	cli_print_report(&rep, 0);
 	if (r < 0)

@@ -49,9 +49,9 @@ static int status_row(const struct enrollment *e, void *ctx)
 		api_worker_json(stdout, c->st, e);
 		putchar('\n');
 	} else {
-		char h[200], im[200];
+		char h[200], im[200], mc[18];
 
-		printf("%-17s  %-12.12s %-16.16s %-9.9s %5s %6s %6s %3u  %.40s\n", e->mac,
+		printf("%-17s  %-12.12s %-16.16s %-9.9s %5s %6s %6s %3u  %.40s\n", cli_mac(e->mac, mc),
 		       nf_printable(h, sizeof(h), e->hostname[0] ? e->hostname : "-"), nf_printable(im, sizeof(im), e->image),
 		       v.state, v.pct, v.rate, v.eta, e->attempts, err);
 	}

@@ -31,7 +31,7 @@ cl=$(cat "$MR/tftp/$D/cmdline.txt")
 	[ "$(stat -c %i "$MR/tftp/$D/bootcode.bin")" = "$(stat -c %i "$MR/boot/bootcode.bin")" ] &&
 	pass "config.txt is the imported original, no flasher initramfs; firmware hard-linked" ||
 	fail "tftp dir: $(ls -la "$MR/tftp/$D"; cat "$MR/tftp/$D/config.txt")"
-"$NF" --root "$MR" ls | has "^$D .*diskless" && pass "ls shows the worker as diskless" ||
+"$NF" --root "$MR" ls | has "^$(echo "$D" | tr - :) .*diskless" && pass "ls shows the worker as diskless" ||
 	fail "ls: $("$NF" --root "$MR" ls)"
 grep -qx "$R 127.0.0.0/8(rw,sync,no_root_squash,no_subtree_check,insecure)" "$MR/etc/netflash-nfsroot.exports" &&
 	pass "netflash-nfsroot.exports has the worker's root, read-write, for the subnet" ||
@@ -112,7 +112,7 @@ for new in "--nfsroot $R2" "--image pios"; do
 	[ "$rc" = 1 ] && grep -q "cannot enroll $D: .*evil" "$T/err" &&
 		[ "$(cat "$MR/tftp/$D/cmdline.txt")" = "$cl_before" ] &&
 		[ "$(cat "$MR/etc/netflash-nfsroot.exports")" = "$exp_before" ] && grep -q "$R;" "$MR/etc/ganesha-nfsroot.conf" &&
-		! grep -q "$R2" "$MR/etc/ganesha-nfsroot.conf" && "$NF" --root "$MR" ls | has "^$D .*diskless" &&
+		! grep -q "$R2" "$MR/etc/ganesha-nfsroot.conf" && "$NF" --root "$MR" ls | has "^$(echo "$D" | tr - :) .*diskless" &&
 		pass "a failed re-enroll ($new) keeps the diskless worker's dir, cmdline and export" ||
 		fail "failed re-enroll ($new): exit $rc $(cat "$T/err"); $(cat "$MR/etc/netflash-nfsroot.exports")"
 done

@@ -13,6 +13,8 @@ MR=$T/root
 MPORT=$("$NETFLASH_BUILD/tests/freeport")
 P1=b8:27:eb:00:00:01 P2=dc:a6:32:00:00:02 P3=e4:5f:01:00:00:03 P4=2c:cf:67:00:00:04 PC=02:00:00:00:00:0a
 D1=b8-27-eb-00-00-01 D2=dc-a6-32-00-00-02 D3=e4-5f-01-00-00-03 D4=2c-cf-67-00-00-04 DPC=02-00-00-00-00-0a
+# Tables print MACs as people type them.
+C1=${D1//-/:} C2=${D2//-/:} C3=${D3//-/:} C4=${D4//-/:}
 # A Pi 4B 4GB's option 97: type 0, "RPi4", revision 0x00c03111 (LE), MAC low bytes, serial.
 GUID4=00:52:50:69:34:11:31:c0:00:32:00:00:02:12:34:56:78
 
@@ -108,8 +110,8 @@ grep -q "^dtparam=the_pi4_set=on" "$MR/tftp/$D2/config.txt" && ! grep -q "the_pi
 	grep -q "enrolled $D1 as node1 (seen at .*; boot files boot)" "$T/mf.out" &&
 	pass "the Pi 4 (model from its client GUID) got the pi4 boot-file set, the Pi 3 the default" ||
 	fail "boot sets: $(grep enrolled "$T/mf.out")"
-grep -q "netflash.token=" "$MR/tftp/$D1/cmdline.txt" && [ "$("$NF" --root "$MR" ls | awk -v m=$D1 '$1==m {print $2}')" = node1 ] &&
-	[ "$("$NF" --root "$MR" ls | awk -v m=$D2 '$1==m {print $2}')" = node2 ] &&
+grep -q "netflash.token=" "$MR/tftp/$D1/cmdline.txt" && [ "$("$NF" --root "$MR" ls | awk -v m=$C1 '$1==m {print $2}')" = node1 ] &&
+	[ "$("$NF" --root "$MR" ls | awk -v m=$C2 '$1==m {print $2}')" = node2 ] &&
 	pass "hostnames come from the pattern, in order" || fail "ls: $("$NF" --root "$MR" ls)"
 
 # p1 flashes its card; p2's card is too small (the engine refuses), and with
@@ -125,11 +127,11 @@ wait $MF || rc=$?
 [ "$rc" = 1 ] && pass "mass-flash ended by itself, exit 1 (one Pi failed)" || fail "mass-flash exit $rc: $(cat "$T/mf.out")"
 grep -q "2 Pi(s) in .*: 1 flashed, 1 failed, 0 not finished" "$T/mf.out" &&
 	pass "the summary counts flashed and failed" || fail "summary: $(cat "$T/mf.out")"
-grep -E "^$D1 +node1 +- +flashed +[0-9.]+s +[0-9.]+ " "$T/mf.out" >/dev/null &&
-	pass "the flashed Pi's row has its duration and throughput" || fail "p1 row: $(grep "^$D1" "$T/mf.out")"
-grep -E "^$D2 +node2 +Pi 4B 4GB +failed .*does not fit" "$T/mf.out" >/dev/null &&
+grep -E "^$C1 +node1 +- +flashed +[0-9.]+s +[0-9.]+ " "$T/mf.out" >/dev/null &&
+	pass "the flashed Pi's row has its duration and throughput" || fail "p1 row: $(grep "^$C1" "$T/mf.out")"
+grep -E "^$C2 +node2 +Pi 4B 4GB +failed .*does not fit" "$T/mf.out" >/dev/null &&
 	pass "the failed Pi's row has its model (from option 97) and the engine's reason" ||
-	fail "p2 row: $(grep "^$D2" "$T/mf.out")"
+	fail "p2 row: $(grep "^$C2" "$T/mf.out")"
 [ ! -e "$MR/tftp/$D1" ] && [ -e "$MR/tftp/$D2" ] && pass "only the verified Pi was released" || fail "tftp dirs: $(ls "$MR/tftp")"
 read -r bstart bsectors < <(partx -g -n 1 -o START,SECTORS "$T/card1")
 dd if="$T/card1" of="$T/boot1" bs=512 skip="$bstart" count="$bsectors" status=none
@@ -150,14 +152,14 @@ kill -INT $MF
 rc=0
 wait $MF || rc=$?
 [ "$rc" = 1 ] && grep -q "1 Pi(s) in .*: 0 flashed, 0 failed, 1 not finished" "$T/mf2.out" &&
-	grep -q "^$D4 .*enrolled, never started" "$T/mf2.out" && [ -d "$MR/tftp/$D4" ] &&
+	grep -q "^$C4 .*enrolled, never started" "$T/mf2.out" && [ -d "$MR/tftp/$D4" ] &&
 	pass "Ctrl-C ends the run with a summary; the enrolled Pi stays enrolled" || fail "Ctrl-C: rc=$rc $(cat "$T/mf2.out")"
 
 # A Pi marked failed (its card failed the capacity probe) is not enrolled
 # again by a run, which says why; --include-failed enrolls it.
 "$NF" --root "$MR" enroll "$P3" --image pios >/dev/null
 raw_fail "$P3" probe "capacity%20probe%20failed"
-"$NF" --root "$MR" status | grep "^$D3" | has " failed " || fail "p3 is not marked failed: $("$NF" --root "$MR" status)"
+"$NF" --root "$MR" status | grep "^$C3" | has " failed " || fail "p3 is not marked failed: $("$NF" --root "$MR" status)"
 for mode in plain include; do
 	"$NF" --root "$MR" mass-flash --image pios --since 0 $([ $mode = include ] && echo --include-failed) >"$T/mf3.out" 2>&1 &
 	MF=$!

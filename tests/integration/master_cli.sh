@@ -262,7 +262,7 @@ b8:27:eb:03:00:01,rack3-01,pios-gz,pi3
 b8:27:eb:03:00:03,,pios-gz
 EOT
 nf enroll --from-csv "$T/fleet.csv" >"$T/out.log" 2>"$T/err.log" && has "enrolled 3 worker(s)" "$T/out.log" &&
-	nf ls | has "b8-27-eb-03-00-02  rack3-02" && [ -d "$R/tftp/b8-27-eb-03-00-03" ] &&
+	nf ls | has "b8:27:eb:03:00:02  rack3-02" && [ -d "$R/tftp/b8-27-eb-03-00-03" ] &&
 	pass "enroll --from-csv: a header, comments, quotes, spellings, an empty hostname" ||
 	fail "from-csv: $(cat "$T/out.log" "$T/err.log")"
 cat >"$T/bad.csv" <<'EOT'
@@ -284,7 +284,7 @@ nf enroll --from-csv "$T/bad.csv" >"$T/out.log" 2>"$T/err.log" || rc=$?
 	has "bad.csv:6: b8-27-eb-03-00-01 is already enrolled (image 'pios-gz'); use --force" "$T/err.log" &&
 	has "bad.csv:7: not CSV" "$T/err.log" && has "bad.csv:8: .* is not a Pi's MAC" "$T/err.log" &&
 	has "bad.csv:9: invalid model 'pi9'" "$T/err.log" && has "bad.csv: 8 problem(s); nothing was enrolled" "$T/err.log" &&
-	[ ! -e "$R/tftp/b8-27-eb-03-00-11" ] && ! nf ls | has "03-00-11" &&
+	[ ! -e "$R/tftp/b8-27-eb-03-00-11" ] && ! nf ls | has "03:00:11" &&
 	pass "enroll --from-csv: every bad line named with its number, nothing enrolled" ||
 	fail "bad csv: rc $rc $(cat "$T/err.log")"
 # A failure while enrolling (a TFTP dir netflash did not make) undoes the
@@ -295,7 +295,7 @@ rc=0
 nf enroll --from-csv "$T/late.csv" >"$T/out.log" 2>"$T/err.log" || rc=$?
 [ "$rc" != 0 ] && has "late.csv:3: b8-27-eb-03-00-23 could not be enrolled (above); releasing the workers this file enrolled before it" "$T/err.log" &&
 	[ ! -e "$R/tftp/b8-27-eb-03-00-21" ] && [ ! -e "$R/tftp/b8-27-eb-03-00-22" ] &&
-	! nf ls | grep "03-00-2[12]" | has enrolled &&
+	! nf ls | grep "03:00:2[12]" | has enrolled &&
 	pass "enroll --from-csv: a line that fails while enrolling releases those before it" ||
 	fail "late failure: rc $rc $(cat "$T/err.log"; ls "$R/tftp")"
 rmdir "$R/tftp/b8-27-eb-03-00-23"
@@ -312,7 +312,7 @@ printf 'b8:27:eb:03:00:31,rack3-31b,pios-gz\nb8:27:eb:03:00:32,,pios-gz\nb8:27:e
 rc=0
 nf enroll --force --from-csv "$T/force.csv" >"$T/out.log" 2>"$T/err.log" || rc=$?
 [ "$rc" = 1 ] && [ -d "$R/tftp/b8-27-eb-03-00-31" ] && [ ! -e "$R/tftp/b8-27-eb-03-00-32" ] &&
-	nf ls | grep "b8-27-eb-03-00-31" | has enrolled &&
+	nf ls | grep "b8:27:eb:03:00:31" | has enrolled &&
 	pass "enroll --force --from-csv: a late failure keeps the replaced worker enrolled" ||
 	fail "force rollback: rc $rc $(cat "$T/err.log"; nf ls | grep 03-00-3)"
 rmdir "$R/tftp/b8-27-eb-03-00-33"

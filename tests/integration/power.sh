@@ -53,8 +53,8 @@ b8-27-eb-00-02-02  exec $T/fail.sh
 B827EB000203       exec /bin/sh -c true
 EOF
 "$NF" --root "$MR" power ls >"$T/ls.out" &&
-	grep -q '^b8-27-eb-00-02-01  gpio  gpiochip7:17:active-low$' "$T/ls.out" &&
-	grep -q "^b8-27-eb-00-02-02  exec  $T/fail.sh\$" "$T/ls.out" &&
+	grep -q '^b8:27:eb:00:02:01  gpio  gpiochip7:17:active-low$' "$T/ls.out" &&
+	grep -q "^b8:27:eb:00:02:02  exec  $T/fail.sh\$" "$T/ls.out" &&
 	pass "power ls lists the map in canonical form" || fail "ls: $(cat "$T/ls.out")"
 expect_fail "gpio chip missing" "b8-27-eb-00-02-01: power cycle failed: no GPIO chip 'gpiochip7': no such chip" \
 	"$NF" --root "$MR" power cycle -t 1 b8:27:eb:00:02:01 && pass "a relay on a chip this host lacks: one-line error"
@@ -152,8 +152,8 @@ secs=$((SECONDS - t0))
 	pass "mass-flash power-cycled the silent Pi twice, then it asked for its job (NETFLASH_MAC, NETFLASH_OFF_SECONDS=5)" ||
 	fail "cycles: $(cat "$T/cycles" 2>&1); $(cat "$T/mf.out")"
 [ "$rc" = 1 ] && grep -q "2 Pi(s) in .*: 1 flashed, 1 failed, 0 not finished" "$T/mf.out" &&
-	grep -q "^$D .* flashed " "$T/mf.out" &&
-	grep -q "^b8-27-eb-00-01-02 .* failed .*did not ask for its job within 2 s; no power control for it" "$T/mf.out" &&
+	grep -q "^$P .* flashed " "$T/mf.out" &&
+	grep -q "^b8:27:eb:00:01:02 .* failed .*did not ask for its job within 2 s; no power control for it" "$T/mf.out" &&
 	pass "summary: the cycled Pi flashed, the one without power control failed with the reason (exit 1, ${secs} s)" ||
 	fail "mass-flash: exit $rc; $(cat "$T/mf.out")"
 cmp -s -n "$(stat -c %s "$img")" "$img" "$T/card.img" && [ ! -e "$MR/tftp/$D" ] &&

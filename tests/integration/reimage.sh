@@ -163,11 +163,20 @@ fi
 "$NF" --root "$MR" reimage "$M1" --image pios >"$T/r2.out" 2>&1 || fail "reimage MAC: $(cat "$T/r2.out")"
 cmd=$(grep -E "^  printf '%s.n' [0-9a-f]{32} \| netflash-agent reimage --master [0-9.:]+ --token-file -$" "$T/r2.out" | sed 's/^ *//' || true)
 [ -n "$cmd" ] && pass "reimage MAC prints the agent command (token piped in)" || fail "reimage MAC: $(cat "$T/r2.out")"
+has "$M1 keeps its hostname node7 (--hostname sets another)" "$T/r2.out" &&
+	"$NF" --root "$MR" ls | has "^$M1  node7 " &&
+	pass "reimage without --hostname keeps the worker's hostname" || fail "hostname: $(cat "$T/r2.out"; "$NF" --root "$MR" ls)"
 bash -c "${cmd/netflash-agent/$NFA} --mac $M1 --boot $T/boot --no-reboot" >"$T/a2.out" 2>&1 &&
 	pass "the printed command disables the card" || fail "agent: $(cat "$T/a2.out")"
 umount_boot
 loop_detach "$CARD"
 loop_attach CARD "$T/card"
-report "$M1" "$CARD" 2>"$T/w.log" && cmp -s -n "$(stat -c %s "$img")" "$img" "$CARD" &&
-	pass "the netbooted worker flashes the new image and is released" || fail "flash: $(cat "$T/w.log")"
+# The card is the image but for its boot partition, where the kept
+# hostname was provisioned (firstrun.sh).
+read -r p1_start p1_sectors < <(partx -g -n 1 -o START,SECTORS "$img")
+p1_off=$((p1_start * 512)) p1_end=$(((p1_start + p1_sectors) * 512))
+report "$M1" "$CARD" 2>"$T/w.log" && cmp -s -n "$p1_off" "$img" "$CARD" &&
+	cmp -s -i "$p1_end" -n $(($(stat -c %s "$img") - p1_end)) "$img" "$CARD" &&
+	MTOOLS_SKIP_CHECK=1 mtype -i "$CARD@@$p1_off" ::/firstrun.sh 2>/dev/null | grep -qx 'NEW_HOSTNAME=node7' &&
+	pass "the netbooted worker flashes the new image, with its kept hostname, and is released" || fail "flash: $(cat "$T/w.log")"
 finish

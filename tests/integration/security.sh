@@ -104,7 +104,7 @@ sleep 1
 touch "$T/reenrolled"
 wait "$w2pid"
 grep -q '^JOB ' "$T/w2.out" && grep -q 'ERR .*reason=stale-token' "$T/w2.out" && [ -d "$R/tftp/$D2" ] &&
-	"$NF" --root "$R" ls | grep "$D2" | has enrolled &&
+	"$NF" --root "$R" ls | grep "${D2//-/:}" | has enrolled &&
 	pass "DONE on a connection from before enroll --force: stale-token, the new enrollment stays" ||
 	fail "stale connection: $(cat "$T/w2.out")"
 

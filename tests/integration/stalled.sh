@@ -34,7 +34,7 @@ print(jid)
 EOF
 }
 age() { sqlite3 "$DB" "UPDATE jobs SET updated_at = updated_at - $2 WHERE id = $1"; }
-row() { "$NF" --root "$MR" status | grep "^$D"; }
+row() { "$NF" --root "$MR" status | grep "^$W"; }
 
 job=$(dead_worker)
 row | has " write .* 12.5 " && pass "a reporting worker shows its stage and rate" || fail "live: $(row)"

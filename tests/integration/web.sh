@@ -81,7 +81,7 @@ assert all(set(e) == {"at", "kind", "line"} for e in ev), ev' "$T/ev.json" &&
 	pass "status --json prints the API's worker objects, one a line" || fail "status --json differs from the API"
 "$NF" --root "$MR" status --json | grep "\"mac\":\"$D1\"" | has '"done":16777216,"total":16777216' &&
 	"$NF" --root "$MR" status --json | grep "\"mac\":\"$D2\"" | has '"model":"Raspberry Pi 4 Model B Rev 1.4","image"' &&
-	"$NF" --root "$MR" status | grep "^$D2" | has ' verify: <img src=x onerror=alert(1)><\.\.\.$' &&
+	"$NF" --root "$MR" status | grep "^$M2" | has ' verify: <img src=x onerror=alert(1)><\.\.\.$' &&
 	pass "status: a finished job is done of total, the model the worker reported, a long error ends in ..." ||
 	fail "status: $("$NF" --root "$MR" status; "$NF" --root "$MR" status --json)"
 
