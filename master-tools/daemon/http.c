@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <errno.h>
+#include <json-c/json.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -18,6 +19,7 @@
 #include "api.h"
 #include "fileutil.h"
 #include "http_guard.h"
+#include "http_session.h"
 #include "json.h"
 #include "master.h"
 #include "parse.h"
@@ -45,6 +47,7 @@ struct nf_http {
 	atomic_int connections;
 	atomic_int streams;       /* open /api/stream responses */
 	struct http_guard *guard; /* head deadlines, streams per address */
+	struct http_sessions *sessions; /* the page's logins (http_session.h) */
 	char hosts[HOSTS_MAX][HOST_MAX + 1]; /* what Host may say (host_allowed) */
 	size_t nhosts;
 };
@@ -71,14 +74,17 @@ static int body_open(struct body *b)
 	return b->f ? 0 : -ENOMEM;
 }
 
-static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *type, char *buf, size_t len,
-				enum MHD_ResponseMemoryMode mode)
+/* send_buf() with a Set-Cookie header (cookie NULL: none). */
+static enum MHD_Result send_buf_cookie(struct MHD_Connection *c, unsigned status, const char *type, char *buf,
+				       size_t len, enum MHD_ResponseMemoryMode mode, const char *cookie)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, buf, mode);
 	enum MHD_Result ret;
 
 	if (!r)
 		return MHD_NO;
+	if (cookie)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
 	MHD_add_response_header(r, "Content-Type", type);
 	MHD_add_response_header(r, "Cache-Control", "no-store");
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -88,6 +94,12 @@ static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *type, char *buf, size_t len,
+				enum MHD_ResponseMemoryMode mode)
+{
+	return send_buf_cookie(c, status, type, buf, len, mode, NULL);
 }
 
 static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *why)
@@ -124,9 +136,43 @@ static int bearer_is(struct MHD_Connection *c, const char *token)
 
 /* Reads: open without a reader token (loopback), else that token or the
  * admin token. */
+/* The role of the request's session cookie (http_session.h). */
+static enum http_role session_role(const struct nf_http *h, struct MHD_Connection *c)
+{
+	return http_session_role(h->sessions, MHD_lookup_connection_value(c, MHD_COOKIE_KIND, HTTP_SESSION_COOKIE));
+}
+
 static int authorized(const struct nf_http *h, struct MHD_Connection *c)
 {
-	return !h->token[0] || bearer_is(c, h->token) || bearer_is(c, h->admin_token);
+	return !h->token[0] || bearer_is(c, h->token) || bearer_is(c, h->admin_token) ||
+	       session_role(h, c) != HTTP_ROLE_NONE;
+}
+
+/* 1 if the request comes from this server's own page (a cookie alone would
+ * also ride on a request another site's page makes: CSRF): its Origin is
+ * http(s)://HOST with the request's own Host, or, without an Origin, the
+ * browser says same-origin (Sec-Fetch-Site) or its Referer is on HOST.
+ * Host itself is one of ours (host_allowed). */
+static int same_origin(struct MHD_Connection *c)
+{
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+	const char *ref = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_REFERER);
+	char want[HOST_MAX + 16];
+	size_t n;
+
+	if (!host || strlen(host) > HOST_MAX)
+		return 0;
+	if (origin)
+		return (snprintf(want, sizeof(want), "http://%s", host), strcasecmp(origin, want) == 0) ||
+		       (snprintf(want, sizeof(want), "https://%s", host), strcasecmp(origin, want) == 0);
+	if (site)
+		return strcmp(site, "same-origin") == 0;
+	if (!ref)
+		return 0;
+	n = (size_t)snprintf(want, sizeof(want), "http://%s/", host);
+	return strncasecmp(ref, want, n) == 0;
 }
 
 /* ---- Host: this server's own names only (DNS rebinding) ------------------ */
@@ -410,8 +456,74 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 	return send_body(c, &b, r, "application/json");
 }
 
-/* POST or DELETE under /api/: an action, with the admin token only. The
- * body (at most BODY_MAX bytes of JSON) arrives over several calls. */
+/* POST /api/session {"token": T}: a session of the role T is the token of
+ * (read or admin), its id in the cookie; DELETE: logout. A wrong token is
+ * answered after a second (one guess a second per connection). */
+static enum MHD_Result session_request(struct nf_http *h, struct MHD_Connection *c, const char *method,
+				       const char *body)
+{
+	static const char end[] = HTTP_SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0";
+	char id[HTTP_SESSION_ID_HEX + 1], cookie[HTTP_SESSION_ID_HEX + 128], *msg = NULL;
+	struct json_object *o = NULL, *v;
+	const char *tok = NULL;
+	enum http_role role = HTTP_ROLE_NONE;
+	size_t tl;
+	int n;
+
+	if (strcmp(method, "DELETE") == 0) {
+		http_session_end(h->sessions, MHD_lookup_connection_value(c, MHD_COOKIE_KIND, HTTP_SESSION_COOKIE));
+		return send_buf_cookie(c, MHD_HTTP_OK, "application/json", (char *)"{\"ok\":true}\n", 12,
+				       MHD_RESPMEM_PERSISTENT, end);
+	}
+	if ((o = json_tokener_parse(body)) && json_object_object_get_ex(o, "token", &v) &&
+	    json_object_is_type(v, json_type_string))
+		tok = json_object_get_string(v);
+	if (!tok) {
+		json_object_put(o);
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "log in with {\"token\": \"...\"}");
+	}
+	tl = strlen(tok);
+	if (h->admin_token[0] && tl == strlen(h->admin_token) && CRYPTO_memcmp(tok, h->admin_token, tl) == 0)
+		role = HTTP_ROLE_ADMIN;
+	else if (h->token[0] && tl == strlen(h->token) && CRYPTO_memcmp(tok, h->token, tl) == 0)
+		role = HTTP_ROLE_READ;
+	json_object_put(o);
+	if (role == HTTP_ROLE_NONE) {
+		sleep(1);
+		return send_error(c, MHD_HTTP_UNAUTHORIZED, "that is neither the read token (ROOT/state/http.token) "
+				  "nor the admin token (ROOT/state/admin.token)");
+	}
+	if (http_session_create(h->sessions, role, id) < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot make a session");
+	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d", HTTP_SESSION_COOKIE,
+		 id, HTTP_SESSION_TTL_S);
+	n = asprintf(&msg, "{\"ok\":true,\"role\":\"%s\",\"expires_in\":%d}\n",
+		     role == HTTP_ROLE_ADMIN ? "admin" : "read", HTTP_SESSION_TTL_S);
+	if (n < 0)
+		return MHD_NO;
+	return send_buf_cookie(c, MHD_HTTP_OK, "application/json", msg, (size_t)n, MHD_RESPMEM_MUST_FREE, cookie);
+}
+
+/* GET /api/session, open to all: what this browser may do, for the page. */
+static enum MHD_Result session_info(struct nf_http *h, struct MHD_Connection *c)
+{
+	enum http_role role = bearer_is(c, h->admin_token) ? HTTP_ROLE_ADMIN : session_role(h, c);
+	char *msg = NULL;
+	int n;
+
+	if (role == HTTP_ROLE_NONE && h->token[0] && bearer_is(c, h->token))
+		role = HTTP_ROLE_READ;
+	n = asprintf(&msg, "{\"role\":\"%s\",\"read\":%s,\"act\":%s}\n",
+		     role == HTTP_ROLE_ADMIN ? "admin" : role == HTTP_ROLE_READ ? "read" : "none",
+		     authorized(h, c) ? "true" : "false", role == HTTP_ROLE_ADMIN && h->actions ? "true" : "false");
+	if (n < 0)
+		return MHD_NO;
+	return send_buf(c, MHD_HTTP_OK, "application/json", msg, (size_t)n, MHD_RESPMEM_MUST_FREE);
+}
+
+/* POST or DELETE under /api/: an action, with the admin token or an admin
+ * session; or a login. The body (at most BODY_MAX bytes of JSON) arrives
+ * over several calls. */
 static enum MHD_Result action(struct nf_http *h, struct MHD_Connection *c, const char *url, const char *method,
 			      const char *upload_data, size_t *upload_size, void **con_cls)
 {
@@ -419,13 +531,29 @@ static enum MHD_Result action(struct nf_http *h, struct MHD_Connection *c, const
 	struct body b;
 	unsigned status;
 
+	int login = strcmp(url, "/api/session") == 0;
+
 	if (!u) {
-		/* Refused before any body is read. */
-		if (!h->actions || !h->admin_token[0])
+		/* Refused before any body is read. A login, and an action with a
+		 * session cookie, come from this server's own page only. */
+		if (login && !same_origin(c))
+			return send_error(c, MHD_HTTP_FORBIDDEN, "log in from this server's own page (its Origin)");
+		if (!login && (!h->actions || !h->admin_token[0]))
 			return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "actions are off in this netflashd");
-		if (!bearer_is(c, h->admin_token))
-			return send_error(c, MHD_HTTP_UNAUTHORIZED,
-					  "actions need Authorization: Bearer with the admin token (ROOT/state/admin.token)");
+		if (!login && !bearer_is(c, h->admin_token)) {
+			enum http_role role = session_role(h, c);
+
+			if (role == HTTP_ROLE_NONE)
+				return send_error(c, MHD_HTTP_UNAUTHORIZED,
+						  "actions need Authorization: Bearer with the admin token "
+						  "(ROOT/state/admin.token), or a login with it on the page");
+			if (role != HTTP_ROLE_ADMIN)
+				return send_error(c, MHD_HTTP_FORBIDDEN, "this session logged in with the read token; "
+						  "actions need a login with the admin token");
+			if (!same_origin(c))
+				return send_error(c, MHD_HTTP_FORBIDDEN,
+						  "an action with a session cookie must come from this server's own page (its Origin)");
+		}
 		if (!(u = calloc(1, sizeof(*u))))
 			return MHD_NO;
 		*con_cls = u;
@@ -444,6 +572,8 @@ static enum MHD_Result action(struct nf_http *h, struct MHD_Connection *c, const
 	u->body[u->len] = '\0';
 	if (memchr(u->body, '\0', u->len))
 		return send_error(c, MHD_HTTP_BAD_REQUEST, "the body holds a NUL byte");
+	if (login)
+		return session_request(h, c, method, u->body);
 	if (body_open(&b) < 0)
 		return MHD_NO;
 	status = nf_actions_handle(h->actions, method, url + 5, u->body, b.f);
@@ -500,12 +630,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return action(h, c, url, method, upload_data, upload_size, con_cls);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		return send_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, or POST and DELETE for the actions under /api/");
-	if (!authorized(h, c))
-		return send_error(c, MHD_HTTP_UNAUTHORIZED, "an Authorization: Bearer token is needed (ROOT/state/http.token)");
+	/* The page itself holds no data: it is what shows the login form. */
 	for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++)
 		if (strcmp(url, assets[i].path) == 0)
 			return send_buf(c, MHD_HTTP_OK, assets[i].type, (char *)assets[i].data, *assets[i].len,
 					MHD_RESPMEM_PERSISTENT);
+	if (strcmp(url, "/api/session") == 0)
+		return session_info(h, c);
+	if (!authorized(h, c))
+		return send_error(c, MHD_HTTP_UNAUTHORIZED, "log in on the page, or send Authorization: Bearer with "
+				  "the token in ROOT/state/http.token");
 	if (strncmp(url, "/api/", 5) == 0 || strcmp(url, "/metrics") == 0)
 		return api(h, c, url);
 	return send_error(c, MHD_HTTP_NOT_FOUND, "not found");
@@ -524,7 +658,8 @@ int nf_http_start(struct nf_http **out, const struct master *m, const struct soc
 	snprintf(h->admin_token, sizeof(h->admin_token), "%s", admin_token ? admin_token : "");
 	h->actions = actions;
 	collect_hosts(h, sa, names);
-	if (http_guard_new(&h->guard) < 0) {
+	if (http_guard_new(&h->guard) < 0 || http_sessions_new(&h->sessions) < 0) {
+		http_guard_free(h->guard);
 		snprintf(detail, cap, "cannot start the connection watchdog");
 		free(h);
 		return -EAGAIN;
@@ -543,6 +678,7 @@ int nf_http_start(struct nf_http **out, const struct master *m, const struct soc
 
 		snprintf(detail, cap, "cannot listen there: %s", strerror(e));
 		http_guard_free(h->guard);
+		http_sessions_free(h->sessions);
 		free(h);
 		return -e;
 	}
@@ -562,5 +698,6 @@ void nf_http_stop(struct nf_http *h)
 		return;
 	MHD_stop_daemon(h->mhd);
 	http_guard_free(h->guard);
+	http_sessions_free(h->sessions);
 	free(h);
 }

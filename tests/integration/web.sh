@@ -175,7 +175,7 @@ register_pid $!
 wait_for "$T/d2.log" "dashboard and API on" 5 || fail "the LAN dashboard did not start: $(cat "$T/d2.log")"
 tok=$(cat "$MR/state/http.token" 2>/dev/null)
 [ "$(stat -c %a "$MR/state/http.token")" = 600 ] && [ ${#tok} -ge 32 ] &&
-	[ "$(code "http://127.0.0.1:$HP2/api/workers")" = 401 ] && [ "$(code "http://127.0.0.1:$HP2/")" = 401 ] &&
+	[ "$(code "http://127.0.0.1:$HP2/api/workers")" = 401 ] && [ "$(code "http://127.0.0.1:$HP2/")" = 200 ] &&
 	[ "$(code -H "Authorization: Bearer ${tok}x" "http://127.0.0.1:$HP2/api/workers")" = 401 ] &&
 	[ "$(code -H "Authorization: Bearer $tok" "http://127.0.0.1:$HP2/api/workers")" = 200 ] &&
 	[ "$(code -X POST -H "Authorization: Bearer $tok" "http://127.0.0.1:$HP2/api/workers/$D1/release")" = 401 ] &&

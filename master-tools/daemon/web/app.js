@@ -196,13 +196,47 @@ function live() {
   };
 }
 
-window.addEventListener('hashchange', route);
-route();
-// The first picture comes from /api/workers at once; the live stream
-// (server-sent events, one list a second) follows a moment later.
-getJSON('/api/workers').then(renderFleet).catch(() => {});
-setTimeout(live, 3000);
-getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {});
-setInterval(() => getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {}), 10000);
-getJSON('/api/sessions').then(renderSessions).catch(() => {});
-setInterval(() => getJSON('/api/sessions').then(renderSessions).catch(() => {}), 2000);
+function start() {
+  window.addEventListener('hashchange', route);
+  route();
+  // The first picture comes from /api/workers at once; the live stream
+  // (server-sent events, one list a second) follows a moment later.
+  getJSON('/api/workers').then(renderFleet).catch(() => {});
+  setTimeout(live, 3000);
+  getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {});
+  setInterval(() => getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {}), 10000);
+  getJSON('/api/sessions').then(renderSessions).catch(() => {});
+  setInterval(() => getJSON('/api/sessions').then(renderSessions).catch(() => {}), 2000);
+}
+
+// A browser on the LAN logs in once with a token (docs/api.md "Logging
+// in"): netflashd answers with an HttpOnly session cookie, which every
+// later request carries; the token itself is never stored by the page.
+function showLogin() {
+  document.getElementById('login').hidden = false;
+  for (const id of ['fleet', 'worker', 'images']) document.getElementById(id).hidden = true;
+  document.getElementById('live').textContent = 'logged out';
+  document.getElementById('login-form').addEventListener('submit', async ev => {
+    ev.preventDefault();
+    const r = await fetch('/api/session', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ token: document.getElementById('login-token').value }) });
+    if (r.ok) { location.reload(); return; }
+    const e = await r.json().catch(() => ({}));
+    document.getElementById('login-error').textContent = e.error || ('login refused: ' + r.status);
+  });
+}
+
+getJSON('/api/session').then(s => {
+  if (!s.read) { showLogin(); return; }
+  if (s.role !== 'none') {
+    document.getElementById('who').textContent = 'logged in: ' + s.role;
+    const out = document.getElementById('logout');
+    out.hidden = false;
+    out.addEventListener('click', async ev => {
+      ev.preventDefault();
+      await fetch('/api/session', { method: 'DELETE' });
+      location.reload();
+    });
+  }
+  start();
+}).catch(start);
