@@ -48,7 +48,7 @@ static const char image_usage[] =
 "       bytes (a name ending in .xz, .zip ... must match them), and stores a\n"
 "       worker copy in zstd (16 MiB window: a worker decodes it several\n"
 "       times faster per core than xz). It stores a fast copy first (level\n"
-"       " NF_STR(NF_FAST_ZSTD_LEVEL) " on all cores: a 1 GiB Pi OS image is flashable in about the time\n"
+"       " NF_STR(NF_FAST_ZSTD_LEVEL) " on half the cores: a 1 GiB Pi OS image is flashable in about the time\n"
 "       xz takes to decode it), and netflashd then makes the level " NF_STR(WORKER_ZSTD_LEVEL) " copy in\n"
 "       the background (image finish) and swaps it in; --zstd-level 1..19\n"
 "       makes one copy at that level instead. Converting takes at most half of the\n"
@@ -567,6 +567,7 @@ static int image_add(struct master *m, const struct add_opts *a)
 		nf_err("image '%s' is already in the catalog (use --force to replace it)", a->name);
 		goto out;
 	}
+	nf_catalog_drop_stale(m);
 	if (classify(a->file, a->zstd_window, &sn, &convert, &window))
 		goto out;
 	if (!convert && !worker_format(a, &sn, window, &reencode))
@@ -678,7 +679,7 @@ struct ls_ctx {
 static int ls_row(const char *path, const struct nf_manifest *man, void *ctx)
 {
 	struct ls_ctx *c = ctx;
-	char sha[65], given[24], copy[96];
+	char sha[65], given[24], copy[400];
 
 	if (c->measure) {
 		if (man && (int)strlen(man->name) > c->name_w)
@@ -807,6 +808,11 @@ static int image_rm(struct master *m, const char *name, int force)
 	unlink(path);
 	man.file[0] = '\0'; /* and a fast copy left beside the final one */
 	drop_replaced(m, &man, &man);
+	/* A final copy a killed finisher renamed in but never named. */
+	snprintf(rel, sizeof(rel), "images/%s.img.zst", name);
+	master_path(m, path, sizeof(path), rel);
+	unlink(path);
+	nf_catalog_drop_stale(m);
 	snprintf(rel, sizeof(rel), "images/%s.bmap", name);
 	master_path(m, path, sizeof(path), rel);
 	unlink(path);

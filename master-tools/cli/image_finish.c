@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ struct fin {
 	const char *name;
 	struct nf_finish_rec rec;
 	time_t written;
+	int retry;              /* a failure of this master's (disk, memory): netflashd tries again later */
 };
 
 static void rec_save(struct fin *f, const char *state)
@@ -51,21 +53,33 @@ static int __attribute__((format(printf, 2, 3))) rec_fail(struct fin *f, const c
 	va_start(ap, fmt);
 	vsnprintf(f->rec.error, sizeof(f->rec.error), fmt, ap);
 	va_end(ap);
+	f->rec.retry = f->retry;
 	rec_save(f, "failed");
 	nf_err("cannot finish '%s': %s", f->name, f->rec.error);
 	return 1;
 }
 
-/* The scan's progress: the record, at most once a second. */
-static void on_progress(uint64_t in_done, uint64_t in_total, uint64_t out_done, void *ctx)
+/* The compressor's progress (image bytes it has compressed: libzstd
+ * takes input well ahead of its workers): the record, at most once a
+ * second. */
+static void on_compressed(uint64_t done, void *ctx)
 {
 	struct fin *f = ctx;
 
-	(void)in_done;
-	(void)in_total;
-	f->rec.done = out_done;
+	f->rec.done = done;
 	if (time(NULL) != f->written)
 		rec_save(f, "running");
+}
+
+/* The temp file a signal would otherwise leave (SIGTERM: netflashd stops). */
+static char temp_path[PATH_MAX];
+
+static void on_term(int sig)
+{
+	if (temp_path[0])
+		unlink(temp_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
 }
 
 /* images/NAME.fast.img.zst (or another file name) as a path. */
@@ -75,24 +89,6 @@ static int image_file(const struct master *m, const char *file, char *out, size_
 
 	snprintf(t.file, sizeof(t.file), "%s", file);
 	return master_image_path(m, &t, out, cap);
-}
-
-/* Temp files of finishers that were killed: images/.finish-NAME.PID. The
- * caller holds the finisher's run lock, so none of them is live. */
-static void drop_stale_temps(const struct master *m)
-{
-	char dir[PATH_MAX], path[PATH_MAX * 2];
-	struct dirent *de;
-	DIR *d;
-
-	if (master_path(m, dir, sizeof(dir), "images") < 0 || !(d = opendir(dir)))
-		return;
-	while ((de = readdir(d)))
-		if (strncmp(de->d_name, ".finish-", 8) == 0) {
-			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-			unlink(path);
-		}
-	closedir(d);
 }
 
 /* Makes the copy at man->finish_level into images/NAME.img.zst and swaps
@@ -120,25 +116,43 @@ static int make_final(struct master *m, struct fin *f, const struct nf_manifest 
 	image_file(m, man->file, src, sizeof(src));
 	snprintf(rel, sizeof(rel), "images/.finish-%s.%d", man->name, (int)getpid());
 	master_path(m, tmp, sizeof(tmp), rel);
+	snprintf(temp_path, sizeof(temp_path), "%s", tmp);
 	if ((r = nf_zwriter_open(&w, tmp, plan.level, plan.threads)) < 0) {
+		f->retry = 1;
 		rc = rec_fail(f, "cannot create %s: %s", tmp, strerror(-r));
 		goto out;
 	}
-	r = nf_scan_file_to(src, 1, 0, 0, nf_zwriter_write, w, on_progress, f, sc);
+	nf_zwriter_progress(w, on_compressed, f);
+	r = nf_scan_file_to(src, 1, 0, 0, nf_zwriter_write, w, NULL, NULL, sc);
 	if (r == 0) {
 		r = nf_zwriter_finish(w, &size);
 		w = NULL;
-		if (r < 0)
+		if (r < 0) {
 			snprintf(sc->detail, sizeof(sc->detail), "cannot write the copy: %s", strerror(-r));
+			sc->sink_failed = 1;
+		}
 	}
 	nf_zwriter_free(w);
+	if (r < 0 && sc->sink_failed) { /* this master's fault (a full disk): tried again later */
+		f->retry = 1;
+		rc = rec_fail(f, "%s", sc->detail);
+		goto out;
+	}
 	if (r < 0) {
-		rc = rec_fail(f, "%s %s", sc->sink_failed ? "" : "its fast copy does not decode:", sc->detail);
+		rc = rec_fail(f, "its fast copy does not decode: %s", sc->detail);
 		goto out;
 	}
 	if (sc->image_size != man->image_size || memcmp(sc->sha256, man->sha256, 32) != 0) {
 		rc = rec_fail(f, "its fast copy %s decodes to another image than its manifest says (%llu bytes): add "
 			      "the image again", man->file, (unsigned long long)sc->image_size);
+		goto out;
+	}
+	/* What was written is what goes in: the new copy, decoded again. */
+	if ((r = nf_scan_file(tmp, 0, 0, NULL, NULL, sc)) < 0 || sc->image_size != man->image_size ||
+	    memcmp(sc->sha256, man->sha256, 32) != 0) {
+		f->retry = 1;
+		rc = rec_fail(f, "the level %d copy does not decode to the image (%s); the fast copy stays", plan.level,
+			      r < 0 ? sc->detail : "another SHA-256");
 		goto out;
 	}
 	/* The swap: under the state lock, and only onto the version it was
@@ -152,7 +166,12 @@ static int make_final(struct master *m, struct fin *f, const struct nf_manifest 
 	    strcmp(now.file, man->file) != 0 || !now.finish_level) {
 		master_unlock(m);
 		printf("'%s' changed while its copy was made: discarding the copy\n", man->name);
-		rc = 0;
+		/* The record was this version's: the new one has its own, or none. */
+		struct nf_finish_rec cur;
+
+		if (nf_finish_rec_read(m, man->name, &cur) == 0 && strcmp(cur.sha256, f->rec.sha256) == 0)
+			nf_finish_rec_remove(m, man->name);
+		rc = 2;
 		goto out;
 	}
 	snprintf(now.file, sizeof(now.file), "%s.img.zst", man->name);
@@ -181,6 +200,7 @@ static int make_final(struct master *m, struct fin *f, const struct nf_manifest 
 out:
 	if (tmp[0])
 		unlink(tmp);
+	temp_path[0] = '\0';
 	free(sc);
 	return rc;
 }
@@ -219,7 +239,12 @@ static int retire_fast(struct master *m, struct fin *f, const char *name)
 	if (nf_manifest_read(mpath, &now) == 0 && strcmp(now.file, fast) != 0 && unlink(path) == 0)
 		printf("removed the fast copy %s\n", fast);
 	master_unlock(m);
-	rec_save(f, "done");
+	/* A record for the version in the catalog only (image rm, add --force
+	 * meanwhile: none, or the new version's own). */
+	char sha[65];
+
+	if (nf_manifest_read(mpath, &now) == 0 && (nf_format_hex(now.sha256, 32, sha), strcmp(sha, f->rec.sha256) == 0))
+		rec_save(f, "done");
 	return 0;
 }
 
@@ -244,17 +269,24 @@ int image_finish(struct master *m, const char *name, uint64_t max_memory)
 		return 0;
 	}
 	/* One finisher at a time: level 19 takes most of a Pi's memory. */
-	if ((r = master_run_lock(m, "image-finish", &holder)) < 0) {
-		nf_err("another image finish is running (PID %d); it takes the next image when done", (int)holder);
+	if ((r = master_run_lock(m, "image-finish", &holder)) == -EWOULDBLOCK) {
+		nf_err("another image finish is running (PID %d): run this again when it is done (netflashd starts "
+		       "the next one itself)", (int)holder);
 		return 1;
 	}
-	drop_stale_temps(m);
+	if (r < 0) {
+		nf_err("cannot take the finisher's lock in %s/state: %s%s", m->root, nf_strerror(r), cli_root_hint(r));
+		return 1;
+	}
+	signal(SIGTERM, on_term);
+	signal(SIGINT, on_term);
+	nf_catalog_drop_stale(m);
 	if (nf_finish_rec_read(m, name, &f.rec) < 0)
 		memset(&f.rec, 0, sizeof(f.rec));
 	f.rec.pid = (long)getpid();
 	f.rec.error[0] = '\0';
 	nf_format_hex(man.sha256, 32, f.rec.sha256);
 	if (man.finish_level && (r = make_final(m, &f, &man, max_memory)) != 0)
-		return r;
+		return r == 2 ? 0 : r;
 	return retire_fast(m, &f, name);
 }

@@ -142,7 +142,15 @@ struct nf_zwriter {
 	int fd;
 	uint8_t *out;
 	uint64_t written;
+	nf_zwriter_progress_fn progress;
+	void *pctx;
 };
+
+void nf_zwriter_progress(struct nf_zwriter *w, nf_zwriter_progress_fn fn, void *ctx)
+{
+	w->progress = fn;
+	w->pctx = ctx;
+}
 
 void nf_zwriter_free(struct nf_zwriter *w)
 {
@@ -205,6 +213,8 @@ static int zw_put(struct nf_zwriter *w, const uint8_t *p, size_t n)
 		if (out.pos && (r = nf_write_full(w->fd, w->out, out.pos)) < 0)
 			return r;
 		w->written += out.pos;
+		if (w->progress)
+			w->progress(ZSTD_getFrameProgression(w->z).consumed, w->pctx);
 		if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
 			return 0;
 	}

@@ -72,6 +72,13 @@ int nf_zwriter_open(struct nf_zwriter **w, const char *dst, int level, unsigned 
  * nf_range_sink_fn, scan.h). Returns 0, -ENOMEM or the write's -errno. */
 int nf_zwriter_write(void *w, const void *buf, size_t len);
 
+/* Progress: image bytes the compressor has consumed so far (with worker
+ * threads, libzstd takes input well ahead of what it has compressed). */
+typedef void (*nf_zwriter_progress_fn)(uint64_t compressed_in, void *ctx);
+
+/* Calls fn as w's compression goes on, also while the frame ends. */
+void nf_zwriter_progress(struct nf_zwriter *w, nf_zwriter_progress_fn fn, void *ctx);
+
 /* Ends the frame, fsyncs and closes dst, frees w; *size (may be NULL): the
  * bytes written. Returns 0 or -errno; dst is the caller's to remove on
  * failure. */

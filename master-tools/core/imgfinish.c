@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "imgfinish.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <json-c/json.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileutil.h"
@@ -49,6 +52,7 @@ int nf_finish_rec_write(const struct master *m, const char *name, const struct n
 	json_object_object_add(o, "updated", json_object_new_int64(r->updated));
 	json_object_object_add(o, "sha256", json_object_new_string(r->sha256));
 	json_object_object_add(o, "error", json_object_new_string(r->error));
+	json_object_object_add(o, "retry", json_object_new_boolean(r->retry));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	if (master_path(m, dir, sizeof(dir), "state/finish") < 0 || rec_path(m, name, path, sizeof(path)) < 0)
 		rc = -ENAMETOOLONG;
@@ -80,7 +84,7 @@ static void get_str(struct json_object *o, const char *key, char *out, size_t ca
 int nf_finish_rec_read(const struct master *m, const char *name, struct nf_finish_rec *r)
 {
 	char path[PATH_MAX], body[4096];
-	struct json_object *o;
+	struct json_object *o, *v;
 	ssize_t n;
 
 	memset(r, 0, sizeof(*r));
@@ -103,6 +107,7 @@ int nf_finish_rec_read(const struct master *m, const char *name, struct nf_finis
 	r->pid = (long)get_i64(o, "pid");
 	r->started = get_i64(o, "started");
 	r->updated = get_i64(o, "updated");
+	r->retry = json_object_object_get_ex(o, "retry", &v) && json_object_get_boolean(v);
 	json_object_put(o);
 	return 0;
 }
@@ -125,7 +130,7 @@ int nf_finish_pending(const struct master *m, const struct nf_manifest *man)
 	if (man->finish_level) {
 		nf_format_hex(man->sha256, 32, sha);
 		return !(nf_finish_rec_read(m, man->name, &rec) == 0 && strcmp(rec.state, "failed") == 0 &&
-			 strcmp(rec.sha256, sha) == 0);
+			 strcmp(rec.sha256, sha) == 0 && !(rec.retry && time(NULL) - rec.updated >= NF_FINISH_RETRY_S));
 	}
 	snprintf(rel, sizeof(rel), "images/%s", fast);
 	return strcmp(man->file, fast) != 0 && master_path(m, path, sizeof(path), rel) == 0 && access(path, F_OK) == 0;
@@ -173,7 +178,8 @@ void nf_finish_describe(const struct master *m, const struct nf_manifest *man, c
 		snprintf(out, cap, "%s, %d at %u%%", lv, man->finish_level,
 			 rec.total ? (unsigned)(rec.done * 100 / rec.total) : 0);
 	else if (strcmp(st, "failed") == 0)
-		snprintf(out, cap, "%s, %d failed: %s", lv, man->finish_level, rec.error);
+		snprintf(out, cap, "%s, %d failed: %s%s", lv, man->finish_level, rec.error,
+			 rec.retry ? " (netflashd tries again)" : "");
 	else
 		snprintf(out, cap, "%s, %d %s", lv, man->finish_level, st);
 }
@@ -198,4 +204,28 @@ void nf_finish_json(FILE *out, const struct master *m, const struct nf_manifest 
 		(unsigned long long)(rec.total ? rec.total : man->image_size),
 		json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
 	json_object_put(e);
+}
+
+void nf_catalog_drop_stale(const struct master *m)
+{
+	char dir[PATH_MAX], path[PATH_MAX * 2];
+	struct dirent *de;
+	DIR *d;
+
+	if (master_path(m, dir, sizeof(dir), "images") < 0 || !(d = opendir(dir)))
+		return;
+	while ((de = readdir(d))) {
+		const char *dot = strrchr(de->d_name, '.');
+		char *end;
+		long pid;
+
+		if (strncmp(de->d_name, ".add-", 5) != 0 && strncmp(de->d_name, ".finish-", 8) != 0)
+			continue;
+		pid = dot ? strtol(dot + 1, &end, 10) : 0;
+		if (pid <= 0 || *end || (kill((pid_t)pid, 0) < 0 && errno == ESRCH)) {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	}
+	closedir(d);
 }

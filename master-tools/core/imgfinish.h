@@ -29,7 +29,12 @@ struct nf_finish_rec {
 	int64_t started, updated; /* Unix seconds */
 	char sha256[65];        /* the image it is for (hex) */
 	char error[240];        /* "failed": why, one line */
+	int retry;              /* "failed" for this master's reason (a full
+				 * disk): netflashd tries again NF_FINISH_RETRY_S
+				 * after it */
 };
+
+#define NF_FINISH_RETRY_S 600
 
 /* The fast copy's file name in images/ for image name: "NAME.fast.img.zst"
  * (the final one is NAME.img.zst). Returns 0 or -ENAMETOOLONG. */
@@ -47,8 +52,13 @@ void nf_finish_rec_remove(const struct master *m, const char *name);
 
 /* What the catalog still owes for man: 1 if `image finish` has work (a
  * finish_level not yet reached and no failure recorded for this image's
- * SHA-256, or a fast copy left beside the final one), else 0. */
+ * SHA-256, unless a retryable one NF_FINISH_RETRY_S ago, or a fast copy
+ * left beside the final one), else 0. */
 int nf_finish_pending(const struct master *m, const struct nf_manifest *man);
+
+/* Removes what killed image adds and finishes left in ROOT/images: the
+ * temp files .add-NAME.PID and .finish-NAME.PID whose process is gone. */
+void nf_catalog_drop_stale(const struct master *m);
 
 /* What the catalog's copy of man is, for people: "19" (its zstd level),
  * "1, 19 at 43%", "1, 19 queued", "1, 19 failed: WHY", "19, retiring 1"

@@ -13,12 +13,13 @@ img=$(test_image 16)
 sha=$(sha256sum "$img" | cut -d' ' -f1)
 master_setup "$img.zst" base
 man() { sed -n "s/^$2=//p" "$MR/images/$1.manifest"; }
-ls_copy() { "$NF" --root "$MR" image ls | sed -n "s/^$1 .*[0-9a-f]\{16\}  //p"; }
+ls_copy_of() { "$NF" --root "$1" image ls | sed -n "s/^$2 .*[0-9a-f]\{16\}  //p"; }
+ls_copy() { ls_copy_of "$MR" "$1"; }
 
 # 1. add: the fast copy, flashable, the final one queued.
 "$NF" --root "$MR" image add "$img.mt.xz" --name pios >"$T/add.out" 2>&1
 [ "$(man pios file)" = pios.fast.img.zst ] && [ "$(man pios zstd_level)" = 1 ] && [ "$(man pios finish_level)" = 19 ] &&
-	zstd -lv "$MR/images/pios.fast.img.zst" 2>/dev/null | has 'Window Size: *16.00 MiB' &&
+	zstd -lv "$MR/images/pios.fast.img.zst" 2>/dev/null | has 'Window Size: *16\.0 MiB' &&
 	[ "$(zstd -dcq "$MR/images/pios.fast.img.zst" | sha256sum | cut -d' ' -f1)" = "$sha" ] &&
 	has "can be flashed now (zstd level 1).*level 19 copy in the background" "$T/add.out" &&
 	[ "$(ls_copy pios)" = "1, 19 queued" ] &&
@@ -58,7 +59,7 @@ done
 [ "$(man pios file)" = pios.img.zst ] && [ "$(man pios zstd_level)" = 19 ] && [ -z "$(man pios finish_level)" ] &&
 	[ ! -e "$MR/images/pios.fast.img.zst" ] && "$NF" --root "$MR" image check pios >/dev/null &&
 	[ "$(man pios compressed_size)" -lt "$(stat -c %s "$T/images.orig/pios.fast.img.zst")" ] &&
-	zstd -lv "$MR/images/pios.img.zst" 2>/dev/null | has 'Window Size: *16.00 MiB' &&
+	zstd -lv "$MR/images/pios.img.zst" 2>/dev/null | has 'Window Size: *16\.0 MiB' &&
 	[ "$(cat "$MR/state/finish/pios.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')" = done ] &&
 	[ "$(ls_copy pios)" = 19 ] && has "finished 'pios': zstd level 19" "$T/kill.out" &&
 	pass "image finish swaps in the level 19 copy ($(man pios compressed_size) bytes, fast $(stat -c %s "$T/images.orig/pios.fast.img.zst")) and removes the fast one" ||
@@ -76,6 +77,57 @@ rc=0; "$NF" --root "$MR" image finish bad >"$T/bad.out" 2>&1 || rc=$?
 	fail "bad: rc=$rc $(cat "$T/bad.out") $(ls_copy bad)"
 "$NF" --root "$MR" image rm bad >/dev/null
 "$NF" --root "$MR" image rm forced >/dev/null
+
+# 3b. The level 19 copy is decoded again before it goes in: bytes that
+# change on their way to the disk (corrupted here while the finisher waits
+# in the 3 s strace holds it right after the copy's fsync) keep the fast
+# copy.
+"$NF" --root "$MR" image add "$img.xz" --name rot >/dev/null 2>&1
+strace -f -y -o "$T/rot.st" -e trace=fsync -e inject=fsync:delay_exit=3000000 \
+	"$NF" --root "$MR" image finish rot >"$T/rot.out" 2>&1 &
+rotpid=$!
+register_pid "$rotpid"
+wait_until 120 grep -q 'fsync([0-9]*<[^>]*/\.finish-rot\.' "$T/rot.st"
+tmpf=$(ls "$MR"/images/.finish-rot.* 2>/dev/null | head -1 || true)
+[ -n "$tmpf" ] && printf 'GARBAGEGARBAGEGARBAGE' | dd of="$tmpf" bs=1 seek=$(( $(stat -c %s "$tmpf") / 2 )) conv=notrunc status=none
+rc=0; wait "$rotpid" || rc=$?
+[ -n "$tmpf" ] && [ "$rc" -ne 0 ] && [ "$(man rot file)" = rot.fast.img.zst ] && [ -f "$MR/images/rot.fast.img.zst" ] &&
+	has "the level 19 copy does not decode to the image" "$T/rot.out" && "$NF" --root "$MR" image check rot >/dev/null &&
+	ls_copy rot | has "failed: the level 19 copy does not decode.*(netflashd tries again)" &&
+	pass "a level 19 copy that does not decode to the image is never swapped in; the fast copy stays, retried later" ||
+	fail "rot: rc=$rc tmp=$tmpf $(cat "$T/rot.out") $(ls_copy rot)"
+# 3c. A full disk is this master's fault, said as such and retried later;
+# SIGTERM leaves no temp file; as nobody, the lock's error says why.
+mkdir -p "$T/small/images"
+MRS=$T/small
+"$NF" --root "$MRS" init --interface lo --server-ip 127.0.0.1 --subnet 127.0.0.0/8 >/dev/null
+"$NF" --root "$MRS" image add "$img.xz" --name full >/dev/null 2>&1
+fast=$(stat -c %s "$MRS/images/full.fast.img.zst")
+mkdir -p "$T/small/keep" && cp -a "$MRS/images/." "$T/small/keep/"
+mount -t tmpfs -o size=$((fast + 600 * 1024)) tmpfs "$MRS/images" && register_mount "$MRS/images"
+cp -a "$T/small/keep/." "$MRS/images/"
+rc=0; "$NF" --root "$MRS" image finish full >"$T/full.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] && has "cannot finish 'full': cannot write the copy: No space left on device" "$T/full.out" &&
+	! has "does not decode" "$T/full.out" && [ -z "$(ls -A "$MRS/images" | grep '^\.finish-')" ] &&
+	ls_copy_of "$MRS" full | has "(netflashd tries again)" &&
+	pass "a full disk: said as such, no temp file left, netflashd tries again later" ||
+	fail "full: $(cat "$T/full.out") $(ls -A "$MRS/images")"
+umount "$MRS/images"
+"$NF" --root "$MR" image add "$img.xz" --name term --force >/dev/null 2>&1
+"$NF" --root "$MR" image finish term >/dev/null 2>&1 &
+tpid=$!
+register_pid "$tpid"
+wait_until 30 sh -c "ls '$MR'/images/.finish-term.* >/dev/null 2>&1"
+kill -TERM "$tpid"; wait "$tpid" 2>/dev/null || true
+[ -z "$(ls -A "$MR/images" | grep '^\.finish-')" ] && [ "$(man term file)" = term.fast.img.zst ] &&
+	pass "image finish stopped by SIGTERM leaves no temp file, the fast copy in place" ||
+	fail "SIGTERM left: $(ls -A "$MR/images")"
+chmod 711 "$T" "$MR" 2>/dev/null || true
+setpriv --reuid=nobody --regid=nogroup --clear-groups "$NF" --root "$MR" image finish term >"$T/nobody.out" 2>&1 || true
+has "cannot take the finisher's lock in .*: Permission denied.*root" "$T/nobody.out" && ! has "another image finish" "$T/nobody.out" &&
+	pass "as nobody, image finish says it cannot take its lock, and why" || fail "nobody: $(cat "$T/nobody.out")"
+"$NF" --root "$MR" image rm rot >/dev/null
+"$NF" --root "$MR" image rm term >/dev/null
 
 # 4. netflashd runs the finisher; a worker that took the fast copy before
 # the swap finishes on it, a worker after it gets the level 19 copy.

@@ -178,7 +178,7 @@ add_ok "zstd (2 MiB window): stored as it is" "$img.zst" zstd ""
 	fail "origin_size: $(cat "$R/images/a$((adds - 5)).manifest"; "$NF" --root "$R" image ls)"
 copy_of() { echo "$R/images/$(sed -n 's/^file=//p' "$R/images/$1.manifest")"; }
 zstd -d -q -c "$(copy_of a$((adds - 4)))" | cmp -s - x.img && zstd -lv "$(copy_of a$((adds - 4)))" 2>/dev/null |
-	has "Window Size: *16.00 MiB" && pass "the worker copy decodes to the image, with a 16 MiB window" ||
+	has "Window Size: *16\.0 MiB" && pass "the worker copy decodes to the image, with a 16 MiB window" ||
 	fail "worker copy: $(zstd -lv "$(copy_of a$((adds - 4)))" 2>&1 | head)"
 # A window larger than a 512 MiB worker affords (64 MiB): re-encoded, or
 # refused with --keep-format.
