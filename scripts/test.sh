@@ -61,6 +61,10 @@ done
 if [ "${NETFLASH_ARM64_WALK:-}" = 1 ]; then
 	scripts/arm64-walk.sh build
 fi
+# A cloud-init image provisioned, flashed and booted twice in QEMU (minutes).
+if [ "${NETFLASH_CLOUDINIT_WALK:-}" = 1 ]; then
+	scripts/cloudinit-walk.sh build
+fi
 # The README's other command: the demo must keep working (it checks its own
 # outcome; its card, logs and output stay in build/demo/).
 scripts/demo.sh >build/demo.out 2>&1 || { tail -25 build/demo.out >&2; echo "test: the demo failed (build/demo.out)" >&2; exit 1; }
