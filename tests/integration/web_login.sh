@@ -7,8 +7,9 @@
 # origin, yields an HttpOnly, SameSite=Strict session cookie; the read
 # session reads and takes no action; the admin session acts only from the
 # page's own origin (a cookie alone rides on other sites' requests too), and
-# the action shows in history; logout ends the session. Then Chromium in
-# the laptop's namespace logs in through the form.
+# the worker is released; logout ends the session. Then Chromium in the
+# laptop's namespace logs in through the form, and as admin releases a
+# worker ticked in the fleet table (issue 30, item 3).
 source "$(dirname "$0")/../lib.sh"
 
 img=$(test_image 16)
@@ -69,10 +70,13 @@ login() { # TOKEN [HEADER]: logs in; the cookie jar is $T/jar
 "$NF" --root "$MR" enroll "$M1" --image pios --hostname rack2-01 >/dev/null
 WEB=$NETFLASH_SRC/tests/web
 if command -v node >/dev/null && [ -d "$WEB/node_modules/playwright-core" ] && [ -x /usr/bin/chromium ]; then
-	nsx laptop node "$WEB/login.mjs" "$U/" "$READ" "$D1" "$T/profile" >"$T/login.log" 2>&1 || true
+	nsx laptop node "$WEB/login.mjs" "$U/" "$READ" "$D1" "$T/profile" "$ADMIN" >"$T/login.log" 2>&1 || true
 	cat "$T/login.log"
-	! grep -q '^FAIL' "$T/login.log" && [ "$(grep -c '^PASS' "$T/login.log")" = 5 ] ||
+	! grep -q '^FAIL' "$T/login.log" && [ "$(grep -c '^PASS' "$T/login.log")" = 7 ] ||
 		fail "Chromium login: $(cat "$T/login.log")"
+	[ ! -d "$MR/tftp/$D1" ] && "$NF" --root "$MR" ls | grep "^$M1 " | has " released " &&
+		pass "the page's Release ran netflash release: the worker is released" ||
+		fail "after the page's release: $("$NF" --root "$MR" ls)"
 else
 	echo "web_login: no node, playwright-core or chromium: the browser part is skipped" >&2
 fi

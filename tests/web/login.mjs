@@ -4,10 +4,12 @@
 // token is refused on the page, the read token shows the fleet; the session
 // cookie is HttpOnly and SameSite=Strict; logging out shows the form again.
 // Driven by tests/integration/web_login.sh.
-//   node login.mjs URL READ_TOKEN MAC PROFILE_DIR
+// Then the admin token's session acts from the page: the worker ticked in
+// the fleet table is released with the Release button, after a confirm.
+//   node login.mjs URL READ_TOKEN MAC PROFILE_DIR ADMIN_TOKEN
 import { chromium } from 'playwright-core';
 
-const [url, token, mac, profile] = process.argv.slice(2);
+const [url, token, mac, profile, admin] = process.argv.slice(2);
 const say = (s) => process.stdout.write(s + '\n');
 const ctx = await chromium.launchPersistentContext(profile, {
   executablePath: '/usr/bin/chromium',
@@ -31,6 +33,7 @@ try {
   await page.locator(`#workers a[href="#w=${mac}"]`).waitFor({ timeout: 15000 });
   const who = await page.locator('#who').textContent();
   check(who === 'logged in: read', 'the read token shows the fleet, with its worker (' + who + ')');
+  check(await page.locator('#actions').isHidden(), 'the read session shows no actions');
   const cookies = await ctx.cookies();
   const c = cookies.find(x => x.name === 'nf_session');
   const visible = await page.evaluate(() => document.cookie);
@@ -39,6 +42,17 @@ try {
   await page.click('#logout');
   await page.locator('#login-form').waitFor({ state: 'visible', timeout: 15000 });
   check(true, 'logging out shows the login form again');
+  await page.fill('#login-token', admin);
+  await page.click('#login-form button');
+  await page.locator('#actions').waitFor({ state: 'visible', timeout: 15000 });
+  const confirms = [];
+  page.on('dialog', (d) => { confirms.push(d.message()); d.accept(); });
+  await page.locator(`input[aria-label="select ${mac}"]`).check();
+  await page.locator('#actions button[data-act="release"]').click();
+  await page.locator('#act-result .ok').waitFor({ timeout: 30000 });
+  const said = await page.locator('#act-result').textContent();
+  check(confirms.length === 1 && confirms[0].startsWith('release 1 worker(s): ' + mac) && said.includes('released'),
+    'the admin session releases the ticked worker from the page, after a confirm: ' + said);
 } catch (e) {
   say('FAIL: ' + e.message.split('\n')[0]);
   failed = true;

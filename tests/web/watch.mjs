@@ -26,7 +26,7 @@ try {
   page.on('load', () => loads++);
   page.on('dialog', (d) => { dialogs++; d.dismiss(); });
   await page.goto(url);
-  const state = (m) => page.locator('#workers tbody tr', { has: page.locator(`a[href="#w=${m}"]`) }).locator('td').nth(4);
+  const state = (m) => page.locator('#workers tbody tr', { has: page.locator(`a[href="#w=${m}"]`) }).locator('td').nth(5);
   await state(mac).locator('.state-enrolled').waitFor({ timeout: 20000 });
   say('SEEN enrolled');
   await state(mac).locator('.state-released').waitFor({ timeout: 90000 });

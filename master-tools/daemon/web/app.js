@@ -43,6 +43,10 @@ function macLink(mac) {
 }
 
 let releasedSeen = -1;
+// Actions (docs/api.md "Actions"): shown to an admin session only; the
+// MACs ticked in the fleet table, kept across its redraws.
+const selected = new Set();
+let canAct = false;
 let lastWorkers = [];
 
 // Multicast sessions (/api/sessions): members, how far their jobs are, and
@@ -89,9 +93,94 @@ function renderFleet(workers) {
   tb.replaceChildren();
   for (const w of workers) {
     const st = el('span', w.state, 'state-' + w.enrollment);
-    tb.appendChild(row([macLink(w.mac), w.hostname || '-', w.model || '-', w.image, st, w.stage ? bar(w.done, w.total) : '',
+    const box = el('input');
+    box.type = 'checkbox';
+    box.checked = selected.has(w.mac);
+    box.setAttribute('aria-label', 'select ' + w.mac);
+    box.addEventListener('change', () => { if (box.checked) selected.add(w.mac); else selected.delete(w.mac); showSelection(); });
+    tb.appendChild(row([box, macLink(w.mac), w.hostname || '-', w.model || '-', w.image, st, w.stage ? bar(w.done, w.total) : '',
       w.stage ? w.mbps.toFixed(1) : '-', eta(w.eta_s), w.attempts, w.last_error || '-']));
   }
+}
+
+function showSelection() {
+  for (const m of [...selected]) if (!lastWorkers.some(w => w.mac === m)) selected.delete(m);
+  document.getElementById('sel-count').textContent = selected.size + ' selected';
+}
+
+// One action on one worker: the answer of POST /api/workers/MAC/VERB
+// (netflashd runs the same netflash command as on the terminal).
+async function act(mac, verb, body) {
+  const r = await fetch('/api/workers/' + encodeURIComponent(mac) + '/' + verb, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body || {}) });
+  const j = await r.json().catch(() => ({}));
+  return { ok: r.ok, text: mac + ': ' + (r.ok ? (j.output || 'done').trim().split('\n').pop() : (j.error || j.output || r.status)) };
+}
+
+function say(lines) {
+  const out = document.getElementById('act-result');
+  out.replaceChildren();
+  for (const l of lines) out.appendChild(el('div', l.text, l.ok ? 'ok' : 'error'));
+}
+
+// verb on every MAC of macs, after the admin confirms; reimage asks for the image.
+async function actOn(macs, verb) {
+  if (!macs.length) { say([{ ok: false, text: 'select workers first' }]); return; }
+  let body = {};
+  if (verb === 'reimage') {
+    const image = prompt('Reimage ' + macs.length + ' worker(s) with which image?');
+    if (!image) return;
+    body = { image };
+  }
+  if (!confirm(verb + ' ' + macs.length + ' worker(s): ' + macs.join(', ') + '?')) return;
+  const lines = [];
+  for (const m of macs) lines.push(await act(m, verb, body));
+  say(lines);
+  getJSON('/api/workers').then(renderFleet).catch(() => {});
+}
+
+function setupActions() {
+  document.getElementById('actions').hidden = false;
+  document.getElementById('w-actions').hidden = false;
+  for (const b of document.querySelectorAll('#actions button[data-act]'))
+    b.addEventListener('click', () => actOn([...selected], b.dataset.act));
+  for (const b of document.querySelectorAll('#w-actions button[data-wact]'))
+    b.addEventListener('click', () => {
+      const m = /^#w=(.+)$/.exec(location.hash);
+      if (m) actOn([decodeURIComponent(m[1])], b.dataset.wact).then(route);
+    });
+  document.getElementById('sel-all').addEventListener('change', ev => {
+    for (const w of lastWorkers) if (ev.target.checked) selected.add(w.mac); else selected.delete(w.mac);
+    renderFleet(lastWorkers);
+    showSelection();
+  });
+  const form = document.getElementById('enroll-form');
+  document.getElementById('enroll-open').addEventListener('click', () => { form.hidden = !form.hidden; });
+  form.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    const v = id => document.getElementById(id).value.trim();
+    const body = { image: v('e-image') };
+    if (v('e-host')) body.hostname = v('e-host');
+    if (v('e-model')) body.model = v('e-model');
+    if (document.getElementById('e-mc').checked) body.multicast = true;
+    if (!confirm('enroll ' + v('e-mac') + ' with ' + body.image + '?')) return;
+    say([await act(v('e-mac'), 'enroll', body)]);
+    getJSON('/api/workers').then(renderFleet).catch(() => {});
+  });
+  document.getElementById('mf-start').addEventListener('click', async () => {
+    const image = prompt('Mass-flash: enroll every Pi that netboots with which image?');
+    if (!image || !confirm('start a mass-flash with ' + image + '?')) return;
+    const r = await fetch('/api/mass-flash', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ image }) });
+    const j = await r.json().catch(() => ({}));
+    say([{ ok: r.ok, text: 'mass-flash: ' + (r.ok ? 'started' : (j.error || r.status)) }]);
+  });
+  document.getElementById('mf-stop').addEventListener('click', async () => {
+    if (!confirm('stop the mass-flash?')) return;
+    const r = await fetch('/api/mass-flash', { method: 'DELETE' });
+    const j = await r.json().catch(() => ({}));
+    say([{ ok: r.ok, text: 'mass-flash: ' + (r.ok ? 'stopping' : (j.error || r.status)) }]);
+  });
 }
 
 function renderSpeeds(jobs) {
@@ -228,6 +317,8 @@ function showLogin() {
 
 getJSON('/api/session').then(s => {
   if (!s.read) { showLogin(); return; }
+  canAct = s.act;
+  if (canAct) setupActions();
   if (s.role !== 'none') {
     document.getElementById('who').textContent = 'logged in: ' + s.role;
     const out = document.getElementById('logout');
