@@ -34,6 +34,10 @@ try {
   await page.locator('#speeds rect').first().waitFor({ timeout: 15000 });
   const bar = await page.locator('#speeds rect title').first().textContent();
   check(bar.startsWith(mac + ' job '), 'its verified job joins the write-speed plot at once: ' + bar);
+  const labels = await page.locator('#speeds text.axis-label').allTextContents();
+  const ticks = await page.locator('#speeds text.tick').allTextContents();
+  check(labels[0] === 'MB/s' && /verified jobs, oldest left$/.test(labels[1]) && ticks.length === 3 && ticks[0] === '0',
+    'the plot has its axes: ' + labels.join(' / ') + ', ticks ' + ticks.join(' '));
   const hostile = page.locator('#workers tbody tr', { has: page.locator(`a[href="#w=${hostileMac}"]`) });
   const text = await hostile.locator('td').last().textContent();
   const imgs = await page.locator('#workers img').count();

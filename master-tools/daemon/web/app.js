@@ -21,13 +21,16 @@ function row(cells) {
 }
 
 function bar(done, total) {
+  const wrap = el('span', undefined, 'progress');
   const b = el('div', undefined, 'bar');
   const f = el('div');
-  const pct = total > 0 ? Math.min(100, Math.round(done * 100 / total)) : 0;
+  const pct = total > 0 ? Math.min(100, Math.floor(done * 100 / total)) : 0;
   f.style.width = pct + '%';
   b.appendChild(f);
   b.title = total > 0 ? pct + '%' : '';
-  return b;
+  wrap.appendChild(b);
+  wrap.appendChild(el('span', total > 0 ? ' ' + pct + '%' : '', 'pct'));
+  return wrap;
 }
 
 function eta(s) {
@@ -189,11 +192,33 @@ function renderSpeeds(jobs) {
   svg.replaceChildren();
   const done = jobs.filter(j => j.state === 'done' && j.mbps > 0).slice(0, 60).reverse();
   const max = Math.max(1, ...done.map(j => j.mbps));
-  const w = Math.min(720 / Math.max(done.length, 1), 60);
+  // The axes: MB/s on the left (0, half, the top), jobs oldest to newest.
+  const left = 44;
+  const text = (x, y, s, anchor, cls) => {
+    const t = document.createElementNS(ns, 'text');
+    t.setAttribute('x', String(x));
+    t.setAttribute('y', String(y));
+    t.setAttribute('text-anchor', anchor);
+    if (cls) t.setAttribute('class', cls);
+    t.textContent = s;
+    svg.appendChild(t);
+  };
+  const line = (x1, y1, x2, y2) => {
+    const l = document.createElementNS(ns, 'line');
+    for (const [k, v] of [['x1', x1], ['y1', y1], ['x2', x2], ['y2', y2]]) l.setAttribute(k, String(v));
+    l.setAttribute('class', 'axis');
+    svg.appendChild(l);
+  };
+  line(left, 150, 720, 150);
+  line(left, 20, left, 150);
+  for (const f of [0, 0.5, 1]) text(left - 4, 150 - f * 130 + 4, (max * f).toFixed(0), 'end', 'tick');
+  text(4, 12, 'MB/s', 'start', 'axis-label');
+  text(720, 12, done.length + ' verified jobs, oldest left', 'end', 'axis-label');
+  const w = Math.min((720 - left) / Math.max(done.length, 1), 60);
   done.forEach((j, i) => {
     const h = Math.round(j.mbps / max * 130);
     const r = document.createElementNS(ns, 'rect');
-    r.setAttribute('x', String(i * w + 1));
+    r.setAttribute('x', String(left + i * w + 1));
     r.setAttribute('y', String(150 - h));
     r.setAttribute('width', String(Math.max(w - 2, 1)));
     r.setAttribute('height', String(h));
@@ -203,7 +228,7 @@ function renderSpeeds(jobs) {
     svg.appendChild(r);
     if (w >= 28) {
       const v = document.createElementNS(ns, 'text');
-      v.setAttribute('x', String(i * w + w / 2));
+      v.setAttribute('x', String(left + i * w + w / 2));
       v.setAttribute('y', String(150 - h - 3));
       v.setAttribute('text-anchor', 'middle');
       v.textContent = j.mbps.toFixed(0);
