@@ -35,7 +35,7 @@ struct ctx {
 static void record(const struct hook_result *h, void *arg)
 {
 	struct ctx *c = arg;
-	char line[700];
+	char line[1400];
 
 	if (h->skipped[0])
 		snprintf(line, sizeof(line), "%s.d/%s: skipped: %s", c->event, h->name, h->skipped);

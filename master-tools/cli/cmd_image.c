@@ -54,7 +54,7 @@ static const char image_usage[] =
 "       makes one copy at that level instead. Converting takes at most half of the\n"
 "       machine's MemTotal (or --max-memory SIZE): as many threads as CPUs\n"
 "       that fit, and a lower level when even one thread at level 19 does\n"
-"       not (a 1 GiB Pi 3B+: level 19, 2 threads, about 370 MiB); a zstd file whose window a\n"
+"       not (a 1 GiB Pi 3B+: level 19, one worker thread, about 350 MiB); a zstd file whose window a\n"
 "       512 MiB worker affords is stored as it is. --keep-format stores raw,\n"
 "       gzip and xz as given too; zip, 7z, bzip2, lz4, lzip, lzma, .Z,\n"
 "       tar-wrapped (one member) and doubly compressed images, and gzip with\n"

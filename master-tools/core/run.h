@@ -29,7 +29,7 @@ struct run_capture {
 	int timed_out;     /* it ran past timeout_s and was killed */
 	double seconds;
 	size_t len;
-	char output[400];  /* the start of its stdout and stderr, as one printable line */
+	char output[1024]; /* the start of its stdout and stderr, as one printable line */
 };
 
 /* Runs argv[0] (a path: no PATH lookup, no shell) with env (NULL-terminated

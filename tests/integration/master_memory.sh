@@ -30,8 +30,8 @@ for b in 453 213; do
 		pass "--max-memory ${b}M: peak RSS ${rss} MiB; ${line#netflash: }" ||
 		fail "--max-memory ${b}M: peak RSS ${rss} MiB; $(cat "$T/add$b.err")"
 done
-has "level 19 with 2 thread(s)" "$T/add453.err" && has "level 19 with one thread" "$T/add213.err" &&
-	pass "a Pi 3B+'s budget gets 2 threads at level 19, a Pi Zero 2 W's one thread" ||
+has "level 19 with 1 thread(s)" "$T/add453.err" && has "level 19 with one thread" "$T/add213.err" &&
+	pass "a Pi 3B+'s budget gets level 19 with one worker thread (16 MiB window), a Pi Zero 2 W's none" ||
 	fail "plans: $(cat "$T/add453.err" "$T/add213.err")"
 rc=0; "$NF" --root "$T/r" image add "$img.xz" --name bad --max-memory 10M 2>"$T/bad.err" || rc=$?
 [ $rc = 2 ] && has "invalid --max-memory '10M': expected a size of at least 64M" "$T/bad.err" &&

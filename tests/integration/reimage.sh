@@ -160,6 +160,10 @@ fi
 # 4. reimage MAC: enrolls and prints the agent command; with it the card is
 # disabled (by the agent the .deb installed); then the worker netboots and
 # the flasher writes the image.
+# (The worker's enrollment had hostname node7; the armhf part above, when it
+# runs, enrolled it again without one: give it back, released.)
+"$NF" --root "$MR" enroll "$M1" --image pios --hostname node7 --force >/dev/null &&
+	"$NF" --root "$MR" release "$M1" >/dev/null
 "$NF" --root "$MR" reimage "$M1" --image pios >"$T/r2.out" 2>&1 || fail "reimage MAC: $(cat "$T/r2.out")"
 cmd=$(grep -E "^  printf '%s.n' [0-9a-f]{32} \| netflash-agent reimage --master [0-9.:]+ --token-file -$" "$T/r2.out" | sed 's/^ *//' || true)
 [ -n "$cmd" ] && pass "reimage MAC prints the agent command (token piped in)" || fail "reimage MAC: $(cat "$T/r2.out")"
