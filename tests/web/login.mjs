@@ -7,18 +7,11 @@
 // Then the admin token's session acts from the page: the worker ticked in
 // the fleet table is released with the Release button, after a confirm.
 //   node login.mjs URL READ_TOKEN MAC PROFILE_DIR ADMIN_TOKEN
-import { chromium } from 'playwright-core';
+import { checker, launch, say } from './browser.mjs';
 
 const [url, token, mac, profile, admin] = process.argv.slice(2);
-const say = (s) => process.stdout.write(s + '\n');
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
-let failed = false;
-const check = (ok, what) => { say((ok ? 'PASS: ' : 'FAIL: ') + what); if (!ok) failed = true; };
+const ctx = await launch(profile);
+const { check, fail, failed } = checker();
 try {
   const page = ctx.pages()[0] || await ctx.newPage();
   await page.goto(url);
@@ -54,9 +47,8 @@ try {
   check(confirms.length === 1 && confirms[0].startsWith('release 1 worker(s): ' + mac) && said.includes('released'),
     'the admin session releases the ticked worker from the page, after a confirm: ' + said);
 } catch (e) {
-  say('FAIL: ' + e.message.split('\n')[0]);
-  failed = true;
+  fail(e);
 } finally {
   await ctx.close();
 }
-process.exit(failed ? 1 : 0);
+process.exit(failed() ? 1 : 0);

@@ -1,14 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 // Saves a screenshot of a page (and optionally a worker's page) in Debian's
 // Chromium: node shot.mjs URL PNG PROFILE_DIR [WAIT_SELECTOR]
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 
 const [url, png, profile, sel] = process.argv.slice(2);
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1180, height: 560 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const ctx = await launch(profile, { width: 1180, height: 560 });
 const page = ctx.pages()[0] || await ctx.newPage();
 await page.goto(url);
 if (sel) await page.locator(sel).first().waitFor({ timeout: 30000 });

@@ -6,20 +6,11 @@
 // screenshot is saved. Driven by tests/integration/web_browser.sh, which
 // flashes the worker once this prints "SEEN enrolled".
 //   node watch.mjs URL MAC HOSTILE_MAC SCREENSHOT PROFILE_DIR
-import { chromium } from 'playwright-core';
+import { checker, launch, say } from './browser.mjs';
 
 const [url, mac, hostileMac, shot, profile] = process.argv.slice(2);
-const say = (s) => process.stdout.write(s + '\n');
-
-const ctx = await chromium.launchPersistentContext(profile, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  viewport: { width: 1280, height: 720 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
-let failed = false;
-const check = (ok, what) => { say((ok ? 'PASS: ' : 'FAIL: ') + what); if (!ok) failed = true; };
+const ctx = await launch(profile);
+const { check, fail, failed } = checker();
 try {
   const page = ctx.pages()[0] || await ctx.newPage();
   let loads = 0, dialogs = 0;
@@ -52,9 +43,8 @@ try {
   await page.screenshot({ path: shot, fullPage: true });
   say('SCREENSHOT ' + shot);
 } catch (e) {
-  say('FAIL: ' + e.message.split('\n')[0]);
-  failed = true;
+  fail(e);
 } finally {
   await ctx.close();
 }
-process.exit(failed ? 1 : 0);
+process.exit(failed() ? 1 : 0);
