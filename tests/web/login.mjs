@@ -23,7 +23,7 @@ try {
   check(true, 'a wrong token is refused on the page: ' + await page.locator('#login-error').textContent());
   await page.fill('#login-token', token);
   await page.click('#login-form button');
-  await page.locator(`#workers a[href="#w=${mac}"]`).waitFor({ timeout: 15000 });
+  await page.locator(`#grid .tile[data-mac="${mac}"]`).waitFor({ timeout: 15000 });
   const who = await page.locator('#who').textContent();
   check(who === 'logged in: read', 'the read token shows the fleet, with its worker (' + who + ')');
   check(await page.locator('#actions').isHidden(), 'the read session shows no actions');
@@ -40,6 +40,7 @@ try {
   await page.locator('#actions').waitFor({ state: 'visible', timeout: 15000 });
   const confirms = [];
   page.on('dialog', (d) => { confirms.push(d.message()); d.accept(); });
+  await page.click('#view-table');
   await page.locator(`input[aria-label="select ${mac}"]`).check();
   await page.locator('#actions button[data-act="release"]').click();
   await page.locator('#act-result .ok').waitFor({ timeout: 30000 });

@@ -92,9 +92,13 @@ function renderFleet(workers) {
   c.appendChild(el('span', workers.length + ' workers'));
   for (const k of Object.keys(counts).sort()) c.appendChild(el('span', k + ': ' + counts[k]));
   c.appendChild(el('span', 'writing at ' + mbps.toFixed(1) + ' MB/s in all'));
+  fillFilters(workers);
+  const shown = view(workers);
+  document.getElementById('shown').textContent = shown.length + ' of ' + workers.length + ' shown';
+  renderGrid(shown);
   const tb = document.querySelector('#workers tbody');
   tb.replaceChildren();
-  for (const w of workers) {
+  for (const w of shown) {
     const st = el('span', w.state, 'state-' + w.enrollment);
     const box = el('input');
     box.type = 'checkbox';
@@ -104,6 +108,102 @@ function renderFleet(workers) {
     tb.appendChild(row([box, macLink(w.mac), w.hostname || '-', w.model || '-', w.image, st, w.stage ? bar(w.done, w.total) : '',
       w.stage ? w.mbps.toFixed(1) : '-', eta(w.eta_s), w.attempts, w.last_error || '-']));
   }
+}
+
+// ---- rack grid, filters, sort (kept across the live redraws) ----------------
+const fstate = { view: 'grid' };
+
+// A worker's group: its hostname up to the last '-' ("rack1-07": "rack1").
+function groupOf(w) {
+  if (!w.hostname) return '(no hostname)';
+  const i = w.hostname.lastIndexOf('-');
+  return i > 0 ? w.hostname.slice(0, i) : w.hostname;
+}
+
+function pctOf(w) { return w.stage && w.total ? w.done / w.total : w.enrollment === 'released' ? 1 : 0; }
+
+// The workers the filters let through, in the chosen order.
+function view(workers) {
+  const v = id => document.getElementById(id).value;
+  const text = v('f-text').trim().toLowerCase();
+  const list = workers.filter(w => (!v('f-state') || w.state === v('f-state')) && (!v('f-image') || w.image === v('f-image')) &&
+    (!v('f-group') || groupOf(w) === v('f-group')) &&
+    (!text || [w.mac, w.mac.replace(/-/g, ':'), w.hostname, w.image, w.last_error].some(x => x && x.toLowerCase().includes(text))));
+  const key = v('f-sort');
+  const cmp = key === 'progress' ? (a, b) => pctOf(b) - pctOf(a)
+    : (a, b) => String(a[key] || '').localeCompare(String(b[key] || ''), undefined, { numeric: true }) || a.mac.localeCompare(b.mac);
+  return list.sort(cmp);
+}
+
+// Keeps each filter's choices to what the fleet has (and the chosen one).
+function fillFilters(workers) {
+  for (const [id, fn, all] of [['f-state', w => w.state, 'every state'], ['f-image', w => w.image, 'every image'],
+    ['f-group', groupOf, 'every group']]) {
+    const sel = document.getElementById(id);
+    const cur = sel.value;
+    const vals = [...new Set(workers.map(fn))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    if (cur && !vals.includes(cur)) vals.push(cur);
+    const want = [''].concat(vals).join('\n');
+    if (sel.dataset.vals === want) continue;
+    sel.dataset.vals = want;
+    sel.replaceChildren(el('option', all));
+    sel.firstChild.value = '';
+    for (const x of vals) sel.appendChild(el('option', x));
+    sel.value = cur;
+  }
+}
+
+// One tile a worker, coloured by state, grouped by rack (hostname prefix).
+function renderGrid(shown) {
+  const g = document.getElementById('grid');
+  g.replaceChildren();
+  const groups = new Map();
+  for (const w of shown) {
+    const k = groupOf(w);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(w);
+  }
+  for (const k of [...groups.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }))) {
+    const sec = el('div', undefined, 'rack');
+    const h = el('h3', k + ' (' + groups.get(k).length + ')');
+    if (canAct) {
+      const b = el('button', 'select');
+      b.title = 'select every worker of ' + k;
+      b.addEventListener('click', () => { for (const w of groups.get(k)) selected.add(w.mac); renderFleet(lastWorkers); showSelection(); });
+      h.appendChild(b);
+    }
+    sec.appendChild(h);
+    const tiles = el('div', undefined, 'tiles');
+    for (const w of groups.get(k)) {
+      const t = el('a', undefined, 'tile tile-' + (w.stage ? 'busy' : w.state) + (selected.has(w.mac) ? ' selected' : ''));
+      t.href = '#w=' + encodeURIComponent(w.mac);
+      t.title = w.mac + ' ' + (w.hostname || '') + ': ' + w.state + (w.last_error ? ' (' + w.last_error + ')' : '');
+      t.dataset.mac = w.mac;
+      t.appendChild(el('span', w.hostname || w.mac.slice(-8), 'name'));
+      t.appendChild(el('span', w.state, 'st'));
+      if (w.stage) t.appendChild(bar(w.done, w.total));
+      tiles.appendChild(t);
+    }
+    sec.appendChild(tiles);
+    g.appendChild(sec);
+  }
+}
+
+function setView(v) {
+  fstate.view = v;
+  document.getElementById('grid').hidden = v !== 'grid';
+  document.getElementById('workers').hidden = v !== 'table';
+  document.getElementById('view-grid').setAttribute('aria-pressed', String(v === 'grid'));
+  document.getElementById('view-table').setAttribute('aria-pressed', String(v === 'table'));
+}
+
+function setupFilters() {
+  document.getElementById('view-grid').addEventListener('click', () => setView('grid'));
+  document.getElementById('view-table').addEventListener('click', () => setView('table'));
+  for (const id of ['f-state', 'f-image', 'f-group', 'f-sort'])
+    document.getElementById(id).addEventListener('change', () => renderFleet(lastWorkers));
+  document.getElementById('f-text').addEventListener('input', () => renderFleet(lastWorkers));
+  setView('grid');
 }
 
 function showSelection() {
@@ -213,7 +313,7 @@ function renderSpeeds(jobs) {
   line(left, 20, left, 150);
   for (const f of [0, 0.5, 1]) text(left - 4, 150 - f * 130 + 4, (max * f).toFixed(0), 'end', 'tick');
   text(4, 12, 'MB/s', 'start', 'axis-label');
-  text(720, 12, done.length + ' verified jobs, oldest left', 'end', 'axis-label');
+  text(720, 12, done.length + ' verified job' + (done.length === 1 ? '' : 's') + ', oldest left', 'end', 'axis-label');
   const w = Math.min((720 - left) / Math.max(done.length, 1), 60);
   done.forEach((j, i) => {
     const h = Math.round(j.mbps / max * 130);
@@ -311,6 +411,7 @@ function live() {
 }
 
 function start() {
+  setupFilters();
   window.addEventListener('hashchange', route);
   route();
   // The first picture comes from /api/workers at once; the live stream
