@@ -92,7 +92,8 @@ void api_job_json(FILE *out, const struct job *j)
 		nf_json_str(rs, sizeof(rs), j->reason));
 }
 
-void api_image_json(FILE *out, const struct master *mr, const struct nf_manifest *m)
+/* api_image_json() without its closing brace. */
+static void image_members(FILE *out, const struct master *mr, const struct nf_manifest *m)
 {
 	char sha[65], n[200], f[200], o[80];
 
@@ -104,7 +105,27 @@ void api_image_json(FILE *out, const struct master *mr, const struct nf_manifest
 		m->blocks ? (double)m->zero_blocks / (double)m->blocks : 0.0, nf_json_str(o, sizeof(o), m->origin),
 		(unsigned long long)m->origin_size, m->disk ? "true" : "false");
 	nf_finish_json(out, mr, m);
+}
+
+void api_image_json(FILE *out, const struct master *mr, const struct nf_manifest *m)
+{
+	image_members(out, mr, m);
 	fputc('}', out);
+}
+
+struct users_ctx {
+	FILE *out;
+	const char *image;
+	unsigned n;
+};
+
+static int user_item(const struct enrollment *e, void *ctx)
+{
+	struct users_ctx *u = ctx;
+
+	if (e->state == NF_WORKER_ENROLLED && strcmp(e->image, u->image) == 0)
+		fprintf(u->out, "%s\"%s\"", u->n++ ? "," : "", e->mac);
+	return 0;
 }
 
 struct array_ctx {
@@ -166,12 +187,21 @@ int api_jobs_json(FILE *out, struct store *st, const char *mac, unsigned limit)
 static int image_item(const char *path, const struct nf_manifest *man, void *ctx)
 {
 	struct array_ctx *c = ctx;
+	struct users_ctx u = { .out = c->out, .image = man ? man->name : "" };
 
 	(void)path;
 	if (!man)
 		return 0;
 	sep(c);
-	api_image_json(c->out, c->m, man);
+	/* The object with "users": the MACs enrolled with it (what image rm
+	 * waits for), when the state database can be read. */
+	image_members(c->out, c->m, man);
+	if (c->st) {
+		fputs(",\"users\":[", c->out);
+		store_each(c->st, user_item, &u);
+		fputc(']', c->out);
+	}
+	fputc('}', c->out);
 	return 0;
 }
 
@@ -180,9 +210,12 @@ int api_images_json(FILE *out, const struct master *m)
 	struct array_ctx c = { .out = out, .m = m };
 	int r;
 
+	if (master_open_store(m, &c.st) < 0)
+		c.st = NULL;
 	fputc('[', out);
 	r = master_each_manifest(m, image_item, &c);
 	fputc(']', out);
+	store_close(c.st);
 	return r < 0 ? -EIO : 0;
 }
 

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,10 @@ struct nf_actions {
 	time_t mf_started;
 	int mf_stops;           /* SIGINTs sent */
 	int mf_exit;            /* the last one's exit status; -1: none yet */
+	/* the image add this daemon started (POST /api/images) */
+	pid_t ia_pid;
+	char ia_name[ARG_MAX_LEN];
+	int ia_exit;            /* -1: none yet */
 };
 
 struct nf_actions *nf_actions_new(const struct master *m, const char *netflash_bin)
@@ -44,6 +49,7 @@ struct nf_actions *nf_actions_new(const struct master *m, const char *netflash_b
 	snprintf(a->bin, sizeof(a->bin), "%s", netflash_bin);
 	pthread_mutex_init(&a->lock, NULL);
 	a->mf_exit = -1;
+	a->ia_exit = -1;
 	return a;
 }
 
@@ -215,6 +221,10 @@ static void reap_locked(struct nf_actions *a)
 		a->mf_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 		a->mf_pid = 0;
 	}
+	if (a->ia_pid > 0 && waitpid(a->ia_pid, &status, WNOHANG) == a->ia_pid) {
+		a->ia_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		a->ia_pid = 0;
+	}
 }
 
 void nf_actions_reap(struct nf_actions *a)
@@ -252,13 +262,29 @@ static void add_multicast(struct args *args, struct settings *s)
 			args_add(args, keys[i][1], setting(s, keys[i][0]));
 }
 
+/* Starts args in the background, its output appended to ROOT/logname.
+ * Returns its PID or -1. */
+static pid_t spawn_logged(struct nf_actions *a, struct args *args, const char *logname)
+{
+	char logp[PATH_MAX];
+	pid_t pid;
+	int fd;
+
+	if (master_path(a->m, logp, sizeof(logp), logname) < 0 ||
+	    (fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640)) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0)
+		master_child_exec(args->v, environ, fd, fd);
+	close(fd);
+	return pid < 0 ? -1 : pid;
+}
+
 static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
 {
 	const char *image = setting(s, "image"), *limit = setting(s, "limit"), *pattern = setting(s, "hostname_pattern");
-	char logp[PATH_MAX];
 	struct args args;
 	pid_t pid;
-	int fd;
 
 	if (!image) {
 		answer_error(out, "mass-flash needs {\"image\": NAME}");
@@ -276,21 +302,8 @@ static unsigned mf_start(struct nf_actions *a, struct settings *s, FILE *out)
 	if (pattern)
 		args_add(&args, "--hostname-pattern", pattern);
 	add_multicast(&args, s);
-	if (master_path(a->m, logp, sizeof(logp), "log/mass-flash.log") < 0) {
-		answer_error(out, "the log path is too long");
-		return 500;
-	}
-	fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		answer_error(out, "cannot open log/mass-flash.log");
-		return 500;
-	}
-	pid = fork();
-	if (pid == 0)
-		master_child_exec(args.v, environ, fd, fd);
-	close(fd);
-	if (pid < 0) {
-		answer_error(out, "cannot start mass-flash");
+	if ((pid = spawn_logged(a, &args, "log/mass-flash.log")) < 0) {
+		answer_error(out, "cannot start mass-flash (log/mass-flash.log)");
 		return 500;
 	}
 	a->mf_pid = pid;
@@ -323,6 +336,97 @@ static unsigned mf_stop(struct nf_actions *a, FILE *out)
 	a->mf_stops++;
 	mf_status(a, out);
 	return 200;
+}
+
+/* ---- the catalog: image add in the background, image rm ----------------- */
+
+/* The last bytes of path (at most cap - 1, NUL-terminated). Returns their
+ * count or -1. */
+static ssize_t read_tail(const char *path, char *buf, size_t cap)
+{
+	struct stat st;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0 || (n = pread(fd, buf, cap - 1, st.st_size > (off_t)(cap - 1) ?
+					     st.st_size - (off_t)(cap - 1) : 0)) < 0) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	buf[n] = '\0';
+	return n;
+}
+
+/* {"running", "name", "last_exit", "last_line"}: the add this daemon runs or
+ * ran, and the last line of log/image-add.log (its progress, or why not). */
+static void ia_status(struct nf_actions *a, FILE *out)
+{
+	char logp[PATH_MAX], buf[4096], q[ARG_MAX_LEN * 6 + 8], l[600 * 6 + 8];
+	const char *last = "";
+	ssize_t n = master_path(a->m, logp, sizeof(logp), "log/image-add.log") < 0 ? -1 : read_tail(logp, buf, sizeof(buf));
+
+	if (n > 0) {
+		while (n > 0 && buf[n - 1] == '\n')
+			buf[--n] = '\0';
+		last = strrchr(buf, '\n') ? strrchr(buf, '\n') + 1 : buf;
+	}
+	fprintf(out, "{\"running\":%s,\"name\":%s,\"last_exit\":%d,\"last_line\":%s,\"log\":\"log/image-add.log\"}\n",
+		a->ia_pid > 0 ? "true" : "false", nf_json_str(q, sizeof(q), a->ia_name), a->ia_exit,
+		nf_json_str(l, sizeof(l), last));
+}
+
+/* POST /api/images {"path": FILE on the master, "name": NAME}: netflash image
+ * add in the background (one at a time); DELETE /api/images/NAME: image rm. */
+static unsigned images_action(struct nf_actions *a, const char *method, const char *path, struct settings *s,
+			      FILE *out)
+{
+	struct args args;
+	pid_t pid;
+
+	args_init(&args, a);
+	if (strcmp(method, "DELETE") == 0 && strncmp(path, "images/", 7) == 0 && path[7]) {
+		args_add(&args, "image", NULL);
+		args_add(&args, "rm", NULL);
+		args_add(&args, NULL, path + 7);
+		return run_cli(&args, out);
+	}
+	if (strcmp(method, "POST") != 0 || strcmp(path, "images") != 0) {
+		answer_error(out, "POST /api/images {\"path\", \"name\"}, or DELETE /api/images/NAME");
+		return 404;
+	}
+	if (!setting(s, "path")) {
+		answer_error(out, "image add needs {\"path\": FILE on the master}");
+		return 400;
+	}
+	if (a->ia_pid > 0) {
+		answer_error(out, "an image add is running already (GET /api/image-add says how far)");
+		return 409;
+	}
+	args_add(&args, "image", NULL);
+	args_add(&args, "add", NULL);
+	if (setting(s, "name"))
+		args_add(&args, "--name", setting(s, "name"));
+	args_add(&args, "--", NULL);
+	args_add(&args, NULL, setting(s, "path"));
+	if ((pid = spawn_logged(a, &args, "log/image-add.log")) < 0) {
+		answer_error(out, "cannot start image add (log/image-add.log)");
+		return 500;
+	}
+	a->ia_pid = pid;
+	snprintf(a->ia_name, sizeof(a->ia_name), "%s", setting(s, "name") ? setting(s, "name") : setting(s, "path"));
+	ia_status(a, out);
+	return 202;
+}
+
+void nf_actions_image_add_status(struct nf_actions *a, FILE *out)
+{
+	pthread_mutex_lock(&a->lock);
+	reap_locked(a);
+	ia_status(a, out);
+	pthread_mutex_unlock(&a->lock);
 }
 
 /* ---- routes --------------------------------------------------------------- */
@@ -442,6 +546,20 @@ unsigned nf_actions_handle(struct nf_actions *a, const char *method, const char 
 			mf_status(a, out);
 			status = 200;
 		}
+		pthread_mutex_unlock(&a->lock);
+		json_object_put(s.obj);
+		return status;
+	}
+	if (strcmp(path, "images") == 0 || strncmp(path, "images/", 7) == 0) {
+		static const char *const ia_keys[] = { "path:s", "name:s", NULL };
+
+		if (body[0] && settings_parse(&s, body, ia_keys) < 0) {
+			answer_error(out, s.why);
+			return 400;
+		}
+		pthread_mutex_lock(&a->lock);
+		reap_locked(a);
+		status = images_action(a, method, path, &s, out);
 		pthread_mutex_unlock(&a->lock);
 		json_object_put(s.obj);
 		return status;

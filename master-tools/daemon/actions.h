@@ -28,6 +28,10 @@ void nf_actions_free(struct nf_actions *a);
 unsigned nf_actions_handle(struct nf_actions *a, const char *method, const char *path, const char *body,
 			   FILE *out);
 
+/* GET /api/image-add: {"running", "name", "last_exit", "last_line", "log"}
+ * of the image add POST /api/images started. */
+void nf_actions_image_add_status(struct nf_actions *a, FILE *out);
+
 /* Reaps a mass-flash that ended (call now and then). */
 void nf_actions_reap(struct nf_actions *a);
 

@@ -384,6 +384,15 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 		free(text);
 		return send_buf(c, MHD_HTTP_OK, "application/json", "[]", 2, MHD_RESPMEM_PERSISTENT);
 	}
+	if (strcmp(url, "/api/image-add") == 0) {
+		if (!h->actions) {
+			fclose(b.f);
+			free(b.buf);
+			return send_error(c, MHD_HTTP_NOT_FOUND, "actions are off in this netflashd");
+		}
+		nf_actions_image_add_status(h->actions, b.f);
+		return send_body(c, &b, 0, "application/json");
+	}
 	if (strcmp(url, "/api/images") == 0) {
 		if ((r = api_images_json(b.f, h->m)) >= 0)
 			fputc('\n', b.f);

@@ -77,6 +77,14 @@ if command -v node >/dev/null && [ -d "$WEB/node_modules/playwright-core" ] && [
 	[ ! -d "$MR/tftp/$D1" ] && "$NF" --root "$MR" ls | grep "^$M1 " | has " released " &&
 		pass "the page's Release ran netflash release: the worker is released" ||
 		fail "after the page's release: $("$NF" --root "$MR" ls)"
+	# Image management: add from a path on the master, remove when unused.
+	M2=b8:27:eb:00:30:02 D2=b8-27-eb-00-30-02
+	"$NF" --root "$MR" enroll "$M2" --image pios >/dev/null
+	nsx laptop node "$WEB/images.mjs" "$U/" "$ADMIN" "$img.xz" pios "$D2" "$T/profile2" >"$T/images.log" 2>&1 || true
+	cat "$T/images.log"
+	! grep -q '^FAIL' "$T/images.log" && [ "$(grep -c '^PASS' "$T/images.log")" = 3 ] &&
+		! "$NF" --root "$MR" image ls | has "^added1 " && has "can be flashed now" "$MR/log/image-add.log" ||
+		fail "images in the page: $(cat "$T/images.log") $(tail -3 "$MR/log/image-add.log" 2>/dev/null)"
 else
 	echo "web_login: no node, playwright-core or chromium: the browser part is skipped" >&2
 fi

@@ -377,9 +377,54 @@ function copyState(i) {
 
 async function showImages() {
   const tb = document.querySelector('#catalog tbody');
+  const images = await getJSON('/api/images');
   tb.replaceChildren();
-  for (const i of await getJSON('/api/images'))
-    tb.appendChild(row([i.name, i.format, i.stored_bytes, i.image_bytes, i.origin || '-', Math.round(i.zero_share * 100) + '%', i.sha256.slice(0, 16), copyState(i)]));
+  for (const i of images) {
+    const users = i.users || [];
+    let rm = '';
+    if (canAct) {
+      rm = el('button', 'Remove');
+      rm.disabled = users.length > 0;
+      rm.title = users.length ? 'in use by ' + users.length + ' enrolled worker(s)' : 'remove ' + i.name + ' from the catalog';
+      rm.dataset.image = i.name;
+      rm.addEventListener('click', async () => {
+        if (!confirm('remove image ' + i.name + ' from the catalog?')) return;
+        const r = await fetch('/api/images/' + encodeURIComponent(i.name), { method: 'DELETE' });
+        const j = await r.json().catch(() => ({}));
+        document.getElementById('ia-status').textContent = r.ok ? 'removed ' + i.name : (j.output || j.error || r.status);
+        showImages().catch(() => {});
+      });
+    }
+    tb.appendChild(row([i.name, i.format, i.stored_bytes, i.image_bytes, i.origin || '-', Math.round(i.zero_share * 100) + '%',
+      i.sha256.slice(0, 16), copyState(i), users.length ? users.length + ': ' + users.slice(0, 3).join(', ') + (users.length > 3 ? ', …' : '') : '-', rm]));
+  }
+}
+
+// Adding an image from a path on the master: netflashd runs netflash image
+// add in the background; its progress is the last line of its log.
+function setupImageAdd() {
+  const form = document.getElementById('image-add');
+  const status = document.getElementById('ia-status');
+  form.hidden = false;
+  form.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    const body = { path: document.getElementById('ia-path').value.trim() };
+    const name = document.getElementById('ia-name').value.trim();
+    if (name) body.name = name;
+    const r = await fetch('/api/images', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    const j = await r.json().catch(() => ({}));
+    if (!r.ok) { status.textContent = j.error || String(r.status); return; }
+    const poll = setInterval(async () => {
+      const st = await getJSON('/api/image-add').catch(() => null);
+      if (!st) return;
+      status.textContent = st.last_line;
+      if (!st.running) {
+        clearInterval(poll);
+        status.textContent = (st.last_exit === 0 ? 'added: ' : 'image add failed: ') + st.last_line;
+        showImages().catch(() => {});
+      }
+    }, 1000);
+  });
 }
 
 function route() {
@@ -444,7 +489,7 @@ function showLogin() {
 getJSON('/api/session').then(s => {
   if (!s.read) { showLogin(); return; }
   canAct = s.act;
-  if (canAct) setupActions();
+  if (canAct) { setupActions(); setupImageAdd(); }
   if (s.role !== 'none') {
     document.getElementById('who').textContent = 'logged in: ' + s.role;
     const out = document.getElementById('logout');
