@@ -39,7 +39,8 @@ try {
   const mc = page.locator('#mc tbody tr').first();
   await mc.waitFor({ timeout: 15000 });
   const cells = await mc.locator('td').allTextContents();
-  check(cells[1] === 'pios' && cells[2] === 'gathering' && cells[3] === '9000' && cells[4] === '1 (0 done, 0 failed, 1 running)',
+  check(cells[1] === 'pios' && cells[2] === 'gathering' && cells[3] === '9000' && cells[4] === '1 (0 done, 0 failed, 1 running)' &&
+    cells[6] === '-' && cells.length === 8,
     'the gathering multicast session shows with its member: ' + cells.join(' | '));
   await page.screenshot({ path: shot, fullPage: true });
   say('SCREENSHOT ' + shot);

@@ -62,15 +62,17 @@ function renderSessions(sessions) {
   const byMac = new Map(lastWorkers.map(w => [w.mac, w]));
   for (const s of sessions.slice().reverse()) {
     const n = k => s.members.filter(m => m.state === k).length;
-    let done = 0, total = 0;
+    let done = 0, total = 0, rate = 0, rated = 0;
     for (const m of s.members) {
       const w = byMac.get(m.mac);
       if (m.state === 'running' && w && w.job === m.job && w.total) { done += w.done; total += w.total; }
+      // One stream feeds them all: the session's rate is its slowest member's.
+      if (m.state === 'running' && w && w.job === m.job && w.stage && w.mbps > 0) { rate = rated++ ? Math.min(rate, w.mbps) : w.mbps; }
     }
     const left = s.members.filter(m => m.state === 'failed').map(m => m.mac + ': ' + m.reason).join('; ');
     tb.appendChild(row([s.id, s.image, s.state + (s.end ? ' (' + s.end + ')' : ''), s.portbase,
       s.members.length + ' (' + n('done') + ' done, ' + n('failed') + ' failed, ' + n('running') + ' running)',
-      total ? bar(done, total) : '-', left || '-']));
+      total ? bar(done, total) : '-', rated ? rate.toFixed(1) + ' MB/s' : '-', left || '-']));
   }
 }
 
