@@ -138,6 +138,8 @@ static const struct {
 	enum nf_event_kind kind;
 	unsigned limit;
 } sections[] = {
+	{ "enrolled (enroll, reimage, mass-flash, the API and the page; last 5)", NF_EVENT_ENROLL, 5 },
+	{ "released (release, a verified job; last 5)", NF_EVENT_RELEASE, 5 },
 	{ "contested (a second host claimed its job: docs/security.md; last 10)", NF_EVENT_CONTEST, 10 },
 	{ "board (as the worker reported it at each job's start, last 3)", NF_EVENT_BOARD, 3 },
 	{ "provisioning (written to the boot partition at flash time, last 5)", NF_EVENT_PROVISION, 5 },

@@ -43,6 +43,17 @@ row | has " stalled .*  *- *- " && curl -sf "http://127.0.0.1:$HPORT/api/workers
 	curl -sf "http://127.0.0.1:$HPORT/metrics" | has "^netflash_jobs_stalled 1$" &&
 	pass "silent for a minute: stalled in status, the API (no stage, 0 MB/s) and /metrics" ||
 	fail "stalled: $(row) $(curl -s "http://127.0.0.1:$HPORT/api/workers")"
+# The page in Chromium: the worker's tile in the rack grid says stalled.
+chrome=$(command -v chromium || true)
+tile() { # the class of the worker's tile on the page
+	[ -n "$chrome" ] || { echo skipped; return; }
+	timeout 60 "$chrome" --headless=new --no-sandbox --disable-gpu --user-data-dir="$T/chrome" \
+		--virtual-time-budget=2500 --dump-dom "http://127.0.0.1:$HPORT/" 2>/dev/null |
+		grep -o "class=\"tile [^\"]*\"[^>]*data-mac=\"$D\"" | head -1
+}
+t1=$(tile)
+[ "$t1" = skipped ] || has "tile-stalled" <<<"$t1" && pass "the page's rack grid shows the worker stalled" ||
+	fail "page tile: $t1"
 age "$job" 300
 wait_until 30 sh -c "sqlite3 '$DB' \"SELECT state FROM jobs WHERE id = $job\" | grep -qx abandoned" &&
 	[ "$(sqlite3 "$DB" "SELECT attempts, state FROM workers WHERE mac = '$D'")" = "1|enrolled" ] &&
@@ -51,6 +62,9 @@ wait_until 30 sh -c "sqlite3 '$DB' \"SELECT state FROM jobs WHERE id = $job\" | 
 	pass "then abandoned by netflashd: one attempt counted, the worker waits for its next boot, history says why" ||
 	fail "abandon: $(sqlite3 "$DB" "SELECT * FROM jobs WHERE id = $job") $(tail -3 "$T/daemon.log")"
 row | has " enrolled .* 1  " && pass "status no longer shows it writing" || fail "after: $(row)"
+t2=$(tile)
+[ "$t2" = skipped ] || has "tile-enrolled" <<<"$t2" && pass "and the page shows it enrolled again, waiting for its next boot" ||
+	fail "page tile after: $t2"
 
 # A restart: the job the old netflashd left running is reconciled by the
 # new one, not shown as writing forever.

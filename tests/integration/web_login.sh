@@ -75,7 +75,8 @@ if command -v node >/dev/null && [ -d "$WEB/node_modules/playwright-core" ] && [
 	! grep -q '^FAIL' "$T/login.log" && [ "$(grep -c '^PASS' "$T/login.log")" = 7 ] ||
 		fail "Chromium login: $(cat "$T/login.log")"
 	[ ! -d "$MR/tftp/$D1" ] && "$NF" --root "$MR" ls | grep "^$M1 " | has " released " &&
-		pass "the page's Release ran netflash release: the worker is released" ||
+		[ "$("$NF" --root "$MR" history "$M1" | sed -n '/^released/,/^[a-z]/p' | grep -c 'by netflash release')" = 2 ] &&
+		pass "the page's Release ran netflash release: the worker is released, and history says so" ||
 		fail "after the page's release: $("$NF" --root "$MR" ls)"
 	# Image management: add from a path on the master, remove when unused.
 	M2=b8:27:eb:00:30:02 D2=b8-27-eb-00-30-02
