@@ -390,6 +390,7 @@ static unsigned images_action(struct nf_actions *a, const char *method, const ch
 	if (strcmp(method, "DELETE") == 0 && strncmp(path, "images/", 7) == 0 && path[7]) {
 		args_add(&args, "image", NULL);
 		args_add(&args, "rm", NULL);
+		args_add(&args, "--", NULL); /* a name is never an option */
 		args_add(&args, NULL, path + 7);
 		return run_cli(&args, out);
 	}
