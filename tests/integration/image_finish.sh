@@ -40,7 +40,9 @@ n=1 steps=0
 while :; do
 	# The directory itself stays: ganesha exports it.
 	find "$MR/images" -mindepth 1 -delete; rm -rf "$MR/state/finish"; cp -a "$T/images.orig/." "$MR/images/"
-	strace -f -o /dev/null -e trace=rename,renameat,renameat2,unlink,unlinkat \
+	# (LeakSanitizer cannot run under ptrace: off for the ASan build.)
+	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+		strace -f -o /dev/null -e trace=rename,renameat,renameat2,unlink,unlinkat \
 		-e inject=rename,renameat,renameat2,unlink,unlinkat:signal=KILL:when=$n \
 		"$NF" --root "$MR" image finish pios >"$T/kill.out" 2>&1 && break
 	steps=$((steps + 1))
@@ -83,7 +85,7 @@ rc=0; "$NF" --root "$MR" image finish bad >"$T/bad.out" 2>&1 || rc=$?
 # in the 3 s strace holds it right after the copy's fsync) keep the fast
 # copy.
 "$NF" --root "$MR" image add "$img.xz" --name rot >/dev/null 2>&1
-strace -f -y -o "$T/rot.st" -e trace=fsync -e inject=fsync:delay_exit=3000000 \
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -y -o "$T/rot.st" -e trace=fsync -e inject=fsync:delay_exit=3000000 \
 	"$NF" --root "$MR" image finish rot >"$T/rot.out" 2>&1 &
 rotpid=$!
 register_pid "$rotpid"
