@@ -60,9 +60,8 @@ static int decode_all(struct nf_scan *res, struct nf_decoder *d, EVP_MD_CTX *sha
 		      const struct nf_file_input *in, nf_range_sink_fn sink, void *sink_ctx,
 		      nf_scan_progress_fn progress, void *ctx)
 {
-	int r;
-
 	uint64_t total = 0;
+	int r;
 
 	for (;;) {
 		size_t got = 0;

@@ -371,6 +371,13 @@ fail:
 	return 1;
 }
 
+/* How this add compresses: at add_level(), the fast copy on half the
+ * cores and never lowered (image_plan_conversion()). */
+static void plan_add(const struct add_opts *a, struct nf_convert_plan *p)
+{
+	image_plan_conversion(add_level(a), a->fast || a->level_forced, a->max_memory, a->fast, p);
+}
+
 /* Converts file into tmp (zstd) and scans the result. Logs; returns 0 or 1. */
 static int add_converted(const struct add_opts *a, const char *tmp, struct nf_scan *sc, struct nf_convert *cv)
 {
@@ -379,7 +386,7 @@ static int add_converted(const struct add_opts *a, const char *tmp, struct nf_sc
 	struct nf_convert_plan plan;
 	int r;
 
-	image_plan_conversion(add_level(a), a->fast || a->level_forced, a->max_memory, a->fast, &plan);
+	plan_add(a, &plan);
 	progress_init(&pc, "converting to zstd", NULL);
 	r = nf_convert_to_zstd(a->file, tmp, plan.level, plan.threads, a->not_a_disk, a->zstd_window, progress, &pc,
 			       cv);
@@ -426,7 +433,7 @@ static int add_one_pass(const struct add_opts *a, const char *tmp, struct nf_sca
 
 	nf_quote(q, sizeof(q), a->file);
 	*retry = 0;
-	image_plan_conversion(add_level(a), a->fast || a->level_forced, a->max_memory, a->fast, &plan);
+	plan_add(a, &plan);
 	if ((r = nf_zwriter_open(&w, tmp, plan.level, plan.threads)) < 0) {
 		nf_err("cannot create the worker copy %s: %s%s", tmp, nf_strerror(r), cli_root_hint(r));
 		return 1;
@@ -527,23 +534,22 @@ static int worker_format(const struct add_opts *a, const struct nf_sniff *sn, ui
 	return 1;
 }
 
-/* After the commit of add --force: the replaced version's file when its
- * name differs, and the record of its background copy. */
-static void drop_replaced(struct master *m, const struct nf_manifest *old, const struct nf_manifest *man)
+/* After add --force or rm of image name: removes its files the catalog
+ * no longer names (keep: the one it names, "" when none): the replaced
+ * version's (old_file), its fast and final copies (a fast copy left for
+ * its jobs, a final copy a killed finisher renamed in), and the record of
+ * its background copy. */
+static void drop_unnamed(struct master *m, const char *name, const char *old_file, const char *keep)
 {
-	char path[PATH_MAX], fast[NF_NAME_MAX + 16];
+	char files[3][NF_NAME_MAX + 16], path[PATH_MAX];
 
-	nf_finish_rec_remove(m, man->name);
-	if (old->file[0] && strcmp(old->file, man->file) != 0 && master_image_path(m, old, path, sizeof(path)) == 0)
-		unlink(path);
-	/* A fast copy the old version still had beside its final one. */
-	if (nf_fast_file(man->name, fast, sizeof(fast)) == 0 && strcmp(fast, man->file) != 0) {
-		struct nf_manifest f = { 0 };
-
-		snprintf(f.file, sizeof(f.file), "%s", fast);
-		if (master_image_path(m, &f, path, sizeof(path)) == 0)
+	nf_finish_rec_remove(m, name);
+	snprintf(files[0], sizeof(files[0]), "%s", old_file);
+	nf_fast_file(name, files[1], sizeof(files[1]));
+	snprintf(files[2], sizeof(files[2]), "%s.img.zst", name);
+	for (size_t i = 0; i < 3; i++)
+		if (files[i][0] && strcmp(files[i], keep) != 0 && master_catalog_path(m, files[i], path, sizeof(path)) == 0)
 			unlink(path);
-	}
 }
 
 static int image_add(struct master *m, const struct add_opts *a)
@@ -642,7 +648,7 @@ static int image_add(struct master *m, const struct add_opts *a)
 		goto out;
 	}
 	tmp[0] = '\0';
-	drop_replaced(m, &old, &man);
+	drop_unnamed(m, man.name, old.file, man.file);
 	nf_format_hex(man.sha256, 32, sha);
 	printf("added '%s': %s%s%s%s%s%s, %llu bytes stored, %llu bytes decoded, %u%% zero blocks%s, sha256 %s\n",
 	       a->name, nf_format_name(man.format), man.origin[0] ? " (converted from " : "", man.origin,
@@ -752,17 +758,12 @@ static int name_user(const struct enrollment *e, void *ctx)
 {
 	struct users_ctx *u = ctx;
 	size_t len = strlen(u->list);
-	struct nf_mac mac;
 	char colon[18];
 
 	if (e->state != NF_WORKER_ENROLLED || strcmp(e->image, u->image) != 0)
 		return 0;
-	if (nf_mac_parse(e->mac, &mac) == 0)
-		nf_mac_colon(&mac, colon);
-	else
-		snprintf(colon, sizeof(colon), "%s", e->mac);
 	if (u->n++ < 3)
-		snprintf(u->list + len, sizeof(u->list) - len, "%s%s%s%s%s", len ? ", " : "", colon,
+		snprintf(u->list + len, sizeof(u->list) - len, "%s%s%s%s%s", len ? ", " : "", cli_mac(e->mac, colon),
 			 e->hostname[0] ? " (" : "", e->hostname, e->hostname[0] ? ")" : "");
 	return 0;
 }
@@ -804,14 +805,7 @@ static int image_rm(struct master *m, const char *name, int force)
 	store_close(st);
 	master_manifest_path(m, name, mpath, sizeof(mpath));
 	unlink(mpath);
-	master_image_path(m, &man, path, sizeof(path));
-	unlink(path);
-	man.file[0] = '\0'; /* and a fast copy left beside the final one */
-	drop_replaced(m, &man, &man);
-	/* A final copy a killed finisher renamed in but never named. */
-	snprintf(rel, sizeof(rel), "images/%s.img.zst", name);
-	master_path(m, path, sizeof(path), rel);
-	unlink(path);
+	drop_unnamed(m, name, man.file, "");
 	nf_catalog_drop_stale(m);
 	snprintf(rel, sizeof(rel), "images/%s.bmap", name);
 	master_path(m, path, sizeof(path), rel);

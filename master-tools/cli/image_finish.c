@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* netflash image finish NAME: the catalog's best copy, made in the
  * background from image add's fast one (imgfinish.h). */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -82,15 +81,6 @@ static void on_term(int sig)
 	raise(sig);
 }
 
-/* images/NAME.fast.img.zst (or another file name) as a path. */
-static int image_file(const struct master *m, const char *file, char *out, size_t cap)
-{
-	struct nf_manifest t = { 0 };
-
-	snprintf(t.file, sizeof(t.file), "%s", file);
-	return master_image_path(m, &t, out, cap);
-}
-
 /* Makes the copy at man->finish_level into images/NAME.img.zst and swaps
  * it into the manifest under the state lock. Returns the exit status. */
 static int make_final(struct master *m, struct fin *f, const struct nf_manifest *man, uint64_t max_memory)
@@ -113,7 +103,7 @@ static int make_final(struct master *m, struct fin *f, const struct nf_manifest 
 	f->rec.total = man->image_size;
 	f->rec.started = time(NULL);
 	rec_save(f, "running");
-	image_file(m, man->file, src, sizeof(src));
+	master_catalog_path(m, man->file, src, sizeof(src));
 	snprintf(rel, sizeof(rel), "images/.finish-%s.%d", man->name, (int)getpid());
 	master_path(m, tmp, sizeof(tmp), rel);
 	snprintf(temp_path, sizeof(temp_path), "%s", tmp);
@@ -175,7 +165,7 @@ static int make_final(struct master *m, struct fin *f, const struct nf_manifest 
 		goto out;
 	}
 	snprintf(now.file, sizeof(now.file), "%s.img.zst", man->name);
-	image_file(m, now.file, dst, sizeof(dst));
+	master_catalog_path(m, now.file, dst, sizeof(dst));
 	now.format = NF_FMT_ZSTD;
 	now.compressed_size = size;
 	now.zstd_level = plan.level;
@@ -209,12 +199,12 @@ out:
  * started on it finishes on it). Returns the exit status. */
 static int retire_fast(struct master *m, struct fin *f, const char *name)
 {
-	char fast[NF_NAME_MAX + 16], path[PATH_MAX], mpath[PATH_MAX];
+	char fast[NF_NAME_MAX + 16], path[PATH_MAX], mpath[PATH_MAX], sha[65] = "";
 	struct nf_manifest now;
 	int told = 0;
 
 	nf_fast_file(name, fast, sizeof(fast));
-	image_file(m, fast, path, sizeof(path));
+	master_catalog_path(m, fast, path, sizeof(path));
 	for (;;) {
 		struct store *st = NULL;
 		int n;
@@ -236,14 +226,15 @@ static int retire_fast(struct master *m, struct fin *f, const char *name)
 	if (cli_lock(m) < 0)
 		return 1;
 	master_manifest_path(m, name, mpath, sizeof(mpath));
-	if (nf_manifest_read(mpath, &now) == 0 && strcmp(now.file, fast) != 0 && unlink(path) == 0)
-		printf("removed the fast copy %s\n", fast);
+	if (nf_manifest_read(mpath, &now) == 0) {
+		nf_format_hex(now.sha256, 32, sha);
+		if (strcmp(now.file, fast) != 0 && unlink(path) == 0)
+			printf("removed the fast copy %s\n", fast);
+	}
 	master_unlock(m);
 	/* A record for the version in the catalog only (image rm, add --force
 	 * meanwhile: none, or the new version's own). */
-	char sha[65];
-
-	if (nf_manifest_read(mpath, &now) == 0 && (nf_format_hex(now.sha256, 32, sha), strcmp(sha, f->rec.sha256) == 0))
+	if (strcmp(sha, f->rec.sha256) == 0)
 		rec_save(f, "done");
 	return 0;
 }

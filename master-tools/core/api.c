@@ -92,7 +92,7 @@ void api_job_json(FILE *out, const struct job *j)
 		nf_json_str(rs, sizeof(rs), j->reason));
 }
 
-/* api_image_json() without its closing brace. */
+/* A catalog image (api_images_json()), without its closing brace. */
 static void image_members(FILE *out, const struct master *mr, const struct nf_manifest *m)
 {
 	char sha[65], n[200], f[200], o[80];
@@ -105,12 +105,6 @@ static void image_members(FILE *out, const struct master *mr, const struct nf_ma
 		m->blocks ? (double)m->zero_blocks / (double)m->blocks : 0.0, nf_json_str(o, sizeof(o), m->origin),
 		(unsigned long long)m->origin_size, m->disk ? "true" : "false");
 	nf_finish_json(out, mr, m);
-}
-
-void api_image_json(FILE *out, const struct master *mr, const struct nf_manifest *m)
-{
-	image_members(out, mr, m);
-	fputc('}', out);
 }
 
 struct users_ctx {

@@ -22,13 +22,13 @@ void api_worker_json(FILE *out, struct store *st, const struct enrollment *e);
  * "target_bytes", "reason"}. */
 void api_job_json(FILE *out, const struct job *j);
 
-/* A catalog image: {"name", "file", "format", "stored_bytes", "image_bytes",
- * "sha256", "zero_share" (0..1), "origin", "origin_bytes", "disk",
- * "zstd_level", "finish"} (nf_finish_json(); mr NULL: finish null). */
-void api_image_json(FILE *out, const struct master *mr, const struct nf_manifest *m);
 
 /* The arrays: every worker; jobs (of mac, or all when NULL), newest first,
- * at most limit; every catalog image. Return 0 or -EIO. */
+ * at most limit; every catalog image, each {"name", "file", "format",
+ * "stored_bytes", "image_bytes", "sha256", "zero_share" (0..1), "origin",
+ * "origin_bytes", "disk", "zstd_level", "finish" (nf_finish_json()),
+ * "users" (the MACs enrolled with it; absent when the state database
+ * cannot be read)}. Return 0 or -EIO. */
 int api_workers_json(FILE *out, struct store *st);
 int api_jobs_json(FILE *out, struct store *st, const char *mac, unsigned limit);
 int api_images_json(FILE *out, const struct master *m);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fileutil.h"
+#include "json.h"
 #include "manifest.h"
 #include "master.h"
 #include "parse.h"
@@ -137,26 +138,33 @@ void nf_finish_rec_remove(const struct master *m, const char *name)
 		unlink(path);
 }
 
+/* 1 if man names its final copy and a fast one is still beside it (its
+ * jobs, or a killed finisher, kept it). */
+static int fast_left(const struct master *m, const struct nf_manifest *man)
+{
+	char fast[NF_NAME_MAX + 16], path[PATH_MAX];
+
+	return nf_fast_file(man->name, fast, sizeof(fast)) == 0 && strcmp(man->file, fast) != 0 &&
+	       master_catalog_path(m, fast, path, sizeof(path)) == 0 && access(path, F_OK) == 0;
+}
+
 int nf_finish_pending(const struct master *m, const struct nf_manifest *man)
 {
-	char fast[NF_NAME_MAX + 16], rel[NF_NAME_MAX + 32], path[PATH_MAX], sha[65];
+	char sha[65];
 	struct nf_finish_rec rec;
 
-	if (nf_fast_file(man->name, fast, sizeof(fast)) < 0)
-		return 0;
 	if (man->finish_level) {
 		nf_format_hex(man->sha256, 32, sha);
 		return !(nf_finish_rec_read(m, man->name, &rec) == 0 && strcmp(rec.state, "failed") == 0 &&
 			 strcmp(rec.sha256, sha) == 0 && !(rec.retry && time(NULL) - rec.updated >= NF_FINISH_RETRY_S));
 	}
-	snprintf(rel, sizeof(rel), "images/%s", fast);
-	return strcmp(man->file, fast) != 0 && master_path(m, path, sizeof(path), rel) == 0 && access(path, F_OK) == 0;
+	return fast_left(m, man);
 }
 
 /* The state of man's background copy into rec: NULL when it has none. */
 static const char *finish_state(const struct master *m, const struct nf_manifest *man, struct nf_finish_rec *rec)
 {
-	char sha[65], fast[NF_NAME_MAX + 16], rel[NF_NAME_MAX + 32], path[PATH_MAX];
+	char sha[65];
 	int have;
 
 	nf_format_hex(man->sha256, 32, sha);
@@ -172,12 +180,7 @@ static const char *finish_state(const struct master *m, const struct nf_manifest
 			return rec->pid > 0 && kill((pid_t)rec->pid, 0) == 0 ? "running" : "interrupted";
 		return "queued";
 	}
-	if (nf_fast_file(man->name, fast, sizeof(fast)) == 0 && strcmp(man->file, fast) != 0) {
-		snprintf(rel, sizeof(rel), "images/%s", fast);
-		if (master_path(m, path, sizeof(path), rel) == 0 && access(path, F_OK) == 0)
-			return "retiring";
-	}
-	return NULL;
+	return fast_left(m, man) ? "retiring" : NULL;
 }
 
 void nf_finish_describe(const struct master *m, const struct nf_manifest *man, char *out, size_t cap)
@@ -204,8 +207,8 @@ void nf_finish_describe(const struct master *m, const struct nf_manifest *man, c
 void nf_finish_json(FILE *out, const struct master *m, const struct nf_manifest *man)
 {
 	struct nf_finish_rec rec;
-	const char *st = m ? finish_state(m, man, &rec) : NULL;
-	struct json_object *e;
+	const char *st = finish_state(m, man, &rec);
+	char e[sizeof(rec.error) * 6 + 8];
 
 	if (man->zstd_level)
 		fprintf(out, "\"zstd_level\":%d,", man->zstd_level);
@@ -215,12 +218,9 @@ void nf_finish_json(FILE *out, const struct master *m, const struct nf_manifest 
 		fputs("\"finish\":null", out);
 		return;
 	}
-	e = json_object_new_string(rec.error);
 	fprintf(out, "\"finish\":{\"level\":%d,\"state\":\"%s\",\"done\":%llu,\"total\":%llu,\"error\":%s}",
 		man->finish_level ? man->finish_level : rec.level, st, (unsigned long long)rec.done,
-		(unsigned long long)(rec.total ? rec.total : man->image_size),
-		json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN));
-	json_object_put(e);
+		(unsigned long long)(rec.total ? rec.total : man->image_size), nf_json_str(e, sizeof(e), rec.error));
 }
 
 void nf_catalog_drop_stale(const struct master *m)

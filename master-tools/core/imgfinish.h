@@ -65,9 +65,9 @@ void nf_catalog_drop_stale(const struct master *m);
  * (the fast copy waits for its jobs), "-" (not a copy netflash made). */
 void nf_finish_describe(const struct master *m, const struct nf_manifest *man, char *out, size_t cap);
 
-/* The same as a JSON object: {"level": N|null, "finish": null | {"level",
- * "state": "queued"|"running"|"retiring"|"failed"|"interrupted", "done",
- * "total", "error"}} members, written into out without the braces. */
+/* The same as JSON object members, written into out without braces:
+ * "zstd_level": N|null, "finish": null | {"level", "state": "queued"|
+ * "running"|"retiring"|"failed"|"interrupted", "done", "total", "error"}. */
 void nf_finish_json(FILE *out, const struct master *m, const struct nf_manifest *man);
 
 #endif

@@ -368,12 +368,18 @@ int master_each_manifest(const struct master *m, int (*fn)(const char *path, con
 	return r;
 }
 
+int master_catalog_path(const struct master *m, const char *file, char *out, size_t cap)
+{
+	char rel[NF_NAME_MAX + 32];
+
+	if ((size_t)snprintf(rel, sizeof(rel), "images/%s", file) >= sizeof(rel))
+		return -ENAMETOOLONG;
+	return master_path(m, out, cap, rel);
+}
+
 int master_image_path(const struct master *m, const struct nf_manifest *man, char *out, size_t cap)
 {
-	char rel[sizeof(man->file) + 16];
-
-	snprintf(rel, sizeof(rel), "images/%s", man->file);
-	return master_path(m, out, cap, rel);
+	return master_catalog_path(m, man->file, out, cap);
 }
 
 

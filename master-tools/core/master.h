@@ -93,6 +93,9 @@ int master_read_manifest(const struct master *m, const char *name, struct nf_man
  * return and returns it; -errno when the catalog cannot be listed. */
 int master_each_manifest(const struct master *m, int (*fn)(const char *path, const struct nf_manifest *man, void *ctx),
 			 void *ctx);
+/* ROOT/images/FILE (a file of the catalog: an image file, a copy) into
+ * out. Returns 0 or -ENAMETOOLONG. */
+int master_catalog_path(const struct master *m, const char *file, char *out, size_t cap);
 /* ROOT/images/<the manifest's image file> into out. Returns 0 or -ENAMETOOLONG. */
 int master_image_path(const struct master *m, const struct nf_manifest *man, char *out, size_t cap);
 

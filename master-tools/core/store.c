@@ -644,14 +644,15 @@ int store_sighting_last_id(struct store *s, uint64_t *id)
 	return rc == SQLITE_ROW ? 0 : -EIO;
 }
 
-int store_sighting_model(struct store *s, const char *mac, char *out, size_t cap)
+/* The first row's text of `sql` (one text parameter: mac) into out.
+ * Returns 0, -ENOENT (no row) or -EIO. */
+static int text_for_mac(struct store *s, const char *sql, const char *mac, char *out, size_t cap)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	out[0] = '\0';
-	if (sqlite3_prepare_v2(s->db, "SELECT model FROM sightings WHERE mac = ? AND model != '' ORDER BY id DESC LIMIT 1",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
@@ -661,25 +662,22 @@ int store_sighting_model(struct store *s, const char *mac, char *out, size_t cap
 	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
 }
 
+int store_sighting_model(struct store *s, const char *mac, char *out, size_t cap)
+{
+	return text_for_mac(s, "SELECT model FROM sightings WHERE mac = ? AND model != '' ORDER BY id DESC LIMIT 1",
+			    mac, out, cap);
+}
+
 int store_model(struct store *s, const char *mac, char *out, size_t cap)
 {
-	sqlite3_stmt *st = NULL;
 	char *comma;
-	int rc;
 
-	out[0] = '\0';
 	/* The board the worker itself reported ("Raspberry Pi 4 Model B Rev
 	 * 1.4, serial ..."), else what its DHCP request suggested. */
-	if (sqlite3_prepare_v2(s->db, "SELECT detail FROM events WHERE mac = ?1 AND event = 'board' "
-			       "AND detail NOT LIKE 'unknown board%' ORDER BY id DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_text(st, 1, mac, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		copy_col(st, 0, out, cap);
-		if ((comma = strstr(out, ", serial ")))
-			*comma = '\0';
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : store_sighting_model(s, mac, out, cap);
+	if (text_for_mac(s, "SELECT detail FROM events WHERE mac = ? AND event = 'board' "
+			 "AND detail NOT LIKE 'unknown board%' ORDER BY id DESC LIMIT 1", mac, out, cap) != 0)
+		return store_sighting_model(s, mac, out, cap);
+	if ((comma = strstr(out, ", serial ")))
+		*comma = '\0';
+	return 0;
 }

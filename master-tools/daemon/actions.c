@@ -213,18 +213,21 @@ static unsigned run_cli(struct args *a, FILE *out)
 
 /* ---- mass-flash: one at a time, in the background ------------------------ */
 
-static void reap_locked(struct nf_actions *a)
+/* A background run that ended: *pid 0, its exit status (128 + signal). */
+static void reap_one(pid_t *pid, int *exit_status)
 {
 	int status;
 
-	if (a->mf_pid > 0 && waitpid(a->mf_pid, &status, WNOHANG) == a->mf_pid) {
-		a->mf_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		a->mf_pid = 0;
+	if (*pid > 0 && waitpid(*pid, &status, WNOHANG) == *pid) {
+		*exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		*pid = 0;
 	}
-	if (a->ia_pid > 0 && waitpid(a->ia_pid, &status, WNOHANG) == a->ia_pid) {
-		a->ia_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		a->ia_pid = 0;
-	}
+}
+
+static void reap_locked(struct nf_actions *a)
+{
+	reap_one(&a->mf_pid, &a->mf_exit);
+	reap_one(&a->ia_pid, &a->ia_exit);
 }
 
 void nf_actions_reap(struct nf_actions *a)

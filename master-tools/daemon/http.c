@@ -124,14 +124,35 @@ static enum MHD_Result send_body(struct MHD_Connection *c, struct body *b, int r
 	return send_buf(c, MHD_HTTP_OK, type, b->buf, b->len, MHD_RESPMEM_MUST_FREE);
 }
 
-/* 1 if the request's Authorization is "Bearer " and token (constant time). */
+/* Drops the answer being built (and st, NULL is fine) and sends an error. */
+static enum MHD_Result refuse(struct MHD_Connection *c, struct body *b, struct store *st, unsigned status,
+			      const char *why)
+{
+	store_close(st);
+	fclose(b->f);
+	free(b->buf);
+	return send_error(c, status, why);
+}
+
+/* 1 if given (NULL is fine) is token, a set one (constant time). */
+static int token_is(const char *given, const char *token)
+{
+	size_t tl = strlen(token);
+
+	return tl && given && strlen(given) == tl && CRYPTO_memcmp(given, token, tl) == 0;
+}
+
+/* 1 if the request's Authorization is "Bearer " and token. */
 static int bearer_is(struct MHD_Connection *c, const char *token)
 {
 	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	size_t tl = strlen(token);
 
-	return tl && auth && strncmp(auth, "Bearer ", 7) == 0 && strlen(auth + 7) == tl &&
-	       CRYPTO_memcmp(auth + 7, token, tl) == 0;
+	return auth && strncmp(auth, "Bearer ", 7) == 0 && token_is(auth + 7, token);
+}
+
+static const char *role_name(enum http_role role)
+{
+	return role == HTTP_ROLE_ADMIN ? "admin" : role == HTTP_ROLE_READ ? "read" : "none";
 }
 
 /* Reads: open without a reader token (loopback), else that token or the
@@ -385,11 +406,8 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 		return send_buf(c, MHD_HTTP_OK, "application/json", "[]", 2, MHD_RESPMEM_PERSISTENT);
 	}
 	if (strcmp(url, "/api/image-add") == 0) {
-		if (!h->actions) {
-			fclose(b.f);
-			free(b.buf);
-			return send_error(c, MHD_HTTP_NOT_FOUND, "actions are off in this netflashd");
-		}
+		if (!h->actions)
+			return refuse(c, &b, NULL, MHD_HTTP_NOT_FOUND, "actions are off in this netflashd");
 		nf_actions_image_add_status(h->actions, b.f);
 		return send_body(c, &b, 0, "application/json");
 	}
@@ -409,17 +427,11 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 		if (nf_mac_parse(url + 13, &mac) < 0) {
 			snprintf(why, sizeof(why), "'%.40s' is not a MAC address (six hex bytes, e.g. b8:27:eb:12:34:56)",
 				 url + 13);
-			store_close(st);
-			fclose(b.f);
-			free(b.buf);
-			return send_error(c, MHD_HTTP_BAD_REQUEST, why);
+			return refuse(c, &b, st, MHD_HTTP_BAD_REQUEST, why);
 		}
 		if ((r = api_worker_detail_json(b.f, st, mac.s)) == -ENOENT) {
 			snprintf(why, sizeof(why), "no worker %.40s: it is not enrolled (see /api/workers)", url + 13);
-			store_close(st);
-			fclose(b.f);
-			free(b.buf);
-			return send_error(c, MHD_HTTP_NOT_FOUND, why);
+			return refuse(c, &b, st, MHD_HTTP_NOT_FOUND, why);
 		}
 	} else if (strcmp(url, "/api/jobs") == 0) {
 		const char *ms = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mac");
@@ -428,10 +440,7 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 		struct nf_mac mac;
 
 		if ((ls && nf_parse_u64(ls, 1, JOBS_LIMIT_MAX, &limit) < 0) || (ms && nf_mac_parse(ms, &mac) < 0)) {
-			store_close(st);
-			fclose(b.f);
-			free(b.buf);
-			return send_error(c, MHD_HTTP_BAD_REQUEST, "mac must be a MAC, limit 1..1000");
+			return refuse(c, &b, st, MHD_HTTP_BAD_REQUEST, "mac must be a MAC, limit 1..1000");
 		}
 		r = api_jobs_json(b.f, st, ms ? mac.s : NULL, (unsigned)limit);
 	} else if (strcmp(url, "/api/events") == 0) {
@@ -444,10 +453,7 @@ static enum MHD_Result api(struct nf_http *h, struct MHD_Connection *c, const ch
 
 		if (!ms || nf_mac_parse(ms, &mac) < 0 || (ks && nf_event_kind_parse(ks, &kind) < 0) ||
 		    (ls && nf_parse_u64(ls, 1, JOBS_LIMIT_MAX, &limit) < 0)) {
-			store_close(st);
-			fclose(b.f);
-			free(b.buf);
-			return send_error(c, MHD_HTTP_BAD_REQUEST,
+			return refuse(c, &b, st, MHD_HTTP_BAD_REQUEST,
 					  "mac must be a MAC, kind an event kind (docs/api.md), limit 1..1000");
 		}
 		r = api_events_json(b.f, st, mac.s, ks ? &kind : NULL, (unsigned)limit);
@@ -475,8 +481,7 @@ static enum MHD_Result session_request(struct nf_http *h, struct MHD_Connection 
 	char id[HTTP_SESSION_ID_HEX + 1], cookie[HTTP_SESSION_ID_HEX + 128], *msg = NULL;
 	struct json_object *o = NULL, *v;
 	const char *tok = NULL;
-	enum http_role role = HTTP_ROLE_NONE;
-	size_t tl;
+	enum http_role role;
 	int n;
 
 	if (strcmp(method, "DELETE") == 0) {
@@ -491,11 +496,7 @@ static enum MHD_Result session_request(struct nf_http *h, struct MHD_Connection 
 		json_object_put(o);
 		return send_error(c, MHD_HTTP_BAD_REQUEST, "log in with {\"token\": \"...\"}");
 	}
-	tl = strlen(tok);
-	if (h->admin_token[0] && tl == strlen(h->admin_token) && CRYPTO_memcmp(tok, h->admin_token, tl) == 0)
-		role = HTTP_ROLE_ADMIN;
-	else if (h->token[0] && tl == strlen(h->token) && CRYPTO_memcmp(tok, h->token, tl) == 0)
-		role = HTTP_ROLE_READ;
+	role = token_is(tok, h->admin_token) ? HTTP_ROLE_ADMIN : token_is(tok, h->token) ? HTTP_ROLE_READ : HTTP_ROLE_NONE;
 	json_object_put(o);
 	if (role == HTTP_ROLE_NONE) {
 		sleep(1);
@@ -506,8 +507,8 @@ static enum MHD_Result session_request(struct nf_http *h, struct MHD_Connection 
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot make a session");
 	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d", HTTP_SESSION_COOKIE,
 		 id, HTTP_SESSION_TTL_S);
-	n = asprintf(&msg, "{\"ok\":true,\"role\":\"%s\",\"expires_in\":%d}\n",
-		     role == HTTP_ROLE_ADMIN ? "admin" : "read", HTTP_SESSION_TTL_S);
+	n = asprintf(&msg, "{\"ok\":true,\"role\":\"%s\",\"expires_in\":%d}\n", role_name(role),
+		     HTTP_SESSION_TTL_S);
 	if (n < 0)
 		return MHD_NO;
 	return send_buf_cookie(c, MHD_HTTP_OK, "application/json", msg, (size_t)n, MHD_RESPMEM_MUST_FREE, cookie);
@@ -520,10 +521,9 @@ static enum MHD_Result session_info(struct nf_http *h, struct MHD_Connection *c)
 	char *msg = NULL;
 	int n;
 
-	if (role == HTTP_ROLE_NONE && h->token[0] && bearer_is(c, h->token))
+	if (role == HTTP_ROLE_NONE && bearer_is(c, h->token))
 		role = HTTP_ROLE_READ;
-	n = asprintf(&msg, "{\"role\":\"%s\",\"read\":%s,\"act\":%s}\n",
-		     role == HTTP_ROLE_ADMIN ? "admin" : role == HTTP_ROLE_READ ? "read" : "none",
+	n = asprintf(&msg, "{\"role\":\"%s\",\"read\":%s,\"act\":%s}\n", role_name(role),
 		     authorized(h, c) ? "true" : "false", role == HTTP_ROLE_ADMIN && h->actions ? "true" : "false");
 	if (n < 0)
 		return MHD_NO;
