@@ -125,6 +125,14 @@ pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 finish() { [ "$FAILS" -eq 0 ] || { echo "$FAILS check(s) failed" >&2; exit 1; }; }
 
+# have_browser: 0 when the browser tests can run here: Node.js, the
+# playwright-core driver tests/web holds (scripts/deps.sh installs it) and
+# Debian's Chromium. Sets WEB to tests/web.
+have_browser() {
+	WEB=$NETFLASH_SRC/tests/web
+	command -v node >/dev/null && [ -d "$WEB/node_modules/playwright-core" ] && [ -x /usr/bin/chromium ]
+}
+
 # Small realistic images are cached per build so tests do not rebuild them.
 # test_image SIZE_MIB -> prints the path of IMG with .xz .mt.xz .gz .zst beside it
 test_image() {

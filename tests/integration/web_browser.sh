@@ -8,8 +8,7 @@
 # of the page lands in the build dir (web-dashboard.png).
 source "$(dirname "$0")/../lib.sh"
 
-WEB=$NETFLASH_SRC/tests/web
-if ! command -v node >/dev/null || [ ! -d "$WEB/node_modules/playwright-core" ] || [ ! -x /usr/bin/chromium ]; then
+if ! have_browser; then
 	echo "web_browser: no node, no $WEB/node_modules/playwright-core (scripts/deps.sh) or no chromium: skipped" >&2
 	exit 77
 fi

@@ -6,9 +6,8 @@
 # lands in the build dir (web-grid.png; docs/img/grid.png is one).
 source "$(dirname "$0")/../lib.sh"
 
-WEB=$NETFLASH_SRC/tests/web
-if ! command -v node >/dev/null || [ ! -d "$WEB/node_modules/playwright-core" ] || [ ! -x /usr/bin/chromium ]; then
-	echo "web_grid: no node, playwright-core or chromium: skipped" >&2
+if ! have_browser; then
+	echo "web_grid: no node, no $WEB/node_modules/playwright-core (scripts/deps.sh) or no chromium: skipped" >&2
 	exit 77
 fi
 img=$(test_image 16)

@@ -68,8 +68,7 @@ login() { # TOKEN [HEADER]: logs in; the cookie jar is $T/jar
 
 # Chromium on the laptop logs in through the page's form.
 "$NF" --root "$MR" enroll "$M1" --image pios --hostname rack2-01 >/dev/null
-WEB=$NETFLASH_SRC/tests/web
-if command -v node >/dev/null && [ -d "$WEB/node_modules/playwright-core" ] && [ -x /usr/bin/chromium ]; then
+if have_browser; then
 	nsx laptop node "$WEB/login.mjs" "$U/" "$READ" "$D1" "$T/profile" "$ADMIN" >"$T/login.log" 2>&1 || true
 	cat "$T/login.log"
 	! grep -q '^FAIL' "$T/login.log" && [ "$(grep -c '^PASS' "$T/login.log")" = 7 ] ||

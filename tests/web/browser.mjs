@@ -16,6 +16,12 @@ export function launch(profile, viewport) {
   });
 }
 
+// Fills the page's login form with token and sends it.
+export async function logIn(page, token) {
+  await page.fill('#login-token', token);
+  await page.click('#login-form button');
+}
+
 // check(ok, what) prints PASS or FAIL; failed() says whether one failed.
 export function checker() {
   let failed = false;

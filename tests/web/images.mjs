@@ -5,7 +5,7 @@
 // cannot be removed, an unused one is removed after a confirm.
 // Driven by tests/integration/web_login.sh.
 //   node images.mjs URL ADMIN_TOKEN PATH IN_USE_IMAGE USER_MAC PROFILE_DIR
-import { checker, launch } from './browser.mjs';
+import { checker, launch, logIn } from './browser.mjs';
 
 const [url, admin, path, inUse, userMac, profile] = process.argv.slice(2);
 const ctx = await launch(profile);
@@ -15,8 +15,7 @@ try {
   page.on('dialog', (d) => d.accept());
   await page.goto(url);
   await page.locator('#login-form').waitFor({ state: 'visible', timeout: 15000 });
-  await page.fill('#login-token', admin);
-  await page.click('#login-form button');
+  await logIn(page, admin);
   await page.locator('#actions').waitFor({ state: 'visible', timeout: 15000 });
   await page.goto(url + '#images');
   await page.locator('#image-add').waitFor({ state: 'visible', timeout: 15000 });

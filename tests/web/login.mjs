@@ -7,7 +7,7 @@
 // Then the admin token's session acts from the page: the worker ticked in
 // the fleet table is released with the Release button, after a confirm.
 //   node login.mjs URL READ_TOKEN MAC PROFILE_DIR ADMIN_TOKEN
-import { checker, launch, say } from './browser.mjs';
+import { checker, launch, logIn } from './browser.mjs';
 
 const [url, token, mac, profile, admin] = process.argv.slice(2);
 const ctx = await launch(profile);
@@ -17,12 +17,10 @@ try {
   await page.goto(url);
   await page.locator('#login-form').waitFor({ state: 'visible', timeout: 15000 });
   check(await page.locator('#fleet').isHidden(), 'the page opens on its login form, the fleet hidden');
-  await page.fill('#login-token', 'not-the-token');
-  await page.click('#login-form button');
+  await logIn(page, 'not-the-token');
   await page.locator('#login-error').filter({ hasText: 'neither the read token' }).waitFor({ timeout: 15000 });
   check(true, 'a wrong token is refused on the page: ' + await page.locator('#login-error').textContent());
-  await page.fill('#login-token', token);
-  await page.click('#login-form button');
+  await logIn(page, token);
   await page.locator(`#grid .tile[data-mac="${mac}"]`).waitFor({ timeout: 15000 });
   const who = await page.locator('#who').textContent();
   check(who === 'logged in: read', 'the read token shows the fleet, with its worker (' + who + ')');
@@ -35,8 +33,7 @@ try {
   await page.click('#logout');
   await page.locator('#login-form').waitFor({ state: 'visible', timeout: 15000 });
   check(true, 'logging out shows the login form again');
-  await page.fill('#login-token', admin);
-  await page.click('#login-form button');
+  await logIn(page, admin);
   await page.locator('#actions').waitFor({ state: 'visible', timeout: 15000 });
   const confirms = [];
   page.on('dialog', (d) => { confirms.push(d.message()); d.accept(); });

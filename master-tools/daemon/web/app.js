@@ -113,8 +113,6 @@ function renderFleet(workers) {
 }
 
 // ---- rack grid, filters, sort (kept across the live redraws) ----------------
-const fstate = { view: 'grid' };
-
 // A worker's group: its hostname up to the last '-' ("rack1-07": "rack1").
 function groupOf(w) {
   if (!w.hostname) return '(no hostname)';
@@ -133,7 +131,7 @@ function view(workers) {
     (!text || [w.mac, w.mac.replace(/-/g, ':'), w.hostname, w.image, w.last_error].some(x => x && x.toLowerCase().includes(text))));
   const key = v('f-sort');
   const cmp = key === 'progress' ? (a, b) => pctOf(b) - pctOf(a)
-    : (a, b) => String(a[key] || '').localeCompare(String(b[key] || ''), undefined, { numeric: true }) || a.mac.localeCompare(b.mac);
+    : (a, b) => byName(String(a[key] || ''), String(b[key] || '')) || a.mac.localeCompare(b.mac);
   return list.sort(cmp);
 }
 
@@ -143,7 +141,7 @@ function fillFilters(workers) {
     ['f-group', groupOf, 'every group']]) {
     const sel = document.getElementById(id);
     const cur = sel.value;
-    const vals = [...new Set(workers.map(fn))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    const vals = [...new Set(workers.map(fn))].sort(byName);
     if (cur && !vals.includes(cur)) vals.push(cur);
     const want = [''].concat(vals).join('\n');
     if (sel.dataset.vals === want) continue;
@@ -165,7 +163,7 @@ function renderGrid(shown) {
     if (!groups.has(k)) groups.set(k, []);
     groups.get(k).push(w);
   }
-  for (const k of [...groups.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }))) {
+  for (const k of [...groups.keys()].sort(byName)) {
     const sec = el('div', undefined, 'rack');
     const h = el('h3', k + ' (' + groups.get(k).length + ')');
     if (canAct) {
@@ -192,7 +190,6 @@ function renderGrid(shown) {
 }
 
 function setView(v) {
-  fstate.view = v;
   document.getElementById('grid').hidden = v !== 'grid';
   document.getElementById('workers').hidden = v !== 'table';
   document.getElementById('view-grid').setAttribute('aria-pressed', String(v === 'grid'));
@@ -216,10 +213,8 @@ function showSelection() {
 // One action on one worker: the answer of POST /api/workers/MAC/VERB
 // (netflashd runs the same netflash command as on the terminal).
 async function act(mac, verb, body) {
-  const r = await fetch('/api/workers/' + encodeURIComponent(mac) + '/' + verb, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body || {}) });
-  const j = await r.json().catch(() => ({}));
-  return { ok: r.ok, text: mac + ': ' + (r.ok ? (j.output || 'done').trim().split('\n').pop() : (j.error || j.output || r.status)) };
+  const { ok, status, json: j } = await send('POST', '/api/workers/' + encodeURIComponent(mac) + '/' + verb, body || {});
+  return { ok, text: mac + ': ' + (ok ? (j.output || 'done').trim().split('\n').pop() : (j.error || j.output || status)) };
 }
 
 function say(lines) {
@@ -241,7 +236,7 @@ async function actOn(macs, verb) {
   const lines = [];
   for (const m of macs) lines.push(await act(m, verb, body));
   say(lines);
-  getJSON('/api/workers').then(renderFleet).catch(() => {});
+  refreshFleet();
 }
 
 function setupActions() {
@@ -270,21 +265,18 @@ function setupActions() {
     if (document.getElementById('e-mc').checked) body.multicast = true;
     if (!confirm('enroll ' + v('e-mac') + ' with ' + body.image + '?')) return;
     say([await act(v('e-mac'), 'enroll', body)]);
-    getJSON('/api/workers').then(renderFleet).catch(() => {});
+    refreshFleet();
   });
   document.getElementById('mf-start').addEventListener('click', async () => {
     const image = prompt('Mass-flash: enroll every Pi that netboots with which image?');
     if (!image || !confirm('start a mass-flash with ' + image + '?')) return;
-    const r = await fetch('/api/mass-flash', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ image }) });
-    const j = await r.json().catch(() => ({}));
-    say([{ ok: r.ok, text: 'mass-flash: ' + (r.ok ? 'started' : (j.error || r.status)) }]);
+    const r = await send('POST', '/api/mass-flash', { image });
+    say([{ ok: r.ok, text: 'mass-flash: ' + (r.ok ? 'started' : (r.json.error || r.status)) }]);
   });
   document.getElementById('mf-stop').addEventListener('click', async () => {
     if (!confirm('stop the mass-flash?')) return;
-    const r = await fetch('/api/mass-flash', { method: 'DELETE' });
-    const j = await r.json().catch(() => ({}));
-    say([{ ok: r.ok, text: 'mass-flash: ' + (r.ok ? 'stopping' : (j.error || r.status)) }]);
+    const r = await send('DELETE', '/api/mass-flash');
+    say([{ ok: r.ok, text: 'mass-flash: ' + (r.ok ? 'stopping' : (r.json.error || r.status)) }]);
   });
 }
 
@@ -339,6 +331,18 @@ function renderSpeeds(jobs) {
   });
 }
 
+// A request with a JSON body (none for DELETE): {ok, status, json}.
+async function send(method, url, body) {
+  const r = await fetch(url, body === undefined ? { method } :
+    { method, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  return { ok: r.ok, status: r.status, json: await r.json().catch(() => ({})) };
+}
+
+// Names in a person's order: rack2 before rack10.
+const byName = (a, b) => a.localeCompare(b, undefined, { numeric: true });
+
+function refreshFleet() { getJSON('/api/workers').then(renderFleet).catch(() => {}); }
+
 async function getJSON(url) {
   const r = await fetch(url, { cache: 'no-store' });
   if (!r.ok) throw new Error(url + ': ' + r.status);
@@ -388,12 +392,10 @@ async function showImages() {
       rm = el('button', 'Remove');
       rm.disabled = users.length > 0;
       rm.title = users.length ? 'in use by ' + users.length + ' enrolled worker(s)' : 'remove ' + i.name + ' from the catalog';
-      rm.dataset.image = i.name;
       rm.addEventListener('click', async () => {
         if (!confirm('remove image ' + i.name + ' from the catalog?')) return;
-        const r = await fetch('/api/images/' + encodeURIComponent(i.name), { method: 'DELETE' });
-        const j = await r.json().catch(() => ({}));
-        document.getElementById('ia-status').textContent = r.ok ? 'removed ' + i.name : (j.output || j.error || r.status);
+        const r = await send('DELETE', '/api/images/' + encodeURIComponent(i.name));
+        document.getElementById('ia-status').textContent = r.ok ? 'removed ' + i.name : (r.json.output || r.json.error || r.status);
         showImages().catch(() => {});
       });
     }
@@ -413,9 +415,8 @@ function setupImageAdd() {
     const body = { path: document.getElementById('ia-path').value.trim() };
     const name = document.getElementById('ia-name').value.trim();
     if (name) body.name = name;
-    const r = await fetch('/api/images', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-    const j = await r.json().catch(() => ({}));
-    if (!r.ok) { status.textContent = j.error || String(r.status); return; }
+    const r = await send('POST', '/api/images', body);
+    if (!r.ok) { status.textContent = r.json.error || String(r.status); return; }
     const poll = setInterval(async () => {
       const st = await getJSON('/api/image-add').catch(() => null);
       if (!st) return;
@@ -452,7 +453,7 @@ function live() {
     // A refused stream (netflashd keeps a few) is not retried: poll.
     if (es.readyState === EventSource.CLOSED && !poll) {
       s.textContent = 'polling';
-      poll = setInterval(() => getJSON('/api/workers').then(renderFleet).catch(() => {}), 2000);
+      poll = setInterval(refreshFleet, 2000);
     }
   };
 }
@@ -463,7 +464,7 @@ function start() {
   route();
   // The first picture comes from /api/workers at once; the live stream
   // (server-sent events, one list a second) follows a moment later.
-  getJSON('/api/workers').then(renderFleet).catch(() => {});
+  refreshFleet();
   setTimeout(live, 3000);
   getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {});
   setInterval(() => getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {}), 10000);
@@ -480,11 +481,9 @@ function showLogin() {
   document.getElementById('live').textContent = 'logged out';
   document.getElementById('login-form').addEventListener('submit', async ev => {
     ev.preventDefault();
-    const r = await fetch('/api/session', { method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ token: document.getElementById('login-token').value }) });
+    const r = await send('POST', '/api/session', { token: document.getElementById('login-token').value });
     if (r.ok) { location.reload(); return; }
-    const e = await r.json().catch(() => ({}));
-    document.getElementById('login-error').textContent = e.error || ('login refused: ' + r.status);
+    document.getElementById('login-error').textContent = r.json.error || ('login refused: ' + r.status);
   });
 }
 
@@ -498,7 +497,7 @@ getJSON('/api/session').then(s => {
     out.hidden = false;
     out.addEventListener('click', async ev => {
       ev.preventDefault();
-      await fetch('/api/session', { method: 'DELETE' });
+      await send('DELETE', '/api/session');
       location.reload();
     });
   }
