@@ -3,7 +3,8 @@
 # One worker's flood cannot starve the others (docs/security.md): a worker
 # with a job floods LOG lines (parsed, then dropped past 1000) as fast as
 # the socket takes them, while another enrolled worker says HELLO again and
-# again; its JOB must come as quickly as without the flood. A PROGRESS
+# again; its JOB must come as quickly as without the flood (the median
+# latency, and no answer held back past a second). A PROGRESS
 # flood is refused (progress-flood) and the connection closed.
 source "$(dirname "$0")/../lib.sh"
 
@@ -54,15 +55,16 @@ t = threading.Thread(target=flood, args=("LOG id=%s line=flood%%20line%%20of%%20
 t.start()
 time.sleep(0.5)
 try:
-    during = latency(10)
+    during = latency(20)
 except (OSError, AssertionError) as e:
     print("HELLO during the flood failed:", e)
     during = [99999]
+med = lambda v: sorted(v)[len(v) // 2]
 stop = True
 t.join(5)
-print("log flood: sent %.1f MB; HELLO baseline max %.1f ms, during the flood max %.1f ms"
-      % (sent[0] / 1e6, max(base), max(during)))
-print("RESULT", max(base), max(during), sent[0])
+print("log flood: sent %.1f MB; HELLO baseline median %.1f max %.1f ms, during the flood median %.1f max %.1f ms"
+      % (sent[0] / 1e6, med(base), max(base), med(during), max(during)))
+print("RESULT %.1f %.1f %.1f %d" % (med(base), med(during), max(during), sent[0]))
 s.close()
 
 # A PROGRESS flood: refused with progress-flood, then closed.
@@ -81,13 +83,17 @@ except OSError:
 print("PROGRESS", answer.decode().strip(), "closed" if closed else "open")
 EOF
 cat "$T/flood.out"
-read -r _ base during sent < <(grep '^RESULT' "$T/flood.out") || :
+read -r _ base during worst sent < <(grep '^RESULT' "$T/flood.out") || :
 echo "MEASURE $(grep '^log flood' "$T/flood.out")"
-# The bound: 100 ms (the issue's figure), or ten times the quiet latency
-# this run measured on a machine busy enough to need more.
-if [ -n "${during:-}" ] && python3 -c 'import sys; b, d = map(float, sys.argv[1:3]); sys.exit(not d <= max(100, 10 * b))' \
-	"$base" "$during"; then
-	pass "a LOG flood from one worker: another worker's HELLO answered in ${during} ms at most (quiet: ${base} ms)"
+# The bounds: the median answer within 100 ms (the issue's figure) or ten
+# times the quiet median this run measured, if the machine is that busy;
+# no single answer past a second. One slow answer is the scheduler's on a
+# machine whose two cores run the flooder, the daemon and another test
+# (103 ms was seen under ASan); a daemon that lets the flood starve others
+# is slow on every answer (reading to EAGAIN took 21.7 s).
+if [ -n "${worst:-}" ] && python3 -c 'import sys; b, d, w = map(float, sys.argv[1:4]); sys.exit(not (d <= max(100, 10 * b) and w <= 1000))' \
+	"$base" "$during" "$worst"; then
+	pass "a LOG flood from one worker: another worker's HELLO answered in ${during} ms (median; at most ${worst} ms; quiet: ${base} ms)"
 else
 	fail "flood: $(cat "$T/flood.out")"
 fi
