@@ -25,11 +25,30 @@ static yaml_node_t *get(yaml_document_t *d, yaml_node_t *m, const char *key)
 	return NULL;
 }
 
-/* Copies node n of src into dst; returns its id in dst, or 0. */
-static int copy(yaml_document_t *dst, yaml_document_t *src, yaml_node_t *n)
+/* Bounds on a copy: an alias is a node id, so "&a [*a]" is a cycle and
+ * nine lists of nine aliases are 9^9 nodes once copied ("billion laughs").
+ * A real network-config has tens of nodes. */
+#define COPY_DEPTH_MAX 32
+#define COPY_NODES_MAX 10000
+
+struct copy_budget {
+	unsigned nodes;
+	int over; /* set when a bound stopped the copy */
+};
+
+/* Copies node n of src into dst, at most COPY_DEPTH_MAX levels deep and
+ * COPY_NODES_MAX nodes in all (b counts them); returns its id in dst, or 0
+ * (out of memory, or a bound: b->over set). */
+static int copy(yaml_document_t *dst, yaml_document_t *src, yaml_node_t *n, int depth, struct copy_budget *b)
 {
 	int id = 0;
 
+	if (!n)
+		return 0;
+	if (depth > COPY_DEPTH_MAX || b->nodes++ >= COPY_NODES_MAX) {
+		b->over = 1;
+		return 0;
+	}
 	switch (n->type) {
 	case YAML_SCALAR_NODE:
 		return yaml_document_add_scalar(dst, n->tag, n->data.scalar.value, (int)n->data.scalar.length,
@@ -38,7 +57,7 @@ static int copy(yaml_document_t *dst, yaml_document_t *src, yaml_node_t *n)
 		if (!(id = yaml_document_add_sequence(dst, n->tag, n->data.sequence.style)))
 			return 0;
 		for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++) {
-			int c = copy(dst, src, yaml_document_get_node(src, *i));
+			int c = copy(dst, src, yaml_document_get_node(src, *i), depth + 1, b);
 
 			if (!c || !yaml_document_append_sequence_item(dst, id, c))
 				return 0;
@@ -48,8 +67,8 @@ static int copy(yaml_document_t *dst, yaml_document_t *src, yaml_node_t *n)
 		if (!(id = yaml_document_add_mapping(dst, n->tag, n->data.mapping.style)))
 			return 0;
 		for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-			int k = copy(dst, src, yaml_document_get_node(src, p->key));
-			int v = copy(dst, src, yaml_document_get_node(src, p->value));
+			int k = copy(dst, src, yaml_document_get_node(src, p->key), depth + 1, b);
+			int v = k ? copy(dst, src, yaml_document_get_node(src, p->value), depth + 1, b) : 0;
 
 			if (!k || !v || !yaml_document_append_mapping_pair(dst, id, k, v))
 				return 0;
@@ -60,6 +79,7 @@ static int copy(yaml_document_t *dst, yaml_document_t *src, yaml_node_t *n)
 	}
 }
 
+/* A plain scalar s added to d; its node id, or 0 when out of memory. */
 static int scalar(yaml_document_t *d, const char *s)
 {
 	return yaml_document_add_scalar(d, NULL, (yaml_char_t *)s, -1, YAML_ANY_SCALAR_STYLE);
@@ -134,6 +154,7 @@ int provision_merge_network_config(const struct provision *p, const char *image,
 	yaml_parser_t parser;
 	yaml_emitter_t emitter;
 	yaml_node_t *root = NULL, *net = NULL, *eth = NULL;
+	struct copy_budget b = { 0 };
 	int have_in = 0, r = -ENOMEM, top, netm, w, e;
 
 	if (image && len) {
@@ -177,12 +198,13 @@ int provision_merge_network_config(const struct provision *p, const char *image,
 
 		if (!strcmp(ks, "version") || !strcmp(ks, "ethernets") || !strcmp(ks, "wifis"))
 			continue;
-		if (!(kc = copy(&out, &in, k)) || !(vc = copy(&out, &in, yaml_document_get_node(&in, q->value))) ||
+		if (!(kc = copy(&out, &in, k, 0, &b)) ||
+		    !(vc = copy(&out, &in, yaml_document_get_node(&in, q->value), 0, &b)) ||
 		    !yaml_document_append_mapping_pair(&out, netm, kc, vc))
 			goto fail_out;
 	}
 	if (eth && eth->type == YAML_MAPPING_NODE && eth->data.mapping.pairs.top > eth->data.mapping.pairs.start) {
-		int k = scalar(&out, "ethernets"), v = copy(&out, &in, eth);
+		int k = scalar(&out, "ethernets"), v = copy(&out, &in, eth, 0, &b);
 
 		if (!k || !v || !yaml_document_append_mapping_pair(&out, netm, k, v))
 			goto fail_out;
@@ -218,6 +240,11 @@ fail_in:
 	if (have_in)
 		yaml_document_delete(&in);
 fail:
+	if (b.over) {
+		snprintf(why, cap, "the image's network-config nests deeper than %d levels or its aliases make more "
+			 "than %d nodes; give your own with --network-config", COPY_DEPTH_MAX, COPY_NODES_MAX);
+		return -EMSGSIZE;
+	}
 	snprintf(why, cap, "out of memory");
 	return r;
 }

@@ -212,6 +212,35 @@ rc=0; "$NF" --root "$MR" enroll b8:27:eb:00:01:20 --image nc-v1 --wifi-ssid "$SS
 [ $rc = 1 ] && has "network-config is not version 2, which Wi-Fi needs; give your own with --network-config" "$T/v1.err" &&
 	[ ! -d "$MR/tftp/b8-27-eb-00-01-20" ] &&
 	pass "Wi-Fi on an image whose network-config is version 1 is refused, and why" || fail "v1: rc=$rc $(cat "$T/v1.err")"
+# A network-config whose aliases loop, or multiply (a "billion laughs":
+# nine lists of nine aliases, 9^9 nodes), or that nests 200 deep: refused
+# in one line, and at once (copied whole, it loops or takes 9^9 nodes).
+"$PY" - "$T" <<'PY'
+import sys
+t = sys.argv[1]
+head = "network:\n  version: 2\n  ethernets: {eth0: {dhcp4: true}}\n"
+laughs, prev = head + "  bonds:\n    a: &a [x, x, x, x, x, x, x, x, x]\n", "a"
+for l in "bcdefghi":
+    laughs += "    %s: &%s [%s]\n" % (l, l, ", ".join(["*" + prev] * 9))
+    prev = l
+open(t + "/nc-laughs", "w").write(laughs)
+open(t + "/nc-loop", "w").write(head + "  bonds: &a [*a]\n")
+open(t + "/nc-deep", "w").write(head + "  renderer: " + "[" * 200 + "]" * 200 + "\n")
+PY
+i=20
+for c in "laughs:multiplies its aliases" "loop:is an alias of itself" "deep:nests 200 deep"; do
+	name=${c%%:*} i=$((i + 1))
+	cp "$img" "$T/nc.img" && cp "$T/pci" "$T/pnc" && mt mcopy -o -i "$T/pnc" "$T/nc-$name" ::/network-config
+	dd if="$T/pnc" of="$T/nc.img" bs=512 seek="$bstart" conv=notrunc status=none
+	"$NF" --root "$MR" image add "$T/nc.img" --name "nc-$name" >/dev/null
+	rc=0; timeout 60 "$NF" --root "$MR" enroll "b8:27:eb:00:01:$i" --image "nc-$name" --wifi-ssid "$SSID" \
+		--wifi-psk-file "$T/psk" 2>"$T/nc-$name.err" >/dev/null || rc=$?
+	[ $rc = 1 ] && [ "$(wc -l <"$T/nc-$name.err")" = 1 ] &&
+		has "network-config nests deeper than 32 levels or its aliases make more than 10000 nodes; give your own with --network-config" "$T/nc-$name.err" &&
+		[ ! -d "$MR/tftp/b8-27-eb-00-01-$i" ] &&
+		pass "Wi-Fi on an image whose network-config ${c#*:}: refused at once, in one line" ||
+		fail "nc-$name: rc=$rc $(cat "$T/nc-$name.err")"
+done
 # A GPT image (osbuild/bootc-image-builder#701 makes them): the boot
 # partition is found through the GPT (libfdisk), and hostname, user, key
 # and Wi-Fi land on it as on an MBR image. Laid out with sfdisk: the test
@@ -236,7 +265,7 @@ dd if="$T/card-gpt" of="$T/pgpt" bs=512 skip=2048 count="$bsectors" status=none
 	pass "a GPT image: provisioned on the FAT partition its GPT names; the rest of the card is the image" ||
 	fail "GPT card: $(mt mdir -i "$T/pgpt" ::/ 2>&1 | head -12)"
 # These images go again (the cache counts below are about pios and ci).
-for n in ubuntu trixie static v1 gpt; do "$NF" --root "$MR" image rm "nc-$n" --force >/dev/null 2>&1 || true; done
+for n in ubuntu trixie static v1 laughs loop deep gpt; do "$NF" --root "$MR" image rm "nc-$n" --force >/dev/null 2>&1 || true; done
 
 # The real cloud-init (Debian's) takes the user-data, and over two boots
 # (tests/fixtures/cloudinit-boot.sh) the hostname applies on the first and
