@@ -74,15 +74,26 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Keeps the start of what the hook printed, as one printable line. */
-static void take_output(struct run_capture *h, size_t *len, const char *buf, ssize_t n)
+/* Appends n bytes of buf to h->output as one printable line: a newline
+ * becomes a space once more text follows it (*nl holds one that has not
+ * yet: the last line's own ends nothing), other controls and non-ASCII
+ * '?'. Lines that come in separate reads stay apart. */
+static void take_output(struct run_capture *h, size_t *len, int *nl, const char *buf, ssize_t n)
 {
 	for (ssize_t i = 0; i < n && *len + 1 < sizeof(h->output); i++) {
 		unsigned char c = (unsigned char)buf[i];
 
-		if (c == '\n' && i == n - 1)
+		if (c == '\n') {
+			*nl = *len > 0;
 			continue;
-		h->output[(*len)++] = c == '\n' || c == '\t' ? ' ' : c < 0x20 || c > 0x7e ? '?' : (char)c;
+		}
+		if (*nl) {
+			h->output[(*len)++] = ' ';
+			*nl = 0;
+			if (*len + 1 >= sizeof(h->output))
+				break;
+		}
+		h->output[(*len)++] = c == '\t' ? ' ' : c < 0x20 || c > 0x7e ? '?' : (char)c;
 	}
 	h->output[*len] = '\0';
 }
@@ -108,7 +119,7 @@ void master_child_exec(char *const argv[], char *const env[], int out_fd, int er
 int master_run_bounded(char *const argv[], char *const env[], unsigned timeout_s, struct run_capture *h)
 {
 	double t0 = now_s(), deadline = t0 + timeout_s, kill_at = 0;
-	int out[2], status = 0, open_out = 1;
+	int out[2], status = 0, open_out = 1, nl = 0;
 	size_t len = 0;
 	pid_t pid;
 
@@ -148,7 +159,7 @@ int master_run_bounded(char *const argv[], char *const env[], unsigned timeout_s
 			ssize_t n = read(out[0], buf, sizeof(buf));
 
 			if (n > 0)
-				take_output(h, &len, buf, n);
+				take_output(h, &len, &nl, buf, n);
 			else if (n == 0 || errno != EINTR)
 				open_out = 0;
 		} else if (!open_out) {

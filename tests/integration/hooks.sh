@@ -27,7 +27,8 @@ for ev in done failed enrolled; do
 	hook "$ev.d" 10-record "echo \$PPID >>$T/runners; grep ^SigIgn /proc/\$\$/status >$T/$ev.sig
 env | sort >$T/$ev.env; echo recorded \$NETFLASH_MAC"
 done
-hook done.d 20-fails 'echo oops >&2; exit 3'
+# Two lines that come apart (two reads): "oops again", not "oopsagain".
+hook done.d 20-fails 'echo oops >&2; sleep 0.3; echo again >&2; exit 3'
 hook done.d 30-hangs "echo \$\$ >$T/hang.pid; exec sleep 600"
 hook done.d 40-writable "touch $T/writable-ran"
 chmod 0775 "$MR/hooks/done.d/40-writable"
@@ -94,7 +95,7 @@ wait_until 10 sh -c "'$NF' --root '$MR' history '$M4' | grep -q 'enrolled.d/20-l
 # What each done hook did, in the worker's history.
 wait_until 10 sh -c "'$NF' --root '$MR' history '$M1' | grep -q 'done.d/30-hangs: killed after 2 s'"
 "$NF" --root "$MR" history "$M1" >"$T/h1"
-has "done.d/10-record: exit 0 in [0-9.]* s: recorded $D1" "$T/h1" && has "done.d/20-fails: exit 3 in [0-9.]* s: oops" "$T/h1" &&
+has "done.d/10-record: exit 0 in [0-9.]* s: recorded $D1" "$T/h1" && has "done.d/20-fails: exit 3 in [0-9.]* s: oops again$" "$T/h1" &&
 	pass "history shows each hook's exit status and output" || fail "history: $(grep hook -A30 "$T/h1")"
 has "done.d/30-hangs: killed after 2 s" "$T/h1" && ! kill -0 "$(cat "$T/hang.pid")" 2>/dev/null &&
 	pass "a hook that runs past hook_timeout is killed, and history says so" ||
