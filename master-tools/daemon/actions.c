@@ -125,7 +125,7 @@ static int settings_parse(struct settings *s, const char *body, const char *cons
 		if (!type_ok(val, allowed[i][kl + 1])) {
 			snprintf(s->why, sizeof(s->why), "setting '%.40s' must be %s", key,
 				 allowed[i][kl + 1] == 'b' ? "true or false"
-				 : allowed[i][kl + 1] == 'n' ? "a whole number" : "a string (without NUL)");
+				 : allowed[i][kl + 1] == 'n' ? "a whole number, 0 or more" : "a string (without NUL)");
 			return -1;
 		}
 		if (json_object_is_type(val, json_type_string) && strlen(json_object_get_string(val)) >= ARG_MAX_LEN) {

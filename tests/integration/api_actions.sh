@@ -68,6 +68,7 @@ field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.ar
 	[ "$(post "workers/$M1/enroll" '{"image":"pios\u0000x","force":true}')" = 400 ] &&
 	[ "$(post mass-flash '{"image":"pios","limit":true}')" = 400 ] &&
 	[ "$(post mass-flash '{"image":"pios","limit":"3x"}')" = 400 ] &&
+	[ "$(post mass-flash '{"image":"pios","limit":-5}')" = 400 ] && has "'limit' must be a whole number, 0 or more" "$T/ans" &&
 	curl -sf "$H/workers/$D1" | has '"hostname":"rack4-01"' &&
 	pass "each setting has its type: \"false\" is not a boolean, nothing after the object, no NUL" ||
 	fail "types: $(cat "$T/ans")"
