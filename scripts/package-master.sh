@@ -8,9 +8,9 @@
 # /usr/share/netflash/netflash-arm64.cpio.gz, the same in every package.
 # It also ships the two systemd units for /srv/netflash (not enabled), man
 # pages and bash completion. Depends: the Debian packages of the libraries
-# the binaries load (their NEEDED entries and dpkg -S), plus dnsmasq-base
-# and mtools; an NFS server and udpcast are recommended. The package's path
-# is the last line it prints.
+# the binaries load (their NEEDED entries and dpkg -S), plus dnsmasq-base,
+# mtools and e2fsprogs (debugfs); an NFS server and udpcast are
+# recommended. The package's path is the last line it prints.
 #
 #   scripts/package-master.sh [--arch amd64|arm64|armhf] [--build DIR] [-o OUTDIR]
 #
@@ -180,7 +180,7 @@ Version: $version
 Architecture: $arch
 Maintainer: netflash developers <netflash@localhost>
 Installed-Size: $size
-Depends: $deps, dnsmasq-base, mtools, tzdata, xkb-data, locales
+Depends: $deps, dnsmasq-base, mtools, e2fsprogs, tzdata, xkb-data, locales
 Recommends: nfs-kernel-server | nfs-ganesha-vfs, logrotate, udpcast
 Section: admin
 Priority: optional

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,9 +65,18 @@ static int fat_gpt_type(const char *guid)
 			strcasecmp(guid, "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7") == 0);
 }
 
+/* A range read into memory: the decoder may hand it over in pieces. */
+struct mem_out {
+	uint8_t *p;
+	size_t pos;
+};
+
 static int sink_mem(void *ctx, const void *buf, size_t len)
 {
-	memcpy(ctx, buf, len);
+	struct mem_out *o = ctx;
+
+	memcpy(o->p + o->pos, buf, len);
+	o->pos += len;
 	return 0;
 }
 
@@ -100,14 +111,13 @@ static int sink_sparse(void *ctx, const void *buf, size_t len)
  * libfdisk takes the primary when it is whole). The first partition of a
  * FAT type whose first sector is a FAT boot sector. Returns 0, -ENOENT
  * (no GPT, or no such partition) or -errno. */
-static int find_fat_gpt(const char *img, const struct nf_manifest *man, const char *tmp, uint64_t *off, uint64_t *len)
+/* The image's first MiB, decoded into tmp: a sparse file of the image's
+ * size, which libfdisk reads as a disk. Returns 0 or -errno. */
+static int head_file(const char *img, const struct nf_manifest *man, const char *tmp)
 {
 	const uint64_t head = 1u << 20;
 	struct sparse_out o = { .fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) };
-	struct fdisk_context *cxt = NULL;
-	struct fdisk_table *tb = NULL;
 	char why[300];
-	int r = -ENOENT;
 
 	if (o.fd < 0)
 		return -errno;
@@ -118,6 +128,19 @@ static int find_fat_gpt(const char *img, const struct nf_manifest *man, const ch
 		return -EIO;
 	}
 	close(o.fd);
+	return 0;
+}
+
+static int find_fat_gpt(const char *img, const struct nf_manifest *man, const char *tmp, uint64_t *off, uint64_t *len)
+{
+	struct fdisk_context *cxt = NULL;
+	struct fdisk_table *tb = NULL;
+	char why[300];
+	int r = -ENOENT;
+
+	if ((r = head_file(img, man, tmp)) < 0)
+		return r;
+	r = -ENOENT;
 	if ((cxt = fdisk_new_context()) && fdisk_assign_device(cxt, tmp, 1) == 0 &&
 	    fdisk_is_labeltype(cxt, FDISK_DISKLABEL_GPT) && fdisk_get_partitions(cxt, &tb) == 0) {
 		struct fdisk_iter *it = fdisk_new_iter(FDISK_ITER_FORWARD);
@@ -127,13 +150,14 @@ static int find_fat_gpt(const char *img, const struct nf_manifest *man, const ch
 		while (it && r == -ENOENT && fdisk_table_next_partition(tb, it, &pa) == 0) {
 			struct fdisk_parttype *t = fdisk_partition_get_type(pa);
 			uint8_t bs[512];
+			struct mem_out mo = { bs, 0 };
 			uint64_t start = (uint64_t)fdisk_partition_get_start(pa) * ss;
 			uint64_t size = (uint64_t)fdisk_partition_get_size(pa) * ss;
 
 			if (!t || !fat_gpt_type(fdisk_parttype_get_string(t)) || size == 0 || size > MAX_BOOT_PART ||
 			    start > man->image_size || size > man->image_size - start)
 				continue;
-			if (nf_image_range(img, start, 512, sink_mem, bs, why, sizeof(why)) < 0 || !fat_boot_sector(bs))
+			if (nf_image_range(img, start, 512, sink_mem, &mo, why, sizeof(why)) < 0 || !fat_boot_sector(bs))
 				continue;
 			*off = start;
 			*len = size;
@@ -153,10 +177,11 @@ int master_boot_partition(const struct master *m, const struct nf_manifest *man,
 	char img[PATH_MAX], why[300];
 	struct sparse_out o = { .fd = -1 };
 	uint8_t mbr[512];
+	struct mem_out mo = { mbr, 0 };
 	int r;
 
 	master_image_path(m, man, img, sizeof(img));
-	if ((r = nf_image_range(img, 0, 512, sink_mem, mbr, why, sizeof(why))) < 0) {
+	if ((r = nf_image_range(img, 0, 512, sink_mem, &mo, why, sizeof(why))) < 0) {
 		snprintf(detail, cap, "cannot read the partition table of '%s': %s", man->name, why);
 		return r;
 	}
@@ -183,4 +208,104 @@ int master_boot_partition(const struct master *m, const struct nf_manifest *man,
 		snprintf(detail, cap, "cannot read the boot partition of '%s': %s", man->name, why);
 	close(o.fd);
 	return r;
+}
+
+/* The first partition of the image (MBR or GPT, read by libfdisk) whose
+ * superblock has the ext2/3/4 magic (0xEF53 at byte 56 of the superblock,
+ * 1024 bytes in). Returns 0 with its byte offset and length, -ENOENT, or
+ * -errno. */
+static int find_ext(const char *img, const struct nf_manifest *man, const char *tmp, uint64_t *off, uint64_t *len)
+{
+	struct fdisk_context *cxt = NULL;
+	struct fdisk_table *tb = NULL;
+	char why[300];
+	int r;
+
+	if ((r = head_file(img, man, tmp)) < 0)
+		return r;
+	r = -ENOENT;
+	if ((cxt = fdisk_new_context()) && fdisk_assign_device(cxt, tmp, 1) == 0 && fdisk_has_label(cxt) &&
+	    fdisk_get_partitions(cxt, &tb) == 0) {
+		struct fdisk_iter *it = fdisk_new_iter(FDISK_ITER_FORWARD);
+		struct fdisk_partition *pa;
+		unsigned long ss = fdisk_get_sector_size(cxt);
+
+		while (it && r == -ENOENT && fdisk_table_next_partition(tb, it, &pa) == 0) {
+			uint8_t sb[512];
+			struct mem_out mo = { sb, 0 };
+			uint64_t start = (uint64_t)fdisk_partition_get_start(pa) * ss;
+			uint64_t size = (uint64_t)fdisk_partition_get_size(pa) * ss;
+
+			if (size < 4096 || start > man->image_size || size > man->image_size - start ||
+			    nf_image_range(img, start + 1024, sizeof(sb), sink_mem, &mo, why, sizeof(why)) < 0 ||
+			    sb[56] != 0x53 || sb[57] != 0xef)
+				continue;
+			*off = start;
+			*len = size;
+			r = 0;
+		}
+		fdisk_free_iter(it);
+	}
+	fdisk_unref_table(tb);
+	fdisk_unref_context(cxt);
+	unlink(tmp);
+	return r;
+}
+
+int master_image_passwd(const struct master *m, const struct nf_manifest *man, const char *work, const char *out_path,
+			char *detail, size_t cap)
+{
+	char img[PATH_MAX], part[PATH_MAX], cmd[PATH_MAX + 32], why[300];
+	struct sparse_out o = { .fd = -1 };
+	struct statvfs fs;
+	uint64_t off, len;
+	struct stat st;
+	int r;
+
+	master_image_path(m, man, img, sizeof(img));
+	if (snprintf(part, sizeof(part), "%s.root", out_path) >= (int)sizeof(part) ||
+	    snprintf(cmd, sizeof(cmd), "dump %s %s", "/etc/passwd", out_path) >= (int)sizeof(cmd)) {
+		snprintf(detail, cap, "the path %s is too long", work);
+		return -ENAMETOOLONG;
+	}
+	if ((r = find_ext(img, man, part, &off, &len)) < 0) {
+		snprintf(detail, cap, "image '%s' has no ext2/3/4 partition", man->name);
+		return r == -ENOENT ? r : -EIO;
+	}
+	/* Its sparse copy takes what the file system holds, at most all of it. */
+	if (statvfs(work, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < len) {
+		snprintf(detail, cap, "%s has less free space than the root partition of '%s' (%llu MiB) takes", work,
+			 man->name, (unsigned long long)(len >> 20));
+		return -ENOSPC;
+	}
+	if ((o.fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+		r = -errno;
+		snprintf(detail, cap, "cannot create %s: %s", part, strerror(-r));
+		return r;
+	}
+	r = nf_image_range(img, off, len, sink_sparse, &o, why, sizeof(why));
+	if (r == 0 && ftruncate(o.fd, (off_t)len) < 0)
+		r = -errno;
+	close(o.fd);
+	if (r < 0) {
+		snprintf(detail, cap, "cannot read the root partition of '%s': %s", man->name, why);
+		unlink(part);
+		return r;
+	}
+	/* debugfs (e2fsprogs) reads the file system without mounting it;
+	 * "dump" copies one file out. It says a missing file on stderr and
+	 * exits 0, so the file's presence is the answer. */
+	char *const argv[] = { "debugfs", "-R", cmd, part, NULL };
+	unlink(out_path);
+	r = master_run(argv, "/dev/null", 1);
+	unlink(part);
+	if (r < 0 && r != -EIO) {
+		snprintf(detail, cap, "cannot run debugfs (e2fsprogs): %s", strerror(-r));
+		return r;
+	}
+	if (stat(out_path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(detail, cap, "the root partition of '%s' has no /etc/passwd", man->name);
+		return -ENOENT;
+	}
+	return 0;
 }

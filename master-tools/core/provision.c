@@ -229,6 +229,8 @@ int provision_build(struct master *m, const char *mac, const char *image, const 
 		snprintf(why, why_cap, "no image '%s' in the catalog (see netflash image ls)", image);
 		return -ENOENT;
 	}
+	if (p->user && (r = provision_check_user(m, &man, p->user, why, why_cap)) < 0)
+		return r;
 	if ((r = provision_cached_partition(m, &man, cache, sizeof(cache), &off, &len, why, why_cap)) < 0)
 		return r;
 	if (off < (1u << 20)) {

@@ -15,6 +15,7 @@
 
 #include "bootpart.h"
 #include "fileutil.h"
+#include "log.h"
 #include "parse.h"
 
 /* The image's boot partition, extracted once per image digest into
@@ -60,6 +61,81 @@ int provision_cached_partition(const struct master *m, const struct nf_manifest 
 	return r;
 }
 
+/* The image's /etc/passwd, copied out of its root partition once per
+ * image digest into ROOT/state/cache/users-<hex>.passwd; an empty file
+ * there when the image has none (no ext partition, or no such file).
+ * Returns 0 with path set, or -errno with why: then only the built-in
+ * list of system accounts is known (not enough space for the partition's
+ * copy, a decode error). */
+static int cached_passwd(const struct master *m, const struct nf_manifest *man, char *path, size_t cap, char *why,
+			 size_t why_cap)
+{
+	char rel[128], hex[65], tmp[PATH_MAX + 8], work[PATH_MAX];
+	int r;
+
+	nf_format_hex(man->sha256, 32, hex);
+	snprintf(rel, sizeof(rel), "state/cache/users-%s.passwd", hex);
+	if (master_path(m, path, cap, rel) < 0 || master_path(m, work, sizeof(work), "state/cache") < 0) {
+		snprintf(why, why_cap, "the state path under %.300s is too long", m->root);
+		return -ENAMETOOLONG;
+	}
+	if (access(path, R_OK) == 0)
+		return 0;
+	mkdir(work, 0700);
+	nf_info("reading the accounts in image '%s' (its /etc/passwd; once per image version)", man->name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	r = master_image_passwd(m, man, work, tmp, why, why_cap);
+	if (r == -ENOENT)
+		r = nf_write_file_atomic(tmp, "", 0, 0600);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	unlink(tmp);
+	return r;
+}
+
+/* "name:x:uid:..." lines: the uid of name, or -1. */
+static long passwd_uid(const char *passwd, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *l = passwd; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *uid;
+
+		if (strncmp(l, name, n) != 0 || l[n] != ':' || !(uid = strchr(l + n + 1, ':')))
+			continue;
+		return strtol(uid + 1, NULL, 10);
+	}
+	return -1;
+}
+
+int provision_check_user(const struct master *m, const struct nf_manifest *man, const char *user, char *why,
+			 size_t cap)
+{
+	const size_t max = 256 << 10;
+	char path[PATH_MAX], detail[400], q[64], *passwd;
+	long uid = -1;
+
+	if (cached_passwd(m, man, path, sizeof(path), detail, sizeof(detail)) < 0) {
+		nf_warn("cannot read the accounts in image '%s' (%s); --user is checked against Debian's system "
+			"accounts only", man->name, detail);
+		return 0;
+	}
+	if (!(passwd = malloc(max + 1)))
+		return 0;
+	/* Debian's policy (9.2.2): uids below 1000 and from 60000 are the
+	 * system's; 65534 is nobody. */
+	if (nf_read_file(path, passwd, max) >= 0)
+		uid = passwd_uid(passwd, user);
+	free(passwd);
+	if (uid >= 0 && (uid < 1000 || uid >= 60000)) {
+		snprintf(why, cap, "invalid --user %s: it is a system account of image '%s' (uid %ld in its "
+			 "/etc/passwd), which has no login on first boot; choose another name",
+			 nf_quote(q, sizeof(q), user), man->name, uid);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 struct digests {
 	char (*hex)[65];
 	size_t n;
@@ -98,18 +174,20 @@ int provision_cache_prune(const struct master *m)
 		return errno == ENOENT ? 0 : -errno;
 	}
 	while ((de = readdir(d))) {
-		size_t i = 0;
+		int boot = strncmp(de->d_name, "boot-", 5) == 0;
+		size_t i = 0, p = boot ? 5 : strncmp(de->d_name, "users-", 6) == 0 ? 6 : 0;
 
-		/* boot-<64 hex>.part, and its .where and .tmp */
-		if (strncmp(de->d_name, "boot-", 5) != 0 || strlen(de->d_name) < 5 + 64 + 5 ||
-		    strncmp(de->d_name + 5 + 64, ".part", 5) != 0)
+		/* boot-<64 hex>.part, and its .where and .tmp; users-<64
+		 * hex>.passwd (cached_passwd) */
+		if (!p || strlen(de->d_name) < p + 64 + 5 ||
+		    (strncmp(de->d_name + p + 64, ".part", 5) != 0 && strncmp(de->d_name + p + 64, ".passwd", 7) != 0))
 			continue;
-		while (i < keep.n && strncmp(keep.hex[i], de->d_name + 5, 64) != 0)
+		while (i < keep.n && strncmp(keep.hex[i], de->d_name + p, 64) != 0)
 			i++;
 		if (i < keep.n)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (unlink(path) == 0 && strcmp(de->d_name + 5 + 64, ".part") == 0)
+		if (unlink(path) == 0 && strcmp(de->d_name + p + 64, ".part") == 0)
 			removed++;
 	}
 	closedir(d);

@@ -45,4 +45,12 @@ void provision_render_userconf(const struct provision *p, struct provision_text 
 int provision_cached_partition(const struct master *m, const struct nf_manifest *man, char *path, size_t cap,
 			       uint64_t *off, uint64_t *len, char *why, size_t why_cap);
 
+/* Refuses user as the first user when the image's /etc/passwd (read once
+ * per image version, cached in ROOT/state/cache) has it as a system
+ * account (uid below 1000, or 60000 and up: Debian policy 9.2.2). Returns
+ * 0 (also when the image's accounts cannot be read: a warning says so),
+ * or -EINVAL with why (one line). */
+int provision_check_user(const struct master *m, const struct nf_manifest *man, const char *user, char *why,
+			 size_t cap);
+
 #endif

@@ -376,6 +376,34 @@ for u in root nobody daemon systemd-network sshd; do
 		"$NF" --root "$MR" enroll "$M9" --image pios --user "$u" --password-hash-file "$T/hash"
 done
 [ ! -d "$MR/tftp/$D9" ] || fail "a refused --user enrolled $D9"
+# The image's own accounts: its /etc/passwd, read once per image version
+# from its ext4 root (debugfs, nothing mounted). A service account it adds
+# is refused; its first user (uid 1000) and names it lacks are not; an
+# image without a passwd falls back to the list above.
+MP=b8:27:eb:00:01:30 DP=b8-27-eb-00-01-30
+mkdir -p "$T/pwroot/etc"
+printf 'root:x:0:0:root:/root:/bin/bash\nmosquitto:x:998:998::/var/lib/mosquitto:/usr/sbin/nologin\nfred:x:1000:1000:,,,:/home/fred:/bin/bash\n' \
+	>"$T/pwroot/etc/passwd"
+cp "$img" "$T/pw.img"
+mkfs.ext4 -q -F -d "$T/pwroot" "$T/pw.root" "$((rsectors / 2))k"
+dd if="$T/pw.root" of="$T/pw.img" bs=512 seek="$rstart" conv=notrunc status=none
+zstd -q -f "$T/pw.img" -o "$T/pw.img.zst"
+"$NF" --root "$MR" image add "$T/pw.img.zst" --name pw >/dev/null
+expect_rc 1 "--user of a system account the image adds (uid 998 in its /etc/passwd) is refused" \
+	"invalid --user 'mosquitto': it is a system account of image 'pw' \(uid 998 in its /etc/passwd\)" \
+	"$NF" --root "$MR" enroll "$MP" --image pw --user mosquitto --password-hash-file "$T/hash"
+has "reading the accounts in image 'pw'" "$T/err.log" && [ ! -d "$MR/tftp/$DP" ] &&
+	ls "$MR"/state/cache/users-*.passwd | has . && [ -z "$(ls "$MR/state/cache" | grep -v '^boot-.*\.part$\|\.where$\|^users-[0-9a-f]*\.passwd$')" ] &&
+	pass "the image's accounts are read and cached; nothing is enrolled, no copy of its root is left" ||
+	fail "passwd cache: $(cat "$T/err.log") $(ls -A "$MR/state/cache")"
+"$NF" --root "$MR" enroll "$MP" --image pw --user fred --password-hash-file "$T/hash" >"$T/fred.out" 2>&1 &&
+	! has "reading the accounts" "$T/fred.out" &&
+	"$NF" --root "$MR" enroll "$MP" --image pios --user mosquitto --password-hash-file "$T/hash" --force >/dev/null 2>&1 &&
+	pass "its first user (uid 1000) is taken, from the cache; a name only another image reserves is taken" ||
+	fail "fred: $(cat "$T/fred.out")"
+"$NF" --root "$MR" image rm pw --force >/dev/null 2>&1
+[ -z "$(ls "$MR"/state/cache/ | grep users-"$(zstd -dcq "$T/pw.img.zst" | sha256sum | cut -c1-64)")" ] &&
+	pass "image rm drops the image's cached accounts" || fail "after rm: $(ls -A "$MR/state/cache")"
 printf '%s\n' 'plain-password' >"$T/badhash"
 expect_rc 2 "a password that is not a crypt hash is refused" "invalid --password-hash-file: .*crypt" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --user admin --password-hash-file "$T/badhash"
