@@ -106,13 +106,10 @@ static int sink_sparse(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
-/* The image's GPT read with libfdisk (util-linux): its first MiB, decoded
- * into a sparse file of the image's size (the backup table is not there;
- * libfdisk takes the primary when it is whole). The first partition of a
- * FAT type whose first sector is a FAT boot sector. Returns 0, -ENOENT
- * (no GPT, or no such partition) or -errno. */
 /* The image's first MiB, decoded into tmp: a sparse file of the image's
- * size, which libfdisk reads as a disk. Returns 0 or -errno. */
+ * size, which libfdisk (util-linux) reads as a disk. A GPT's backup table
+ * is not there; libfdisk takes the primary when it is whole. Returns 0 or
+ * -errno. */
 static int head_file(const char *img, const struct nf_manifest *man, const char *tmp)
 {
 	const uint64_t head = 1u << 20;
@@ -131,33 +128,37 @@ static int head_file(const char *img, const struct nf_manifest *man, const char 
 	return 0;
 }
 
-static int find_fat_gpt(const char *img, const struct nf_manifest *man, const char *tmp, uint64_t *off, uint64_t *len)
+/* Whether a partition (its table entry, byte offset and length inside
+ * the image) is the one looked for: 1 or 0. */
+typedef int (*part_match_fn)(const char *img, struct fdisk_partition *pa, uint64_t start, uint64_t size);
+
+/* The first partition in the image's table (read by libfdisk from its
+ * first MiB, decoded into tmp; gpt_only: only a GPT's) that lies inside
+ * the image and that match takes. Returns 0 with its byte offset and
+ * length, -ENOENT, or -errno. */
+static int first_partition(const char *img, const struct nf_manifest *man, const char *tmp, int gpt_only,
+			   part_match_fn match, uint64_t *off, uint64_t *len)
 {
 	struct fdisk_context *cxt = NULL;
 	struct fdisk_table *tb = NULL;
-	char why[300];
-	int r = -ENOENT;
+	int r;
 
 	if ((r = head_file(img, man, tmp)) < 0)
 		return r;
 	r = -ENOENT;
 	if ((cxt = fdisk_new_context()) && fdisk_assign_device(cxt, tmp, 1) == 0 &&
-	    fdisk_is_labeltype(cxt, FDISK_DISKLABEL_GPT) && fdisk_get_partitions(cxt, &tb) == 0) {
+	    (gpt_only ? fdisk_is_labeltype(cxt, FDISK_DISKLABEL_GPT) : fdisk_has_label(cxt)) &&
+	    fdisk_get_partitions(cxt, &tb) == 0) {
 		struct fdisk_iter *it = fdisk_new_iter(FDISK_ITER_FORWARD);
 		struct fdisk_partition *pa;
 		unsigned long ss = fdisk_get_sector_size(cxt);
 
 		while (it && r == -ENOENT && fdisk_table_next_partition(tb, it, &pa) == 0) {
-			struct fdisk_parttype *t = fdisk_partition_get_type(pa);
-			uint8_t bs[512];
-			struct mem_out mo = { bs, 0 };
 			uint64_t start = (uint64_t)fdisk_partition_get_start(pa) * ss;
 			uint64_t size = (uint64_t)fdisk_partition_get_size(pa) * ss;
 
-			if (!t || !fat_gpt_type(fdisk_parttype_get_string(t)) || size == 0 || size > MAX_BOOT_PART ||
-			    start > man->image_size || size > man->image_size - start)
-				continue;
-			if (nf_image_range(img, start, 512, sink_mem, &mo, why, sizeof(why)) < 0 || !fat_boot_sector(bs))
+			if (size == 0 || start > man->image_size || size > man->image_size - start ||
+			    !match(img, pa, start, size))
 				continue;
 			*off = start;
 			*len = size;
@@ -169,6 +170,31 @@ static int find_fat_gpt(const char *img, const struct nf_manifest *man, const ch
 	fdisk_unref_context(cxt);
 	unlink(tmp);
 	return r;
+}
+
+/* A FAT boot partition in a GPT: a FAT type, and a FAT boot sector first. */
+static int fat_in_gpt(const char *img, struct fdisk_partition *pa, uint64_t start, uint64_t size)
+{
+	struct fdisk_parttype *t = fdisk_partition_get_type(pa);
+	uint8_t bs[512];
+	struct mem_out mo = { bs, 0 };
+	char why[300];
+
+	return t && fat_gpt_type(fdisk_parttype_get_string(t)) && size <= MAX_BOOT_PART &&
+	       nf_image_range(img, start, sizeof(bs), sink_mem, &mo, why, sizeof(why)) == 0 && fat_boot_sector(bs);
+}
+
+/* An ext2/3/4 file system: 0xEF53 at byte 56 of its superblock, which
+ * starts 1024 bytes in. */
+static int ext_fs(const char *img, struct fdisk_partition *pa, uint64_t start, uint64_t size)
+{
+	uint8_t sb[512];
+	struct mem_out mo = { sb, 0 };
+	char why[300];
+
+	(void)pa;
+	return size >= 4096 && nf_image_range(img, start + 1024, sizeof(sb), sink_mem, &mo, why, sizeof(why)) == 0 &&
+	       sb[56] == 0x53 && sb[57] == 0xef;
 }
 
 int master_boot_partition(const struct master *m, const struct nf_manifest *man, const char *out_path,
@@ -190,7 +216,7 @@ int master_boot_partition(const struct master *m, const struct nf_manifest *man,
 
 		/* A GPT image: its protective MBR names no FAT partition. */
 		snprintf(gpt, sizeof(gpt), "%s.gpt", out_path);
-		if (find_fat_gpt(img, man, gpt, off, len) < 0) {
+		if (first_partition(img, man, gpt, 1, fat_in_gpt, off, len) < 0) {
 			snprintf(detail, cap, "image '%s' has no FAT boot partition in its MBR or GPT", man->name);
 			return -EBADMSG;
 		}
@@ -210,48 +236,6 @@ int master_boot_partition(const struct master *m, const struct nf_manifest *man,
 	return r;
 }
 
-/* The first partition of the image (MBR or GPT, read by libfdisk) whose
- * superblock has the ext2/3/4 magic (0xEF53 at byte 56 of the superblock,
- * 1024 bytes in). Returns 0 with its byte offset and length, -ENOENT, or
- * -errno. */
-static int find_ext(const char *img, const struct nf_manifest *man, const char *tmp, uint64_t *off, uint64_t *len)
-{
-	struct fdisk_context *cxt = NULL;
-	struct fdisk_table *tb = NULL;
-	char why[300];
-	int r;
-
-	if ((r = head_file(img, man, tmp)) < 0)
-		return r;
-	r = -ENOENT;
-	if ((cxt = fdisk_new_context()) && fdisk_assign_device(cxt, tmp, 1) == 0 && fdisk_has_label(cxt) &&
-	    fdisk_get_partitions(cxt, &tb) == 0) {
-		struct fdisk_iter *it = fdisk_new_iter(FDISK_ITER_FORWARD);
-		struct fdisk_partition *pa;
-		unsigned long ss = fdisk_get_sector_size(cxt);
-
-		while (it && r == -ENOENT && fdisk_table_next_partition(tb, it, &pa) == 0) {
-			uint8_t sb[512];
-			struct mem_out mo = { sb, 0 };
-			uint64_t start = (uint64_t)fdisk_partition_get_start(pa) * ss;
-			uint64_t size = (uint64_t)fdisk_partition_get_size(pa) * ss;
-
-			if (size < 4096 || start > man->image_size || size > man->image_size - start ||
-			    nf_image_range(img, start + 1024, sizeof(sb), sink_mem, &mo, why, sizeof(why)) < 0 ||
-			    sb[56] != 0x53 || sb[57] != 0xef)
-				continue;
-			*off = start;
-			*len = size;
-			r = 0;
-		}
-		fdisk_free_iter(it);
-	}
-	fdisk_unref_table(tb);
-	fdisk_unref_context(cxt);
-	unlink(tmp);
-	return r;
-}
-
 int master_image_passwd(const struct master *m, const struct nf_manifest *man, const char *work, const char *out_path,
 			char *detail, size_t cap)
 {
@@ -268,7 +252,7 @@ int master_image_passwd(const struct master *m, const struct nf_manifest *man, c
 		snprintf(detail, cap, "the path %s is too long", work);
 		return -ENAMETOOLONG;
 	}
-	if ((r = find_ext(img, man, part, &off, &len)) < 0) {
+	if ((r = first_partition(img, man, part, 0, ext_fs, &off, &len)) < 0) {
 		snprintf(detail, cap, "image '%s' has no ext2/3/4 partition", man->name);
 		return r == -ENOENT ? r : -EIO;
 	}
