@@ -247,13 +247,17 @@ int master_image_passwd(const struct master *m, const struct nf_manifest *man, c
 	int r;
 
 	master_image_path(m, man, img, sizeof(img));
-	if (snprintf(part, sizeof(part), "%s.root", out_path) >= (int)sizeof(part) ||
-	    snprintf(cmd, sizeof(cmd), "dump %s %s", "/etc/passwd", out_path) >= (int)sizeof(cmd)) {
-		snprintf(detail, cap, "the path %s is too long", work);
+	/* debugfs splits its request at spaces, and takes "..." as one word. */
+	if (strchr(out_path, '"') || snprintf(part, sizeof(part), "%s.root", out_path) >= (int)sizeof(part) ||
+	    snprintf(cmd, sizeof(cmd), "dump /etc/passwd \"%s\"", out_path) >= (int)sizeof(cmd)) {
+		snprintf(detail, cap, "the path %s is too long or holds a '\"'", work);
 		return -ENAMETOOLONG;
 	}
 	if ((r = first_partition(img, man, part, 0, ext_fs, &off, &len)) < 0) {
-		snprintf(detail, cap, "image '%s' has no ext2/3/4 partition", man->name);
+		if (r == -ENOENT)
+			snprintf(detail, cap, "image '%s' has no ext2/3/4 partition", man->name);
+		else
+			snprintf(detail, cap, "cannot read the partition table of '%s': %s", man->name, strerror(-r));
 		return r == -ENOENT ? r : -EIO;
 	}
 	/* Its sparse copy takes what the file system holds, at most all of it. */
@@ -284,8 +288,9 @@ int master_image_passwd(const struct master *m, const struct nf_manifest *man, c
 	r = master_run(argv, "/dev/null", 1);
 	unlink(part);
 	if (r < 0 && r != -EIO) {
+		/* Not -ENOENT: that would say the image has no passwd. */
 		snprintf(detail, cap, "cannot run debugfs (e2fsprogs): %s", strerror(-r));
-		return r;
+		return -EIO;
 	}
 	if (stat(out_path, &st) < 0 || !S_ISREG(st.st_mode)) {
 		snprintf(detail, cap, "the root partition of '%s' has no /etc/passwd", man->name);
