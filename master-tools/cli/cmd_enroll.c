@@ -294,7 +294,7 @@ static int enroll_csv(struct master *m, const char *file, struct provision *prov
 			continue;
 		for (size_t k = 0; k < i && !seen; k++)
 			seen = strcmp(rows[k].image, rows[i].image) == 0 && (rows[k].hostname[0] || provision_wanted(prov));
-		if (!seen && provision_prepare(m, rows[i].image, why, sizeof(why)) < 0) {
+		if (!seen && provision_prepare(m, rows[i].image, prov->user, why, sizeof(why)) < 0) {
 			nf_err("%s:%u: image '%s' cannot be provisioned (%s); nothing was enrolled", file, rows[i].line,
 			       rows[i].image, why);
 			free(rows);

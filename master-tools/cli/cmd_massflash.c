@@ -631,7 +631,7 @@ static int prepare_image(struct master *m, struct run *r)
 				     : "image '%s': invalid name or damaged manifest", r->image);
 		return 1;
 	}
-	if (provision_wanted(&r->prov) && (rc = provision_prepare(m, r->image, why, sizeof(why))) < 0) {
+	if (provision_wanted(&r->prov) && (rc = provision_prepare(m, r->image, r->prov.user, why, sizeof(why))) < 0) {
 		nf_err("%s", why);
 		return 1;
 	}

@@ -56,9 +56,11 @@ int provision_wanted(const struct provision *p);
 int provision_patch_path(const struct master *m, const char *mac, char *out, size_t cap);
 
 /* Checks that image can be provisioned (it has a FAT boot partition) and
- * extracts that partition into the cache ahead of many enrollments.
- * Returns 0, or -errno with why (one line) set. */
-int provision_prepare(struct master *m, const char *image, char *why, size_t cap);
+ * extracts that partition into the cache ahead of many enrollments; with
+ * user (a --user name, or NULL), also that it is not one of the image's
+ * system accounts (its /etc/passwd, cached too). Returns 0, or -errno with
+ * why (one line) set. */
+int provision_prepare(struct master *m, const char *image, const char *user, char *why, size_t cap);
 
 /* Removes the cached boot partitions (ROOT/state/cache) of image versions
  * no longer in the catalog (after image rm, or add --force replacing one).

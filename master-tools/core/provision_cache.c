@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,7 +72,7 @@ static int cached_passwd(const struct master *m, const struct nf_manifest *man, 
 			 size_t why_cap)
 {
 	char rel[128], hex[65], tmp[PATH_MAX + 8], work[PATH_MAX];
-	int r;
+	int r, lock = -1;
 
 	nf_format_hex(man->sha256, 32, hex);
 	snprintf(rel, sizeof(rel), "state/cache/users-%s.passwd", hex);
@@ -82,14 +83,28 @@ static int cached_passwd(const struct master *m, const struct nf_manifest *man, 
 	if (access(path, R_OK) == 0)
 		return 0;
 	mkdir(work, 0700);
-	nf_info("reading the accounts in image '%s' (its /etc/passwd; once per image version)", man->name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	r = master_image_passwd(m, man, work, tmp, why, why_cap);
-	if (r == -ENOENT)
-		r = nf_write_file_atomic(tmp, "", 0, 0600);
-	if (r == 0 && rename(tmp, path) < 0)
+	/* One maker at a time (mass-flash and a CSV enroll prepare outside the
+	 * state lock): the others wait, then find the file made. */
+	snprintf(tmp, sizeof(tmp), "%s.lock", path);
+	if ((lock = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0 || flock(lock, LOCK_EX) < 0) {
 		r = -errno;
-	unlink(tmp);
+		snprintf(why, why_cap, "cannot lock %.300s: %s", tmp, strerror(-r));
+		if (lock >= 0)
+			close(lock);
+		return r;
+	}
+	r = 0;
+	if (access(path, R_OK) != 0) {
+		nf_info("reading the accounts in image '%s' (its /etc/passwd; once per image version)", man->name);
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		r = master_image_passwd(m, man, work, tmp, why, why_cap);
+		if (r == -ENOENT)
+			r = nf_write_file_atomic(tmp, "", 0, 0600);
+		if (r == 0 && rename(tmp, path) < 0)
+			r = -errno;
+		unlink(tmp);
+	}
+	close(lock);
 	return r;
 }
 
@@ -195,15 +210,18 @@ int provision_cache_prune(const struct master *m)
 	return removed;
 }
 
-int provision_prepare(struct master *m, const char *image, char *why, size_t cap)
+int provision_prepare(struct master *m, const char *image, const char *user, char *why, size_t cap)
 {
 	char cache[PATH_MAX];
 	struct nf_manifest man;
 	uint64_t off, len;
+	int r;
 
 	if (master_read_manifest(m, image, &man) < 0) {
 		snprintf(why, cap, "no image '%s' in the catalog (see netflash image ls)", image);
 		return -ENOENT;
 	}
-	return provision_cached_partition(m, &man, cache, sizeof(cache), &off, &len, why, cap);
+	if ((r = provision_cached_partition(m, &man, cache, sizeof(cache), &off, &len, why, cap)) < 0)
+		return r;
+	return user ? provision_check_user(m, &man, user, why, cap) : 0;
 }
