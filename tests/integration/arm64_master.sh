@@ -25,7 +25,7 @@ a64() { qemu-aarch64-static -L / "$@"; }
 	pass "the package is arm64 and holds arm64 programs" || fail "package: $(dpkg-deb -I "$deb" | head -12)"
 missing=
 for p in $(dpkg-deb -f "$deb" Depends | tr -d ' ' | tr ',' ' '); do
-	case $p in dnsmasq-base | mtools | tzdata | xkb-data | locales) continue ;; esac
+	case $p in dnsmasq-base | mtools | e2fsprogs | tzdata | xkb-data | locales) continue ;; esac
 	dpkg-query -W -f='${Status}' "$p:arm64" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && pass "its library Depends are Debian 12's arm64 packages (installed here as multiarch)" ||
@@ -66,7 +66,7 @@ if [ -n "$hdeb" ] && command -v qemu-arm-static >/dev/null; then
 	dpkg-deb -x "$hdeb" "$H"
 	missing=
 	for p in $(dpkg-deb -f "$hdeb" Depends | tr -d ' ' | tr ',' ' '); do
-		case $p in dnsmasq-base | mtools | tzdata | xkb-data | locales) continue ;; esac
+		case $p in dnsmasq-base | mtools | e2fsprogs | tzdata | xkb-data | locales) continue ;; esac
 		dpkg-query -W -f='${Status}' "$p:armhf" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 	done
 	[ "$(dpkg-deb -f "$hdeb" Architecture)" = armhf ] && readelf -h "$H/usr/bin/netflashd" | has "Machine: *ARM$" &&
