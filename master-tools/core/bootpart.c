@@ -130,14 +130,15 @@ static int head_file(const char *img, const struct nf_manifest *man, const char 
 
 /* Whether a partition (its table entry, byte offset and length inside
  * the image) is the one looked for: 1 or 0. */
-typedef int (*part_match_fn)(const char *img, struct fdisk_partition *pa, uint64_t start, uint64_t size);
+typedef int (*part_match_fn)(const char *img, struct fdisk_partition *pa, uint64_t start, uint64_t size, void *ctx);
 
 /* The first partition in the image's table (read by libfdisk from its
  * first MiB, decoded into tmp; gpt_only: only a GPT's) that lies inside
- * the image and that match takes. Returns 0 with its byte offset and
+ * the image and that match (given ctx) takes. Logical partitions, whose
+ * tables lie past the first MiB, are not seen. Returns 0 with its byte offset and
  * length, -ENOENT, or -errno. */
 static int first_partition(const char *img, const struct nf_manifest *man, const char *tmp, int gpt_only,
-			   part_match_fn match, uint64_t *off, uint64_t *len)
+			   part_match_fn match, void *ctx, uint64_t *off, uint64_t *len)
 {
 	struct fdisk_context *cxt = NULL;
 	struct fdisk_table *tb = NULL;
@@ -158,7 +159,7 @@ static int first_partition(const char *img, const struct nf_manifest *man, const
 			uint64_t size = (uint64_t)fdisk_partition_get_size(pa) * ss;
 
 			if (size == 0 || start > man->image_size || size > man->image_size - start ||
-			    !match(img, pa, start, size))
+			    !match(img, pa, start, size, ctx))
 				continue;
 			*off = start;
 			*len = size;
@@ -173,28 +174,32 @@ static int first_partition(const char *img, const struct nf_manifest *man, const
 }
 
 /* A FAT boot partition in a GPT: a FAT type, and a FAT boot sector first. */
-static int fat_in_gpt(const char *img, struct fdisk_partition *pa, uint64_t start, uint64_t size)
+static int fat_in_gpt(const char *img, struct fdisk_partition *pa, uint64_t start, uint64_t size, void *ctx)
 {
 	struct fdisk_parttype *t = fdisk_partition_get_type(pa);
 	uint8_t bs[512];
 	struct mem_out mo = { bs, 0 };
 	char why[300];
 
+	(void)ctx;
 	return t && fat_gpt_type(fdisk_parttype_get_string(t)) && size <= MAX_BOOT_PART &&
 	       nf_image_range(img, start, sizeof(bs), sink_mem, &mo, why, sizeof(why)) == 0 && fat_boot_sector(bs);
 }
 
-/* An ext2/3/4 file system: 0xEF53 at byte 56 of its superblock, which
- * starts 1024 bytes in. */
-static int ext_fs(const char *img, struct fdisk_partition *pa, uint64_t start, uint64_t size)
+/* The ext2/3/4 file system after *ctx others (counted down): 0xEF53 at
+ * byte 56 of its superblock, which starts 1024 bytes in. */
+static int ext_fs(const char *img, struct fdisk_partition *pa, uint64_t start, uint64_t size, void *ctx)
 {
+	int *skip = ctx;
 	uint8_t sb[512];
 	struct mem_out mo = { sb, 0 };
 	char why[300];
 
 	(void)pa;
-	return size >= 4096 && nf_image_range(img, start + 1024, sizeof(sb), sink_mem, &mo, why, sizeof(why)) == 0 &&
-	       sb[56] == 0x53 && sb[57] == 0xef;
+	if (size < 4096 || nf_image_range(img, start + 1024, sizeof(sb), sink_mem, &mo, why, sizeof(why)) < 0 ||
+	    sb[56] != 0x53 || sb[57] != 0xef)
+		return 0;
+	return (*skip)-- == 0;
 }
 
 int master_boot_partition(const struct master *m, const struct nf_manifest *man, const char *out_path,
@@ -216,7 +221,7 @@ int master_boot_partition(const struct master *m, const struct nf_manifest *man,
 
 		/* A GPT image: its protective MBR names no FAT partition. */
 		snprintf(gpt, sizeof(gpt), "%s.gpt", out_path);
-		if (first_partition(img, man, gpt, 1, fat_in_gpt, off, len) < 0) {
+		if (first_partition(img, man, gpt, 1, fat_in_gpt, NULL, off, len) < 0) {
 			snprintf(detail, cap, "image '%s' has no FAT boot partition in its MBR or GPT", man->name);
 			return -EBADMSG;
 		}
@@ -236,34 +241,23 @@ int master_boot_partition(const struct master *m, const struct nf_manifest *man,
 	return r;
 }
 
-int master_image_passwd(const struct master *m, const struct nf_manifest *man, const char *work, const char *out_path,
-			char *detail, size_t cap)
+/* debugfs's answer for one ext file system at off, len of img: 0 with
+ * out_path written, -ENOENT (no /etc/passwd there), or -EIO/-ENOSPC/
+ * -errno with detail. The partition's sparse copy is part, removed after. */
+static int dump_passwd(const struct nf_manifest *man, const char *img, const char *work, const char *part,
+		       const char *out_path, uint64_t off, uint64_t len, char *detail, size_t cap)
 {
-	char img[PATH_MAX], part[PATH_MAX], cmd[PATH_MAX + 32], why[300];
+	char cmd[PATH_MAX + 32], why[300];
 	struct sparse_out o = { .fd = -1 };
+	struct run_capture h;
 	struct statvfs fs;
-	uint64_t off, len;
 	struct stat st;
 	int r;
 
-	master_image_path(m, man, img, sizeof(img));
-	/* debugfs splits its request at spaces, and takes "..." as one word. */
-	if (strchr(out_path, '"') || snprintf(part, sizeof(part), "%s.root", out_path) >= (int)sizeof(part) ||
-	    snprintf(cmd, sizeof(cmd), "dump /etc/passwd \"%s\"", out_path) >= (int)sizeof(cmd)) {
-		snprintf(detail, cap, "the path %s is too long or holds a '\"'", work);
-		return -ENAMETOOLONG;
-	}
-	if ((r = first_partition(img, man, part, 0, ext_fs, &off, &len)) < 0) {
-		if (r == -ENOENT)
-			snprintf(detail, cap, "image '%s' has no ext2/3/4 partition", man->name);
-		else
-			snprintf(detail, cap, "cannot read the partition table of '%s': %s", man->name, strerror(-r));
-		return r == -ENOENT ? r : -EIO;
-	}
 	/* Its sparse copy takes what the file system holds, at most all of it. */
 	if (statvfs(work, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < len) {
-		snprintf(detail, cap, "%s has less free space than the root partition of '%s' (%llu MiB) takes", work,
-			 man->name, (unsigned long long)(len >> 20));
+		snprintf(detail, cap, "%s has less free space than the root partition of '%s' (%llu MiB) may take",
+			 work, man->name, (unsigned long long)(len >> 20));
 		return -ENOSPC;
 	}
 	if ((o.fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
@@ -281,20 +275,63 @@ int master_image_passwd(const struct master *m, const struct nf_manifest *man, c
 		return r;
 	}
 	/* debugfs (e2fsprogs) reads the file system without mounting it;
-	 * "dump" copies one file out. It says a missing file on stderr and
-	 * exits 0, so the file's presence is the answer. */
-	char *const argv[] = { "debugfs", "-R", cmd, part, NULL };
+	 * "dump" copies one file out. It exits 0 whatever happened: a missing
+	 * file is "File not found by ext2_lookup" in its output, a damaged
+	 * file system another message, which is kept as the reason. */
+	snprintf(cmd, sizeof(cmd), "dump /etc/passwd \"%s\"", out_path);
+	char *const argv[] = { "/sbin/debugfs", "-R", cmd, (char *)part, NULL };
+	char *const env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL };
 	unlink(out_path);
-	r = master_run(argv, "/dev/null", 1);
+	r = master_run_bounded(argv, env, 600, &h);
 	unlink(part);
-	if (r < 0 && r != -EIO) {
-		/* Not -ENOENT: that would say the image has no passwd. */
+	if (r < 0) {
 		snprintf(detail, cap, "cannot run debugfs (e2fsprogs): %s", strerror(-r));
 		return -EIO;
 	}
-	if (stat(out_path, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(detail, cap, "the root partition of '%s' has no /etc/passwd", man->name);
+	if (stat(out_path, &st) == 0 && S_ISREG(st.st_mode))
+		return 0;
+	if (strstr(h.output, "File not found by ext2_lookup"))
 		return -ENOENT;
+	/* Its first line is its version banner: "debugfs 1.47.0 (5-Feb-2023)". */
+	const char *msg = strncmp(h.output, "debugfs ", 8) == 0 && strstr(h.output, ") ") ? strstr(h.output, ") ") + 2
+											 : h.output;
+	snprintf(detail, cap, "debugfs cannot read the ext file system at byte %llu of '%s': %.200s",
+		 (unsigned long long)off, man->name, msg);
+	return -EIO;
+}
+
+int master_image_passwd(const struct master *m, const struct nf_manifest *man, const char *work, const char *out_path,
+			char *detail, size_t cap)
+{
+	char img[PATH_MAX], part[PATH_MAX];
+	uint64_t off, len;
+	int r, n;
+
+	master_image_path(m, man, img, sizeof(img));
+	/* debugfs splits its request at spaces, and takes "..." as one word. */
+	if (strchr(out_path, '"') || snprintf(part, sizeof(part), "%s.root", out_path) >= (int)sizeof(part) ||
+	    strlen(out_path) > PATH_MAX - 32) {
+		snprintf(detail, cap, "the state path %s is too long or holds a '\"'", out_path);
+		return -ENAMETOOLONG;
 	}
-	return 0;
+	/* Each ext file system in turn (a data partition may come first),
+	 * until one has /etc/passwd. */
+	for (n = 0; n < 8; n++) {
+		int skip = n;
+
+		if ((r = first_partition(img, man, part, 0, ext_fs, &skip, &off, &len)) == -ENOENT)
+			break;
+		if (r < 0) {
+			snprintf(detail, cap, "cannot read the partition table of '%s': %s", man->name, strerror(-r));
+			return r;
+		}
+		if ((r = dump_passwd(man, img, work, part, out_path, off, len, detail, cap)) != -ENOENT)
+			return r;
+	}
+	if (n == 0)
+		snprintf(detail, cap, "image '%s' has no ext2/3/4 partition in its partition table", man->name);
+	else
+		snprintf(detail, cap, "image '%s' has no /etc/passwd in its ext2/3/4 partition%s", man->name,
+			 n > 1 ? "s" : "");
+	return -ENOENT;
 }

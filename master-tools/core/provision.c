@@ -257,7 +257,7 @@ int provision_build(struct master *m, const char *mac, const char *image, const 
 	if (style == PROVISION_AUTO)
 		style = has_file(&w, "user-data") || has_file(&w, "meta-data") ? PROVISION_CLOUDINIT : PROVISION_FIRSTRUN;
 	if (write_files(&w, p, mac, style)) {
-		snprintf(why, why_cap, "%s", w.why);
+		snprintf(why, why_cap, "image '%s': %s", image, w.why);
 		goto out;
 	}
 	r = diff_sectors(cache, w.part, off, len, &patch);

@@ -62,16 +62,18 @@ int provision_cached_partition(const struct master *m, const struct nf_manifest 
 	return r;
 }
 
+#define NONE_MARK "# netflash: "
+
 /* The image's /etc/passwd, copied out of its root partition once per
- * image digest into ROOT/state/cache/users-<hex>.passwd; an empty file
- * there when the image has none (no ext partition, or no such file).
- * Returns 0 with path set, or -errno with why: then only the built-in
- * list of system accounts is known (not enough space for the partition's
- * copy, a decode error). */
+ * image digest into ROOT/state/cache/users-<hex>.passwd (0600). When the
+ * image has none (no ext partition, or no such file in any), the file
+ * holds NONE_MARK and why, one line. Returns 0 with path set, or -errno
+ * with why: then nothing is cached (a damaged file system, no space for
+ * the partition's copy, a decode error) and the next enroll tries again. */
 static int cached_passwd(const struct master *m, const struct nf_manifest *man, char *path, size_t cap, char *why,
 			 size_t why_cap)
 {
-	char rel[128], hex[65], tmp[PATH_MAX + 8], work[PATH_MAX];
+	char rel[128], hex[65], tmp[PATH_MAX + 8], work[PATH_MAX], none[600];
 	int r, lock = -1;
 
 	nf_format_hex(man->sha256, 32, hex);
@@ -98,9 +100,11 @@ static int cached_passwd(const struct master *m, const struct nf_manifest *man, 
 		nf_info("reading the accounts in image '%s' (its /etc/passwd; once per image version)", man->name);
 		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 		r = master_image_passwd(m, man, work, tmp, why, why_cap);
-		if (r == -ENOENT)
-			r = nf_write_file_atomic(tmp, "", 0, 0600);
-		if (r == 0 && rename(tmp, path) < 0)
+		if (r == -ENOENT) {
+			snprintf(none, sizeof(none), NONE_MARK "%.500s\n", why);
+			r = nf_write_file_atomic(tmp, none, strlen(none), 0600);
+		}
+		if (r == 0 && (chmod(tmp, 0600) < 0 || rename(tmp, path) < 0))
 			r = -errno;
 		unlink(tmp);
 	}
@@ -108,40 +112,85 @@ static int cached_passwd(const struct master *m, const struct nf_manifest *man, 
 	return r;
 }
 
-/* "name:x:uid:..." lines: the uid of name, or -1. */
-static long passwd_uid(const char *passwd, const char *name)
+/* The uid of name in passwd (len bytes, NUL-terminated; NULs inside are
+ * taken as line ends), -1 when no well-formed line names it; *lines counts
+ * the well-formed lines (name:password:uid:..., uid 1 to 10 digits). */
+static long passwd_uid(char *passwd, size_t len, const char *name, unsigned *lines)
 {
 	size_t n = strlen(name);
+	long found = -1;
 
+	for (size_t i = 0; i < len; i++)
+		if (passwd[i] == '\0')
+			passwd[i] = '\n';
+	*lines = 0;
 	for (const char *l = passwd; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		const char *uid;
+		const char *pw = strchr(l, ':'), *uid = pw ? strchr(pw + 1, ':') : NULL;
+		size_t digits = uid ? strspn(uid + 1, "0123456789") : 0;
 
-		if (strncmp(l, name, n) != 0 || l[n] != ':' || !(uid = strchr(l + n + 1, ':')))
+		if (!uid || pw == l || memchr(l, '\n', (size_t)(uid - l)) || digits == 0 || digits > 10 ||
+		    uid[1 + digits] != ':')
 			continue;
-		return strtol(uid + 1, NULL, 10);
+		(*lines)++;
+		if (found < 0 && (size_t)(pw - l) == n && strncmp(l, name, n) == 0)
+			found = strtol(uid + 1, NULL, 10);
 	}
-	return -1;
+	return found;
+}
+
+/* Says once per image digest in this process why the image's own accounts
+ * are not known: the checks then rest on the built-in list. */
+static void warn_unchecked(const struct nf_manifest *man, const char *why)
+{
+	static uint8_t last[32];
+	static int said;
+
+	if (said && memcmp(last, man->sha256, 32) == 0)
+		return;
+	memcpy(last, man->sha256, 32);
+	said = 1;
+	nf_warn("%s; --user is checked against Debian's system accounts only", why);
 }
 
 int provision_check_user(const struct master *m, const struct nf_manifest *man, const char *user, char *why,
 			 size_t cap)
 {
-	const size_t max = 256 << 10;
-	char path[PATH_MAX], detail[400], q[64], *passwd;
+	const size_t max = 4u << 20;
+	char path[PATH_MAX], detail[600], q[64], *passwd;
+	unsigned lines = 0;
+	ssize_t n;
 	long uid = -1;
 
 	if (cached_passwd(m, man, path, sizeof(path), detail, sizeof(detail)) < 0) {
-		nf_warn("cannot read the accounts in image '%s' (%s); --user is checked against Debian's system "
-			"accounts only", man->name, detail);
+		warn_unchecked(man, detail);
 		return 0;
 	}
 	if (!(passwd = malloc(max + 1)))
 		return 0;
-	/* Debian's policy (9.2.2): uids below 1000 and from 60000 are the
-	 * system's; 65534 is nobody. */
-	if (nf_read_file(path, passwd, max) >= 0)
-		uid = passwd_uid(passwd, user);
+	n = nf_read_file(path, passwd, max);
+	if (n >= 0 && strncmp(passwd, NONE_MARK, strlen(NONE_MARK)) == 0) {
+		passwd[strcspn(passwd, "\n")] = '\0';
+		snprintf(detail, sizeof(detail), "%s", passwd + strlen(NONE_MARK));
+		n = -1;
+	} else if (n == -EFBIG) {
+		snprintf(detail, sizeof(detail), "the /etc/passwd of image '%s' is over %zu MiB", man->name, max >> 20);
+	} else if (n < 0) {
+		snprintf(detail, sizeof(detail), "cannot read %.400s: %s", path, strerror((int)-n));
+	} else {
+		/* Debian's policy (9.2.2): uids below 1000 and from 60000 are the
+		 * system's; 65534 is nobody. */
+		uid = passwd_uid(passwd, (size_t)n, user, &lines);
+		if (!lines) {
+			snprintf(detail, sizeof(detail), "the /etc/passwd of image '%s' holds no account lines "
+				 "(is it a symlink, or not text?)", man->name);
+			n = -1;
+		}
+	}
 	free(passwd);
+	if (n < 0) {
+		warn_unchecked(man, detail);
+		return 0;
+	}
 	if (uid >= 0 && (uid < 1000 || uid >= 60000)) {
 		snprintf(why, cap, "invalid --user %s: it is a system account of image '%s' (uid %ld in its "
 			 "/etc/passwd), which has no login on first boot; choose another name",

@@ -413,6 +413,59 @@ rc=0; "$NF" --root "$MR" enroll --from-csv "$T/pw.csv" --user mosquitto --passwo
 "$NF" --root "$MR" image rm pw --force >/dev/null 2>&1
 [ -z "$(ls "$MR"/state/cache/ | grep users-"$(zstd -dcq "$T/pw.img.zst" | sha256sum | cut -c1-64)")" ] &&
 	pass "image rm drops the image's cached accounts" || fail "after rm: $(ls -A "$MR/state/cache")"
+# pwcase NAME ROOTDIR [data]: image NAME: the test image's FAT, then an
+# ext4 data partition without /etc (with "data"), then an ext4 root made
+# from ROOTDIR; a CSV enroll of it with --user svc, its stderr in
+# $T/NAME.err and its exit status in rc.
+pwcase() {
+	local name=$1 dir=$2 data=${3:-} start=$((bstart + bsectors)) parts
+	mkfs.ext4 -q -F -d "$dir" "$T/$name.root" 8M
+	parts="start=$bstart, size=$bsectors, type=c"
+	if [ -n "$data" ]; then
+		mkdir -p "$T/$name.data/srv" && mkfs.ext4 -q -F -d "$T/$name.data" "$T/$name.d" 8M
+		parts="$parts\nstart=$start, size=16384, type=83"
+		start=$((start + 16384))
+	fi
+	truncate -s $(((start + 16384 + 2048) * 512)) "$T/$name.img"
+	printf "label: dos\n$parts\nstart=$start, size=16384, type=83\n" | sfdisk -q "$T/$name.img"
+	dd if="$img" of="$T/$name.img" bs=512 skip="$bstart" seek="$bstart" count="$bsectors" conv=notrunc status=none
+	[ -z "$data" ] || dd if="$T/$name.d" of="$T/$name.img" bs=512 seek=$((bstart + bsectors)) conv=notrunc status=none
+	dd if="$T/$name.root" of="$T/$name.img" bs=512 seek="$start" conv=notrunc status=none
+	"$NF" --root "$MR" image add "$T/$name.img" --name "$name" --zstd-level 3 >/dev/null 2>&1
+	printf '%s,,%s\n' b8:27:eb:00:01:40 "$name" >"$T/$name.csv"
+	rc=0; "$NF" --root "$MR" enroll --from-csv "$T/$name.csv" --user svc --password-hash-file "$T/hash" \
+		>/dev/null 2>"$T/$name.err" || rc=$?
+	"$NF" --root "$MR" release b8:27:eb:00:01:40 >/dev/null 2>&1 || true
+}
+mkdir -p "$T/pw2/etc"
+printf 'root:x:0:0::/root:/bin/bash\nemp:x::1::/:/bin/sh\nneg:x:-5:1::/:/bin/sh\nsvc:x:999:999::/:/usr/sbin/nologin\n' \
+	>"$T/pw2/etc/passwd"
+pwcase pwdata "$T/pw2" data
+[ $rc = 1 ] && has "it is a system account of image 'pwdata' (uid 999" "$T/pwdata.err" &&
+	pass "a root after a data partition: its /etc/passwd is found and read" || fail "pwdata: rc=$rc $(cat "$T/pwdata.err")"
+for u in emp neg; do
+	"$NF" --root "$MR" enroll b8:27:eb:00:01:41 --image pwdata --user "$u" --password-hash-file "$T/hash" --force \
+		>/dev/null 2>"$T/$u.err" || fail "$u (a malformed passwd line) refused: $(cat "$T/$u.err")"
+done
+pass "passwd lines with an empty or negative uid are not read as uid 0"
+# A damaged file system is said, and not cached as "no accounts": the
+# next enroll reads it again.
+pwcase pwbad "$T/pw2"
+printf '\377\377\377\177' | dd of="$T/pwbad.img" bs=1 seek=$(((bstart + bsectors) * 512 + 1024 + 24)) conv=notrunc status=none
+"$NF" --root "$MR" image add "$T/pwbad.img" --name pwbad --zstd-level 3 --force >/dev/null 2>&1
+rc=0; "$NF" --root "$MR" enroll --from-csv "$T/pwbad.csv" --user svc --password-hash-file "$T/hash" >/dev/null 2>"$T/pwbad.err" || rc=$?
+"$NF" --root "$MR" release b8:27:eb:00:01:40 >/dev/null 2>&1 || true
+has "warning: debugfs cannot read the ext file system at byte $(((bstart + bsectors) * 512)) of 'pwbad'.*checked against Debian's system accounts only" "$T/pwbad.err" &&
+	[ -z "$(ls "$MR/state/cache" | grep "^users-$(sha256sum <"$T/pwbad.img" | cut -c1-64)\.passwd$")" ] &&
+	pass "a damaged root file system: a warning with debugfs's reason, nothing cached" ||
+	fail "pwbad: rc=$rc $(cat "$T/pwbad.err") $(ls "$MR/state/cache")"
+# No /etc/passwd at all: cached as such, and said on each enroll.
+mkdir -p "$T/pw3/etc"
+pwcase pwnone "$T/pw3"
+[ $rc = 0 ] && has "warning: image 'pwnone' has no /etc/passwd in its ext2/3/4 partition; --user is checked" "$T/pwnone.err" &&
+	pwcase pwnone "$T/pw3" && ! has "reading the accounts" "$T/pwnone.err" && has "no /etc/passwd" "$T/pwnone.err" &&
+	pass "an image without /etc/passwd: cached once, a warning on each enroll" || fail "pwnone: rc=$rc $(cat "$T/pwnone.err")"
+for n in pwdata pwbad pwnone; do "$NF" --root "$MR" image rm "$n" --force >/dev/null 2>&1 || true; done
 printf '%s\n' 'plain-password' >"$T/badhash"
 expect_rc 2 "a password that is not a crypt hash is refused" "invalid --password-hash-file: .*crypt" \
 	"$NF" --root "$MR" enroll "$M9" --image pios --user admin --password-hash-file "$T/badhash"
