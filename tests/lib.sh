@@ -132,6 +132,12 @@ have_browser() {
 	WEB=$NETFLASH_SRC/tests/web
 	command -v node >/dev/null && [ -d "$WEB/node_modules/playwright-core" ] && [ -x /usr/bin/chromium ]
 }
+# need_browser: have_browser, or the test says why and is skipped (77).
+need_browser() {
+	have_browser && return 0
+	echo "$(basename "$0" .sh): no node, no $WEB/node_modules/playwright-core (scripts/deps.sh) or no chromium: skipped" >&2
+	exit 77
+}
 
 # Small realistic images are cached per build so tests do not rebuild them.
 # test_image SIZE_MIB -> prints the path of IMG with .xz .mt.xz .gz .zst beside it

@@ -8,10 +8,7 @@
 # of the page lands in the build dir (web-dashboard.png).
 source "$(dirname "$0")/../lib.sh"
 
-if ! have_browser; then
-	echo "web_browser: no node, no $WEB/node_modules/playwright-core (scripts/deps.sh) or no chromium: skipped" >&2
-	exit 77
-fi
+need_browser
 img=$(test_image 64)
 master_setup "$img.zst" pios
 HPORT=$("$NETFLASH_BUILD/tests/freeport")

@@ -6,10 +6,7 @@
 # lands in the build dir (web-grid.png; docs/img/grid.png is one).
 source "$(dirname "$0")/../lib.sh"
 
-if ! have_browser; then
-	echo "web_grid: no node, no $WEB/node_modules/playwright-core (scripts/deps.sh) or no chromium: skipped" >&2
-	exit 77
-fi
+need_browser
 img=$(test_image 16)
 master_setup "$img.zst" pios
 HPORT=$("$NETFLASH_BUILD/tests/freeport")
