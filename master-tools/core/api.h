@@ -22,7 +22,6 @@ void api_worker_json(FILE *out, struct store *st, const struct enrollment *e);
  * "target_bytes", "reason"}. */
 void api_job_json(FILE *out, const struct job *j);
 
-
 /* The arrays: every worker; jobs (of mac, or all when NULL), newest first,
  * at most limit; every catalog image, each {"name", "file", "format",
  * "stored_bytes", "image_bytes", "sha256", "zero_share" (0..1), "origin",

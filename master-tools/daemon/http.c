@@ -155,18 +155,25 @@ static const char *role_name(enum http_role role)
 	return role == HTTP_ROLE_ADMIN ? "admin" : role == HTTP_ROLE_READ ? "read" : "none";
 }
 
-/* Reads: open without a reader token (loopback), else that token or the
- * admin token. */
 /* The role of the request's session cookie (http_session.h). */
 static enum http_role session_role(const struct nf_http *h, struct MHD_Connection *c)
 {
 	return http_session_role(h->sessions, MHD_lookup_connection_value(c, MHD_COOKIE_KIND, HTTP_SESSION_COOKIE));
 }
 
+/* What the request may do: the admin token's Bearer, else its session's
+ * role, else the read token's Bearer, else nothing. */
+static enum http_role request_role(const struct nf_http *h, struct MHD_Connection *c)
+{
+	enum http_role role = bearer_is(c, h->admin_token) ? HTTP_ROLE_ADMIN : session_role(h, c);
+
+	return role == HTTP_ROLE_NONE && bearer_is(c, h->token) ? HTTP_ROLE_READ : role;
+}
+
+/* Reads: open without a reader token (loopback), else any role. */
 static int authorized(const struct nf_http *h, struct MHD_Connection *c)
 {
-	return !h->token[0] || bearer_is(c, h->token) || bearer_is(c, h->admin_token) ||
-	       session_role(h, c) != HTTP_ROLE_NONE;
+	return !h->token[0] || request_role(h, c) != HTTP_ROLE_NONE;
 }
 
 /* 1 if the request comes from this server's own page (a cookie alone would
@@ -517,12 +524,10 @@ static enum MHD_Result session_request(struct nf_http *h, struct MHD_Connection 
 /* GET /api/session, open to all: what this browser may do, for the page. */
 static enum MHD_Result session_info(struct nf_http *h, struct MHD_Connection *c)
 {
-	enum http_role role = bearer_is(c, h->admin_token) ? HTTP_ROLE_ADMIN : session_role(h, c);
+	enum http_role role = request_role(h, c);
 	char *msg = NULL;
 	int n;
 
-	if (role == HTTP_ROLE_NONE && bearer_is(c, h->token))
-		role = HTTP_ROLE_READ;
 	n = asprintf(&msg, "{\"role\":\"%s\",\"read\":%s,\"act\":%s}\n", role_name(role),
 		     authorized(h, c) ? "true" : "false", role == HTTP_ROLE_ADMIN && h->actions ? "true" : "false");
 	if (n < 0)
@@ -539,7 +544,6 @@ static enum MHD_Result action(struct nf_http *h, struct MHD_Connection *c, const
 	struct upload *u = *con_cls;
 	struct body b;
 	unsigned status;
-
 	int login = strcmp(url, "/api/session") == 0;
 
 	if (!u) {
