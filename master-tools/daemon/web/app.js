@@ -65,9 +65,10 @@ function renderSessions(sessions) {
     let done = 0, total = 0, rate = 0, rated = 0;
     for (const m of s.members) {
       const w = byMac.get(m.mac);
-      if (m.state === 'running' && w && w.job === m.job && w.total) { done += w.done; total += w.total; }
+      if (m.state !== 'running' || !w || w.job !== m.job) continue;
+      if (w.total) { done += w.done; total += w.total; }
       // One stream feeds them all: the session's rate is its slowest member's.
-      if (m.state === 'running' && w && w.job === m.job && w.stage && w.mbps > 0) { rate = rated++ ? Math.min(rate, w.mbps) : w.mbps; }
+      if (w.stage && w.mbps > 0) { rate = rated++ ? Math.min(rate, w.mbps) : w.mbps; }
     }
     const left = s.members.filter(m => m.state === 'failed').map(m => m.mac + ': ' + m.reason).join('; ');
     tb.appendChild(row([s.id, s.image, s.state + (s.end ? ' (' + s.end + ')' : ''), s.portbase,
@@ -343,6 +344,13 @@ const byName = (a, b) => a.localeCompare(b, undefined, { numeric: true });
 
 function refreshFleet() { getJSON('/api/workers').then(renderFleet).catch(() => {}); }
 
+// render(url's JSON) now, then every ms milliseconds.
+function keepFresh(url, render, ms) {
+  const load = () => getJSON(url).then(render).catch(() => {});
+  load();
+  setInterval(load, ms);
+}
+
 async function getJSON(url) {
   const r = await fetch(url, { cache: 'no-store' });
   if (!r.ok) throw new Error(url + ': ' + r.status);
@@ -466,10 +474,8 @@ function start() {
   // (server-sent events, one list a second) follows a moment later.
   refreshFleet();
   setTimeout(live, 3000);
-  getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {});
-  setInterval(() => getJSON('/api/jobs?limit=200').then(renderSpeeds).catch(() => {}), 10000);
-  getJSON('/api/sessions').then(renderSessions).catch(() => {});
-  setInterval(() => getJSON('/api/sessions').then(renderSessions).catch(() => {}), 2000);
+  keepFresh('/api/jobs?limit=200', renderSpeeds, 10000);
+  keepFresh('/api/sessions', renderSessions, 2000);
 }
 
 // A browser on the LAN logs in once with a token (docs/api.md "Logging
